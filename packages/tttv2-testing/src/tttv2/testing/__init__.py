@@ -1,1 +1,1 @@
-"""placeholder"""
+"""tttv2.testing: metrics, references, harness, pytest plugin, HF adapters."""

@@ -1,0 +1,3 @@
+"""attention"""
+
+__all__: list[str] = []

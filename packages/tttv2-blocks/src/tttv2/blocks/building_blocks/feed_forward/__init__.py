@@ -1,0 +1,3 @@
+"""feed_forward"""
+
+__all__: list[str] = []

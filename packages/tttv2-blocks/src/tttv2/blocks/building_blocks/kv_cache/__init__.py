@@ -1,0 +1,3 @@
+"""kv_cache"""
+
+__all__: list[str] = []

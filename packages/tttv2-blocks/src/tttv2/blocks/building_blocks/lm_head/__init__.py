@@ -1,0 +1,3 @@
+"""lm_head"""
+
+__all__: list[str] = []

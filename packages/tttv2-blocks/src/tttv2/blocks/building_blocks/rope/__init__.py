@@ -1,0 +1,3 @@
+"""rope"""
+
+__all__: list[str] = []

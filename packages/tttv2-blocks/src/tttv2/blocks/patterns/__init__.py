@@ -1,0 +1,3 @@
+"""patterns"""
+
+__all__: list[str] = []

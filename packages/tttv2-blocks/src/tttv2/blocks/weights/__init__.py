@@ -1,0 +1,3 @@
+"""weights"""
+
+__all__: list[str] = []

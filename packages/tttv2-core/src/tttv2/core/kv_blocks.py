@@ -1,0 +1,176 @@
+"""Bookkeeping of a paged KV cache: which blocks each sequence owns and how long it is.
+
+Pure Python, no tensors of the cache itself (those live in tttv2-blocks). A block
+belongs to at most one sequence at a time and block tables are per sequence, so one
+sequence can never read another's keys and values. Allocation is all-or-nothing:
+:class:`KVCacheExhaustedError` leaves every sequence as it was, so a scheduler can queue
+or preempt and retry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from tttv2.core.batch import BatchMetadata, logits_positions
+from tttv2.core.errors import KVCacheExhaustedError, TTTv2Error
+from tttv2.core.modes import ExecutionMode
+
+
+class KVBlockManager:
+    def __init__(self, num_blocks: int, block_size: int, max_seq_len: int, device: torch.device | str = "cpu") -> None:
+        for name, v in (("num_blocks", num_blocks), ("block_size", block_size), ("max_seq_len", max_seq_len)):
+            if not isinstance(v, int) or v <= 0:
+                raise ValueError(f"KVBlockManager.{name}={v!r} is invalid: expected a positive integer")
+        self.num_blocks = num_blocks
+        self.block_size = block_size
+        self.max_seq_len = max_seq_len
+        self.device = torch.device(device)
+        self._free: list[int] = list(range(num_blocks - 1, -1, -1))  # pop() hands out 0, 1, ...
+        self._tables: dict[int, list[int]] = {}
+        self._lens: dict[int, int] = {}
+
+    # -- queries ----------------------------------------------------------------------
+    @property
+    def num_free_blocks(self) -> int:
+        return len(self._free)
+
+    def has_sequence(self, seq_id: int) -> bool:
+        return seq_id in self._tables
+
+    def seq_len(self, seq_id: int) -> int:
+        self._check(seq_id)
+        return self._lens[seq_id]
+
+    def block_table(self, seq_id: int) -> tuple[int, ...]:
+        self._check(seq_id)
+        return tuple(self._tables[seq_id])
+
+    def blocks_needed(self, seq_id: int | None, num_new_tokens: int) -> int:
+        """Blocks to allocate before ``seq_id`` (``None``: a new sequence) can take
+        ``num_new_tokens`` more tokens."""
+        length = self._lens.get(seq_id, 0) if seq_id is not None else 0
+        have = len(self._tables.get(seq_id, ())) if seq_id is not None else 0
+        return max(0, -(-(length + num_new_tokens) // self.block_size) - have)
+
+    def can_append(self, seq_id: int | None, num_new_tokens: int) -> bool:
+        return self.blocks_needed(seq_id, num_new_tokens) <= len(self._free)
+
+    # -- changes ----------------------------------------------------------------------
+    def add_sequence(self, seq_id: int) -> None:
+        if seq_id in self._tables:
+            raise TTTv2Error(f"sequence {seq_id} is already in the KV cache")
+        self._tables[seq_id] = []
+        self._lens[seq_id] = 0
+
+    def reserve(self, seq_id: int, num_new_tokens: int) -> None:
+        """Make room for ``num_new_tokens`` more tokens and count them as cached."""
+        self._check(seq_id)
+        new_len = self._lens[seq_id] + num_new_tokens
+        if new_len > self.max_seq_len:
+            raise TTTv2Error(
+                f"sequence {seq_id} would hold {new_len} tokens; the context limit is {self.max_seq_len}"
+            )
+        need = self.blocks_needed(seq_id, num_new_tokens)
+        if need > len(self._free):
+            raise KVCacheExhaustedError(need, len(self._free), seq_id)
+        self._tables[seq_id].extend(self._free.pop() for _ in range(need))
+        self._lens[seq_id] = new_len
+
+    def truncate(self, seq_id: int, new_len: int) -> None:
+        """Forget tokens from ``new_len`` on (speculative rollback, preemption); blocks no
+        longer needed go back to the pool."""
+        self._check(seq_id)
+        if not 0 <= new_len <= self._lens[seq_id]:
+            raise ValueError(f"truncate to {new_len}: sequence {seq_id} holds {self._lens[seq_id]} tokens")
+        keep = -(-new_len // self.block_size)
+        table = self._tables[seq_id]
+        self._free.extend(reversed(table[keep:]))
+        del table[keep:]
+        self._lens[seq_id] = new_len
+
+    def free(self, seq_id: int) -> None:
+        """Release every block of ``seq_id`` (no-op for unknown ids)."""
+        table = self._tables.pop(seq_id, None)
+        if table is not None:
+            self._free.extend(reversed(table))
+            del self._lens[seq_id]
+
+    def reset(self) -> None:
+        for seq_id in list(self._tables):
+            self.free(seq_id)
+
+    # -- metadata ---------------------------------------------------------------------
+    def prepare(
+        self,
+        seq_ids: Sequence[int],
+        query_lens: Sequence[int],
+        mode: ExecutionMode | str,
+        logits: str | Sequence[int] = "last",
+    ) -> BatchMetadata:
+        """Reserve room for each sequence's new tokens (adding unknown sequences) and
+        describe the pass. All-or-nothing: on exhaustion nothing changes."""
+        seq_ids, query_lens = tuple(seq_ids), tuple(int(q) for q in query_lens)
+        if len(seq_ids) != len(query_lens) or not seq_ids:
+            raise ValueError("prepare() needs one query length per sequence and at least one sequence")
+        if len(set(seq_ids)) != len(seq_ids):
+            raise ValueError(f"prepare(): a sequence appears twice in {seq_ids}")
+        if any(q <= 0 for q in query_lens):
+            raise ValueError(f"prepare(): query lengths must be positive, got {query_lens}")
+        need = sum(self.blocks_needed(s if s in self._tables else None, q) for s, q in zip(seq_ids, query_lens))
+        if need > len(self._free):
+            raise KVCacheExhaustedError(need, len(self._free))
+        for s, q in zip(seq_ids, query_lens):
+            length = self._lens.get(s, 0) + q
+            if length > self.max_seq_len:
+                raise TTTv2Error(f"sequence {s} would hold {length} tokens; the context limit is {self.max_seq_len}")
+        context_lens = []
+        for s, q in zip(seq_ids, query_lens):
+            if s not in self._tables:
+                self.add_sequence(s)
+            context_lens.append(self._lens[s])
+            self.reserve(s, q)
+        return self.describe(seq_ids, query_lens, tuple(context_lens), mode, logits)
+
+    def describe(
+        self,
+        seq_ids: Sequence[int],
+        query_lens: Sequence[int],
+        context_lens: Sequence[int],
+        mode: ExecutionMode | str,
+        logits: str | Sequence[int] = "last",
+    ) -> BatchMetadata:
+        """Metadata for tokens already reserved (positions ``context .. context+query``)."""
+        bs = self.block_size
+        positions: list[int] = []
+        slots: list[int] = []
+        for s, q, c in zip(seq_ids, query_lens, context_lens):
+            table = self._tables[s]
+            for p in range(c, c + q):
+                positions.append(p)
+                slots.append(table[p // bs] * bs + p % bs)
+        width = max(len(self._tables[s]) for s in seq_ids)
+        tables = [self._tables[s] + [0] * (width - len(self._tables[s])) for s in seq_ids]
+        starts = [0]
+        for q in query_lens:
+            starts.append(starts[-1] + q)
+        which = logits_positions(tuple(query_lens), logits) if isinstance(logits, str) else list(logits)
+        dev = self.device
+        return BatchMetadata(
+            mode=ExecutionMode(mode),
+            seq_ids=tuple(seq_ids),
+            query_lens=tuple(query_lens),
+            context_lens=tuple(context_lens),
+            block_size=bs,
+            positions=torch.tensor(positions, dtype=torch.long, device=dev),
+            slot_mapping=torch.tensor(slots, dtype=torch.long, device=dev),
+            block_tables=torch.tensor(tables, dtype=torch.long, device=dev),
+            seq_lens=torch.tensor([c + q for c, q in zip(context_lens, query_lens)], dtype=torch.long, device=dev),
+            query_start=torch.tensor(starts, dtype=torch.long, device=dev),
+            logits_indices=torch.tensor(which, dtype=torch.long, device=dev),
+        )
+
+    def _check(self, seq_id: int) -> None:
+        if seq_id not in self._tables:
+            raise TTTv2Error(f"sequence {seq_id} is not in the KV cache")

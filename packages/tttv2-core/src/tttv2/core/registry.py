@@ -1,0 +1,67 @@
+"""StrategyRegistry: execution strategies by name, including third-party ones found
+through the ``tttv2.strategies`` entry-point group."""
+
+from __future__ import annotations
+
+from importlib.metadata import entry_points
+from typing import Any, ClassVar
+
+from tttv2.core.errors import StrategyError, UnknownNameError
+from tttv2.core.strategy import ExecutionStrategy
+
+ENTRY_POINT_GROUP = "tttv2.strategies"
+
+
+class StrategyRegistry:
+    """Global name -> strategy class map. Built-ins register on import of ``tttv2.core``;
+    installed packages add theirs with an entry point::
+
+        [project.entry-points."tttv2.strategies"]
+        my_strategy = "my_pkg.strategies:MyStrategy"
+    """
+
+    _strategies: ClassVar[dict[str, type[ExecutionStrategy]]] = {}
+    _entry_points_loaded: ClassVar[bool] = False
+
+    @classmethod
+    def register(cls, name: str, strategy_class: type[ExecutionStrategy]) -> type[ExecutionStrategy]:
+        """Register ``strategy_class`` under ``name`` (replacing any earlier one)."""
+        if not (isinstance(strategy_class, type) and issubclass(strategy_class, ExecutionStrategy)):
+            raise TypeError(f"{strategy_class!r} is not an ExecutionStrategy subclass")
+        cls._strategies[name] = strategy_class
+        return strategy_class
+
+    @classmethod
+    def unregister(cls, name: str) -> None:
+        cls._strategies.pop(name, None)
+
+    @classmethod
+    def get_class(cls, name: str) -> type[ExecutionStrategy]:
+        cls.load_entry_points()
+        try:
+            return cls._strategies[name]
+        except KeyError:
+            raise UnknownNameError("execution strategy", name, cls._strategies) from None
+
+    @classmethod
+    def get(cls, name: str, **options: Any) -> ExecutionStrategy:
+        """A new instance of the strategy registered as ``name``."""
+        return cls.get_class(name)(**options)
+
+    @classmethod
+    def names(cls) -> tuple[str, ...]:
+        cls.load_entry_points()
+        return tuple(sorted(cls._strategies))
+
+    @classmethod
+    def load_entry_points(cls, force: bool = False) -> None:
+        """Import strategies advertised by installed distributions (once)."""
+        if cls._entry_points_loaded and not force:
+            return
+        cls._entry_points_loaded = True
+        for ep in entry_points(group=ENTRY_POINT_GROUP):
+            try:
+                loaded = ep.load()
+            except Exception as exc:  # a broken plugin must not hide the others
+                raise StrategyError(f"strategy entry point {ep.name!r} ({ep.value}) failed to load: {exc}") from exc
+            cls.register(ep.name, loaded)

@@ -1,0 +1,40 @@
+"""Mixture-of-experts spec: top-k routed gated experts, optional shared expert."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tttv2.core.specs.base import ModuleSpec
+from tttv2.core.specs.feed_forward import FeedForwardSpec
+
+
+@dataclass(frozen=True)
+class MoESpec(ModuleSpec):
+    """Router: ``softmax(x @ W_r)`` then top-k (renormalised over the k when
+    ``renormalize``). Each expert is ``expert`` (a FeedForwardSpec). ``shared_expert`` runs
+    on every token; with ``shared_expert_gate`` its output is scaled by
+    ``sigmoid(x @ w_g)``."""
+
+    kind = "moe"
+
+    hidden_dim: int
+    num_experts: int
+    top_k: int
+    expert: FeedForwardSpec
+    renormalize: bool = True
+    shared_expert: FeedForwardSpec | None = None
+    shared_expert_gate: bool = False
+
+    def validate(self) -> None:
+        self._positive("hidden_dim", "num_experts", "top_k")
+        if self.top_k > self.num_experts:
+            self._fail("top_k", f"<= num_experts ({self.num_experts})")
+        self._bool("renormalize", "shared_expert_gate")
+        for f in ("expert", "shared_expert"):
+            v = getattr(self, f)
+            if v is None and f == "shared_expert":
+                continue
+            if not isinstance(v, FeedForwardSpec) or v.hidden_dim != self.hidden_dim:
+                self._fail(f, f"a FeedForwardSpec with hidden_dim == {self.hidden_dim}")
+        if self.shared_expert_gate and self.shared_expert is None:
+            self._fail("shared_expert_gate", "False when there is no shared_expert")

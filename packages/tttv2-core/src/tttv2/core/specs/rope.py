@@ -1,0 +1,70 @@
+"""Rotary position embedding spec, covering the scaling variants of current open models."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tttv2.core.specs.base import ModuleSpec
+
+ROPE_SCALINGS = ("default", "linear", "dynamic", "yarn", "llama3", "longrope")
+
+
+@dataclass(frozen=True)
+class RopeSpec(ModuleSpec):
+    """Rotary embedding over the first ``rotary_dim`` channels of each head.
+
+    ``scaling`` names the frequency-scaling rule (Hugging Face ``rope_type``); the fields
+    after it are that rule's parameters, ``None`` where the rule has a standard default.
+    ``interleaved`` selects the Meta layout (pairs ``(2i, 2i+1)``) instead of the Hugging
+    Face half-split layout (pairs ``(i, i + rotary_dim/2)``).
+    """
+
+    kind = "rope"
+
+    head_dim: int
+    rotary_dim: int | None = None
+    theta: float = 10000.0
+    max_position: int = 4096
+    scaling: str = "default"
+    factor: float = 1.0
+    original_max_position: int | None = None
+    low_freq_factor: float | None = None
+    high_freq_factor: float | None = None
+    beta_fast: float | None = None
+    beta_slow: float | None = None
+    attention_factor: float | None = None
+    mscale: float | None = None
+    mscale_all_dim: float | None = None
+    truncate: bool = True
+    short_factor: tuple[float, ...] | None = None
+    long_factor: tuple[float, ...] | None = None
+    interleaved: bool = False
+
+    def validate(self) -> None:
+        self._positive("head_dim", "max_position")
+        if self.rotary_dim is None:
+            self._set("rotary_dim", self.head_dim)
+        self._positive("rotary_dim")
+        if self.rotary_dim > self.head_dim or self.rotary_dim % 2:
+            self._fail("rotary_dim", f"an even integer <= head_dim ({self.head_dim})")
+        self._positive_float("theta", "factor")
+        self._one_of("scaling", ROPE_SCALINGS)
+        self._bool("truncate", "interleaved")
+        if self.scaling != "default" and self.scaling != "linear" and self.scaling != "dynamic":
+            if self.original_max_position is None:
+                self._fail("original_max_position", f"an integer for scaling={self.scaling!r}")
+        if self.original_max_position is not None:
+            self._positive("original_max_position")
+        if self.scaling == "llama3":
+            self._positive_float("low_freq_factor", "high_freq_factor")
+            if self.high_freq_factor <= self.low_freq_factor:  # type: ignore[operator]
+                self._fail("high_freq_factor", f"> low_freq_factor ({self.low_freq_factor})")
+        self._positive_float("attention_factor", "beta_fast", "beta_slow", allow_none=True)
+        if self.scaling == "longrope":
+            half = self.rotary_dim // 2
+            for f in ("short_factor", "long_factor"):
+                v = getattr(self, f)
+                if v is not None:
+                    self._set(f, tuple(float(x) for x in v))
+                if v is None or len(getattr(self, f)) != half:
+                    self._fail(f, f"a sequence of rotary_dim/2 = {half} positive numbers")

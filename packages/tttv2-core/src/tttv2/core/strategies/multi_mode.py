@@ -1,0 +1,30 @@
+"""Prefill/decode plus long-context (chunked) prefill and speculative verification."""
+
+from __future__ import annotations
+
+from tttv2.core.modes import ExecutionMode
+from tttv2.core.strategy import ExecutionStrategy
+
+
+class MultiModeStrategy(ExecutionStrategy):
+    """Adds LONG_CONTEXT (prompt processed in chunks of ``chunk_size`` tokens attending to
+    the cache filled so far) and SPECULATIVE (verify k draft tokens in one pass).
+
+    Modules whose math does not change with these modes (only attention does) fall back
+    to their prefill implementation for them."""
+
+    name = "multi_mode"
+
+    def __init__(self, chunk_size: int = 1024, **options: object) -> None:
+        if not isinstance(chunk_size, int) or chunk_size <= 0:
+            raise ValueError(f"chunk_size={chunk_size!r} is invalid: expected a positive integer")
+        super().__init__(chunk_size=chunk_size, **options)  # type: ignore[arg-type]
+        self.chunk_size = chunk_size
+
+    def get_execution_modes(self) -> list[ExecutionMode]:
+        return [
+            ExecutionMode.PREFILL,
+            ExecutionMode.DECODE,
+            ExecutionMode.LONG_CONTEXT,
+            ExecutionMode.SPECULATIVE,
+        ]

@@ -1,0 +1,1 @@
+"""pytest plugin of tttv2.testing (fixtures, markers)."""
