@@ -1,3 +1,7 @@
-"""kv_cache"""
+"""KV cache tensors: per-layer key/value block pools read and written by attention."""
 
-__all__: list[str] = []
+from tttv2.blocks.building_blocks.kv_cache.layer import LayerKVCache
+from tttv2.blocks.building_blocks.kv_cache.paged import PagedKVCache
+from tttv2.blocks.building_blocks.kv_cache.static import StaticKVCache
+
+__all__ = ["LayerKVCache", "PagedKVCache", "StaticKVCache"]

@@ -1,0 +1,126 @@
+"""Causal self-attention: one block for MHA, GQA and MQA (through ``num_kv_heads``).
+
+The module owns the weights and the per-token math that does not depend on the execution
+mode: projections, QK-norm, rotary embedding and the output projection. How queries meet
+keys (one-shot prefill, paged decode, chunked prefill, ...) is an implementation chosen by
+the execution strategy; see ``implementations/``. Every implementation calls
+:meth:`Attention.project`, writes the new K/V into the cache, attends and calls
+:meth:`Attention.output`.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from tttv2.blocks.building_blocks.attention.qk_norm import HeadRMSNorm
+from tttv2.core import BaseModule, ExecutionStrategy, register_module_class
+from tttv2.core.specs import AttentionSpec, RopeSpec
+
+
+class Attention(BaseModule):
+    """``forward(x [T, hidden], meta: BatchMetadata, cache: LayerKVCache) -> [T, hidden]``.
+
+    Parameters use the Hugging Face layout so checkpoints copy 1:1: ``q_proj``
+    ``[H*D, hidden]``, ``k_proj`` / ``v_proj`` ``[Hkv*D, hidden]``, ``o_proj``
+    ``[hidden, H*D]`` (``nn.Linear``; biases per ``spec.qkv_bias`` / ``spec.out_bias``),
+    ``q_norm.weight`` / ``k_norm.weight`` ``[D]`` with ``spec.qk_norm``.
+    :meth:`fuse_qkv` replaces q/k/v by one ``qkv_proj``.
+    """
+
+    spec: AttentionSpec
+
+    def __init__(
+        self,
+        spec: AttentionSpec,
+        device: torch.device | str | None = None,
+        execution_strategy: ExecutionStrategy | str | None = None,
+    ) -> None:
+        if not isinstance(spec, AttentionSpec):
+            raise TypeError(
+                f"{type(self).__name__} needs an AttentionSpec, got {type(spec).__name__}"
+            )
+        super().__init__(spec, device, execution_strategy)
+        hidden, H, Hkv, D = spec.hidden_dim, spec.num_heads, spec.num_kv_heads, spec.head_dim
+        dev = self.device
+        self.q_proj: nn.Linear | None = nn.Linear(hidden, H * D, bias=spec.qkv_bias, device=dev)
+        self.k_proj: nn.Linear | None = nn.Linear(hidden, Hkv * D, bias=spec.qkv_bias, device=dev)
+        self.v_proj: nn.Linear | None = nn.Linear(hidden, Hkv * D, bias=spec.qkv_bias, device=dev)
+        self.qkv_proj: nn.Linear | None = None
+        self.o_proj = nn.Linear(H * D, hidden, bias=spec.out_bias, device=dev)
+        self.q_norm = HeadRMSNorm(D, spec.qk_norm_eps, dev) if spec.qk_norm else None
+        self.k_norm = HeadRMSNorm(D, spec.qk_norm_eps, dev) if spec.qk_norm else None
+        self.rotary = _rotary_embedding(spec.rope)
+
+    # -- per-token math shared by every mode ---------------------------------------------
+    def project(
+        self, x: torch.Tensor, positions: torch.Tensor, seq_len: int | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``x [T, hidden]`` -> ``q [T, H, D]``, ``k, v [T, Hkv, D]``: projections, then
+        QK-norm, then rotary embedding at ``positions [T]``. ``seq_len`` is the longest
+        sequence of the batch (``meta.max_seq_len``; length-dependent RoPE scalings use it)."""
+        spec = self.spec
+        H, Hkv, D = spec.num_heads, spec.num_kv_heads, spec.head_dim
+        if self.qkv_proj is not None:
+            q, k, v = self.qkv_proj(x).split((H * D, Hkv * D, Hkv * D), dim=-1)
+        else:
+            q, k, v = self.q_proj(x), self.k_proj(x), self.v_proj(x)  # type: ignore[misc]
+        q, k, v = q.unflatten(-1, (H, D)), k.unflatten(-1, (Hkv, D)), v.unflatten(-1, (Hkv, D))
+        if self.q_norm is not None and self.k_norm is not None:
+            q, k = self.q_norm(q), self.k_norm(k)
+        if self.rotary is not None:
+            q, k = self.rotary.apply(q, k, positions, seq_len=seq_len)
+        return q, k, v
+
+    def output(self, attn: torch.Tensor) -> torch.Tensor:
+        """``[T, H, D]`` attention result -> ``[T, hidden]``."""
+        return self.o_proj(attn.flatten(-2))
+
+    # -- load-time transformations ---------------------------------------------------------
+    @property
+    def qkv_fused(self) -> bool:
+        return self.qkv_proj is not None
+
+    @torch.no_grad()
+    def fuse_qkv(self) -> None:
+        """Replace ``q_proj``, ``k_proj``, ``v_proj`` by one ``qkv_proj`` whose weight (and
+        bias) is their concatenation: the same math in one matmul. The separate weights are
+        released, so the weights are still stored once. Idempotent."""
+        if self.qkv_proj is not None:
+            return
+        q, k, v = self.q_proj, self.k_proj, self.v_proj
+        assert q is not None and k is not None and v is not None
+        keep_grad = q.weight.requires_grad
+        fused = nn.Linear(
+            q.in_features,
+            q.out_features + 2 * k.out_features,
+            bias=self.spec.qkv_bias,
+            device="meta",
+        )
+        fused.weight = nn.Parameter(
+            torch.cat([q.weight, k.weight, v.weight]), requires_grad=keep_grad
+        )
+        if self.spec.qkv_bias:
+            fused.bias = nn.Parameter(torch.cat([q.bias, k.bias, v.bias]), requires_grad=keep_grad)
+        self.q_proj = self.k_proj = self.v_proj = None
+        self.qkv_proj = fused
+
+
+def _rotary_embedding(rope: RopeSpec | None) -> nn.Module | None:
+    if rope is None:
+        return None
+    try:
+        from tttv2.blocks.building_blocks.rope import RotaryEmbedding
+    except (
+        ImportError
+    ) as exc:  # the rope block ships in the same package; guard for partial installs
+        raise ImportError(
+            "AttentionSpec.rope is set but tttv2.blocks.building_blocks.rope.RotaryEmbedding is unavailable"
+        ) from exc
+    return RotaryEmbedding(rope)
+
+
+#: The same block; the spec's ``num_kv_heads`` makes it multi-head, grouped-query or multi-query.
+MultiHeadAttention = Attention
+GroupedQueryAttention = Attention
+
+register_module_class(AttentionSpec, Attention)
