@@ -23,9 +23,9 @@ from tttv2.core.implementations import (
     registered_modes,
 )
 from tttv2.core.kv_blocks import KVBlockManager
+from tttv2.core.modes import ExecutionMode
 from tttv2.core.module import BaseModule
 from tttv2.core.module_classes import module_class_for, register_module_class
-from tttv2.core.modes import ExecutionMode
 from tttv2.core.registry import StrategyRegistry
 from tttv2.core.specs import (
     AttentionSpec,
@@ -35,8 +35,8 @@ from tttv2.core.specs import (
     KVCacheSpec,
     LMHeadSpec,
     ModelSpec,
-    MoESpec,
     ModuleSpec,
+    MoESpec,
     NormSpec,
     RopeSpec,
 )

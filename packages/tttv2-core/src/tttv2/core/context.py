@@ -24,8 +24,13 @@ class RuntimeContext:
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
                 raise ValueError(f"RuntimeContext.{name}={v!r} is invalid: expected a positive integer")
-        if self.available_memory is not None and self.available_memory < 0:
+        mem = self.available_memory
+        if mem is not None and (isinstance(mem, bool) or not isinstance(mem, int) or mem < 0):
             raise ValueError(
                 f"RuntimeContext.available_memory={self.available_memory!r} is invalid: "
                 "expected bytes >= 0 or None"
+            )
+        if not isinstance(self.latency_critical, bool):
+            raise ValueError(
+                f"RuntimeContext.latency_critical={self.latency_critical!r} is invalid: expected True or False"
             )

@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-
 from tttv2.core.batch import BatchMetadata, logits_positions
 from tttv2.core.errors import KVCacheExhaustedError, TTTv2Error
 from tttv2.core.modes import ExecutionMode
@@ -21,7 +20,7 @@ from tttv2.core.modes import ExecutionMode
 class KVBlockManager:
     def __init__(self, num_blocks: int, block_size: int, max_seq_len: int, device: torch.device | str = "cpu") -> None:
         for name, v in (("num_blocks", num_blocks), ("block_size", block_size), ("max_seq_len", max_seq_len)):
-            if not isinstance(v, int) or v <= 0:
+            if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
                 raise ValueError(f"KVBlockManager.{name}={v!r} is invalid: expected a positive integer")
         self.num_blocks = num_blocks
         self.block_size = block_size
@@ -118,15 +117,17 @@ class KVBlockManager:
             raise ValueError(f"prepare(): a sequence appears twice in {seq_ids}")
         if any(q <= 0 for q in query_lens):
             raise ValueError(f"prepare(): query lengths must be positive, got {query_lens}")
-        need = sum(self.blocks_needed(s if s in self._tables else None, q) for s, q in zip(seq_ids, query_lens))
+        mode = ExecutionMode(mode)  # check mode and logits before anything changes
+        logits = _logits_indices(query_lens, logits)
+        need = sum(self.blocks_needed(s if s in self._tables else None, q) for s, q in zip(seq_ids, query_lens, strict=True))
         if need > len(self._free):
             raise KVCacheExhaustedError(need, len(self._free))
-        for s, q in zip(seq_ids, query_lens):
+        for s, q in zip(seq_ids, query_lens, strict=True):
             length = self._lens.get(s, 0) + q
             if length > self.max_seq_len:
                 raise TTTv2Error(f"sequence {s} would hold {length} tokens; the context limit is {self.max_seq_len}")
         context_lens = []
-        for s, q in zip(seq_ids, query_lens):
+        for s, q in zip(seq_ids, query_lens, strict=True):
             if s not in self._tables:
                 self.add_sequence(s)
             context_lens.append(self._lens[s])
@@ -145,7 +146,7 @@ class KVBlockManager:
         bs = self.block_size
         positions: list[int] = []
         slots: list[int] = []
-        for s, q, c in zip(seq_ids, query_lens, context_lens):
+        for s, q, c in zip(seq_ids, query_lens, context_lens, strict=True):
             table = self._tables[s]
             for p in range(c, c + q):
                 positions.append(p)
@@ -155,7 +156,7 @@ class KVBlockManager:
         starts = [0]
         for q in query_lens:
             starts.append(starts[-1] + q)
-        which = logits_positions(tuple(query_lens), logits) if isinstance(logits, str) else list(logits)
+        which = _logits_indices(tuple(query_lens), logits)
         dev = self.device
         return BatchMetadata(
             mode=ExecutionMode(mode),
@@ -166,7 +167,7 @@ class KVBlockManager:
             positions=torch.tensor(positions, dtype=torch.long, device=dev),
             slot_mapping=torch.tensor(slots, dtype=torch.long, device=dev),
             block_tables=torch.tensor(tables, dtype=torch.long, device=dev),
-            seq_lens=torch.tensor([c + q for c, q in zip(context_lens, query_lens)], dtype=torch.long, device=dev),
+            seq_lens=torch.tensor([c + q for c, q in zip(context_lens, query_lens, strict=True)], dtype=torch.long, device=dev),
             query_start=torch.tensor(starts, dtype=torch.long, device=dev),
             logits_indices=torch.tensor(which, dtype=torch.long, device=dev),
         )
@@ -174,3 +175,15 @@ class KVBlockManager:
     def _check(self, seq_id: int) -> None:
         if seq_id not in self._tables:
             raise TTTv2Error(f"sequence {seq_id} is not in the KV cache")
+
+
+def _logits_indices(query_lens: tuple[int, ...], logits: str | Sequence[int]) -> list[int]:
+    """``"last"``/``"all"`` or explicit token indices, checked to lie in ``[0, T)``."""
+    if isinstance(logits, str):
+        return logits_positions(query_lens, logits)
+    which = [int(i) for i in logits]
+    total = sum(query_lens)
+    bad = [i for i in which if not 0 <= i < total]
+    if bad:
+        raise ValueError(f"logits indices {bad} are out of range: the pass has {total} tokens")
+    return which

@@ -7,12 +7,34 @@ without editing the library.
 
 from __future__ import annotations
 
-from typing import ClassVar
+from collections.abc import Iterator
+from typing import Any, ClassVar
 
 from tttv2.core.errors import UnknownNameError
 
 
-class ExecutionMode:
+class _ModeType(type):
+    """Lets the class be used like an ``Enum`` class: ``for m in ExecutionMode``,
+    ``len(ExecutionMode)``, ``ExecutionMode["PREFILL"]``, ``m in ExecutionMode``."""
+
+    def __iter__(cls) -> Iterator[Any]:
+        return iter(tuple(cls._registry.values()))  # type: ignore[attr-defined]
+
+    def __len__(cls) -> int:
+        return len(cls._registry)  # type: ignore[attr-defined]
+
+    def __contains__(cls, item: object) -> bool:
+        return any(item is m for m in cls._registry.values())  # type: ignore[attr-defined]
+
+    def __getitem__(cls, name: str) -> Any:
+        key = name.lower() if isinstance(name, str) else name
+        try:
+            return cls._registry[key]  # type: ignore[attr-defined]
+        except (KeyError, TypeError):
+            raise UnknownNameError("execution mode", name, (k.upper() for k in cls._registry)) from None  # type: ignore[attr-defined]
+
+
+class ExecutionMode(metaclass=_ModeType):
     """One execution mode. Instances are unique per value; compare with ``is`` or ``==``."""
 
     __slots__ = ("value",)
@@ -38,9 +60,9 @@ class ExecutionMode:
     @classmethod
     def register(cls, value: str) -> ExecutionMode:
         """Add a mode (idempotent) and expose it as ``ExecutionMode.<VALUE>``."""
-        key = value.lower()
-        if not key.isidentifier():
+        if not isinstance(value, str) or not value.isidentifier():
             raise ValueError(f"execution mode name must be an identifier, got {value!r}")
+        key = value.lower()
         if key in cls._registry:
             return cls._registry[key]
         mode = object.__new__(cls)

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-
 from tttv2.core.context import RuntimeContext
 from tttv2.core.errors import ModeNotSupportedError, StrategyError
 from tttv2.core.implementations import Implementation
@@ -57,6 +56,11 @@ class BaseModule(torch.nn.Module):
         self._active: Implementation | None = None
         if self.specialized:
             self.implementations = self._specialize(self.execution_strategy)
+            try:  # leaves start in PREFILL (the seed's default) when the strategy serves it
+                self._active = self.execution_strategy.select_implementation(ExecutionMode.PREFILL, self.implementations)
+                self.current_mode = ExecutionMode.PREFILL
+            except ModeNotSupportedError:
+                pass
 
     # -- strategy handling ------------------------------------------------------------
     def _specialize(self, strategy: ExecutionStrategy) -> dict[ExecutionMode, Implementation]:
@@ -82,47 +86,72 @@ class BaseModule(torch.nn.Module):
         strategy = self.execution_strategy
         modes = [m for m in ExecutionMode.all() if strategy.supports(m)]
         if self.specialized:
-            modes = [m for m in modes if strategy.resolve_mode(m) in self.implementations]
+            modes = [m for m in modes if self._selects(strategy, m)]
         for child in self._mode_children():
             if child.specialized:
                 child_modes = child.supported_modes()
                 modes = [m for m in modes if m in child_modes]
         return tuple(modes)
 
+    def _selects(self, strategy: ExecutionStrategy, mode: ExecutionMode) -> bool:
+        try:
+            strategy.select_implementation(mode, self.implementations)
+        except ModeNotSupportedError:
+            return False
+        return True
+
     def set_mode(self, mode: ExecutionMode | str, context: RuntimeContext | None = None) -> None:
         """Switch this module and every BaseModule inside it to ``mode``.
 
-        With ``context``, strategies that select dynamically see it first. Allocates
-        nothing and touches no weights."""
+        With ``context``, strategies that select dynamically see it first. All or nothing:
+        when some module cannot run ``mode``, :class:`ModeNotSupportedError` names it and
+        no module changes mode. Allocates nothing and touches no weights."""
         mode = ExecutionMode(mode)
-        update = getattr(self.execution_strategy, "update_context", None)
-        if context is not None and update is not None:
-            update(context)
-        if self.specialized:
-            self._active = self.execution_strategy.select_implementation(mode, self.implementations)
-        self.current_mode = mode
-        for child in self._mode_children():
-            if child.specialized:
-                cu = getattr(child.execution_strategy, "update_context", None)
-                if context is not None and cu is not None:
-                    cu(context)
-                child._active = child.execution_strategy.select_implementation(mode, child.implementations)
-            child.current_mode = mode
+        members = [("", self), *((n, m) for n, m in self.named_modules() if isinstance(m, BaseModule) and m is not self)]
+        if context is not None:
+            for _, m in members:
+                update = getattr(m.execution_strategy, "update_context", None)
+                if update is not None:
+                    update(context)
+        chosen: list[tuple[BaseModule, Implementation | None]] = []
+        for name, m in members:
+            if not m.specialized:
+                chosen.append((m, None))
+                continue
+            try:
+                chosen.append((m, m.execution_strategy.select_implementation(mode, m.implementations)))
+            except ModeNotSupportedError as exc:
+                where = f" ({name})" if name else ""
+                raise ModeNotSupportedError(f"{type(m).__name__}{where}: {exc}") from None
+        for m, impl in chosen:
+            m._active = impl
+            m.current_mode = mode
 
     def switch_strategy(self, strategy: ExecutionStrategy | str) -> None:
         """Replace the execution strategy here and in every BaseModule inside, at run
-        time, keeping the weights. The current mode is kept when the new strategy has it."""
+        time, keeping the weights. Each module keeps its mode when the new strategy
+        serves it (otherwise it has no mode until :meth:`set_mode`). All or nothing: when
+        the new strategy cannot specialise some module, nothing changes."""
         new = resolve_strategy(strategy)
-        for m in [self, *self._mode_children()]:
+        members = [self, *self._mode_children()]
+        impls = [m._specialize(new) if m.specialized else {} for m in members]
+        previous = [m.current_mode for m in members]
+        for m, m_impls in zip(members, impls, strict=True):
             m.execution_strategy = new
-            m.implementations = m._specialize(new) if m.specialized else {}
+            m.implementations = m_impls
             m._active = None
-        if self.current_mode is not None:
-            try:
-                self.set_mode(self.current_mode)
-            except ModeNotSupportedError:
-                for m in [self, *self._mode_children()]:
-                    m.current_mode = None
+            m.current_mode = None
+        for m, mode in zip(members, previous, strict=True):
+            if mode is None:
+                continue
+            if m.specialized:
+                try:
+                    m._active = new.select_implementation(mode, m.implementations)
+                except ModeNotSupportedError:
+                    continue
+            elif not new.supports(mode):
+                continue
+            m.current_mode = mode
 
     # -- calling ----------------------------------------------------------------------
     def forward(self, *args: Any, **kwargs: Any) -> Any:

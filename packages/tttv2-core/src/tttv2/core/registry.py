@@ -3,6 +3,7 @@ through the ``tttv2.strategies`` entry-point group."""
 
 from __future__ import annotations
 
+import warnings
 from importlib.metadata import entry_points
 from typing import Any, ClassVar
 
@@ -22,6 +23,7 @@ class StrategyRegistry:
 
     _strategies: ClassVar[dict[str, type[ExecutionStrategy]]] = {}
     _entry_points_loaded: ClassVar[bool] = False
+    _broken: ClassVar[dict[str, str]] = {}  # entry-point name -> why it failed to load
 
     @classmethod
     def register(cls, name: str, strategy_class: type[ExecutionStrategy]) -> type[ExecutionStrategy]:
@@ -41,6 +43,8 @@ class StrategyRegistry:
         try:
             return cls._strategies[name]
         except KeyError:
+            if name in cls._broken:
+                raise StrategyError(cls._broken[name]) from None
             raise UnknownNameError("execution strategy", name, cls._strategies) from None
 
     @classmethod
@@ -55,13 +59,20 @@ class StrategyRegistry:
 
     @classmethod
     def load_entry_points(cls, force: bool = False) -> None:
-        """Import strategies advertised by installed distributions (once)."""
+        """Import strategies advertised by installed distributions (once; ``force`` looks
+        again, e.g. after installing a plugin). A plugin that fails to load is reported
+        with a warning and does not hide the others; asking for it by name raises a
+        :class:`StrategyError` with the reason."""
         if cls._entry_points_loaded and not force:
             return
         cls._entry_points_loaded = True
         for ep in entry_points(group=ENTRY_POINT_GROUP):
             try:
                 loaded = ep.load()
-            except Exception as exc:  # a broken plugin must not hide the others
-                raise StrategyError(f"strategy entry point {ep.name!r} ({ep.value}) failed to load: {exc}") from exc
-            cls.register(ep.name, loaded)
+                cls.register(ep.name, loaded)
+            except Exception as exc:
+                why = f"strategy entry point {ep.name!r} ({ep.value}) failed to load: {exc}"
+                cls._broken[ep.name] = why
+                warnings.warn(why, RuntimeWarning, stacklevel=2)
+            else:
+                cls._broken.pop(ep.name, None)

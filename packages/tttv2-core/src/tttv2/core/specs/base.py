@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import types
 import typing
 from collections.abc import Iterable
@@ -54,8 +55,8 @@ class ModuleSpec:
             v = getattr(self, f)
             if v is None and allow_none:
                 continue
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0:
-                self._fail(f, "a positive number" + (" or None" if allow_none else ""))
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v < math.inf:
+                self._fail(f, "a finite positive number" + (" or None" if allow_none else ""))
 
     def _one_of(self, field: str, allowed: Iterable[Any]) -> None:
         allowed = tuple(allowed)
@@ -81,10 +82,15 @@ class ModuleSpec:
     @classmethod
     def from_dict(cls: type[S], data: dict[str, Any]) -> S:
         """Build a spec from :meth:`to_dict` output. ``kind`` picks the class when
-        called on ``ModuleSpec`` itself; unknown keys are reported by name."""
+        called on ``ModuleSpec`` itself; unknown keys are reported by name. Nested specs
+        need a ``kind`` key only where a field accepts several spec classes."""
+        if not isinstance(data, dict):
+            raise SpecError(cls.__name__, "data", data, "a dict of field values")
         data = dict(data)
         kind = data.pop("kind", cls.kind)
-        target = spec_class(kind) if kind else cls
+        if not kind:
+            raise SpecError(cls.__name__, "kind", None, "one of " + ", ".join(repr(k) for k in spec_kinds()))
+        target = spec_class(kind)
         if cls is not ModuleSpec and not issubclass(target, cls):
             raise SpecError(cls.__name__, "kind", kind, f"{cls.kind!r}")
         hints = typing.get_type_hints(target)
@@ -92,7 +98,7 @@ class ModuleSpec:
         unknown = sorted(set(data) - names)
         if unknown:
             raise SpecError(target.__name__, unknown[0], data[unknown[0]], "one of " + ", ".join(sorted(names)))
-        kwargs = {k: _from_data(hints[k], v) for k, v in data.items()}
+        kwargs = {k: _from_data(hints[k], v, target.__name__, k) for k, v in data.items()}
         return target(**kwargs)  # type: ignore[return-value]
 
     @classmethod
@@ -100,7 +106,11 @@ class ModuleSpec:
         return cls.from_dict(json.loads(text))
 
     def replace(self: S, **changes: Any) -> S:
-        """A copy with some fields changed (validated again)."""
+        """A copy with some fields changed (validated again).
+
+        Fields derived at construction (``AttentionSpec.num_kv_heads``/``head_dim``,
+        ``RopeSpec.rotary_dim``) hold their derived values; pass ``None`` for them to have
+        them derived again from the changed fields."""
         return dataclasses.replace(self, **changes)  # type: ignore[type-var]
 
 
@@ -126,24 +136,39 @@ def _to_data(value: Any) -> Any:
     return value
 
 
-def _from_data(hint: Any, value: Any) -> Any:
-    """Rebuild nested specs and tuples from plain data, guided by the field's type hint."""
+def _spec_options(hint: Any) -> list[type[ModuleSpec]]:
+    return [a for a in typing.get_args(hint) if isinstance(a, type) and issubclass(a, ModuleSpec)]
+
+
+def _from_data(hint: Any, value: Any, spec: str, field: str) -> Any:
+    """Rebuild nested specs and tuples from plain data, guided by the field's type hint.
+
+    Values that do not fit the hint are passed through unchanged for ``validate()`` to
+    reject with a message naming the field, except where no spec could be built."""
     if value is None:
         return None
     origin = typing.get_origin(hint)
     if origin in (typing.Union, types.UnionType):
         options = [a for a in typing.get_args(hint) if a is not type(None)]
-        if isinstance(value, dict) and "kind" in value:
-            return ModuleSpec.from_dict(value)
+        specs = _spec_options(hint)
+        if specs and isinstance(value, dict):
+            if "kind" in value:
+                return ModuleSpec.from_dict(value)
+            if len(specs) == 1:
+                return specs[0].from_dict(value)
+            kinds = ", ".join(repr(o.kind) for o in specs)
+            raise SpecError(spec, field, value, f"a table with a 'kind' key, one of {kinds}")
         for opt in options:
             if typing.get_origin(opt) is tuple or opt is tuple:
                 if isinstance(value, (list, tuple)):
-                    return _from_data(opt, value)
+                    return _from_data(opt, value, spec, field)
         return value
     if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise SpecError(spec, field, value, "a list")
         args = typing.get_args(hint)
         inner = args[0] if args else Any
-        return tuple(_from_data(inner, v) for v in value)
+        return tuple(_from_data(inner, v, spec, field) for v in value)
     if isinstance(hint, type) and issubclass(hint, ModuleSpec) and isinstance(value, dict):
         return hint.from_dict(value)
     if isinstance(value, dict) and "kind" in value:

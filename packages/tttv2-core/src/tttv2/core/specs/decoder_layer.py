@@ -45,16 +45,16 @@ class DecoderLayerSpec(ModuleSpec):
         hidden = self.attention.hidden_dim
         if self.ffn.hidden_dim != hidden:
             self._fail("ffn", f"hidden_dim == attention.hidden_dim ({hidden})")
-        if self.ffn_norm is None and not self.parallel:
-            self._fail("ffn_norm", "a NormSpec (only parallel layers may share attn_norm)")
-        if self.parallel and (self.post_attn_norm or self.post_ffn_norm):
-            self._fail("parallel", "False when sandwich (post) norms are used")
         for f in ("attn_norm", "ffn_norm", "post_attn_norm", "post_ffn_norm"):
             v = getattr(self, f)
             if v is None and f != "attn_norm":
                 continue
             if not isinstance(v, NormSpec) or v.dim != hidden:
                 self._fail(f, f"a NormSpec with dim == {hidden}")
+        if self.ffn_norm is None and not self.parallel:
+            self._fail("ffn_norm", "a NormSpec (only parallel layers may share attn_norm)")
+        if self.parallel and (self.post_attn_norm or self.post_ffn_norm):
+            self._fail("parallel", "False when sandwich (post) norms are used")
 
     @property
     def hidden_dim(self) -> int:

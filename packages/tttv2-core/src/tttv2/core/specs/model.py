@@ -28,8 +28,12 @@ class ModelSpec(ModuleSpec):
         self._positive("max_seq_len")
         if not isinstance(self.embedding, EmbeddingSpec):
             self._fail("embedding", "an EmbeddingSpec")
-        self._set("layers", tuple(self.layers))
-        if not self.layers or not all(isinstance(x, DecoderLayerSpec) for x in self.layers):
+        if not isinstance(self.layers, (str, bytes, dict, ModuleSpec)):
+            try:
+                self._set("layers", tuple(self.layers))
+            except TypeError:  # not iterable: rejected just below
+                pass
+        if not isinstance(self.layers, tuple) or not self.layers or not all(isinstance(x, DecoderLayerSpec) for x in self.layers):
             self._fail("layers", "a non-empty sequence of DecoderLayerSpec")
         hidden = self.embedding.hidden_dim
         for i, layer in enumerate(self.layers):

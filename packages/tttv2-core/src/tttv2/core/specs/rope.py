@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from tttv2.core.specs.base import ModuleSpec
@@ -55,16 +56,26 @@ class RopeSpec(ModuleSpec):
                 self._fail("original_max_position", f"an integer for scaling={self.scaling!r}")
         if self.original_max_position is not None:
             self._positive("original_max_position")
+        self._positive_float("low_freq_factor", "high_freq_factor", allow_none=True)
         if self.scaling == "llama3":
             self._positive_float("low_freq_factor", "high_freq_factor")
             if self.high_freq_factor <= self.low_freq_factor:  # type: ignore[operator]
                 self._fail("high_freq_factor", f"> low_freq_factor ({self.low_freq_factor})")
         self._positive_float("attention_factor", "beta_fast", "beta_slow", allow_none=True)
-        if self.scaling == "longrope":
-            half = self.rotary_dim // 2
-            for f in ("short_factor", "long_factor"):
-                v = getattr(self, f)
-                if v is not None:
-                    self._set(f, tuple(float(x) for x in v))
-                if v is None or len(getattr(self, f)) != half:
-                    self._fail(f, f"a sequence of rotary_dim/2 = {half} positive numbers")
+        for f in ("mscale", "mscale_all_dim"):
+            v = getattr(self, f)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v < math.inf):
+                self._fail(f, "a finite number >= 0 or None")
+        half = self.rotary_dim // 2
+        for f in ("short_factor", "long_factor"):
+            v = getattr(self, f)
+            expected = f"a sequence of rotary_dim/2 = {half} positive numbers"
+            if v is None:
+                if self.scaling == "longrope":
+                    self._fail(f, expected)
+                continue
+            if isinstance(v, (str, bytes)) or not isinstance(v, (list, tuple)) or len(v) != half:
+                self._fail(f, expected)
+            if any(isinstance(x, bool) or not isinstance(x, (int, float)) or not 0 < x < math.inf for x in v):
+                self._fail(f, expected)
+            self._set(f, tuple(float(x) for x in v))

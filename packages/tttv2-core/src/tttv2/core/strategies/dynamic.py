@@ -39,6 +39,12 @@ class Rule:
             raise ValueError(
                 f"Rule.when has unknown condition {unknown[0]!r}; valid: {', '.join(sorted(_CONDITIONS))}"
             )
+        for k, v in self.when.items():
+            if k == "latency_critical":
+                if not isinstance(v, bool):
+                    raise ValueError(f"Rule.when[{k!r}]={v!r} is invalid: expected True or False")
+            elif isinstance(v, bool) or not isinstance(v, int) or v < 0:
+                raise ValueError(f"Rule.when[{k!r}]={v!r} is invalid: expected an integer >= 0")
         for k, v in self.remap.items():
             ExecutionMode(k), ExecutionMode(v)  # validate names early
 
@@ -100,6 +106,14 @@ class DynamicStrategy(ExecutionStrategy):
         for s in self.candidates.values():
             modes += [m for m in s.get_execution_modes() if m not in modes]
         return modes
+
+    def optional_modes(self) -> frozenset[ExecutionMode]:
+        """Modes every candidate that lists them marks optional."""
+        return frozenset(
+            m
+            for m in self.get_execution_modes()
+            if all(m in s.optional_modes() for s in self.candidates.values() if m in s.get_execution_modes())
+        )
 
     def specialize_module(self, module_spec: ModuleSpec, device: Any) -> dict[ExecutionMode, Implementation]:
         impls: dict[ExecutionMode, Implementation] = {}
