@@ -1,3 +1,36 @@
-"""weights"""
+"""Weight loading for models: Hugging Face safetensors checkpoints (single file or sharded)
+read lazily tensor by tensor, mapped onto module parameters with shape checks that name
+every missing, unexpected and mis-shaped tensor, cast as they are copied, then fused."""
 
-__all__: list[str] = []
+from tttv2.blocks.weights.checkpoint import INDEX_FILE, SafetensorsCheckpoint
+from tttv2.blocks.weights.dtypes import DTYPES, parse_dtype
+from tttv2.blocks.weights.errors import CheckpointError, CorruptCheckpointError, WeightMismatchError
+from tttv2.blocks.weights.fusion import fuse_projections
+from tttv2.blocks.weights.loading import (
+    LoadReport,
+    ProgressCallback,
+    load_weights,
+    loadable_tensors,
+    plan_load,
+)
+from tttv2.blocks.weights.renaming import RenameRules
+from tttv2.blocks.weights.safetensors_header import TensorInfo, read_header
+
+__all__ = [
+    "DTYPES",
+    "INDEX_FILE",
+    "CheckpointError",
+    "CorruptCheckpointError",
+    "LoadReport",
+    "ProgressCallback",
+    "RenameRules",
+    "SafetensorsCheckpoint",
+    "TensorInfo",
+    "WeightMismatchError",
+    "fuse_projections",
+    "load_weights",
+    "loadable_tensors",
+    "parse_dtype",
+    "plan_load",
+    "read_header",
+]

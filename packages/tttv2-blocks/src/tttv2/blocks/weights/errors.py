@@ -1,0 +1,52 @@
+"""Errors raised while reading a checkpoint or loading it into a module."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from tttv2.core.errors import TTTv2Error
+
+
+class CheckpointError(TTTv2Error, ValueError):
+    """A checkpoint folder cannot be read (missing, no safetensors files, bad index)."""
+
+
+class CorruptCheckpointError(CheckpointError):
+    """A safetensors file is truncated or its header is not valid safetensors."""
+
+
+class WeightMismatchError(CheckpointError):
+    """The checkpoint's tensors do not fit the module's parameters.
+
+    ``missing`` are module parameter names nothing was loaded into, ``unexpected`` are
+    checkpoint tensor names with no parameter to go to, ``mismatched`` are
+    ``(checkpoint name, checkpoint shape, parameter shape)`` triples. The message lists
+    every one of them by name, on one line.
+    """
+
+    def __init__(
+        self,
+        missing: Sequence[str] = (),
+        unexpected: Sequence[str] = (),
+        mismatched: Sequence[tuple[str, tuple[int, ...], tuple[int, ...]]] = (),
+        source: str = "checkpoint",
+    ) -> None:
+        self.missing = list(missing)
+        self.unexpected = list(unexpected)
+        self.mismatched = list(mismatched)
+        parts = []
+        if self.missing:
+            parts.append(f"missing {len(self.missing)} tensor(s): " + ", ".join(self.missing))
+        if self.unexpected:
+            parts.append(
+                f"unexpected {len(self.unexpected)} tensor(s): " + ", ".join(self.unexpected)
+            )
+        if self.mismatched:
+            parts.append(
+                f"mis-shaped {len(self.mismatched)} tensor(s): "
+                + ", ".join(
+                    f"{n} (checkpoint {list(got)}, model {list(want)})"
+                    for n, got, want in self.mismatched
+                )
+            )
+        super().__init__(f"{source} does not match the model: " + "; ".join(parts))
