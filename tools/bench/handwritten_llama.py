@@ -1,0 +1,139 @@
+"""Hand-written, single-file Llama for CPU/CUDA inference: the "hand-optimised" bar.
+
+This is the seed's reference point for composition cost: the same kernels TTTv2 uses
+(torch SDPA, matrix-vector products, fused projections) with none of the abstractions —
+no specs, no strategies, no paged cache. It is deliberately good: fused QKV and
+gate/up weights, a static contiguous KV cache, ``torch.mv`` for single-row decode (the
+CPU GEMM path wastes bandwidth on one row), in-place cache writes, RoPE tables built
+once. Only ``torch`` and ``safetensors`` are used; it reads a Hugging Face Llama
+checkpoint folder directly and never imports tttv2.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from safetensors import safe_open
+
+
+def _inv_freq(cfg: dict, head_dim: int) -> tuple[torch.Tensor, float]:
+    # transformers 5 writes "rope_parameters" (theta inside); older checkpoints use
+    # "rope_theta" + "rope_scaling".
+    scaling = cfg.get("rope_parameters") or cfg.get("rope_scaling") or {}
+    base = scaling.get("rope_theta", cfg.get("rope_theta", 10000.0))
+    inv = 1.0 / (base ** (torch.arange(0, head_dim, 2, dtype=torch.float64) / head_dim))
+    kind = scaling.get("rope_type", scaling.get("type", "default"))
+    if kind == "llama3":
+        factor, lo, hi = scaling["factor"], scaling["low_freq_factor"], scaling["high_freq_factor"]
+        old = scaling["original_max_position_embeddings"]
+        wavelen = 2 * math.pi / inv
+        smooth = (old / wavelen - lo) / (hi - lo)
+        scaled = torch.where(wavelen > old / lo, inv / factor, inv)
+        mid = (1 - smooth) * scaled / factor + smooth * scaled
+        medium = (wavelen >= old / hi) & (wavelen <= old / lo)
+        inv = torch.where(medium, mid, scaled)
+    elif kind == "linear":
+        inv = inv / scaling["factor"]
+    elif kind != "default":
+        raise ValueError(f"handwritten baseline supports default/linear/llama3 RoPE, not {kind!r}")
+    return inv.float(), 1.0
+
+
+class HandwrittenLlama:
+    def __init__(self, checkpoint: str | Path, dtype: torch.dtype = torch.float32,
+                 max_seq_len: int = 2048, max_batch: int = 1, device: str = "cpu") -> None:
+        folder = Path(checkpoint)
+        cfg = json.loads((folder / "config.json").read_text())
+        self.dtype, self.device = dtype, torch.device(device)
+        self.n_layers = cfg["num_hidden_layers"]
+        self.n_heads = cfg["num_attention_heads"]
+        self.n_kv = cfg.get("num_key_value_heads", self.n_heads)
+        self.hidden = cfg["hidden_size"]
+        self.head_dim = cfg.get("head_dim") or self.hidden // self.n_heads
+        self.eps = cfg.get("rms_norm_eps", 1e-6)
+        t = self._read(folder)
+        w = lambda name: t.pop(name).to(device=self.device, dtype=dtype).contiguous()  # noqa: E731
+        self.embed = w("model.embed_tokens.weight")
+        self.layers = []
+        for i in range(self.n_layers):
+            p = f"model.layers.{i}."
+            qkv = torch.cat([w(p + "self_attn.q_proj.weight"), w(p + "self_attn.k_proj.weight"),
+                             w(p + "self_attn.v_proj.weight")])
+            gate_up = torch.cat([w(p + "mlp.gate_proj.weight"), w(p + "mlp.up_proj.weight")])
+            self.layers.append((w(p + "input_layernorm.weight"), qkv, w(p + "self_attn.o_proj.weight"),
+                                w(p + "post_attention_layernorm.weight"), gate_up, w(p + "mlp.down_proj.weight")))
+        self.norm = w("model.norm.weight")
+        self.lm_head = w("lm_head.weight") if "lm_head.weight" in t else self.embed
+        inv, _ = _inv_freq(cfg, self.head_dim)
+        ang = torch.outer(torch.arange(max_seq_len, dtype=torch.float32), inv)
+        self.cos, self.sin = ang.cos().to(self.device, dtype), ang.sin().to(self.device, dtype)
+        shape = (max_batch, self.n_kv, max_seq_len, self.head_dim)
+        self.k_cache = [torch.zeros(shape, dtype=dtype, device=self.device) for _ in range(self.n_layers)]
+        self.v_cache = [torch.zeros(shape, dtype=dtype, device=self.device) for _ in range(self.n_layers)]
+
+    @staticmethod
+    def _read(folder: Path) -> dict[str, torch.Tensor]:
+        out: dict[str, torch.Tensor] = {}
+        for f in sorted(folder.glob("*.safetensors")):
+            with safe_open(str(f), framework="pt") as fh:
+                for k in fh.keys():
+                    out[k] = fh.get_tensor(k)
+        return out
+
+    # -- kernels -------------------------------------------------------------------
+    @staticmethod
+    def _linear(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        if x.shape[0] == 1:  # one row: matrix-vector, which streams weights at full speed
+            return torch.mv(w, x[0]).unsqueeze(0)
+        return F.linear(x, w)
+
+    def _rms(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        xf = x.float()
+        return w * (xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + self.eps)).to(x.dtype)
+
+    def _rope(self, x: torch.Tensor, pos: slice) -> torch.Tensor:  # x [B, H, S, D]
+        cos, sin = self.cos[pos], self.sin[pos]
+        half = self.head_dim // 2
+        x1, x2 = x[..., :half], x[..., half:]
+        return torch.cat([x1 * cos - x2 * sin, x2 * cos + x1 * sin], dim=-1)
+
+    # -- model ---------------------------------------------------------------------
+    @torch.inference_mode()
+    def forward(self, ids: torch.Tensor, start: int) -> torch.Tensor:
+        """ids [B, S] at positions start..start+S-1; returns logits of the last token [B, V]."""
+        bsz, seq = ids.shape
+        h = self.embed[ids].reshape(bsz * seq, self.hidden)
+        pos = slice(start, start + seq)
+        nq, nkv, d = self.n_heads * self.head_dim, self.n_kv * self.head_dim, self.head_dim
+        for i, (ln1, wqkv, wo, ln2, wgu, wdown) in enumerate(self.layers):
+            qkv = self._linear(self._rms(h, ln1), wqkv).view(bsz, seq, -1)
+            q = qkv[..., :nq].view(bsz, seq, self.n_heads, d).transpose(1, 2)
+            k = qkv[..., nq:nq + nkv].view(bsz, seq, self.n_kv, d).transpose(1, 2)
+            v = qkv[..., nq + nkv:].view(bsz, seq, self.n_kv, d).transpose(1, 2)
+            q, k = self._rope(q, pos), self._rope(k, pos)
+            self.k_cache[i][:bsz, :, pos] = k
+            self.v_cache[i][:bsz, :, pos] = v
+            kc, vc = self.k_cache[i][:bsz, :, : start + seq], self.v_cache[i][:bsz, :, : start + seq]
+            o = F.scaled_dot_product_attention(q, kc, vc, is_causal=seq > 1 and start == 0,
+                                               enable_gqa=self.n_heads != self.n_kv)
+            h = h + self._linear(o.transpose(1, 2).reshape(bsz * seq, nq), wo)
+            gu = self._linear(self._rms(h, ln2), wgu)
+            gate, up = gu.chunk(2, dim=-1)
+            h = h + self._linear(F.silu(gate) * up, wdown)
+        last = h.view(bsz, seq, self.hidden)[:, -1]
+        return self._linear(self._rms(last, self.norm), self.lm_head)
+
+    def generate_greedy(self, prompt: list[int], steps: int) -> list[int]:
+        ids = torch.tensor([prompt], device=self.device)
+        logits = self.forward(ids, 0)
+        out, pos = [], len(prompt)
+        for _ in range(steps):
+            nxt = int(logits.argmax(-1)[0])
+            out.append(nxt)
+            logits = self.forward(torch.tensor([[nxt]], device=self.device), pos)
+            pos += 1
+        return out
