@@ -1,3 +1,9 @@
-"""lm_head"""
+"""Language-model head: tied or untied projection to the vocabulary, optional soft-cap."""
 
-__all__: list[str] = []
+from tttv2.blocks.building_blocks.lm_head.lm_head import LMHead
+from tttv2.core.module_classes import register_module_class
+from tttv2.core.specs import LMHeadSpec
+
+register_module_class(LMHeadSpec, LMHead)
+
+__all__ = ["LMHead"]

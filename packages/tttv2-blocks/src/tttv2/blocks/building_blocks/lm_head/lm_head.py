@@ -1,0 +1,59 @@
+"""LMHead: hidden states to vocabulary logits.
+
+::
+
+    logits = x @ weight^T (+ bias)
+    logits = cap * tanh(logits / cap)          # final_logit_softcap, optional (Gemma 2)
+
+``tied``: ``weight`` *is* the token embedding's ``weight`` Parameter (stored once; both
+modules see every update). Untied: its own ``weight [vocab, hidden]`` (and ``bias``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from tttv2.core.specs import LMHeadSpec
+
+
+class LMHead(torch.nn.Module):
+    def __init__(
+        self,
+        spec: LMHeadSpec,
+        embedding: torch.nn.Module | None = None,
+        device: Any = None,
+        execution_strategy: Any = None,
+    ) -> None:
+        super().__init__()
+        if not isinstance(spec, LMHeadSpec):
+            raise TypeError(f"LMHead needs an LMHeadSpec, got {type(spec).__name__}")
+        self.spec = spec
+        if spec.tied:
+            weight = getattr(embedding, "weight", None)
+            if not isinstance(weight, torch.nn.Parameter):
+                raise ValueError("LMHead(tied=True) needs embedding=<a TokenEmbedding> whose weight it shares")
+            if tuple(weight.shape) != (spec.vocab_size, spec.hidden_dim):
+                raise ValueError(
+                    f"LMHead(tied=True): embedding weight {tuple(weight.shape)} does not match "
+                    f"(vocab_size, hidden_dim) = ({spec.vocab_size}, {spec.hidden_dim})"
+                )
+            self.weight = weight
+        else:
+            self.weight = torch.nn.Parameter(torch.randn(spec.vocab_size, spec.hidden_dim, device=device) * 0.02)
+        self.bias = torch.nn.Parameter(torch.zeros(spec.vocab_size, device=device)) if spec.bias else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``[N, hidden]`` to ``[N, vocab]`` logits, in ``x``'s dtype."""
+        if x.shape[-1] != self.spec.hidden_dim:
+            raise ValueError(f"LMHead(hidden_dim={self.spec.hidden_dim}) got input of shape {tuple(x.shape)}")
+        logits = F.linear(x, self.weight, self.bias)
+        cap = self.spec.final_logit_softcap
+        if cap is not None:
+            logits = torch.tanh(logits / cap) * cap
+        return logits
+
+    def extra_repr(self) -> str:
+        s = self.spec
+        return f"{s.hidden_dim} -> {s.vocab_size}, tied={s.tied}, bias={s.bias}, softcap={s.final_logit_softcap}"
