@@ -1,0 +1,35 @@
+"""Kernels: plain functions per operation, chosen per device through the registry."""
+
+from tttv2.hw.kernels.paged_decode_attention import paged_decode_attention
+from tttv2.hw.kernels.prefill_attention import prefill_attention
+from tttv2.hw.kernels.registry import (
+    ENTRY_POINT_GROUP,
+    KERNEL_OPS,
+    backend_preference,
+    define_kernel_op,
+    get_kernel,
+    kernel_backends,
+    register_kernel,
+    unregister_backend,
+)
+from tttv2.hw.kernels.rms_norm import rms_norm
+from tttv2.hw.kernels.rotary import apply_rotary
+from tttv2.hw.kernels.torch_backend import register_torch_backends
+
+register_torch_backends()
+
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "KERNEL_OPS",
+    "apply_rotary",
+    "backend_preference",
+    "define_kernel_op",
+    "get_kernel",
+    "kernel_backends",
+    "paged_decode_attention",
+    "prefill_attention",
+    "register_kernel",
+    "register_torch_backends",
+    "rms_norm",
+    "unregister_backend",
+]

@@ -1,0 +1,124 @@
+"""Attention of one new token per sequence against that sequence's paged KV cache.
+
+Key/value pools are ``[num_blocks, block_size, Hkv, D]``; sequence ``b`` owns the blocks
+``block_tables[b, :ceil(seq_lens[b] / block_size)]`` and its new token sits at position
+``seq_lens[b] - 1`` (its own K/V already written). Only the blocks that hold the tokens a
+query may see are gathered, so cost grows with the context read, not with the pool.
+
+Slots a sequence has not written are masked out, but they are read (as part of a gathered
+block) in the batched path: they must hold finite values, so allocate pools with zeros
+rather than ``torch.empty`` (a NaN there would survive the zero attention weight).
+
+The G query heads sharing one KV head are treated as G queries against that head's keys,
+so GQA needs no copy of the keys and values.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from tttv2.hw.kernels._masks import softcapped_attention
+
+
+def paged_decode_attention(
+    q: torch.Tensor,
+    k_pool: torch.Tensor,
+    v_pool: torch.Tensor,
+    block_tables: torch.Tensor,
+    seq_lens: torch.Tensor,
+    *,
+    scale: float,
+    sliding_window: int | None = None,
+    softcap: float | None = None,
+    max_seq_len: int | None = None,
+) -> torch.Tensor:
+    """``q [B, H, D]`` -> ``[B, H, D]`` in q's dtype.
+
+    ``block_tables [B, W]`` int64 (padding entries may be anything valid, e.g. 0),
+    ``seq_lens [B]`` int64 (>= 1). ``max_seq_len``, when the caller knows it as a Python
+    int (``BatchMetadata.max_seq_len``), must equal ``seq_lens.max()`` and saves a
+    device-to-host read.
+    """
+    if q.dim() != 3 or k_pool.dim() != 4 or v_pool.shape != k_pool.shape:
+        raise ValueError(
+            "paged_decode_attention expects q [B,H,D] and k_pool, v_pool [num_blocks,block_size,Hkv,D]; "
+            f"got q {tuple(q.shape)}, k_pool {tuple(k_pool.shape)}, v_pool {tuple(v_pool.shape)}"
+        )
+    B, H, D = q.shape
+    Hkv = k_pool.shape[2]
+    if H % Hkv or k_pool.shape[3] != D:
+        raise ValueError(
+            f"paged_decode_attention: q {tuple(q.shape)} does not fit KV heads/head_dim of pool {tuple(k_pool.shape)}"
+        )
+    if max_seq_len is None:
+        max_seq_len = int(seq_lens.max()) if B > 1 else int(seq_lens[0])
+    if B == 1:
+        k, v = _single_sequence(k_pool, v_pool, block_tables, max_seq_len, sliding_window)
+        mask = None
+    else:
+        k, v, mask = _batch(k_pool, v_pool, block_tables, seq_lens, max_seq_len, sliding_window)
+    # k, v: [B, S, Hkv, D] -> [B, Hkv, S, D]; q: [B, H, D] -> [B, Hkv, G, D]
+    k, v = k.transpose(1, 2), v.transpose(1, 2)
+    q4 = q.view(B, Hkv, H // Hkv, D)
+    if k.dtype != q.dtype:
+        k, v = k.to(q.dtype), v.to(q.dtype)
+    if softcap is not None:
+        out = softcapped_attention(q4, k, v, mask, scale, softcap).to(q.dtype)
+    else:
+        out = F.scaled_dot_product_attention(q4, k, v, attn_mask=mask, scale=scale)
+    return out.reshape(B, H, D)
+
+
+def _single_sequence(
+    k_pool: torch.Tensor, v_pool: torch.Tensor, block_tables: torch.Tensor, length: int, window: int | None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Exactly the visible tokens of one sequence: ``[1, S, Hkv, D]``, no mask needed."""
+    bs = k_pool.shape[1]
+    start = max(0, length - window) if window is not None else 0
+    first, last = start // bs, (length - 1) // bs
+    if first == last:  # contiguous layout or all visible tokens in one block: a view
+        blk = int(block_tables[0, first])
+        lo = start - first * bs
+        return k_pool[blk, lo : lo + length - start].unsqueeze(0), v_pool[blk, lo : lo + length - start].unsqueeze(0)
+    idx = block_tables[0, first : last + 1]
+    lo = start - first * bs
+    k = k_pool.index_select(0, idx).flatten(0, 1)[lo : lo + length - start]
+    v = v_pool.index_select(0, idx).flatten(0, 1)[lo : lo + length - start]
+    return k.unsqueeze(0), v.unsqueeze(0)
+
+
+def _batch(
+    k_pool: torch.Tensor,
+    v_pool: torch.Tensor,
+    block_tables: torch.Tensor,
+    seq_lens: torch.Tensor,
+    max_len: int,
+    window: int | None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Gathered keys/values ``[B, S, Hkv, D]`` and the mask ``[B, 1, 1, S]`` of visible tokens."""
+    B = block_tables.shape[0]
+    num_blocks, bs, Hkv, D = k_pool.shape
+    lens = seq_lens.view(B, 1)
+    if window is not None and window >= max_len:
+        window = None
+    if bs >= max_len:  # contiguous layout: each sequence's tokens start its (only) block
+        idx = block_tables[:, 0]
+        k = k_pool[:, :max_len].index_select(0, idx)
+        v = v_pool[:, :max_len].index_select(0, idx)
+        pos = torch.arange(max_len, device=k_pool.device).view(1, max_len)
+    else:
+        if window is None:
+            cols = torch.arange(-(-max_len // bs), device=block_tables.device).view(1, -1).expand(B, -1)
+        else:  # only the blocks covering each sequence's last `window` tokens
+            span = min(-(-max_len // bs), (window - 1) // bs + 2)
+            first = (lens - window).clamp(min=0) // bs
+            cols = first + torch.arange(span, device=block_tables.device).view(1, -1)
+        nb = cols.shape[1]
+        idx = block_tables.gather(1, cols.clamp(max=block_tables.shape[1] - 1)).reshape(-1)
+        k = k_pool.index_select(0, idx).view(B, nb * bs, Hkv, D)
+        v = v_pool.index_select(0, idx).view(B, nb * bs, Hkv, D)
+        pos = (cols.unsqueeze(-1) * bs + torch.arange(bs, device=cols.device)).view(cols.shape[0], nb * bs)
+    visible = pos < lens
+    if window is not None:
+        visible = visible & (pos >= lens - window)
+    return k, v, visible.view(B, 1, 1, -1)
