@@ -1,0 +1,134 @@
+"""LLMEngine: continuous batching over a paged KV cache.
+
+Each :meth:`~LLMEngine.step` asks the scheduler which requests run and how many tokens
+each feeds (prompt chunks, one decode token, or a recomputation after preemption), runs
+them through the model (see :class:`ModelRunner` for the modes), samples one token for
+every request whose pass reached the end of its tokens, applies the stop conditions and
+frees the KV blocks of requests that finished.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import torch
+from tttv2.core.errors import TTTv2Error
+from tttv2.core.modes import ExecutionMode
+from tttv2.core.runtime.detokenizer import Detokenize
+from tttv2.core.runtime.engine_base import EngineBase, model_attribute
+from tttv2.core.runtime.request import TokenEvent
+from tttv2.core.runtime.runner import Chunk, ModelRunner
+from tttv2.core.runtime.sampler import sample
+from tttv2.core.runtime.scheduler import Scheduler
+from tttv2.core.runtime.sequence import SequenceState
+from tttv2.core.runtime.timings import EngineStats
+
+
+def resolve_max_seq_len(model: Any, max_seq_len: int | None) -> int:
+    value = max_seq_len if max_seq_len is not None else model_attribute(model, "max_seq_len")
+    if value is None:
+        raise ValueError(f"max_seq_len is needed: {type(model).__name__} has no max_seq_len (nor spec.max_seq_len)")
+    if not isinstance(value, int) or isinstance(value, bool) or value <= 1:
+        raise ValueError(f"max_seq_len={value!r} is invalid: expected an integer >= 2")
+    return value
+
+
+def probe_vocab_size(runner: ModelRunner) -> int:
+    """Learn the vocabulary size from a one-token pass (its cache entry is freed)."""
+    probe_id = -1
+    try:
+        logits = runner.forward([Chunk(probe_id, [0], 1)], ExecutionMode.PREFILL)[0]
+    finally:
+        runner.free(probe_id)
+    assert logits is not None
+    return logits.shape[-1]
+
+
+class LLMEngine(EngineBase):
+    """Serve many requests at once with one model.
+
+    ``num_blocks`` KV blocks of ``block_size`` tokens are the whole cache budget (the
+    caller computes it, e.g. with the tttv2-hw memory planner). ``max_num_batched_tokens``
+    is the per-step token budget (long prompts are prefilled in chunks of at most this),
+    ``max_num_seqs`` the most requests running at once. ``detokenize(ids) -> str`` enables
+    text output and stop strings. ``vocab_size`` (default: ``model.vocab_size``,
+    ``model.spec.vocab_size`` or a one-token probe pass) lets prompts be checked on
+    admission."""
+
+    def __init__(
+        self,
+        model: Any,
+        num_blocks: int,
+        *,
+        block_size: int = 16,
+        max_seq_len: int | None = None,
+        max_num_batched_tokens: int = 512,
+        max_num_seqs: int = 128,
+        detokenize: Detokenize | None = None,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+        vocab_size: int | None = None,
+    ) -> None:
+        max_seq_len = resolve_max_seq_len(model, max_seq_len)
+        self.runner = ModelRunner(model, num_blocks, block_size, max_seq_len, device, dtype, EngineStats())
+        if vocab_size is None:
+            vocab_size = model_attribute(model, "vocab_size") or probe_vocab_size(self.runner)
+        self.max_seq_len = max_seq_len
+        super().__init__(detokenize, min(max_seq_len, num_blocks * block_size), self.runner.device, vocab_size)
+        self.runner.stats = self.stats
+        self.scheduler = Scheduler(self.runner.blocks, max_num_batched_tokens, max_num_seqs)
+
+    @property
+    def model(self) -> Any:
+        return self.runner.model
+
+    @property
+    def num_free_blocks(self) -> int:
+        return self.runner.blocks.num_free_blocks
+
+    def _context_note(self) -> str:
+        pool = self.runner.blocks.num_blocks * self.runner.blocks.block_size
+        return (
+            f"the context limit is {self.context_limit} tokens "
+            f"(model max_seq_len {self.max_seq_len}, KV pool {pool} tokens)"
+        )
+
+    def _enqueue(self, seq: SequenceState) -> None:
+        self.scheduler.add(seq)
+
+    def _drop(self, seq: SequenceState) -> None:
+        self.scheduler.remove(seq)
+
+    def step(self) -> list[TokenEvent]:
+        scheduled = self.scheduler.schedule()
+        self.stats.preemptions += len(scheduled.preempted)
+        if not scheduled.chunks:
+            if self.scheduler.waiting:
+                raise TTTv2Error("scheduler could not admit the oldest waiting request into an empty batch")
+            return []
+        self.stats.steps += 1
+        now = time.perf_counter()
+        chunks = []
+        for seq, n in scheduled.chunks:
+            if seq.timings.first_scheduled is None:
+                seq.timings.first_scheduled = now
+            start = seq.num_computed
+            reaches_end = start + n == len(seq.token_ids)
+            chunks.append(Chunk(seq.seq_id, seq.token_ids[start : start + n], 1 if reaches_end else 0))
+        logits = self.runner.run(chunks)
+        ready: list[tuple[SequenceState, torch.Tensor]] = []
+        for (seq, n), rows in zip(scheduled.chunks, logits, strict=True):
+            seq.num_computed += n
+            if rows is not None:
+                ready.append((seq, rows))
+        if not ready:
+            return []
+        tokens = sample(torch.cat([rows for _, rows in ready]), [seq.sampling_row() for seq, _ in ready])
+        now = time.perf_counter()
+        events = [seq.append(token, now) for (seq, _), token in zip(ready, tokens, strict=True)]
+        for seq, _ in ready:
+            if seq.finished:
+                self.scheduler.remove(seq)
+        self._dispatch(events)
+        return events
