@@ -1,0 +1,130 @@
+"""``tttv2 bench``: prefill and decode speed of our model next to transformers on the same
+checkpoint in the same run, and the memory-bandwidth roofline of decoding."""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import sys
+
+from tttv2.cli import options
+from tttv2.cli.default_checkpoint import DEFAULT_CHECKPOINT_NOTE, default_checkpoint
+from tttv2.cli.errors import UsageError
+from tttv2.cli.loading import DTYPES, load, resolve_device
+from tttv2.cli.measure import stream_bandwidth
+from tttv2.cli.progress import progress_enabled
+from tttv2.cli.roofline import decode_roofline
+from tttv2.cli.throughput import bench_hf, bench_ours, bench_prompts, load_hf
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "bench",
+        help="measure speed against transformers and the bandwidth roofline",
+        description="Measure prefill tokens/s, time to first token, decode tokens/s and peak memory "
+        "for our model and for Hugging Face transformers on the same checkpoint in the same run, "
+        "with their ratios (ours / transformers), and the memory-bandwidth roofline of decoding: "
+        "bytes read per decode step (weights + KV cache) over the bandwidth of a torch copy "
+        "measured in this run. Numbers are noisy on shared machines: compare ratios.",
+    )
+    options.add_checkpoint(p, required=False, default_note=DEFAULT_CHECKPOINT_NOTE)
+    options.add_model_options(p)
+    p.add_argument("--batch", type=options.int_at_least(1), default=1, metavar="N",
+                   help="sequences run together (default: %(default)s)")  # fmt: skip
+    p.add_argument("--prompt-len", type=options.int_at_least(1), default=128, metavar="P",
+                   help="prompt tokens per sequence, random ids (default: %(default)s)")  # fmt: skip
+    p.add_argument("--gen-len", type=options.int_at_least(1), default=32, metavar="G",
+                   help="tokens generated per sequence (default: %(default)s)")  # fmt: skip
+    p.add_argument("--bandwidth-mib", type=options.int_at_least(1), default=256, metavar="MIB",
+                   help="size of the arrays copied to measure memory bandwidth (default: %(default)s)")  # fmt: skip
+    options.add_json(p, "ours, hf, ratio and roofline")
+
+
+def run(args: argparse.Namespace) -> int:
+    device = resolve_device(args.device)
+    show = progress_enabled(args.json)
+    checkpoint = (
+        args.checkpoint if args.checkpoint is not None else default_checkpoint(show_progress=show)
+    )
+    loaded = load(checkpoint, args.dtype, device, args.strategy, show_progress=show)
+    if args.prompt_len + args.gen_len > loaded.max_context:
+        raise UsageError(
+            f"--prompt-len {args.prompt_len} + --gen-len {args.gen_len} exceeds the model's context "
+            f"of {loaded.max_context} tokens"
+        )
+    prompts = bench_prompts(args.batch, args.prompt_len, loaded.spec.vocab_size)
+    _note(show, "timing tttv2")
+    ours = bench_ours(loaded, prompts, args.gen_len, device)
+    bandwidth = stream_bandwidth(device, args.bandwidth_mib * 1024**2)
+    roof = decode_roofline(
+        loaded.model, loaded.spec, args.batch, args.prompt_len, args.gen_len, bandwidth
+    )
+    del loaded
+    gc.collect()
+    _note(show, "timing transformers")
+    hf_model = load_hf(checkpoint, DTYPES[args.dtype], device)
+    hf = bench_hf(hf_model, prompts, args.gen_len, device)
+    del hf_model
+    ratio = {
+        "prefill_tokens_per_s": _ratio(ours.prefill_tokens_per_s, hf.prefill_tokens_per_s),
+        "ttft_s": _ratio(ours.ttft_s, hf.ttft_s),
+        "decode_tokens_per_s": _ratio(ours.decode_tokens_per_s, hf.decode_tokens_per_s),
+        "peak_memory_bytes": _ratio(ours.peak_memory_bytes, hf.peak_memory_bytes),
+    }
+    roofline = roof.to_dict() | {
+        "ours_fraction": _ratio(ours.decode_tokens_per_s, roof.decode_tokens_per_s),
+        "hf_fraction": _ratio(hf.decode_tokens_per_s, roof.decode_tokens_per_s),
+    }
+    config = {"checkpoint": str(checkpoint), "dtype": args.dtype, "device": str(device), "strategy": args.strategy,
+              "batch": args.batch, "prompt_len": args.prompt_len, "gen_len": args.gen_len}  # fmt: skip
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "config": config,
+                    "ours": ours.to_dict(),
+                    "hf": hf.to_dict(),
+                    "ratio": ratio,
+                    "roofline": roofline,
+                }
+            )
+        )
+        return 0
+    print(f"checkpoint {checkpoint}  dtype {args.dtype}  device {device}  batch {args.batch}  "
+          f"prompt {args.prompt_len}  generate {args.gen_len}")  # fmt: skip
+    print(f"{'':24}{'tttv2':>14}{'transformers':>14}{'ratio':>9}")
+    rows = [
+        ("prefill tokens/s", ours.prefill_tokens_per_s, hf.prefill_tokens_per_s, "{:.1f}"),
+        ("time to first token ms", ours.ttft_s * 1e3, hf.ttft_s * 1e3, "{:.2f}"),
+        ("decode tokens/s", ours.decode_tokens_per_s, hf.decode_tokens_per_s, "{:.1f}"),
+        ("peak memory MiB", _mib(ours.peak_memory_bytes), _mib(hf.peak_memory_bytes), "{:.1f}"),
+    ]
+    for label, a, b, fmt in rows:
+        r = _ratio(a, b)
+        print(f"{label:<24}{_fmt(a, fmt):>14}{_fmt(b, fmt):>14}{_fmt(r, '{:.2f}x'):>9}")
+    print(
+        f"roofline: {roof.bytes_per_decode_step / 1e6:.2f} MB per decode step "
+        f"(weights {roof.weight_bytes / 1e6:.2f} MB + KV {roof.kv_bytes_per_step / 1e6:.2f} MB) at "
+        f"{bandwidth / 1e9:.1f} GB/s -> {roof.decode_tokens_per_s:.1f} tokens/s; "
+        f"tttv2 reaches {_fmt(roofline['ours_fraction'], '{:.1%}')}, "
+        f"transformers {_fmt(roofline['hf_fraction'], '{:.1%}')}"
+    )
+    return 0
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return a / b if a is not None and b else None
+
+
+def _mib(n: int | None) -> float | None:
+    return n / 1024**2 if n is not None else None
+
+
+def _fmt(value: float | None, fmt: str) -> str:
+    return "n/a" if value is None else fmt.format(value)
+
+
+def _note(show: bool, text: str) -> None:
+    if show:
+        print(f"{text}...", file=sys.stderr)

@@ -1,0 +1,157 @@
+"""``tttv2 generate``: continue a prompt with a model loaded from a checkpoint folder."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+from tttv2.cli import options
+from tttv2.cli.default_checkpoint import DEFAULT_CHECKPOINT_NOTE, default_checkpoint
+from tttv2.cli.errors import UsageError
+from tttv2.cli.forward import prompt_logits
+from tttv2.cli.generation import generate
+from tttv2.cli.loading import load, resolve_device
+from tttv2.cli.progress import Bar, progress_enabled
+from tttv2.cli.prompt import DEFAULT_PROMPT, prompt_ids
+from tttv2.core.runtime import SamplingParams
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "generate",
+        help="generate text from a prompt",
+        description="Load a Hugging Face checkpoint through its model plugin and continue a prompt "
+        "with tttv2.core.runtime (greedy by default; sampling with --temperature). Prints the "
+        "generated text on stdout and timings on stderr, or one JSON object with --json.",
+    )
+    options.add_checkpoint(p, required=False, default_note=DEFAULT_CHECKPOINT_NOTE)
+    prompt = p.add_mutually_exclusive_group()
+    prompt.add_argument(
+        "--prompt",
+        metavar="TEXT",
+        help=f"prompt text, encoded with the checkpoint's tokenizer.json (default: {DEFAULT_PROMPT!r})",
+    )
+    prompt.add_argument(
+        "--prompt-ids",
+        type=options.token_ids,
+        metavar="1,2,3",
+        help="the prompt as comma-separated token ids (used as given, no tokenizer needed)",
+    )
+    p.add_argument(
+        "--max-new-tokens",
+        type=options.int_at_least(1),
+        default=32,
+        metavar="N",
+        help="generate at most N tokens; fewer when the model emits an end-of-sequence token or the "
+        "context is full (default: %(default)s)",
+    )
+    p.add_argument(
+        "--temperature",
+        type=options.float_in(0.0, float("inf"), hint="a finite number >= 0"),
+        default=0.0,
+        metavar="T",
+        help="sampling temperature; 0 picks the most likely token every step (greedy) "
+        "(default: %(default)s)",
+    )
+    p.add_argument(
+        "--top-k",
+        type=options.int_at_least(0),
+        default=0,
+        metavar="K",
+        help="sample only among the K most likely tokens; 0 turns it off (default: %(default)s)",
+    )
+    p.add_argument(
+        "--top-p",
+        type=options.float_in(0.0, 1.0, low_open=True, hint="a number in (0, 1]"),
+        default=1.0,
+        metavar="P",
+        help="sample only among the most likely tokens whose probabilities add up to P; 1 turns "
+        "it off (default: %(default)s)",
+    )
+    p.add_argument(
+        "--seed",
+        type=options.seed,
+        default=None,
+        metavar="S",
+        help="random seed for sampling: the same seed gives the same tokens (default: random)",
+    )
+    options.add_model_options(p)
+    options.add_json(
+        p, "prompt_ids, generated_ids, text, finish_reason, ttft_s and decode_tokens_per_s"
+    )
+    p.add_argument(
+        "--logits-out",
+        type=Path,
+        metavar="FILE",
+        help="also write a safetensors file whose tensor 'logits' holds float32 logits for every "
+        "prompt position (shape [prompt_len, vocab])",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.logits_out is not None and not args.logits_out.parent.resolve().is_dir():
+        raise UsageError(
+            f"--logits-out {args.logits_out}: folder {args.logits_out.parent} does not exist"
+        )
+    sampling = SamplingParams(
+        temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, seed=args.seed
+    )
+    device = resolve_device(args.device)
+    show = progress_enabled(args.json)
+    checkpoint = (
+        args.checkpoint if args.checkpoint is not None else default_checkpoint(show_progress=show)
+    )
+    loaded = load(checkpoint, args.dtype, device, args.strategy, show_progress=show)
+    ids = prompt_ids(loaded, args.prompt, args.prompt_ids)
+    logits = prompt_logits(loaded.model, ids, device) if args.logits_out is not None else None
+    with Bar(show, args.max_new_tokens, "generating", unit="tok") as bar:
+        result = generate(
+            loaded, ids, sampling, args.max_new_tokens, device=device, on_token=bar.update_to
+        )
+    if logits is not None:  # written only once everything else has worked: no partial output
+        write_logits(args.logits_out, logits)
+    if args.json:
+        record = {
+            "checkpoint": str(checkpoint),
+            "prompt_ids": result.prompt_ids,
+            "generated_ids": result.generated_ids,
+            "text": result.text,
+            "finish_reason": result.finish_reason,
+            "ttft_s": result.ttft_s,
+            "decode_tokens_per_s": result.decode_tokens_per_s,
+            "dtype": args.dtype,
+            "device": str(device),
+            "strategy": args.strategy,
+        }
+        print(json.dumps(record))
+        return 0
+    if result.text is not None:
+        print(result.text)
+    else:
+        print(",".join(str(t) for t in result.generated_ids))
+    rate = f"{result.decode_tokens_per_s:.1f} tokens/s" if result.decode_tokens_per_s else "n/a"
+    ttft = f"{result.ttft_s * 1000:.1f} ms" if result.ttft_s is not None else "n/a"
+    print(
+        f"[{len(ids)} prompt tokens, {len(result.generated_ids)} generated ({result.finish_reason}), "
+        f"time to first token {ttft}, decode {rate}]",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def write_logits(path: Path, logits: object) -> None:
+    """Write atomically: a temporary file in the same folder, then a rename."""
+    from safetensors.torch import save_file
+
+    fd, tmp = tempfile.mkstemp(dir=path.parent.resolve(), prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        save_file({"logits": logits.contiguous()}, tmp)  # type: ignore[attr-defined]
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

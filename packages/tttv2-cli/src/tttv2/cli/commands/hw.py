@@ -1,0 +1,30 @@
+"""``tttv2 hw``: the hardware layer's own command line (``tttv2.hw.cli.main``)."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+
+from tttv2.cli.errors import UsageError
+
+PASSTHROUGH = True
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    sub.add_parser(
+        "hw",
+        help="detected device, tuned parameters and memory plan (tttv2.hw)",
+        description="Everything after 'hw' goes to tttv2.hw's command line; run 'tttv2 hw --help' "
+        "for its options.",
+        add_help=False,
+    )
+
+
+def run_argv(argv: Sequence[str]) -> int:
+    try:
+        from tttv2.hw.cli import main as hw_main
+    except ImportError as exc:
+        raise UsageError(
+            f"the installed tttv2-hw has no command line (tttv2.hw.cli.main): {exc}"
+        ) from None
+    return int(hw_main(list(argv)) or 0)

@@ -1,0 +1,87 @@
+"""The built-in checkpoint ``tttv2 generate`` and ``tttv2 bench`` use without
+``--checkpoint``: a small Llama-architecture model (random weights, real byte-level BPE
+tokenizer) built deterministically on first use by tttv2.testing.hf and cached.
+
+The cache lives under ``$TTTV2_CACHE_DIR`` (default ``~/.cache/tttv2``) in
+``checkpoints/``. The builder works in a temporary folder and renames it into place when
+complete, so an interrupted first run never leaves a broken checkpoint behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+ARCHITECTURE = "LlamaForCausalLM"
+SEED = 0
+NAME = "llama-tiny-v1"  # bump when DEFAULT_CONFIG or SEED change
+READY = "tttv2_default_checkpoint.json"  # written last: its presence means complete
+
+#: Llama 3.2-like shape (GQA, tied embeddings, llama3 RoPE scaling), small enough to build
+#: in seconds and run anywhere.
+DEFAULT_CONFIG: dict[str, Any] = {
+    "hidden_size": 256,
+    "intermediate_size": 768,
+    "num_hidden_layers": 4,
+    "num_attention_heads": 8,
+    "num_key_value_heads": 2,
+    "head_dim": 32,
+    "vocab_size": 512,
+    "max_position_embeddings": 4096,
+    "rms_norm_eps": 1e-5,
+    "rope_theta": 500000.0,
+    "rope_scaling": {
+        "rope_type": "llama3",
+        "factor": 8.0,
+        "low_freq_factor": 1.0,
+        "high_freq_factor": 4.0,
+        "original_max_position_embeddings": 1024,
+    },
+    "tie_word_embeddings": True,
+}
+
+DEFAULT_CHECKPOINT_NOTE = (
+    "; without it, a small built-in Llama-architecture checkpoint (4 layers, hidden 256, random "
+    "weights, real tokenizer) is built on first use and cached under $TTTV2_CACHE_DIR "
+    "(default ~/.cache/tttv2)"
+)
+
+
+def cache_dir() -> Path:
+    root = os.environ.get("TTTV2_CACHE_DIR")
+    return Path(root).expanduser() if root else Path.home() / ".cache" / "tttv2"
+
+
+def default_checkpoint(show_progress: bool = False) -> Path:
+    """The folder of the built-in checkpoint, building it first if it is not cached.
+
+    A cached checkpoint is found without importing transformers (only building needs it)."""
+    root = cache_dir() / "checkpoints"
+    target = root / NAME
+    if (target / READY).is_file():
+        return target
+    if show_progress:
+        print(f"building the built-in checkpoint in {target} (first use only) ...", file=sys.stderr)
+    from tttv2.testing.hf import build_tiny_checkpoint
+
+    root.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{NAME}-", dir=root))
+    try:
+        built = build_tiny_checkpoint(staging, ARCHITECTURE, DEFAULT_CONFIG, seed=SEED).path
+        (built / READY).write_text(
+            json.dumps({"architecture": ARCHITECTURE, "seed": SEED, "config": DEFAULT_CONFIG})
+            + "\n"
+        )
+        try:
+            os.rename(built, target)
+        except OSError:  # another process finished first
+            if not (target / READY).is_file():
+                raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target

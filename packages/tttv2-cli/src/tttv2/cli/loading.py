@@ -1,0 +1,75 @@
+"""From command-line options to a loaded model: device, dtype, strategy, checkpoint."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from tttv2.cli.errors import UsageError
+from tttv2.cli.progress import Bar
+from tttv2.core.model_plugins import LoadedModel, load_model
+from tttv2.core.registry import StrategyRegistry
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` -> the detected accelerator (tttv2.hw) or cpu; ``cuda`` must exist."""
+    if name == "auto":
+        return torch.device(_auto_device())
+    if name == "cuda" and not torch.cuda.is_available():
+        raise UsageError(
+            "--device cuda: no CUDA device is available (torch.cuda.is_available() is False)"
+        )
+    return torch.device(name)
+
+
+def _auto_device() -> str:
+    try:
+        from tttv2.hw import DeviceConfig  # type: ignore[attr-defined]
+    except ImportError:
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    kind = str(getattr(DeviceConfig.auto_detect(), "device", "cpu"))
+    return "cuda" if kind.startswith("cuda") and torch.cuda.is_available() else "cpu"
+
+
+def check_strategy(name: str | None) -> None:
+    """Fail before loading anything when ``--strategy`` names no registered strategy."""
+    if name is not None:
+        StrategyRegistry.get_class(name)
+
+
+def check_checkpoint_folder(path: Path) -> None:
+    if not path.exists():
+        raise UsageError(f"--checkpoint {path}: no such folder")
+    if not path.is_dir():
+        raise UsageError(f"--checkpoint {path}: not a folder")
+
+
+def load(
+    checkpoint: Path,
+    dtype: str,
+    device: torch.device,
+    strategy: str | None = None,
+    *,
+    show_progress: bool = False,
+) -> LoadedModel:
+    """Load through the model plugin for the checkpoint's architecture, with a progress bar,
+    then switch to ``strategy`` when one is named."""
+    check_strategy(strategy)
+    check_checkpoint_folder(checkpoint)
+    with Bar(
+        show_progress, None, "loading weights", unit="B", unit_scale=True, unit_divisor=1024
+    ) as bar:
+        loaded = load_model(
+            checkpoint, dtype=DTYPES[dtype], device=device, progress=bar.load_callback
+        )
+    if strategy is not None:
+        switch = getattr(loaded.model, "switch_strategy", None)
+        if switch is None:
+            raise UsageError(
+                f"--strategy {strategy}: {type(loaded.model).__name__} does not take execution strategies"
+            )
+        switch(strategy)
+    loaded.model.eval()
+    return loaded

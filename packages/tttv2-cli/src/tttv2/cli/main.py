@@ -1,0 +1,59 @@
+"""``tttv2``: the command line. One verb per module in ``tttv2.cli.commands``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from tttv2.cli.commands import VERBS
+from tttv2.cli.errors import BAD_INPUT_ERRORS, EXIT_BAD_INPUT, UsageError, report
+
+
+class Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line (no usage dump) and exit status 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(f"{message} (see '{self.prog} --help')")
+
+
+def build_parser() -> Parser:
+    parser = Parser(
+        prog="tttv2",
+        description="Run, check and measure TTTv2 models on Hugging Face checkpoints.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="VERB", required=True, parser_class=Parser)
+    for verb in VERBS.values():
+        verb.add_parser(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in VERBS and getattr(VERBS[argv[0]], "PASSTHROUGH", False):
+        prog = f"tttv2 {argv[0]}"
+        try:
+            return VERBS[argv[0]].run_argv(argv[1:])
+        except BAD_INPUT_ERRORS as exc:
+            return report(prog, exc)
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except UsageError as exc:
+        prog = f"tttv2 {argv[0]}" if argv and argv[0] in VERBS else "tttv2"
+        return report(prog, exc)
+    except SystemExit as exc:  # --help
+        return int(exc.code or 0)
+    try:
+        return int(VERBS[args.command].run(args) or 0)
+    except BAD_INPUT_ERRORS as exc:
+        return report(f"tttv2 {args.command}", exc)
+    except KeyboardInterrupt:
+        print(f"tttv2 {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
+
+__all__ = ["EXIT_BAD_INPUT", "build_parser", "main"]

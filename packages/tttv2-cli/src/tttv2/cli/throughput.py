@@ -1,0 +1,112 @@
+"""Timing prefill and decode of a batch, for our model (through tttv2.core.runtime, the
+path ``tttv2 generate`` takes) and for Hugging Face transformers on the same checkpoint.
+
+Both run the same work: ``batch`` prompts of ``prompt_len`` random token ids (seeded),
+prefilled in one pass, then ``gen_len - 1`` greedy decode steps with a KV cache (the first
+generated token comes from the prefill). A short warm-up run precedes each measurement.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from tttv2.cli.measure import PeakMemory
+from tttv2.core.model_plugins import LoadedModel
+from tttv2.core.runtime import LLMEngine, SamplingParams, StopConditions
+
+BLOCK_SIZE = 16
+
+
+@dataclass
+class Throughput:
+    prefill_tokens_per_s: float
+    ttft_s: float
+    decode_tokens_per_s: float | None  # all sequences together
+    peak_memory_bytes: int | None  # what the run adds on top of the loaded weights
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def bench_prompts(batch: int, prompt_len: int, vocab_size: int, seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return torch.randint(0, vocab_size, (batch, prompt_len), generator=g)
+
+
+def bench_ours(
+    loaded: LoadedModel, prompts: torch.Tensor, gen_len: int, device: torch.device
+) -> Throughput:
+    batch, prompt_len = prompts.shape
+    _run_ours(loaded, prompts[:, : min(prompt_len, 8)], 2, device)  # warm-up
+    with PeakMemory(device) as mem:
+        engine, outputs = _run_ours(loaded, prompts, gen_len, device)
+    stats = engine.stats
+    ttft = statistics.mean(o.timings.time_to_first_token for o in outputs)
+    decode = stats.decode_tokens_per_s if stats.decode_tokens else None
+    return Throughput(stats.prefill_tokens_per_s, ttft, decode, mem.peak_bytes)
+
+
+def _run_ours(
+    loaded: LoadedModel, prompts: torch.Tensor, gen_len: int, device: torch.device
+) -> tuple[LLMEngine, list]:
+    batch, prompt_len = prompts.shape
+    per_seq = -(-(prompt_len + gen_len) // BLOCK_SIZE)
+    engine = LLMEngine(
+        loaded.model,
+        num_blocks=batch * per_seq,
+        block_size=BLOCK_SIZE,
+        max_seq_len=loaded.max_context,
+        max_num_batched_tokens=batch * prompt_len,
+        max_num_seqs=batch,
+        device=device,
+        vocab_size=loaded.spec.vocab_size,
+    )
+    stop = StopConditions(max_new_tokens=gen_len)  # no EOS: every run does the same work
+    outputs = engine.generate([row.tolist() for row in prompts], SamplingParams(), stop)
+    return engine, outputs
+
+
+def load_hf(checkpoint: Path, dtype: torch.dtype, device: torch.device) -> Any:
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(checkpoint, dtype=dtype)
+    return model.to(device).eval()
+
+
+def bench_hf(model: Any, prompts: torch.Tensor, gen_len: int, device: torch.device) -> Throughput:
+    batch, prompt_len = prompts.shape
+    _run_hf(model, prompts[:, : min(prompt_len, 8)], 2, device)  # warm-up
+    with PeakMemory(device) as mem:
+        prefill_s, decode_s = _run_hf(model, prompts, gen_len, device)
+    decode = batch * (gen_len - 1) / decode_s if gen_len > 1 and decode_s > 0 else None
+    return Throughput(batch * prompt_len / prefill_s, prefill_s, decode, mem.peak_bytes)
+
+
+@torch.inference_mode()
+def _run_hf(
+    model: Any, prompts: torch.Tensor, gen_len: int, device: torch.device
+) -> tuple[float, float]:
+    ids = prompts.to(device)
+    _sync(device)
+    t0 = time.perf_counter()
+    out = model(input_ids=ids, use_cache=True)
+    token = out.logits[:, -1].argmax(-1, keepdim=True)
+    _sync(device)
+    t1 = time.perf_counter()
+    past = out.past_key_values
+    for _ in range(gen_len - 1):
+        out = model(input_ids=token, past_key_values=past, use_cache=True)
+        past = out.past_key_values
+        token = out.logits[:, -1].argmax(-1, keepdim=True)
+    _sync(device)
+    return t1 - t0, time.perf_counter() - t1
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
