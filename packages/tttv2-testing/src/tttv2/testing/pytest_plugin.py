@@ -1,1 +1,161 @@
-"""pytest plugin of tttv2.testing (fixtures, markers)."""
+"""pytest plugin of tttv2.testing, loaded through the ``pytest11`` entry point ``tttv2``.
+
+Fixtures:
+
+* ``device`` - parametrised over ``cpu`` and ``cuda``; the ``cuda`` case is skipped with
+  the reason "CUDA not available" where there is no GPU (shown by ``-rs``), never passed.
+* ``dtype`` - parametrised over ``torch.float32`` and ``torch.bfloat16``.
+* ``tolerance`` - the :class:`~tttv2.testing.tolerances.Tolerance` preset of ``dtype``.
+* ``seed`` - seeds ``random``, ``numpy`` and ``torch`` with a value derived from
+  ``--tttv2-seed`` and the test id (stable across runs and xdist workers) and restores
+  the generators afterwards; returns the seed.
+* ``tiny_checkpoint`` - factory building tiny random Hugging Face checkpoints, cached per
+  configuration for the session (needs the ``hf`` extra).
+* ``speed_compare`` - times a block against a baseline (:func:`compare_speed`) and, when
+  pytest-benchmark is active, records the block in its table with the baseline median
+  and the ratio in ``extra_info``.
+
+Markers: ``slow`` (informational: slow tests run by default; deselect with
+``-m "not slow"``) and ``gpu`` (skipped with a reason when CUDA is not available).
+
+Heavy imports (torch, transformers) happen inside fixtures, so loading the plugin into an
+unrelated pytest session costs nothing.
+"""
+
+from __future__ import annotations
+
+import random
+import zlib
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+NO_CUDA = "CUDA not available"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("tttv2")
+    group.addoption(
+        "--tttv2-seed",
+        type=int,
+        default=0,
+        help="base seed of the tttv2 `seed` fixture (each test adds a hash of its id); default 0",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "slow: takes more than a few seconds; runs by default, deselect with -m 'not slow'")
+    config.addinivalue_line("markers", "gpu: needs a CUDA device; skipped with a reason when none is available")
+
+
+def _cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if item.get_closest_marker("gpu") is not None and not _cuda_available():
+        pytest.skip(f"{NO_CUDA} (test marked gpu)")
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return f"tttv2: base seed {config.getoption('--tttv2-seed')} (--tttv2-seed)"
+
+
+@pytest.fixture(params=["cpu", pytest.param("cuda", marks=pytest.mark.gpu)])
+def device(request: pytest.FixtureRequest) -> Any:
+    """A ``torch.device``: cpu always; cuda when available, otherwise skipped."""
+    import torch
+
+    if request.param == "cuda" and not torch.cuda.is_available():
+        pytest.skip(NO_CUDA)
+    return torch.device(request.param)
+
+
+@pytest.fixture(params=["float32", "bfloat16"], ids=["fp32", "bf16"])
+def dtype(request: pytest.FixtureRequest) -> Any:
+    """``torch.float32`` and ``torch.bfloat16``."""
+    import torch
+
+    return getattr(torch, request.param)
+
+
+@pytest.fixture
+def tolerance(dtype: Any) -> Any:
+    """The comparison preset (atol, rtol, pcc) for ``dtype``."""
+    from tttv2.testing.tolerances import tolerance_for
+
+    return tolerance_for(dtype)
+
+
+def seed_for(nodeid: str, base: int = 0) -> int:
+    """The seed the ``seed`` fixture gives the test ``nodeid``."""
+    return (base + zlib.crc32(nodeid.encode())) % 2**31
+
+
+@pytest.fixture
+def seed(request: pytest.FixtureRequest) -> Iterator[int]:
+    """Seed random, numpy and torch deterministically for this test; restore them after."""
+    import numpy as np
+    import torch
+
+    value = seed_for(request.node.nodeid, request.config.getoption("--tttv2-seed"))
+    py_state, np_state, torch_state = random.getstate(), np.random.get_state(), torch.random.get_rng_state()
+    cuda_states = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
+    random.seed(value)
+    np.random.seed(value)
+    torch.manual_seed(value)  # also seeds every CUDA device
+    try:
+        yield value
+    finally:
+        random.setstate(py_state)
+        np.random.set_state(np_state)
+        torch.random.set_rng_state(torch_state)
+        if cuda_states is not None:
+            torch.cuda.set_rng_state_all(cuda_states)
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Any]:
+    """``tiny_checkpoint(architecture="LlamaForCausalLM", config=None, seed=0,
+    max_shard_size=None)`` -> :class:`tttv2.testing.hf.TinyCheckpoint`; folders are built
+    once per configuration and session and reused by later calls."""
+    try:
+        from tttv2.testing.hf import build_tiny_checkpoint
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        pytest.skip(f"the hf extra is not installed (pip install 'tttv2-testing[hf]'): {exc}")
+    cache = tmp_path_factory.mktemp("tttv2-checkpoints")
+
+    def make(architecture: str = "LlamaForCausalLM", config: dict[str, Any] | None = None, **kwargs: Any) -> Any:
+        return build_tiny_checkpoint(cache, architecture, config, **kwargs)
+
+    return make
+
+
+@pytest.fixture
+def speed_compare(request: pytest.FixtureRequest) -> Callable[..., Any]:
+    """``speed_compare(fn, baseline, name=..., baseline_name=..., repeats=...)`` ->
+    :class:`SpeedReport`; with pytest-benchmark enabled also benchmarks ``fn`` (once per
+    test) and stores the baseline median and ratio in ``benchmark.extra_info``."""
+    from tttv2.testing.harness.speed import compare_speed
+
+    benchmark = None
+    if request.config.pluginmanager.hasplugin("benchmark"):
+        benchmark = request.getfixturevalue("benchmark")
+
+    def run(fn: Callable[[], Any], baseline: Callable[[], Any], **kwargs: Any) -> Any:
+        report = compare_speed(fn, baseline, **kwargs)
+        if benchmark is not None:  # when disabled (--benchmark-disable, xdist) it runs fn once
+            benchmark.extra_info.update({
+                "baseline": report.baseline_name,
+                "baseline_median_s": report.baseline_median_s,
+                "median_s": report.median_s,
+                "ratio": report.ratio,
+            })
+            benchmark.pedantic(fn, rounds=len(report.times_s), warmup_rounds=1)
+        print(report)
+        return report
+
+    return run
