@@ -1,0 +1,85 @@
+"""A model project runs the released wheels it pinned, whatever the workspace does meanwhile.
+
+In a throwaway clone: build the wheelhouse for models/example, `uv sync --frozen` its own
+environment, then bump tttv2-core in the workspace (a new release: a commit that changes its
+version line). The model keeps running the old release - after `uv sync --frozen` and even after
+`uv lock` - until its pin is moved to the new series and it re-locks.
+"""
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from conftest import commit_all, sh, tool
+from releases import last_release
+
+MARKER = "BUMPED_IN_WORKSPACE = True\n"
+PROBE = """
+import importlib.metadata as md, importlib.util, json, sys
+d = md.distribution("tttv2-core")
+origin = importlib.util.find_spec("tttv2.core").origin  # located, not imported (no torch import)
+print(json.dumps({"version": d.version, "direct_url": d.read_text("direct_url.json"),
+                  "file": origin, "prefix": sys.prefix, "source": open(origin).read()}))
+"""
+
+
+def _probe(model: Path) -> dict:
+    python = model / ".venv" / "bin" / "python"
+    return json.loads(sh([python, "-c", PROBE], model).stdout)
+
+
+def _sync(model: Path) -> dict:
+    sh(["uv", "sync", "--frozen"], model)
+    return _probe(model)
+
+
+@pytest.mark.slow
+def test_model_runs_the_pinned_release_until_it_repins(workspace_clone: Path) -> None:
+    repo, model = workspace_clone, workspace_clone / "models" / "example"
+    released = last_release(repo, "tttv2-core")
+    released_init = sh(
+        ["git", "show", f"{released.commit}:packages/tttv2-core/src/tttv2/core/__init__.py"], repo
+    ).stdout
+
+    tool(repo, "wheelhouse", "--for-model", "models/example")
+    info = _sync(model)
+    assert info["version"] == released.version
+    assert (
+        info["direct_url"] is None
+    )  # not editable, not a path/URL install: a wheel from the wheelhouse
+    assert Path(info["file"]).resolve().is_relative_to((model / ".venv").resolve())
+    assert info["source"] == released_init  # the released code, byte for byte
+    sh(
+        ["uv", "run", "--frozen", "pytest", "-q", "-p", "no:cacheprovider"], model
+    )  # the model's own tests
+
+    # The workspace moves on: tttv2-core gets a new minor release with new code.
+    init = repo / "packages" / "tttv2-core" / "src" / "tttv2" / "core" / "__init__.py"
+    init.write_text(init.read_text() + "\n" + MARKER)
+    sh(["uv", "version", "--package", "tttv2-core", "--bump", "minor", "--frozen"], repo)
+    commit_all(repo, "tttv2-core: new minor release")
+    new = last_release(repo, "tttv2-core")
+    assert new.version != released.version
+    tool(repo, "wheelhouse", "--package", "tttv2-core")  # the wheelhouse now offers both
+
+    # Unchanged lock: still the old release.
+    assert _sync(model)["version"] == released.version
+    # Re-resolving with the old pin (==X.Y.*) cannot pick the new minor either.
+    sh(["uv", "lock"], model)
+    info = _sync(model)
+    assert info["version"] == released.version and MARKER not in info["source"]
+
+    # Re-pin to the new series and re-lock: now the model runs the new release.
+    pyproject = model / "pyproject.toml"
+    series = ".".join(new.version.split(".")[:2])
+    text, count = re.subn(
+        r'"tttv2-core==[^"]+"', f'"tttv2-core=={series}.*"', pyproject.read_text()
+    )
+    assert count == 1
+    pyproject.write_text(text)
+    sh(["uv", "lock"], model)
+    info = _sync(model)
+    assert info["version"] == new.version and info["direct_url"] is None
+    assert MARKER in info["source"]
+    assert Path(info["prefix"]).resolve() == (model / ".venv").resolve()
