@@ -9,8 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from transformers.models.gemma.modeling_gemma import GemmaRMSNorm
 from transformers.models.llama.modeling_llama import LlamaRMSNorm
-
-from tttv2.blocks import LayerNorm, RMSNorm, make_norm, rms_norm
+from tttv2.blocks import LayerNorm, RMSNorm, make_norm
 from tttv2.core import ModuleConfig, NormSpec, create_module
 from tttv2.testing.reference.normalization import reference_norm
 
@@ -91,7 +90,7 @@ def test_norms_match_reference(spec: NormSpec, tokens: int, scale: float, leadin
 def test_rms_norm_accumulates_in_float32_for_half_inputs() -> None:
     # float16 squares of 300 overflow (9e4 > 65504); float32 accumulation does not
     x = torch.full((1, 16), 300.0, dtype=torch.float16)
-    y = rms_norm(x, torch.ones(16, dtype=torch.float16), 1e-6)
+    y = RMSNorm(NormSpec(dim=16)).half()(x)
     assert torch.isfinite(y).all()
     torch.testing.assert_close(y.float(), torch.ones(1, 16), rtol=1e-3, atol=1e-3)
 

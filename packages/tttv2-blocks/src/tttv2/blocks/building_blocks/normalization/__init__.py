@@ -2,10 +2,10 @@
 
 from tttv2.blocks.building_blocks.normalization.factory import NORM_CLASSES, make_norm
 from tttv2.blocks.building_blocks.normalization.layer_norm import LayerNorm
-from tttv2.blocks.building_blocks.normalization.rms_norm import RMSNorm, rms_norm
+from tttv2.blocks.building_blocks.normalization.rms_norm import RMSNorm
 from tttv2.core.module_classes import register_module_class
 from tttv2.core.specs import NormSpec
 
 register_module_class(NormSpec, make_norm)
 
-__all__ = ["NORM_CLASSES", "LayerNorm", "RMSNorm", "make_norm", "rms_norm"]
+__all__ = ["NORM_CLASSES", "LayerNorm", "RMSNorm", "make_norm"]

@@ -5,6 +5,8 @@ weight then starts at zero so a fresh module scales by one. The whole computatio
 including the multiplication by the weight, runs in float32 and the result is cast back
 to the input's dtype (Gemma's order; Llama casts before multiplying, which differs by at
 most one rounding in low precision and not at all in float32).
+
+The arithmetic is tttv2-hw's ``rms_norm`` kernel for the input's device.
 """
 
 from __future__ import annotations
@@ -13,15 +15,7 @@ from typing import Any
 
 import torch
 from tttv2.core.specs import NormSpec
-
-
-def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float, *, unit_offset: bool = False) -> torch.Tensor:
-    h = x.float()
-    h = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + eps)
-    scale = weight.float()
-    if unit_offset:
-        scale = 1.0 + scale
-    return (h * scale).to(x.dtype)
+from tttv2.hw import get_kernel
 
 
 class RMSNorm(torch.nn.Module):
@@ -37,11 +31,15 @@ class RMSNorm(torch.nn.Module):
         self.unit_offset = spec.unit_offset
         init = torch.zeros if spec.unit_offset else torch.ones
         self.weight = torch.nn.Parameter(init(spec.dim, device=device))
+        self._kernels: dict[str, Any] = {}  # device type -> rms_norm kernel
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[-1] != self.spec.dim:
             raise ValueError(f"RMSNorm(dim={self.spec.dim}) got input of shape {tuple(x.shape)}")
-        return rms_norm(x, self.weight, self.eps, unit_offset=self.unit_offset)
+        kernel = self._kernels.get(x.device.type)
+        if kernel is None:
+            kernel = self._kernels[x.device.type] = get_kernel("rms_norm", x.device)
+        return kernel(x, self.weight, self.eps, unit_offset=self.unit_offset)
 
     def extra_repr(self) -> str:
         return f"{self.spec.dim}, eps={self.eps}, unit_offset={self.unit_offset}"

@@ -2,10 +2,9 @@
 
 from tttv2.blocks.building_blocks.rope.frequencies import FREQUENCY_RULES, rope_frequencies
 from tttv2.blocks.building_blocks.rope.rotary_embedding import RotaryEmbedding
-from tttv2.blocks.building_blocks.rope.rotate import rotate_pairs
 from tttv2.core.module_classes import register_module_class
 from tttv2.core.specs import RopeSpec
 
 register_module_class(RopeSpec, RotaryEmbedding)
 
-__all__ = ["FREQUENCY_RULES", "RotaryEmbedding", "rope_frequencies", "rotate_pairs"]
+__all__ = ["FREQUENCY_RULES", "RotaryEmbedding", "rope_frequencies"]

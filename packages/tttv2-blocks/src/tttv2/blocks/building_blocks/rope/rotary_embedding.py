@@ -2,7 +2,8 @@
 
 Angles are ``position * inv_freq`` (see ``frequencies.py`` for every scaling rule); the
 cos/sin tables hold ``cos(angle) * attention_scaling`` and ``sin(angle) *
-attention_scaling`` computed in float32 and then cast, exactly as Hugging Face does.
+attention_scaling`` computed in float32 and then cast to the dtype of q, exactly as Hugging
+Face does. The rotation itself is tttv2-hw's ``apply_rotary`` kernel for q's device.
 
 Tables: built once per (spec, device, dtype) and shared by every ``RotaryEmbedding`` with an
 equal spec (a model's layers share one table). A table covers positions ``0..L-1``; it is
@@ -33,8 +34,8 @@ from typing import Any
 
 import torch
 from tttv2.blocks.building_blocks.rope.frequencies import rope_frequencies
-from tttv2.blocks.building_blocks.rope.rotate import rotate_pairs
 from tttv2.core.specs import RopeSpec
+from tttv2.hw import get_kernel
 
 _MIN_TABLE = 256
 _TABLES: dict[tuple[RopeSpec, str, torch.dtype, str], tuple[torch.Tensor, torch.Tensor]] = {}
@@ -60,6 +61,7 @@ class RotaryEmbedding(torch.nn.Module):
         if not isinstance(spec, RopeSpec):
             raise TypeError(f"RotaryEmbedding needs a RopeSpec, got {type(spec).__name__}")
         self.spec = spec
+        self._kernels: dict[str, Any] = {}  # device type -> apply_rotary kernel
 
     # -- tables -----------------------------------------------------------------------
     def cos_sin(
@@ -115,8 +117,11 @@ class RotaryEmbedding(torch.nn.Module):
                 f"got positions {tuple(positions.shape)}, q {tuple(q.shape)}, k {tuple(k.shape)}"
             )
         cos, sin = self.cos_sin(positions, q.device, q.dtype, seq_len)
+        rotate = self._kernels.get(q.device.type)
+        if rotate is None:
+            rotate = self._kernels[q.device.type] = get_kernel("apply_rotary", q.device)
         interleaved = self.spec.interleaved
-        return rotate_pairs(q, cos, sin, interleaved=interleaved), rotate_pairs(k, cos, sin, interleaved=interleaved)
+        return rotate(q, cos, sin, interleaved=interleaved), rotate(k, cos, sin, interleaved=interleaved)
 
     forward = apply
 

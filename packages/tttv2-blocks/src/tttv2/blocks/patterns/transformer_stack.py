@@ -1,0 +1,107 @@
+"""TransformerStack: a decoder-only language model built from a ModelSpec.
+
+::
+
+    h = embedding(input_ids, meta.positions)
+    h = layer_i(h, meta, cache.layer(i))            for every layer (own spec per layer)
+    logits = lm_head(final_norm(h[meta.logits_indices]))
+
+Only the rows that need logits go through the final norm and the head (norms act per
+token, so selecting first changes nothing but the cost). Parameters: ``embedding``,
+``layers.{i}`` (:class:`DecoderLayer`), ``final_norm``, ``lm_head`` (whose ``weight`` *is*
+``embedding.weight`` when the head is tied).
+
+Execution modes: each pass runs in ``meta.mode``; when the stack's current mode differs it
+calls :meth:`set_mode` first (that only rebinds each attention's implementation), so the
+stack runs in every mode its execution strategy provides, and ``set_mode`` may also be
+called explicitly beforehand (the generation runtime does).
+
+Per-layer outputs: ``forward(..., output_hidden_states=True)`` returns ``(logits,
+hidden_states)`` with ``hidden_states`` a tuple of ``num_layers + 1`` tensors ``[T,
+hidden]`` in Hugging Face's ``output_hidden_states`` convention: the embedding output, the
+output of layers ``0 .. N-2``, and the *final-normed* output of the last layer (all
+tokens, not only the logits rows).
+"""
+
+from __future__ import annotations
+
+import torch
+from tttv2.blocks.building_blocks.embedding import TokenEmbedding
+from tttv2.blocks.building_blocks.kv_cache import PagedKVCache
+from tttv2.blocks.building_blocks.lm_head import LMHead
+from tttv2.blocks.building_blocks.normalization import make_norm
+from tttv2.blocks.patterns.decoder_layer import DecoderLayer
+from tttv2.core import BaseModule, BatchMetadata, ExecutionStrategy
+from tttv2.core.specs import ModelSpec
+
+
+class TransformerStack(BaseModule):
+    specialized = False
+    spec: ModelSpec
+
+    def __init__(
+        self,
+        spec: ModelSpec,
+        device: torch.device | str | None = None,
+        execution_strategy: ExecutionStrategy | str | None = None,
+    ) -> None:
+        if not isinstance(spec, ModelSpec):
+            raise TypeError(f"TransformerStack needs a ModelSpec, got {type(spec).__name__}")
+        super().__init__(spec, device, execution_strategy)
+        dev = self.device
+        self.embedding = TokenEmbedding(spec.embedding, device=dev)
+        self.layers = torch.nn.ModuleList(DecoderLayer(layer, dev, self.execution_strategy) for layer in spec.layers)
+        self.final_norm = make_norm(spec.final_norm, device=dev)
+        self.lm_head = LMHead(spec.lm_head, embedding=self.embedding if spec.lm_head.tied else None, device=dev)
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        meta: BatchMetadata,
+        cache: PagedKVCache,
+        output_hidden_states: bool = False,
+    ) -> torch.Tensor | tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
+        """Logits ``[len(meta.logits_indices), vocab]`` for the flattened tokens
+        ``input_ids [T]``; every layer writes the new tokens' K/V into ``cache``."""
+        self._check(input_ids, meta, cache)
+        if self.current_mode is not meta.mode:
+            self.set_mode(meta.mode)
+        h = self.embedding(input_ids, meta.positions)
+        hidden: list[torch.Tensor] = [h]
+        for i, layer in enumerate(self.layers):
+            h = layer(h, meta, cache.layer(i))
+            if output_hidden_states:
+                hidden.append(h)
+        logits = self.lm_head(self.final_norm(h[meta.logits_indices]))
+        if not output_hidden_states:
+            return logits
+        hidden[-1] = self.final_norm(h)
+        return logits, tuple(hidden)
+
+    def new_cache(self, num_blocks: int, block_size: int | None = None, dtype: torch.dtype | None = None) -> PagedKVCache:
+        """A zeroed paged KV cache for this stack's layers, on the parameters' device and,
+        unless ``dtype`` is given, in their dtype (``block_size=None``: tttv2-hw's default)."""
+        weight = self.embedding.weight
+        return PagedKVCache.for_specs(
+            [layer.attention for layer in self.spec.layers],
+            num_blocks,
+            block_size,
+            dtype=dtype if dtype is not None else weight.dtype,
+            device=weight.device,
+        )
+
+    def _check(self, input_ids: torch.Tensor, meta: BatchMetadata, cache: PagedKVCache) -> None:
+        if not isinstance(input_ids, torch.Tensor) or input_ids.dim() != 1:
+            got = tuple(input_ids.shape) if isinstance(input_ids, torch.Tensor) else type(input_ids).__name__
+            raise ValueError(f"TransformerStack: input_ids must be [T] (tokens flattened), got {got}")
+        if input_ids.shape[0] != meta.num_tokens:
+            raise ValueError(
+                f"TransformerStack: {input_ids.shape[0]} input ids but meta describes {meta.num_tokens} "
+                f"tokens (query_lens {meta.query_lens})"
+            )
+        if len(cache) != len(self.layers):
+            raise ValueError(f"TransformerStack: cache has {len(cache)} layers, the model {len(self.layers)}")
+
+    @property
+    def num_layers(self) -> int:
+        return len(self.layers)
