@@ -49,3 +49,15 @@ def test_fusion_can_be_limited():
     layer = Layer()
     fuse_projections(layer, qkv=False)
     assert layer.attn.q_proj is not None and layer.mlp.gate_up_proj is not None
+
+
+def test_default_dtype_builds_parameters_in_that_dtype_and_restores():
+    from tttv2.blocks.weights import default_dtype
+
+    before = torch.get_default_dtype()
+    with default_dtype(torch.bfloat16):
+        layer = Layer()
+    assert {p.dtype for p in layer.parameters()} == {torch.bfloat16}
+    assert torch.get_default_dtype() == before
+    with default_dtype(None):
+        assert torch.get_default_dtype() == before

@@ -1,0 +1,68 @@
+"""The ``tttv2.models`` plugin for ``LlamaForCausalLM`` checkpoints.
+
+``load(folder, dtype=..., device=...)`` reads ``config.json``, checks the safetensors
+headers, builds the model directly in ``dtype``, copies the tensors one at a time (every
+missing, unexpected or mis-shaped one is reported by name before anything is copied),
+fuses q/k/v and gate/up, and reads ``tokenizer.json`` with ``tokenizers``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from tttv2.blocks.weights import (
+    CheckpointError,
+    SafetensorsCheckpoint,
+    default_dtype,
+    fuse_projections,
+    load_weights,
+)
+from tttv2.core.model_plugins import LoadedModel, ProgressCallback, read_hf_config
+
+from tttv2_llama3.config import token_ids
+from tttv2_llama3.model import LlamaForCausalLM
+from tttv2_llama3.weights import rename_rules
+
+ARCHITECTURE = "LlamaForCausalLM"
+
+
+def load(
+    checkpoint_dir: str | Path,
+    *,
+    dtype: torch.dtype = torch.float32,
+    device: torch.device | str = "cpu",
+    progress: ProgressCallback | None = None,
+    execution_strategy: Any = None,
+) -> LoadedModel:
+    folder = Path(checkpoint_dir)
+    config = read_hf_config(folder)
+    with SafetensorsCheckpoint(folder) as checkpoint:  # headers checked before building
+        with default_dtype(dtype):
+            model = LlamaForCausalLM.from_config(config, device, execution_strategy)
+        load_weights(model, checkpoint, rename_rules(model.spec), dtype=dtype, progress=progress)
+    fuse_projections(model)
+    model.eval()
+    return LoadedModel(
+        model=model,
+        spec=model.spec,
+        hf_config=config,
+        tokenizer=load_tokenizer(folder),
+        eos_token_ids=token_ids(config.get("eos_token_id")),
+        bos_token_id=config.get("bos_token_id"),
+        max_context=model.spec.max_seq_len,
+    )
+
+
+def load_tokenizer(folder: Path) -> Any:
+    """``tokenizers.Tokenizer`` from ``tokenizer.json``; ``None`` when there is none."""
+    path = folder / "tokenizer.json"
+    if not path.is_file():
+        return None
+    from tokenizers import Tokenizer
+
+    try:
+        return Tokenizer.from_file(str(path))
+    except Exception as exc:  # tokenizers raises its own exception types
+        raise CheckpointError(f"{path}: not a valid tokenizer.json ({exc})") from None
