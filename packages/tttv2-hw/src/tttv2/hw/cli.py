@@ -1,0 +1,118 @@
+"""``tttv2-hw``: print the detected (or a forced) device and the parameters chosen for each
+operation and execution mode, as tables or as JSON. ``tttv2 hw`` calls :func:`main` too."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from tttv2.core.errors import TTTv2Error
+from tttv2.core.modes import ExecutionMode
+from tttv2.hw.device.config import DeviceConfig
+from tttv2.hw.device.profiles import profile_names
+from tttv2.hw.kernels import backend_preference
+from tttv2.hw.params import OPS
+from tttv2.hw.params.types import OpParams
+
+GB = 10**9
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tttv2-hw",
+        description="Show the device TTTv2 detects and the parameters it picks per operation and mode.",
+    )
+    parser.add_argument("--profile", metavar="NAME", help="force a device profile (see --list-profiles)")
+    parser.add_argument("--params", metavar="FILE", help="TOML/JSON file of parameter overrides")
+    parser.add_argument("--op", action="append", choices=OPS, help="only this operation (repeatable)")
+    parser.add_argument(
+        "--mode", action="append", metavar="MODE", help="only this execution mode (repeatable)"
+    )
+    parser.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    parser.add_argument("--list-profiles", action="store_true", help="print the known profile names and exit")
+    return parser
+
+
+def collect(config: DeviceConfig, ops: Sequence[str], modes: Sequence[str]) -> dict[str, dict[str, OpParams]]:
+    return {op: {mode: config.get_optimal_params(op, mode) for mode in modes} for op in ops}
+
+
+def to_json(config: DeviceConfig, table: dict[str, dict[str, OpParams]]) -> dict[str, Any]:
+    return {
+        "device": config.to_dict(),
+        "kernel_backends": backend_preference(config.device_type),
+        "params": {op: {mode: p.to_dict() for mode, p in by_mode.items()} for op, by_mode in table.items()},
+    }
+
+
+def format_device(config: DeviceConfig) -> str:
+    cpu = config.cpu
+    rows = [
+        ("profile", f"{config.profile} ({config.source})"),
+        ("device", f"{config.name} [{config.device_type}, torch device {config.torch_device}]"),
+        ("devices", str(config.num_devices)),
+        ("memory", f"{config.memory_available_bytes / GB:.2f} GB available of {config.memory_total_bytes / GB:.2f} GB"),
+        ("bf16 / fp8 native", f"{config.bf16_native} / {config.fp8_native}"),
+        ("preferred dtype", config.preferred_dtype),
+        ("host CPU", f"{cpu.model_name}, {cpu.usable_cores} usable of {cpu.logical_cores} cores"),
+        ("CPU ISA", f"{', '.join(cpu.isa) or 'baseline'} (torch: {cpu.torch_capability})"),
+        ("CPU caches", ", ".join(f"{k} {v // 1024} KiB" for k, v in cpu.caches.items()) or "unknown"),
+    ]
+    for gpu in config.cuda:
+        rows.append(
+            (f"cuda:{gpu.index}", f"{gpu.name}, sm_{gpu.compute_capability[0]}{gpu.compute_capability[1]}, "
+             f"{gpu.sm_count} SMs, {gpu.memory_total_bytes / GB:.1f} GB, bf16 {gpu.bf16}, fp8 {gpu.fp8}")
+        )
+    if config.tenstorrent:
+        tt = config.tenstorrent
+        rows.append(
+            ("tenstorrent", f"{tt.product}: {tt.num_chips} x {tt.arch.name}, mesh {tt.mesh_shape}, "
+             f"grid {tt.core_grid[0]}x{tt.core_grid[1]}, {tt.dram_banks} DRAM banks, "
+             f"shard width {tt.dram_shard_grid_width}, tile {tt.arch.tile_size}, "
+             f"prefill cut-off {tt.arch.prefill_len_cutoff}")
+        )
+    rows.append(("kernel backends", " > ".join(backend_preference(config.device_type))))
+    width = max(len(k) for k, _ in rows)
+    return "\n".join(f"{k.ljust(width)}  {v}" for k, v in rows)
+
+
+def format_table(op: str, by_mode: dict[str, OpParams]) -> str:
+    modes = list(by_mode)
+    first = next(iter(by_mode.values()))
+    fields = [f.name for f in dataclasses.fields(first) if f.name not in ("mode", "device")]
+    cells = [[name, *(str(getattr(by_mode[m], name)) for m in modes)] for name in fields]
+    header = [op, *modes]
+    widths = [max(len(r[i]) for r in [header, *cells]) for i in range(len(header))]
+    line = lambda row: "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()  # noqa: E731
+    rule = "  ".join("-" * w for w in widths)
+    return "\n".join([line(header), rule, *(line(r) for r in cells)])
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.list_profiles:
+        print("\n".join(profile_names()))
+        return 0
+    try:
+        modes = [ExecutionMode(m).value for m in args.mode] if args.mode else [m.value for m in ExecutionMode.all()]
+        config = DeviceConfig.auto_detect(args.profile, params=args.params)
+        table = collect(config, args.op or OPS, modes)
+    except TTTv2Error as exc:
+        print(f"tttv2-hw: error: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(to_json(config, table), indent=2, default=str))
+        return 0
+    print(format_device(config))
+    for op, by_mode in table.items():
+        print()
+        print(format_table(op, by_mode))
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

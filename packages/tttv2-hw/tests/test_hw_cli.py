@@ -1,0 +1,57 @@
+"""The tttv2-hw command: tables, JSON, forced profiles, errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from tttv2.hw.cli import main
+from tttv2.hw.params import OPS
+
+
+def test_tables_for_this_machine(capsys, monkeypatch):
+    monkeypatch.delenv("TTTV2_DEVICE_PROFILE", raising=False)
+    assert main([]) == 0
+    out = capsys.readouterr().out
+    assert "(detected)" in out and "host CPU" in out
+    for op in OPS:
+        assert f"\n{op} " in out
+    assert "continuous_batch" in out and "paged_decode" in out
+
+
+def test_json_for_a_forced_profile(capsys):
+    assert main(["--json", "--profile", "tt:N300", "--op", "ffn", "--mode", "prefill", "--mode", "decode"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["device"]["profile"] == "tt:N300"
+    assert data["device"]["tenstorrent"]["arch"]["prefill_len_cutoff"] == 1024
+    assert set(data["params"]) == {"ffn"} and set(data["params"]["ffn"]) == {"prefill", "decode"}
+    assert data["params"]["ffn"]["decode"]["capture_graph"] is True
+    assert data["params"]["ffn"]["prefill"]["prefill_row_chunk"] == 1024
+
+
+def test_cuda_profile_table_shows_the_gpu(capsys):
+    assert main(["--profile", "cuda:H100", "--op", "attention"]) == 0
+    out = capsys.readouterr().out
+    assert "sm_90, 132 SMs" in out and "torch-cuda > torch" in out
+
+
+def test_params_file(tmp_path, capsys):
+    f = tmp_path / "p.toml"
+    f.write_text("[defaults]\nnum_threads = 5\n")
+    assert main(["--json", "--params", str(f), "--op", "norm", "--mode", "decode"]) == 0
+    assert json.loads(capsys.readouterr().out)["params"]["norm"]["decode"]["num_threads"] == 5
+
+
+def test_unknown_profile_and_mode_exit_2_listing_names(capsys):
+    assert main(["--profile", "gpu:X"]) == 2
+    assert "cuda:H100" in capsys.readouterr().err
+    assert main(["--mode", "turbo"]) == 2
+    assert "long_context" in capsys.readouterr().err
+
+
+def test_list_profiles_and_help(capsys):
+    assert main(["--list-profiles"]) == 0
+    assert "tt:P150x4" in capsys.readouterr().out.split()
+    with pytest.raises(SystemExit) as exc:
+        main(["--help"])
+    assert exc.value.code == 0 and "--profile" in capsys.readouterr().out
