@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from hw_close import assert_close
 from hw_naive_kernels import naive_paged_decode, naive_prefill
 from tttv2.hw import get_kernel
 from tttv2.hw.kernels import paged_decode_attention, prefill_attention
@@ -29,7 +30,7 @@ def test_prefill_matches_reference(case):
     out = prefill_attention(q, k, v, scale=scale, sliding_window=window, softcap=softcap)
     assert out.shape == (B, H, Sq, D) and out.dtype == q.dtype
     ref = naive_prefill(q, k, v, scale, window, softcap)
-    torch.testing.assert_close(out.double(), ref, atol=1e-5, rtol=1e-5)
+    assert_close(out.double(), ref, atol=1e-5, rtol=1e-5)
 
 
 def test_prefill_bf16_keeps_dtype_and_is_close():
@@ -39,7 +40,7 @@ def test_prefill_bf16_keeps_dtype_and_is_close():
         out = prefill_attention(q.bfloat16(), k.bfloat16(), v.bfloat16(), scale=0.25, softcap=softcap)
         assert out.dtype == torch.bfloat16
         ref = naive_prefill(q, k, v, 0.25, None, softcap)
-        torch.testing.assert_close(out.double(), ref, atol=3e-2, rtol=3e-2)
+        assert_close(out.double(), ref, atol=3e-2, rtol=3e-2)
 
 
 def test_prefill_rejects_bad_shapes():
@@ -89,11 +90,11 @@ def test_paged_decode_matches_reference(case):
     out = paged_decode_attention(q, kp, vp, tables, lens, scale=0.3, sliding_window=window, softcap=softcap)
     assert out.shape == (len(seq_lens), H, D) and out.dtype == q.dtype
     ref = naive_paged_decode(q, kp, vp, tables, lens, 0.3, window, softcap)
-    torch.testing.assert_close(out.double(), ref, atol=1e-5, rtol=1e-5)
+    assert_close(out.double(), ref, atol=1e-5, rtol=1e-5)
     hinted = paged_decode_attention(
         q, kp, vp, tables, lens, scale=0.3, sliding_window=window, softcap=softcap, max_seq_len=max(seq_lens)
     )
-    torch.testing.assert_close(hinted, out)
+    assert_close(hinted, out)
 
 
 @pytest.mark.parametrize("window", [None, 3])
@@ -104,7 +105,7 @@ def test_paged_decode_contiguous_layout(lens, window):
     assert (tables[:, 1:] == 0).all()
     out = paged_decode_attention(q, kp, vp, tables, seq_lens, scale=0.5, sliding_window=window)
     ref = naive_paged_decode(q, kp, vp, tables, seq_lens, 0.5, window)
-    torch.testing.assert_close(out.double(), ref, atol=1e-5, rtol=1e-5)
+    assert_close(out.double(), ref, atol=1e-5, rtol=1e-5)
 
 
 def test_paged_decode_never_reads_other_sequences_or_stale_tail():
@@ -118,7 +119,7 @@ def test_paged_decode_never_reads_other_sequences_or_stale_tail():
     kp2, vp2 = kp.clone(), vp.clone()
     kp2[~owned] = 1e4
     vp2[~owned] = -7e3
-    torch.testing.assert_close(paged_decode_attention(q, kp2, vp2, tables, lens, scale=0.5), out)
+    assert_close(paged_decode_attention(q, kp2, vp2, tables, lens, scale=0.5), out)
 
 
 def test_paged_decode_bf16():
@@ -126,7 +127,7 @@ def test_paged_decode_bf16():
     out = paged_decode_attention(q.bfloat16(), kp.bfloat16(), vp.bfloat16(), tables, lens, scale=0.25)
     assert out.dtype == torch.bfloat16
     ref = naive_paged_decode(q, kp, vp, tables, lens, 0.25)
-    torch.testing.assert_close(out.double(), ref, atol=3e-2, rtol=3e-2)
+    assert_close(out.double(), ref, atol=3e-2, rtol=3e-2)
 
 
 def test_paged_decode_agrees_with_prefill_last_row():
@@ -144,7 +145,7 @@ def test_paged_decode_agrees_with_prefill_last_row():
     vp.view(-1, Hkv, D)[:n] = v[0].transpose(0, 1)
     tables = torch.arange(blocks).view(1, -1)
     dec = paged_decode_attention(q[:, :, -1], kp, vp, tables, torch.tensor([n]), scale=0.4, sliding_window=6)
-    torch.testing.assert_close(dec, full[:, :, -1])
+    assert_close(dec, full[:, :, -1])
 
 
 def test_registry_serves_these_kernels():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from hw_close import assert_close
 from hw_naive_kernels import naive_rms_norm, naive_rotary
 from tttv2.hw.kernels import apply_rotary, rms_norm
 
@@ -15,7 +16,7 @@ def test_rms_norm_matches_reference(unit_offset):
     w = torch.randn(16, generator=g)
     out = rms_norm(x, w, 1e-5, unit_offset=unit_offset)
     assert out.shape == x.shape and out.dtype == x.dtype
-    torch.testing.assert_close(out.double(), naive_rms_norm(x, w, 1e-5, unit_offset), atol=1e-5, rtol=1e-5)
+    assert_close(out.double(), naive_rms_norm(x, w, 1e-5, unit_offset), atol=1e-5, rtol=1e-5)
 
 
 def test_rms_norm_bf16_accumulates_in_fp32():
@@ -25,7 +26,7 @@ def test_rms_norm_bf16_accumulates_in_fp32():
     out = rms_norm(x, w, 1e-6)
     assert out.dtype == torch.bfloat16
     ref = naive_rms_norm(x.float(), w.float(), 1e-6)
-    torch.testing.assert_close(out.double(), ref, atol=2e-2, rtol=1e-2)
+    assert_close(out.double(), ref, atol=2e-2, rtol=1e-2)
 
 
 def test_rms_norm_rejects_mismatched_weight():
@@ -41,8 +42,8 @@ def test_rotary_matches_reference(interleaved, rot_dim):
     angles = torch.rand(5, rot_dim // 2, generator=g) * 6
     out = apply_rotary(x, angles.cos(), angles.sin(), interleaved=interleaved)
     assert out.shape == x.shape and out.dtype == x.dtype
-    torch.testing.assert_close(out.double(), naive_rotary(x, angles.cos(), angles.sin(), interleaved))
-    torch.testing.assert_close(out[..., rot_dim:], x[..., rot_dim:])  # pass-through channels
+    assert_close(out.double(), naive_rotary(x, angles.cos(), angles.sin(), interleaved))
+    assert_close(out[..., rot_dim:], x[..., rot_dim:])  # pass-through channels
 
 
 def test_rotary_half_split_matches_hf_rotate_half():
@@ -53,7 +54,7 @@ def test_rotary_half_split_matches_hf_rotate_half():
     cos, sin = torch.cat((angles.cos(),) * 2, -1), torch.cat((angles.sin(),) * 2, -1)
     rotate_half = torch.cat((-x[..., 4:], x[..., :4]), -1)
     hf = x * cos[:, None] + rotate_half * sin[:, None]
-    torch.testing.assert_close(apply_rotary(x, angles.cos(), angles.sin()), hf)
+    assert_close(apply_rotary(x, angles.cos(), angles.sin()), hf)
 
 
 def test_rotary_bf16_input_keeps_dtype():
