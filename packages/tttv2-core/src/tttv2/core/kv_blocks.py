@@ -9,6 +9,7 @@ or preempt and retry.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Sequence
 
 import torch
@@ -109,8 +110,9 @@ class KVBlockManager:
         logits: str | Sequence[int] = "last",
     ) -> BatchMetadata:
         """Reserve room for each sequence's new tokens (adding unknown sequences) and
-        describe the pass. All-or-nothing: on exhaustion nothing changes."""
-        seq_ids, query_lens = tuple(seq_ids), tuple(int(q) for q in query_lens)
+        describe the pass. All-or-nothing: on any error (a sequence over ``max_seq_len``,
+        then :class:`KVCacheExhaustedError`) nothing changes."""
+        seq_ids, query_lens = tuple(seq_ids), tuple(operator.index(q) for q in query_lens)
         if len(seq_ids) != len(query_lens) or not seq_ids:
             raise ValueError("prepare() needs one query length per sequence and at least one sequence")
         if len(set(seq_ids)) != len(seq_ids):
@@ -119,13 +121,13 @@ class KVBlockManager:
             raise ValueError(f"prepare(): query lengths must be positive, got {query_lens}")
         mode = ExecutionMode(mode)  # check mode and logits before anything changes
         logits = _logits_indices(query_lens, logits)
-        need = sum(self.blocks_needed(s if s in self._tables else None, q) for s, q in zip(seq_ids, query_lens, strict=True))
-        if need > len(self._free):
-            raise KVCacheExhaustedError(need, len(self._free))
-        for s, q in zip(seq_ids, query_lens, strict=True):
+        for s, q in zip(seq_ids, query_lens, strict=True):  # permanent error before transient
             length = self._lens.get(s, 0) + q
             if length > self.max_seq_len:
                 raise TTTv2Error(f"sequence {s} would hold {length} tokens; the context limit is {self.max_seq_len}")
+        need = sum(self.blocks_needed(s if s in self._tables else None, q) for s, q in zip(seq_ids, query_lens, strict=True))
+        if need > len(self._free):
+            raise KVCacheExhaustedError(need, len(self._free))
         context_lens = []
         for s, q in zip(seq_ids, query_lens, strict=True):
             if s not in self._tables:

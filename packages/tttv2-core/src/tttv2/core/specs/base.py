@@ -94,11 +94,23 @@ class ModuleSpec:
         if cls is not ModuleSpec and not issubclass(target, cls):
             raise SpecError(cls.__name__, "kind", kind, f"{cls.kind!r}")
         hints = typing.get_type_hints(target)
-        names = {f.name for f in dataclasses.fields(target)}  # type: ignore[arg-type]
+        fields = dataclasses.fields(target)  # type: ignore[arg-type]
+        names = {f.name for f in fields}
         unknown = sorted(set(data) - names)
         if unknown:
             raise SpecError(target.__name__, unknown[0], data[unknown[0]], "one of " + ", ".join(sorted(names)))
-        kwargs = {k: _from_data(hints[k], v, target.__name__, k) for k, v in data.items()}
+        for f in fields:
+            required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+            if required and f.name not in data:
+                raise SpecError(target.__name__, f.name, None, "a value (the field is required)")
+        kwargs = {}
+        for k, v in data.items():
+            try:
+                kwargs[k] = _from_data(hints[k], v, target.__name__, k)
+            except SpecError as exc:  # a nested spec: name the path from this spec down
+                if exc.spec == target.__name__ and exc.field.split(".")[0].split("[")[0] == k:
+                    raise
+                raise SpecError(target.__name__, f"{k}.{exc.field}", exc.value, exc.expected) from exc
         return target(**kwargs)  # type: ignore[return-value]
 
     @classmethod
@@ -168,7 +180,15 @@ def _from_data(hint: Any, value: Any, spec: str, field: str) -> Any:
             raise SpecError(spec, field, value, "a list")
         args = typing.get_args(hint)
         inner = args[0] if args else Any
-        return tuple(_from_data(inner, v, spec, field) for v in value)
+        items = []
+        for i, v in enumerate(value):
+            try:
+                items.append(_from_data(inner, v, spec, f"{field}[{i}]"))
+            except SpecError as exc:
+                if exc.spec == spec:
+                    raise
+                raise SpecError(spec, f"{field}[{i}].{exc.field}", exc.value, exc.expected) from exc
+        return tuple(items)
     if isinstance(hint, type) and issubclass(hint, ModuleSpec) and isinstance(value, dict):
         return hint.from_dict(value)
     if isinstance(value, dict) and "kind" in value:
