@@ -13,7 +13,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 from tttv2.blocks.building_blocks.attention.qk_norm import HeadRMSNorm
-from tttv2.core import BaseModule, ExecutionStrategy, register_module_class
+from tttv2.blocks.building_blocks.kv_cache.hw_params import hw_params
+from tttv2.core import BaseModule, ExecutionMode, ExecutionStrategy, register_module_class
 from tttv2.core.specs import AttentionSpec, RopeSpec
 
 
@@ -76,6 +77,13 @@ class Attention(BaseModule):
         return self.o_proj(attn.flatten(-2))
 
     # -- load-time transformations ---------------------------------------------------------
+    def apply_hw_params(self, mode: ExecutionMode | str = ExecutionMode.DECODE) -> None:
+        """Apply the load-time choices tttv2-hw makes for this device and spec (today:
+        ``fuse_qkv``). Call after the weights are loaded."""
+        params = hw_params("attention", mode, self.device, self.spec)
+        if params is not None and params.fuse_qkv:  # type: ignore[attr-defined]
+            self.fuse_qkv()
+
     @property
     def qkv_fused(self) -> bool:
         return self.qkv_proj is not None

@@ -1,32 +1,33 @@
-"""Block size and dtype of a KV cache when the caller leaves them open: asked of tttv2-hw."""
+"""What tttv2-hw tuned for the device: cache block size and dtype, attention chunk size."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
+from tttv2.core import ExecutionMode
+from tttv2.core.specs import ModuleSpec
+from tttv2.hw import OpParams, default_device, get_optimal_params
 
-#: Used when tttv2-hw has no tuned value for the device.
-FALLBACK_BLOCK_SIZE = 16
 
-
-def kv_cache_params(device: torch.device | str | None, mode: str = "decode") -> dict[str, Any]:
-    """tttv2-hw's tuned parameters for ``("kv_cache", mode)`` on ``device`` as a dict
-    (empty when this tttv2-hw has no parameter tables)."""
-    try:
-        from tttv2.hw import get_optimal_params
-    except ImportError:
-        return {}
-    params = get_optimal_params("kv_cache", mode, device=device)
-    return dict(params) if params else {}
+def hw_params(
+    op: str,
+    mode: ExecutionMode | str,
+    device: torch.device | str | None,
+    spec: ModuleSpec | None = None,
+) -> OpParams | None:
+    """tttv2-hw's parameters for ``op`` in ``mode``, or ``None`` when ``device`` is not the
+    kind of device this process was detected to run on (they were tuned for another)."""
+    config = default_device()
+    wanted = torch.device(device).type if device is not None else "cpu"
+    if torch.device(config.torch_device).type != wanted:
+        return None
+    return get_optimal_params(op, mode, spec)
 
 
 def default_block_size(device: torch.device | str | None) -> int:
-    return int(kv_cache_params(device).get("block_size", FALLBACK_BLOCK_SIZE))
+    params = hw_params("kv_cache", ExecutionMode.DECODE, device)
+    return params.kv_block_size if params is not None else 16  # type: ignore[attr-defined]
 
 
 def default_dtype(device: torch.device | str | None) -> torch.dtype:
-    dtype = kv_cache_params(device).get("dtype")
-    if dtype is None:
-        return torch.get_default_dtype()
-    return getattr(torch, dtype) if isinstance(dtype, str) else dtype
+    params = hw_params("kv_cache", ExecutionMode.DECODE, device)
+    return params.torch_dtype("kv_cache_dtype") if params is not None else torch.get_default_dtype()

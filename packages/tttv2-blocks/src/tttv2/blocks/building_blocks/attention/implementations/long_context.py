@@ -19,7 +19,8 @@ import torch
 from tttv2.blocks.building_blocks.attention.checks import check_inputs
 from tttv2.blocks.building_blocks.attention.kernels import AttentionKernels
 from tttv2.blocks.building_blocks.kv_cache import LayerKVCache
-from tttv2.core import BatchMetadata, ExecutionStrategy
+from tttv2.blocks.building_blocks.kv_cache.hw_params import hw_params
+from tttv2.core import BatchMetadata, ExecutionMode, ExecutionStrategy
 from tttv2.core.specs import AttentionSpec
 
 DEFAULT_CHUNK_SIZE = 1024
@@ -28,7 +29,7 @@ DEFAULT_CHUNK_SIZE = 1024
 class LongContextAttention:
     def __init__(self, spec: AttentionSpec, device: torch.device | str | None) -> None:
         self.kernels = AttentionKernels(spec, device)
-        self.hw_chunk_size = _hw_chunk_size(device)
+        self.hw_chunk_size = _hw_chunk_size(spec, device)
 
     def chunk_size(self, module: Any) -> int:
         return (
@@ -65,12 +66,6 @@ def _strategy_chunk_size(strategy: ExecutionStrategy) -> int | None:
     return int(size) if size else None
 
 
-def _hw_chunk_size(device: torch.device | str | None) -> int | None:
-    try:
-        from tttv2.hw import get_optimal_params
-    except ImportError:
-        return None
-    size = dict(get_optimal_params("attention", "long_context", device=device) or {}).get(
-        "chunk_size"
-    )
-    return int(size) if size else None
+def _hw_chunk_size(spec: AttentionSpec, device: torch.device | str | None) -> int | None:
+    params = hw_params("attention", ExecutionMode.LONG_CONTEXT, device, spec)
+    return params.prefill_chunk_size if params is not None else None  # type: ignore[attr-defined]
