@@ -35,7 +35,10 @@ JOB = """\
           path: ~/.cache/uv
           key: uv-${{{{ runner.os }}}}-${{{{ hashFiles('**/uv.lock') }}}}
           restore-keys: uv-${{{{ runner.os }}}}-
-      - run: python3 -m pip install uv=={uv}
+      - uses: actions/setup-python@v5
+        with:
+          python-version-file: .python-version
+      - run: python -m pip install uv=={uv}
       - run: uv run python ci/run.py "{name}"
 """
 

@@ -27,7 +27,6 @@ from pathlib import Path
 
 from api_check import check_api
 from changelog_check import fragments
-from packaging.version import Version
 from releases import last_release, list_releases
 from workspace import REPO_ROOT, Package, ToolError, get_package, git, main_guard, run
 
@@ -36,7 +35,10 @@ BUMPS = ("major", "minor", "patch")
 
 def bump_version(version: str, kind: str) -> str:
     """Semantic-version bump of X.Y.Z (the fallback when `uv version --bump` is missing)."""
-    major, minor, patch = (list(Version(version).release) + [0, 0])[:3]
+    match = re.match(r"(\d+)(?:\.(\d+))?(?:\.(\d+))?", version)
+    if not match:
+        raise ToolError(f"cannot bump non-numeric version {version!r}")
+    major, minor, patch = (int(part or 0) for part in match.groups())
     if kind == "major":
         return f"{major + 1}.0.0"
     if kind == "minor":
