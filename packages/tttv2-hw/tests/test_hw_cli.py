@@ -55,3 +55,26 @@ def test_list_profiles_and_help(capsys):
     with pytest.raises(SystemExit) as exc:
         main(["--help"])
     assert exc.value.code == 0 and "--profile" in capsys.readouterr().out
+
+
+def test_spec_file_gives_a_memory_plan(tmp_path, capsys):
+    from hw_model_specs import llama31_8b
+
+    f = tmp_path / "llama.json"
+    f.write_text(llama31_8b().to_json())
+    assert main(["--profile", "cuda:L4", "--spec", str(f), "--op", "model", "--mode", "decode"]) == 0
+    out = capsys.readouterr().out
+    assert "memory plan: cuda:L4" in out and "weights 16.06 GB" in out
+    assert main(["--json", "--profile", "cuda:L4", "--spec", str(f), "--op", "model", "--memory-gb", "24"]) == 0
+    plan = json.loads(capsys.readouterr().out)["memory_plan"]
+    assert plan["weight_bytes"] == 16_060_522_496 and plan["kv_bytes_per_token"] == 131_072
+    assert plan["memory_bytes"] == 24 * 10**9
+    assert main(["--profile", "tt:N150", "--spec", str(f), "--memory-gb", "8"]) == 2
+    assert "model weights need" in capsys.readouterr().err
+
+
+def test_bad_spec_file(tmp_path, capsys):
+    f = tmp_path / "x.json"
+    f.write_text("{not json")
+    assert main(["--spec", str(f)]) == 2
+    assert "not a ModelSpec JSON" in capsys.readouterr().err

@@ -1,5 +1,6 @@
 """``tttv2-hw``: print the detected (or a forced) device and the parameters chosen for each
-operation and execution mode, as tables or as JSON. ``tttv2 hw`` calls :func:`main` too."""
+operation and execution mode, as tables or as JSON; with ``--spec`` also a memory plan for
+that model. ``tttv2 hw`` calls :func:`main` too."""
 
 from __future__ import annotations
 
@@ -8,13 +9,16 @@ import dataclasses
 import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from tttv2.core.errors import TTTv2Error
 from tttv2.core.modes import ExecutionMode
+from tttv2.core.specs import ModelSpec
 from tttv2.hw.device.config import DeviceConfig
 from tttv2.hw.device.profiles import profile_names
 from tttv2.hw.kernels import backend_preference
+from tttv2.hw.memory.planner import MemoryPlan, plan_memory
 from tttv2.hw.params import OPS
 from tttv2.hw.params.types import OpParams
 
@@ -32,20 +36,43 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--mode", action="append", metavar="MODE", help="only this execution mode (repeatable)"
     )
+    parser.add_argument(
+        "--spec", metavar="FILE", help="ModelSpec JSON (ModelSpec.to_json()): adjust 'model' params and plan memory"
+    )
+    parser.add_argument("--memory-gb", type=float, metavar="GB", help="plan memory for this many GB (10^9 bytes)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of tables")
     parser.add_argument("--list-profiles", action="store_true", help="print the known profile names and exit")
     return parser
 
 
-def collect(config: DeviceConfig, ops: Sequence[str], modes: Sequence[str]) -> dict[str, dict[str, OpParams]]:
-    return {op: {mode: config.get_optimal_params(op, mode) for mode in modes} for op in ops}
+def collect(
+    config: DeviceConfig, ops: Sequence[str], modes: Sequence[str], spec: ModelSpec | None = None
+) -> dict[str, dict[str, OpParams]]:
+    """Parameters per op and mode; ``spec`` adjusts the whole-model ("model") ones."""
+    return {
+        op: {mode: config.get_optimal_params(op, mode, spec if op == "model" else None) for mode in modes}
+        for op in ops
+    }
 
 
-def to_json(config: DeviceConfig, table: dict[str, dict[str, OpParams]]) -> dict[str, Any]:
+def read_spec(path: str) -> ModelSpec:
+    try:
+        spec = ModelSpec.from_json(Path(path).read_text())
+    except OSError as exc:
+        raise TTTv2Error(f"--spec {path}: {exc}") from exc
+    except ValueError as exc:  # JSON syntax errors and SpecError
+        raise TTTv2Error(f"--spec {path}: not a ModelSpec JSON: {exc}") from exc
+    return spec
+
+
+def to_json(
+    config: DeviceConfig, table: dict[str, dict[str, OpParams]], plan: MemoryPlan | None = None
+) -> dict[str, Any]:
     return {
         "device": config.to_dict(),
         "kernel_backends": backend_preference(config.device_type),
         "params": {op: {mode: p.to_dict() for mode, p in by_mode.items()} for op, by_mode in table.items()},
+        "memory_plan": plan.to_dict() if plan else None,
     }
 
 
@@ -100,17 +127,23 @@ def main(argv: list[str] | None = None) -> int:
     try:
         modes = [ExecutionMode(m).value for m in args.mode] if args.mode else [m.value for m in ExecutionMode.all()]
         config = DeviceConfig.auto_detect(args.profile, params=args.params)
-        table = collect(config, args.op or OPS, modes)
+        spec = read_spec(args.spec) if args.spec else None
+        table = collect(config, args.op or OPS, modes, spec)
+        memory = int(args.memory_gb * GB) if args.memory_gb else None
+        plan = plan_memory(spec, device=config, memory_bytes=memory) if spec else None
     except TTTv2Error as exc:
         print(f"tttv2-hw: error: {exc}", file=sys.stderr)
         return 2
     if args.json:
-        print(json.dumps(to_json(config, table), indent=2, default=str))
+        print(json.dumps(to_json(config, table, plan), indent=2, default=str))
         return 0
     print(format_device(config))
     for op, by_mode in table.items():
         print()
         print(format_table(op, by_mode))
+    if plan is not None:
+        print()
+        print("memory plan: " + plan.summary())
     return 0
 
 
