@@ -31,6 +31,8 @@ def reference_inv_freq(spec: RopeSpec, seq_len: int | None = None) -> tuple[list
         return [f / spec.factor for f in plain(spec.theta)], 1.0
 
     if spec.scaling == "dynamic":
+        if dim == 2:  # the single frequency is base ** 0 = 1 for any base
+            return [1.0], 1.0
         length = spec.max_position if seq_len is None else max(seq_len, spec.max_position)
         growth = spec.factor * length / spec.max_position - (spec.factor - 1)
         return plain(spec.theta * growth ** (dim / (dim - 2))), 1.0

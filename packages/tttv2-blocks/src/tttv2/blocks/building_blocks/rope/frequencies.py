@@ -43,8 +43,11 @@ def linear_frequencies(spec: RopeSpec, seq_len: int | None = None, device=None) 
 def dynamic_ntk_frequencies(spec: RopeSpec, seq_len: int | None = None, device=None) -> tuple[torch.Tensor, float]:
     """Dynamic NTK: once a sequence is longer than ``max_position`` the base grows to
     ``theta * (factor * seq_len / max_position - (factor - 1)) ** (d / (d - 2))``;
-    up to ``max_position`` this is the default RoPE."""
+    up to ``max_position`` this is the default RoPE. With ``rotary_dim == 2`` the one
+    frequency is ``base ** 0 = 1`` whatever the base (Hugging Face divides by zero there)."""
     dim = spec.rotary_dim
+    if dim == 2:
+        return _base_frequencies(spec.theta, dim, device), 1.0
     seq_len = spec.max_position if seq_len is None else max(seq_len, spec.max_position)
     base = spec.theta * ((spec.factor * seq_len / spec.max_position) - (spec.factor - 1)) ** (dim / (dim - 2))
     return _base_frequencies(base, dim, device), 1.0
