@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from tttv2.core.errors import TTTv2Error, UnknownNameError
 from tttv2.core.modes import ExecutionMode
 from tttv2.core.specs import ModelSpec, ModuleSpec
-from tttv2.hw.device.cpu import CPUInfo, detect_cpu
+from tttv2.hw.device.cpu import BF16_NATIVE_ISAS, CPUInfo, detect_cpu
 from tttv2.hw.device.cuda import CUDA_PROFILES, CUDADeviceInfo, cuda_profile, detect_cuda
 from tttv2.hw.device.mps import MPSInfo, detect_mps
 from tttv2.hw.device.profiles import CPU_ISA_PROFILES, ENV_VAR, canonical_profile, profile_names
@@ -99,7 +99,7 @@ class DeviceConfig:
         if kind == "cpu":
             if model:
                 isa = CPU_ISA_PROFILES[model]
-                cpu = dataclasses.replace(cpu, isa=isa, bf16_native=isa[0] in ("AMX", "AVX-512-BF16"))
+                cpu = dataclasses.replace(cpu, isa=isa, bf16_native=any(i in BF16_NATIVE_ISAS for i in isa))
             return _cpu_config(cpu, profile, source)
         if kind == "cuda":
             gpus = (cuda_profile(model),) if model else detect_cuda()
