@@ -115,7 +115,8 @@ class LLMEngine(EngineBase):
                 seq.timings.first_scheduled = now
             start = seq.num_computed
             reaches_end = start + n == len(seq.token_ids)
-            chunks.append(Chunk(seq.seq_id, seq.token_ids[start : start + n], 1 if reaches_end else 0))
+            generated = start >= seq.num_prefill  # decode; otherwise prompt or recomputation
+            chunks.append(Chunk(seq.seq_id, seq.token_ids[start : start + n], 1 if reaches_end else 0, generated))
         logits = self.runner.run(chunks)
         ready: list[tuple[SequenceState, torch.Tensor]] = []
         for (seq, n), rows in zip(scheduled.chunks, logits, strict=True):

@@ -59,12 +59,12 @@ def declared_modes(model: object) -> frozenset[ExecutionMode] | None:
     return frozenset(ExecutionMode(m) for m in fn())
 
 
-def switch_mode(model: object, mode: ExecutionMode) -> None:
-    """``model.set_mode(mode)`` unless the model has no ``set_mode`` or is already in ``mode``."""
+def switch_mode(model: object, mode: ExecutionMode, last: ExecutionMode | None = None) -> None:
+    """``model.set_mode(mode)`` unless the model has no ``set_mode`` or is already in
+    ``mode`` (its ``current_mode`` when it has one, else ``last``, the mode of the
+    previous pass)."""
     set_mode = getattr(model, "set_mode", None)
-    if set_mode is None:
-        return
-    if getattr(model, "current_mode", None) is not mode:
+    if set_mode is not None and getattr(model, "current_mode", last) is not mode:
         set_mode(mode)
 
 

@@ -30,11 +30,15 @@ from tttv2.core.runtime.timings import EngineStats
 @dataclass(frozen=True)
 class Chunk:
     """Sequence ``seq_id`` feeds ``token_ids`` (appended after what it has cached) and
-    wants logits for its last ``num_logits`` tokens (0: none)."""
+    wants logits for its last ``num_logits`` tokens (0: none). ``generated`` says, for the
+    throughput counters, whether the tokens are generated ones fed back (decode) or
+    prompt/recomputed ones (prefill); ``None``: decode when it is one token after cached
+    context."""
 
     seq_id: int
     token_ids: Sequence[int]
     num_logits: int = 1
+    generated: bool | None = None
 
 
 def model_device(model: Any, device: torch.device | str | None) -> torch.device:
@@ -68,6 +72,7 @@ class ModelRunner:
         self.modes = declared_modes(model)
         self.stats = stats if stats is not None else EngineStats()
         self.vocab_size: int | None = None
+        self._last_mode: ExecutionMode | None = None
 
     def supports(self, mode: ExecutionMode) -> bool:
         return self.modes is None or mode in self.modes
@@ -131,7 +136,8 @@ class ModelRunner:
         input_ids = torch.tensor([t for c in chunks for t in c.token_ids], dtype=torch.long, device=self.device)
         t0 = time.perf_counter()
         try:
-            switch_mode(self.model, mode)
+            switch_mode(self.model, mode, self._last_mode)
+            self._last_mode = mode
             with torch.inference_mode():
                 logits = call_model(self.model, input_ids, meta, self.cache)
         except BaseException:
@@ -150,7 +156,11 @@ class ModelRunner:
                 f"{len(indices)} rows: expected [len(meta.logits_indices), vocab]"
             )
         self.vocab_size = logits.shape[-1]
-        num_decode = sum(1 for q, n in zip(query_lens, before, strict=True) if q == 1 and n > 0)
+        num_decode = sum(
+            len(c.token_ids)
+            for c, n in zip(chunks, before, strict=True)
+            if (c.generated if c.generated is not None else len(c.token_ids) == 1 and n > 0)
+        )
         self.stats.record_pass(sum(query_lens) - num_decode, num_decode, seconds)
         out: list[torch.Tensor | None] = []
         row = 0

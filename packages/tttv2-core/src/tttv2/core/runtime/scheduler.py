@@ -101,6 +101,7 @@ class Scheduler:
         self.running.remove(seq)
         self.blocks.free(seq.seq_id)
         seq.num_computed = 0
+        seq.num_prefill = len(seq.token_ids)
         seq.num_preemptions += 1
         seq.status = WAITING
         self.waiting.appendleft(seq)

@@ -41,6 +41,7 @@ class SequenceState:
         self.token_ids: list[int] = list(request.prompt_ids)
         self.prompt_len = len(request.prompt_ids)
         self.num_computed = 0
+        self.num_prefill = self.prompt_len  # tokens fed as prefill (all of them after a preemption)
         self.status = WAITING
         self.finish_reason: str | None = None
         self.stop_reason: int | str | None = None

@@ -161,13 +161,11 @@ class SpeculativeDecoder(EngineBase):
                 seq.timings.first_scheduled = now
         ks = [min(self.k, self._max_total(s) - len(s.token_ids) - 1) for s in seqs]
         drafts, q = self._propose(seqs, ks)
-        target_logits = self.target.run(
-            [
-                Chunk(s.seq_id, s.token_ids[self.target.num_cached(s.seq_id) :] + d, len(d) + 1)
-                for s, d in zip(seqs, drafts, strict=True)
-            ],
-            ExecutionMode.SPECULATIVE,
-        )
+        chunks = []
+        for s, d in zip(seqs, drafts, strict=True):
+            cached = self.target.num_cached(s.seq_id)  # 0 for a new request: its prompt rides along
+            chunks.append(Chunk(s.seq_id, s.token_ids[cached:] + d, len(d) + 1, generated=cached > 0))
+        target_logits = self.target.run(chunks, ExecutionMode.SPECULATIVE)
         self.spec_stats.target_passes += 1
         events: list[TokenEvent] = []
         now = time.perf_counter()
