@@ -24,6 +24,7 @@ unrelated pytest session costs nothing.
 
 from __future__ import annotations
 
+import importlib.util
 import random
 import zlib
 from collections.abc import Callable, Iterator
@@ -122,10 +123,11 @@ def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., A
     """``tiny_checkpoint(architecture="LlamaForCausalLM", config=None, seed=0,
     max_shard_size=None)`` -> :class:`tttv2.testing.hf.TinyCheckpoint`; folders are built
     once per configuration and session and reused by later calls."""
-    try:
-        from tttv2.testing.hf import build_tiny_checkpoint
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        pytest.skip(f"the hf extra is not installed (pip install 'tttv2-testing[hf]'): {exc}")
+    missing = [m for m in ("transformers", "tokenizers") if importlib.util.find_spec(m) is None]
+    if missing:  # pragma: no cover - depends on the environment
+        pytest.skip(f"{', '.join(missing)} not installed: pip install 'tttv2-testing[hf]'")
+    from tttv2.testing.hf import build_tiny_checkpoint
+
     cache = tmp_path_factory.mktemp("tttv2-checkpoints")
 
     def make(architecture: str = "LlamaForCausalLM", config: dict[str, Any] | None = None, **kwargs: Any) -> Any:

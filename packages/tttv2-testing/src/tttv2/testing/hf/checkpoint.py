@@ -84,12 +84,20 @@ class TinyCheckpoint:
 
 
 def model_type_of(architecture: str) -> str:
-    """The ``model_type`` whose causal-LM class is ``architecture`` (e.g. ``"llama"``)."""
-    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+    """The ``model_type`` of the causal-LM class ``architecture`` (e.g. ``"llama"``).
 
-    for model_type, class_name in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES.items():
-        if class_name == architecture:
-            return model_type
+    Read from the class's own config class: several model types may share one class
+    (``internlm3`` also maps to ``LlamaForCausalLM``)."""
+    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+    from tttv2.testing.hf.env import transformers
+
+    if architecture in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES.values():
+        config_class = getattr(getattr(transformers(), architecture, None), "config_class", None)
+        if getattr(config_class, "model_type", None):
+            return config_class.model_type
+        for model_type, class_name in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES.items():
+            if class_name == architecture:
+                return model_type
     close = sorted(c for c in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES.values() if c[:4].lower() == architecture[:4].lower())
     hint = f"; similar: {', '.join(close)}" if close else ""
     raise ValueError(f"{architecture!r} is not a causal-LM architecture known to transformers{hint}")

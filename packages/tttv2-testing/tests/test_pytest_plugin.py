@@ -1,0 +1,159 @@
+"""The pytest plugin, exercised in inner pytest runs (pytester): the entry point loads it,
+fixtures parametrise and skip as documented, markers are registered."""
+
+import pytest
+
+pytest_plugins = ["pytester"]
+
+
+@pytest.fixture
+def run(pytester):
+    def run(source: str, *args: str):
+        pytester.makepyfile(test_inner=source)
+        # hypothesis' own plugin costs seconds per inner session and is not needed here
+        return pytester.runpytest_inprocess("-p", "no:cacheprovider", "-p", "no:hypothesispytest", "-rs", *args)
+
+    return run
+
+
+def test_plugin_is_loaded_from_its_entry_point(pytester):
+    result = pytester.runpytest_inprocess("--trace-config", "-p", "no:cacheprovider", "-p", "no:hypothesispytest", "--co")
+    result.stdout.fnmatch_lines(["*tttv2*tttv2/testing/pytest_plugin.py*"])
+
+
+def test_device_fixture_runs_cpu_and_skips_cuda_with_reason(run):
+    import torch
+
+    result = run(
+        """
+        import torch
+        def test_where(device):
+            assert isinstance(device, torch.device)
+            assert torch.zeros(1, device=device).device.type == device.type
+        """
+    )
+    if torch.cuda.is_available():
+        result.assert_outcomes(passed=2)
+    else:
+        result.assert_outcomes(passed=1, skipped=1)
+        result.stdout.fnmatch_lines(["*SKIPPED*CUDA not available*"])
+
+
+def test_dtype_matrix_and_tolerance_presets(run):
+    result = run(
+        """
+        import torch
+        SEEN = []
+        def test_matrix(dtype, tolerance):
+            SEEN.append(dtype)
+            assert tolerance.name == {torch.float32: "fp32", torch.bfloat16: "bf16"}[dtype]
+        def test_both_seen():
+            pass
+        """,
+        "-v",
+    )
+    result.assert_outcomes(passed=3)
+    result.stdout.fnmatch_lines(["*test_matrix?fp32?*PASSED*", "*test_matrix?bf16?*PASSED*"])
+
+
+def _printed(result, tag):
+    return [line[line.index(tag):] for line in result.outlines if tag in line]
+
+
+def test_seed_is_deterministic_per_test(run):
+    source = """
+        import random
+        import numpy as np
+        import torch
+        from tttv2.testing.pytest_plugin import seed_for
+
+        def test_one(seed, request):
+            assert seed == seed_for(request.node.nodeid, request.config.getoption("--tttv2-seed"))
+            values = (random.random(), float(np.random.rand()), float(torch.rand(())))
+            random.seed(seed); np.random.seed(seed); torch.manual_seed(seed)
+            assert values == (random.random(), float(np.random.rand()), float(torch.rand(())))
+            print("VALUES", seed, values)
+
+        def test_other(seed):
+            print("OTHER", seed)
+        """
+    first = run(source, "-s")
+    first.assert_outcomes(passed=2)
+    values, other = _printed(first, "VALUES"), _printed(first, "OTHER")
+    assert len(values) == len(other) == 1
+    assert values[0].split()[1] != other[0].split()[1]  # each test its own seed
+    assert _printed(run(source, "-s"), "VALUES") == values  # same on every run
+    assert _printed(run(source, "-s", "--tttv2-seed", "7"), "VALUES") != values
+
+
+def test_seed_fixture_restores_global_state(run):
+    result = run(
+        """
+        import torch
+        STATE = {}
+        def test_a():
+            torch.manual_seed(99)
+            STATE["before"] = torch.random.get_rng_state()
+        def test_b(seed):
+            torch.rand(5)
+        def test_c():
+            assert torch.equal(torch.random.get_rng_state(), STATE["before"])
+        """
+    )
+    result.assert_outcomes(passed=3)
+
+
+def test_markers_are_registered_and_gpu_tests_skip_with_reason(run):
+    import torch
+
+    result = run(
+        """
+        import pytest
+        @pytest.mark.slow
+        def test_slow():
+            pass
+        @pytest.mark.gpu
+        def test_gpu():
+            import torch
+            assert torch.cuda.is_available()
+        """,
+        "--strict-markers",
+    )
+    if torch.cuda.is_available():
+        result.assert_outcomes(passed=2)
+    else:
+        result.assert_outcomes(passed=1, skipped=1)
+        result.stdout.fnmatch_lines(["*SKIPPED*CUDA not available (test marked gpu)*"])
+
+
+def test_slow_tests_can_be_deselected(run):
+    result = run(
+        """
+        import pytest
+        @pytest.mark.slow
+        def test_slow():
+            pass
+        def test_fast():
+            pass
+        """,
+        "-m", "not slow",
+    )
+    result.assert_outcomes(passed=1, deselected=1)
+
+
+def test_speed_compare_fixture_reports_ratio_to_pytest_benchmark(run, monkeypatch):
+    monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)  # else pytest-benchmark disables itself
+    result = run(
+        """
+        def test_speed(speed_compare, benchmark):
+            report = speed_compare(lambda: sum(range(2000)), lambda: sum(range(10)), repeats=3, warmup=1,
+                                   name="big", baseline_name="small")
+            assert report.ratio > 0 and len(report.times_s) == 3
+            assert benchmark.extra_info["ratio"] == report.ratio
+            assert benchmark.extra_info["baseline_median_s"] == report.baseline_median_s
+            assert benchmark.stats is not None  # the block itself went through pytest-benchmark
+        """,
+        "-s",
+    )
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*big: median * vs small *ratio*", "*benchmark: 1 tests*"])
