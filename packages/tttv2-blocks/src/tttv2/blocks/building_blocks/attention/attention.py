@@ -14,8 +14,9 @@ import torch
 from torch import nn
 from tttv2.blocks.building_blocks.attention.qk_norm import HeadRMSNorm
 from tttv2.blocks.building_blocks.kv_cache.hw_params import hw_params
+from tttv2.blocks.building_blocks.rope import RotaryEmbedding
 from tttv2.core import BaseModule, ExecutionMode, ExecutionStrategy, register_module_class
-from tttv2.core.specs import AttentionSpec, RopeSpec
+from tttv2.core.specs import AttentionSpec
 
 
 class Attention(BaseModule):
@@ -50,7 +51,7 @@ class Attention(BaseModule):
         self.o_proj = nn.Linear(H * D, hidden, bias=spec.out_bias, device=dev)
         self.q_norm = HeadRMSNorm(D, spec.qk_norm_eps, dev) if spec.qk_norm else None
         self.k_norm = HeadRMSNorm(D, spec.qk_norm_eps, dev) if spec.qk_norm else None
-        self.rotary = _rotary_embedding(spec.rope)
+        self.rotary = RotaryEmbedding(spec.rope) if spec.rope is not None else None
 
     # -- per-token math shared by every mode ---------------------------------------------
     def project(
@@ -111,20 +112,6 @@ class Attention(BaseModule):
             fused.bias = nn.Parameter(torch.cat([q.bias, k.bias, v.bias]), requires_grad=keep_grad)
         self.q_proj = self.k_proj = self.v_proj = None
         self.qkv_proj = fused
-
-
-def _rotary_embedding(rope: RopeSpec | None) -> nn.Module | None:
-    if rope is None:
-        return None
-    try:
-        from tttv2.blocks.building_blocks.rope import RotaryEmbedding
-    except (
-        ImportError
-    ) as exc:  # the rope block ships in the same package; guard for partial installs
-        raise ImportError(
-            "AttentionSpec.rope is set but tttv2.blocks.building_blocks.rope.RotaryEmbedding is unavailable"
-        ) from exc
-    return RotaryEmbedding(rope)
 
 
 #: The same block; the spec's ``num_kv_heads`` makes it multi-head, grouped-query or multi-query.

@@ -1,0 +1,260 @@
+"""Attention at real model configurations against Hugging Face ``transformers``.
+
+For each configuration a one-layer ``transformers`` model (real attention shapes; tiny
+vocabulary and MLP, which are not under test) runs a 12-token prompt with the eager
+attention implementation; hooks capture its attention layer's input and output. The
+TTTv2 ``Attention`` built from the equivalent ``AttentionSpec`` and the same weights (Hugging
+Face layout, copied 1:1; GPT-2's fused Conv1D split and transposed as its loader would)
+must reproduce that output through a paged KV cache: prefill of 8 tokens then 4 decode
+steps, and chunked prefill (LONG_CONTEXT) of the whole prompt.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pytest
+import torch
+import transformers
+from tttv2.blocks import Attention, PagedKVCache
+from tttv2.core import AttentionSpec, MultiModeStrategy, RopeSpec
+
+PROMPT = 12
+PREFILL = 8
+TINY = {
+    "vocab_size": 128,
+    "intermediate_size": 64,
+    "num_hidden_layers": 1,
+    "attn_implementation": "eager",
+}
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    make_model: Callable[[], torch.nn.Module]
+    attention: Callable[[torch.nn.Module], torch.nn.Module]  # the model's attention layer
+    spec: AttentionSpec
+    weights: Callable[[torch.nn.Module], dict[str, torch.Tensor]]  # HF layout, our names
+
+
+def same_names(attn: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return dict(attn.state_dict())
+
+
+def gpt2_weights(attn: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """GPT-2 stores q, k, v fused in a Conv1D (``[in, out]``); split and transpose."""
+    q, k, v = attn.c_attn.weight.T.chunk(3, dim=0)
+    qb, kb, vb = attn.c_attn.bias.chunk(3)
+    return {
+        "q_proj.weight": q, "k_proj.weight": k, "v_proj.weight": v,
+        "q_proj.bias": qb, "k_proj.bias": kb, "v_proj.bias": vb,
+        "o_proj.weight": attn.c_proj.weight.T, "o_proj.bias": attn.c_proj.bias,
+    }  # fmt: skip
+
+
+LLAMA31_ROPE = {
+    "rope_type": "llama3", "rope_theta": 500000.0, "factor": 8.0, "low_freq_factor": 1.0,
+    "high_freq_factor": 4.0, "original_max_position_embeddings": 8192,
+}  # fmt: skip
+
+
+def mistral(window: int) -> Case:
+    return Case(
+        f"mistral-7b-window-{window}",
+        lambda: transformers.MistralForCausalLM(
+            transformers.MistralConfig(
+                hidden_size=4096,
+                num_attention_heads=32,
+                num_key_value_heads=8,
+                head_dim=128,
+                sliding_window=window,
+                max_position_embeddings=32768,
+                **TINY,
+            )
+        ),  # fmt: skip
+        lambda m: m.model.layers[0].self_attn,
+        AttentionSpec(
+            hidden_dim=4096,
+            num_heads=32,
+            num_kv_heads=8,
+            head_dim=128,
+            sliding_window=window,
+            max_seq_len=32768,
+            rope=RopeSpec(head_dim=128, theta=10000.0, max_position=32768),
+        ),  # fmt: skip
+        same_names,
+    )
+
+
+CASES = [
+    Case(
+        "llama-3.1-8b",
+        lambda: transformers.LlamaForCausalLM(
+            transformers.LlamaConfig(
+                hidden_size=4096,
+                num_attention_heads=32,
+                num_key_value_heads=8,
+                head_dim=128,
+                max_position_embeddings=131072,
+                rope_parameters=LLAMA31_ROPE,
+                **TINY,
+            )
+        ),  # fmt: skip
+        lambda m: m.model.layers[0].self_attn,
+        AttentionSpec(
+            hidden_dim=4096,
+            num_heads=32,
+            num_kv_heads=8,
+            head_dim=128,
+            max_seq_len=131072,
+            rope=RopeSpec(
+                head_dim=128,
+                theta=500000.0,
+                max_position=131072,
+                scaling="llama3",
+                factor=8.0,
+                original_max_position=8192,
+                low_freq_factor=1.0,
+                high_freq_factor=4.0,
+            ),
+        ),  # fmt: skip
+        same_names,
+    ),
+    mistral(4096),
+    mistral(5),  # Mistral-7B shapes with a window shorter than the prompt: HF's window semantics
+    Case(
+        "gpt2",
+        lambda: transformers.GPT2LMHeadModel(
+            transformers.GPT2Config(
+                n_embd=768,
+                n_head=12,
+                n_positions=1024,
+                vocab_size=128,
+                n_layer=1,
+                attn_implementation="eager",
+            )
+        ),  # fmt: skip
+        lambda m: m.transformer.h[0].attn,
+        AttentionSpec(hidden_dim=768, num_heads=12, qkv_bias=True, out_bias=True, max_seq_len=1024),
+        gpt2_weights,
+    ),
+    Case(
+        "qwen3-0.6b",
+        lambda: transformers.Qwen3ForCausalLM(
+            transformers.Qwen3Config(
+                hidden_size=1024,
+                num_attention_heads=16,
+                num_key_value_heads=8,
+                head_dim=128,
+                rms_norm_eps=1e-6,
+                max_position_embeddings=40960,
+                rope_parameters={"rope_type": "default", "rope_theta": 1000000.0},
+                **TINY,
+            )
+        ),  # fmt: skip
+        lambda m: m.model.layers[0].self_attn,
+        AttentionSpec(
+            hidden_dim=1024,
+            num_heads=16,
+            num_kv_heads=8,
+            head_dim=128,
+            qk_norm=True,
+            qk_norm_eps=1e-6,
+            max_seq_len=40960,
+            rope=RopeSpec(head_dim=128, theta=1000000.0, max_position=40960),
+        ),  # fmt: skip
+        same_names,
+    ),
+    Case(
+        "gemma-2-2b",  # logit soft-capping, scale from query_pre_attn_scalar, sliding layer
+        lambda: transformers.Gemma2ForCausalLM(
+            transformers.Gemma2Config(
+                hidden_size=2304,
+                num_attention_heads=8,
+                num_key_value_heads=4,
+                head_dim=256,
+                query_pre_attn_scalar=256,
+                attn_logit_softcapping=50.0,
+                sliding_window=4096,
+                layer_types=["sliding_attention"],
+                max_position_embeddings=8192,
+                **TINY,
+            )
+        ),  # fmt: skip
+        lambda m: m.model.layers[0].self_attn,
+        AttentionSpec(
+            hidden_dim=2304,
+            num_heads=8,
+            num_kv_heads=4,
+            head_dim=256,
+            scale=256**-0.5,
+            logit_softcap=50.0,
+            sliding_window=4096,
+            max_seq_len=8192,
+            rope=RopeSpec(head_dim=256, theta=10000.0, max_position=8192),
+        ),  # fmt: skip
+        same_names,
+    ),
+]
+
+
+def hf_attention_io(case: Case) -> tuple[torch.nn.Module, torch.Tensor, torch.Tensor]:
+    """The HF model's attention layer, and its input and output ``[PROMPT, hidden]``."""
+    torch.manual_seed(0)
+    model = case.make_model().eval()
+    attn = case.attention(model)
+    with torch.no_grad():  # make biases and QK-norm weights matter (HF initialises 0 and 1)
+        for name, p in attn.named_parameters():
+            if name.endswith("bias"):
+                p.normal_(0.0, 0.05)
+            elif "norm" in name:
+                p.copy_(1.0 + 0.3 * torch.randn_like(p))
+    seen: dict[str, torch.Tensor] = {}
+
+    def hook(module, args, kwargs, output):
+        seen["x"] = (args[0] if args else kwargs["hidden_states"])[0].detach().clone()
+        seen["y"] = output[0][0].detach().clone()
+
+    handle = attn.register_forward_hook(hook, with_kwargs=True)
+    with torch.no_grad():
+        model(torch.randint(0, 128, (1, PROMPT), generator=torch.Generator().manual_seed(1)))
+    handle.remove()
+    return attn, seen["x"], seen["y"]
+
+
+def run(block: Attention, x: torch.Tensor, schedule: list[tuple[str, int]]) -> torch.Tensor:
+    spec = block.spec
+    cache = PagedKVCache.for_specs([spec], num_blocks=8, block_size=4, dtype=torch.float32)
+    manager = cache.block_manager(64)
+    outs, done = [], 0
+    with torch.inference_mode():
+        for mode, n in schedule:
+            meta = manager.prepare([0], [n], mode)
+            outs.append(block.run_in_mode(mode, x[done : done + n], meta, cache.layer(0)))
+            done += n
+    return torch.cat(outs)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_attention_matches_transformers_at_real_configs(case: Case) -> None:
+    hf_attn, x, want = hf_attention_io(case)
+    block = Attention(case.spec, execution_strategy=MultiModeStrategy(chunk_size=5))
+    missing, unexpected = block.load_state_dict(case.weights(hf_attn), strict=True)
+    assert not missing and not unexpected
+    scale = max(1.0, want.abs().max().item())
+
+    def check(got: torch.Tensor, what: str) -> None:
+        err = (got - want).abs().max().item()
+        assert err <= 2e-5 * scale, (
+            f"{case.name} {what}: max abs error {err:.3g} (output scale {scale:.3g})"
+        )
+
+    stepwise = run(block, x, [("prefill", PREFILL)] + [("decode", 1)] * (PROMPT - PREFILL))
+    check(stepwise, "prefill + decode")
+    chunked = run(block, x, [("long_context", PROMPT)])
+    check(chunked, "chunked prefill")
+    block.fuse_qkv()
+    fused = run(block, x, [("prefill", PROMPT)])
+    check(fused, "fused qkv prefill")
