@@ -53,6 +53,15 @@ def test_default_strategy_is_prefill_decode_starting_in_prefill() -> None:
     assert "prefill_decode" in repr(leaf) and "prefill" in repr(leaf)
 
 
+def test_composites_start_in_prefill_too() -> None:
+    stack = ToyStack(ToySpec(4))
+    assert [m.current_mode for m in stack.modules() if hasattr(m, "current_mode")] == [P] * 7
+    x = x_for(stack.spec)
+    assert_close(stack(x), stack_reference(stack, x))
+    assert {leaf.last_ran for leaf in leaves(stack)} == {"prefill"}
+    assert ToyStack(ToySpec(4), execution_strategy="unified").current_mode is P  # served by UNIFIED
+
+
 def test_forward_dispatches_on_current_mode() -> None:
     leaf = ToyLeaf(ToySpec(8), execution_strategy="multi_mode")
     x = x_for(leaf.spec)

@@ -37,6 +37,9 @@ class BaseModule(torch.nn.Module):
 
     *Composite* modules (``specialized = False``, e.g. a decoder layer) write ``forward``
     themselves; :meth:`set_mode` propagates to every BaseModule inside them.
+
+    Modules start in PREFILL when their strategy serves it (``current_mode`` is ``None``
+    otherwise, until :meth:`set_mode`).
     """
 
     specialized: bool = True
@@ -56,11 +59,13 @@ class BaseModule(torch.nn.Module):
         self._active: Implementation | None = None
         if self.specialized:
             self.implementations = self._specialize(self.execution_strategy)
-            try:  # leaves start in PREFILL (the seed's default) when the strategy serves it
+            try:  # start in PREFILL (the seed's default) when the strategy serves it
                 self._active = self.execution_strategy.select_implementation(ExecutionMode.PREFILL, self.implementations)
                 self.current_mode = ExecutionMode.PREFILL
             except ModeNotSupportedError:
                 pass
+        elif self.execution_strategy.supports(ExecutionMode.PREFILL):
+            self.current_mode = ExecutionMode.PREFILL  # its leaves, built with this strategy, do too
 
     # -- strategy handling ------------------------------------------------------------
     def _specialize(self, strategy: ExecutionStrategy) -> dict[ExecutionMode, Implementation]:
