@@ -17,6 +17,7 @@ from tttv2.core.errors import TTTv2Error
 from tttv2.core.modes import ExecutionMode
 from tttv2.core.runtime.detokenizer import Detokenize
 from tttv2.core.runtime.engine_base import EngineBase, model_attribute
+from tttv2.core.runtime.interface import check_causal_lm
 from tttv2.core.runtime.request import TokenEvent
 from tttv2.core.runtime.runner import Chunk, ModelRunner
 from tttv2.core.runtime.sampler import sample
@@ -70,6 +71,7 @@ class LLMEngine(EngineBase):
         dtype: torch.dtype | None = None,
         vocab_size: int | None = None,
     ) -> None:
+        check_causal_lm(model)
         max_seq_len = resolve_max_seq_len(model, max_seq_len)
         self.runner = ModelRunner(model, num_blocks, block_size, max_seq_len, device, dtype, EngineStats())
         if vocab_size is None:

@@ -30,10 +30,11 @@ from tttv2.core.modes import ExecutionMode
 from tttv2.core.runtime.detokenizer import Detokenize
 from tttv2.core.runtime.engine import probe_vocab_size, resolve_max_seq_len
 from tttv2.core.runtime.engine_base import EngineBase, model_attribute
+from tttv2.core.runtime.interface import check_causal_lm
 from tttv2.core.runtime.request import TokenEvent
 from tttv2.core.runtime.runner import Chunk, ModelRunner
 from tttv2.core.runtime.sampler import draw, probabilities
-from tttv2.core.runtime.sequence import FINISHED, RUNNING, WAITING, SequenceState
+from tttv2.core.runtime.sequence import RUNNING, WAITING, SequenceState
 from tttv2.core.runtime.speculative_sampling import verify_greedy, verify_sampled
 from tttv2.core.runtime.timings import EngineStats
 
@@ -85,6 +86,8 @@ class SpeculativeDecoder(EngineBase):
             raise ValueError(f"SpeculativeDecoder.k={k!r} is invalid: expected an integer >= 1")
         if not isinstance(max_num_seqs, int) or max_num_seqs < 1:
             raise ValueError(f"SpeculativeDecoder.max_num_seqs={max_num_seqs!r} is invalid: expected an integer >= 1")
+        check_causal_lm(target, "target")
+        check_causal_lm(draft, "draft")
         max_seq_len = resolve_max_seq_len(target, max_seq_len)
         draft_limit = model_attribute(draft, "max_seq_len")
         if draft_limit is not None:
@@ -184,7 +187,7 @@ class SpeculativeDecoder(EngineBase):
                 self.spec_stats.emitted += 1
                 if seq.finished:
                     break
-            if seq.status == FINISHED:
+            if seq.finished:
                 self._drop(seq)
             else:
                 self.target.truncate(seq.seq_id, len(seq.token_ids) - 1)
