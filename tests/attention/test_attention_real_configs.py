@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import pytest
 import torch
 import transformers
+
 from tttv2.blocks import Attention, PagedKVCache
 from tttv2.core import AttentionSpec, MultiModeStrategy, RopeSpec
 

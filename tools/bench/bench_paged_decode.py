@@ -35,6 +35,7 @@ from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
+
 from tttv2.blocks import Attention, PagedKVCache, StaticKVCache
 from tttv2.core import AttentionSpec, KVBlockManager
 from tttv2.hw import get_kernel

@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 
 import torch
 from hypothesis import strategies as st
+
 from tttv2.blocks import Attention, PagedKVCache
 from tttv2.core import AttentionSpec, KVBlockManager, RopeSpec
 from tttv2.testing.reference.attention import reference_attention

@@ -14,6 +14,7 @@ from attention_harness import (
     run_schedule,
 )
 from torch.utils._python_dispatch import TorchDispatchMode
+
 from tttv2.blocks import Attention, GroupedQueryAttention, MultiHeadAttention, PagedKVCache
 from tttv2.core import (
     AttentionSpec,

@@ -8,6 +8,7 @@ import warnings
 import pytest
 import torch
 from attention_harness import assert_matches, reference_outputs
+
 from tttv2.blocks import Attention, PagedKVCache
 from tttv2.blocks.compat import BackwardCompatibleAttention
 from tttv2.core import AttentionSpec, ExecutionMode, PrefillDecodeStrategy

@@ -17,6 +17,7 @@ from attention_harness import (
 )
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from tttv2.core import MultiModeStrategy
 
 TIGHT = torch.float32

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import torch
+
 from tttv2.blocks import Attention, PagedKVCache
 from tttv2.core import AttentionSpec, MultiModeStrategy
 

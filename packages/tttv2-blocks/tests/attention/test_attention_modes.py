@@ -20,6 +20,7 @@ from attention_harness import (
 )
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from tttv2.blocks import PagedKVCache, StaticKVCache
 from tttv2.core import MultiModeStrategy
 

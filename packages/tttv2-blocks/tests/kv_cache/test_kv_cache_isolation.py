@@ -5,6 +5,7 @@ handed to newcomers in the same pool."""
 from __future__ import annotations
 
 import torch
+
 from tttv2.blocks import Attention, PagedKVCache
 from tttv2.core import AttentionSpec
 

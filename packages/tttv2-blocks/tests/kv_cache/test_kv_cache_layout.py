@@ -7,6 +7,7 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from tttv2.blocks import LayerKVCache, PagedKVCache, StaticKVCache
 from tttv2.core import AttentionSpec, KVCacheExhaustedError, KVCacheSpec, TTTv2Error
 from tttv2.hw import get_optimal_params

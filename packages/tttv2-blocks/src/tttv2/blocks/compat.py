@@ -10,6 +10,7 @@ first. It warns once (``DeprecationWarning``); new code builds
 from __future__ import annotations
 
 import torch
+
 from tttv2.blocks.building_blocks.attention import Attention
 from tttv2.core import AttentionSpec, LegacyModeCall, PrefillDecodeStrategy
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+
 from tttv2.blocks.building_blocks.attention.qk_norm import HeadRMSNorm
 from tttv2.blocks.building_blocks.kv_cache.hw_params import hw_params
 from tttv2.blocks.building_blocks.rope import RotaryEmbedding

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+
 from tttv2.blocks.building_blocks.kv_cache import LayerKVCache
 from tttv2.core import BatchMetadata
 

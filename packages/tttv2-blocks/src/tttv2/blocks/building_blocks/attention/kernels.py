@@ -8,6 +8,7 @@ module produces them: ``q [..., S, H, D]``; the kernels want head-major.
 from __future__ import annotations
 
 import torch
+
 from tttv2.blocks.building_blocks.kv_cache import LayerKVCache
 from tttv2.core.specs import AttentionSpec
 from tttv2.hw import get_kernel

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+
 from tttv2.core import ExecutionMode
 from tttv2.core.specs import ModuleSpec
 from tttv2.hw import OpParams, default_device, get_optimal_params

@@ -6,6 +6,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 import torch
+
 from tttv2.blocks.building_blocks.kv_cache.hw_params import default_block_size, default_dtype
 from tttv2.blocks.building_blocks.kv_cache.layer import LayerKVCache
 from tttv2.core import KVBlockManager

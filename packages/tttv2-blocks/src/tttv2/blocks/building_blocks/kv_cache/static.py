@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
+
 from tttv2.blocks.building_blocks.kv_cache.paged import PagedKVCache, build_layers
 from tttv2.core import KVBlockManager
 

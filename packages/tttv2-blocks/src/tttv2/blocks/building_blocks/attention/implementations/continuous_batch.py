@@ -9,6 +9,7 @@ against its cached context.
 from __future__ import annotations
 
 import torch
+
 from tttv2.blocks.building_blocks.attention.checks import check_inputs
 from tttv2.blocks.building_blocks.attention.kernels import AttentionKernels
 from tttv2.blocks.building_blocks.kv_cache import LayerKVCache

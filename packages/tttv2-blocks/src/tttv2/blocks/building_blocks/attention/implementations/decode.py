@@ -8,6 +8,7 @@ of the cache.
 from __future__ import annotations
 
 import torch
+
 from tttv2.blocks.building_blocks.attention.checks import check_decode, check_inputs
 from tttv2.blocks.building_blocks.attention.kernels import AttentionKernels
 from tttv2.blocks.building_blocks.kv_cache import LayerKVCache

@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+
 from tttv2.blocks.building_blocks.attention.checks import check_inputs
 from tttv2.blocks.building_blocks.attention.kernels import AttentionKernels
 from tttv2.blocks.building_blocks.kv_cache import LayerKVCache

@@ -8,6 +8,7 @@ specialised prefill and decode implementations avoid the gather where they can.
 from __future__ import annotations
 
 import torch
+
 from tttv2.blocks.building_blocks.attention.checks import check_inputs
 from tttv2.blocks.building_blocks.attention.implementations.prefill import attend_each_cached
 from tttv2.blocks.building_blocks.attention.kernels import AttentionKernels
