@@ -164,3 +164,21 @@ def test_randomized_weights_are_seeded_and_non_trivial():
     assert not torch.equal(a.weight, torch.ones(8)) and not torch.equal(a.bias, torch.zeros(8))
     c = randomize_parameters(torch.nn.LayerNorm(8), seed=4)
     assert not torch.equal(a.weight, c.weight)
+
+
+def test_constant_reference_is_judged_by_allclose(toy):
+    """PCC is undefined against a constant reference; a tiny rounding noise must not fail
+    a correct block there, and a real error must still fail it."""
+
+    def run(block, x, mode, noise=1e-6):
+        return block.run_in_mode(mode, x) + noise * torch.randn_like(x)
+
+    zeros = lambda spec, gen, device, dtype: torch.zeros(5, spec.dim, device=device, dtype=dtype)  # noqa: E731
+    register_component("toy_scale", toy.make_spec_strategy, toy.build_block, zeros, run, toy.run_reference,
+                       replace=True)
+    report = check_component("toy_scale", ToyScaleSpec(dim=4))
+    assert report.passed, report.message
+    assert not report.result("prefill").pcc.passed  # reported, but not the criterion here
+    register_component("toy_scale", toy.make_spec_strategy, toy.build_block, zeros,
+                       lambda block, x, mode: run(block, x, mode, noise=0.1), toy.run_reference, replace=True)
+    assert not check_component("toy_scale", ToyScaleSpec(dim=4)).passed

@@ -25,6 +25,7 @@ unrelated pytest session costs nothing.
 from __future__ import annotations
 
 import importlib.util
+import os
 import random
 import zlib
 from collections.abc import Callable, Iterator
@@ -121,14 +122,17 @@ def seed(request: pytest.FixtureRequest) -> Iterator[int]:
 @pytest.fixture(scope="session")
 def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Any]:
     """``tiny_checkpoint(architecture="LlamaForCausalLM", config=None, seed=0,
-    max_shard_size=None)`` -> :class:`tttv2.testing.hf.TinyCheckpoint`; folders are built
-    once per configuration and session and reused by later calls."""
+    max_shard_size=None, ...)`` -> :class:`tttv2.testing.hf.TinyCheckpoint`; folders are
+    built once per configuration and test run (shared by xdist workers) and reused."""
     missing = [m for m in ("transformers", "tokenizers") if importlib.util.find_spec(m) is None]
     if missing:  # pragma: no cover - depends on the environment
         pytest.skip(f"{', '.join(missing)} not installed: pip install 'tttv2-testing[hf]'")
     from tttv2.testing.hf import build_tiny_checkpoint
 
-    cache = tmp_path_factory.mktemp("tttv2-checkpoints")
+    if os.environ.get("PYTEST_XDIST_WORKER"):  # workers of one run share the parent folder
+        cache = tmp_path_factory.getbasetemp().parent / "tttv2-checkpoints"
+    else:
+        cache = tmp_path_factory.mktemp("tttv2-checkpoints")
 
     def make(architecture: str = "LlamaForCausalLM", config: dict[str, Any] | None = None, **kwargs: Any) -> Any:
         return build_tiny_checkpoint(cache, architecture, config, **kwargs)
