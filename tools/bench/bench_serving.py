@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 
 import torch
+
 from tttv2.core.runtime import (
     LLMEngine,
     Request,
@@ -67,8 +68,8 @@ def build_models(args):
         return target, target, target.truncated(1).to(args.device)
     stack_model = load_helper("stack_model")
     spec = stack_model.tiny_model_spec(args.layers, args.hidden, args.vocab, args.max_seq_len)
-    serving = stack_model.tiny_stack(spec, args.strategy, args.seed, args.device)
-    target = stack_model.tiny_stack(spec, "multi_mode", args.seed, args.device)
+    serving = stack_model.tiny_stack(spec, args.strategy, args.seed, args.device, later_layer_scale=args.draft_gap)
+    target = stack_model.tiny_stack(spec, "multi_mode", args.seed, args.device, later_layer_scale=args.draft_gap)
     return serving, target, stack_model.truncated_stack(target, 1)
 
 
@@ -204,7 +205,7 @@ def parse_args(argv=None):
         "--draft-gap",
         type=float,
         default=0.3,
-        help="reference model: scale of layers after the first (small = the 1-layer draft agrees more)",
+        help="scale of the output projections of layers after the first (small: the 1-layer draft agrees more)",
     )
     p.add_argument("--num-requests", type=int, default=48)
     p.add_argument("--prompt-len", type=parse_range, default=(16, 128), metavar="LO:HI")
@@ -220,6 +221,7 @@ def parse_args(argv=None):
     p.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quick", action="store_true", help="a small configuration that runs in seconds")
+    p.add_argument("--speculative-only", action="store_true", help="skip the load test")
     p.add_argument("--json", type=Path, default=None, help="also write the results here")
     args = p.parse_args(argv)
     if args.quick:
@@ -255,7 +257,17 @@ def main(argv=None) -> int:
         f"{num_blocks} KV blocks of {args.block_size}, token budget {args.max_batched_tokens}/step"
     )
     engine().generate([requests[0].prompt_ids], stop=StopConditions(max_new_tokens=4))  # warm-up
+    results: dict = {"config": {k: v for k, v in vars(args).items() if k != "json"}}
+    if not args.speculative_only:
+        results.update(load_test(args, engine, requests))
+    if args.speculative_k > 0:
+        results["speculative"] = speculative(args, target, draft, requests, num_blocks)
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2, default=str))
+    return 0
 
+
+def load_test(args, engine, requests) -> dict:
     rows = [serve(engine(), requests, rate, args.seed) for rate in args.rate_list]
     baseline = serve(engine(max_num_seqs=1), requests, math.inf, args.seed)
     print("\ncontinuous batching, Poisson arrivals:")
@@ -263,24 +275,13 @@ def main(argv=None) -> int:
     print("\nbaseline, one request at a time (all arrive at once):")
     print_table([baseline])
     burst = next((r for r in rows if math.isinf(r["rate"])), rows[-1])
-    print(
-        f"throughput gain of continuous batching over one-at-a-time: {burst['output_tok_s'] / baseline['output_tok_s']:.2f}x"
-    )
+    gain = burst["output_tok_s"] / baseline["output_tok_s"]
+    print(f"throughput gain of continuous batching over one-at-a-time: {gain:.2f}x")
     same = all(burst["outputs"][k] == baseline["outputs"][k] for k in baseline["outputs"])
     print(f"outputs identical with and without batching: {'yes' if same else 'NO'}")
-
-    results = {
-        "config": {k: v for k, v in vars(args).items() if k not in ("json",)},
-        "load": rows,
-        "baseline": baseline,
-    }
-    if args.speculative_k > 0:
-        results["speculative"] = speculative(args, target, draft, requests, num_blocks)
-    if args.json:
-        for r in [*rows, baseline]:
-            r.pop("outputs", None)
-        args.json.write_text(json.dumps(results, indent=2, default=str))
-    return 0
+    for r in [*rows, baseline]:
+        r.pop("outputs")
+    return {"load": rows, "baseline": baseline, "batching_gain": gain, "identical": same}
 
 
 def speculative(args, target, draft, requests, num_blocks) -> dict:

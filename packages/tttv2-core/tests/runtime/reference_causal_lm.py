@@ -20,6 +20,7 @@ from collections.abc import Iterable, Sequence
 
 import torch
 import torch.nn.functional as F
+
 from tttv2.core import BatchMetadata, ExecutionMode
 
 ALL_MODES = (

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+
 from tttv2.core.runtime import LLMEngine, StopConditions
 
 

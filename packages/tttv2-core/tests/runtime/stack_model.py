@@ -44,9 +44,18 @@ def tiny_model_spec(num_layers: int = 2, hidden: int = 32, vocab_size: int = 64,
     )
 
 
-def tiny_stack(spec, strategy: str = "prefill_decode", seed: int = 0, device: str = "cpu", dtype=torch.float32):
+def tiny_stack(
+    spec,
+    strategy: str = "prefill_decode",
+    seed: int = 0,
+    device: str = "cpu",
+    dtype=torch.float32,
+    later_layer_scale: float = 1.0,
+):
     """A TransformerStack with seeded random weights: unit-ish norms, N(0, 1/fan_in)
-    projections, N(0, 1) embeddings, a head scaled for peaked but not one-hot logits."""
+    projections, N(0, 1) embeddings, a head scaled for peaked but not one-hot logits.
+    ``later_layer_scale`` scales the output projections of every layer after the first (a
+    small value makes the first layer alone a good draft model)."""
     from tttv2.blocks import TransformerStack
 
     stack = TransformerStack(spec, execution_strategy=strategy)
@@ -62,6 +71,8 @@ def tiny_stack(spec, strategy: str = "prefill_decode", seed: int = 0, device: st
                 p.copy_(3.0 * noise / math.sqrt(p.shape[-1]))
             else:
                 p.copy_(noise / math.sqrt(p.shape[-1]))
+                if not name.startswith("layers.0.") and name.endswith(("o_proj.weight", "down_proj.weight")):
+                    p.mul_(later_layer_scale)
     return stack.to(device=device, dtype=dtype)
 
 

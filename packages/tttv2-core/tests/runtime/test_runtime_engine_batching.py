@@ -9,6 +9,7 @@ import pytest
 import torch
 from reference_causal_lm import ReferenceCausalLM, greedy_reference
 from runtime_helpers import random_limits, random_prompts, run_staggered
+
 from tttv2.core import ExecutionMode
 from tttv2.core.runtime import LLMEngine, Request, SamplingParams, StopConditions, sample
 from tttv2.core.runtime.sampler import SamplingRow

@@ -6,6 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from reference_causal_lm import ReferenceCausalLM, greedy_reference
 from runtime_helpers import random_limits, random_prompts
+
 from tttv2.core.runtime import LLMEngine, Request, SamplingParams, StopConditions
 
 MODEL = ReferenceCausalLM(seed=21, max_seq_len=128)

@@ -2,6 +2,7 @@
 
 import pytest
 from reference_causal_lm import ReferenceCausalLM, greedy_reference
+
 from tttv2.core.runtime import CausalLM, LLMEngine, SamplingParams, StopConditions
 
 

@@ -4,6 +4,7 @@ nothing the other tests conclude through it would hold."""
 import torch
 from reference_causal_lm import ReferenceCausalLM
 from runtime_helpers import assert_close
+
 from tttv2.core import ExecutionMode, KVBlockManager
 
 

@@ -7,6 +7,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from runtime_helpers import assert_close
+
 from tttv2.core.runtime import (
     SamplingParams,
     SamplingRow,

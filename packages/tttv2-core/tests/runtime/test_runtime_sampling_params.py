@@ -3,6 +3,7 @@
 import math
 
 import pytest
+
 from tttv2.core.runtime import InvalidParameterError, SamplingParams, StopConditions
 
 BAD_SAMPLING = [

@@ -4,6 +4,7 @@ tokens, the context limit, and clear admission errors."""
 import pytest
 from reference_causal_lm import ReferenceCausalLM, greedy_reference
 from runtime_helpers import random_prompts
+
 from tttv2.core.runtime import (
     IncrementalDetokenizer,
     InvalidRequestError,

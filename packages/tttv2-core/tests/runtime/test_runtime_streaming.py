@@ -2,6 +2,7 @@
 
 from reference_causal_lm import ReferenceCausalLM, greedy_reference
 from runtime_helpers import random_prompts
+
 from tttv2.core.runtime import LLMEngine, Request, SamplingParams, StopConditions
 
 MODEL = ReferenceCausalLM(seed=41)

@@ -6,6 +6,7 @@ import pytest
 import torch
 from runtime_helpers import random_limits, random_prompts, run_staggered
 from stack_model import tiny_model_spec, tiny_stack, truncated_stack
+
 from tttv2.core import ExecutionMode, KVBlockManager
 from tttv2.core.runtime import (
     LLMEngine,

@@ -13,6 +13,7 @@ import time
 from typing import Any
 
 import torch
+
 from tttv2.core.errors import TTTv2Error
 from tttv2.core.modes import ExecutionMode
 from tttv2.core.runtime.detokenizer import Detokenize

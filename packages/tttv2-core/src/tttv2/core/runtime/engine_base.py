@@ -12,6 +12,7 @@ from collections.abc import Callable, Hashable, Iterator, Sequence
 from typing import Any
 
 import torch
+
 from tttv2.core.runtime.detokenizer import Detokenize
 from tttv2.core.runtime.errors import InvalidRequestError
 from tttv2.core.runtime.request import Request, RequestOutput, TokenEvent

@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Any, Protocol, runtime_checkable
 
 import torch
+
 from tttv2.core.batch import BatchMetadata
 from tttv2.core.modes import ExecutionMode
 

@@ -6,6 +6,7 @@ from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 
 import torch
+
 from tttv2.core.runtime.errors import InvalidRequestError
 from tttv2.core.runtime.sampling_params import SamplingParams
 from tttv2.core.runtime.stop_conditions import StopConditions

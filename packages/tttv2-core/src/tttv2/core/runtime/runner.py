@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+
 from tttv2.core.errors import ModeNotSupportedError, TTTv2Error
 from tttv2.core.kv_blocks import KVBlockManager
 from tttv2.core.modes import ExecutionMode

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
+
 from tttv2.core.runtime.logits_processing import (
     apply_count_penalties,
     apply_repetition_penalty,

@@ -7,6 +7,7 @@ from collections import deque
 from collections.abc import Callable
 
 import torch
+
 from tttv2.core.runtime.detokenizer import Detokenize
 from tttv2.core.runtime.request import Request, RequestOutput, TokenEvent
 from tttv2.core.runtime.sampler import SamplingRow

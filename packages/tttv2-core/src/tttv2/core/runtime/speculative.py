@@ -3,11 +3,12 @@ in one pass (mode SPECULATIVE: k+1 query tokens per sequence, logits for all of 
 
 A round, for every running request (they are batched in each pass):
 
+0. new requests: the target prefills the prompt but its last token (a PREFILL pass);
 1. the draft feeds the tokens it has not cached yet (the whole prompt at first, then the
    one or two tokens the last round added) and samples ``d_1``, then ``k - 1`` decode
    passes sample ``d_2 .. d_k``;
-2. the target feeds its pending tokens plus ``d_1 .. d_k`` and returns logits for the
-   last ``k + 1`` positions;
+2. the target feeds the last token plus ``d_1 .. d_k`` and returns logits for all
+   ``k + 1`` of them;
 3. drafts are accepted (greedy: while they match the target's argmax; sampling:
    :func:`verify_sampled`), followed by the target's own next token;
 4. both caches are truncated back to the accepted tokens (``KVBlockManager.truncate``).
@@ -26,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+
 from tttv2.core.modes import ExecutionMode
 from tttv2.core.runtime.detokenizer import Detokenize
 from tttv2.core.runtime.engine import probe_vocab_size, resolve_max_seq_len
@@ -99,6 +101,7 @@ class SpeculativeDecoder(EngineBase):
             draft, draft_num_blocks, block_size, max_seq_len, self.target.device, dtype, EngineStats(), "draft"
         )
         self.target.require(ExecutionMode.SPECULATIVE, "verifying draft tokens")
+        self.target.require(ExecutionMode.PREFILL, "prefilling prompts")
         if vocab_size is None:
             vocab_size = model_attribute(target, "vocab_size") or probe_vocab_size(self.target)
         draft_vocab = model_attribute(draft, "vocab_size") or probe_vocab_size(self.draft)
@@ -162,12 +165,12 @@ class SpeculativeDecoder(EngineBase):
         for seq in seqs:
             if seq.timings.first_scheduled is None:
                 seq.timings.first_scheduled = now
+        self._prefill_new(seqs)
         ks = [min(self.k, self._max_total(s) - len(s.token_ids) - 1) for s in seqs]
         drafts, q = self._propose(seqs, ks)
-        chunks = []
-        for s, d in zip(seqs, drafts, strict=True):
-            cached = self.target.num_cached(s.seq_id)  # 0 for a new request: its prompt rides along
-            chunks.append(Chunk(s.seq_id, s.token_ids[cached:] + d, len(d) + 1, generated=cached > 0))
+        chunks = [
+            Chunk(s.seq_id, s.token_ids[-1:] + d, len(d) + 1, generated=True) for s, d in zip(seqs, drafts, strict=True)
+        ]
         target_logits = self.target.run(chunks, ExecutionMode.SPECULATIVE)
         self.spec_stats.target_passes += 1
         events: list[TokenEvent] = []
@@ -194,6 +197,14 @@ class SpeculativeDecoder(EngineBase):
                 self.draft.truncate(seq.seq_id, min(self.draft.num_cached(seq.seq_id), len(seq.token_ids) - 1))
         self._dispatch(events)
         return events
+
+    def _prefill_new(self, seqs: list[SequenceState]) -> None:
+        """Bring new requests to the state every round starts from: the target has cached
+        all tokens but the last (one PREFILL pass for all of them, no logits)."""
+        fresh = [s for s in seqs if self.target.num_cached(s.seq_id) < len(s.token_ids) - 1]
+        if fresh:
+            chunks = [Chunk(s.seq_id, s.token_ids[self.target.num_cached(s.seq_id) : -1], 0) for s in fresh]
+            self.target.run(chunks, ExecutionMode.PREFILL)
 
     def _propose(self, seqs: list[SequenceState], ks: list[int]) -> tuple[list[list[int]], list[list[torch.Tensor]]]:
         """Draft tokens per request (``ks[i]`` of them) and the draft distributions they

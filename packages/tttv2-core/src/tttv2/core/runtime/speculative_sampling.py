@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+
 from tttv2.core.runtime.sampler import draw
 
 
