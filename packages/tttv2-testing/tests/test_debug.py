@@ -5,6 +5,7 @@ import logging
 
 import pytest
 import torch
+
 from tttv2.testing.debug import CompareSession, compare_to_torch
 
 

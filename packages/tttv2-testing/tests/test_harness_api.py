@@ -6,6 +6,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+
 from tttv2.testing.harness import api_snapshot, find_breaking_changes, resolve_package
 
 PYPROJECT = """\

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 import pytest
 import torch
 from hypothesis import strategies as st
+
 from tttv2.core import BaseModule, ExecutionMode, PrefillDecodeStrategy, register_implementation
 from tttv2.core.specs import ModuleSpec
 from tttv2.testing.harness import (

@@ -3,6 +3,7 @@ feed-forward blocks over random specs, in fp32 and bf16."""
 
 import pytest
 import torch
+
 from tttv2.blocks.building_blocks.feed_forward import FeedForward
 from tttv2.blocks.building_blocks.normalization import make_norm
 from tttv2.testing.harness import (

@@ -3,6 +3,7 @@ claim to detect (no absolute time is asserted anywhere)."""
 
 import pytest
 import torch
+
 from tttv2.testing.harness import (
     SpeedReport,
     TensorAllocationTracker,
@@ -32,11 +33,24 @@ def test_compare_speed_reports_medians_and_ratio():
     assert report.as_dict()["repeats"] == 7
 
 
-def test_speed_report_ratio_orders_fast_and_slow_work():
-    # A relative, not absolute, statement: 64x the work is slower than 1x in the same run.
-    small, big = torch.randn(64, 64), torch.randn(64 * 8, 64 * 8)
-    report = compare_speed(lambda: big @ big, lambda: small @ small, repeats=5, warmup=1)
-    assert report.ratio > 1.0 and not report.within(1.0)
+def test_compare_speed_measures_each_side_with_the_given_clock():
+    # A fake clock makes the measurement exact: each call of fn "takes" 3 ticks, each
+    # baseline call 1 tick, and the order of calls alternates. No real time is asserted.
+    clock = {"now": 0.0}
+    order = []
+
+    def fn():
+        order.append("fn")
+        clock["now"] += 3.0
+
+    def base():
+        order.append("base")
+        clock["now"] += 1.0
+
+    report = compare_speed(fn, base, repeats=4, warmup=1, timer=lambda: clock["now"], synchronize=lambda: None)
+    assert report.times_s == (3.0,) * 4 and report.baseline_times_s == (1.0,) * 4
+    assert report.ratio == 3.0 and report.speedup == pytest.approx(1 / 3) and not report.within(2.9)
+    assert order[2:] == ["fn", "base", "base", "fn", "fn", "base", "base", "fn"]  # interleaved
 
 
 def test_speed_report_arithmetic_on_given_times():

@@ -7,6 +7,7 @@ import json
 import pytest
 import torch
 from safetensors.torch import load_file
+
 from tttv2.testing import assert_close
 from tttv2.testing.hf import (
     TINY_DEFAULTS,

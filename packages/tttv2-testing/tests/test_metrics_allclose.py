@@ -4,6 +4,7 @@ import math
 
 import pytest
 import torch
+
 from tttv2.testing import (
     TOLERANCES,
     allclose,

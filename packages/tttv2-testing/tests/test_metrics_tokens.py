@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+
 from tttv2.testing import (
     assert_tokens_match,
     assert_topk_agreement,

@@ -6,6 +6,7 @@ import ast
 from pathlib import Path
 
 import pytest
+
 import tttv2.testing.reference as reference
 
 FILES = sorted(Path(reference.__file__).parent.glob("*.py"))

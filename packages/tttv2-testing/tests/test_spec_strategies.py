@@ -4,6 +4,7 @@ with a SpecError naming the expected field."""
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
 from tttv2.core.errors import SpecError
 from tttv2.core.specs import (
     ROPE_SCALINGS,

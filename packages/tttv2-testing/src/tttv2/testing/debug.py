@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+
 from tttv2.testing.metrics import compare_pcc
 
 LOGGER = logging.getLogger("tttv2.testing.debug")

@@ -30,6 +30,7 @@ from typing import Any
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
 from tttv2.core import BaseModule, ExecutionMode, ExecutionStrategy, UnknownNameError
 from tttv2.core.specs import ModuleSpec
 from tttv2.testing.harness.weights import randomize_parameters

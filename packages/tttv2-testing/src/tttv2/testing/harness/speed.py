@@ -76,12 +76,17 @@ def default_synchronize() -> None:
         torch.cuda.synchronize()
 
 
-def time_call(fn: Callable[[], Any], synchronize: Callable[[], None] = default_synchronize) -> float:
+def time_call(
+    fn: Callable[[], Any],
+    synchronize: Callable[[], None] = default_synchronize,
+    timer: Callable[[], float] = time.perf_counter,
+) -> float:
+    """Seconds one call of ``fn`` takes (queued GPU work included)."""
     synchronize()
-    start = time.perf_counter()
+    start = timer()
     fn()
     synchronize()
-    return time.perf_counter() - start
+    return timer() - start
 
 
 def compare_speed(
@@ -93,9 +98,11 @@ def compare_speed(
     name: str | None = None,
     baseline_name: str | None = None,
     synchronize: Callable[[], None] = default_synchronize,
+    timer: Callable[[], float] = time.perf_counter,
 ) -> SpeedReport:
     """Time two zero-argument callables ``repeats`` times each after ``warmup`` calls,
-    alternating which runs first so drift and caches affect both alike."""
+    alternating which runs first so drift and caches affect both alike. ``timer`` is the
+    clock (``time.perf_counter``; ``time.process_time`` ignores other processes' load)."""
     if repeats < 1 or warmup < 0:
         raise ValueError(f"repeats must be >= 1 and warmup >= 0, got repeats={repeats}, warmup={warmup}")
     with torch.no_grad():
@@ -105,11 +112,11 @@ def compare_speed(
         times, base_times = [], []
         for i in range(repeats):
             if i % 2 == 0:
-                times.append(time_call(fn, synchronize))
-                base_times.append(time_call(baseline, synchronize))
+                times.append(time_call(fn, synchronize, timer))
+                base_times.append(time_call(baseline, synchronize, timer))
             else:
-                base_times.append(time_call(baseline, synchronize))
-                times.append(time_call(fn, synchronize))
+                base_times.append(time_call(baseline, synchronize, timer))
+                times.append(time_call(fn, synchronize, timer))
     return SpeedReport(
         name=name or getattr(fn, "__name__", "fn"),
         baseline_name=baseline_name or getattr(baseline, "__name__", "baseline"),

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
 from tttv2.testing.hf.tokenizer import (
     BOS_TOKEN,
     EOS_TOKEN,
@@ -89,6 +90,7 @@ def model_type_of(architecture: str) -> str:
     Read from the class's own config class: several model types may share one class
     (``internlm3`` also maps to ``LlamaForCausalLM``)."""
     from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+
     from tttv2.testing.hf.env import transformers
 
     if architecture in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES.values():

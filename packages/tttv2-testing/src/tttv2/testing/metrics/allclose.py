@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+
 from tttv2.testing.metrics.inputs import (
     as_tensor,
     nonfinite_problem,

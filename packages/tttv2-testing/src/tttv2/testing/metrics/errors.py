@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+
 from tttv2.testing.metrics.inputs import as_tensor, nonfinite_problem, pair_problem, to_float64
 
 

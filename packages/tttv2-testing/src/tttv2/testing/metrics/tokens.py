@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+
 from tttv2.testing.metrics.inputs import (
     as_tensor,
     nonfinite_problem,

@@ -7,6 +7,7 @@ arguments, so specs composed into a layer or a model agree with each other.
 from __future__ import annotations
 
 from hypothesis import strategies as st
+
 from tttv2.core.specs import (
     ACTIVATIONS,
     NORM_TYPES,

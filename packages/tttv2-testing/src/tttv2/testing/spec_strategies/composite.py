@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from hypothesis import strategies as st
+
 from tttv2.core.specs import DecoderLayerSpec, ModelSpec
 from tttv2.testing.spec_strategies.blocks import (
     attention_specs,

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hypothesis import strategies as st
+
 from tttv2.core.specs import (
     AttentionSpec,
     DecoderLayerSpec,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from hypothesis import strategies as st
+
 from tttv2.core.specs import ROPE_SCALINGS, RopeSpec
 
 # Small tables keep cos/sin construction cheap in property tests.
