@@ -22,7 +22,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tttv2.blocks import PagedKVCache, StaticKVCache
-from tttv2.core import MultiModeStrategy
+from tttv2.core import AttentionSpec, MultiModeStrategy, RopeSpec
 
 SEQS = (0, 1, 2)
 
@@ -121,3 +121,72 @@ def test_mode_matches_reference(mode: str, spec, data: st.DataObject) -> None:
     want = reference_outputs(attn, xs)
     for s in xs:
         assert_matches(got[s], want[s], what=f"{mode} sequence {s}")
+
+
+# -- every variant in every mode, deterministically (hypothesis above explores mixes) ----
+def _variant(**fields) -> AttentionSpec:
+    base = {"hidden_dim": 24, "num_heads": 4, "max_seq_len": 64}
+    return AttentionSpec(**{**base, **fields})
+
+
+VARIANTS = {
+    "mha": _variant(),
+    "gqa": _variant(num_heads=6, num_kv_heads=2),
+    "mqa": _variant(num_kv_heads=1),
+    "bias": _variant(qkv_bias=True, out_bias=True),
+    "qk_norm": _variant(qk_norm=True, qk_norm_eps=1e-5),
+    "sliding_window": _variant(sliding_window=3),
+    "softcap": _variant(logit_softcap=1.5),
+    "scale": _variant(scale=0.9),
+    "head_dim": _variant(head_dim=10),
+    "rope": _variant(rope=RopeSpec(head_dim=6, theta=100.0)),
+    "rope_partial_interleaved": _variant(rope=RopeSpec(head_dim=6, rotary_dim=4, interleaved=True)),
+}
+
+FIXED = {
+    "prefill": [("prefill", {0: 7, 1: 3, 2: 7}), ("prefill", {1: 4, 2: 2})],
+    "decode": [("prefill", {0: 7, 1: 3, 2: 5})] + [("decode", {0: 1, 1: 1, 2: 1})] * 3,
+    "unified": [
+        ("unified", {0: 7, 1: 1}),
+        ("unified", {0: 1, 1: 4, 2: 6}),
+        ("unified", {2: 1, 0: 2}),
+    ],
+    "long_context": [
+        ("long_context", {0: 11, 1: 3}),
+        ("long_context", {0: 5, 2: 4}),
+        ("decode", {0: 1, 1: 1, 2: 1}),
+    ],
+    "speculative": [
+        ("prefill", {0: 6, 1: 2, 2: 4}),
+        ("speculative", {0: 4, 1: 4, 2: 4}),
+        ("speculative", {0: 2, 2: 3}),
+    ],
+    "continuous_batch": [
+        ("continuous_batch", {0: 6}),
+        ("continuous_batch", {0: 1, 1: 5}),
+        ("continuous_batch", {1: 1, 2: 4, 0: 1}),
+        ("continuous_batch", {2: 3, 0: 1, 1: 1}),
+    ],
+}
+STRATEGIES = {
+    "prefill": "prefill_decode",
+    "decode": "prefill_decode",
+    "unified": "unified",
+    "long_context": MultiModeStrategy(chunk_size=4),
+    "speculative": MultiModeStrategy(chunk_size=4),
+    "continuous_batch": "continuous_batching",
+}
+
+
+@pytest.mark.parametrize("mode", list(FIXED))
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_every_variant_in_every_mode(variant: str, mode: str) -> None:
+    spec = VARIANTS[variant]
+    attn = make_attention(spec, STRATEGIES[mode])
+    cache = PagedKVCache.for_specs([spec], num_blocks=48, block_size=3, dtype=torch.float32)
+    schedule = FIXED[mode]
+    xs = random_inputs(spec, {s: sum(step.get(s, 0) for _, step in schedule) for s in SEQS})
+    got = run_schedule(attn, cache, cache.block_manager(64), xs, schedule)
+    want = reference_outputs(attn, xs)
+    for s in SEQS:
+        assert_matches(got[s], want[s], what=f"{variant} / {mode} / sequence {s}")
