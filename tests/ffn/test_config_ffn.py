@@ -9,6 +9,7 @@ from transformers import Gemma2Config, GPT2Config, LlamaConfig
 from transformers.models.gemma2.modeling_gemma2 import Gemma2MLP
 from transformers.models.gpt2.modeling_gpt2 import GPT2MLP
 from transformers.models.llama.modeling_llama import LlamaMLP
+
 from tttv2.blocks import FeedForward
 from tttv2.core import FeedForwardSpec
 

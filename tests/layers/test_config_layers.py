@@ -20,6 +20,7 @@ from transformers import (
     PhiForCausalLM,
 )
 from transformers.models.llama.modeling_llama import LlamaRotaryEmbedding
+
 from tttv2.blocks import TransformerStack
 from tttv2.core import (
     AttentionSpec,

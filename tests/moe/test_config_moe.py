@@ -8,6 +8,7 @@ import torch
 from transformers import MixtralConfig, Qwen2MoeConfig
 from transformers.models.mixtral.modeling_mixtral import MixtralSparseMoeBlock
 from transformers.models.qwen2_moe.modeling_qwen2_moe import Qwen2MoeSparseMoeBlock
+
 from tttv2.blocks import MoE
 from tttv2.core import FeedForwardSpec, MoESpec
 

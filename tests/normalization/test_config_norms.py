@@ -7,6 +7,7 @@ from __future__ import annotations
 import torch
 from transformers.models.gemma2.modeling_gemma2 import Gemma2RMSNorm
 from transformers.models.llama.modeling_llama import LlamaRMSNorm
+
 from tttv2.blocks import LayerNorm, RMSNorm
 from tttv2.core import NormSpec
 

@@ -12,6 +12,7 @@ from transformers.models.llama.modeling_llama import LlamaRotaryEmbedding
 from transformers.models.phi3.modeling_phi3 import Phi3RotaryEmbedding
 from transformers.models.phi3.modeling_phi3 import apply_rotary_pos_emb as phi3_apply
 from transformers.models.qwen2.modeling_qwen2 import Qwen2RotaryEmbedding
+
 from tttv2.blocks import RotaryEmbedding
 from tttv2.core import RopeSpec
 

@@ -10,6 +10,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from transformers.models.gemma.modeling_gemma import GemmaTextScaledWordEmbedding
+
 from tttv2.blocks import TokenEmbedding
 from tttv2.core import EmbeddingSpec, ModuleConfig, create_module
 from tttv2.testing.reference.embedding import reference_embedding

@@ -12,6 +12,7 @@ from transformers import GemmaConfig, GPT2Config, LlamaConfig
 from transformers.models.gemma.modeling_gemma import GemmaMLP
 from transformers.models.gpt2.modeling_gpt2 import GPT2MLP
 from transformers.models.llama.modeling_llama import LlamaMLP
+
 from tttv2.blocks import FeedForward
 from tttv2.core import FeedForwardSpec, ModuleConfig, create_module
 from tttv2.core.specs import ACTIVATIONS

@@ -7,6 +7,7 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from tttv2.blocks import LMHead, TokenEmbedding
 from tttv2.core import EmbeddingSpec, LMHeadSpec, ModuleConfig, create_module
 from tttv2.testing.reference.embedding import reference_lm_head

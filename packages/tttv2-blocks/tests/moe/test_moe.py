@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from transformers import MixtralConfig, Qwen2MoeConfig
 from transformers.models.mixtral.modeling_mixtral import MixtralSparseMoeBlock
 from transformers.models.qwen2_moe.modeling_qwen2_moe import Qwen2MoeSparseMoeBlock
+
 from tttv2.blocks import MoE, route
 from tttv2.core import FeedForwardSpec, ModuleConfig, MoESpec, create_module
 from tttv2.testing.reference.moe import reference_moe, reference_routing

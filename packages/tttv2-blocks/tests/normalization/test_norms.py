@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from transformers.models.gemma.modeling_gemma import GemmaRMSNorm
 from transformers.models.llama.modeling_llama import LlamaRMSNorm
+
 from tttv2.blocks import LayerNorm, RMSNorm, make_norm
 from tttv2.core import ModuleConfig, NormSpec, create_module
 from tttv2.testing.reference.normalization import reference_norm

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+
 from tttv2.blocks import MoE, TransformerStack
 from tttv2.core import ExecutionMode, KVBlockManager
 

@@ -9,6 +9,7 @@ import torch
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from patterns_helpers import record_router_logits, routing_is_clear
+
 from tttv2.blocks import Attention, DecoderLayer, FeedForward, LayerNorm, MoE, PagedKVCache, RMSNorm
 from tttv2.core import (
     AttentionSpec,

@@ -16,6 +16,7 @@ import re
 import pytest
 import torch
 from patterns_helpers import run_passes
+
 from tttv2.blocks import TransformerStack
 from tttv2.core import (
     AttentionSpec,

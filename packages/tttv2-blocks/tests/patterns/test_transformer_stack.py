@@ -9,6 +9,7 @@ import torch
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from patterns_helpers import record_router_logits, routing_is_clear, run_passes
+
 from tttv2.blocks import DecoderLayer, PagedKVCache, TransformerStack
 from tttv2.core import (
     AttentionSpec,

@@ -16,6 +16,7 @@ from transformers.modeling_rope_utils import ROPE_INIT_FUNCTIONS
 from transformers.models.llama.modeling_llama import LlamaRotaryEmbedding
 from transformers.models.phi3.modeling_phi3 import Phi3RotaryEmbedding
 from transformers.models.phi3.modeling_phi3 import apply_rotary_pos_emb as hf_apply_partial
+
 from tttv2.blocks import RotaryEmbedding, rope_frequencies
 from tttv2.core import ModuleConfig, RopeSpec, create_module
 from tttv2.testing.reference.rope import reference_inv_freq, reference_rope

@@ -20,6 +20,7 @@ execution strategy, and ``set_mode`` here switches it.
 from __future__ import annotations
 
 import torch
+
 from tttv2.blocks.building_blocks.attention import Attention
 from tttv2.blocks.building_blocks.feed_forward import FeedForward
 from tttv2.blocks.building_blocks.kv_cache import LayerKVCache

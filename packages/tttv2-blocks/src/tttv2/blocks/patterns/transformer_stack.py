@@ -26,6 +26,7 @@ tokens, not only the logits rows).
 from __future__ import annotations
 
 import torch
+
 from tttv2.blocks.building_blocks.embedding import TokenEmbedding
 from tttv2.blocks.building_blocks.kv_cache import PagedKVCache
 from tttv2.blocks.building_blocks.lm_head import LMHead

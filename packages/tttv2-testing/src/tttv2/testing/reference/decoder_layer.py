@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from functools import partial
 
 import torch
+
 from tttv2.core.specs import DecoderLayerSpec, MoESpec
 from tttv2.testing.reference.attention import reference_attention
 from tttv2.testing.reference.feed_forward import reference_feed_forward

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import torch
+
 from tttv2.core.specs import EmbeddingSpec, LMHeadSpec
 
 

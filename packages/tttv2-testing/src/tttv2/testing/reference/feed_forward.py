@@ -11,6 +11,7 @@ import math
 from collections.abc import Mapping
 
 import torch
+
 from tttv2.core.specs import FeedForwardSpec
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import torch
+
 from tttv2.core.specs import MoESpec
 from tttv2.testing.reference.feed_forward import reference_feed_forward
 

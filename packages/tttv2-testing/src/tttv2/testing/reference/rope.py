@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 
 import torch
+
 from tttv2.core.specs import RopeSpec
 
 

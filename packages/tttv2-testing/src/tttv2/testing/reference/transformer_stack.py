@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import torch
+
 from tttv2.core.specs import ModelSpec
 from tttv2.testing.reference.decoder_layer import reference_decoder_layer, sub_weights
 from tttv2.testing.reference.embedding import reference_embedding, reference_lm_head

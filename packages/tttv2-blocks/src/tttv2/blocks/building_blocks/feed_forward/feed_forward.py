@@ -18,6 +18,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+
 from tttv2.blocks.building_blocks.feed_forward.activations import activation
 from tttv2.core.specs import FeedForwardSpec
 

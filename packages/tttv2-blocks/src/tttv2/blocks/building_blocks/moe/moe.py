@@ -22,6 +22,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+
 from tttv2.blocks.building_blocks.feed_forward import FeedForward
 from tttv2.blocks.building_blocks.moe.router import route
 from tttv2.core.specs import MoESpec

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+
 from tttv2.blocks.building_blocks.normalization.layer_norm import LayerNorm
 from tttv2.blocks.building_blocks.normalization.rms_norm import RMSNorm
 from tttv2.core.specs import NormSpec

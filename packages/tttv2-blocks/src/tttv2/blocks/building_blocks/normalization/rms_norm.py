@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+
 from tttv2.core.specs import NormSpec
 from tttv2.hw import get_kernel
 

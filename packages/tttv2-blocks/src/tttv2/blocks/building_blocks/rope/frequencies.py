@@ -17,6 +17,7 @@ import math
 from collections.abc import Callable
 
 import torch
+
 from tttv2.core.specs import RopeSpec
 
 FrequencyRule = Callable[[RopeSpec, "int | None", "torch.device | None"], tuple[torch.Tensor, float]]

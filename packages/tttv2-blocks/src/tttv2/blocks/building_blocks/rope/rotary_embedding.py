@@ -33,6 +33,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+
 from tttv2.blocks.building_blocks.rope.frequencies import rope_frequencies
 from tttv2.core.specs import RopeSpec
 from tttv2.hw import get_kernel
