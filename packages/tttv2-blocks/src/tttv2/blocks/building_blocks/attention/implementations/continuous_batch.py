@@ -8,6 +8,8 @@ against its cached context.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 
 from tttv2.blocks.building_blocks.attention.checks import check_inputs
@@ -16,13 +18,16 @@ from tttv2.blocks.building_blocks.kv_cache import LayerKVCache
 from tttv2.core import BatchMetadata
 from tttv2.core.specs import AttentionSpec
 
+if TYPE_CHECKING:
+    from tttv2.blocks.building_blocks.attention.attention import Attention
+
 
 class ContinuousBatchAttention:
     def __init__(self, spec: AttentionSpec, device: torch.device | str | None) -> None:
         self.kernels = AttentionKernels(spec, device)
 
     def forward(
-        self, module, x: torch.Tensor, meta: BatchMetadata, cache: LayerKVCache
+        self, module: Attention, x: torch.Tensor, meta: BatchMetadata, cache: LayerKVCache
     ) -> torch.Tensor:
         check_inputs(module, x, meta, cache)
         q, k, v = module.project(x, meta.positions, meta.max_seq_len)

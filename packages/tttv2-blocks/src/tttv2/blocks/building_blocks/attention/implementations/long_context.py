@@ -13,7 +13,7 @@ else :data:`DEFAULT_CHUNK_SIZE`.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -26,13 +26,16 @@ from tttv2.core.specs import AttentionSpec
 
 DEFAULT_CHUNK_SIZE = 1024
 
+if TYPE_CHECKING:
+    from tttv2.blocks.building_blocks.attention.attention import Attention
+
 
 class LongContextAttention:
     def __init__(self, spec: AttentionSpec, device: torch.device | str | None) -> None:
         self.kernels = AttentionKernels(spec, device)
         self.hw_chunk_size = _hw_chunk_size(spec, device)
 
-    def chunk_size(self, module: Any) -> int:
+    def chunk_size(self, module: Attention) -> int:
         return (
             _strategy_chunk_size(module.execution_strategy)
             or self.hw_chunk_size
@@ -40,7 +43,7 @@ class LongContextAttention:
         )
 
     def forward(
-        self, module, x: torch.Tensor, meta: BatchMetadata, cache: LayerKVCache
+        self, module: Attention, x: torch.Tensor, meta: BatchMetadata, cache: LayerKVCache
     ) -> torch.Tensor:
         check_inputs(module, x, meta, cache)
         chunk = self.chunk_size(module)
