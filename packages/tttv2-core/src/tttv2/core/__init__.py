@@ -27,6 +27,16 @@ from tttv2.core.modes import ExecutionMode
 from tttv2.core.module import BaseModule
 from tttv2.core.module_classes import module_class_for, register_module_class
 from tttv2.core.registry import StrategyRegistry
+from tttv2.core.runtime import (
+    CausalLM,
+    LLMEngine,
+    Request,
+    RequestOutput,
+    SamplingParams,
+    SpeculativeDecoder,
+    StopConditions,
+    TokenEvent,
+)
 from tttv2.core.specs import (
     AttentionSpec,
     DecoderLayerSpec,
@@ -55,6 +65,14 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0+unknown"
 
 __all__ = [
+    "CausalLM",
+    "LLMEngine",
+    "Request",
+    "RequestOutput",
+    "SamplingParams",
+    "SpeculativeDecoder",
+    "StopConditions",
+    "TokenEvent",
     "AttentionSpec",
     "BaseModule",
     "BatchMetadata",
