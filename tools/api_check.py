@@ -12,59 +12,34 @@ working tree, using griffe.find_breaking_changes. Code is parsed statically, nev
 Exit 0: no breaking change (or declared, with --allow-declared). Exit 1: breaking changes,
 printed one per line. Exit 2: bad input.
 
-Reuse from Python: check_api(repo_root, package_name, ref=None) -> list of one-line strings.
-The old side is extracted with `git archive` into a temporary directory rather than with
-griffe.load_git, which makes a temporary git worktree *and branch* named after the ref in the
-repository: two checks against the same ref at once (or one killed mid-way) make it fail.
+Reuse from Python: check_api(repo_root, package_name, ref=None) -> list of one-line strings,
+built on tttv2.testing.harness.api.find_breaking_changes (which extracts the old side with
+`git archive`, never a git worktree, so concurrent checks cannot collide).
 """
 
 from __future__ import annotations
 
 import argparse
-import io
-import subprocess
 import sys
-import tarfile
-import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # sibling modules, also when imported
 
-import griffe  # noqa: E402
 from changelog_check import fragments  # noqa: E402
 from releases import last_release  # noqa: E402
 from workspace import REPO_ROOT, ToolError, get_package, git, main_guard  # noqa: E402
-
-
-def _load(import_name: str, src: Path) -> griffe.Object | griffe.Alias | None:
-    try:
-        return griffe.load(
-            import_name, search_paths=[src], try_relative_path=False, allow_inspection=False
-        )
-    except ModuleNotFoundError:
-        return None
-
-
-def _extract(repo_root: Path, ref: str, path: str, dest: Path) -> bool:
-    """Extract `path` at `ref` into `dest`; False if the path does not exist at that ref."""
-    proc = subprocess.run(
-        ["git", "-C", str(repo_root), "archive", "--format=tar", ref, "--", path],
-        capture_output=True,
-        check=False,
-    )
-    if proc.returncode != 0:
-        return False
-    with tarfile.open(fileobj=io.BytesIO(proc.stdout)) as tar:
-        tar.extractall(dest, filter="data")
-    return True
 
 
 def check_api(repo_root: Path, package_name: str, ref: str | None = None) -> list[str]:
     """One line per breaking change of `package_name`'s public API since `ref`.
 
     `ref` defaults to the package's last release commit. Returns [] when there is nothing to
-    compare against (never released, or the import package did not exist at `ref`).
+    compare against (never released, or the import package did not exist at `ref`). The
+    comparison itself is tttv2.testing's `find_breaking_changes`, shared with the test
+    toolkit so CI, the release tool and tests judge breakage the same way.
     """
+    from tttv2.testing.harness.api import find_breaking_changes
+
     repo_root = Path(repo_root)
     pkg = get_package(package_name, repo_root)
     if ref is None:
@@ -73,20 +48,7 @@ def check_api(repo_root: Path, package_name: str, ref: str | None = None) -> lis
             return []
         ref = release.commit
     git(repo_root, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}")
-    new = _load(pkg.import_name, pkg.dir / "src")
-    with tempfile.TemporaryDirectory(prefix="api-check-") as tmp:
-        src_rel = f"{pkg.rel(repo_root)}/src"
-        if not _extract(repo_root, ref, src_rel, Path(tmp)):
-            return []
-        old = _load(pkg.import_name, Path(tmp) / src_rel)
-        if old is None:
-            return []
-        if new is None:
-            return [f"{pkg.import_name}: the whole package was removed"]
-        return [
-            b.explain(griffe.ExplanationStyle.ONE_LINE)
-            for b in griffe.find_breaking_changes(old, new)
-        ]
+    return [str(change) for change in find_breaking_changes(repo_root, pkg.dir, ref)]
 
 
 def main() -> int:
