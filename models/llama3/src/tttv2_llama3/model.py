@@ -10,9 +10,9 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+
 from tttv2.blocks import TransformerStack
 from tttv2.core import ExecutionStrategy
-
 from tttv2_llama3.config import model_spec
 
 

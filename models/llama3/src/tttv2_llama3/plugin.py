@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
 from tttv2.blocks.weights import (
     CheckpointError,
     SafetensorsCheckpoint,
@@ -20,8 +21,6 @@ from tttv2.blocks.weights import (
     load_weights,
 )
 from tttv2.core.model_plugins import LoadedModel, ProgressCallback, read_hf_config
-
-from tttv2_llama3.config import token_ids
 from tttv2_llama3.model import LlamaForCausalLM
 from tttv2_llama3.weights import rename_rules
 
@@ -53,6 +52,13 @@ def load(
         bos_token_id=config.get("bos_token_id"),
         max_context=model.spec.max_seq_len,
     )
+
+
+def token_ids(value: Any) -> tuple[int, ...]:
+    """``eos_token_id`` may be an int, a list of ints or null."""
+    if value is None:
+        return ()
+    return (value,) if isinstance(value, int) else tuple(int(v) for v in value)
 
 
 def load_tokenizer(folder: Path) -> Any:
