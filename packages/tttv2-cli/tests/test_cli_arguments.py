@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import pytest
+
 from tttv2.cli.commands import VERBS
 from tttv2.cli.main import main
 from tttv2.core.model_plugins import register_model_plugin, unregister_model_plugin

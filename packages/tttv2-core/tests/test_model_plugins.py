@@ -10,6 +10,7 @@ import textwrap
 
 import pytest
 import torch
+
 from tttv2.core.errors import UnknownNameError
 from tttv2.core.model_plugins import (
     ENTRY_POINT_GROUP,

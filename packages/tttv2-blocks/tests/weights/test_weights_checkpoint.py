@@ -10,6 +10,7 @@ import struct
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
+
 from tttv2.blocks.weights import (
     CheckpointError,
     CorruptCheckpointError,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import torch
 from safetensors.torch import save_file
+
 from tttv2.blocks import Attention, FeedForward
 from tttv2.blocks.weights import SafetensorsCheckpoint, fuse_projections, load_weights
 from tttv2.core.specs import AttentionSpec, FeedForwardSpec

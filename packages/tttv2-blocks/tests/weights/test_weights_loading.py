@@ -10,6 +10,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from safetensors.torch import load_file, save_file
+
 from tttv2.blocks.weights import (
     RenameRules,
     SafetensorsCheckpoint,

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
 from tttv2.cli.forward import prompt_logits
 from tttv2.cli.generation import generate
 from tttv2.core.model_plugins import LoadedModel

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
+
 from tttv2.core.kv_blocks import KVBlockManager
 from tttv2.core.modes import ExecutionMode
 

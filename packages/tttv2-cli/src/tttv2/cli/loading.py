@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
+
 from tttv2.cli.errors import UsageError
 from tttv2.cli.progress import Bar
 from tttv2.core.model_plugins import LoadedModel, load_model
@@ -25,12 +26,12 @@ def resolve_device(name: str) -> torch.device:
 
 
 def _auto_device() -> str:
-    try:
-        from tttv2.hw import DeviceConfig  # type: ignore[attr-defined]
-    except ImportError:
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    kind = str(getattr(DeviceConfig.auto_detect(), "device", "cpu"))
-    return "cuda" if kind.startswith("cuda") and torch.cuda.is_available() else "cpu"
+    from tttv2.hw import DeviceConfig
+
+    device = DeviceConfig.auto_detect().torch_device
+    if device.startswith("cuda") and not torch.cuda.is_available():  # a forced profile
+        return "cpu"
+    return device
 
 
 def check_strategy(name: str | None) -> None:

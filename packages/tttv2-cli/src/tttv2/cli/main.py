@@ -36,6 +36,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return VERBS[argv[0]].run_argv(argv[1:])
         except BAD_INPUT_ERRORS as exc:
             return report(prog, exc)
+        except SystemExit as exc:  # its own argparse: --help, usage errors
+            return exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 2
     parser = build_parser()
     try:
         args = parser.parse_args(argv)

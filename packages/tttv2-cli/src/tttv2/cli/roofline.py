@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
+
 from tttv2.core.specs import ModelSpec
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
 from tttv2.cli.measure import PeakMemory
 from tttv2.core.model_plugins import LoadedModel
 from tttv2.core.runtime import LLMEngine, SamplingParams, StopConditions

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import torch
+
 from tttv2.core.errors import TTTv2Error, UnknownNameError
 from tttv2.core.specs.model import ModelSpec
 

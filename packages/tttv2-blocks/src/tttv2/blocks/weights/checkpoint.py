@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
 from tttv2.blocks.weights.errors import CheckpointError, CorruptCheckpointError
 from tttv2.blocks.weights.safetensors_header import TensorInfo, read_header
 

@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import torch
+
 from tttv2.blocks.weights.checkpoint import SafetensorsCheckpoint
 from tttv2.blocks.weights.errors import WeightMismatchError
 from tttv2.blocks.weights.renaming import Rename

@@ -6,6 +6,7 @@ import argparse
 import json
 
 import torch
+
 from tttv2.cli import options
 from tttv2.cli.comparison import Thresholds, compare
 from tttv2.cli.errors import UsageError

@@ -1,0 +1,395 @@
+"""The verbs on a real (tiny) Llama checkpoint, checked against transformers: generate
+(--json, text, --logits-out, sampling, strategies, the built-in default checkpoint),
+validate (pass, and fail when the model is wrong), bench, and bad checkpoints and prompts
+giving one-line errors with exit status 2 and no output."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from tttv2.cli.main import main
+from tttv2.core.model_plugins import register_model_plugin, unregister_model_plugin
+
+LLAMA = "LlamaForCausalLM"
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def assert_bad_input(code: int, out: str, err: str, fragment: str) -> None:
+    assert code == 2 and out == "", (code, out, err)
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in err, err
+    assert fragment in lines[0], lines[0]
+
+
+def generate_json(capsys, ckpt, *extra: str) -> dict:
+    code, out, err = run(capsys, "generate", "--checkpoint", str(ckpt.path), "--json", *extra)
+    assert code == 0, err
+    return json.loads(out)
+
+
+def test_generate_json_matches_transformers_greedy(capsys, tiny_llama):
+    from tttv2.testing.hf import reference_outputs
+
+    prompt = [5, 17, 42, 99, 7, 64]
+    record = generate_json(
+        capsys, tiny_llama, "--prompt-ids", ",".join(map(str, prompt)), "--max-new-tokens", "12"
+    )
+    assert {"prompt_ids", "generated_ids", "text", "ttft_s", "decode_tokens_per_s"} <= set(record)
+    assert record["prompt_ids"] == prompt
+    ref = reference_outputs(tiny_llama, prompt, greedy_steps=12)
+    eos = tiny_llama.config["eos_token_id"]
+    expected = ref.greedy_tokens.tolist()
+    if eos in expected:  # generation stops at (and keeps) the end-of-sequence token
+        expected = expected[: expected.index(eos) + 1]
+    assert record["generated_ids"] == expected
+    assert record["ttft_s"] > 0 and record["decode_tokens_per_s"] > 0
+    tok = tiny_llama.load_tokenizer()
+    assert record["text"] == tok.decode([t for t in expected if t != eos], skip_special_tokens=True)
+
+
+def test_generate_text_prompt_prints_text_and_timings(capsys, tiny_llama):
+    code, out, err = run(
+        capsys,
+        "generate",
+        "--checkpoint",
+        str(tiny_llama.path),
+        "--prompt",
+        "The fox",
+        "--max-new-tokens",
+        "4",
+    )
+    assert code == 0
+    assert "prompt tokens" in err and "time to first token" in err
+    record = generate_json(capsys, tiny_llama, "--prompt", "The fox", "--max-new-tokens", "4")
+    assert out == record["text"] + "\n"
+    assert record["prompt_ids"] == tiny_llama.load_tokenizer().encode("The fox").ids
+
+
+def test_logits_out_holds_every_prompt_position(capsys, tiny_llama, tmp_path):
+    from tttv2.testing.hf import reference_outputs
+
+    prompt = [3, 1, 4, 15, 92, 65, 35]
+    path = tmp_path / "logits.safetensors"
+    generate_json(
+        capsys,
+        tiny_llama,
+        "--prompt-ids",
+        ",".join(map(str, prompt)),
+        "--max-new-tokens",
+        "1",
+        "--logits-out",
+        str(path),
+    )
+    logits = load_file(path)["logits"]
+    assert logits.dtype == torch.float32 and logits.shape == (len(prompt), tiny_llama.vocab_size)
+    ref = reference_outputs(tiny_llama, prompt, greedy_steps=0)
+    assert (logits - ref.logits).abs().max() < 1e-4
+
+
+def test_seeded_sampling_reproducible_and_strategies_agree(capsys, tiny_llama):
+    args = (
+        "--prompt-ids",
+        "5,6,7",
+        "--max-new-tokens",
+        "10",
+        "--temperature",
+        "1.0",
+        "--top-k",
+        "40",
+        "--top-p",
+        "0.9",
+    )
+    a = generate_json(capsys, tiny_llama, *args, "--seed", "11")["generated_ids"]
+    b = generate_json(capsys, tiny_llama, *args, "--seed", "11")["generated_ids"]
+    assert a == b
+    greedy = generate_json(capsys, tiny_llama, "--prompt-ids", "5,6,7", "--max-new-tokens", "10")
+    unified = generate_json(
+        capsys,
+        tiny_llama,
+        "--prompt-ids",
+        "5,6,7",
+        "--max-new-tokens",
+        "10",
+        "--strategy",
+        "unified",
+    )
+    assert unified["generated_ids"] == greedy["generated_ids"] and unified["strategy"] == "unified"
+
+
+def test_progress_bars_only_for_a_terminal(capsys, tiny_llama, monkeypatch):
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
+    code, _, err = run(
+        capsys,
+        "generate",
+        "--checkpoint",
+        str(tiny_llama.path),
+        "--prompt-ids",
+        "1,2",
+        "--max-new-tokens",
+        "3",
+    )
+    assert code == 0 and "loading weights" in err and "generating" in err
+    code, out, err = run(
+        capsys,
+        "generate",
+        "--checkpoint",
+        str(tiny_llama.path),
+        "--prompt-ids",
+        "1,2",
+        "--max-new-tokens",
+        "3",
+        "--json",
+    )
+    assert code == 0 and err == "" and json.loads(out)
+
+
+def test_default_checkpoint_is_built_once_atomically(capsys, llama_plugin, tmp_path, monkeypatch):
+    monkeypatch.setenv("TTTV2_CACHE_DIR", str(tmp_path / "cache"))
+    code, out, err = run(capsys, "generate", "--max-new-tokens", "3", "--json")
+    assert code == 0, err
+    record = json.loads(out)
+    assert len(record["generated_ids"]) >= 1 and record["text"] is not None
+    folders = sorted(p.name for p in (tmp_path / "cache" / "checkpoints").iterdir())
+    assert folders == ["llama-tiny-v1"]  # no temporary folders left behind
+    first = (
+        (tmp_path / "cache" / "checkpoints" / "llama-tiny-v1" / "model.safetensors")
+        .stat()
+        .st_mtime_ns
+    )
+    code, out2, _ = run(capsys, "generate", "--max-new-tokens", "3", "--json")
+    assert code == 0 and json.loads(out2)["generated_ids"] == record["generated_ids"]
+    assert (
+        tmp_path / "cache" / "checkpoints" / "llama-tiny-v1" / "model.safetensors"
+    ).stat().st_mtime_ns == first
+
+
+def test_validate_passes_in_both_dtypes(capsys, tiny_llama):
+    code, out, err = run(
+        capsys,
+        "validate",
+        "--checkpoint",
+        str(tiny_llama.path),
+        "--seq-len",
+        "24",
+        "--greedy-steps",
+        "16",
+    )
+    assert code == 0, out + err
+    assert "layer   0  PCC" in out and out.strip().endswith("PASS")
+    code, out, _ = run(
+        capsys,
+        "validate",
+        "--checkpoint",
+        str(tiny_llama.path),
+        "--dtype",
+        "bfloat16",
+        "--seq-len",
+        "24",
+        "--greedy-steps",
+        "4",
+        "--json",
+    )
+    record = json.loads(out)
+    assert len(record["layer_pcc"]) == tiny_llama.num_layers and all(
+        p >= 0.99 for p in record["layer_pcc"]
+    )
+    assert set(record["checks"]) == {"layer_pcc", "top1_agreement"}
+    assert code == (0 if record["passed"] else 1)
+
+
+class PerturbedLlama:
+    """The real plugin, then one weight nudged: validate must notice."""
+
+    def load(self, checkpoint_dir, *, dtype, device, progress=None):
+        from tttv2_llama3 import plugin
+
+        loaded = plugin.load(checkpoint_dir, dtype=dtype, device=device, progress=progress)
+        with torch.no_grad():
+            loaded.model.layers[1].ffn.down_proj.weight.mul_(1.01)
+        return loaded
+
+
+def test_validate_fails_with_status_1_when_the_model_is_wrong(capsys, tiny_llama):
+    register_model_plugin(LLAMA, PerturbedLlama())
+    try:
+        code, out, _ = run(
+            capsys,
+            "validate",
+            "--checkpoint",
+            str(tiny_llama.path),
+            "--seq-len",
+            "16",
+            "--greedy-steps",
+            "4",
+            "--json",
+        )
+    finally:
+        unregister_model_plugin(LLAMA)
+    record = json.loads(out)
+    assert code == 1 and not record["passed"] and not record["checks"]["logits_max_abs_error"]
+    assert record["layer_pcc"][0] == 1.0 and record["layer_pcc"][1] < 1.0  # the fault is located
+
+
+def test_bench_reports_ours_hf_ratio_and_roofline(capsys, tiny_llama):
+    code, out, err = run(
+        capsys,
+        "bench",
+        "--checkpoint",
+        str(tiny_llama.path),
+        "--batch",
+        "2",
+        "--prompt-len",
+        "16",
+        "--gen-len",
+        "4",
+        "--bandwidth-mib",
+        "16",
+        "--json",
+    )
+    assert code == 0, err
+    record = json.loads(out)
+    for side in ("ours", "hf"):
+        assert record[side]["prefill_tokens_per_s"] > 0 and record[side]["decode_tokens_per_s"] > 0
+        assert record[side]["ttft_s"] > 0
+    assert record["ratio"]["decode_tokens_per_s"] == pytest.approx(
+        record["ours"]["decode_tokens_per_s"] / record["hf"]["decode_tokens_per_s"]
+    )
+    roof = record["roofline"]
+    params = (
+        sum(p.numel() for p in tiny_llama.load_model().parameters())
+        - tiny_llama.vocab_size * tiny_llama.config["hidden_size"]
+    )
+    assert roof["weight_bytes"] == params * 4  # fp32, untied: the embedding table is not re-read
+    assert (
+        roof["bandwidth_bytes_per_s"] > 0
+        and roof["bytes_per_decode_step"] == roof["weight_bytes"] + roof["kv_bytes_per_step"]
+    )
+    code, out, _ = run(
+        capsys,
+        "bench",
+        "--checkpoint",
+        str(tiny_llama.path),
+        "--prompt-len",
+        "8",
+        "--gen-len",
+        "2",
+        "--bandwidth-mib",
+        "8",
+    )
+    assert code == 0 and "decode tokens/s" in out and "roofline" in out
+
+
+# -- bad input ---------------------------------------------------------------------------
+
+
+def copy_of(ckpt, tmp_path):
+    folder = tmp_path / "copy"
+    shutil.copytree(ckpt.path, folder)
+    return folder
+
+
+def test_truncated_safetensors(capsys, tiny_llama, tmp_path):
+    folder = copy_of(tiny_llama, tmp_path)
+    data = (folder / "model.safetensors").read_bytes()
+    (folder / "model.safetensors").write_bytes(data[: len(data) // 2])
+    assert_bad_input(
+        *run(capsys, "generate", "--checkpoint", str(folder)), "model.safetensors: truncated"
+    )
+
+
+def test_corrupt_safetensors(capsys, tiny_llama, tmp_path):
+    folder = copy_of(tiny_llama, tmp_path)
+    (folder / "model.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{garbage header}")
+    assert_bad_input(
+        *run(capsys, "validate", "--checkpoint", str(folder)), "corrupt safetensors header"
+    )
+
+
+def test_missing_and_misshaped_tensors_are_named(capsys, tiny_llama, tmp_path):
+    folder = copy_of(tiny_llama, tmp_path)
+    state = load_file(folder / "model.safetensors")
+    del state["model.layers.1.mlp.down_proj.weight"]
+    state["model.norm.weight"] = torch.ones(3)
+    save_file(state, folder / "model.safetensors")
+    code, out, err = run(capsys, "bench", "--checkpoint", str(folder))
+    assert_bad_input(code, out, err, "missing 1 tensor(s): layers.1.ffn.down_proj.weight")
+    assert "model.norm.weight (checkpoint [3], model [64])" in err
+
+
+def test_prompt_longer_than_the_context(capsys, tiny_llama, tmp_path):
+    n = tiny_llama.config["max_position_embeddings"]
+    out_file = tmp_path / "logits.safetensors"
+    argv = (
+        "generate",
+        "--checkpoint",
+        str(tiny_llama.path),
+        "--prompt-ids",
+        ",".join(["5"] * n),
+        "--logits-out",
+        str(out_file),
+    )
+    assert_bad_input(
+        *run(capsys, *argv), f"the prompt has {n} tokens but the model's context is {n} tokens"
+    )
+    assert not out_file.exists()  # no partial output
+
+
+def test_token_id_outside_the_vocabulary(capsys, tiny_llama):
+    bad = str(tiny_llama.vocab_size)
+    assert_bad_input(
+        *run(capsys, "generate", "--checkpoint", str(tiny_llama.path), "--prompt-ids", f"1,{bad}"),
+        f"token id {bad} is outside the vocabulary",
+    )
+
+
+def test_bench_lengths_beyond_the_context(capsys, tiny_llama):
+    assert_bad_input(
+        *run(
+            capsys,
+            "bench",
+            "--checkpoint",
+            str(tiny_llama.path),
+            "--prompt-len",
+            "250",
+            "--gen-len",
+            "10",
+        ),
+        "exceeds the model's context",
+    )
+
+
+def test_subprocess_end_to_end(tiny_llama, tmp_path):
+    """A fresh interpreter finds the plugin through its entry point."""
+    cmd = [
+        sys.executable,
+        "-m",
+        "tttv2.cli.main",
+        "generate",
+        "--checkpoint",
+        str(tiny_llama.path),
+        "--prompt-ids",
+        "1,2,3",
+        "--max-new-tokens",
+        "2",
+        "--json",
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    assert len(json.loads(proc.stdout)["generated_ids"]) >= 1
+    folder = copy_of(tiny_llama, tmp_path)
+    (folder / "model.safetensors").write_bytes(b"short")
+    proc = subprocess.run([*cmd[:5], str(folder)], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 2 and proc.stdout == "" and len(proc.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in proc.stderr
