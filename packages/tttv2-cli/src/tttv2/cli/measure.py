@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ctypes
+import gc
 import os
 import statistics
 import threading
@@ -21,15 +23,27 @@ def _rss_bytes() -> int | None:
         return None
 
 
+def release_free_memory() -> None:
+    """Collect garbage and hand freed heap pages back to the OS (glibc ``malloc_trim``), so
+    a following resident-memory measurement does not reuse a previous phase's pages."""
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc
+        pass
+
+
 class PeakMemory:
-    """Peak memory a phase adds, in bytes.
+    """Peak memory of a phase that runs an already loaded model: ``resident_bytes`` (its
+    weights, counted by the caller) plus the most the phase added, in bytes.
 
-    On CUDA: ``torch.cuda.max_memory_allocated`` above what was allocated at the start. On
-    CPU: the process's resident set size, sampled every millisecond by a thread, above its
-    value at the start (``None`` where ``/proc`` is not available)."""
+    On CUDA the addition is ``torch.cuda.max_memory_allocated`` above what was allocated at
+    the start. On CPU it is the process's resident set size, sampled every millisecond by a
+    thread, above its value at the start (``None`` where ``/proc`` is not available)."""
 
-    def __init__(self, device: torch.device) -> None:
+    def __init__(self, device: torch.device, resident_bytes: int = 0) -> None:
         self.device = device
+        self.resident_bytes = resident_bytes
         self.peak_bytes: int | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -37,6 +51,7 @@ class PeakMemory:
         self._max = 0
 
     def __enter__(self) -> PeakMemory:
+        release_free_memory()
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
             torch.cuda.reset_peak_memory_stats(self.device)
@@ -60,12 +75,13 @@ class PeakMemory:
     ) -> None:
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
-            self.peak_bytes = torch.cuda.max_memory_allocated(self.device) - self._start
+            added = torch.cuda.max_memory_allocated(self.device) - self._start
+            self.peak_bytes = self.resident_bytes + added
         elif self._thread is not None:
             self._stop.set()
             self._thread.join()
             rss = _rss_bytes() or 0
-            self.peak_bytes = max(self._max, rss) - self._start
+            self.peak_bytes = self.resident_bytes + max(self._max, rss) - self._start
 
 
 def stream_bandwidth(device: torch.device, nbytes: int = 256 * 1024**2, repeats: int = 5) -> float:

@@ -28,7 +28,7 @@ class Throughput:
     prefill_tokens_per_s: float
     ttft_s: float
     decode_tokens_per_s: float | None  # all sequences together
-    peak_memory_bytes: int | None  # what the run adds on top of the loaded weights
+    peak_memory_bytes: int | None  # weights + the most the run added (KV cache, activations)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -44,7 +44,7 @@ def bench_ours(
 ) -> Throughput:
     batch, prompt_len = prompts.shape
     _run_ours(loaded, prompts[:, : min(prompt_len, 8)], 2, device)  # warm-up
-    with PeakMemory(device) as mem:
+    with PeakMemory(device, parameter_bytes(loaded.model)) as mem:
         engine, outputs = _run_ours(loaded, prompts, gen_len, device)
     stats = engine.stats
     ttft = statistics.mean(o.timings.time_to_first_token for o in outputs)
@@ -73,16 +73,17 @@ def _run_ours(
 
 
 def load_hf(checkpoint: Path, dtype: torch.dtype, device: torch.device) -> Any:
-    from transformers import AutoModelForCausalLM
+    """transformers' model for the folder (offline, no progress bars)."""
+    from tttv2.testing.hf.env import transformers
 
-    model = AutoModelForCausalLM.from_pretrained(checkpoint, dtype=dtype)
+    model = transformers().AutoModelForCausalLM.from_pretrained(checkpoint, dtype=dtype)
     return model.to(device).eval()
 
 
 def bench_hf(model: Any, prompts: torch.Tensor, gen_len: int, device: torch.device) -> Throughput:
     batch, prompt_len = prompts.shape
     _run_hf(model, prompts[:, : min(prompt_len, 8)], 2, device)  # warm-up
-    with PeakMemory(device) as mem:
+    with PeakMemory(device, parameter_bytes(model)) as mem:
         prefill_s, decode_s = _run_hf(model, prompts, gen_len, device)
     decode = batch * (gen_len - 1) / decode_s if gen_len > 1 and decode_s > 0 else None
     return Throughput(batch * prompt_len / prefill_s, prefill_s, decode, mem.peak_bytes)
@@ -106,6 +107,12 @@ def _run_hf(
         token = out.logits[:, -1].argmax(-1, keepdim=True)
     _sync(device)
     return t1 - t0, time.perf_counter() - t1
+
+
+def parameter_bytes(model: torch.nn.Module) -> int:
+    """Bytes of every distinct parameter and buffer (a tied weight counts once)."""
+    tensors = {id(t): t for t in [*model.parameters(), *model.buffers()]}
+    return sum(t.numel() * t.element_size() for t in tensors.values())
 
 
 def _sync(device: torch.device) -> None:

@@ -8,6 +8,8 @@ import gc
 import json
 import sys
 
+import torch
+
 from tttv2.cli import options
 from tttv2.cli.default_checkpoint import DEFAULT_CHECKPOINT_NOTE, default_checkpoint
 from tttv2.cli.errors import UsageError
@@ -76,8 +78,16 @@ def run(args: argparse.Namespace) -> int:
         "ours_fraction": _ratio(ours.decode_tokens_per_s, roof.decode_tokens_per_s),
         "hf_fraction": _ratio(hf.decode_tokens_per_s, roof.decode_tokens_per_s),
     }
-    config = {"checkpoint": str(checkpoint), "dtype": args.dtype, "device": str(device), "strategy": args.strategy,
-              "batch": args.batch, "prompt_len": args.prompt_len, "gen_len": args.gen_len}  # fmt: skip
+    config = {
+        "checkpoint": str(checkpoint),
+        "dtype": args.dtype,
+        "device": str(device),
+        "strategy": args.strategy,
+        "batch": args.batch,
+        "prompt_len": args.prompt_len,
+        "gen_len": args.gen_len,
+        "torch_threads": torch.get_num_threads(),
+    }
     if args.json:
         print(
             json.dumps(
