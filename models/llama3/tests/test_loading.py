@@ -12,6 +12,7 @@ from safetensors.torch import load_file, save_file
 from tttv2_llama3 import load, plugin
 
 from tttv2.blocks.weights import CheckpointError, CorruptCheckpointError, WeightMismatchError
+from tttv2.core.errors import SpecError
 from tttv2.core.model_plugins import find_model_plugin, list_model_plugins, load_model
 
 
@@ -133,3 +134,20 @@ def test_no_tokenizer_is_fine(build, tmp_path):
     shutil.copytree(ck.path, folder)
     (folder / "tokenizer.json").unlink()
     assert load(folder).tokenizer is None
+
+
+def test_malformed_config_values_are_a_checkpoint_error(build, tmp_path):
+    import json
+
+    ck = build()
+    folder = tmp_path / "badconfig"
+    shutil.copytree(ck.path, folder)
+    config = json.loads((folder / "config.json").read_text())
+    config["num_attention_heads"] = "four"
+    (folder / "config.json").write_text(json.dumps(config))
+    with pytest.raises(SpecError, match="AttentionSpec.num_heads='four'"):
+        load(folder)
+    del config["head_dim"]  # now hidden_size // "four" is computed first
+    (folder / "config.json").write_text(json.dumps(config))
+    with pytest.raises(CheckpointError, match="not a valid Llama config"):
+        load(folder)

@@ -21,6 +21,7 @@ from tttv2.blocks.weights import (
     load_weights,
 )
 from tttv2.core.model_plugins import LoadedModel, ProgressCallback, read_hf_config
+from tttv2_llama3.config import model_spec
 from tttv2_llama3.model import LlamaForCausalLM
 from tttv2_llama3.weights import rename_rules
 
@@ -37,9 +38,15 @@ def load(
 ) -> LoadedModel:
     folder = Path(checkpoint_dir)
     config = read_hf_config(folder)
+    try:
+        spec = model_spec(config)
+    except (TypeError, KeyError) as exc:  # e.g. a number stored as a string
+        raise CheckpointError(
+            f"{folder / 'config.json'}: not a valid Llama config ({exc!r})"
+        ) from None
     with SafetensorsCheckpoint(folder) as checkpoint:  # headers checked before building
         with default_dtype(dtype):
-            model = LlamaForCausalLM.from_config(config, device, execution_strategy)
+            model = LlamaForCausalLM(spec, device, execution_strategy)
         load_weights(model, checkpoint, rename_rules(model.spec), dtype=dtype, progress=progress)
     fuse_projections(model)
     model.eval()
