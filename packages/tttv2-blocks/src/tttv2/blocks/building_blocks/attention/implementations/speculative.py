@@ -11,29 +11,9 @@ next tokens written.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-import torch
-
-from tttv2.blocks.building_blocks.attention.checks import check_inputs
-from tttv2.blocks.building_blocks.attention.implementations.prefill import attend_each_cached
-from tttv2.blocks.building_blocks.attention.kernels import AttentionKernels
-from tttv2.blocks.building_blocks.kv_cache import LayerKVCache
-from tttv2.core import BatchMetadata
-from tttv2.core.specs import AttentionSpec
-
-if TYPE_CHECKING:
-    from tttv2.blocks.building_blocks.attention.attention import Attention
+from tttv2.blocks.building_blocks.attention.implementations.unified import UnifiedAttention
 
 
-class SpeculativeAttention:
-    def __init__(self, spec: AttentionSpec, device: torch.device | str | None) -> None:
-        self.kernels = AttentionKernels(spec, device)
-
-    def forward(
-        self, module: Attention, x: torch.Tensor, meta: BatchMetadata, cache: LayerKVCache
-    ) -> torch.Tensor:
-        check_inputs(module, x, meta, cache)
-        q, k, v = module.project(x, meta.positions, meta.max_seq_len)
-        cache.write(k, v, meta.slot_mapping)
-        return module.output(attend_each_cached(self.kernels, q, meta, cache))
+class SpeculativeAttention(UnifiedAttention):
+    """The drafts of each sequence are its new tokens: the UNIFIED computation (write K/V,
+    then attend causally over the context gathered once) is exactly the verify pass."""
