@@ -6,6 +6,7 @@ import pytest
 import torch
 from hw_close import assert_close
 from hw_naive_kernels import naive_paged_decode, naive_prefill
+
 from tttv2.hw import get_kernel
 from tttv2.hw.kernels import paged_decode_attention, prefill_attention
 
@@ -151,3 +152,27 @@ def test_paged_decode_agrees_with_prefill_last_row():
 def test_registry_serves_these_kernels():
     assert get_kernel("prefill_attention") is prefill_attention
     assert get_kernel("paged_decode_attention", "cpu") is paged_decode_attention
+
+
+@pytest.mark.parametrize("window", [None, 9, 3])
+@pytest.mark.parametrize("first_block", [0, 2])
+def test_paged_decode_single_sequence_in_consecutive_blocks(first_block, window):
+    """A lone sequence whose blocks are consecutive in the pool is read in place; the
+    result equals the reference and the gathering path (the same blocks out of order)."""
+    g = torch.Generator().manual_seed(11)
+    n, bs, H, Hkv, D = 14, 4, 6, 2, 8
+    blocks = -(-n // bs)
+    kp = torch.randn(first_block + blocks + 1, bs, Hkv, D, generator=g)
+    vp = torch.randn(first_block + blocks + 1, bs, Hkv, D, generator=g)
+    q = torch.randn(1, H, D, generator=g)
+    table = torch.arange(first_block, first_block + blocks).view(1, -1)
+    lens = torch.tensor([n])
+    out = paged_decode_attention(q, kp, vp, table, lens, scale=0.3, sliding_window=window)
+    assert_close(out.double(), naive_paged_decode(q, kp, vp, table, lens, 0.3, window), atol=1e-5, rtol=1e-5)
+    perm = torch.tensor([0, 2, 1, 3])[:blocks]  # swap two blocks in the pool and the table
+    kp2, vp2 = kp.clone(), vp.clone()
+    kp2[table[0]] = kp[table[0, perm]]
+    vp2[table[0]] = vp[table[0, perm]]
+    scattered = table[:, perm.argsort()]
+    assert scattered[0].tolist() != table[0].tolist()
+    assert_close(paged_decode_attention(q, kp2, vp2, scattered, lens, scale=0.3, sliding_window=window), out)

@@ -6,6 +6,7 @@ import pytest
 import torch
 from hw_close import assert_close
 from hw_naive_kernels import naive_rms_norm, naive_rotary
+
 from tttv2.hw.kernels import apply_rotary, rms_norm
 
 
@@ -68,3 +69,18 @@ def test_rotary_rejects_bad_shapes():
         apply_rotary(torch.randn(2, 1, 4), torch.ones(2, 3), torch.ones(2, 3))
     with pytest.raises(ValueError, match=r"x \[T,H,D\]"):
         apply_rotary(torch.randn(2, 4), torch.ones(2, 2), torch.ones(2, 2))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("unit_offset", [False, True])
+@pytest.mark.parametrize("weight_fp32", [False, True])
+def test_rms_norm_is_the_fp32_formula_bit_for_bit(dtype, unit_offset, weight_fp32):
+    """The fused call rounds exactly like x.float(), pow(2).mean, +eps, rsqrt, *w, cast."""
+    g = torch.Generator().manual_seed(4)
+    for shape in ((3, 576), (2, 5, 64), (1, 2048)):
+        x = (torch.randn(*shape, generator=g) * 20).to(dtype)
+        w = torch.randn(shape[-1], generator=g).to(torch.float32 if weight_fp32 else dtype)
+        xf = x.float()
+        scale = w.float() + 1.0 if unit_offset else w.float()
+        expected = (xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + 1e-6) * scale).to(dtype)
+        assert torch.equal(rms_norm(x, w, 1e-6, unit_offset=unit_offset), expected)

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import torch
 
+from tttv2.blocks.building_blocks.attention.rope_rows import pass_scope
 from tttv2.blocks.building_blocks.embedding import TokenEmbedding
 from tttv2.blocks.building_blocks.kv_cache import PagedKVCache
 from tttv2.blocks.building_blocks.lm_head import LMHead
@@ -69,10 +70,11 @@ class TransformerStack(BaseModule):
             self.set_mode(meta.mode)
         h = self.embedding(input_ids, meta.positions)
         hidden: list[torch.Tensor] = [h]
-        for i, layer in enumerate(self.layers):
-            h = layer(h, meta, cache.layer(i))
-            if output_hidden_states:
-                hidden.append(h)
+        with pass_scope():  # the layers share one lookup of the rotary rows
+            for layer, layer_cache in zip(self.layers, cache.layers, strict=True):
+                h = layer(h, meta, layer_cache)
+                if output_hidden_states:
+                    hidden.append(h)
         logits = self.lm_head(self.final_norm(h[meta.logits_indices]))
         if not output_hidden_states:
             return logits

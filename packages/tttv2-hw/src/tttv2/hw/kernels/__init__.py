@@ -1,5 +1,6 @@
 """Kernels: plain functions per operation, chosen per device through the registry."""
 
+from tttv2.hw.kernels.linear import cpu_linear, linear
 from tttv2.hw.kernels.paged_decode_attention import paged_decode_attention
 from tttv2.hw.kernels.prefill_attention import prefill_attention
 from tttv2.hw.kernels.registry import (
@@ -22,10 +23,12 @@ __all__ = [
     "ENTRY_POINT_GROUP",
     "KERNEL_OPS",
     "apply_rotary",
+    "cpu_linear",
     "backend_preference",
     "define_kernel_op",
     "get_kernel",
     "kernel_backends",
+    "linear",
     "paged_decode_attention",
     "prefill_attention",
     "register_kernel",

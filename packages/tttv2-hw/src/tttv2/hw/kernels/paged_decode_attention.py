@@ -11,12 +11,17 @@ rather than ``torch.empty`` (a NaN there would survive the zero attention weight
 
 The G query heads sharing one KV head are treated as G queries against that head's keys,
 so GQA needs no copy of the keys and values.
+
+A single sequence whose visible blocks are consecutive in the pool (a block manager hands
+a lone sequence blocks 0, 1, 2, ...) is read in place, as a view, on CPU where checking
+the block table needs no device synchronisation; otherwise its blocks are gathered.
 """
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+
 from tttv2.hw.kernels._masks import softcapped_attention
 
 
@@ -52,39 +57,42 @@ def paged_decode_attention(
         )
     if max_seq_len is None:
         max_seq_len = int(seq_lens.max()) if B > 1 else int(seq_lens[0])
-    if B == 1:
+    if B == 1:  # one sequence: [Hkv, S, D] keys, G queries per KV head, no mask
         k, v = _single_sequence(k_pool, v_pool, block_tables, max_seq_len, sliding_window)
-        mask = None
-    else:
+        k, v, qg, mask = k.transpose(0, 1), v.transpose(0, 1), q.view(Hkv, H // Hkv, D), None
+    else:  # [B, S, Hkv, D] -> [B, Hkv, S, D]; q [B, H, D] -> [B, Hkv, G, D]
         k, v, mask = _batch(k_pool, v_pool, block_tables, seq_lens, max_seq_len, sliding_window)
-    # k, v: [B, S, Hkv, D] -> [B, Hkv, S, D]; q: [B, H, D] -> [B, Hkv, G, D]
-    k, v = k.transpose(1, 2), v.transpose(1, 2)
-    q4 = q.view(B, Hkv, H // Hkv, D)
+        k, v, qg = k.transpose(1, 2), v.transpose(1, 2), q.view(B, Hkv, H // Hkv, D)
     if k.dtype != q.dtype:
         k, v = k.to(q.dtype), v.to(q.dtype)
     if softcap is not None:
-        out = softcapped_attention(q4, k, v, mask, scale, softcap).to(q.dtype)
+        out = softcapped_attention(qg, k, v, mask, scale, softcap).to(q.dtype)
     else:
-        out = F.scaled_dot_product_attention(q4, k, v, attn_mask=mask, scale=scale)
+        out = F.scaled_dot_product_attention(qg, k, v, attn_mask=mask, scale=scale)
     return out.reshape(B, H, D)
 
 
 def _single_sequence(
     k_pool: torch.Tensor, v_pool: torch.Tensor, block_tables: torch.Tensor, length: int, window: int | None
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Exactly the visible tokens of one sequence: ``[1, S, Hkv, D]``, no mask needed."""
+    """Exactly the visible tokens of one sequence: ``[S, Hkv, D]``, no mask needed."""
     bs = k_pool.shape[1]
     start = max(0, length - window) if window is not None else 0
     first, last = start // bs, (length - 1) // bs
+    lo = start - first * bs
     if first == last:  # contiguous layout or all visible tokens in one block: a view
         blk = int(block_tables[0, first])
-        lo = start - first * bs
-        return k_pool[blk, lo : lo + length - start].unsqueeze(0), v_pool[blk, lo : lo + length - start].unsqueeze(0)
+        return k_pool[blk, lo : lo + length - start], v_pool[blk, lo : lo + length - start]
     idx = block_tables[0, first : last + 1]
-    lo = start - first * bs
+    if idx.device.type == "cpu":  # reading the table costs no device sync here
+        blocks = idx.tolist()
+        b0 = blocks[0]
+        if blocks == list(range(b0, b0 + len(blocks))):  # consecutive blocks: a view, no gather
+            span = slice(b0 * bs + lo, b0 * bs + lo + length - start)
+            return k_pool.flatten(0, 1)[span], v_pool.flatten(0, 1)[span]
     k = k_pool.index_select(0, idx).flatten(0, 1)[lo : lo + length - start]
     v = v_pool.index_select(0, idx).flatten(0, 1)[lo : lo + length - start]
-    return k.unsqueeze(0), v.unsqueeze(0)
+    return k, v
 
 
 def _batch(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+
 from tttv2.hw.kernels._masks import causal_window_mask, softcapped_attention
 
 #: ``scaled_dot_product_attention(enable_gqa=...)`` exists from torch 2.5 on.

@@ -29,6 +29,7 @@ from importlib.metadata import entry_points
 from typing import Any
 
 import torch
+
 from tttv2.core.errors import TTTv2Error, UnknownNameError
 
 ENTRY_POINT_GROUP = "tttv2.kernels"
@@ -43,6 +44,7 @@ KERNEL_OPS: dict[str, str] = {
     ),
     "rms_norm": "(x [..., dim], weight [dim], eps, *, unit_offset=False) -> [..., dim]",
     "apply_rotary": "(x [T,H,D], cos/sin [T,R/2], *, interleaved=False) -> [T,H,D]",
+    "linear": "(x [..., in], weight [out, in], bias [out] | None = None) -> [..., out]",
 }
 
 Kernel = Callable[..., Any]

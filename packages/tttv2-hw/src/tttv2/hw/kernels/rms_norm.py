@@ -1,17 +1,24 @@
-"""RMSNorm: ``x / sqrt(mean(x^2) + eps) * w`` (``* (1 + w)`` with ``unit_offset``), in fp32."""
+"""RMSNorm: ``x / sqrt(mean(x^2) + eps) * w`` (``* (1 + w)`` with ``unit_offset``), in fp32.
+
+One ``torch.nn.functional.rms_norm`` call: it accumulates half-precision inputs in fp32,
+multiplies by the weight in fp32 and rounds once, which is the order of the operations
+below, bit for bit (``x.float()``, ``pow(2).mean``, ``+ eps``, ``rsqrt``, ``* w``, cast).
+A decode step runs two norms per layer, so one fused call instead of eight elementwise
+ones is a measurable part of a small model's step.
+"""
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
 
 def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float, *, unit_offset: bool = False) -> torch.Tensor:
     """Normalise over the last dim with fp32 accumulation; the result has x's dtype."""
     if weight.shape[-1] != x.shape[-1] or weight.dim() != 1:
         raise ValueError(f"rms_norm: weight {tuple(weight.shape)} does not match x {tuple(x.shape)} (need [dim])")
-    xf = x.float()
-    y = xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + eps)
-    w = weight.float()
     if unit_offset:
-        w = w + 1.0
-    return (y * w).to(x.dtype)
+        return F.rms_norm(x.float(), (x.shape[-1],), weight.float() + 1.0, eps).to(x.dtype)
+    if weight.dtype != x.dtype:
+        return F.rms_norm(x.float(), (x.shape[-1],), weight.float(), eps).to(x.dtype)
+    return F.rms_norm(x, (x.shape[-1],), weight, eps)

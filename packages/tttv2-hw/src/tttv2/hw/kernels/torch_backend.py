@@ -1,11 +1,13 @@
 """The built-in torch backends: ``torch`` (any device), ``torch-cpu`` and ``torch-cuda``.
 
-All three share the same PyTorch code today; the device-specific names exist so a faster
-CPU- or CUDA-only kernel can replace one op without touching the others.
+All three share the same PyTorch code except where a device has its own faster kernel
+(``torch-cpu``'s ``linear``: matrix-vector products for one row, fp32 products for long
+half-precision inputs on CPUs without native bf16).
 """
 
 from __future__ import annotations
 
+from tttv2.hw.kernels.linear import cpu_linear, linear
 from tttv2.hw.kernels.paged_decode_attention import paged_decode_attention
 from tttv2.hw.kernels.prefill_attention import prefill_attention
 from tttv2.hw.kernels.registry import register_kernel
@@ -17,11 +19,14 @@ TORCH_KERNELS = {
     "paged_decode_attention": paged_decode_attention,
     "rms_norm": rms_norm,
     "apply_rotary": apply_rotary,
+    "linear": linear,
 }
 TORCH_BACKENDS = ("torch", "torch-cpu", "torch-cuda")
+#: Backend -> the ops where it has its own kernel instead of the shared one.
+DEVICE_KERNELS = {"torch-cpu": {"linear": cpu_linear}}
 
 
 def register_torch_backends() -> None:
     for backend in TORCH_BACKENDS:
-        for op, fn in TORCH_KERNELS.items():
+        for op, fn in {**TORCH_KERNELS, **DEVICE_KERNELS.get(backend, {})}.items():
             register_kernel(backend, op, fn)

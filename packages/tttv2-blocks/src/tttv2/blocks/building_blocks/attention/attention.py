@@ -6,18 +6,28 @@ keys (one-shot prefill, paged decode, chunked prefill, ...) is an implementation
 the execution strategy; see ``implementations/``. Every implementation calls
 :meth:`Attention.project`, writes the new K/V into the cache, attends and calls
 :meth:`Attention.output`.
+
+Projections run through tttv2-hw's ``linear`` kernel for the input's device (on CPU a
+matrix-vector product for a single token). With fused q/k/v and no QK-norm, queries and
+keys are adjacent columns of one product and are rotated by one kernel call.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import nn
 
 from tttv2.blocks.building_blocks.attention.qk_norm import HeadRMSNorm
+from tttv2.blocks.building_blocks.attention.rope_rows import pass_cos_sin
 from tttv2.blocks.building_blocks.kv_cache.hw_params import hw_params
+from tttv2.blocks.building_blocks.linear import KernelLinear
 from tttv2.blocks.building_blocks.rope import RotaryEmbedding
 from tttv2.core import BaseModule, ExecutionMode, ExecutionStrategy, register_module_class
 from tttv2.core.specs import AttentionSpec
+from tttv2.hw import get_kernel
 
 
 class Attention(BaseModule):
@@ -53,6 +63,8 @@ class Attention(BaseModule):
         self.q_norm = HeadRMSNorm(D, spec.qk_norm_eps, dev) if spec.qk_norm else None
         self.k_norm = HeadRMSNorm(D, spec.qk_norm_eps, dev) if spec.qk_norm else None
         self.rotary = RotaryEmbedding(spec.rope) if spec.rope is not None else None
+        self._linear = KernelLinear()
+        self._rotate: dict[str, Callable[..., Any]] = {}  # device type -> apply_rotary kernel
 
     # -- per-token math shared by every mode ---------------------------------------------
     def project(
@@ -63,10 +75,15 @@ class Attention(BaseModule):
         sequence of the batch (``meta.max_seq_len``; length-dependent RoPE scalings use it)."""
         spec = self.spec
         H, Hkv, D = spec.num_heads, spec.num_kv_heads, spec.head_dim
+        linear = self._linear
         if self.qkv_proj is not None:
-            q, k, v = self.qkv_proj(x).split((H * D, Hkv * D, Hkv * D), dim=-1)
+            qkv = linear(self.qkv_proj, x)
+            if self.q_norm is None and self.rotary is not None:
+                return self._rotate_fused(qkv, positions, seq_len)
+            q, k, v = qkv.split((H * D, Hkv * D, Hkv * D), dim=-1)
         else:
-            q, k, v = self.q_proj(x), self.k_proj(x), self.v_proj(x)  # type: ignore[misc]
+            assert self.q_proj is not None and self.k_proj is not None and self.v_proj is not None
+            q, k, v = linear(self.q_proj, x), linear(self.k_proj, x), linear(self.v_proj, x)
         q, k, v = q.unflatten(-1, (H, D)), k.unflatten(-1, (Hkv, D)), v.unflatten(-1, (Hkv, D))
         if self.q_norm is not None and self.k_norm is not None:
             q, k = self.q_norm(q), self.k_norm(k)
@@ -74,9 +91,28 @@ class Attention(BaseModule):
             q, k = self.rotary.apply(q, k, positions, seq_len=seq_len)
         return q, k, v
 
+    def _rotate_fused(
+        self, qkv: torch.Tensor, positions: torch.Tensor, seq_len: int | None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """q, k, v from the fused product ``[T, (H + 2 Hkv) D]``: the q and k heads are
+        adjacent, so one rotation covers both (the same arithmetic as rotating each)."""
+        spec, rotary = self.spec, self.rotary
+        assert rotary is not None
+        H, Hkv, D = spec.num_heads, spec.num_kv_heads, spec.head_dim
+        T = qkv.shape[0]
+        if positions.dim() != 1 or positions.shape[0] != T:
+            raise ValueError(f"{type(self).__name__}: positions must be [T={T}], got {tuple(positions.shape)}")
+        device = qkv.device
+        cos, sin = pass_cos_sin(rotary, positions, device, qkv.dtype, seq_len)
+        rotate = self._rotate.get(device.type)
+        if rotate is None:
+            rotate = self._rotate[device.type] = get_kernel("apply_rotary", device)
+        qk = rotate(qkv[:, : (H + Hkv) * D].view(T, H + Hkv, D), cos, sin, interleaved=rotary.spec.interleaved)
+        return qk[:, :H], qk[:, H:], qkv[:, (H + Hkv) * D :].view(T, Hkv, D)
+
     def output(self, attn: torch.Tensor) -> torch.Tensor:
         """``[T, H, D]`` attention result -> ``[T, hidden]``."""
-        return self.o_proj(attn.flatten(-2))
+        return self._linear(self.o_proj, attn.flatten(-2))
 
     # -- load-time transformations ---------------------------------------------------------
     def apply_hw_params(self, mode: ExecutionMode | str = ExecutionMode.DECODE) -> None:

@@ -9,8 +9,9 @@ Plain (GPT-2 and friends)::
     y = down_proj(act(up_proj(x)))
 
 Projections are ``nn.Linear`` in Hugging Face layout (``weight [out, in]``), with biases
-when ``spec.bias``. :meth:`FeedForward.fuse_gate_up` replaces ``gate_proj`` and
-``up_proj`` by one ``gate_up_proj`` (rows ``[gate; up]``) so the two matmuls become one.
+when ``spec.bias``, computed by tttv2-hw's ``linear`` kernel for the input's device.
+:meth:`FeedForward.fuse_gate_up` replaces ``gate_proj`` and ``up_proj`` by one
+``gate_up_proj`` (rows ``[gate; up]``) so the two matmuls become one.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any
 import torch
 
 from tttv2.blocks.building_blocks.feed_forward.activations import activation
+from tttv2.blocks.building_blocks.linear import KernelLinear
 from tttv2.core.specs import FeedForwardSpec
 
 
@@ -35,17 +37,19 @@ class FeedForward(torch.nn.Module):
         self.up_proj = torch.nn.Linear(hidden, inter, bias=bias, device=device)
         self.down_proj = torch.nn.Linear(inter, hidden, bias=bias, device=device)
         self.gate_up_proj: torch.nn.Linear | None = None
+        self._linear = KernelLinear()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[-1] != self.spec.hidden_dim:
             raise ValueError(f"FeedForward(hidden_dim={self.spec.hidden_dim}) got input of shape {tuple(x.shape)}")
+        linear = self._linear
         if not self.spec.gated:
-            return self.down_proj(self.act(self.up_proj(x)))
+            return linear(self.down_proj, self.act(linear(self.up_proj, x)))
         if self.gate_up_proj is not None:
-            gate, up = self.gate_up_proj(x).chunk(2, dim=-1)
+            gate, up = linear(self.gate_up_proj, x).chunk(2, dim=-1)
         else:
-            gate, up = self.gate_proj(x), self.up_proj(x)
-        return self.down_proj(self.act(gate) * up)
+            gate, up = linear(self.gate_proj, x), linear(self.up_proj, x)
+        return linear(self.down_proj, self.act(gate) * up)
 
     @torch.no_grad()
     def fuse_gate_up(self) -> None:

@@ -98,9 +98,12 @@ class LayerKVCache:
             raise ValueError(
                 f"LayerKVCache.write: slot_mapping must be [T={k.shape[0]}], got {tuple(slot_mapping.shape)}"
             )
+        dtype = self.key.dtype
+        k = k if k.dtype == dtype and not k.requires_grad else k.detach().to(dtype)
+        v = v if v.dtype == dtype and not v.requires_grad else v.detach().to(dtype)
         flat = (-1, *shape)
-        self.key.view(flat).index_copy_(0, slot_mapping, k.detach().to(self.dtype))
-        self.value.view(flat).index_copy_(0, slot_mapping, v.detach().to(self.dtype))
+        self.key.view(flat).index_copy_(0, slot_mapping, k)
+        self.value.view(flat).index_copy_(0, slot_mapping, v)
 
     def read(
         self, block_table: torch.Tensor, start: int, end: int

@@ -7,16 +7,19 @@
 
 ``tied``: ``weight`` *is* the token embedding's ``weight`` Parameter (stored once; both
 modules see every update). Untied: its own ``weight [vocab, hidden]`` (and ``bias``).
+The product is tttv2-hw's ``linear`` kernel for the input's device (one row, as in
+decoding, is a matrix-vector product on CPU).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
 from tttv2.core.specs import LMHeadSpec
+from tttv2.hw import get_kernel
 
 
 class LMHead(torch.nn.Module):
@@ -44,12 +47,16 @@ class LMHead(torch.nn.Module):
         else:
             self.weight = torch.nn.Parameter(torch.empty(spec.vocab_size, spec.hidden_dim, device=device).normal_(0.0, 0.02))
         self.bias = torch.nn.Parameter(torch.zeros(spec.vocab_size, device=device)) if spec.bias else None
+        self._kernels: dict[str, Callable[..., torch.Tensor]] = {}  # device type -> linear kernel
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``[N, hidden]`` to ``[N, vocab]`` logits, in ``x``'s dtype."""
         if x.shape[-1] != self.spec.hidden_dim:
             raise ValueError(f"LMHead(hidden_dim={self.spec.hidden_dim}) got input of shape {tuple(x.shape)}")
-        logits = F.linear(x, self.weight, self.bias)
+        linear = self._kernels.get(x.device.type)
+        if linear is None:
+            linear = self._kernels[x.device.type] = get_kernel("linear", x.device)
+        logits = linear(x, self.weight, self.bias)
         cap = self.spec.final_logit_softcap
         if cap is not None:
             logits = torch.tanh(logits / cap) * cap

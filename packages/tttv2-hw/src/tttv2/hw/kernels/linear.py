@@ -1,0 +1,79 @@
+"""Linear layer: ``x @ weight.T (+ bias)`` with ``weight [out, in]`` (Hugging Face layout).
+
+Two CPU paths beyond ``F.linear``, both measured on a 2-core AVX2 Zen 4 (torch 2.15):
+
+* one row (decode at batch 1): ``torch.mv``, a matrix-vector product that streams the
+  weight once, with no GEMM set-up around it;
+* many rows in bf16/fp16 on a CPU without native half-precision dot products (no
+  AVX-512-BF16, AMX or Arm BF16): torch's half GEMM converts element by element and runs
+  at ~9 GFLOP/s where fp32 GEMM reaches ~40, so the product is computed in fp32 from an
+  fp32 copy of the weight made slice by slice (the temporary stays under
+  :data:`UPCAST_CHUNK_BYTES`) and rounded back once. Below :data:`UPCAST_MIN_ROWS` rows the
+  conversion costs more than it saves.
+
+The result has ``x``'s dtype; half-precision results are fp32 products rounded once, as
+torch's own half GEMM accumulates in fp32 too.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+import torch
+import torch.nn.functional as F
+
+HALF_DTYPES = (torch.bfloat16, torch.float16)
+#: Rows from which a half-precision product is computed in fp32 on CPUs without native
+#: half arithmetic (bf16 GEMM and fp32-upcast GEMM cost the same at ~32-64 rows).
+UPCAST_MIN_ROWS = 64
+#: Largest fp32 weight slice converted at once by the upcast path.
+UPCAST_CHUNK_BYTES = 32 << 20
+
+
+def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """``x [..., in]``, ``weight [out, in]``, ``bias [out]`` -> ``[..., out]`` (any device)."""
+    return F.linear(x, weight, bias)
+
+
+def cpu_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """:func:`linear` for CPU tensors: matrix-vector for one row, fp32 for long half inputs."""
+    if x.dim() == 0 or weight.dim() != 2 or x.shape[-1] != weight.shape[1]:
+        raise ValueError(
+            f"linear: x {tuple(x.shape)} does not fit weight {tuple(weight.shape)} (need x [..., in], weight [out, in])"
+        )
+    rows = x.numel() // weight.shape[1] if weight.shape[1] else 0
+    if rows == 1:
+        y = torch.mv(weight, x.reshape(-1))
+        if bias is not None:
+            y = y + bias
+        return y.view(*x.shape[:-1], weight.shape[0])
+    if rows >= UPCAST_MIN_ROWS and x.dtype in HALF_DTYPES and not native_half_matmul(x.dtype):
+        return upcast_linear(x, weight, bias)
+    return F.linear(x, weight, bias)
+
+
+def upcast_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """``F.linear`` computed in fp32 and rounded to ``x``'s dtype, converting the weight in
+    slices of at most :data:`UPCAST_CHUNK_BYTES`."""
+    out_features, in_features = weight.shape
+    xf = x.float()
+    step = max(1, UPCAST_CHUNK_BYTES // (4 * max(in_features, 1)))
+    if step >= out_features:
+        b = bias.float() if bias is not None else None
+        return F.linear(xf, weight.float(), b).to(x.dtype)
+    out = torch.empty(*x.shape[:-1], out_features, dtype=x.dtype, device=x.device)
+    for start in range(0, out_features, step):
+        rows = slice(start, min(start + step, out_features))
+        b = bias[rows].float() if bias is not None else None
+        out[..., rows] = F.linear(xf, weight[rows].float(), b)
+    return out
+
+
+@cache
+def native_half_matmul(dtype: torch.dtype) -> bool:
+    """Whether this host's CPU multiplies ``dtype`` natively (tttv2.hw's CPU detection)."""
+    from tttv2.hw.device.cpu import detect_cpu
+
+    # fp16 is treated as never native: CPUs with fp16 dot products (AVX-512-FP16,
+    # AMX-FP16) are not told apart by the detection, and the fp32 path is always correct
+    return dtype == torch.bfloat16 and detect_cpu().bf16_native
