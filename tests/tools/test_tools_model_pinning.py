@@ -8,11 +8,12 @@ version line). The model keeps running the old release - after `uv sync --frozen
 
 import json
 import re
+import tomllib
 from pathlib import Path
 
 import pytest
 from conftest import commit_all, sh, tool
-from releases import last_release
+from releases import find_release, last_release
 
 MARKER = "BUMPED_IN_WORKSPACE = True\n"
 PROBE = """
@@ -29,6 +30,11 @@ def _probe(model: Path) -> dict:
     return json.loads(sh([python, "-c", PROBE], model).stdout)
 
 
+def _locked_version(model: Path, name: str) -> str:
+    lock = tomllib.loads((model / "uv.lock").read_text())
+    return next(p["version"] for p in lock["package"] if p["name"] == name)
+
+
 def _sync(model: Path) -> dict:
     sh(["uv", "sync", "--frozen"], model)
     return _probe(model)
@@ -37,7 +43,8 @@ def _sync(model: Path) -> dict:
 @pytest.mark.slow
 def test_model_runs_the_pinned_release_until_it_repins(workspace_clone: Path) -> None:
     repo, model = workspace_clone, workspace_clone / "models" / "example"
-    released = last_release(repo, "tttv2-core")
+    # The release the model pins (not necessarily the newest one).
+    released = find_release(repo, "tttv2-core", _locked_version(model, "tttv2-core"))
     released_init = sh(
         ["git", "show", f"{released.commit}:packages/tttv2-core/src/tttv2/core/__init__.py"], repo
     ).stdout
