@@ -1,12 +1,14 @@
 """Hand-written, single-file Llama for CPU/CUDA inference: the "hand-optimised" bar.
 
 This is the seed's reference point for composition cost: the same kernels TTTv2 uses
-(torch SDPA, matrix-vector products, fused projections) with none of the abstractions —
-no specs, no strategies, no paged cache. It is deliberately good: fused QKV and
-gate/up weights, a static contiguous KV cache, ``torch.mv`` for single-row decode (the
-CPU GEMM path wastes bandwidth on one row), in-place cache writes, RoPE tables built
-once. Only ``torch`` and ``safetensors`` are used; it reads a Hugging Face Llama
-checkpoint folder directly and never imports tttv2.
+(torch SDPA, ``F.rms_norm``, matrix-vector products, fused projections) with none of the
+abstractions — no specs, no strategies, no paged cache. It is deliberately good: fused
+QKV and gate/up weights, a static contiguous KV cache written in place, ``torch.mv`` for
+single-row decode, one RoPE rotation for q and k together with cos/sin rows looked up
+once per forward from tables built once, and — on CPUs without native bf16 — long
+half-precision inputs multiplied in fp32 from weight slices converted on the fly (torch's
+bf16 GEMM is ~4x slower there). Only ``torch`` and ``safetensors`` are used; it reads a
+Hugging Face Llama checkpoint folder directly and never imports tttv2.
 """
 
 from __future__ import annotations
@@ -43,6 +45,18 @@ def _inv_freq(cfg: dict, head_dim: int) -> tuple[torch.Tensor, float]:
     return inv.float(), 1.0
 
 
+def _cpu_has_native_bf16() -> bool:
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return any(f in flags.split() for f in ("avx512_bf16", "amx_bf16", "bf16"))
+
+
+UPCAST_MIN_ROWS = 64  # from here on, half-precision products run in fp32 (no native bf16)
+UPCAST_SLICE_BYTES = 32 << 20
+
+
 class HandwrittenLlama:
     def __init__(self, checkpoint: str | Path, dtype: torch.dtype = torch.float32,
                  max_seq_len: int = 2048, max_batch: int = 1, device: str = "cpu") -> None:
@@ -55,6 +69,9 @@ class HandwrittenLlama:
         self.hidden = cfg["hidden_size"]
         self.head_dim = cfg.get("head_dim") or self.hidden // self.n_heads
         self.eps = cfg.get("rms_norm_eps", 1e-6)
+        self.upcast = dtype in (torch.bfloat16, torch.float16) and self.device.type == "cpu" and (
+            dtype == torch.float16 or not _cpu_has_native_bf16()
+        )
         t = self._read(folder)
         w = lambda name: t.pop(name).to(device=self.device, dtype=dtype).contiguous()  # noqa: E731
         self.embed = w("model.embed_tokens.weight")
@@ -85,19 +102,23 @@ class HandwrittenLlama:
         return out
 
     # -- kernels -------------------------------------------------------------------
-    @staticmethod
-    def _linear(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    def _linear(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         if x.shape[0] == 1:  # one row: matrix-vector, which streams weights at full speed
             return torch.mv(w, x[0]).unsqueeze(0)
+        if self.upcast and x.shape[0] >= UPCAST_MIN_ROWS:  # fp32 GEMM, weight converted in slices
+            xf, step = x.float(), max(1, UPCAST_SLICE_BYTES // (4 * w.shape[1]))
+            out = torch.empty(x.shape[0], w.shape[0], dtype=x.dtype, device=x.device)
+            for i in range(0, w.shape[0], step):
+                out[:, i : i + step] = F.linear(xf, w[i : i + step].float())
+            return out
         return F.linear(x, w)
 
     def _rms(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-        xf = x.float()
-        return w * (xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + self.eps)).to(x.dtype)
+        return F.rms_norm(x, (x.shape[-1],), w, self.eps)  # fp32 accumulation for half inputs
 
-    def _rope(self, x: torch.Tensor, pos: slice) -> torch.Tensor:  # x [B, H, S, D]
-        cos, sin = self.cos[pos], self.sin[pos]
-        half = self.head_dim // 2
+    @staticmethod
+    def _rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+        half = x.shape[-1] // 2  # x [B, S, heads, D], cos/sin [S, 1, D/2]
         x1, x2 = x[..., :half], x[..., half:]
         return torch.cat([x1 * cos - x2 * sin, x2 * cos + x1 * sin], dim=-1)
 
@@ -108,13 +129,15 @@ class HandwrittenLlama:
         bsz, seq = ids.shape
         h = self.embed[ids].reshape(bsz * seq, self.hidden)
         pos = slice(start, start + seq)
+        cos, sin = self.cos[pos, None], self.sin[pos, None]  # [S, 1, D/2], shared by the layers
         nq, nkv, d = self.n_heads * self.head_dim, self.n_kv * self.head_dim, self.head_dim
         for i, (ln1, wqkv, wo, ln2, wgu, wdown) in enumerate(self.layers):
             qkv = self._linear(self._rms(h, ln1), wqkv).view(bsz, seq, -1)
-            q = qkv[..., :nq].view(bsz, seq, self.n_heads, d).transpose(1, 2)
-            k = qkv[..., nq:nq + nkv].view(bsz, seq, self.n_kv, d).transpose(1, 2)
-            v = qkv[..., nq + nkv:].view(bsz, seq, self.n_kv, d).transpose(1, 2)
-            q, k = self._rope(q, pos), self._rope(k, pos)
+            # q and k heads are adjacent in the fused product: one rotation for both
+            qk = self._rope(qkv[..., : nq + nkv].view(bsz, seq, self.n_heads + self.n_kv, d), cos, sin)
+            q = qk[:, :, : self.n_heads].transpose(1, 2)
+            k = qk[:, :, self.n_heads :].transpose(1, 2)
+            v = qkv[..., nq + nkv :].view(bsz, seq, self.n_kv, d).transpose(1, 2)
             self.k_cache[i][:bsz, :, pos] = k
             self.v_cache[i][:bsz, :, pos] = v
             kc, vc = self.k_cache[i][:bsz, :, : start + seq], self.v_cache[i][:bsz, :, : start + seq]

@@ -14,7 +14,9 @@ so GQA needs no copy of the keys and values.
 
 A single sequence whose visible blocks are consecutive in the pool (a block manager hands
 a lone sequence blocks 0, 1, 2, ...) is read in place, as a view, on CPU where checking
-the block table needs no device synchronisation; otherwise its blocks are gathered.
+the block table needs no device synchronisation; otherwise its blocks are gathered. Under
+``torch.compile`` the table is never read on the host (a traced graph cannot depend on
+it): blocks are always gathered.
 """
 
 from __future__ import annotations
@@ -80,19 +82,27 @@ def _single_sequence(
     start = max(0, length - window) if window is not None else 0
     first, last = start // bs, (length - 1) // bs
     lo = start - first * bs
-    if first == last:  # contiguous layout or all visible tokens in one block: a view
-        blk = int(block_tables[0, first])
-        return k_pool[blk, lo : lo + length - start], v_pool[blk, lo : lo + length - start]
     idx = block_tables[0, first : last + 1]
-    if idx.device.type == "cpu":  # reading the table costs no device sync here
-        blocks = idx.tolist()
-        b0 = blocks[0]
-        if blocks == list(range(b0, b0 + len(blocks))):  # consecutive blocks: a view, no gather
-            span = slice(b0 * bs + lo, b0 * bs + lo + length - start)
-            return k_pool.flatten(0, 1)[span], v_pool.flatten(0, 1)[span]
+    if not torch.compiler.is_compiling():  # inside a graph the table is never read on the host
+        b0 = _first_of_consecutive(idx)
+        if b0 is not None:  # the visible blocks are consecutive in the pool: a view, no gather
+            rows = slice(b0 * bs + lo, b0 * bs + lo + length - start)
+            return k_pool.flatten(0, 1)[rows], v_pool.flatten(0, 1)[rows]
     k = k_pool.index_select(0, idx).flatten(0, 1)[lo : lo + length - start]
     v = v_pool.index_select(0, idx).flatten(0, 1)[lo : lo + length - start]
     return k, v
+
+
+def _first_of_consecutive(idx: torch.Tensor) -> int | None:
+    """The first block when the blocks ``idx`` follow each other in the pool (always so for
+    one block, as in the contiguous layout), else None. Several blocks are only checked on
+    CPU, where reading the table needs no device synchronisation."""
+    if idx.shape[0] == 1:
+        return int(idx[0])
+    if idx.device.type != "cpu":
+        return None
+    blocks = idx.tolist()
+    return blocks[0] if blocks == list(range(blocks[0], blocks[0] + len(blocks))) else None
 
 
 def _batch(

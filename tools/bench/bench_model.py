@@ -1,0 +1,521 @@
+"""Model benchmark suite: TTTv2 against transformers and the hand-written baseline.
+
+For every shape (random weights at the real sizes of SmolLM2-135M and Llama-3.2-1B) and
+dtype, one run measures, for each contender:
+
+* ``ours``: the Llama model loaded by ``tttv2.core.model_plugins.load_model`` and driven
+  by the generation runtime exactly as ``tttv2 bench`` drives it (``LLMEngine``, paged KV
+  cache of 16-token blocks, greedy sampling, one request per prompt);
+* ``hand``: ``tools/bench/handwritten_llama.py``, a monolithic single-file Llama with the
+  same kernels and a static KV cache (the composition-cost bar);
+* ``hf``: Hugging Face transformers on the same checkpoint, its best eager path: a
+  manual forward loop with its own KV cache and ``logits_to_keep=1`` (what ``generate``
+  does, minus the logits processors);
+
+the throughput of prefilling 512 tokens (time to first token), of decoding at batch 1 and
+at batch 8 (aggregate tokens/s), the memory bandwidth of a torch copy (STREAM "copy"),
+and the decode roofline: bytes read per step (weights + KV cache) over that bandwidth.
+Contenders run interleaved, repeat after repeat, so a change in machine load hits all of
+them; the table shows medians and the ratios of medians. Decode rates are wall-clock over
+whole generation steps (scheduling and sampling included), for every contender.
+
+Warm-up (checkpoint creation, loading with weight preparation, first call, compilation
+when ``--compile`` is given) is measured and reported separately. Checkpoints are created
+once with ``transformers`` (``LlamaConfig`` + ``save_pretrained``, bf16 safetensors) and
+cached in ``--cache-dir``; nothing is downloaded. Nothing here asserts a time.
+
+    uv run python tools/bench/bench_model.py --quick
+    uv run python tools/bench/bench_model.py --shapes smollm2-135m --dtypes bfloat16 --json out.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from handwritten_llama import HandwrittenLlama  # noqa: E402
+
+SHAPES: dict[str, dict[str, Any]] = {
+    "smollm2-135m": dict(
+        hidden_size=576, intermediate_size=1536, num_hidden_layers=30, num_attention_heads=9,
+        num_key_value_heads=3, head_dim=64, vocab_size=49152, tie_word_embeddings=True,
+        rope_theta=100000.0, rms_norm_eps=1e-5, max_position_embeddings=8192,
+    ),
+    "llama-3.2-1b": dict(
+        hidden_size=2048, intermediate_size=8192, num_hidden_layers=16, num_attention_heads=32,
+        num_key_value_heads=8, head_dim=64, vocab_size=128256, tie_word_embeddings=True,
+        rope_theta=500000.0, rms_norm_eps=1e-5, max_position_embeddings=131072,
+        rope_scaling={"rope_type": "llama3", "factor": 32.0, "low_freq_factor": 1.0,
+                      "high_freq_factor": 4.0, "original_max_position_embeddings": 8192},
+    ),
+}  # fmt: skip
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+CONTENDERS = ("ours", "hand", "hf")
+BLOCK_SIZE = 16  # the KV block size `tttv2 bench` uses
+
+
+# -- checkpoints ------------------------------------------------------------------------
+def checkpoint(shape: str, cache_dir: Path) -> tuple[Path, float]:
+    """The folder of ``shape``'s random checkpoint (created on first use) and the seconds
+    spent creating it now (0.0 when it was cached)."""
+    folder = cache_dir / shape
+    if (folder / "config.json").is_file() and any(folder.glob("*.safetensors")):
+        return folder, 0.0
+    import transformers
+
+    start = time.perf_counter()
+    torch.manual_seed(0)
+    config = transformers.LlamaConfig(**SHAPES[shape])
+    model = transformers.LlamaForCausalLM(config).to(torch.bfloat16)
+    tmp = folder.with_name(folder.name + ".partial")
+    model.save_pretrained(tmp)
+    tmp.rename(folder)
+    del model
+    return folder, time.perf_counter() - start
+
+
+def checkpoint_params(folder: Path) -> int:
+    """Parameters stored in the checkpoint (a tied head is stored once)."""
+    from safetensors import safe_open
+
+    total = 0
+    for f in folder.glob("*.safetensors"):
+        with safe_open(str(f), framework="pt") as fh:
+            for name in fh.keys():
+                n = 1
+                for size in fh.get_slice(name).get_shape():
+                    n *= size
+                total += n
+    return total
+
+
+# -- contenders -------------------------------------------------------------------------
+@dataclass
+class Runs:
+    """What one contender measured: seconds per phase and repeat."""
+
+    load_s: float = 0.0
+    first_call_s: float = 0.0
+    prefill_s: list[float] = field(default_factory=list)
+    decode_b1: list[float] = field(default_factory=list)  # tokens/s
+    decode_b8: list[float] = field(default_factory=list)  # aggregate tokens/s
+
+
+class Contender:
+    """``prefill(prompt) -> seconds to the first token``; ``decode(prompts, steps) ->
+    aggregate decode tokens/s`` over ``steps - 1`` greedy steps after the prefill."""
+
+    name = ""
+
+    def prefill(self, prompt: list[int]) -> float:
+        raise NotImplementedError
+
+    def decode(self, prompts: list[list[int]], steps: int) -> float:
+        raise NotImplementedError
+
+
+class Ours(Contender):
+    name = "ours"
+
+    def __init__(self, folder: Path, dtype: torch.dtype, compile_decode: bool) -> None:
+        from tttv2.core.model_plugins import load_model
+
+        self.loaded = load_model(folder, dtype=dtype, device="cpu")
+        self.compile_decode = compile_decode
+        if compile_decode:
+            self.loaded.model.compile_decode()
+
+    def _engine(self, batch: int, prompt_len: int, steps: int):  # the `tttv2 bench` setup
+        from tttv2.core.runtime import LLMEngine
+
+        per_seq = -(-(prompt_len + steps) // BLOCK_SIZE)
+        return LLMEngine(
+            self.loaded.model,
+            num_blocks=batch * per_seq,
+            block_size=BLOCK_SIZE,
+            max_seq_len=self.loaded.max_context,
+            max_num_batched_tokens=batch * prompt_len,
+            max_num_seqs=batch,
+            device="cpu",
+            vocab_size=self.loaded.spec.vocab_size,
+        )
+
+    def _generate(self, prompts: list[list[int]], steps: int) -> list[Any]:
+        from tttv2.core.runtime import SamplingParams, StopConditions
+
+        engine = self._engine(len(prompts), len(prompts[0]), steps)
+        return engine.generate(prompts, SamplingParams(), StopConditions(max_new_tokens=steps))
+
+    def prefill(self, prompt: list[int]) -> float:
+        return self._generate([prompt], 1)[0].timings.time_to_first_token
+
+    def decode(self, prompts: list[list[int]], steps: int) -> float:
+        outputs = self._generate(prompts, steps)
+        first = max(o.timings.token_times[0] for o in outputs)  # all prefilled in one step
+        last = max(o.timings.token_times[-1] for o in outputs)
+        return len(prompts) * (steps - 1) / (last - first)
+
+    def parameter_bytes(self) -> int:
+        seen: dict[int, int] = {}
+        for p in self.loaded.model.parameters():
+            seen[id(p)] = p.numel() * p.element_size()
+        return sum(seen.values())
+
+
+class Hand(Contender):
+    name = "hand"
+
+    def __init__(self, folder: Path, dtype: torch.dtype, max_seq_len: int, compile_decode: bool) -> None:
+        self.model = HandwrittenLlama(folder, dtype=dtype, max_seq_len=max_seq_len, max_batch=8)
+        self.forward: Callable[..., torch.Tensor] = self.model.forward
+        self.compiled: Callable[..., torch.Tensor] | None = None
+        if compile_decode:
+            self.compiled = torch.compile(self.model.forward, dynamic=True)
+
+    @torch.inference_mode()
+    def prefill(self, prompt: list[int]) -> float:
+        start = time.perf_counter()
+        int(self.forward(torch.tensor([prompt]), 0).argmax(-1)[0])
+        return time.perf_counter() - start
+
+    @torch.inference_mode()
+    def decode(self, prompts: list[list[int]], steps: int) -> float:
+        step_fn = self.compiled or self.forward
+        ids = torch.tensor(prompts)
+        tokens = self.forward(ids, 0).argmax(-1).tolist()
+        pos, start = ids.shape[1], time.perf_counter()
+        for _ in range(steps - 1):
+            tokens = step_fn(torch.tensor(tokens).view(-1, 1), pos).argmax(-1).tolist()
+            pos += 1
+        return len(prompts) * (steps - 1) / (time.perf_counter() - start)
+
+
+class HF(Contender):
+    name = "hf"
+
+    def __init__(self, folder: Path, dtype: torch.dtype) -> None:
+        import transformers
+
+        transformers.logging.set_verbosity_error()
+        model = transformers.AutoModelForCausalLM.from_pretrained(folder, dtype=dtype)
+        self.model = model.eval()
+
+    @torch.inference_mode()
+    def prefill(self, prompt: list[int]) -> float:
+        start = time.perf_counter()
+        out = self.model(input_ids=torch.tensor([prompt]), use_cache=True, logits_to_keep=1)
+        int(out.logits[0, -1].argmax())
+        return time.perf_counter() - start
+
+    @torch.inference_mode()
+    def decode(self, prompts: list[list[int]], steps: int) -> float:
+        out = self.model(input_ids=torch.tensor(prompts), use_cache=True, logits_to_keep=1)
+        past, tokens = out.past_key_values, out.logits[:, -1].argmax(-1).tolist()
+        start = time.perf_counter()
+        for _ in range(steps - 1):
+            ids = torch.tensor(tokens).view(-1, 1)
+            out = self.model(input_ids=ids, past_key_values=past, use_cache=True, logits_to_keep=1)
+            past, tokens = out.past_key_values, out.logits[:, -1].argmax(-1).tolist()
+        return len(prompts) * (steps - 1) / (time.perf_counter() - start)
+
+
+def build(name: str, folder: Path, dtype: torch.dtype, args: argparse.Namespace) -> tuple[Contender, float]:
+    start = time.perf_counter()
+    if name == "ours":
+        contender: Contender = Ours(folder, dtype, args.compile)
+    elif name == "hand":
+        contender = Hand(folder, dtype, args.prefill_len + args.prompt_len + args.gen_len + 8, args.compile)
+    else:
+        contender = HF(folder, dtype)
+    return contender, time.perf_counter() - start
+
+
+# -- measurement ------------------------------------------------------------------------
+def prompts(batch: int, length: int, vocab: int, seed: int) -> list[list[int]]:
+    g = torch.Generator().manual_seed(seed)
+    return torch.randint(0, vocab, (batch, length), generator=g).tolist()
+
+
+def stream_bandwidth(nbytes: int) -> float:
+    """Bytes/s of a torch copy of ``nbytes`` (reads and writes ``nbytes``: STREAM copy),
+    the measure ``tttv2 bench`` uses."""
+    from tttv2.cli.measure import stream_bandwidth as measure
+
+    return measure(torch.device("cpu"), nbytes)
+
+
+def run_config(shape: str, dtype_name: str, args: argparse.Namespace) -> dict[str, Any]:
+    folder, created_s = checkpoint(shape, args.cache_dir)
+    cfg = SHAPES[shape]
+    dtype = DTYPES[dtype_name]
+    vocab = cfg["vocab_size"]
+    long_prompt = prompts(1, args.prefill_len, vocab, seed=1)[0]
+    one = prompts(1, args.prompt_len, vocab, seed=2)
+    eight = prompts(args.batch, args.prompt_len, vocab, seed=3)
+    warm = prompts(1, 8, vocab, seed=4)
+    runs = {name: Runs() for name in args.contenders}
+    params = checkpoint_params(folder)
+    itemsize = torch.empty((), dtype=dtype).element_size()
+    sequential = 3 * params * itemsize > args.memory_fraction * _available_bytes()
+    bandwidths: list[float] = []
+
+    def measure(contender: Contender, r: Runs) -> None:
+        r.prefill_s.append(contender.prefill(long_prompt))
+        r.decode_b1.append(contender.decode(one, args.gen_len))
+        r.decode_b8.append(contender.decode(eight, args.gen_len))
+        _note(f"    {contender.name}: prefill {args.prefill_len / r.prefill_s[-1]:.1f} tok/s, decode b1 "
+              f"{r.decode_b1[-1]:.2f} tok/s, b{args.batch} {r.decode_b8[-1]:.2f} tok/s")  # fmt: skip
+
+    def load(name: str) -> Contender:
+        gc.collect()
+        contender, runs[name].load_s = build(name, folder, dtype, args)
+        start = time.perf_counter()
+        contender.decode(warm, 3)  # first calls: lazy set-up, compilation with --compile
+        contender.decode([warm[0]] * args.batch, 3)
+        runs[name].first_call_s = time.perf_counter() - start
+        return contender
+
+    _note(f"{shape} {dtype_name}: {params / 1e6:.1f}M parameters, "
+          f"{'one contender at a time' if sequential else 'contenders interleaved'}")  # fmt: skip
+    if sequential:  # not enough memory for three copies of the weights
+        for name in args.contenders:
+            contender = load(name)
+            for rep in range(args.repeats):
+                bandwidths.append(stream_bandwidth(args.bandwidth_mib << 20))
+                _note(f"  repeat {rep + 1}/{args.repeats}")
+                measure(contender, runs[name])
+            del contender
+    else:
+        loaded = {name: load(name) for name in args.contenders}
+        for rep in range(args.repeats):
+            bandwidths.append(stream_bandwidth(args.bandwidth_mib << 20))
+            _note(f"  repeat {rep + 1}/{args.repeats}")
+            for name in args.contenders:
+                measure(loaded[name], runs[name])
+        del loaded
+    gc.collect()
+    return summarise(shape, dtype_name, runs, params, itemsize, bandwidths, created_s, sequential, args)
+
+
+def summarise(
+    shape: str,
+    dtype_name: str,
+    runs: dict[str, Runs],
+    params: int,
+    itemsize: int,
+    bandwidths: list[float],
+    created_s: float,
+    sequential: bool,
+    args: argparse.Namespace,
+) -> dict[str, Any]:
+    cfg = SHAPES[shape]
+    bandwidth = statistics.median(bandwidths)
+    kv_per_token = 2 * cfg["num_hidden_layers"] * cfg["num_key_value_heads"] * cfg["head_dim"] * itemsize
+    context = args.prompt_len + args.gen_len / 2  # mean context over the decode steps
+    weight_bytes = params * itemsize
+    roofline = {}
+    for batch in (1, args.batch):
+        step_bytes = weight_bytes + kv_per_token * context * batch
+        roofline[f"b{batch}"] = {"bytes_per_step": step_bytes, "tokens_per_s": batch * bandwidth / step_bytes}
+    medians: dict[str, dict[str, float]] = {}
+    for name, r in runs.items():
+        medians[name] = {
+            "prefill_tokens_per_s": args.prefill_len / statistics.median(r.prefill_s),
+            "decode_b1_tokens_per_s": statistics.median(r.decode_b1),
+            f"decode_b{args.batch}_tokens_per_s": statistics.median(r.decode_b8),
+        }
+        m = medians[name]
+        m["b1_roofline_fraction"] = m["decode_b1_tokens_per_s"] / roofline["b1"]["tokens_per_s"]
+        m[f"b{args.batch}_over_b1"] = m[f"decode_b{args.batch}_tokens_per_s"] / m["decode_b1_tokens_per_s"]
+    ratios: dict[str, dict[str, float]] = {}
+    for a, b in (("ours", "hf"), ("ours", "hand"), ("hand", "hf")):
+        if a in medians and b in medians:
+            ratios[f"{a}/{b}"] = {
+                k: medians[a][k] / medians[b][k] for k in medians[a] if k.endswith("tokens_per_s")
+            }
+    return {
+        "shape": shape,
+        "dtype": dtype_name,
+        "parameters": params,
+        "checkpoint_created_s": created_s,
+        "contenders_interleaved": not sequential,
+        "stream_bandwidth_bytes_per_s": bandwidth,
+        "stream_bandwidth_samples": bandwidths,
+        "roofline": roofline,
+        "median": medians,
+        "ratio": ratios,
+        "warmup_s": {n: {"load": r.load_s, "first_calls": r.first_call_s} for n, r in runs.items()},
+        "samples": {n: vars(r) for n, r in runs.items()},
+    }
+
+
+# -- report -----------------------------------------------------------------------------
+def print_table(result: dict[str, Any], batch: int) -> None:
+    med, rat = result["median"], result["ratio"]
+    keys = [("prefill_tokens_per_s", "prefill tok/s"), ("decode_b1_tokens_per_s", "decode b1 tok/s"),
+            (f"decode_b{batch}_tokens_per_s", f"decode b{batch} tok/s")]  # fmt: skip
+    names = list(med)
+    pairs = list(rat)
+    print(f"\n{result['shape']} {result['dtype']}  ({result['parameters'] / 1e6:.1f}M params, "
+          f"stream copy {result['stream_bandwidth_bytes_per_s'] / 1e9:.1f} GB/s)")  # fmt: skip
+    print(f"{'':18}" + "".join(f"{n:>12}" for n in names) + "".join(f"{p:>12}" for p in pairs))
+    for key, label in keys:
+        row = f"{label:18}" + "".join(f"{med[n][key]:12.2f}" for n in names)
+        print(row + "".join(f"{rat[p][key]:11.2f}x" for p in pairs))
+    print(f"{'b1 roofline':18}" + "".join(f"{med[n]['b1_roofline_fraction']:11.1%} " for n in names)
+          + f"   (roofline {result['roofline']['b1']['tokens_per_s']:.2f} tok/s: "
+          f"{result['roofline']['b1']['bytes_per_step'] / 1e6:.0f} MB/step)")  # fmt: skip
+    print(f"{'b' + str(batch) + ' / b1':18}" + "".join(f"{med[n][f'b{batch}_over_b1']:11.2f}x" for n in names))
+    warm = result["warmup_s"]
+    print(f"{'warm-up s (load+1st)':18}" + "".join(f"{warm[n]['load']:6.1f}+{warm[n]['first_calls']:<5.1f}" for n in names))
+
+
+def targets(results: list[dict[str, Any]], batch: int) -> list[dict[str, Any]]:
+    """The issue's targets with the measured values (None where not measured)."""
+
+    def get(shape: str, dtype: str, *path: str) -> float | None:
+        for r in results:
+            if r["shape"] == shape and r["dtype"] == dtype:
+                node: Any = r
+                for p in path:
+                    if not isinstance(node, dict) or p not in node:
+                        return None
+                    node = node[p]
+                return node
+        return None
+
+    rows = []
+
+    def add(target: str, value: float | None, goal: float) -> None:
+        rows.append({"target": target, "value": value, "goal": goal, "met": None if value is None else value >= goal})
+
+    bf = "bfloat16"
+    add("1. decode b1 bf16 ours/hf, smollm2-135m", get("smollm2-135m", bf, "ratio", "ours/hf", "decode_b1_tokens_per_s"), 3.0)
+    add("1. decode b1 bf16 ours/hf, llama-3.2-1b", get("llama-3.2-1b", bf, "ratio", "ours/hf", "decode_b1_tokens_per_s"), 2.5)
+    add("1. decode b1 bf16 roofline fraction, llama-3.2-1b", get("llama-3.2-1b", bf, "median", "ours", "b1_roofline_fraction"), 0.75)
+    add("2. prefill 512 bf16 ours/hf, smollm2-135m", get("smollm2-135m", bf, "ratio", "ours/hf", "prefill_tokens_per_s"), 1.2)
+    add("2. prefill 512 bf16 ours/hf, llama-3.2-1b", get("llama-3.2-1b", bf, "ratio", "ours/hf", "prefill_tokens_per_s"), 1.2)
+    for dtype in ("bfloat16", "float32"):
+        add(f"3. decode b{batch}/b1 ours, smollm2-135m {dtype}", get("smollm2-135m", dtype, "median", "ours", f"b{batch}_over_b1"), 4.0)
+    for shape in SHAPES:
+        for dtype in ("bfloat16", "float32"):
+            for key in ("prefill_tokens_per_s", "decode_b1_tokens_per_s", f"decode_b{batch}_tokens_per_s"):
+                add(f"4. ours/hand {key}, {shape} {dtype}", get(shape, dtype, "ratio", "ours/hand", key), 0.95)
+    return rows
+
+
+def print_targets(rows: list[dict[str, Any]]) -> None:
+    print("\ntargets")
+    for row in rows:
+        value = "not measured" if row["value"] is None else f"{row['value']:.3g}"
+        verdict = "" if row["met"] is None else ("met" if row["met"] else "NOT met")
+        print(f"  {row['target']:58} {value:>12}  (goal >= {row['goal']:g}) {verdict}")
+
+
+def machine() -> dict[str, Any]:
+    from tttv2.hw import DeviceConfig
+
+    device = DeviceConfig.auto_detect()
+    return {
+        "cpu": device.cpu.model_name,
+        "isa": list(device.cpu.isa),
+        "bf16_native": device.cpu.bf16_native,
+        "usable_cores": device.cpu.usable_cores,
+        "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "load_average_at_start": os.getloadavg(),
+    }
+
+
+def _available_bytes() -> int:
+    import psutil
+
+    return psutil.virtual_memory().available
+
+
+def _note(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+# -- command line -----------------------------------------------------------------------
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        description="Prefill and decode speed of TTTv2's Llama next to transformers and a hand-written "
+        "Llama, with the memory-bandwidth roofline, all measured in one run (medians of interleaved repeats).",
+    )
+    p.add_argument("--shapes", default=",".join(SHAPES), help="comma-separated: " + ", ".join(SHAPES) + " (default: all)")
+    p.add_argument("--dtypes", default="float32,bfloat16", help="comma-separated: float32, bfloat16 (default: both)")
+    p.add_argument("--contenders", default=",".join(CONTENDERS), help="comma-separated subset of ours, hand, hf")
+    p.add_argument("--repeats", type=int, default=3, help="measurement rounds (default: %(default)s)")
+    p.add_argument("--prefill-len", type=int, default=512, help="prompt tokens of the prefill test (default: %(default)s)")
+    p.add_argument("--prompt-len", type=int, default=128, help="prompt tokens before decoding (default: %(default)s)")
+    p.add_argument("--gen-len", type=int, default=33, help="tokens generated per decode test (default: %(default)s)")
+    p.add_argument("--batch", type=int, default=8, help="sequences of the batched decode test (default: %(default)s)")
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: tttv2-hw's num_threads for decode)")
+    p.add_argument("--compile", action="store_true", help="compile the decode step of ours and hand (torch.compile)")
+    p.add_argument("--bandwidth-mib", type=int, default=256, help="size of the copied arrays (default: %(default)s)")
+    p.add_argument("--memory-fraction", type=float, default=0.6,
+                   help="run contenders one at a time when three copies of the weights exceed this fraction "
+                   "of available memory (default: %(default)s)")  # fmt: skip
+    p.add_argument("--cache-dir", type=Path, default=Path(tempfile.gettempdir()) / "tttv2-bench-checkpoints",
+                   help="where the random checkpoints are kept (default: %(default)s)")  # fmt: skip
+    p.add_argument("--json", type=Path, default=None, help="also write the results to this file")
+    p.add_argument("--quick", action="store_true", help="smoke run: 1 repeat, prefill 64, prompt 16, generate 5")
+    args = p.parse_args(argv)
+    if args.quick:
+        args.repeats, args.prefill_len, args.prompt_len, args.gen_len = 1, 64, 16, 5
+    args.shapes = _choices(args.shapes, SHAPES, "--shapes", p)
+    args.dtypes = _choices(args.dtypes, DTYPES, "--dtypes", p)
+    args.contenders = _choices(args.contenders, CONTENDERS, "--contenders", p)
+    for name in ("repeats", "prefill_len", "prompt_len", "gen_len", "batch", "bandwidth_mib"):
+        if getattr(args, name) < (2 if name == "gen_len" else 1):
+            p.error(f"--{name.replace('_', '-')} must be at least {2 if name == 'gen_len' else 1}")
+    return args
+
+
+def _choices(text: str, allowed: Sequence[str], flag: str, p: argparse.ArgumentParser) -> list[str]:
+    items = [t.strip() for t in text.split(",") if t.strip()]
+    bad = [t for t in items if t not in allowed]
+    if bad or not items:
+        p.error(f"{flag}: {', '.join(bad) or 'nothing given'} not in {', '.join(allowed)}")
+    return items
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    from tttv2.hw import get_optimal_params
+
+    threads = args.threads or get_optimal_params("model", "decode").num_threads
+    torch.set_num_threads(threads)
+    args.cache_dir.mkdir(parents=True, exist_ok=True)
+    facts = machine()
+    results = [run_config(shape, dtype, args) for shape in args.shapes for dtype in args.dtypes]
+    for result in results:
+        print_table(result, args.batch)
+    rows = targets(results, args.batch)
+    print_targets(rows)
+    facts["load_average_at_end"] = os.getloadavg()
+    print(f"\nmachine: {facts}")
+    if args.json is not None:
+        settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
+        args.json.write_text(json.dumps({"machine": facts, "settings": settings, "results": results, "targets": rows}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
