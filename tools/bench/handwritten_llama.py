@@ -5,9 +5,9 @@ This is the seed's reference point for composition cost: the same kernels TTTv2 
 abstractions — no specs, no strategies, no paged cache. It is deliberately good: fused
 QKV and gate/up weights, a static contiguous KV cache written in place, ``torch.mv`` for
 single-row decode, one RoPE rotation for q and k together with cos/sin rows looked up
-once per forward from tables built once, and — on CPUs without native bf16 — long
-half-precision inputs multiplied in fp32 from weight slices converted on the fly (torch's
-bf16 GEMM is ~4x slower there). Only ``torch`` and ``safetensors`` are used; it reads a
+once per forward from tables built once, and — on CPUs without native bf16 — products of
+several half-precision rows computed in fp32 from weight slices converted on the fly
+into one cache-resident buffer (torch's bf16 GEMM is 2-4x slower there). Only ``torch`` and ``safetensors`` are used; it reads a
 Hugging Face Llama checkpoint folder directly and never imports tttv2.
 """
 
@@ -53,8 +53,8 @@ def _cpu_has_native_bf16() -> bool:
     return any(f in flags.split() for f in ("avx512_bf16", "amx_bf16", "bf16"))
 
 
-UPCAST_MIN_ROWS = 64  # from here on, half-precision products run in fp32 (no native bf16)
-UPCAST_SLICE_BYTES = 32 << 20
+UPCAST_MIN_ROWS = 2  # from here on, half-precision products run in fp32 (no native bf16)
+UPCAST_SLICE_BYTES = 4 << 20  # one reused fp32 buffer for the converted weight slice
 
 
 class HandwrittenLlama:
@@ -106,11 +106,14 @@ class HandwrittenLlama:
         if x.shape[0] == 1:  # one row: matrix-vector, which streams weights at full speed
             return torch.mv(w, x[0]).unsqueeze(0)
         if self.upcast and x.shape[0] >= UPCAST_MIN_ROWS:  # fp32 GEMM, weight converted in slices
-            xf, step = x.float(), max(1, UPCAST_SLICE_BYTES // (4 * w.shape[1]))
-            out = torch.empty(x.shape[0], w.shape[0], dtype=x.dtype, device=x.device)
+            xf, step = x.float(), min(w.shape[0], max(1, UPCAST_SLICE_BYTES // (4 * w.shape[1])))
+            buf = torch.empty(step, w.shape[1], device=x.device)
+            out = torch.empty(x.shape[0], w.shape[0], device=x.device)
             for i in range(0, w.shape[0], step):
-                out[:, i : i + step] = F.linear(xf, w[i : i + step].float())
-            return out
+                n = min(step, w.shape[0] - i)
+                buf[:n].copy_(w[i : i + n])
+                torch.mm(xf, buf[:n].t(), out=out[:, i : i + n])
+            return out.to(x.dtype)
         return F.linear(x, w)
 
     def _rms(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:

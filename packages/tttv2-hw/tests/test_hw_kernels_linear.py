@@ -60,12 +60,13 @@ def test_upcast_linear_in_slices_equals_one_product(monkeypatch, bias):
 
 def test_upcast_path_taken_only_without_native_half(monkeypatch):
     calls = []
-    monkeypatch.setattr(linear_module, "upcast_linear", lambda *a: calls.append(a) or torch.zeros(80, 8))
-    x, w = torch.randn(80, 16).bfloat16(), torch.randn(8, 16).bfloat16()
+    monkeypatch.setattr(linear_module, "upcast_linear", lambda *a: calls.append(a) or torch.zeros(8, 8))
+    rows = linear_module.UPCAST_MIN_ROWS
+    x, w = torch.randn(rows, 16).bfloat16(), torch.randn(8, 16).bfloat16()
     cpu_linear(x, w)
     assert len(calls) == (0 if native_half_matmul(torch.bfloat16) else 1)
     cpu_linear(x.float(), w.float())  # fp32 never converts
-    cpu_linear(x[:2], w)  # too few rows
+    cpu_linear(x[:1], w)  # one row: matrix-vector product in bf16
     assert len(calls) == (0 if native_half_matmul(torch.bfloat16) else 1)
 
 
