@@ -27,6 +27,9 @@ class LayerKVCache:
             raise ValueError("LayerKVCache: key and value pools must be contiguous")
         self.key = key
         self.value = value
+        # the pools seen as [slots, num_kv_heads, head_dim], as writes address them
+        self._key_slots = key.view(-1, *key.shape[2:])
+        self._value_slots = value.view(-1, *value.shape[2:])
 
     @classmethod
     def empty(
@@ -101,9 +104,8 @@ class LayerKVCache:
         dtype = self.key.dtype
         k = k if k.dtype == dtype and not k.requires_grad else k.detach().to(dtype)
         v = v if v.dtype == dtype and not v.requires_grad else v.detach().to(dtype)
-        flat = (-1, *shape)
-        self.key.view(flat).index_copy_(0, slot_mapping, k)
-        self.value.view(flat).index_copy_(0, slot_mapping, v)
+        self._key_slots.index_copy_(0, slot_mapping, k)
+        self._value_slots.index_copy_(0, slot_mapping, v)
 
     def read(
         self, block_table: torch.Tensor, start: int, end: int

@@ -30,7 +30,8 @@ class DecodeAttention:
     ) -> torch.Tensor:
         check_inputs(module, x, meta, cache)
         check_decode(module, meta)
-        q, k, v = module.project(x, meta.positions, meta.max_seq_len)
+        seq_len = meta.max_seq_len
+        q, k, v = module.project(x, meta.positions, seq_len)
         cache.write(k, v, meta.slot_mapping)
-        out = self.kernels.paged(q, cache, meta.block_tables, meta.seq_lens, meta.max_seq_len)
+        out = self.kernels.paged(q, cache, meta.block_tables, meta.seq_lens, seq_len)
         return module.output(out)
