@@ -6,7 +6,7 @@ abstractions — no specs, no strategies, no paged cache. It is deliberately goo
 QKV and gate/up weights, a static contiguous KV cache written in place, ``torch.mv`` for
 single-row decode, one RoPE rotation for q and k together with cos/sin rows looked up
 once per forward from tables built once, and — on CPUs without native bf16 — products of
-several half-precision rows computed in fp32 from weight slices converted on the fly
+8 or more half-precision rows computed in fp32 from weight slices converted on the fly
 into one cache-resident buffer (torch's bf16 GEMM is 2-4x slower there). Only ``torch`` and ``safetensors`` are used; it reads a
 Hugging Face Llama checkpoint folder directly and never imports tttv2.
 """
@@ -53,7 +53,7 @@ def _cpu_has_native_bf16() -> bool:
     return any(f in flags.split() for f in ("avx512_bf16", "amx_bf16", "bf16"))
 
 
-UPCAST_MIN_ROWS = 2  # from here on, half-precision products run in fp32 (no native bf16)
+UPCAST_MIN_ROWS = 8  # from here on, half-precision products run in fp32 (no native bf16)
 UPCAST_SLICE_BYTES = 4 << 20  # one reused fp32 buffer for the converted weight slice
 
 

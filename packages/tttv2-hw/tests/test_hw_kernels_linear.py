@@ -81,3 +81,15 @@ def test_registry_serves_the_cpu_linear_on_cpu_only():
     assert get_kernel("linear", "cpu") is cpu_linear
     assert get_kernel("linear", "cuda") is linear
     assert get_kernel("linear", "mps") is linear
+
+
+@pytest.mark.parametrize("rows", [1, 3, 8, 64])
+def test_cpu_linear_is_differentiable_when_grad_is_recorded(rows):
+    """Weights that require grad (a freshly built nn.Linear) must work outside no_grad at
+    every row count: the fp32 path's ``out=`` buffers are for inference only."""
+    x = torch.randn(rows, 16).bfloat16()
+    w = torch.randn(8, 16).bfloat16().requires_grad_()
+    y = cpu_linear(x, w)
+    assert y.requires_grad and y.shape == (rows, 8)
+    y.float().sum().backward()
+    assert w.grad is not None and w.grad.shape == w.shape
