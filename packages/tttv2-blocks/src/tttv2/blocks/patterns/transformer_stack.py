@@ -21,8 +21,9 @@ for the ``model`` op in decode mode, read at the first decode pass) runs DECODE 
 up to ``max_batch`` sequences through ``torch.compile`` with dynamic shapes, which removes
 the Python cost of the composition from every step; with the hardware layer's
 ``capture_graph`` on CUDA the step is also captured as a CUDA graph
-(``mode="reduce-overhead"``). Other modes and larger batches stay eager (on a 2-core CPU
-the compiled step is ~1.3x faster at batch 1 but ~2x slower at batch 8).
+(``mode="reduce-overhead"``). Other modes and larger batches stay eager. On CPU it is off
+by default: on a 2-core AVX2 CPU the compiled bf16 step of the SmolLM2-135M shape ran at
+about half the eager speed (``tools/bench/bench_model.py --compile``; docs/BENCHMARKS.md).
 
 Per-layer outputs: ``forward(..., output_hidden_states=True)`` returns ``(logits,
 hidden_states)`` with ``hidden_states`` a tuple of ``num_layers + 1`` tensors ``[T,
