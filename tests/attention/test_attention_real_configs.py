@@ -198,6 +198,36 @@ CASES = [
         ),  # fmt: skip
         same_names,
     ),
+    Case(
+        "gemma-3-1b",  # QK-norm scaled by (1 + weight): Gemma 3 stores weight - 1
+        lambda: transformers.Gemma3ForCausalLM(
+            transformers.Gemma3TextConfig(
+                hidden_size=1152,
+                num_attention_heads=4,
+                num_key_value_heads=1,
+                head_dim=256,
+                query_pre_attn_scalar=256,
+                rms_norm_eps=1e-6,
+                layer_types=["full_attention"],
+                max_position_embeddings=32768,
+                **TINY,
+            )
+        ),  # fmt: skip
+        lambda m: m.model.layers[0].self_attn,
+        AttentionSpec(
+            hidden_dim=1152,
+            num_heads=4,
+            num_kv_heads=1,
+            head_dim=256,
+            qk_norm=True,
+            qk_norm_eps=1e-6,
+            qk_norm_unit_offset=True,
+            scale=256**-0.5,
+            max_seq_len=32768,
+            rope=RopeSpec(head_dim=256, theta=1000000.0, max_position=32768),
+        ),  # fmt: skip
+        same_names,
+    ),
 ]
 
 

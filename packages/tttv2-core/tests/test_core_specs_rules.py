@@ -77,6 +77,13 @@ def test_sliding_window_within_context() -> None:
     assert AttentionSpec(hidden_dim=64, num_heads=4, max_seq_len=128, sliding_window=128).sliding_window == 128
 
 
+def test_qk_norm_unit_offset_needs_qk_norm() -> None:
+    err = fails("qk_norm_unit_offset", AttentionSpec, hidden_dim=64, num_heads=4, qk_norm_unit_offset=True)
+    assert "unless qk_norm is True" in str(err)
+    spec = AttentionSpec(hidden_dim=64, num_heads=4, qk_norm=True, qk_norm_unit_offset=True)
+    assert AttentionSpec.from_dict(spec.to_dict()) == spec
+
+
 def test_attention_rope_must_match_head_dim() -> None:
     fails("rope", AttentionSpec, hidden_dim=64, num_heads=4, rope=RopeSpec(head_dim=8))
     assert AttentionSpec(hidden_dim=64, num_heads=4, rope=RopeSpec(head_dim=16)).rope.rotary_dim == 16

@@ -18,7 +18,10 @@ class AttentionSpec(ModuleSpec):
     ``scale`` multiplies ``q @ k^T``; ``None`` means ``1/sqrt(head_dim)``. ``sliding_window``
     limits each query to the last ``sliding_window`` keys (itself included).
     ``logit_softcap`` applies ``cap * tanh(scores / cap)`` before the softmax.
-    ``qk_norm`` applies a per-head RMSNorm (eps ``qk_norm_eps``) to q and k before RoPE.
+    ``qk_norm`` applies a per-head RMSNorm (eps ``qk_norm_eps``) to q and k before RoPE;
+    ``qk_norm_unit_offset`` scales it by ``1 + weight`` instead of ``weight`` (Gemma 3's
+    ``q_norm``/``k_norm``, whose checkpoints store ``weight - 1``), computed in fp32 so a
+    half-precision model keeps the offset weight's precision.
     """
 
     kind = "attention"
@@ -36,6 +39,7 @@ class AttentionSpec(ModuleSpec):
     scale: float | None = None
     max_seq_len: int = 4096
     rope: RopeSpec | None = None
+    qk_norm_unit_offset: bool = False
 
     def validate(self) -> None:
         self._positive("hidden_dim", "num_heads", "max_seq_len")
@@ -52,7 +56,9 @@ class AttentionSpec(ModuleSpec):
                 )
             self._set("head_dim", self.hidden_dim // self.num_heads)
         self._positive("head_dim")
-        self._bool("qkv_bias", "out_bias", "qk_norm")
+        self._bool("qkv_bias", "out_bias", "qk_norm", "qk_norm_unit_offset")
+        if self.qk_norm_unit_offset and not self.qk_norm:
+            self._fail("qk_norm_unit_offset", "False unless qk_norm is True")
         self._positive_float("qk_norm_eps")
         if self.sliding_window is not None:
             self._positive("sliding_window")

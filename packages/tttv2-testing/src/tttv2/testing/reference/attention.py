@@ -57,8 +57,8 @@ def reference_attention(
     v = _linear(x, w, "v_proj").view(S, Hkv, D)
 
     if spec.qk_norm:
-        q = _rms_norm(q, w["q_norm.weight"], spec.qk_norm_eps)
-        k = _rms_norm(k, w["k_norm.weight"], spec.qk_norm_eps)
+        q = _rms_norm(q, w["q_norm.weight"], spec.qk_norm_eps, spec.qk_norm_unit_offset)
+        k = _rms_norm(k, w["k_norm.weight"], spec.qk_norm_eps, spec.qk_norm_unit_offset)
 
     if rope is not None:
         pos = positions if positions is not None else torch.arange(S)
@@ -110,6 +110,8 @@ def _linear(x: torch.Tensor, w: Mapping[str, torch.Tensor], name: str) -> torch.
     return y + bias if bias is not None else y
 
 
-def _rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
-    """RMSNorm over the last dim (each head's ``head_dim`` channels)."""
-    return x / torch.sqrt(x.pow(2).mean(dim=-1, keepdim=True) + eps) * weight
+def _rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float, unit_offset: bool = False) -> torch.Tensor:
+    """RMSNorm over the last dim (each head's ``head_dim`` channels); ``* (1 + weight)``
+    with ``unit_offset``."""
+    scale = weight + 1.0 if unit_offset else weight
+    return x / torch.sqrt(x.pow(2).mean(dim=-1, keepdim=True) + eps) * scale

@@ -166,7 +166,10 @@ def _decoder_layer(spec: DecoderLayerSpec) -> list[Change]:
 def _model(spec: ModelSpec) -> list[Change]:
     h = spec.hidden_dim
     layer = spec.layers[0]
-    narrow_attention = layer.attention.replace(max_seq_len=spec.max_seq_len - 1) if spec.max_seq_len > 1 else None
+    # a first layer whose context is one short of the model's (only buildable without a
+    # sliding window, which may not exceed the narrowed context)
+    narrowable = spec.max_seq_len > 1 and layer.attention.sliding_window is None
+    narrow_attention = layer.attention.replace(max_seq_len=spec.max_seq_len - 1) if narrowable else None
     out: list[Change] = [
         ({"embedding": "embedding"}, "embedding"),
         ({"layers": ()}, "layers"),
@@ -177,7 +180,7 @@ def _model(spec: ModelSpec) -> list[Change]:
         ({"lm_head": LMHeadSpec(hidden_dim=h, vocab_size=spec.embedding.vocab_size + 1, tied=True)}, "lm_head"),
         ({"max_seq_len": max(x.attention.max_seq_len for x in spec.layers) + 1}, "layers"),
     ]
-    if narrow_attention is not None and layer.attention.sliding_window is None:
+    if narrow_attention is not None:
         out.append(({"layers": (layer.replace(attention=narrow_attention), *spec.layers[1:])}, "layers"))
     return out
 
@@ -185,7 +188,7 @@ def _model(spec: ModelSpec) -> list[Change]:
 MUTATORS: dict[type[ModuleSpec], list[Mutator]] = {
     AttentionSpec: [
         *_fields(NOT_POSITIVE_INT, "hidden_dim", "num_heads", "max_seq_len"),
-        *_fields(NOT_BOOL, "qkv_bias", "out_bias", "qk_norm"),
+        *_fields(NOT_BOOL, "qkv_bias", "out_bias", "qk_norm", "qk_norm_unit_offset"),
         *_fields(NOT_POSITIVE_FLOAT, "qk_norm_eps"),
         *_fields((0.0, -5.0, math.inf, "30"), "logit_softcap", "scale"),
         _attention,

@@ -60,8 +60,9 @@ class Attention(BaseModule):
         self.v_proj: nn.Linear | None = nn.Linear(hidden, Hkv * D, bias=spec.qkv_bias, device=dev)
         self.qkv_proj: nn.Linear | None = None
         self.o_proj = nn.Linear(H * D, hidden, bias=spec.out_bias, device=dev)
-        self.q_norm = HeadRMSNorm(D, spec.qk_norm_eps, dev) if spec.qk_norm else None
-        self.k_norm = HeadRMSNorm(D, spec.qk_norm_eps, dev) if spec.qk_norm else None
+        offset = spec.qk_norm_unit_offset
+        self.q_norm = HeadRMSNorm(D, spec.qk_norm_eps, dev, unit_offset=offset) if spec.qk_norm else None
+        self.k_norm = HeadRMSNorm(D, spec.qk_norm_eps, dev, unit_offset=offset) if spec.qk_norm else None
         self.rotary = RotaryEmbedding(spec.rope) if spec.rope is not None else None
         self._linear = KernelLinear()
         self._rotate: dict[str, Callable[..., Any]] = {}  # device type -> apply_rotary kernel
