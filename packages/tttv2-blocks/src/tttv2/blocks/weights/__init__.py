@@ -3,7 +3,7 @@ read lazily tensor by tensor, mapped onto module parameters with shape checks th
 every missing, unexpected and mis-shaped tensor, cast as they are copied, then fused."""
 
 from tttv2.blocks.weights.checkpoint import INDEX_FILE, SafetensorsCheckpoint
-from tttv2.blocks.weights.construction import default_dtype
+from tttv2.blocks.weights.construction import default_dtype, no_init_weights
 from tttv2.blocks.weights.dtypes import DTYPES, parse_dtype
 from tttv2.blocks.weights.errors import CheckpointError, CorruptCheckpointError, WeightMismatchError
 from tttv2.blocks.weights.fusion import fuse_projections
@@ -32,6 +32,7 @@ __all__ = [
     "fuse_projections",
     "load_weights",
     "loadable_tensors",
+    "no_init_weights",
     "parse_dtype",
     "plan_load",
     "read_header",

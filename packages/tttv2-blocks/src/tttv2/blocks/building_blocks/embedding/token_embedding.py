@@ -27,9 +27,14 @@ class TokenEmbedding(torch.nn.Module):
         if not isinstance(spec, EmbeddingSpec):
             raise TypeError(f"TokenEmbedding needs an EmbeddingSpec, got {type(spec).__name__}")
         self.spec = spec
-        self.weight = torch.nn.Parameter(torch.empty(spec.vocab_size, spec.hidden_dim, device=device).normal_(0.0, 0.02))
+        # through torch.nn.init, so tttv2.blocks.weights.no_init_weights can skip the draw
+        self.weight = torch.nn.Parameter(
+            torch.nn.init.normal_(torch.empty(spec.vocab_size, spec.hidden_dim, device=device), 0.0, 0.02)
+        )
         self.position_embedding = (
-            torch.nn.Parameter(torch.empty(spec.max_positions, spec.hidden_dim, device=device).normal_(0.0, 0.02))
+            torch.nn.Parameter(
+                torch.nn.init.normal_(torch.empty(spec.max_positions, spec.hidden_dim, device=device), 0.0, 0.02)
+            )
             if spec.max_positions is not None
             else None
         )

@@ -45,7 +45,9 @@ class LMHead(torch.nn.Module):
                 )
             self.weight = weight
         else:
-            self.weight = torch.nn.Parameter(torch.empty(spec.vocab_size, spec.hidden_dim, device=device).normal_(0.0, 0.02))
+            self.weight = torch.nn.Parameter(
+                torch.nn.init.normal_(torch.empty(spec.vocab_size, spec.hidden_dim, device=device), 0.0, 0.02)
+            )
         self.bias = torch.nn.Parameter(torch.zeros(spec.vocab_size, device=device)) if spec.bias else None
         self._kernels: dict[str, Callable[..., torch.Tensor]] = {}  # device type -> linear kernel
 
