@@ -19,6 +19,7 @@ from tttv2.blocks.weights import (
     default_dtype,
     fuse_projections,
     load_weights,
+    no_init_weights,
 )
 from tttv2.core.model_plugins import LoadedModel, ProgressCallback, read_hf_config
 from tttv2_llama3.config import model_spec
@@ -45,7 +46,7 @@ def load(
             f"{folder / 'config.json'}: not a valid Llama config ({exc!r})"
         ) from None
     with SafetensorsCheckpoint(folder) as checkpoint:  # headers checked before building
-        with default_dtype(dtype):
+        with default_dtype(dtype), no_init_weights():  # every parameter is loaded next
             model = LlamaForCausalLM(spec, device, execution_strategy)
         load_weights(model, checkpoint, rename_rules(model.spec), dtype=dtype, progress=progress)
     fuse_projections(model)
