@@ -263,6 +263,8 @@ def test_bench_reports_ours_hf_ratio_and_roofline(capsys, tiny_llama):
     for side in ("ours", "hf"):
         assert record[side]["prefill_tokens_per_s"] > 0 and record[side]["decode_tokens_per_s"] > 0
         assert record[side]["ttft_s"] > 0
+        assert record[side]["load_s"] > 0 and record[side]["warmup_s"] > 0  # warm-up, apart
+    assert record["ratio"]["load_s"] == pytest.approx(record["ours"]["load_s"] / record["hf"]["load_s"])
     assert record["ratio"]["decode_tokens_per_s"] == pytest.approx(
         record["ours"]["decode_tokens_per_s"] / record["hf"]["decode_tokens_per_s"]
     )
@@ -289,6 +291,7 @@ def test_bench_reports_ours_hf_ratio_and_roofline(capsys, tiny_llama):
         "8",
     )
     assert code == 0 and "decode tokens/s" in out and "roofline" in out
+    assert "warm-up: load s" in out and "warm-up: first run s" in out
 
 
 # -- bad input ---------------------------------------------------------------------------

@@ -3,7 +3,8 @@ path ``tttv2 generate`` takes) and for Hugging Face transformers on the same che
 
 Both run the same work: ``batch`` prompts of ``prompt_len`` random token ids (seeded),
 prefilled in one pass, then ``gen_len - 1`` greedy decode steps with a KV cache (the first
-generated token comes from the prefill). A short warm-up run precedes each measurement.
+generated token comes from the prefill). A short warm-up run precedes each measurement; its
+time is reported as ``warmup_s``, apart from the rates (as is loading, ``load_s``).
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ class Throughput:
     ttft_s: float
     decode_tokens_per_s: float | None  # all sequences together
     peak_memory_bytes: int | None  # weights + the most the run added (KV cache, activations)
+    warmup_s: float | None = None  # the first (warm-up) run: one-time costs of the first call
+    load_s: float | None = None  # reading the checkpoint and preparing the weights (set by the caller)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -43,13 +46,15 @@ def bench_ours(
     loaded: LoadedModel, prompts: torch.Tensor, gen_len: int, device: torch.device
 ) -> Throughput:
     batch, prompt_len = prompts.shape
+    start = time.perf_counter()
     _run_ours(loaded, prompts[:, : min(prompt_len, 8)], 2, device)  # warm-up
+    warmup = time.perf_counter() - start
     with PeakMemory(device, parameter_bytes(loaded.model)) as mem:
         engine, outputs = _run_ours(loaded, prompts, gen_len, device)
     stats = engine.stats
     ttft = statistics.mean(o.timings.time_to_first_token for o in outputs)
     decode = stats.decode_tokens_per_s if stats.decode_tokens else None
-    return Throughput(stats.prefill_tokens_per_s, ttft, decode, mem.peak_bytes)
+    return Throughput(stats.prefill_tokens_per_s, ttft, decode, mem.peak_bytes, warmup)
 
 
 def _run_ours(
@@ -82,11 +87,13 @@ def load_hf(checkpoint: Path, dtype: torch.dtype, device: torch.device) -> Any:
 
 def bench_hf(model: Any, prompts: torch.Tensor, gen_len: int, device: torch.device) -> Throughput:
     batch, prompt_len = prompts.shape
+    start = time.perf_counter()
     _run_hf(model, prompts[:, : min(prompt_len, 8)], 2, device)  # warm-up
+    warmup = time.perf_counter() - start
     with PeakMemory(device, parameter_bytes(model)) as mem:
         prefill_s, decode_s = _run_hf(model, prompts, gen_len, device)
     decode = batch * (gen_len - 1) / decode_s if gen_len > 1 and decode_s > 0 else None
-    return Throughput(batch * prompt_len / prefill_s, prefill_s, decode, mem.peak_bytes)
+    return Throughput(batch * prompt_len / prefill_s, prefill_s, decode, mem.peak_bytes, warmup)
 
 
 @torch.inference_mode()

@@ -7,6 +7,7 @@ import argparse
 import gc
 import json
 import sys
+import time
 
 import torch
 
@@ -28,7 +29,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "for our model and for Hugging Face transformers on the same checkpoint in the same run, "
         "with their ratios (ours / transformers), and the memory-bandwidth roofline of decoding: "
         "bytes read per decode step (weights + KV cache) over the bandwidth of a torch copy "
-        "measured in this run. Numbers are noisy on shared machines: compare ratios.",
+        "measured in this run. Warm-up is reported apart from the rates: loading (reading the "
+        "checkpoint, preparing the weights; for transformers also importing its model code on "
+        "first use) and the first, untimed run. Numbers are noisy on "
+        "shared machines: compare ratios.",
     )
     options.add_checkpoint(p, required=False, default_note=DEFAULT_CHECKPOINT_NOTE)
     options.add_model_options(p)
@@ -49,7 +53,9 @@ def run(args: argparse.Namespace) -> int:
     checkpoint = (
         args.checkpoint if args.checkpoint is not None else default_checkpoint(show_progress=show)
     )
+    start = time.perf_counter()
     loaded = load(checkpoint, args.dtype, device, args.strategy, show_progress=show)
+    load_s = time.perf_counter() - start
     if args.prompt_len + args.gen_len > loaded.max_context:
         raise UsageError(
             f"--prompt-len {args.prompt_len} + --gen-len {args.gen_len} exceeds the model's context "
@@ -58,6 +64,7 @@ def run(args: argparse.Namespace) -> int:
     prompts = bench_prompts(args.batch, args.prompt_len, loaded.spec.vocab_size)
     _note(show, "timing tttv2")
     ours = bench_ours(loaded, prompts, args.gen_len, device)
+    ours.load_s = load_s
     bandwidth = stream_bandwidth(device, args.bandwidth_mib * 1024**2)
     roof = decode_roofline(
         loaded.model, loaded.spec, args.batch, args.prompt_len, args.gen_len, bandwidth
@@ -65,14 +72,19 @@ def run(args: argparse.Namespace) -> int:
     del loaded
     gc.collect()
     _note(show, "timing transformers")
+    start = time.perf_counter()
     hf_model = load_hf(checkpoint, DTYPES[args.dtype], device)
+    load_s = time.perf_counter() - start
     hf = bench_hf(hf_model, prompts, args.gen_len, device)
+    hf.load_s = load_s
     del hf_model
     ratio = {
         "prefill_tokens_per_s": _ratio(ours.prefill_tokens_per_s, hf.prefill_tokens_per_s),
         "ttft_s": _ratio(ours.ttft_s, hf.ttft_s),
         "decode_tokens_per_s": _ratio(ours.decode_tokens_per_s, hf.decode_tokens_per_s),
         "peak_memory_bytes": _ratio(ours.peak_memory_bytes, hf.peak_memory_bytes),
+        "load_s": _ratio(ours.load_s, hf.load_s),
+        "warmup_s": _ratio(ours.warmup_s, hf.warmup_s),
     }
     roofline = roof.to_dict() | {
         "ours_fraction": _ratio(ours.decode_tokens_per_s, roof.decode_tokens_per_s),
@@ -109,6 +121,8 @@ def run(args: argparse.Namespace) -> int:
         ("time to first token ms", ours.ttft_s * 1e3, hf.ttft_s * 1e3, "{:.2f}"),
         ("decode tokens/s", ours.decode_tokens_per_s, hf.decode_tokens_per_s, "{:.1f}"),
         ("peak memory MiB", _mib(ours.peak_memory_bytes), _mib(hf.peak_memory_bytes), "{:.1f}"),
+        ("warm-up: load s", ours.load_s, hf.load_s, "{:.2f}"),
+        ("warm-up: first run s", ours.warmup_s, hf.warmup_s, "{:.2f}"),
     ]
     for label, a, b, fmt in rows:
         r = _ratio(a, b)
