@@ -21,6 +21,7 @@ from collections.abc import Callable, Mapping, Sequence
 import torch
 
 from tttv2.core.specs import AttentionSpec
+from tttv2.testing.reference.normalization import reference_rms_norm
 
 RopeFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 
@@ -57,8 +58,9 @@ def reference_attention(
     v = _linear(x, w, "v_proj").view(S, Hkv, D)
 
     if spec.qk_norm:
-        q = _rms_norm(q, w["q_norm.weight"], spec.qk_norm_eps, spec.qk_norm_unit_offset)
-        k = _rms_norm(k, w["k_norm.weight"], spec.qk_norm_eps, spec.qk_norm_unit_offset)
+        offset = spec.qk_norm_unit_offset  # float64 norm, back to the working dtype
+        q = reference_rms_norm(q, w["q_norm.weight"], spec.qk_norm_eps, offset).to(dtype)
+        k = reference_rms_norm(k, w["k_norm.weight"], spec.qk_norm_eps, offset).to(dtype)
 
     if rope is not None:
         pos = positions if positions is not None else torch.arange(S)
@@ -110,8 +112,3 @@ def _linear(x: torch.Tensor, w: Mapping[str, torch.Tensor], name: str) -> torch.
     return y + bias if bias is not None else y
 
 
-def _rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float, unit_offset: bool = False) -> torch.Tensor:
-    """RMSNorm over the last dim (each head's ``head_dim`` channels); ``* (1 + weight)``
-    with ``unit_offset``."""
-    scale = weight + 1.0 if unit_offset else weight
-    return x / torch.sqrt(x.pow(2).mean(dim=-1, keepdim=True) + eps) * scale
