@@ -1,6 +1,9 @@
 """Feed-forward blocks at real model sizes against Hugging Face with shared weights:
 Llama-3.1-8B SwiGLU (4096 -> 14336), GPT-2 MLP (768 -> 3072, gelu_tanh, biases),
-Gemma-2-2B GeGLU (2304 -> 9216, float32 and bfloat16); fused gate/up at GPT-J-like size."""
+Gemma-2-2B GeGLU (2304 -> 9216, float32 and bfloat16); fused gate/up at GPT-J-like size.
+
+A few rows (decode) go through tttv2-hw's native product, which sums in another order than
+torch's GEMM: results agree to one rounding, not bit for bit."""
 
 from __future__ import annotations
 
@@ -32,7 +35,7 @@ def test_llama31_8b_swiglu_equals_llama_mlp() -> None:
     _share_gated(ours, hf)
     x = torch.randn(3, 4096)
     with torch.no_grad():
-        assert torch.equal(ours(x), hf(x))
+        torch.testing.assert_close(ours(x), hf(x), rtol=1e-5, atol=1e-6)
 
 
 def test_gpt2_mlp_equals_hugging_face() -> None:
@@ -61,10 +64,10 @@ def test_gemma2_2b_geglu_equals_gemma2_mlp() -> None:
     _share_gated(ours, hf)
     x = torch.randn(3, 2304)
     with torch.no_grad():
-        assert torch.equal(ours(x), hf(x))
+        torch.testing.assert_close(ours(x), hf(x), rtol=1e-5, atol=1e-6)
         ours.to(torch.bfloat16)
         xb = x.to(torch.bfloat16)
-        assert torch.equal(ours(xb), hf(xb))
+        torch.testing.assert_close(ours(xb), hf(xb))  # bf16: one rounding of each product
 
 
 def test_fused_gate_up_at_real_size() -> None:

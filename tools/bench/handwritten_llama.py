@@ -1,14 +1,15 @@
 """Hand-written, single-file Llama for CPU/CUDA inference: the "hand-optimised" bar.
 
 This is the seed's reference point for composition cost: the same kernels TTTv2 uses
-(torch SDPA, ``F.rms_norm``, matrix-vector products, fused projections) with none of the
-abstractions — no specs, no strategies, no paged cache. It is deliberately good: fused
-QKV and gate/up weights, a static contiguous KV cache written in place, ``torch.mv`` for
-single-row decode, one RoPE rotation for q and k together with cos/sin rows looked up
+(torch SDPA, ``F.rms_norm``, tttv2-hw's native decode product, fused projections) with none
+of the abstractions — no specs, no strategies, no paged cache. It is deliberately good: fused
+QKV and gate/up weights, a static contiguous KV cache written in place, the native
+few-row product (``tttv2.hw.kernels.skinny_linear``, else ``torch.mv``) for decode, one RoPE rotation for q and k together with cos/sin rows looked up
 once per forward from tables built once, and — on CPUs without native bf16 — products of
 8 or more half-precision rows computed in fp32 from weight slices converted on the fly
-into one cache-resident buffer (torch's bf16 GEMM is 2-4x slower there). Only ``torch`` and ``safetensors`` are used; it reads a
-Hugging Face Llama checkpoint folder directly and never imports tttv2.
+into one cache-resident buffer (torch's bf16 GEMM is 2-4x slower there). Besides ``torch`` and ``safetensors`` it uses one kernel function from tttv2-hw (the same
+kernel, as the comparison requires); it reads a Hugging Face Llama checkpoint folder
+directly and imports nothing else of tttv2.
 """
 
 from __future__ import annotations
@@ -20,6 +21,9 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from safetensors import safe_open
+
+from tttv2.hw.kernels.native import NativeBuild
+from tttv2.hw.kernels.skinny_linear import SKINNY_MAX_ROWS, skinny_library, skinny_linear
 
 
 def _inv_freq(cfg: dict, head_dim: int) -> tuple[torch.Tensor, float]:
@@ -72,6 +76,7 @@ class HandwrittenLlama:
         self.upcast = dtype in (torch.bfloat16, torch.float16) and self.device.type == "cpu" and (
             dtype == torch.float16 or not _cpu_has_native_bf16()
         )
+        self.native = self.device.type == "cpu" and isinstance(skinny_library(), NativeBuild)
         t = self._read(folder)
         w = lambda name: t.pop(name).to(device=self.device, dtype=dtype).contiguous()  # noqa: E731
         self.embed = w("model.embed_tokens.weight")
@@ -103,6 +108,8 @@ class HandwrittenLlama:
 
     # -- kernels -------------------------------------------------------------------
     def _linear(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        if x.shape[0] <= SKINNY_MAX_ROWS and self.native and not torch.compiler.is_compiling():
+            return skinny_linear(x, w)
         if x.shape[0] == 1:  # one row: matrix-vector, which streams weights at full speed
             return torch.mv(w, x[0]).unsqueeze(0)
         if self.upcast and x.shape[0] >= UPCAST_MIN_ROWS:  # fp32 GEMM, weight converted in slices

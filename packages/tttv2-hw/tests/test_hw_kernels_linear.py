@@ -10,6 +10,7 @@ from hw_close import assert_close
 
 from tttv2.hw import get_kernel
 from tttv2.hw.kernels.linear import cpu_linear, linear, native_half_matmul, upcast_linear
+from tttv2.hw.kernels.skinny_linear import SKINNY_MAX_ROWS
 
 # the package exports the function ``linear`` under the submodule's name
 linear_module = importlib.import_module("tttv2.hw.kernels.linear")
@@ -61,7 +62,7 @@ def test_upcast_linear_in_slices_equals_one_product(monkeypatch, bias):
 def test_upcast_path_taken_only_without_native_half(monkeypatch):
     calls = []
     monkeypatch.setattr(linear_module, "upcast_linear", lambda *a: calls.append(a) or torch.zeros(8, 8))
-    rows = linear_module.UPCAST_MIN_ROWS
+    rows = max(linear_module.UPCAST_MIN_ROWS, SKINNY_MAX_ROWS + 1)  # past the native decode kernel
     x, w = torch.randn(rows, 16).bfloat16(), torch.randn(8, 16).bfloat16()
     cpu_linear(x, w)
     assert len(calls) == (0 if native_half_matmul(torch.bfloat16) else 1)

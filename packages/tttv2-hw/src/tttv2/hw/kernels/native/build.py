@@ -1,0 +1,125 @@
+"""Compile a kernel's C source on first use, cache the shared library, load it with ctypes.
+
+No package index holds prebuilt wheels here and the kernels are a few hundred lines, so
+they ship as C source and are built by the system C compiler (``$CC``, else ``cc``/``gcc``)
+the first time a process needs them: about a second, once per source, compiler and flags.
+The library is cached under ``$TTTV2_CACHE_DIR/native`` by a hash of all three, written to a
+temporary name and renamed into place, so parallel processes (pytest-xdist workers) never
+load a half-written file. ``TTTV2_NATIVE_KERNELS=0`` turns native kernels off.
+
+Anything that stops a build (no compiler, a CPU without the ISA, a compile error) raises
+:class:`NativeKernelUnavailable` with the reason; callers fall back to PyTorch's kernels.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import logging
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import torch  # noqa: F401  loads the OpenMP runtime (libgomp) the kernels link to and share
+
+from tttv2.hw.cache import cache_dir
+
+log = logging.getLogger(__name__)
+
+DISABLE_ENV = "TTTV2_NATIVE_KERNELS"
+#: /proc/cpuinfo flags every kernel here is compiled for.
+REQUIRED_CPU_FLAGS = frozenset({"avx2", "fma", "f16c"})
+CFLAGS = ("-O3", "-mavx2", "-mfma", "-mf16c", "-fopenmp", "-fPIC", "-shared", "-std=c11", "-Wall")
+
+
+class NativeKernelUnavailable(RuntimeError):
+    """A native kernel cannot be built or loaded here; the message says why."""
+
+
+@dataclass(frozen=True)
+class NativeBuild:
+    """A loaded kernel library and what it cost to get it (warm-up, reported apart)."""
+
+    name: str
+    path: Path
+    library: ctypes.CDLL
+    compiled: bool  # False: loaded from the cache
+    seconds: float
+
+
+def native_disabled() -> bool:
+    return os.environ.get(DISABLE_ENV, "").strip().lower() in ("0", "off", "false", "no")
+
+
+def check_cpu(flags: frozenset[str], machine: str) -> None:
+    """Raise unless the CPU runs the kernels (x86-64 with AVX2, FMA and F16C)."""
+    if machine.lower() not in ("x86_64", "amd64"):
+        raise NativeKernelUnavailable(f"native kernels are x86-64 only (this machine: {machine})")
+    missing = sorted(REQUIRED_CPU_FLAGS - flags)
+    if missing:
+        raise NativeKernelUnavailable(f"CPU lacks {', '.join(missing)} (needed by the native kernels)")
+
+
+def find_compiler() -> str:
+    for candidate in (os.environ.get("CC"), "cc", "gcc"):
+        if candidate and shutil.which(candidate):
+            return shutil.which(candidate)  # type: ignore[return-value]
+    raise NativeKernelUnavailable("no C compiler found (set CC, or install gcc)")
+
+
+def build_native(name: str, *, flags: frozenset[str] | None = None, out_dir: Path | None = None) -> NativeBuild:
+    """Compile (or load from the cache) the kernel ``native/<name>.c`` of this package."""
+    started = time.perf_counter()
+    if native_disabled():
+        raise NativeKernelUnavailable(f"turned off by {DISABLE_ENV}={os.environ[DISABLE_ENV]}")
+    if flags is None:
+        flags = _cpu_flags()
+    check_cpu(flags, platform.machine())
+    source = resources.files(__package__).joinpath(f"{name}.c").read_bytes()
+    compiler = find_compiler()
+    version = _compiler_version(compiler)
+    key = hashlib.sha256(b"\0".join([source, " ".join(CFLAGS).encode(), compiler.encode(), version])).hexdigest()
+    out_dir = out_dir or cache_dir() / "native"
+    target = out_dir / f"{name}-{key[:16]}.so"
+    compiled = not target.is_file()
+    if compiled:
+        log.info("compiling native kernel %s into %s (first use)", name, target)
+        _compile(compiler, source, target, name)
+    try:
+        library = ctypes.CDLL(str(target))
+    except OSError as error:
+        raise NativeKernelUnavailable(f"cannot load {target}: {error}") from error
+    return NativeBuild(name, target, library, compiled, time.perf_counter() - started)
+
+
+def _compile(compiler: str, source: bytes, target: Path, name: str) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
+        src, out = Path(tmp) / f"{name}.c", Path(tmp) / f"{name}.so"
+        src.write_bytes(source)
+        result = subprocess.run([compiler, *CFLAGS, str(src), "-o", str(out)], capture_output=True, text=True)
+        if result.returncode != 0:
+            raise NativeKernelUnavailable(f"{compiler} failed on {name}.c:\n{result.stderr.strip()}")
+        os.replace(out, target)  # atomic: a concurrent process sees no file or a whole one
+
+
+def _compiler_version(compiler: str) -> bytes:
+    try:
+        return subprocess.run([compiler, "--version"], capture_output=True, check=False).stdout
+    except OSError as error:
+        raise NativeKernelUnavailable(f"cannot run {compiler}: {error}") from error
+
+
+def _cpu_flags() -> frozenset[str]:
+    from tttv2.hw.device.cpu import parse_cpuinfo
+
+    try:
+        return parse_cpuinfo(Path("/proc/cpuinfo").read_text())[1]
+    except OSError:
+        return frozenset()
