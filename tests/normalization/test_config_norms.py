@@ -1,6 +1,11 @@
 """Norms at real model configurations against Hugging Face: Gemma-2-2B's four sandwich
-RMSNorms with unit offset (2304, eps 1e-6; bit-equal in float32 and bfloat16),
-Llama-3.1-8B's RMSNorm (4096, eps 1e-5) and GPT-2's LayerNorm with bias (768)."""
+RMSNorms with unit offset (2304, eps 1e-6), Llama-3.1-8B's RMSNorm (4096, eps 1e-5) and
+GPT-2's LayerNorm with bias (768).
+
+On CPU the norms run tttv2-hw's native RMSNorm, which computes in Hugging Face's order
+(fp32 mean of squares, fp32 products, one rounding) but sums the squares in another order
+than torch: fp32 results agree to a few ulp and bf16 results to one rounding step, nearly
+always bit for bit (the share of identical elements is asserted too)."""
 
 from __future__ import annotations
 
@@ -21,10 +26,11 @@ def test_gemma2_2b_unit_offset_norms_equal_hugging_face() -> None:
         with torch.no_grad():
             ours.weight.normal_(0, 0.5)
             hf.weight.copy_(ours.weight)
-            assert torch.equal(ours(x), hf(x))
+            torch.testing.assert_close(ours(x), hf(x), rtol=2e-6, atol=1e-6)
             ours, hf = ours.to(torch.bfloat16), hf.to(torch.bfloat16)
             xb = x.to(torch.bfloat16)
-            assert torch.equal(ours(xb), hf(xb))
+            torch.testing.assert_close(ours(xb), hf(xb))
+            assert (ours(xb) == hf(xb)).float().mean() > 0.97
 
 
 def test_llama31_8b_rms_norm_equals_hugging_face() -> None:
@@ -34,7 +40,7 @@ def test_llama31_8b_rms_norm_equals_hugging_face() -> None:
     with torch.no_grad():
         ours.weight.normal_(1, 0.2)
         hf.weight.copy_(ours.weight)
-        assert torch.equal(ours(x), hf(x))
+        torch.testing.assert_close(ours(x), hf(x), rtol=2e-6, atol=1e-6)
         # bfloat16: Llama rounds before multiplying by the weight, we after (one rounding apart)
         ours, hf, xb = ours.to(torch.bfloat16), hf.to(torch.bfloat16), x.to(torch.bfloat16)
         torch.testing.assert_close(ours(xb), hf(xb), rtol=1.6e-2, atol=1e-2)

@@ -22,8 +22,10 @@ import torch
 import torch.nn.functional as F
 from safetensors import safe_open
 
-from tttv2.hw.kernels.native import NativeBuild
-from tttv2.hw.kernels.skinny_linear import SKINNY_MAX_ROWS, skinny_library, skinny_linear
+from tttv2.hw.kernels.native import NativeKernelUnavailable
+from tttv2.hw.kernels.native_paged_decode_attention import native_paged_decode_attention
+from tttv2.hw.kernels.native_rms_norm import native_rms_norm
+from tttv2.hw.kernels.skinny_linear import SKINNY_MAX_ROWS, skinny_kernel, skinny_linear
 
 
 def _inv_freq(cfg: dict, head_dim: int) -> tuple[torch.Tensor, float]:
@@ -76,7 +78,8 @@ class HandwrittenLlama:
         self.upcast = dtype in (torch.bfloat16, torch.float16) and self.device.type == "cpu" and (
             dtype == torch.float16 or not _cpu_has_native_bf16()
         )
-        self.native = self.device.type == "cpu" and isinstance(skinny_library(), NativeBuild)
+        self.native = self.device.type == "cpu" and not isinstance(skinny_kernel(), NativeKernelUnavailable)
+        self.scale = 1.0 / math.sqrt(cfg.get("head_dim") or cfg["hidden_size"] // cfg["num_attention_heads"])
         t = self._read(folder)
         w = lambda name: t.pop(name).to(device=self.device, dtype=dtype).contiguous()  # noqa: E731
         self.embed = w("model.embed_tokens.weight")
@@ -93,7 +96,9 @@ class HandwrittenLlama:
         inv, _ = _inv_freq(cfg, self.head_dim)
         ang = torch.outer(torch.arange(max_seq_len, dtype=torch.float32), inv)
         self.cos, self.sin = ang.cos().to(self.device, dtype), ang.sin().to(self.device, dtype)
-        shape = (max_batch, self.n_kv, max_seq_len, self.head_dim)
+        # [B, S, Hkv, D]: the layout the native decode attention reads (one block per sequence)
+        shape = (max_batch, max_seq_len, self.n_kv, self.head_dim)
+        self.rows = torch.arange(max_batch, device=self.device).view(max_batch, 1)
         self.k_cache = [torch.zeros(shape, dtype=dtype, device=self.device) for _ in range(self.n_layers)]
         self.v_cache = [torch.zeros(shape, dtype=dtype, device=self.device) for _ in range(self.n_layers)]
 
@@ -124,6 +129,8 @@ class HandwrittenLlama:
         return F.linear(x, w)
 
     def _rms(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        if self.native and not torch.compiler.is_compiling():
+            return native_rms_norm(x, w, self.eps)
         return F.rms_norm(x, (x.shape[-1],), w, self.eps)  # fp32 accumulation for half inputs
 
     @staticmethod
@@ -140,20 +147,25 @@ class HandwrittenLlama:
         h = self.embed[ids].reshape(bsz * seq, self.hidden)
         pos = slice(start, start + seq)
         cos, sin = self.cos[pos, None], self.sin[pos, None]  # [S, 1, D/2], shared by the layers
+        lens = torch.full((bsz,), start + seq, dtype=torch.int64)
         nq, nkv, d = self.n_heads * self.head_dim, self.n_kv * self.head_dim, self.head_dim
         for i, (ln1, wqkv, wo, ln2, wgu, wdown) in enumerate(self.layers):
             qkv = self._linear(self._rms(h, ln1), wqkv).view(bsz, seq, -1)
             # q and k heads are adjacent in the fused product: one rotation for both
             qk = self._rope(qkv[..., : nq + nkv].view(bsz, seq, self.n_heads + self.n_kv, d), cos, sin)
-            q = qk[:, :, : self.n_heads].transpose(1, 2)
-            k = qk[:, :, self.n_heads :].transpose(1, 2)
-            v = qkv[..., nq + nkv :].view(bsz, seq, self.n_kv, d).transpose(1, 2)
-            self.k_cache[i][:bsz, :, pos] = k
-            self.v_cache[i][:bsz, :, pos] = v
-            kc, vc = self.k_cache[i][:bsz, :, : start + seq], self.v_cache[i][:bsz, :, : start + seq]
-            o = F.scaled_dot_product_attention(q, kc, vc, is_causal=seq > 1 and start == 0,
-                                               enable_gqa=self.n_heads != self.n_kv)
-            h = h + self._linear(o.transpose(1, 2).reshape(bsz * seq, nq), wo)
+            v = qkv[..., nq + nkv :].view(bsz, seq, self.n_kv, d)
+            self.k_cache[i][:bsz, pos] = qk[:, :, self.n_heads :]
+            self.v_cache[i][:bsz, pos] = v
+            if seq == 1 and self.native and not torch.compiler.is_compiling():  # decode: keys and values read in place
+                o = native_paged_decode_attention(qk[:, 0, : self.n_heads], self.k_cache[i], self.v_cache[i],
+                                                  self.rows[:bsz], lens, scale=self.scale).unsqueeze(1)
+            else:
+                q = qk[:, :, : self.n_heads].transpose(1, 2)
+                kc = self.k_cache[i][:bsz, : start + seq].transpose(1, 2)
+                vc = self.v_cache[i][:bsz, : start + seq].transpose(1, 2)
+                o = F.scaled_dot_product_attention(q, kc, vc, is_causal=seq > 1 and start == 0,
+                                                   enable_gqa=self.n_heads != self.n_kv).transpose(1, 2)
+            h = h + self._linear(o.reshape(bsz * seq, nq), wo)
             gu = self._linear(self._rms(h, ln2), wgu)
             gate, up = gu.chunk(2, dim=-1)
             h = h + self._linear(F.silu(gate) * up, wdown)

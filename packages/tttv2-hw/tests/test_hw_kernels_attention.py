@@ -9,6 +9,7 @@ from hw_naive_kernels import naive_paged_decode, naive_prefill
 
 from tttv2.hw import get_kernel
 from tttv2.hw.kernels import paged_decode_attention, prefill_attention
+from tttv2.hw.kernels.paged_decode_attention import cpu_paged_decode_attention
 
 CASES = [  # (B, H, Hkv, Sq, Sk, D, window, softcap)
     (1, 4, 4, 7, 7, 8, None, None),  # one-shot prefill, MHA
@@ -151,7 +152,8 @@ def test_paged_decode_agrees_with_prefill_last_row():
 
 def test_registry_serves_these_kernels():
     assert get_kernel("prefill_attention") is prefill_attention
-    assert get_kernel("paged_decode_attention", "cpu") is paged_decode_attention
+    assert get_kernel("paged_decode_attention", "cpu") is cpu_paged_decode_attention
+    assert get_kernel("paged_decode_attention", "cuda") is paged_decode_attention
 
 
 @pytest.mark.parametrize("window", [None, 9, 3])

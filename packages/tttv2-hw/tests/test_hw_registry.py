@@ -8,7 +8,7 @@ import pytest
 from tttv2.core.errors import TTTv2Error, UnknownNameError
 from tttv2.hw import DeviceConfig, get_kernel, kernel_backends, register_kernel
 from tttv2.hw.kernels import registry
-from tttv2.hw.kernels.rms_norm import rms_norm
+from tttv2.hw.kernels.rms_norm import cpu_rms_norm, rms_norm
 
 
 @pytest.fixture
@@ -41,7 +41,7 @@ def test_forced_cuda_profile_selects_the_cuda_path(scratch_backends):
         config = DeviceConfig.auto_detect("cuda:H100")
         assert get_kernel("rms_norm", config.device_type) is marker
         assert get_kernel("rms_norm", config.torch_device) is marker  # "cuda:0"
-        assert get_kernel("rms_norm", "cpu") is rms_norm
+        assert get_kernel("rms_norm", "cpu") is cpu_rms_norm
     finally:
         register_kernel("torch-cuda", "rms_norm", rms_norm)
 
@@ -51,7 +51,7 @@ def test_third_party_device_backend_wins_for_its_device_only(scratch_backends):
     register_kernel("fast-cpu", "apply_rotary", fast)
     assert get_kernel("apply_rotary", "cpu") is fast
     assert get_kernel("apply_rotary", "cuda") is not fast
-    assert get_kernel("rms_norm", "cpu") is rms_norm  # ops it lacks fall through
+    assert get_kernel("rms_norm", "cpu") is cpu_rms_norm  # ops it lacks fall through
     assert get_kernel("apply_rotary", backend="torch") is not fast
 
 

@@ -24,7 +24,8 @@ def test_unit_offset_equals_gemma3_rms_norm(dtype: torch.dtype) -> None:
     ours, hf = _pair(dtype)
     x = torch.randn(5, 4, 64).to(dtype)  # [T, heads, head_dim]
     with torch.no_grad():
-        assert torch.equal(ours(x), hf(x))
+        # on CPU the native RMSNorm sums squares in another order than torch: a few fp32 ulp
+        torch.testing.assert_close(ours(x), hf(x), rtol=2e-6, atol=1e-6)
 
 
 def test_unit_offset_keeps_precision_that_a_folded_bf16_weight_loses() -> None:

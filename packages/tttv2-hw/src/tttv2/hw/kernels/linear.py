@@ -25,7 +25,8 @@ from functools import cache
 import torch
 import torch.nn.functional as F
 
-from tttv2.hw.kernels.skinny_linear import _records_grad, skinny_linear, skinny_linear_applies
+from tttv2.hw.kernels.native import records_grad
+from tttv2.hw.kernels.skinny_linear import skinny_linear, skinny_linear_applies
 
 HALF_DTYPES = (torch.bfloat16, torch.float16)
 #: Rows from which a half-precision product is computed in fp32 on CPUs without native
@@ -60,7 +61,7 @@ def cpu_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None 
         rows >= UPCAST_MIN_ROWS
         and x.dtype in HALF_DTYPES
         and not native_half_matmul(x.dtype)
-        and not _records_grad(x, weight, bias)
+        and not records_grad(x, weight, bias)
     ):
         return upcast_linear(x, weight, bias)
     return F.linear(x, weight, bias)

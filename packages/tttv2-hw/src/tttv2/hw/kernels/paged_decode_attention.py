@@ -25,6 +25,10 @@ import torch
 import torch.nn.functional as F
 
 from tttv2.hw.kernels._masks import softcapped_attention
+from tttv2.hw.kernels.native_paged_decode_attention import (
+    native_paged_decode_attention,
+    native_paged_decode_attention_applies,
+)
 
 
 def paged_decode_attention(
@@ -72,6 +76,39 @@ def paged_decode_attention(
     else:
         out = F.scaled_dot_product_attention(qg, k, v, attn_mask=mask, scale=scale)
     return out.reshape(B, H, D)
+
+
+def cpu_paged_decode_attention(
+    q: torch.Tensor,
+    k_pool: torch.Tensor,
+    v_pool: torch.Tensor,
+    block_tables: torch.Tensor,
+    seq_lens: torch.Tensor,
+    *,
+    scale: float,
+    sliding_window: int | None = None,
+    softcap: float | None = None,
+    max_seq_len: int | None = None,
+) -> torch.Tensor:
+    """:func:`paged_decode_attention` for CPU tensors: the native kernel, which reads the
+    blocks in place, where it is built; else the torch path above."""
+    if (
+        q.dim() == 3
+        and k_pool.dim() == 4
+        and v_pool.shape == k_pool.shape
+        and k_pool.shape[2] > 0
+        and q.shape[1] % k_pool.shape[2] == 0
+        and k_pool.shape[3] == q.shape[2]
+        and block_tables.dim() == 2
+        and native_paged_decode_attention_applies(q, k_pool, v_pool, block_tables, seq_lens)
+    ):
+        return native_paged_decode_attention(
+            q, k_pool, v_pool, block_tables, seq_lens, scale=scale, sliding_window=sliding_window, softcap=softcap
+        )
+    return paged_decode_attention(
+        q, k_pool, v_pool, block_tables, seq_lens,
+        scale=scale, sliding_window=sliding_window, softcap=softcap, max_seq_len=max_seq_len,
+    )  # fmt: skip
 
 
 def _single_sequence(

@@ -12,6 +12,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from tttv2.hw.kernels.native_rms_norm import native_rms_norm, native_rms_norm_applies
+
 
 def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float, *, unit_offset: bool = False) -> torch.Tensor:
     """Normalise over the last dim with fp32 accumulation; the result has x's dtype."""
@@ -22,3 +24,10 @@ def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float, *, unit_offset: 
     if weight.dtype != x.dtype:
         return F.rms_norm(x.float(), (x.shape[-1],), weight.float(), eps).to(x.dtype)
     return F.rms_norm(x, (x.shape[-1],), weight, eps)
+
+
+def cpu_rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float, *, unit_offset: bool = False) -> torch.Tensor:
+    """:func:`rms_norm` for CPU tensors: the native kernel where it is built, else torch."""
+    if native_rms_norm_applies(x, weight):
+        return native_rms_norm(x, weight, eps, unit_offset=unit_offset)
+    return rms_norm(x, weight, eps, unit_offset=unit_offset)

@@ -9,7 +9,7 @@ bf16 one row 1.3-2.4x faster (Llama-3.2-1B projections 24-42 GB/s instead of 16-
 once, as torch's kernels do; the summation order differs, so results may differ from
 torch's in the last bit.
 
-The library is built on first use (:func:`skinny_library`); where it cannot be (no
+The library is built on first use (:func:`skinny_kernel`); where it cannot be (no
 compiler, another ISA, ``TTTV2_NATIVE_KERNELS=0``) :func:`skinny_linear_applies` is False and
 callers use PyTorch.
 """
@@ -17,39 +17,28 @@ callers use PyTorch.
 from __future__ import annotations
 
 import ctypes
-from functools import cache
 
 import torch
 
-from tttv2.hw.kernels.native import NativeBuild, NativeKernelUnavailable, build_native
+from tttv2.hw.kernels.native import (
+    DTYPE_CODES,
+    NativeKernelUnavailable,
+    native_allowed,
+    native_function,
+    records_grad,
+)
 
 #: Most rows sent to the kernel: beyond 16 rows a product is compute-bound and the BLAS
 #: GEMM (fp32, or the fp32 path for half inputs) is as fast.
 SKINNY_MAX_ROWS = 16
 #: Weight bytes walked per chunk, so all row blocks reuse a chunk from L2.
 CHUNK_BYTES = 512 << 10
-DTYPE_CODES = {torch.float32: 0, torch.bfloat16: 1, torch.float16: 2}
+_ARGTYPES = (ctypes.c_void_p, ctypes.c_int) * 4 + (ctypes.c_int64,) * 4
 
 
-@cache
-def skinny_library() -> NativeBuild | NativeKernelUnavailable:
-    """The built kernel, or why there is none (built once per process, cached on disk)."""
-    try:
-        build = build_native("skinny_linear")
-    except NativeKernelUnavailable as reason:
-        return reason
-    fn = build.library.tttv2_skinny_linear
-    fn.argtypes = [ctypes.c_void_p, ctypes.c_int] * 4 + [ctypes.c_int64] * 4
-    fn.restype = ctypes.c_int
-    return build
-
-
-def _records_grad(*tensors: torch.Tensor | None) -> bool:
-    """Whether autograd would record this product: the native kernel and the fp32 path
-    of :func:`~tttv2.hw.kernels.linear.upcast_linear` (``out=`` buffers) have no
-    backward, so they serve inference only (``no_grad``/``inference_mode`` or weights
-    without grad)."""
-    return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
+def skinny_kernel():
+    """The C function, or why there is none (built once per process, cached on disk)."""
+    return native_function("skinny_linear", "tttv2_skinny_linear", _ARGTYPES)
 
 
 def skinny_linear_applies(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, rows: int) -> bool:
@@ -64,22 +53,22 @@ def skinny_linear_applies(x: torch.Tensor, weight: torch.Tensor, bias: torch.Ten
         and weight.dtype == x.dtype
         and weight.is_contiguous()
         and (bias is None or (bias.dtype == x.dtype and bias.is_contiguous() and bias.device.type == "cpu"))
-        and not _records_grad(x, weight, bias)
-        and not torch.compiler.is_compiling()
-        and isinstance(skinny_library(), NativeBuild)
+        and not records_grad(x, weight, bias)
+        and native_allowed()
+        and not isinstance(skinny_kernel(), NativeKernelUnavailable)
     )
 
 
 def skinny_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
     """``x [..., in] @ weight[out, in].T (+ bias)`` in ``x``'s dtype, by the native kernel.
     Call only where :func:`skinny_linear_applies`."""
-    build = skinny_library()
-    if not isinstance(build, NativeBuild):
-        raise build
+    fn = skinny_kernel()
+    if isinstance(fn, NativeKernelUnavailable):
+        raise fn
     out_features, in_features = weight.shape
     x2 = x.reshape(-1, in_features).contiguous()
     y = torch.empty(x2.shape[0], out_features, dtype=x.dtype)
-    status = build.library.tttv2_skinny_linear(
+    status = fn(
         x2.data_ptr(), DTYPE_CODES[x.dtype],
         weight.data_ptr(), DTYPE_CODES[weight.dtype],
         bias.data_ptr() if bias is not None else None, DTYPE_CODES[bias.dtype] if bias is not None else 0,

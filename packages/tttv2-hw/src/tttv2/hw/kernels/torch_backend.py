@@ -1,17 +1,18 @@
 """The built-in torch backends: ``torch`` (any device), ``torch-cpu`` and ``torch-cuda``.
 
 All three share the same PyTorch code except where a device has its own faster kernel
-(``torch-cpu``'s ``linear``: matrix-vector products for one row, fp32 products for long
-half-precision inputs on CPUs without native bf16).
+(``torch-cpu``'s ``linear``, ``rms_norm`` and ``paged_decode_attention``: the native
+kernels of :mod:`tttv2.hw.kernels.native` where they are built; matrix-vector products for
+one row and fp32 products for long half-precision inputs on CPUs without native bf16).
 """
 
 from __future__ import annotations
 
 from tttv2.hw.kernels.linear import cpu_linear, linear
-from tttv2.hw.kernels.paged_decode_attention import paged_decode_attention
+from tttv2.hw.kernels.paged_decode_attention import cpu_paged_decode_attention, paged_decode_attention
 from tttv2.hw.kernels.prefill_attention import prefill_attention
 from tttv2.hw.kernels.registry import register_kernel
-from tttv2.hw.kernels.rms_norm import rms_norm
+from tttv2.hw.kernels.rms_norm import cpu_rms_norm, rms_norm
 from tttv2.hw.kernels.rotary import apply_rotary
 
 TORCH_KERNELS = {
@@ -23,7 +24,13 @@ TORCH_KERNELS = {
 }
 TORCH_BACKENDS = ("torch", "torch-cpu", "torch-cuda")
 #: Backend -> the ops where it has its own kernel instead of the shared one.
-DEVICE_KERNELS = {"torch-cpu": {"linear": cpu_linear}}
+DEVICE_KERNELS = {
+    "torch-cpu": {
+        "linear": cpu_linear,
+        "rms_norm": cpu_rms_norm,
+        "paged_decode_attention": cpu_paged_decode_attention,
+    }
+}
 
 
 def register_torch_backends() -> None:

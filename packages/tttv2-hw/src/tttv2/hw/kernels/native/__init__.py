@@ -1,5 +1,21 @@
 """Kernels in C, compiled on first use (see :mod:`tttv2.hw.kernels.native.build`)."""
 
-from tttv2.hw.kernels.native.build import NativeBuild, NativeKernelUnavailable, build_native, native_disabled
+from tttv2.hw.kernels.native.build import (
+    NativeBuild,
+    NativeKernelUnavailable,
+    build_native,
+    native_disabled,
+    native_function,
+)
+from tttv2.hw.kernels.native.tensors import DTYPE_CODES, native_allowed, records_grad
 
-__all__ = ["NativeBuild", "NativeKernelUnavailable", "build_native", "native_disabled"]
+__all__ = [
+    "DTYPE_CODES",
+    "NativeBuild",
+    "NativeKernelUnavailable",
+    "build_native",
+    "native_allowed",
+    "native_disabled",
+    "native_function",
+    "records_grad",
+]

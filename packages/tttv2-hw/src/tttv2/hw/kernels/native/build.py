@@ -22,7 +22,9 @@ import shutil
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cache
 from importlib import resources
 from pathlib import Path
 
@@ -81,16 +83,19 @@ def build_native(name: str, *, flags: frozenset[str] | None = None, out_dir: Pat
     if flags is None:
         flags = _cpu_flags()
     check_cpu(flags, platform.machine())
-    source = resources.files(__package__).joinpath(f"{name}.c").read_bytes()
+    package = resources.files(__package__)
+    source = package.joinpath(f"{name}.c").read_bytes()
+    headers = {h.name: h.read_bytes() for h in package.iterdir() if h.name.endswith(".h")}
     compiler = find_compiler()
     version = _compiler_version(compiler)
-    key = hashlib.sha256(b"\0".join([source, " ".join(CFLAGS).encode(), compiler.encode(), version])).hexdigest()
+    parts = [source, *(headers[h] for h in sorted(headers)), " ".join(CFLAGS).encode(), compiler.encode(), version]
+    key = hashlib.sha256(b"\0".join(parts)).hexdigest()
     out_dir = out_dir or cache_dir() / "native"
     target = out_dir / f"{name}-{key[:16]}.so"
     compiled = not target.is_file()
     if compiled:
         log.info("compiling native kernel %s into %s (first use)", name, target)
-        _compile(compiler, source, target, name)
+        _compile(compiler, source, headers, target, name)
     try:
         library = ctypes.CDLL(str(target))
     except OSError as error:
@@ -98,15 +103,31 @@ def build_native(name: str, *, flags: frozenset[str] | None = None, out_dir: Pat
     return NativeBuild(name, target, library, compiled, time.perf_counter() - started)
 
 
-def _compile(compiler: str, source: bytes, target: Path, name: str) -> None:
+def _compile(compiler: str, source: bytes, headers: dict[str, bytes], target: Path, name: str) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
         src, out = Path(tmp) / f"{name}.c", Path(tmp) / f"{name}.so"
         src.write_bytes(source)
+        for header, text in headers.items():
+            (Path(tmp) / header).write_bytes(text)
         result = subprocess.run([compiler, *CFLAGS, str(src), "-o", str(out)], capture_output=True, text=True)
         if result.returncode != 0:
             raise NativeKernelUnavailable(f"{compiler} failed on {name}.c:\n{result.stderr.strip()}")
         os.replace(out, target)  # atomic: a concurrent process sees no file or a whole one
+
+
+@cache
+def native_function(name: str, symbol: str, argtypes: tuple) -> Callable | NativeKernelUnavailable:
+    """One C function (returning int) of kernel ``name``, built on the first call of the
+    process (see :func:`build_native`), or the reason it cannot be: callers test for
+    :class:`NativeKernelUnavailable` and use PyTorch instead."""
+    try:
+        build = build_native(name)
+    except NativeKernelUnavailable as reason:
+        return reason
+    fn = getattr(build.library, symbol)
+    fn.argtypes, fn.restype = list(argtypes), ctypes.c_int
+    return fn
 
 
 def _compiler_version(compiler: str) -> bytes:

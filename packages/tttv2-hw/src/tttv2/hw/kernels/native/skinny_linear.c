@@ -14,59 +14,10 @@
  * Threads: OpenMP, sharing the runtime (libgomp) and thread count PyTorch already loaded.
  * Needs AVX2, FMA and F16C; the Python side checks the CPU before loading this library.
  */
-#include <immintrin.h>
-#include <stdint.h>
 #include <stdlib.h>
-#include <string.h>
 #include <omp.h>
 
-enum { F32 = 0, BF16 = 1, F16 = 2 };
-
-#define INLINE static inline __attribute__((always_inline))
-
-INLINE __m256 load8(const void *base, int64_t i, int dtype) {
-    if (dtype == BF16) {
-        __m128i h = _mm_loadu_si128((const __m128i *)((const uint16_t *)base + i));
-        return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
-    }
-    if (dtype == F16)
-        return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)base + i)));
-    return _mm256_loadu_ps((const float *)base + i);
-}
-
-INLINE float load1(const void *base, int64_t i, int dtype) {
-    if (dtype == BF16) {
-        uint32_t bits = (uint32_t)((const uint16_t *)base)[i] << 16;
-        float f;
-        memcpy(&f, &bits, 4);
-        return f;
-    }
-    if (dtype == F16) return _cvtsh_ss(((const uint16_t *)base)[i]);
-    return ((const float *)base)[i];
-}
-
-INLINE void store1(void *base, int64_t i, float f, int dtype) {
-    if (dtype == BF16) {
-        uint32_t bits;
-        memcpy(&bits, &f, 4);
-        if ((bits & 0x7fffffffu) > 0x7f800000u)
-            bits |= 0x00400000u; /* NaN stays a (quiet) NaN */
-        else
-            bits += 0x7fffu + ((bits >> 16) & 1u); /* round to nearest even */
-        ((uint16_t *)base)[i] = (uint16_t)(bits >> 16);
-    } else if (dtype == F16) {
-        ((uint16_t *)base)[i] = _cvtss_sh(f, _MM_FROUND_TO_NEAREST_INT);
-    } else {
-        ((float *)base)[i] = f;
-    }
-}
-
-INLINE float hsum(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
+#include "dtypes.h"
 
 /* One register block: MR activation rows (fp32, row stride K) x NR weight rows. */
 INLINE void block(const float *x, const void *w, int wt, const void *bias, int bt, void *y, int yt,
@@ -74,8 +25,14 @@ INLINE void block(const float *x, const void *w, int wt, const void *bias, int b
     __m256 acc[4][4];
     for (int i = 0; i < MR; i++)
         for (int j = 0; j < NR; j++) acc[i][j] = _mm256_setzero_ps();
-    const int64_t K8 = K & ~(int64_t)7;
+    const int64_t K8 = K & ~(int64_t)7, wbytes = wt == F32 ? 4 : 2;
+    /* The NR rows are contiguous and each is short (a few KB), too short for the hardware
+     * prefetcher to learn; fetch the next block's rows at the pace this one is consumed
+     * (one cache line per step in half precision): 15 -> 21 GB/s from DRAM at one row. */
+    const char *next = (const char *)w + (n0 + NR) * K * wbytes;
     for (int64_t k = 0; k < K8; k += 8) {
+        _mm_prefetch(next + k * NR * wbytes, _MM_HINT_T0);
+        if (wbytes == 4) _mm_prefetch(next + k * NR * wbytes + 64, _MM_HINT_T0);
         __m256 wv[4];
         for (int j = 0; j < NR; j++) wv[j] = load8(w, (n0 + j) * K + k, wt);
         for (int i = 0; i < MR; i++) {
@@ -115,7 +72,7 @@ static void rows_against_chunk(const float *xf, const void *w, int wt, const voi
 /* Returns 0 on success, 1 for a bad dtype code, 2 when memory for x in fp32 is missing. */
 int tttv2_skinny_linear(const void *x, int xt, const void *w, int wt, const void *bias, int bt, void *y,
                         int yt, int64_t M, int64_t N, int64_t K, int64_t l2_bytes) {
-    if (xt < 0 || xt > 2 || wt < 0 || wt > 2 || yt < 0 || yt > 2 || (bias && (bt < 0 || bt > 2))) return 1;
+    if (!valid_dtype(xt) || !valid_dtype(wt) || !valid_dtype(yt) || (bias && !valid_dtype(bt))) return 1;
     if (M <= 0 || N <= 0) return 0;
     float *xf = (float *)x;
     float *owned = NULL;

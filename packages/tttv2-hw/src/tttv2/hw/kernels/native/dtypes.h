@@ -1,0 +1,59 @@
+/* Shared by the native kernels: dtype codes, 8-wide loads to fp32, rounding stores. */
+#ifndef TTTV2_NATIVE_DTYPES_H
+#define TTTV2_NATIVE_DTYPES_H
+#include <immintrin.h>
+#include <stdint.h>
+#include <string.h>
+
+enum { F32 = 0, BF16 = 1, F16 = 2 };
+
+#define INLINE static inline __attribute__((always_inline))
+
+INLINE __m256 load8(const void *base, int64_t i, int dtype) {
+    if (dtype == BF16) {
+        __m128i h = _mm_loadu_si128((const __m128i *)((const uint16_t *)base + i));
+        return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+    }
+    if (dtype == F16)
+        return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)base + i)));
+    return _mm256_loadu_ps((const float *)base + i);
+}
+
+INLINE float load1(const void *base, int64_t i, int dtype) {
+    if (dtype == BF16) {
+        uint32_t bits = (uint32_t)((const uint16_t *)base)[i] << 16;
+        float f;
+        memcpy(&f, &bits, 4);
+        return f;
+    }
+    if (dtype == F16) return _cvtsh_ss(((const uint16_t *)base)[i]);
+    return ((const float *)base)[i];
+}
+
+/* Round to the dtype (to nearest even, as torch's casts) and store. */
+INLINE void store1(void *base, int64_t i, float f, int dtype) {
+    if (dtype == BF16) {
+        uint32_t bits;
+        memcpy(&bits, &f, 4);
+        if ((bits & 0x7fffffffu) > 0x7f800000u)
+            bits |= 0x00400000u; /* NaN stays a (quiet) NaN */
+        else
+            bits += 0x7fffu + ((bits >> 16) & 1u);
+        ((uint16_t *)base)[i] = (uint16_t)(bits >> 16);
+    } else if (dtype == F16) {
+        ((uint16_t *)base)[i] = _cvtss_sh(f, _MM_FROUND_TO_NEAREST_INT);
+    } else {
+        ((float *)base)[i] = f;
+    }
+}
+
+INLINE float hsum(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+INLINE int valid_dtype(int t) { return t >= F32 && t <= F16; }
+
+#endif

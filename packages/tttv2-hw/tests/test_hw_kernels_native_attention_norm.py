@@ -1,0 +1,110 @@
+"""The native RMSNorm and paged decode attention against the naive loop references, in
+every dtype, and the dispatch of the CPU kernels between them and PyTorch."""
+
+from __future__ import annotations
+
+import importlib
+
+import pytest
+import torch
+from hw_close import assert_close
+from hw_naive_kernels import naive_paged_decode, naive_rms_norm
+from test_hw_kernels_attention import PAGED, _paged_setup
+
+from tttv2.hw import get_kernel
+from tttv2.hw.kernels.native import NativeKernelUnavailable
+from tttv2.hw.kernels.native_paged_decode_attention import (
+    native_paged_decode_attention,
+    native_paged_decode_attention_applies,
+)
+from tttv2.hw.kernels.native_rms_norm import native_rms_norm, native_rms_norm_applies
+from tttv2.hw.kernels.rms_norm import cpu_rms_norm
+
+attention_module = importlib.import_module("tttv2.hw.kernels.paged_decode_attention")
+norm_module = importlib.import_module("tttv2.hw.kernels.rms_norm")
+_reason = importlib.import_module("tttv2.hw.kernels.native_rms_norm")._kernel()
+needs_kernel = pytest.mark.skipif(
+    isinstance(_reason, NativeKernelUnavailable), reason=f"native kernels not built here: {_reason}"
+)
+HALF_TOL = {torch.float32: 1e-5, torch.bfloat16: 2e-2, torch.float16: 2e-3}
+
+
+@needs_kernel
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("unit_offset", [False, True])
+@pytest.mark.parametrize("shape", [(1, 576), (3, 37), (70, 64), (2, 5, 16)])  # 70 rows: threaded
+def test_native_rms_norm_matches_reference(dtype, unit_offset, shape):
+    g = torch.Generator().manual_seed(0)
+    x = (torch.randn(*shape, generator=g) * 3).to(dtype)
+    w = torch.randn(shape[-1], generator=g).to(dtype)
+    out = native_rms_norm(x, w, 1e-5, unit_offset=unit_offset)
+    assert out.dtype == dtype and out.shape == x.shape
+    tol = HALF_TOL[dtype]
+    assert_close(out, naive_rms_norm(x, w, 1e-5, unit_offset), atol=tol, rtol=tol)
+
+
+@needs_kernel
+def test_native_rms_norm_is_torch_rms_norm_up_to_the_last_bit():
+    """Same operation order as F.rms_norm: bf16 outputs agree to one rounding step."""
+    x, w = torch.randn(8, 2048).bfloat16(), torch.randn(2048).bfloat16()
+    ours, theirs = native_rms_norm(x, w, 1e-6).float(), torch.nn.functional.rms_norm(x, (2048,), w, 1e-6).float()
+    assert_close(ours, theirs, atol=1e-6, rtol=2.0**-7)
+    assert (ours == theirs).float().mean() > 0.97
+
+
+@needs_kernel
+@pytest.mark.parametrize("case", PAGED, ids=str)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_native_paged_decode_matches_reference(case, dtype):
+    seq_lens, bs, H, Hkv, D, window, softcap = case
+    q, kp, vp, tables, lens = _paged_setup(seq_lens, bs, Hkv, D, H)
+    q, kp, vp = q.to(dtype), kp.to(dtype), vp.to(dtype)
+    out = native_paged_decode_attention(q, kp, vp, tables, lens, scale=0.3, sliding_window=window, softcap=softcap)
+    assert out.dtype == dtype and out.shape == q.shape
+    ref = naive_paged_decode(q, kp, vp, tables, lens, 0.3, window, softcap)
+    tol = 1e-5 if dtype == torch.float32 else 2e-2
+    assert_close(out, ref, atol=tol, rtol=tol)
+
+
+@needs_kernel
+def test_native_paged_decode_head_dim_with_a_tail_and_long_context():
+    """head_dim 20 (8 + 8 + 4 scalar), 1000 tokens over shuffled blocks, threads on."""
+    q, kp, vp, tables, lens = _paged_setup((1000, 313), 16, 2, 20, 6, seed=3)
+    out = native_paged_decode_attention(q, kp, vp, tables, lens, scale=20**-0.5)
+    assert_close(out, naive_paged_decode(q, kp, vp, tables, lens, 20**-0.5), atol=1e-5, rtol=1e-5)
+
+
+@needs_kernel
+def test_native_paged_decode_refuses_out_of_range_tables():
+    q, kp, vp, tables, lens = _paged_setup((5,), 4, 2, 8, 4)
+    bad = tables.clone()
+    bad[0, 1] = kp.shape[0]  # one past the pool
+    with pytest.raises(ValueError, match="out of range"):
+        native_paged_decode_attention(q, kp, vp, bad, lens, scale=1.0)
+    with pytest.raises(ValueError, match="out of range"):  # longer than the table covers
+        native_paged_decode_attention(q, kp, vp, tables, torch.tensor([4 * tables.shape[1] + 1]), scale=1.0)
+
+
+@needs_kernel
+def test_cpu_kernels_use_native_only_where_it_applies(monkeypatch):
+    calls = []
+    monkeypatch.setattr(norm_module, "native_rms_norm", lambda *a, **k: calls.append("norm") or a[0])
+    monkeypatch.setattr(attention_module, "native_paged_decode_attention", lambda *a, **k: calls.append("attn") or a[0])
+    x, w = torch.randn(2, 8), torch.randn(8)
+    cpu_rms_norm(x, w, 1e-5)
+    with pytest.raises(ValueError, match="does not match"):
+        cpu_rms_norm(x, torch.randn(7), 1e-5)  # torch's path reports the mismatch
+    cpu_rms_norm(x, w.requires_grad_(), 1e-5)  # autograd: torch
+    q, kp, vp, tables, lens = _paged_setup((5,), 4, 2, 8, 4)
+    get_kernel("paged_decode_attention", "cpu")(q, kp, vp, tables, lens, scale=1.0)
+    get_kernel("paged_decode_attention", "cpu")(q, kp, vp, tables.int(), lens, scale=1.0)  # int32 table: torch
+    assert calls == ["norm", "attn"]
+
+
+def test_applies_checks():
+    x, w = torch.randn(2, 8), torch.randn(8)
+    assert not native_rms_norm_applies(x, torch.randn(8, 1))
+    assert not native_rms_norm_applies(x.double(), w.double())
+    q, kp, vp, tables, lens = _paged_setup((5,), 4, 2, 8, 4)
+    assert not native_paged_decode_attention_applies(q, kp.transpose(1, 2), vp, tables, lens)
+    assert not native_paged_decode_attention_applies(q, kp, vp.bfloat16(), tables, lens)
