@@ -32,7 +32,7 @@ HALF_TOL = {torch.float32: 1e-5, torch.bfloat16: 2e-2, torch.float16: 2e-3}
 @needs_kernel
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
 @pytest.mark.parametrize("unit_offset", [False, True])
-@pytest.mark.parametrize("shape", [(1, 576), (3, 37), (70, 64), (2, 5, 16)])  # 70 rows: threaded
+@pytest.mark.parametrize("shape", [(1, 576), (3, 37), (2100, 512), (2, 5, 16)])  # 2100 x 512: threaded
 def test_native_rms_norm_matches_reference(dtype, unit_offset, shape):
     g = torch.Generator().manual_seed(0)
     x = (torch.randn(*shape, generator=g) * 3).to(dtype)
@@ -108,3 +108,22 @@ def test_applies_checks():
     q, kp, vp, tables, lens = _paged_setup((5,), 4, 2, 8, 4)
     assert not native_paged_decode_attention_applies(q, kp.transpose(1, 2), vp, tables, lens)
     assert not native_paged_decode_attention_applies(q, kp, vp.bfloat16(), tables, lens)
+
+
+@needs_kernel
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16, torch.float32])
+def test_native_rms_norm_keeps_nan_and_rounds_halfway_to_even(dtype):
+    x = torch.ones(2, 16, dtype=dtype)
+    x[0, 5] = float("nan")
+    w = torch.ones(16, dtype=dtype)
+    out = native_rms_norm(x, w, 0.0)
+    assert out[0].isnan().all() and torch.equal(out[1], torch.ones(16, dtype=dtype))
+
+
+@needs_kernel
+@pytest.mark.parametrize("gain", [1 + 2.0**-8, 1 + 3 * 2.0**-8, 1 + 2.0**-9, 1 - 2.0**-10])
+def test_native_rms_norm_rounds_to_bf16_as_torch_does(gain):
+    """bf16 output of an exact fp32 product: ties go to even, as torch's cast does."""
+    x = torch.ones(1, 16, dtype=torch.bfloat16)  # rms 1: the output is the fp32 weight, rounded
+    w = torch.full((16,), gain, dtype=torch.float32)
+    assert torch.equal(native_rms_norm(x, w, 0.0), w.bfloat16().view(1, 16))

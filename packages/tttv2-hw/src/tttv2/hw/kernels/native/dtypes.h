@@ -47,6 +47,25 @@ INLINE void store1(void *base, int64_t i, float f, int dtype) {
     }
 }
 
+/* 8 values rounded to the dtype (to nearest even; NaN stays NaN) and stored. */
+INLINE void store8(void *base, int64_t i, __m256 v, int dtype) {
+    if (dtype == BF16) {
+        __m256i bits = _mm256_castps_si256(v);
+        __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(bits, 16), _mm256_set1_epi32(1));
+        __m256i rounded = _mm256_add_epi32(bits, _mm256_add_epi32(lsb, _mm256_set1_epi32(0x7fff)));
+        __m256i quiet = _mm256_or_si256(bits, _mm256_set1_epi32(0x00400000));
+        __m256 nan = _mm256_cmp_ps(v, v, _CMP_UNORD_Q);
+        bits = _mm256_castps_si256(_mm256_blendv_ps(_mm256_castsi256_ps(rounded), _mm256_castsi256_ps(quiet), nan));
+        bits = _mm256_srli_epi32(bits, 16);
+        __m128i packed = _mm_packus_epi32(_mm256_castsi256_si128(bits), _mm256_extracti128_si256(bits, 1));
+        _mm_storeu_si128((__m128i *)((uint16_t *)base + i), packed);
+    } else if (dtype == F16) {
+        _mm_storeu_si128((__m128i *)((uint16_t *)base + i), _mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT));
+    } else {
+        _mm256_storeu_ps((float *)base + i, v);
+    }
+}
+
 INLINE float hsum(__m256 v) {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
     s = _mm_add_ps(s, _mm_movehl_ps(s, s));
