@@ -186,13 +186,13 @@ class Hand(Contender):
         if compile_decode:
             self.compiled = torch.compile(self.model.forward, dynamic=True)
 
-    @torch.inference_mode()
+    @torch.no_grad()
     def prefill(self, prompt: list[int]) -> float:
         start = time.perf_counter()
         int(self.forward(torch.tensor([prompt]), 0).argmax(-1)[0])
         return time.perf_counter() - start
 
-    @torch.inference_mode()
+    @torch.no_grad()
     def decode(self, prompts: list[list[int]], steps: int) -> float:
         step_fn = self.compiled or self.forward
         ids = torch.tensor(prompts)
@@ -266,7 +266,7 @@ def run_config(shape: str, dtype_name: str, args: argparse.Namespace) -> dict[st
     long_prompt = prompts(1, args.prefill_len, vocab, seed=1)[0]
     one = prompts(1, args.prompt_len, vocab, seed=2)
     eight = prompts(args.batch, args.prompt_len, vocab, seed=3)
-    warm = prompts(1, 8, vocab, seed=4)
+    warm = prompts(1, args.prompt_len, vocab, seed=4)  # real lengths: a compiled step sees its shapes
     runs = {name: Runs() for name in args.contenders}
     params = checkpoint_params(folder)
     itemsize = torch.empty((), dtype=dtype).element_size()

@@ -113,7 +113,9 @@ class HandwrittenLlama:
 
     # -- kernels -------------------------------------------------------------------
     def _linear(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-        if x.shape[0] <= SKINNY_MAX_ROWS and self.native and not torch.compiler.is_compiling():
+        if x.shape[0] <= SKINNY_MAX_ROWS and self.native:
+            if torch.compiler.is_compiling():  # the same kernel as an op the graph keeps
+                return torch.ops.tttv2_hw.cpu_linear(x, w, None)
             return skinny_linear(x, w)
         if x.shape[0] == 1:  # one row: matrix-vector, which streams weights at full speed
             return torch.mv(w, x[0]).unsqueeze(0)
@@ -129,7 +131,9 @@ class HandwrittenLlama:
         return F.linear(x, w)
 
     def _rms(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-        if self.native and not torch.compiler.is_compiling():
+        if self.native:
+            if torch.compiler.is_compiling():
+                return torch.ops.tttv2_hw.cpu_rms_norm(x, w, self.eps, False)
             return native_rms_norm(x, w, self.eps)
         return F.rms_norm(x, (x.shape[-1],), w, self.eps)  # fp32 accumulation for half inputs
 
@@ -140,7 +144,7 @@ class HandwrittenLlama:
         return torch.cat([x1 * cos - x2 * sin, x2 * cos + x1 * sin], dim=-1)
 
     # -- model ---------------------------------------------------------------------
-    @torch.inference_mode()
+    @torch.no_grad()  # not inference_mode: a compiled step with custom ops rejects inference tensors
     def forward(self, ids: torch.Tensor, start: int) -> torch.Tensor:
         """ids [B, S] at positions start..start+S-1; returns logits of the last token [B, V]."""
         bsz, seq = ids.shape
@@ -156,9 +160,12 @@ class HandwrittenLlama:
             v = qkv[..., nq + nkv :].view(bsz, seq, self.n_kv, d)
             self.k_cache[i][:bsz, pos] = qk[:, :, self.n_heads :]
             self.v_cache[i][:bsz, pos] = v
-            if seq == 1 and self.native and not torch.compiler.is_compiling():  # decode: keys and values read in place
-                o = native_paged_decode_attention(qk[:, 0, : self.n_heads], self.k_cache[i], self.v_cache[i],
-                                                  self.rows[:bsz], lens, scale=self.scale).unsqueeze(1)
+            if seq == 1 and self.native:  # decode: keys and values read in place
+                args = (qk[:, 0, : self.n_heads], self.k_cache[i], self.v_cache[i], self.rows[:bsz], lens)
+                if torch.compiler.is_compiling():
+                    o = torch.ops.tttv2_hw.cpu_paged_decode_attention(*args, self.scale, None, None).unsqueeze(1)
+                else:
+                    o = native_paged_decode_attention(*args, scale=self.scale).unsqueeze(1)
             else:
                 q = qk[:, :, : self.n_heads].transpose(1, 2)
                 kc = self.k_cache[i][:bsz, : start + seq].transpose(1, 2)

@@ -78,3 +78,15 @@ def test_bad_spec_file(tmp_path, capsys):
     f.write_text("{not json")
     assert main(["--spec", str(f)]) == 2
     assert "not a ModelSpec JSON" in capsys.readouterr().err
+
+
+def test_native_kernel_status_on_cpu(capsys, monkeypatch):
+    monkeypatch.setenv("TTTV2_NATIVE_KERNELS", "0")
+    assert main(["--profile", "cpu", "--op", "ffn"]) == 0
+    assert "native kernels     none (turned off by TTTV2_NATIVE_KERNELS=0)" in capsys.readouterr().out
+    assert main(["--profile", "cpu", "--op", "ffn", "--json"]) == 0
+    status = json.loads(capsys.readouterr().out)["native_kernels"]
+    assert set(status) == {"skinny_linear", "rms_norm", "paged_decode_attention"}
+    assert all(s["available"] is False and "TTTV2_NATIVE_KERNELS" in s["reason"] for s in status.values())
+    assert main(["--profile", "cuda:H100", "--op", "ffn", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["native_kernels"] is None  # CPU kernels only

@@ -18,6 +18,7 @@ from tttv2.core.specs import ModelSpec
 from tttv2.hw.device.config import DeviceConfig
 from tttv2.hw.device.profiles import profile_names
 from tttv2.hw.kernels import backend_preference
+from tttv2.hw.kernels.native import native_status
 from tttv2.hw.memory.planner import MemoryPlan, plan_memory
 from tttv2.hw.params import OPS
 from tttv2.hw.params.types import OpParams
@@ -73,6 +74,7 @@ def to_json(
         "kernel_backends": backend_preference(config.device_type),
         "params": {op: {mode: p.to_dict() for mode, p in by_mode.items()} for op, by_mode in table.items()},
         "memory_plan": plan.to_dict() if plan else None,
+        "native_kernels": native_status() if config.device_type == "cpu" else None,
     }
 
 
@@ -103,8 +105,23 @@ def format_device(config: DeviceConfig) -> str:
              f"prefill cut-off {tt.arch.prefill_len_cutoff}")
         )
     rows.append(("kernel backends", " > ".join(backend_preference(config.device_type))))
+    if config.device_type == "cpu":
+        rows.append(("native kernels", format_native(native_status())))
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"{k.ljust(width)}  {v}" for k, v in rows)
+
+
+def format_native(status: dict[str, dict[str, Any]]) -> str:
+    """``skinny_linear, rms_norm (cached, 0.01 s)`` or the reason none is available."""
+    ready = [name for name, s in status.items() if s["available"]]
+    if not ready:
+        reasons = {str(s["reason"]).splitlines()[0] for s in status.values()}
+        return "none (" + "; ".join(sorted(reasons)) + ")"
+    compiled = any(status[n]["compiled"] for n in ready)
+    seconds = sum(float(status[n]["seconds"]) for n in ready)
+    missing = [n for n in status if n not in ready]
+    text = f"{', '.join(ready)} ({'compiled now' if compiled else 'cached'}, {seconds:.2f} s)"
+    return text + (f"; unavailable: {', '.join(missing)}" if missing else "")
 
 
 def format_table(op: str, by_mode: dict[str, OpParams]) -> str:

@@ -19,6 +19,8 @@ from tttv2.hw.kernels.torch_backend import register_torch_backends
 
 register_torch_backends()
 
+from tttv2.hw.kernels import compiled_ops  # noqa: E402,F401  registers the tttv2_hw:: ops
+
 __all__ = [
     "ENTRY_POINT_GROUP",
     "KERNEL_OPS",

@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from tttv2.hw.kernels.native import records_grad
-from tttv2.hw.kernels.skinny_linear import skinny_linear, skinny_linear_applies
+from tttv2.hw.kernels.skinny_linear import SKINNY_MAX_ROWS, skinny_linear, skinny_linear_applies
 
 HALF_DTYPES = (torch.bfloat16, torch.float16)
 #: Rows from which a half-precision product is computed in fp32 on CPUs without native
@@ -50,6 +50,10 @@ def cpu_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None 
             f"linear: x {tuple(x.shape)} does not fit weight {tuple(weight.shape)} (need x [..., in], weight [out, in])"
         )
     rows = x.numel() // weight.shape[1] if weight.shape[1] else 0
+    if torch.compiler.is_compiling():
+        if 0 < rows <= SKINNY_MAX_ROWS and not records_grad(x, weight, bias):  # decode: the opaque op
+            return torch.ops.tttv2_hw.cpu_linear(x, weight, bias)
+        return F.linear(x, weight, bias)
     if skinny_linear_applies(x, weight, bias, rows):
         return skinny_linear(x, weight, bias)
     if rows == 1:

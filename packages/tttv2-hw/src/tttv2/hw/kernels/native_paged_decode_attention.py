@@ -37,8 +37,8 @@ def native_paged_decode_attention_applies(
 ) -> bool:
     """CPU tensors of float dtypes, contiguous pools, int64 tables, inference outside torch.compile."""
     return (
-        q.device.type == "cpu"
-        and k_pool.device.type == "cpu"
+        q.is_cpu
+        and k_pool.is_cpu
         and q.dtype in DTYPE_CODES
         and k_pool.dtype in DTYPE_CODES
         and v_pool.dtype == k_pool.dtype
@@ -46,8 +46,8 @@ def native_paged_decode_attention_applies(
         and v_pool.is_contiguous()
         and block_tables.dtype == torch.int64
         and seq_lens.dtype == torch.int64
-        and block_tables.device.type == "cpu"
-        and seq_lens.device.type == "cpu"
+        and block_tables.is_cpu
+        and seq_lens.is_cpu
         and not records_grad(q, k_pool, v_pool)
         and native_allowed()
         and not isinstance(_kernel(), NativeKernelUnavailable)

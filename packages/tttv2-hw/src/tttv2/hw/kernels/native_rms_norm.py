@@ -29,8 +29,8 @@ def _kernel():
 def native_rms_norm_applies(x: torch.Tensor, weight: torch.Tensor) -> bool:
     """CPU, float dtypes, a 1-D weight of x's last dim, inference outside torch.compile."""
     return (
-        x.device.type == "cpu"
-        and weight.device.type == "cpu"
+        x.is_cpu
+        and weight.is_cpu
         and x.dtype in DTYPE_CODES
         and weight.dtype in DTYPE_CODES
         and weight.dim() == 1

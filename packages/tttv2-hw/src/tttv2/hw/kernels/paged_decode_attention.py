@@ -92,6 +92,10 @@ def cpu_paged_decode_attention(
 ) -> torch.Tensor:
     """:func:`paged_decode_attention` for CPU tensors: the native kernel, which reads the
     blocks in place, where it is built; else the torch path above."""
+    if torch.compiler.is_compiling():  # the opaque op, which runs this function eagerly
+        return torch.ops.tttv2_hw.cpu_paged_decode_attention(
+            q, k_pool, v_pool, block_tables, seq_lens, scale, sliding_window, softcap
+        )
     if (
         q.dim() == 3
         and k_pool.dim() == 4

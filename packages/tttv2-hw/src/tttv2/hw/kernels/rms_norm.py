@@ -28,6 +28,8 @@ def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float, *, unit_offset: 
 
 def cpu_rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float, *, unit_offset: bool = False) -> torch.Tensor:
     """:func:`rms_norm` for CPU tensors: the native kernel where it is built, else torch."""
+    if torch.compiler.is_compiling():  # the opaque op, which runs this function eagerly
+        return torch.ops.tttv2_hw.cpu_rms_norm(x, weight, eps, unit_offset)
     if native_rms_norm_applies(x, weight):
         return native_rms_norm(x, weight, eps, unit_offset=unit_offset)
     return rms_norm(x, weight, eps, unit_offset=unit_offset)

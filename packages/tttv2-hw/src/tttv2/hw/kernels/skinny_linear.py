@@ -32,7 +32,7 @@ from tttv2.hw.kernels.native import (
 #: GEMM (fp32, or the fp32 path for half inputs) is as fast.
 SKINNY_MAX_ROWS = 16
 #: Weight bytes walked per chunk, so all row blocks reuse a chunk from L2.
-CHUNK_BYTES = 512 << 10
+CHUNK_BYTES = 256 << 10  # half the L2 of the Zen 4 cores here
 _ARGTYPES = (ctypes.c_void_p, ctypes.c_int) * 4 + (ctypes.c_int64,) * 4
 
 
@@ -47,12 +47,12 @@ def skinny_linear_applies(x: torch.Tensor, weight: torch.Tensor, bias: torch.Ten
     cannot trace it)."""
     return (
         0 < rows <= SKINNY_MAX_ROWS
-        and x.device.type == "cpu"
-        and weight.device.type == "cpu"
+        and x.is_cpu
+        and weight.is_cpu
+        and weight.dtype is x.dtype
         and x.dtype in DTYPE_CODES
-        and weight.dtype == x.dtype
         and weight.is_contiguous()
-        and (bias is None or (bias.dtype == x.dtype and bias.is_contiguous() and bias.device.type == "cpu"))
+        and (bias is None or (bias.dtype is x.dtype and bias.is_contiguous() and bias.is_cpu))
         and not records_grad(x, weight, bias)
         and native_allowed()
         and not isinstance(skinny_kernel(), NativeKernelUnavailable)
@@ -66,7 +66,8 @@ def skinny_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | No
     if isinstance(fn, NativeKernelUnavailable):
         raise fn
     out_features, in_features = weight.shape
-    x2 = x.reshape(-1, in_features).contiguous()
+    flat = x.dim() == 2 and x.is_contiguous()  # the decode case: no reshaping
+    x2 = x if flat else x.reshape(-1, in_features).contiguous()
     y = torch.empty(x2.shape[0], out_features, dtype=x.dtype)
     status = fn(
         x2.data_ptr(), DTYPE_CODES[x.dtype],
@@ -77,4 +78,4 @@ def skinny_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | No
     )  # fmt: skip
     if status != 0:
         raise RuntimeError(f"skinny_linear kernel failed with status {status}")
-    return y.view(*x.shape[:-1], out_features)
+    return y if flat else y.view(*x.shape[:-1], out_features)

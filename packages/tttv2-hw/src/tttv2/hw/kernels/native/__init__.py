@@ -6,6 +6,7 @@ from tttv2.hw.kernels.native.build import (
     build_native,
     native_disabled,
     native_function,
+    native_status,
 )
 from tttv2.hw.kernels.native.tensors import DTYPE_CODES, native_allowed, records_grad
 
@@ -17,5 +18,6 @@ __all__ = [
     "native_allowed",
     "native_disabled",
     "native_function",
+    "native_status",
     "records_grad",
 ]

@@ -55,6 +55,25 @@ class NativeBuild:
     seconds: float
 
 
+#: The kernels of this package (``native/<name>.c``).
+NATIVE_KERNELS = ("skinny_linear", "rms_norm", "paged_decode_attention")
+
+
+def native_status() -> dict[str, dict[str, object]]:
+    """Per kernel: built or loaded from the cache, in how many seconds, or why not (what
+    ``tttv2-hw`` reports; building here is the warm-up a first decode would pay)."""
+    status: dict[str, dict[str, object]] = {}
+    for name in NATIVE_KERNELS:
+        try:
+            build = build_native(name)
+        except NativeKernelUnavailable as reason:
+            status[name] = {"available": False, "reason": str(reason)}
+        else:
+            status[name] = {"available": True, "compiled": build.compiled, "seconds": round(build.seconds, 3),
+                            "path": str(build.path)}  # fmt: skip
+    return status
+
+
 def native_disabled() -> bool:
     return os.environ.get(DISABLE_ENV, "").strip().lower() in ("0", "off", "false", "no")
 
