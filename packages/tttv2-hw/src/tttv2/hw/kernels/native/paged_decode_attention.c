@@ -49,7 +49,15 @@ static int one_head(const void *q, int qt, const void *kp, const void *vp, int k
     for (int64_t g = 0; g < G; g++) {
         float *s = scores + g * n, mx = -INFINITY, sum = 0.0f;
         for (int64_t i = 0; i < n; i++) mx = s[i] > mx ? s[i] : mx;
-        for (int64_t i = 0; i < n; i++) sum += (s[i] = expf(s[i] - mx));
+        const int64_t n8 = n & ~(int64_t)7;
+        __m256 sum8 = _mm256_setzero_ps(), mx8 = _mm256_set1_ps(mx);
+        for (int64_t i = 0; i < n8; i += 8) {
+            __m256 e = exp8(_mm256_sub_ps(_mm256_loadu_ps(s + i), mx8));
+            _mm256_storeu_ps(s + i, e);
+            sum8 = _mm256_add_ps(sum8, e);
+        }
+        sum = hsum(sum8);
+        for (int64_t i = n8; i < n; i++) sum += (s[i] = expf(s[i] - mx));
         for (int64_t i = 0; i < n; i++) s[i] /= sum;
     }
     for (int64_t t = start; t < len; t++) {
