@@ -239,7 +239,9 @@ def test_validate_fails_with_status_1_when_the_model_is_wrong(capsys, tiny_llama
         unregister_model_plugin(LLAMA)
     record = json.loads(out)
     assert code == 1 and not record["passed"] and not record["checks"]["logits_max_abs_error"]
-    assert record["layer_pcc"][0] == 1.0 and record["layer_pcc"][1] < 1.0  # the fault is located
+    # the fault is located: layer 0 agrees to rounding (CPU kernels sum in their own order:
+    # 1 - PCC ~ 1e-12), layer 1, whose weight was nudged by 1%, is ~1e-5 off
+    assert 1 - record["layer_pcc"][0] < 1e-9 and 1 - record["layer_pcc"][1] > 1e-7
 
 
 def test_bench_reports_ours_hf_ratio_and_roofline(capsys, tiny_llama):

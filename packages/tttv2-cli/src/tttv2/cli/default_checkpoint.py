@@ -17,6 +17,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from tttv2.hw.cache import cache_dir
+
 ARCHITECTURE = "LlamaForCausalLM"
 SEED = 0
 NAME = "llama-tiny-v1"  # bump when DEFAULT_CONFIG or SEED change
@@ -50,11 +52,6 @@ DEFAULT_CHECKPOINT_NOTE = (
     "weights, real tokenizer) is built on first use and cached under $TTTV2_CACHE_DIR "
     "(default ~/.cache/tttv2)"
 )
-
-
-def cache_dir() -> Path:
-    root = os.environ.get("TTTV2_CACHE_DIR")
-    return Path(root).expanduser() if root else Path.home() / ".cache" / "tttv2"
 
 
 def default_checkpoint(show_progress: bool = False) -> Path:
