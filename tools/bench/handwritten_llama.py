@@ -7,9 +7,9 @@ QKV and gate/up weights, a static contiguous KV cache written in place, the nati
 few-row product (``tttv2.hw.kernels.skinny_linear``, else ``torch.mv``) for decode, one RoPE rotation for q and k together with cos/sin rows looked up
 once per forward from tables built once, and — on CPUs without native bf16 — products of
 8 or more half-precision rows computed in fp32 from weight slices converted on the fly
-into one cache-resident buffer (torch's bf16 GEMM is 2-4x slower there). Besides ``torch`` and ``safetensors`` it uses one kernel function from tttv2-hw (the same
-kernel, as the comparison requires); it reads a Hugging Face Llama checkpoint folder
-directly and imports nothing else of tttv2.
+into one cache-resident buffer (torch's bf16 GEMM is 2-4x slower there). Besides ``torch`` and ``safetensors`` it uses tttv2-hw's three native CPU kernels
+(few-row linear, RMSNorm, decode attention: the same kernels, as the comparison requires);
+it reads a Hugging Face Llama checkpoint folder directly and imports nothing else of tttv2.
 """
 
 from __future__ import annotations

@@ -14,7 +14,6 @@ from typing import Optional
 import torch
 
 
-
 @torch.library.custom_op("tttv2_hw::cpu_linear", mutates_args=())
 def cpu_linear_op(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor]) -> torch.Tensor:
     from tttv2.hw.kernels.linear import cpu_linear

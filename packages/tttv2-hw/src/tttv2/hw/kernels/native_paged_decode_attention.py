@@ -10,6 +10,7 @@ cache to the query's dtype first), so results are as close to exact as torch's o
 from __future__ import annotations
 
 import ctypes
+from functools import cache
 import torch
 
 from tttv2.hw.kernels.native import (
@@ -28,6 +29,7 @@ _ARGTYPES = (
 )
 
 
+@cache  # one lookup without hashing the argument types on every call
 def _kernel():
     return native_function("paged_decode_attention", "tttv2_paged_decode_attention", _ARGTYPES)
 

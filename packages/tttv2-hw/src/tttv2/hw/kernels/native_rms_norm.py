@@ -8,6 +8,7 @@ so results may differ from torch's in the last bit."""
 from __future__ import annotations
 
 import ctypes
+from functools import cache
 import torch
 
 from tttv2.hw.kernels.native import (
@@ -22,6 +23,7 @@ from tttv2.hw.kernels.native import (
 _ARGTYPES = (ctypes.c_void_p, ctypes.c_int) * 3 + (ctypes.c_int64,) * 2 + (ctypes.c_float, ctypes.c_int)
 
 
+@cache  # one lookup without hashing the argument types on every call
 def _kernel():
     return native_function("rms_norm", "tttv2_rms_norm", _ARGTYPES)
 

@@ -50,17 +50,9 @@ def paged_decode_attention(
     int (``BatchMetadata.max_seq_len``), must equal ``seq_lens.max()`` and saves a
     device-to-host read.
     """
-    if q.dim() != 3 or k_pool.dim() != 4 or v_pool.shape != k_pool.shape:
-        raise ValueError(
-            "paged_decode_attention expects q [B,H,D] and k_pool, v_pool [num_blocks,block_size,Hkv,D]; "
-            f"got q {tuple(q.shape)}, k_pool {tuple(k_pool.shape)}, v_pool {tuple(v_pool.shape)}"
-        )
+    _check_shapes(q, k_pool, v_pool)
     B, H, D = q.shape
     Hkv = k_pool.shape[2]
-    if H % Hkv or k_pool.shape[3] != D:
-        raise ValueError(
-            f"paged_decode_attention: q {tuple(q.shape)} does not fit KV heads/head_dim of pool {tuple(k_pool.shape)}"
-        )
     if max_seq_len is None:
         max_seq_len = int(seq_lens.max()) if B > 1 else int(seq_lens[0])
     if B == 1:  # one sequence: [Hkv, S, D] keys, G queries per KV head, no mask
@@ -96,16 +88,8 @@ def cpu_paged_decode_attention(
         return torch.ops.tttv2_hw.cpu_paged_decode_attention(
             q, k_pool, v_pool, block_tables, seq_lens, scale, sliding_window, softcap
         )
-    if (
-        q.dim() == 3
-        and k_pool.dim() == 4
-        and v_pool.shape == k_pool.shape
-        and k_pool.shape[2] > 0
-        and q.shape[1] % k_pool.shape[2] == 0
-        and k_pool.shape[3] == q.shape[2]
-        and block_tables.dim() == 2
-        and native_paged_decode_attention_applies(q, k_pool, v_pool, block_tables, seq_lens)
-    ):
+    _check_shapes(q, k_pool, v_pool)
+    if block_tables.dim() == 2 and native_paged_decode_attention_applies(q, k_pool, v_pool, block_tables, seq_lens):
         return native_paged_decode_attention(
             q, k_pool, v_pool, block_tables, seq_lens, scale=scale, sliding_window=sliding_window, softcap=softcap
         )
@@ -113,6 +97,19 @@ def cpu_paged_decode_attention(
         q, k_pool, v_pool, block_tables, seq_lens,
         scale=scale, sliding_window=sliding_window, softcap=softcap, max_seq_len=max_seq_len,
     )  # fmt: skip
+
+
+def _check_shapes(q: torch.Tensor, k_pool: torch.Tensor, v_pool: torch.Tensor) -> None:
+    """q ``[B, H, D]`` against pools ``[num_blocks, block_size, Hkv, D]`` with Hkv dividing H."""
+    if q.dim() != 3 or k_pool.dim() != 4 or v_pool.shape != k_pool.shape:
+        raise ValueError(
+            "paged_decode_attention expects q [B,H,D] and k_pool, v_pool [num_blocks,block_size,Hkv,D]; "
+            f"got q {tuple(q.shape)}, k_pool {tuple(k_pool.shape)}, v_pool {tuple(v_pool.shape)}"
+        )
+    if k_pool.shape[2] == 0 or q.shape[1] % k_pool.shape[2] or k_pool.shape[3] != q.shape[2]:
+        raise ValueError(
+            f"paged_decode_attention: q {tuple(q.shape)} does not fit KV heads/head_dim of pool {tuple(k_pool.shape)}"
+        )
 
 
 def _single_sequence(

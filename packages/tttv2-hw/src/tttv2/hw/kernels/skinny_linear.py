@@ -19,6 +19,7 @@ callers use PyTorch.
 from __future__ import annotations
 
 import ctypes
+from functools import cache
 
 import torch
 
@@ -38,6 +39,7 @@ CHUNK_BYTES = 256 << 10  # half the L2 of the Zen 4 cores here
 _ARGTYPES = (ctypes.c_void_p, ctypes.c_int) * 4 + (ctypes.c_int64,) * 4
 
 
+@cache  # one lookup without hashing the argument types on every call
 def skinny_kernel():
     """The C function, or why there is none (built once per process, cached on disk)."""
     return native_function("skinny_linear", "tttv2_skinny_linear", _ARGTYPES)

@@ -89,8 +89,9 @@ def check_cpu(flags: frozenset[str], machine: str) -> None:
 
 def find_compiler() -> str:
     for candidate in (os.environ.get("CC"), "cc", "gcc"):
-        if candidate and shutil.which(candidate):
-            return shutil.which(candidate)  # type: ignore[return-value]
+        path = shutil.which(candidate) if candidate else None
+        if path:
+            return path
     raise NativeKernelUnavailable("no C compiler found (set CC, or install gcc)")
 
 
