@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ctypes
 from functools import cache
+
 import torch
 
 from tttv2.hw.kernels.native import (

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ctypes
 from functools import cache
+
 import torch
 
 from tttv2.hw.kernels.native import (
@@ -18,7 +19,6 @@ from tttv2.hw.kernels.native import (
     native_function,
     records_grad,
 )
-
 
 _ARGTYPES = (ctypes.c_void_p, ctypes.c_int) * 3 + (ctypes.c_int64,) * 2 + (ctypes.c_float, ctypes.c_int)
 

@@ -9,7 +9,10 @@ one row and fp32 products for long half-precision inputs on CPUs without native 
 from __future__ import annotations
 
 from tttv2.hw.kernels.linear import cpu_linear, linear
-from tttv2.hw.kernels.paged_decode_attention import cpu_paged_decode_attention, paged_decode_attention
+from tttv2.hw.kernels.paged_decode_attention import (
+    cpu_paged_decode_attention,
+    paged_decode_attention,
+)
 from tttv2.hw.kernels.prefill_attention import prefill_attention
 from tttv2.hw.kernels.registry import register_kernel
 from tttv2.hw.kernels.rms_norm import cpu_rms_norm, rms_norm
