@@ -25,6 +25,13 @@ the Python cost of the composition from every step; with the hardware layer's
 by default: on a 2-core AVX2 CPU the compiled bf16 step of the SmolLM2-135M shape ran at
 about half the eager speed (``tools/bench/bench_model.py --compile``; docs/BENCHMARKS.md).
 
+Fused decode: on devices where tttv2-hw has a one-call decoder layer kernel (x86 CPUs
+with AVX2), DECODE passes run each qualifying layer as one native call with the same
+kernels and roundings (:mod:`tttv2.blocks.patterns.fused_decode`); tttv2-hw's
+``fuse_decode_layers`` knob (``model`` op, decode mode; default on) or
+:meth:`TransformerStack.fuse_decode_layers` turns it off. Passes it cannot serve run the
+layers op by op; :attr:`TransformerStack.fused_decode_reason` says why the last one did.
+
 Per-layer outputs: ``forward(..., output_hidden_states=True)`` returns ``(logits,
 hidden_states)`` with ``hidden_states`` a tuple of ``num_layers + 1`` tensors ``[T,
 hidden]`` in Hugging Face's ``output_hidden_states`` convention: the embedding output, the
@@ -47,6 +54,7 @@ from tttv2.blocks.building_blocks.kv_cache.hw_params import hw_params
 from tttv2.blocks.building_blocks.lm_head import LMHead
 from tttv2.blocks.building_blocks.normalization import make_norm
 from tttv2.blocks.patterns.decoder_layer import DecoderLayer
+from tttv2.blocks.patterns.fused_decode import FusedDecode
 from tttv2.core import BaseModule, BatchMetadata, ExecutionMode, ExecutionStrategy
 from tttv2.core.specs import ModelSpec
 
@@ -72,6 +80,8 @@ class TransformerStack(BaseModule):
         self._decode_step: Callable[..., Any] | None = None  # compiled DECODE pass
         self._decode_decided = False  # whether tttv2-hw's compile choice has been read
         self._decode_max_batch = 1  # largest batch the compiled step serves
+        self._fused: FusedDecode | None = None  # one native call per layer at decode
+        self._fused_decided = False  # whether tttv2-hw's fuse_decode_layers has been read
 
     def forward(
         self,
@@ -90,7 +100,26 @@ class TransformerStack(BaseModule):
                 self._read_compile_choice()
             if self._decode_step is not None and len(meta.seq_ids) <= self._decode_max_batch:
                 return self._decode_step(input_ids, meta, cache)
+            if not self._fused_decided:
+                params = hw_params("model", ExecutionMode.DECODE, self.embedding.weight.device, self.spec)
+                self.fuse_decode_layers(bool(getattr(params, "fuse_decode_layers", True)))
+            if self._fused is not None and not torch.compiler.is_compiling():
+                logits = self._fused.run(input_ids, meta, cache)
+                if logits is not None:
+                    return logits
         return self._run(input_ids, meta, cache, output_hidden_states)
+
+    # -- fused decode ------------------------------------------------------------------
+    def fuse_decode_layers(self, enabled: bool = True) -> None:
+        """Run DECODE passes one native call per layer where the device and the layers
+        allow (see the module docstring); ``False`` runs them op by op."""
+        self._fused_decided = True
+        self._fused = FusedDecode(self) if enabled else None
+
+    @property
+    def fused_decode_reason(self) -> str | None:
+        """Why the last DECODE pass ran op by op (None: it ran fused, or fusion is off)."""
+        return self._fused.reason if self._fused is not None else "fuse_decode_layers is off"
 
     def _run(
         self, input_ids: torch.Tensor, meta: BatchMetadata, cache: PagedKVCache, output_hidden_states: bool = False

@@ -46,6 +46,7 @@ BASE: dict[str, Any] = {
     "vocab_chunk_size": None,
     "layout": "paged",
     "decode_batch_size": 8,
+    "fuse_decode_layers": True,
 }
 
 DEFAULT_RULES: list[tuple[Selector, dict[str, Any]]] = [

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
+
 from tttv2.hw.dtypes import to_torch_dtype
 
 
@@ -127,7 +128,9 @@ class KVCacheParams(OpParams):
 
 @dataclass(frozen=True)
 class ModelParams(OpParams):
-    """Whole-model choices a runtime needs in one place."""
+    """Whole-model choices a runtime needs in one place. ``fuse_decode_layers``: run each
+    decoder layer's decode step as one native call where the device has that kernel
+    (x86 CPUs with AVX2; elsewhere the layers run op by op whatever the knob says)."""
 
     op: ClassVar[str] = "model"
     weight_dtype: str
@@ -138,6 +141,7 @@ class ModelParams(OpParams):
     fuse_gate_up: bool
     attention_kernel: str
     decode_batch_size: int
+    fuse_decode_layers: bool = True
 
 
 #: Operation name -> its parameter class.

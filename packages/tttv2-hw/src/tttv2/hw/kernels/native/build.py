@@ -56,7 +56,7 @@ class NativeBuild:
 
 
 #: The kernels of this package (``native/<name>.c``).
-NATIVE_KERNELS = ("skinny_linear", "rms_norm", "paged_decode_attention")
+NATIVE_KERNELS = ("skinny_linear", "rms_norm", "paged_decode_attention", "decode_layer")
 
 
 def native_status() -> dict[str, dict[str, object]]:
@@ -104,18 +104,20 @@ def build_native(name: str, *, flags: frozenset[str] | None = None, out_dir: Pat
         flags = _cpu_flags()
     check_cpu(flags, platform.machine())
     package = resources.files(__package__)
-    source = package.joinpath(f"{name}.c").read_bytes()
-    headers = {h.name: h.read_bytes() for h in package.iterdir() if h.name.endswith(".h")}
+    # a kernel may include headers and other kernels' sources: all of them are its source
+    sources = {f.name: f.read_bytes() for f in package.iterdir() if f.name.endswith((".c", ".h"))}
+    if f"{name}.c" not in sources:
+        raise NativeKernelUnavailable(f"no native kernel named {name!r} (have {', '.join(NATIVE_KERNELS)})")
     compiler = find_compiler()
     version = _compiler_version(compiler)
-    parts = [source, *(headers[h] for h in sorted(headers)), " ".join(CFLAGS).encode(), compiler.encode(), version]
+    parts = [name.encode(), *(sources[f] for f in sorted(sources)), " ".join(CFLAGS).encode(), compiler.encode(), version]
     key = hashlib.sha256(b"\0".join(parts)).hexdigest()
     out_dir = out_dir or cache_dir() / "native"
     target = out_dir / f"{name}-{key[:16]}.so"
     compiled = not target.is_file()
     if compiled:
         log.info("compiling native kernel %s into %s (first use)", name, target)
-        _compile(compiler, source, headers, target, name)
+        _compile(compiler, sources, target, name)
     try:
         library = ctypes.CDLL(str(target))
     except OSError as error:
@@ -123,13 +125,12 @@ def build_native(name: str, *, flags: frozenset[str] | None = None, out_dir: Pat
     return NativeBuild(name, target, library, compiled, time.perf_counter() - started)
 
 
-def _compile(compiler: str, source: bytes, headers: dict[str, bytes], target: Path, name: str) -> None:
+def _compile(compiler: str, sources: dict[str, bytes], target: Path, name: str) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
         src, out = Path(tmp) / f"{name}.c", Path(tmp) / f"{name}.so"
-        src.write_bytes(source)
-        for header, text in headers.items():
-            (Path(tmp) / header).write_bytes(text)
+        for file, text in sources.items():
+            (Path(tmp) / file).write_bytes(text)
         result = subprocess.run([compiler, *CFLAGS, str(src), "-o", str(out)], capture_output=True, text=True)
         if result.returncode != 0:
             raise NativeKernelUnavailable(f"{compiler} failed on {name}.c:\n{result.stderr.strip()}")

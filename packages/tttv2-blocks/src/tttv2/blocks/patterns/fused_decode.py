@@ -1,0 +1,223 @@
+"""Decode passes of a transformer stack with one native call per decoder layer.
+
+A decode step of a small model is mostly dispatch: ~20 eager operations per layer of a few
+microseconds each around the weight reads. Where tttv2-hw has its one-call decoder layer
+kernel (:mod:`tttv2.hw.kernels.native_decode_layer`, x86 CPUs with AVX2) and a layer is
+the kind it computes, :class:`FusedDecode` runs the layers through it: the same kernels
+and the same roundings as the eager blocks, with the Python between them gone.
+
+A layer qualifies when its spec and modules are: sequential pre-norm with RMSNorm and no
+sandwich norms; attention with fused q/k/v, no QK-norm, rotary or none, running the paged
+DECODE implementation; a gated feed-forward (SiLU or tanh-GELU) with fused gate/up; plain
+``nn.Linear`` projections and one dtype. Everything else, and any pass that is not plain
+inference (autograd recording, torch.compile tracing, forward hooks on any module of a
+layer, more rows than the kernel serves), runs eagerly, so behaviour never depends on
+whether the fast path was taken. Plans bind weight pointers once; before each pass they
+check that every module, parameter and storage they bound is still in place and rebuild
+when not (``model.to(...)``, a swapped projection, a strategy switch).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import torch
+from torch import nn
+
+from tttv2.blocks.building_blocks.attention.implementations.decode import DecodeAttention
+from tttv2.blocks.building_blocks.attention.rope_rows import pass_cos_sin, pass_scope
+from tttv2.blocks.building_blocks.feed_forward import FeedForward
+from tttv2.blocks.building_blocks.kv_cache import PagedKVCache
+from tttv2.blocks.building_blocks.normalization import RMSNorm
+from tttv2.core import BatchMetadata
+from tttv2.hw.kernels.native_decode_layer import (
+    ACTIVATIONS,
+    MAX_ROWS,
+    DecodeLayerShape,
+    DecodeLayerWeights,
+    NativeDecodeLayer,
+    NativeDecodeStep,
+    native_decode_layer_available,
+)
+
+if TYPE_CHECKING:
+    from tttv2.blocks.patterns.decoder_layer import DecoderLayer
+    from tttv2.blocks.patterns.transformer_stack import TransformerStack
+
+
+class LayerPlan:
+    """One decoder layer bound to the native kernel, with what to re-check before a pass."""
+
+    def __init__(self, layer: DecoderLayer) -> None:
+        attn, ffn = layer.attention, layer.ffn
+        s = attn.spec
+        self.rotary = attn.rotary
+        linears = {
+            "qkv": attn.qkv_proj,
+            "o": attn.o_proj,
+            "gate_up": ffn.gate_up_proj,
+            "down": ffn.down_proj,
+        }
+        self.kernel = NativeDecodeLayer(
+            DecodeLayerWeights(
+                layer.attn_norm.weight, linears["qkv"].weight, linears["qkv"].bias, linears["o"].weight,
+                linears["o"].bias, layer.ffn_norm.weight, linears["gate_up"].weight, linears["gate_up"].bias,
+                linears["down"].weight, linears["down"].bias,
+            ),
+            DecodeLayerShape(
+                s.num_heads, s.num_kv_heads, s.head_dim, s.rope.rotary_dim if s.rope is not None else 0,
+                s.rope.interleaved if s.rope is not None else False, ffn.spec.activation,
+                layer.attn_norm.eps, layer.ffn_norm.eps, layer.attn_norm.unit_offset, layer.ffn_norm.unit_offset,
+                s.softmax_scale, s.logit_softcap, s.sliding_window,
+            ),
+        )  # fmt: skip
+        # (dict, key, object): the module tree as bound; (tensor, pointer): storages as bound
+        self._tree = [
+            (layer._modules, n, getattr(layer, n))
+            for n in ("attn_norm", "attention", "ffn_norm", "ffn")
+        ]
+        self._tree += [(layer._modules, n, None) for n in ("post_attn_norm", "post_ffn_norm")]
+        self._tree += [
+            (attn._modules, "qkv_proj", attn.qkv_proj),
+            (attn._modules, "o_proj", attn.o_proj),
+        ]
+        self._tree += [
+            (attn._modules, "q_norm", None),
+            (ffn._modules, "gate_up_proj", ffn.gate_up_proj),
+        ]
+        self._tree += [(ffn._modules, "down_proj", ffn.down_proj)]
+        params = [
+            (m._parameters, n, m._parameters[n])
+            for m in (layer.attn_norm, layer.ffn_norm)
+            for n in ("weight",)
+        ]
+        params += [
+            (m._parameters, n, m._parameters.get(n))
+            for m in linears.values()
+            for n in ("weight", "bias")
+        ]
+        self._tree += params
+        self._storages = [(p, p.data_ptr()) for _, _, p in params if p is not None]
+        self._modules = list(layer.modules())
+        self._attention, self._impl = attn, attn._active
+
+    def valid(self) -> bool:
+        """Everything bound is still in place."""
+        return (
+            self._attention._active is self._impl
+            and all(d.get(k) is v for d, k, v in self._tree)
+            and all(t.data_ptr() == ptr for t, ptr in self._storages)
+        )
+
+    def hooked(self) -> bool:
+        """Some module of the layer has forward hooks, which must see their calls."""
+        return any(m._forward_hooks or m._forward_pre_hooks for m in self._modules)
+
+
+def plan_layer(layer: DecoderLayer) -> LayerPlan | str:
+    """A :class:`LayerPlan`, or why the layer runs op by op."""
+    attn, ffn, spec = layer.attention, layer.ffn, layer.spec
+    if spec.parallel or layer.post_attn_norm is not None or layer.post_ffn_norm is not None:
+        return "parallel or sandwich-norm layer"
+    if type(layer.attn_norm) is not RMSNorm or type(layer.ffn_norm) is not RMSNorm:
+        return "norms are not RMSNorm"
+    if (
+        attn.qkv_proj is None
+        or attn.q_norm is not None
+        or type(attn._active) is not DecodeAttention
+    ):
+        return "attention without fused q/k/v, with QK-norm, or not in paged DECODE"
+    if type(ffn) is not FeedForward or not ffn.spec.gated or ffn.gate_up_proj is None:
+        return "feed-forward is not a fused gated FeedForward"
+    if ffn.spec.activation not in ACTIVATIONS:
+        return f"activation {ffn.spec.activation!r} is not one of {sorted(ACTIVATIONS)}"
+    if any(
+        type(m) is not nn.Linear
+        for m in (attn.qkv_proj, attn.o_proj, ffn.gate_up_proj, ffn.down_proj)
+    ):
+        return "a projection is not a plain nn.Linear"
+    try:
+        return LayerPlan(layer)
+    except ValueError as reason:  # dtypes, devices, layouts the kernel does not take
+        return str(reason)
+
+
+class FusedDecode:
+    """The native decode path of one :class:`TransformerStack` (see the module docstring)."""
+
+    def __init__(self, stack: TransformerStack) -> None:
+        self.stack = stack
+        self.plans: list[LayerPlan] | None = None
+        self.reason: str | None = None  # why the last pass ran eagerly
+        self._checked: tuple[object, ...] = ()
+
+    def run(
+        self, input_ids: torch.Tensor, meta: BatchMetadata, cache: PagedKVCache
+    ) -> torch.Tensor | None:
+        """Logits of a DECODE pass, or None when this pass must run eagerly (``reason`` says why)."""
+        rows = input_ids.shape[0]
+        if self.stack.embedding.weight.device.type != "cpu":
+            return self._eager("the native decode layer kernel is for CPU tensors")
+        if rows > MAX_ROWS or len(meta.query_lens) != rows:
+            return self._eager(
+                f"{rows} rows (the kernel serves 1..{MAX_ROWS}, one token per sequence)"
+            )
+        if not native_decode_layer_available():
+            return self._eager(
+                "native decode layer unavailable (no kernel, autograd recording or compiling)"
+            )
+        if _global_hooks():
+            return self._eager("global forward hooks")
+        plans = self._plans()
+        if plans is None:
+            return None
+        if any(p.hooked() for p in plans):
+            return self._eager("forward hooks on a layer")
+        stack = self.stack
+        h = stack.embedding(input_ids, meta.positions).contiguous()
+        layers = cache.layers
+        key = (cache, rows, h.dtype, meta.slot_mapping.dtype)
+        step = NativeDecodeStep(
+            h, meta.slot_mapping, meta.block_tables.contiguous(), meta.seq_lens, h.dtype,
+            max(p.kernel.workspace_bytes(rows, h.dtype) for p in plans),
+        )  # fmt: skip
+        seq_len = meta.max_seq_len
+        with pass_scope():
+            for i, plan in enumerate(plans):
+                lc = layers[i]
+                if plan.rotary is not None:
+                    cos, sin = pass_cos_sin(plan.rotary, meta.positions, h.device, h.dtype, seq_len)
+                else:
+                    cos = sin = None
+                if key != self._checked:
+                    plan.kernel.check_step(step, lc.key, lc.value, cos)
+                plan.kernel(step, lc.key, lc.value, cos, sin)
+        self._checked, self.reason = key, None
+        return stack.lm_head(stack.final_norm(h[meta.logits_indices]))
+
+    def _plans(self) -> list[LayerPlan] | None:
+        if self.plans is not None and all(p.valid() for p in self.plans):
+            return self.plans
+        plans = []
+        for i, layer in enumerate(self.stack.layers):
+            plan = plan_layer(layer)
+            if isinstance(plan, str):
+                self.plans = None
+                return self._eager(f"layer {i}: {plan}")
+            plans.append(plan)
+        self.plans, self._checked, self.reason = plans, (), None
+        return plans
+
+    def _eager(self, reason: str) -> None:
+        self.reason = reason
+        return None
+
+
+def _global_hooks() -> bool:
+    """Whether forward hooks registered for every module exist (they must see each call)."""
+    from torch.nn.modules import module
+
+    return bool(
+        getattr(module, "_global_forward_hooks", None)
+        or getattr(module, "_global_forward_pre_hooks", None)
+    )

@@ -1,0 +1,158 @@
+"""TransformerStack's fused decode (one native call per layer) against the same stack run op
+by op: the same logits for every layer variant the kernel serves, the op-by-op path for
+everything it does not (with the reason), and no stale weights after a change."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from tttv2.blocks import TransformerStack
+from tttv2.core import (
+    AttentionSpec,
+    DecoderLayerSpec,
+    EmbeddingSpec,
+    ExecutionMode,
+    FeedForwardSpec,
+    LMHeadSpec,
+    ModelSpec,
+    NormSpec,
+    RopeSpec,
+)
+from tttv2.hw.kernels.native_decode_layer import MAX_ROWS, native_decode_layer_available
+
+HIDDEN, VOCAB = 64, 97
+
+with torch.inference_mode():
+    if not native_decode_layer_available():
+        pytest.skip("the native decode layer kernel cannot be built here", allow_module_level=True)
+
+
+def _spec(
+    *, bias=False, rotary_dim=16, interleaved=False, window=None, activation="silu", unit_offset=False, qk_norm=False,
+    softcap=None, kv_heads=2,
+) -> ModelSpec:  # fmt: skip
+    norm = NormSpec(dim=HIDDEN, eps=1e-5, unit_offset=unit_offset)
+    rope = RopeSpec(head_dim=16, rotary_dim=rotary_dim, theta=500.0, interleaved=interleaved) if rotary_dim else None
+    attention = AttentionSpec(
+        hidden_dim=HIDDEN, num_heads=4, num_kv_heads=kv_heads, head_dim=16, max_seq_len=128, rope=rope,
+        qkv_bias=bias, out_bias=bias, sliding_window=window, qk_norm=qk_norm, logit_softcap=softcap,
+    )  # fmt: skip
+    ffn = FeedForwardSpec(hidden_dim=HIDDEN, intermediate_dim=96, activation=activation, bias=bias)
+    layer = DecoderLayerSpec(attention=attention, ffn=ffn, attn_norm=norm, ffn_norm=norm)
+    return ModelSpec(
+        embedding=EmbeddingSpec(vocab_size=VOCAB, hidden_dim=HIDDEN),
+        layers=(layer, layer, layer),
+        final_norm=norm,
+        lm_head=LMHeadSpec(hidden_dim=HIDDEN, vocab_size=VOCAB, tied=False),
+        max_seq_len=128,
+    )
+
+
+def _stack(spec: ModelSpec, dtype: torch.dtype, fused: bool, seed: int = 0) -> TransformerStack:
+    torch.manual_seed(seed)
+    stack = TransformerStack(spec)
+    with torch.no_grad():
+        for p in stack.parameters():
+            p.normal_(0.0, 0.3)
+    for layer in stack.layers:
+        layer.attention.fuse_qkv()
+        layer.ffn.fuse_gate_up()
+    stack = stack.to(dtype).eval()
+    stack.fuse_decode_layers(fused)
+    return stack
+
+
+def _generate(stack: TransformerStack, prompts: list[list[int]], steps: int) -> tuple[list[torch.Tensor], list]:
+    """Prefill, then ``steps`` greedy decode passes; the logits and fused-path reason of each."""
+    cache = stack.new_cache(64, 4)
+    blocks = cache.block_manager(128)
+    out, reasons = [], []
+    with torch.inference_mode():
+        meta = blocks.prepare(list(range(len(prompts))), [len(p) for p in prompts], ExecutionMode.PREFILL)
+        logits = stack(torch.tensor([t for p in prompts for t in p]), meta, cache)
+        for _ in range(steps):
+            meta = blocks.prepare(list(range(len(prompts))), [1] * len(prompts), ExecutionMode.DECODE)
+            logits = stack(logits.argmax(-1), meta, cache)
+            out.append(logits.float())
+            reasons.append(stack.fused_decode_reason)
+    return out, reasons
+
+
+PROMPTS = [[3, 14, 15, 9, 26, 5, 35], [8, 9], [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]]
+VARIANTS = {
+    "gqa": {},
+    "mha_bias": {"bias": True, "kv_heads": 4},
+    "mqa_partial_interleaved": {"kv_heads": 1, "rotary_dim": 8, "interleaved": True},
+    "sliding_window_softcap": {"window": 5, "softcap": 20.0},
+    "geglu_unit_offset": {"activation": "gelu_tanh", "unit_offset": True},
+    "no_rope": {"rotary_dim": 0},
+}
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["fp32", "bf16"])
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_fused_decode_equals_op_by_op(variant: str, dtype: torch.dtype) -> None:
+    spec = _spec(**VARIANTS[variant])
+    fused, reasons = _generate(_stack(spec, dtype, True), PROMPTS, 6)
+    eager, off = _generate(_stack(spec, dtype, False), PROMPTS, 6)
+    assert reasons == [None] * 6  # every pass ran fused
+    assert off == ["fuse_decode_layers is off"] * 6
+    # the same kernels and roundings; only exp inside SiLU/tanh-GELU may move a last bit
+    tol = {"rtol": 1e-5, "atol": 1e-5} if dtype == torch.float32 else {"rtol": 2**-7, "atol": 2e-2}
+    for a, b in zip(fused, eager, strict=True):
+        torch.testing.assert_close(a, b, **tol)
+    if dtype == torch.bfloat16:  # nearly every logit bit-identical
+        same = sum(int((a == b).sum()) for a, b in zip(fused, eager, strict=True))
+        assert same >= 0.99 * sum(a.numel() for a in fused)
+
+
+def test_layers_the_kernel_does_not_compute_run_op_by_op_and_say_why() -> None:
+    spec = _spec(qk_norm=True)
+    fused, reasons = _generate(_stack(spec, torch.float32, True), PROMPTS, 3)
+    eager, _ = _generate(_stack(spec, torch.float32, False), PROMPTS, 3)
+    assert all(r is not None and "QK-norm" in r for r in reasons), reasons
+    for a, b in zip(fused, eager, strict=True):
+        assert torch.equal(a, b)
+
+
+def test_more_rows_than_the_kernel_serves_run_op_by_op() -> None:
+    prompts = [[i % VOCAB, (3 * i) % VOCAB] for i in range(MAX_ROWS + 1)]
+    _, reasons = _generate(_stack(_spec(), torch.float32, True), prompts, 1)
+    assert f"{MAX_ROWS + 1} rows" in reasons[0]
+
+
+def test_forward_hooks_are_honoured() -> None:
+    stack = _stack(_spec(), torch.float32, True)
+    seen: list[int] = []
+    handle = stack.layers[1].ffn.register_forward_hook(lambda m, i, o: seen.append(o.shape[0]))
+    _, reasons = _generate(stack, PROMPTS, 2)
+    assert "hooks" in reasons[0] and seen == [sum(map(len, PROMPTS)), 3, 3]  # prefill, two decode passes
+    handle.remove()
+    _, reasons = _generate(stack, PROMPTS, 1)
+    assert reasons == [None]
+
+
+def test_replaced_weights_are_used_not_the_bound_ones() -> None:
+    spec = _spec()
+    stack, reference = _stack(spec, torch.float32, True), _stack(spec, torch.float32, False)
+    _generate(stack, PROMPTS, 1)  # binds the plans
+    for s in (stack, reference):  # a new Parameter object and an in-place change of another
+        with torch.no_grad():
+            s.layers[0].ffn.down_proj.weight = torch.nn.Parameter(s.layers[0].ffn.down_proj.weight * -1.5)
+            s.layers[2].attention.o_proj.weight.mul_(0.5)
+    fused, reasons = _generate(stack, PROMPTS, 3)
+    eager, _ = _generate(reference, PROMPTS, 3)
+    assert reasons == [None] * 3
+    for a, b in zip(fused, eager, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+
+
+def test_autograd_passes_run_op_by_op() -> None:
+    stack = _stack(_spec(), torch.float32, True)
+    cache = stack.new_cache(16, 4)
+    blocks = cache.block_manager(128)
+    with torch.no_grad():
+        stack(torch.tensor([1, 2, 3]), blocks.prepare([0], [3], ExecutionMode.PREFILL), cache)
+    stack(torch.tensor([4]), blocks.prepare([0], [1], ExecutionMode.DECODE), cache)
+    assert "autograd" in stack.fused_decode_reason

@@ -1,0 +1,159 @@
+/* One pre-norm decoder layer's decode step in one call, for a few rows (1-16 sequences):
+ *
+ *     n = rms_norm(h);  qkv = n @ Wqkv^T (+b);  rotate q and k;  write k, v to the paged cache
+ *     h = h + (paged_attention(q) @ Wo^T (+b))
+ *     n = rms_norm(h);  gu = n @ Wgu^T (+b);  h = h + ((act(gate) * up) @ Wdown^T (+b))
+ *
+ * The same arithmetic as the eager blocks calling the three kernels included below one
+ * by one, rounded where they round: every intermediate is stored in the activation dtype;
+ * the rotation rounds each product and sum to the promoted dtype of the activations and
+ * the cos/sin rows (as PyTorch's elementwise ops do); the residual sums are rounded once.
+ * At decode the weights stream from memory in a few milliseconds in total while each eager
+ * operation costs a few microseconds of dispatch: one call per layer removes ~20 of them.
+ *
+ * Returns 0; 1 for a bad dtype or shape; 2 when the workspace is too small or memory is
+ * missing; 3 for a slot, block index or length outside the cache (nothing is written then
+ * for that row, nothing read out of bounds).
+ */
+#include "paged_decode_attention.c"
+#include "rms_norm.c"
+#include "skinny_linear.c"
+
+/* Per layer, built once: sizes, options and the weights (all of dtype wt, biases may be NULL). */
+typedef struct {
+    int64_t hidden, heads, kv_heads, head_dim, rot_half, inter, window, l2_bytes;
+    float attn_eps, ffn_eps, scale, softcap;
+    int32_t interleaved, activation, attn_unit_offset, ffn_unit_offset, wt, nt;
+    const void *attn_norm, *qkv_w, *qkv_b, *o_w, *o_b, *ffn_norm, *gu_w, *gu_b, *down_w, *down_b;
+} DecodeLayer;
+
+/* Per pass, shared by the layers: the hidden rows (updated in place) and the batch. */
+typedef struct {
+    int64_t rows, width, work_bytes;
+    int32_t ht, ct;
+    void *h;
+    const int64_t *slots, *tables, *seq_lens;
+    void *work;
+} DecodeStep;
+
+enum { ACT_SILU = 0, ACT_GELU_TANH = 1 };
+
+static int64_t dsize(int t) { return t == F32 ? 4 : 2; }
+
+/* f rounded to dtype t (to nearest even), as a float. */
+static inline float round1(float f, int t) {
+    if (t == F32) return f;
+    uint16_t tmp;
+    store1(&tmp, 0, f, t);
+    return load1(&tmp, 0, t);
+}
+
+int64_t tttv2_decode_layer_workspace(const DecodeLayer *L, int64_t rows, int ht) {
+    const int64_t qkv = (L->heads + 2 * L->kv_heads) * L->head_dim, hd = L->heads * L->head_dim;
+    return rows * (2 * L->hidden + qkv + 2 * hd + 3 * L->inter) * dsize(ht);
+}
+
+/* q and k heads of one row rotated in place: out_a = a*c - b*s, out_b = b*c + a*s. */
+static void rotate_row(const DecodeLayer *L, void *qkv, int ht, const void *cos, const void *sin, int ct, int64_t b) {
+    const int rt = ht == ct ? ht : F32; /* PyTorch's promotion of the two dtypes (both half: equal) */
+    const int64_t D = L->head_dim, half = L->rot_half, width = (L->heads + 2 * L->kv_heads) * D;
+    for (int64_t hh = 0; hh < L->heads + L->kv_heads; hh++) {
+        const int64_t base = b * width + hh * D;
+        for (int64_t i = 0; i < half; i++) {
+            const int64_t ia = base + (L->interleaved ? 2 * i : i), ib = base + (L->interleaved ? 2 * i + 1 : i + half);
+            const float a = load1(qkv, ia, ht), bb = load1(qkv, ib, ht);
+            const float c = load1(cos, b * half + i, ct), s = load1(sin, b * half + i, ct);
+            const float ac = round1(a * c, rt), bs = round1(bb * s, rt), bc = round1(bb * c, rt), as = round1(a * s, rt);
+            store1(qkv, ia, round1(ac - bs, rt), ht);
+            store1(qkv, ib, round1(bc + as, rt), ht);
+        }
+    }
+}
+
+static void write_cache(const DecodeLayer *L, const void *qkv, int ht, void *k_pool, void *v_pool, int kvt,
+                        int64_t slot, int64_t b) {
+    const int64_t row = L->kv_heads * L->head_dim, width = (L->heads + 2 * L->kv_heads) * L->head_dim;
+    const int64_t k0 = b * width + L->heads * L->head_dim, v0 = k0 + row;
+    for (int64_t j = 0; j < row; j++) {
+        store1(k_pool, slot * row + j, load1(qkv, k0 + j, ht), kvt);
+        store1(v_pool, slot * row + j, load1(qkv, v0 + j, ht), kvt);
+    }
+}
+
+/* v rounded to dtype t (to nearest even), as floats. */
+static inline __m256 round8(__m256 v, int t) {
+    if (t == F32) return v;
+    uint16_t tmp[8];
+    store8(tmp, 0, v, t);
+    return load8(tmp, 0, t);
+}
+
+static inline float activate(float g, int kind) {
+    if (kind == ACT_SILU) return g / (1.0f + expf(-g));
+    return 0.5f * g * (1.0f + tanhf(0.7978845608028654f * (g + 0.044715f * g * g * g)));
+}
+
+/* y = round(act(gate)) * up, rounded: gu rows are [gate (inter) | up (inter)]. SiLU runs
+ * 8 wide with exp8 (relative error ~2e-7, under one rounding of the result). */
+static void gated_activation(const DecodeLayer *L, const void *gu, void *y, int ht, int64_t rows) {
+    const int64_t I = L->inter, i8 = L->activation == ACT_SILU ? I & ~(int64_t)7 : 0;
+    const __m256 one = _mm256_set1_ps(1.0f), zero = _mm256_setzero_ps();
+    for (int64_t b = 0; b < rows; b++) {
+        for (int64_t i = 0; i < i8; i += 8) {
+            const __m256 g = load8(gu, b * 2 * I + i, ht), u = load8(gu, b * 2 * I + I + i, ht);
+            const __m256 a = _mm256_div_ps(g, _mm256_add_ps(one, exp8(_mm256_sub_ps(zero, g))));
+            store8(y, b * I + i, _mm256_mul_ps(round8(a, ht), u), ht);
+        }
+        for (int64_t i = i8; i < I; i++) {
+            const float g = load1(gu, b * 2 * I + i, ht), u = load1(gu, b * 2 * I + I + i, ht);
+            store1(y, b * I + i, round1(activate(g, L->activation), ht) * u, ht);
+        }
+    }
+}
+
+/* h += d, rounded to the dtype once per element. */
+static void add_rows(void *h, const void *d, int ht, int64_t n) {
+    const int64_t n8 = n & ~(int64_t)7;
+    for (int64_t i = 0; i < n8; i += 8) store8(h, i, _mm256_add_ps(load8(h, i, ht), load8(d, i, ht)), ht);
+    for (int64_t i = n8; i < n; i++) store1(h, i, load1(h, i, ht) + load1(d, i, ht), ht);
+}
+
+int tttv2_decode_layer(const DecodeLayer *L, const DecodeStep *S, const void *cos, const void *sin,
+                       void *k_pool, void *v_pool, int kvt, int64_t num_blocks, int64_t block_size) {
+    const int ht = S->ht, wt = L->wt;
+    if (!valid_dtype(ht) || !valid_dtype(wt) || !valid_dtype(L->nt) || !valid_dtype(kvt)) return 1;
+    if (L->rot_half > 0 && (!cos || !sin || !valid_dtype(S->ct))) return 1;
+    if (L->kv_heads <= 0 || L->heads % L->kv_heads || 2 * L->rot_half > L->head_dim) return 1;
+    if (L->activation != ACT_SILU && L->activation != ACT_GELU_TANH) return 1;
+    const int64_t B = S->rows, E = dsize(ht), H = L->heads, D = L->head_dim, hidden = L->hidden;
+    const int64_t qkvw = (H + 2 * L->kv_heads) * D, hd = H * D;
+    if (S->work_bytes < tttv2_decode_layer_workspace(L, B, ht)) return 2;
+    char *w = (char *)S->work;
+    void *n = w, *qkv = w + B * hidden * E, *q = (char *)qkv + B * qkvw * E, *att = (char *)q + B * hd * E;
+    void *o = (char *)att + B * hd * E, *gu = (char *)o + B * hidden * E, *act = (char *)gu + B * 2 * L->inter * E;
+
+    for (int64_t b = 0; b < B; b++)
+        if (S->slots[b] < 0 || S->slots[b] >= num_blocks * block_size) return 3; /* before any write */
+    int status = tttv2_rms_norm(S->h, ht, L->attn_norm, L->nt, n, ht, B, hidden, L->attn_eps, L->attn_unit_offset);
+    if (!status) status = tttv2_skinny_linear(n, ht, L->qkv_w, wt, L->qkv_b, wt, qkv, ht, B, qkvw, hidden, L->l2_bytes);
+    if (status) return status;
+    for (int64_t b = 0; b < B; b++) {
+        if (L->rot_half > 0) rotate_row(L, qkv, ht, cos, sin, S->ct, b);
+        write_cache(L, qkv, ht, k_pool, v_pool, kvt, S->slots[b], b);
+        memcpy((char *)q + b * hd * E, (char *)qkv + b * qkvw * E, (size_t)(hd * E));
+    }
+    status = tttv2_paged_decode_attention(q, ht, k_pool, v_pool, kvt, S->tables, S->width, S->seq_lens, att, ht, B, H,
+                                          L->kv_heads, D, num_blocks, block_size, L->scale, L->softcap, L->window);
+    if (!status) status = tttv2_skinny_linear(att, ht, L->o_w, wt, L->o_b, wt, o, ht, B, hidden, hd, L->l2_bytes);
+    if (status) return status;
+    add_rows(S->h, o, ht, B * hidden);
+
+    status = tttv2_rms_norm(S->h, ht, L->ffn_norm, L->nt, n, ht, B, hidden, L->ffn_eps, L->ffn_unit_offset);
+    if (!status) status = tttv2_skinny_linear(n, ht, L->gu_w, wt, L->gu_b, wt, gu, ht, B, 2 * L->inter, hidden, L->l2_bytes);
+    if (status) return status;
+    gated_activation(L, gu, act, ht, B);
+    status = tttv2_skinny_linear(act, ht, L->down_w, wt, L->down_b, wt, o, ht, B, hidden, L->inter, L->l2_bytes);
+    if (status) return status;
+    add_rows(S->h, o, ht, B * hidden);
+    return 0;
+}

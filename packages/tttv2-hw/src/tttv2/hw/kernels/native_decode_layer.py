@@ -1,0 +1,346 @@
+"""A whole pre-norm decoder layer's decode step in one native call (``native/decode_layer.c``).
+
+At decode a small model's layer is ~20 eager operations of a few microseconds of dispatch
+each around a few hundred microseconds of weight streaming; on the 2-core machines here
+that dispatch was a third of a SmolLM2-135M step. :class:`NativeDecodeLayer` binds one
+layer's weights and numbers once; each step then costs one call per layer, which runs the
+same three native kernels (RMSNorm, few-row linear, paged decode attention) with the
+rotation, cache write, gated activation and residual sums between them, rounded where the
+eager operations round (results equal the eager path's up to the last bit of the
+activation, whose ``exp`` differs).
+
+The layer it computes (a block spec decides whether a layer is one; nothing here knows
+a model)::
+
+    h += o_proj(paged_attention(rope(q), rope(k) and v written at slot_mapping))
+         with q, k, v = qkv_proj(rms_norm(h))            (fused projection, optional bias)
+    h += down_proj(act(gate) * up) with gate, up = gate_up_proj(rms_norm(h)),
+         act in {"silu", "gelu_tanh"}
+
+Inference only, CPU tensors, 1-16 rows (:data:`MAX_ROWS`).
+"""
+
+from __future__ import annotations
+
+import ctypes
+from dataclasses import dataclass
+from functools import cache
+
+import torch
+
+from tttv2.hw.kernels.native import (
+    DTYPE_CODES,
+    NativeKernelUnavailable,
+    native_allowed,
+    native_function,
+)
+from tttv2.hw.kernels.skinny_linear import CHUNK_BYTES, SKINNY_MAX_ROWS
+
+#: Most rows (sequences) one call serves: the few-row linear kernel's range.
+MAX_ROWS = SKINNY_MAX_ROWS
+#: The activations of the gated feed-forward the kernel computes, by their spec names.
+ACTIVATIONS = {"silu": 0, "gelu_tanh": 1}
+
+_p = ctypes.c_void_p
+
+
+class _Layer(ctypes.Structure):  # DecodeLayer in decode_layer.c
+    _fields_ = [
+        *((n, ctypes.c_int64) for n in ("hidden", "heads", "kv_heads", "head_dim", "rot_half", "inter", "window", "l2_bytes")),
+        *((n, ctypes.c_float) for n in ("attn_eps", "ffn_eps", "scale", "softcap")),
+        *((n, ctypes.c_int32) for n in ("interleaved", "activation", "attn_unit_offset", "ffn_unit_offset", "wt", "nt")),
+        *((n, _p) for n in ("attn_norm", "qkv_w", "qkv_b", "o_w", "o_b", "ffn_norm", "gu_w", "gu_b", "down_w", "down_b")),
+    ]  # fmt: skip
+
+
+class _Step(ctypes.Structure):  # DecodeStep in decode_layer.c
+    _fields_ = [
+        ("rows", ctypes.c_int64), ("width", ctypes.c_int64), ("work_bytes", ctypes.c_int64),
+        ("ht", ctypes.c_int32), ("ct", ctypes.c_int32),
+        ("h", _p), ("slots", _p), ("tables", _p), ("seq_lens", _p), ("work", _p),
+    ]  # fmt: skip
+
+
+_ARGTYPES = (
+    ctypes.POINTER(_Layer),
+    ctypes.POINTER(_Step),
+    _p,
+    _p,
+    _p,
+    _p,
+    ctypes.c_int,
+    ctypes.c_int64,
+    ctypes.c_int64,
+)
+
+
+@cache  # one lookup without hashing the argument types on every call
+def decode_layer_kernel():
+    """The C function, or why there is none (built once per process, cached on disk)."""
+    return native_function("decode_layer", "tttv2_decode_layer", _ARGTYPES)
+
+
+@cache
+def _workspace_fn():
+    build = decode_layer_kernel()
+    if isinstance(build, NativeKernelUnavailable):
+        raise build
+    fn = native_function(
+        "decode_layer",
+        "tttv2_decode_layer_workspace",
+        (ctypes.POINTER(_Layer), ctypes.c_int64, ctypes.c_int),
+    )
+    fn.restype = ctypes.c_int64
+    return fn
+
+
+def native_decode_layer_available() -> bool:
+    """Whether the kernel is built (or buildable) here and usable now (not while
+    torch.compile traces, not while autograd records)."""
+    return (
+        native_allowed()
+        and not torch.is_grad_enabled()
+        and not isinstance(decode_layer_kernel(), NativeKernelUnavailable)
+    )
+
+
+@dataclass(frozen=True)
+class DecodeLayerWeights:
+    """One layer's tensors in Hugging Face layout (``weight [out, in]``); biases may be None.
+    ``qkv_weight`` rows are ``[q (H*D); k (Hkv*D); v (Hkv*D)]``, ``gate_up_weight`` rows
+    ``[gate (I); up (I)]``. Projection weights and biases share one dtype."""
+
+    attn_norm: torch.Tensor
+    qkv_weight: torch.Tensor
+    qkv_bias: torch.Tensor | None
+    o_weight: torch.Tensor
+    o_bias: torch.Tensor | None
+    ffn_norm: torch.Tensor
+    gate_up_weight: torch.Tensor
+    gate_up_bias: torch.Tensor | None
+    down_weight: torch.Tensor
+    down_bias: torch.Tensor | None
+
+
+@dataclass(frozen=True)
+class DecodeLayerShape:
+    """The numbers of the layer: heads, rotary half-width (0: no rotation), the gated
+    activation, norm epsilons and unit offsets, attention scale, soft-cap and window
+    (``None``: none)."""
+
+    num_heads: int
+    num_kv_heads: int
+    head_dim: int
+    rotary_dim: int
+    interleaved: bool
+    activation: str
+    attn_norm_eps: float
+    ffn_norm_eps: float
+    attn_norm_unit_offset: bool
+    ffn_norm_unit_offset: bool
+    scale: float
+    softcap: float | None
+    sliding_window: int | None
+
+
+class NativeDecodeLayer:
+    """``layer(step, k_pool, v_pool, cos, sin)`` runs one decode step of the layer on
+    ``step.hidden`` in place. Construction checks every tensor (``ValueError`` naming it)
+    and keeps them alive; the layer's weights must not be replaced while it is used."""
+
+    def __init__(self, weights: DecodeLayerWeights, shape: DecodeLayerShape) -> None:
+        fn = decode_layer_kernel()
+        if isinstance(fn, NativeKernelUnavailable):
+            raise fn
+        self._fn = fn
+        self.weights, self.shape = weights, shape
+        hidden, inter = _check_layer(weights, shape)
+        w = weights
+        ptr = lambda t: t.data_ptr() if t is not None else None  # noqa: E731
+        self._args = _Layer(
+            hidden, shape.num_heads, shape.num_kv_heads, shape.head_dim, shape.rotary_dim // 2, inter,
+            shape.sliding_window or 0, CHUNK_BYTES,
+            shape.attn_norm_eps, shape.ffn_norm_eps, shape.scale, shape.softcap or 0.0,
+            int(shape.interleaved), ACTIVATIONS[shape.activation], int(shape.attn_norm_unit_offset),
+            int(shape.ffn_norm_unit_offset), DTYPE_CODES[w.qkv_weight.dtype], DTYPE_CODES[w.attn_norm.dtype],
+            ptr(w.attn_norm), ptr(w.qkv_weight), ptr(w.qkv_bias), ptr(w.o_weight), ptr(w.o_bias),
+            ptr(w.ffn_norm), ptr(w.gate_up_weight), ptr(w.gate_up_bias), ptr(w.down_weight), ptr(w.down_bias),
+        )  # fmt: skip
+        self._ref = ctypes.byref(self._args)
+        self.dtype = w.qkv_weight.dtype
+        self.hidden = hidden
+
+    def workspace_bytes(self, rows: int, dtype: torch.dtype) -> int:
+        return int(_workspace_fn()(self._ref, rows, DTYPE_CODES[dtype]))
+
+    def __call__(
+        self,
+        step: NativeDecodeStep,
+        k_pool: torch.Tensor,
+        v_pool: torch.Tensor,
+        cos: torch.Tensor | None,
+        sin: torch.Tensor | None,
+    ) -> None:
+        """One step: ``k_pool, v_pool [num_blocks, block_size, Hkv, D]`` (contiguous, one
+        dtype), ``cos, sin [rows, rotary_dim/2]`` of the step's positions (contiguous, the
+        step's ``cos_dtype``; None without rotation)."""
+        num_blocks, block_size = k_pool.shape[0], k_pool.shape[1]
+        status = self._fn(
+            self._ref, step._ref,
+            cos.data_ptr() if cos is not None else None, sin.data_ptr() if sin is not None else None,
+            k_pool.data_ptr(), v_pool.data_ptr(), DTYPE_CODES[k_pool.dtype], num_blocks, block_size,
+        )  # fmt: skip
+        if status != 0:
+            raise _error(status, step, k_pool)
+
+    def check_step(
+        self,
+        step: NativeDecodeStep,
+        k_pool: torch.Tensor,
+        v_pool: torch.Tensor,
+        cos: torch.Tensor | None,
+    ) -> None:
+        """Raise ``ValueError`` unless ``step``, the pools and the cos rows fit this layer
+        (callers check once per pass, then call without checks)."""
+        s = self.shape
+        if step.hidden.dtype != self.dtype or step.hidden.shape[1] != self.hidden:
+            raise ValueError(
+                f"NativeDecodeLayer: hidden rows {tuple(step.hidden.shape)} {step.hidden.dtype} do not fit a layer "
+                f"of width {self.hidden} in {self.dtype}"
+            )
+        kv_shape = (s.num_kv_heads, s.head_dim)
+        for name, pool in (("k_pool", k_pool), ("v_pool", v_pool)):
+            if (
+                pool.dim() != 4
+                or tuple(pool.shape[2:]) != kv_shape
+                or pool.shape != k_pool.shape
+                or pool.dtype != k_pool.dtype
+                or pool.dtype not in DTYPE_CODES
+                or not pool.is_contiguous()
+                or not pool.is_cpu
+            ):
+                raise ValueError(
+                    f"NativeDecodeLayer: {name} {tuple(pool.shape)} {pool.dtype} must be a contiguous CPU "
+                    f"[num_blocks, block_size, {kv_shape[0]}, {kv_shape[1]}] pool like k_pool"
+                )
+        want = (step.rows, s.rotary_dim // 2)
+        if s.rotary_dim and (
+            cos is None or tuple(cos.shape) != want or cos.dtype != step.cos_dtype
+        ):
+            got = None if cos is None else (tuple(cos.shape), cos.dtype)
+            raise ValueError(
+                f"NativeDecodeLayer: cos/sin rows must be {want} in {step.cos_dtype}, got {got}"
+            )
+
+
+class NativeDecodeStep:
+    """The rows of one decode pass, shared by its layers: ``hidden [rows, width]`` (updated
+    in place by every layer), ``slot_mapping [rows]`` (where each row's new K/V goes),
+    ``block_tables [rows, W]`` and ``seq_lens [rows]`` (int64, as the paged cache reads
+    them), the dtype of the cos/sin rows, and a workspace of ``workspace_bytes``."""
+
+    def __init__(
+        self,
+        hidden: torch.Tensor,
+        slot_mapping: torch.Tensor,
+        block_tables: torch.Tensor,
+        seq_lens: torch.Tensor,
+        cos_dtype: torch.dtype,
+        workspace_bytes: int,
+    ) -> None:
+        rows = hidden.shape[0] if hidden.dim() == 2 else -1
+        if (
+            hidden.dim() != 2
+            or not hidden.is_contiguous()
+            or not hidden.is_cpu
+            or hidden.dtype not in DTYPE_CODES
+        ):
+            raise ValueError(
+                f"NativeDecodeStep: hidden must be contiguous CPU [rows, width], got {tuple(hidden.shape)}"
+            )
+        if not 1 <= rows <= MAX_ROWS:
+            raise ValueError(f"NativeDecodeStep: {rows} rows; the kernel serves 1..{MAX_ROWS}")
+        for name, t, dims in (
+            ("slot_mapping", slot_mapping, 1),
+            ("block_tables", block_tables, 2),
+            ("seq_lens", seq_lens, 1),
+        ):
+            if (
+                t.dtype != torch.int64
+                or t.dim() != dims
+                or t.shape[0] != rows
+                or not t.is_contiguous()
+                or not t.is_cpu
+            ):
+                raise ValueError(
+                    f"NativeDecodeStep: {name} must be a contiguous CPU int64 tensor of {dims} dims with "
+                    f"{rows} rows, got {tuple(t.shape)} {t.dtype}"
+                )
+        if cos_dtype not in DTYPE_CODES:
+            raise ValueError(
+                f"NativeDecodeStep: cos/sin dtype {cos_dtype} is not one of {list(DTYPE_CODES)}"
+            )
+        self.hidden, self.rows, self.cos_dtype = hidden, rows, cos_dtype
+        self._keep = (slot_mapping, block_tables, seq_lens)
+        self.workspace = torch.empty(max(workspace_bytes, 1), dtype=torch.uint8)
+        self._args = _Step(
+            rows, block_tables.shape[1], workspace_bytes, DTYPE_CODES[hidden.dtype], DTYPE_CODES[cos_dtype],
+            hidden.data_ptr(), slot_mapping.data_ptr(), block_tables.data_ptr(), seq_lens.data_ptr(),
+            self.workspace.data_ptr(),
+        )  # fmt: skip
+        self._ref = ctypes.byref(self._args)
+
+
+def _check_layer(w: DecodeLayerWeights, s: DecodeLayerShape) -> tuple[int, int]:
+    """(hidden, intermediate) after checking every tensor and number; ValueError names the bad one."""
+    if s.activation not in ACTIVATIONS:
+        raise ValueError(
+            f"NativeDecodeLayer: activation {s.activation!r} is not one of {sorted(ACTIVATIONS)}"
+        )
+    H, Hkv, D = s.num_heads, s.num_kv_heads, s.head_dim
+    if min(H, Hkv, D) < 1 or H % Hkv or s.rotary_dim % 2 or not 0 <= s.rotary_dim <= D:
+        raise ValueError(
+            f"NativeDecodeLayer: heads {H}/{Hkv}, head_dim {D}, rotary_dim {s.rotary_dim} are inconsistent"
+        )
+    hidden = w.attn_norm.shape[0] if w.attn_norm.dim() == 1 else -1
+    inter = w.down_weight.shape[1] if w.down_weight.dim() == 2 else -1
+    dtype = w.qkv_weight.dtype
+    shapes = {
+        "attn_norm": (w.attn_norm, (hidden,)), "ffn_norm": (w.ffn_norm, (hidden,)),
+        "qkv_weight": (w.qkv_weight, ((H + 2 * Hkv) * D, hidden)), "qkv_bias": (w.qkv_bias, ((H + 2 * Hkv) * D,)),
+        "o_weight": (w.o_weight, (hidden, H * D)), "o_bias": (w.o_bias, (hidden,)),
+        "gate_up_weight": (w.gate_up_weight, (2 * inter, hidden)), "gate_up_bias": (w.gate_up_bias, (2 * inter,)),
+        "down_weight": (w.down_weight, (hidden, inter)), "down_bias": (w.down_bias, (hidden,)),
+    }  # fmt: skip
+    for name, (t, shape) in shapes.items():
+        if t is None:
+            if not name.endswith("bias"):
+                raise ValueError(f"NativeDecodeLayer: {name} is missing")
+            continue
+        norm = name.endswith("norm")
+        if (
+            tuple(t.shape) != shape
+            or min(shape) < 1
+            or not t.is_contiguous()
+            or not t.is_cpu
+            or t.dtype not in DTYPE_CODES
+            or (not norm and t.dtype != dtype)
+            or (norm and t.dtype != w.attn_norm.dtype)
+        ):
+            raise ValueError(
+                f"NativeDecodeLayer: {name} is {tuple(t.shape)} {t.dtype} "
+                f"({'contiguous' if t.is_contiguous() else 'strided'}, {t.device}); expected a contiguous CPU "
+                f"{shape} tensor in {'the norms' if norm else 'the projections'}' dtype"
+            )
+    return hidden, inter
+
+
+def _error(status: int, step: NativeDecodeStep, k_pool: torch.Tensor) -> Exception:
+    if status == 3:
+        return ValueError(
+            f"NativeDecodeLayer: a slot, block table entry or sequence length is outside the cache "
+            f"({k_pool.shape[0]} blocks of {k_pool.shape[1]}, {step.rows} rows)"
+        )
+    if status == 2:
+        return ValueError("NativeDecodeLayer: the step's workspace is too small for this layer")
+    return RuntimeError(f"decode_layer kernel failed with status {status}")

@@ -1,0 +1,115 @@
+"""The one-call decoder layer kernel: the layer it computes against plain PyTorch written
+out here, and its checks (bad tensors named, out-of-range slots refused before any write)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from tttv2.hw.kernels.native_decode_layer import (
+    MAX_ROWS,
+    DecodeLayerShape,
+    DecodeLayerWeights,
+    NativeDecodeLayer,
+    NativeDecodeStep,
+    native_decode_layer_available,
+)
+
+with torch.inference_mode():
+    if not native_decode_layer_available():
+        pytest.skip("the native decode layer kernel cannot be built here", allow_module_level=True)
+
+HID, H, HKV, D, INTER, BS = 48, 6, 2, 8, 80, 4
+
+
+def _weights(seed: int = 0, bias: bool = True) -> DecodeLayerWeights:
+    g = torch.Generator().manual_seed(seed)
+    r = lambda *s: torch.randn(*s, generator=g) * 0.3  # noqa: E731
+    qkv = (H + 2 * HKV) * D
+    return DecodeLayerWeights(
+        1 + r(HID), r(qkv, HID), r(qkv) if bias else None, r(HID, H * D), r(HID) if bias else None,
+        1 + r(HID), r(2 * INTER, HID), r(2 * INTER) if bias else None, r(HID, INTER), r(HID) if bias else None,
+    )  # fmt: skip
+
+
+SHAPE = DecodeLayerShape(H, HKV, D, D, False, "silu", 1e-5, 1e-6, False, False, 1 / math.sqrt(D), None, None)
+
+
+def _reference(w: DecodeLayerWeights, h, cos, sin, k_pool, v_pool, slots, tables, lens) -> torch.Tensor:
+    """The layer in plain PyTorch, fp32, reading the cache as whole sequences."""
+    rms = lambda x, g, eps: x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps) * g  # noqa: E731
+    qkv = F.linear(rms(h, w.attn_norm, 1e-5), w.qkv_weight, w.qkv_bias)
+    q, k, v = qkv.split((H * D, HKV * D, HKV * D), -1)
+    q, k, v = q.view(-1, H, D), k.view(-1, HKV, D), v.view(-1, HKV, D)
+
+    def rope(x):
+        a, b = x[..., : D // 2], x[..., D // 2 :]
+        c, s = cos[:, None], sin[:, None]
+        return torch.cat((a * c - b * s, b * c + a * s), -1)
+
+    q, k = rope(q), rope(k)
+    k_pool.view(-1, HKV, D)[slots] = k
+    v_pool.view(-1, HKV, D)[slots] = v
+    outs = []
+    for b in range(h.shape[0]):
+        n = int(lens[b])
+        keys = k_pool[tables[b]].reshape(-1, HKV, D)[:n].repeat_interleave(H // HKV, 1)
+        vals = v_pool[tables[b]].reshape(-1, HKV, D)[:n].repeat_interleave(H // HKV, 1)
+        p = torch.softmax(torch.einsum("hd,thd->ht", q[b], keys) / math.sqrt(D), -1)
+        outs.append(torch.einsum("ht,thd->hd", p, vals).reshape(-1))
+    h = h + F.linear(torch.stack(outs), w.o_weight, w.o_bias)
+    gate, up = F.linear(rms(h, w.ffn_norm, 1e-6), w.gate_up_weight, w.gate_up_bias).chunk(2, -1)
+    return h + F.linear(F.silu(gate) * up, w.down_weight, w.down_bias)
+
+
+def _batch(rows: int = 3, seed: int = 1):
+    g = torch.Generator().manual_seed(seed)
+    k_pool, v_pool = torch.randn(12, BS, HKV, D, generator=g), torch.randn(12, BS, HKV, D, generator=g)
+    lens = torch.tensor([5, 1, 9][:rows])
+    tables = torch.tensor([[3, 7, 0], [5, 0, 0], [1, 2, 11]][:rows])
+    slots = torch.stack([tables[b, (int(lens[b]) - 1) // BS] * BS + (int(lens[b]) - 1) % BS for b in range(rows)])
+    angles = (lens - 1)[:, None].float() * torch.rand(D // 2, generator=g)
+    h = torch.randn(rows, HID, generator=g)
+    return h, angles.cos(), angles.sin(), k_pool, v_pool, slots, tables, lens
+
+
+def test_layer_equals_plain_pytorch() -> None:
+    w = _weights()
+    h, cos, sin, k_pool, v_pool, slots, tables, lens = _batch()
+    expected = _reference(w, h.clone(), cos, sin, k_pool.clone(), v_pool.clone(), slots, tables, lens)
+    layer = NativeDecodeLayer(w, SHAPE)
+    with torch.inference_mode():
+        step = NativeDecodeStep(h, slots, tables, lens, torch.float32, layer.workspace_bytes(3, torch.float32))
+        layer.check_step(step, k_pool, v_pool, cos)
+        layer(step, k_pool, v_pool, cos, sin)
+    torch.testing.assert_close(h, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_bad_tensors_are_named() -> None:
+    w = _weights()
+    bad = DecodeLayerWeights(**{**w.__dict__, "o_weight": w.o_weight[:, :-1]})
+    with pytest.raises(ValueError, match="o_weight"):
+        NativeDecodeLayer(bad, SHAPE)
+    with pytest.raises(ValueError, match="gate_up_weight"):
+        NativeDecodeLayer(DecodeLayerWeights(**{**w.__dict__, "gate_up_weight": w.gate_up_weight.half()}), SHAPE)
+    with pytest.raises(ValueError, match="activation 'relu'"):
+        NativeDecodeLayer(w, DecodeLayerShape(**{**SHAPE.__dict__, "activation": "relu"}))
+    with pytest.raises(ValueError, match=f"1..{MAX_ROWS}"):
+        n = MAX_ROWS + 1
+        NativeDecodeStep(torch.zeros(n, HID), torch.zeros(n, dtype=torch.int64), torch.zeros(n, 1, dtype=torch.int64),
+                         torch.ones(n, dtype=torch.int64), torch.float32, 1)  # fmt: skip
+
+
+def test_a_slot_outside_the_cache_is_refused_before_anything_is_written() -> None:
+    layer = NativeDecodeLayer(_weights(), SHAPE)
+    h, cos, sin, k_pool, v_pool, slots, tables, lens = _batch()
+    slots[1] = 12 * BS  # one past the pool
+    before = (h.clone(), k_pool.clone(), v_pool.clone())
+    with torch.inference_mode():
+        step = NativeDecodeStep(h, slots, tables, lens, torch.float32, layer.workspace_bytes(3, torch.float32))
+        with pytest.raises(ValueError, match="outside the cache"):
+            layer(step, k_pool, v_pool, cos, sin)
+    assert torch.equal(h, before[0]) and torch.equal(k_pool, before[1]) and torch.equal(v_pool, before[2])
