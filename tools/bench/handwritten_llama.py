@@ -7,9 +7,11 @@ QKV and gate/up weights, a static contiguous KV cache written in place, the nati
 few-row product (``tttv2.hw.kernels.skinny_linear``, else ``torch.mv``) for decode, one RoPE rotation for q and k together with cos/sin rows looked up
 once per forward from tables built once, and — on CPUs without native bf16 — products of
 8 or more half-precision rows computed in fp32 from weight slices converted on the fly
-into one cache-resident buffer (torch's bf16 GEMM is 2-4x slower there). Besides ``torch`` and ``safetensors`` it uses tttv2-hw's three native CPU kernels
-(few-row linear, RMSNorm, decode attention: the same kernels, as the comparison requires);
-it reads a Hugging Face Llama checkpoint folder directly and imports nothing else of tttv2.
+into one cache-resident buffer (torch's bf16 GEMM is 2-4x slower there). Besides ``torch``
+and ``safetensors`` it uses tttv2-hw's native CPU kernels (few-row linear, RMSNorm, decode
+attention, and for decode steps of up to 16 rows the one-call decoder layer that runs them
+all: the same kernels TTTv2 uses, as the comparison requires); it reads a Hugging Face
+Llama checkpoint folder directly and imports nothing else of tttv2.
 """
 
 from __future__ import annotations
@@ -23,6 +25,14 @@ import torch.nn.functional as F
 from safetensors import safe_open
 
 from tttv2.hw.kernels.native import NativeKernelUnavailable
+from tttv2.hw.kernels.native_decode_layer import (
+    MAX_ROWS,
+    DecodeLayerShape,
+    DecodeLayerWeights,
+    NativeDecodeLayer,
+    NativeDecodeStep,
+    decode_layer_kernel,
+)
 from tttv2.hw.kernels.native_paged_decode_attention import native_paged_decode_attention
 from tttv2.hw.kernels.native_rms_norm import native_rms_norm
 from tttv2.hw.kernels.skinny_linear import SKINNY_MAX_ROWS, skinny_kernel, skinny_linear
@@ -101,6 +111,15 @@ class HandwrittenLlama:
         self.rows = torch.arange(max_batch, device=self.device).view(max_batch, 1)
         self.k_cache = [torch.zeros(shape, dtype=dtype, device=self.device) for _ in range(self.n_layers)]
         self.v_cache = [torch.zeros(shape, dtype=dtype, device=self.device) for _ in range(self.n_layers)]
+        self.max_seq_len = max_seq_len
+        self.fused = []  # one native call per layer at decode (the caches are one block per sequence)
+        if self.native and not isinstance(decode_layer_kernel(), NativeKernelUnavailable):
+            shape = DecodeLayerShape(self.n_heads, self.n_kv, self.head_dim, self.head_dim, False, "silu",
+                                     self.eps, self.eps, False, False, self.scale, None, None)  # fmt: skip
+            for ln1, wqkv, wo, ln2, wgu, wdown in self.layers:
+                weights = DecodeLayerWeights(ln1, wqkv, None, wo, None, ln2, wgu, None, wdown, None)
+                self.fused.append(NativeDecodeLayer(weights, shape))
+            self.workspace = self.fused[0].workspace_bytes(max_batch, dtype) if self.fused else 0
 
     @staticmethod
     def _read(folder: Path) -> dict[str, torch.Tensor]:
@@ -152,6 +171,8 @@ class HandwrittenLlama:
         pos = slice(start, start + seq)
         cos, sin = self.cos[pos, None], self.sin[pos, None]  # [S, 1, D/2], shared by the layers
         lens = torch.full((bsz,), start + seq, dtype=torch.int64)
+        if seq == 1 and self.fused and bsz <= MAX_ROWS and not torch.compiler.is_compiling():
+            return self._fused_decode(h, start, lens)
         nq, nkv, d = self.n_heads * self.head_dim, self.n_kv * self.head_dim, self.head_dim
         for i, (ln1, wqkv, wo, ln2, wgu, wdown) in enumerate(self.layers):
             qkv = self._linear(self._rms(h, ln1), wqkv).view(bsz, seq, -1)
@@ -178,6 +199,16 @@ class HandwrittenLlama:
             h = h + self._linear(F.silu(gate) * up, wdown)
         last = h.view(bsz, seq, self.hidden)[:, -1]
         return self._linear(self._rms(last, self.norm), self.lm_head)
+
+    def _fused_decode(self, h: torch.Tensor, start: int, lens: torch.Tensor) -> torch.Tensor:
+        bsz = h.shape[0]
+        h = h.contiguous()
+        rows = self.rows[:bsz]
+        step = NativeDecodeStep(h, rows[:, 0] * self.max_seq_len + start, rows, lens, self.dtype, self.workspace)
+        cos, sin = self.cos[start].expand(bsz, -1).contiguous(), self.sin[start].expand(bsz, -1).contiguous()
+        for layer, k, v in zip(self.fused, self.k_cache, self.v_cache, strict=True):
+            layer(step, k, v, cos, sin)
+        return self._linear(self._rms(h, self.norm), self.lm_head)
 
     def generate_greedy(self, prompt: list[int], steps: int) -> list[int]:
         ids = torch.tensor([prompt], device=self.device)
