@@ -49,6 +49,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from handwritten_llama import HandwrittenLlama  # noqa: E402
 
+from tttv2.core.runtime import greedy_tokens  # noqa: E402
+
 SHAPES: dict[str, dict[str, Any]] = {
     "smollm2-135m": dict(
         hidden_size=576, intermediate_size=1536, num_hidden_layers=30, num_attention_heads=9,
@@ -196,10 +198,10 @@ class Hand(Contender):
     def decode(self, prompts: list[list[int]], steps: int) -> float:
         step_fn = self.compiled or self.forward
         ids = torch.tensor(prompts)
-        tokens = self.forward(ids, 0).argmax(-1).tolist()
+        tokens = greedy_tokens(self.forward(ids, 0))
         pos, start = ids.shape[1], time.perf_counter()
         for _ in range(steps - 1):
-            tokens = step_fn(torch.tensor(tokens).view(-1, 1), pos).argmax(-1).tolist()
+            tokens = greedy_tokens(step_fn(torch.tensor(tokens).view(-1, 1), pos))
             pos += 1
         return len(prompts) * (steps - 1) / (time.perf_counter() - start)
 
@@ -224,12 +226,12 @@ class HF(Contender):
     @torch.inference_mode()
     def decode(self, prompts: list[list[int]], steps: int) -> float:
         out = self.model(input_ids=torch.tensor(prompts), use_cache=True, logits_to_keep=1)
-        past, tokens = out.past_key_values, out.logits[:, -1].argmax(-1).tolist()
+        past, tokens = out.past_key_values, greedy_tokens(out.logits[:, -1])
         start = time.perf_counter()
         for _ in range(steps - 1):
             ids = torch.tensor(tokens).view(-1, 1)
             out = self.model(input_ids=ids, past_key_values=past, use_cache=True, logits_to_keep=1)
-            past, tokens = out.past_key_values, out.logits[:, -1].argmax(-1).tolist()
+            past, tokens = out.past_key_values, greedy_tokens(out.logits[:, -1])
         return len(prompts) * (steps - 1) / (time.perf_counter() - start)
 
 

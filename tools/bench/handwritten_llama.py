@@ -9,8 +9,8 @@ once per forward from tables built once, and — on CPUs without native bf16 —
 8 or more half-precision rows computed in fp32 from weight slices converted on the fly
 into one cache-resident buffer (torch's bf16 GEMM is 2-4x slower there). Besides ``torch``
 and ``safetensors`` it uses tttv2-hw's native CPU kernels (few-row linear, RMSNorm, decode
-attention, and for decode steps of up to 16 rows the one-call decoder layer that runs them
-all: the same kernels TTTv2 uses, as the comparison requires); it reads a Hugging Face
+attention, and for decode steps of up to 16 rows the one-call decoder stack that runs them
+for every layer: the same kernels TTTv2 uses, as the comparison requires); it reads a Hugging Face
 Llama checkpoint folder directly and imports nothing else of tttv2.
 """
 
@@ -33,6 +33,7 @@ from tttv2.hw.kernels.native_decode_layer import (
     NativeDecodeStep,
     decode_layer_kernel,
 )
+from tttv2.hw.kernels.native_decode_stack import NativeDecodeStack
 from tttv2.hw.kernels.native_paged_decode_attention import native_paged_decode_attention
 from tttv2.hw.kernels.native_rms_norm import native_rms_norm
 from tttv2.hw.kernels.skinny_linear import SKINNY_MAX_ROWS, skinny_kernel, skinny_linear
@@ -120,6 +121,12 @@ class HandwrittenLlama:
                 weights = DecodeLayerWeights(ln1, wqkv, None, wo, None, ln2, wgu, None, wdown, None)
                 self.fused.append(NativeDecodeLayer(weights, shape))
             self.workspace = self.fused[0].workspace_bytes(max_batch, dtype) if self.fused else 0
+            # the whole stack in one call; the step's cos/sin rows are written into these buffers
+            half = self.head_dim // 2
+            self.cos_rows = torch.zeros(max_batch, half, dtype=dtype)
+            self.sin_rows = torch.zeros(max_batch, half, dtype=dtype)
+            self.stack = NativeDecodeStack(self.fused, self.k_cache, self.v_cache, [self.cos_rows] * self.n_layers,
+                                           [self.sin_rows] * self.n_layers)  # fmt: skip
 
     @staticmethod
     def _read(folder: Path) -> dict[str, torch.Tensor]:
@@ -205,9 +212,9 @@ class HandwrittenLlama:
         h = h.contiguous()
         rows = self.rows[:bsz]
         step = NativeDecodeStep(h, rows[:, 0] * self.max_seq_len + start, rows, lens, self.dtype, self.workspace)
-        cos, sin = self.cos[start].expand(bsz, -1).contiguous(), self.sin[start].expand(bsz, -1).contiguous()
-        for layer, k, v in zip(self.fused, self.k_cache, self.v_cache, strict=True):
-            layer(step, k, v, cos, sin)
+        self.cos_rows[:bsz] = self.cos[start]
+        self.sin_rows[:bsz] = self.sin[start]
+        self.stack(step)
         return self._linear(self._rms(h, self.norm), self.lm_head)
 
     def generate_greedy(self, prompt: list[int], steps: int) -> list[int]:

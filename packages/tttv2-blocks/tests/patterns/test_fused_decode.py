@@ -4,6 +4,9 @@ everything it does not (with the reason), and no stale weights after a change.""
 
 from __future__ import annotations
 
+import gc
+import weakref
+
 import pytest
 import torch
 
@@ -156,3 +159,22 @@ def test_autograd_passes_run_op_by_op() -> None:
         stack(torch.tensor([1, 2, 3]), blocks.prepare([0], [3], ExecutionMode.PREFILL), cache)
     stack(torch.tensor([4]), blocks.prepare([0], [1], ExecutionMode.DECODE), cache)
     assert "autograd" in stack.fused_decode_reason
+
+
+def test_a_dropped_cache_is_not_kept_alive_by_the_binding() -> None:
+    stack = _stack(_spec(), torch.float32, True)
+    cache = stack.new_cache(16, 4)
+    blocks = cache.block_manager(128)
+    with torch.inference_mode():
+        stack(torch.tensor([1, 2, 3]), blocks.prepare([0], [3], ExecutionMode.PREFILL), cache)
+        stack(torch.tensor([4]), blocks.prepare([0], [1], ExecutionMode.DECODE), cache)
+    assert stack.fused_decode_reason is None
+    pools = [weakref.ref(t) for lc in cache.layers for t in (lc.key, lc.value)]
+    del cache, blocks
+    gc.collect()
+    assert all(p() is None for p in pools)
+    fused, reasons = _generate(stack, PROMPTS, 2)  # and a new cache binds afresh
+    eager, _ = _generate(_stack(_spec(), torch.float32, False), PROMPTS, 2)
+    assert reasons == [None, None]
+    for a, b in zip(fused, eager, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)

@@ -3,6 +3,7 @@ draws against those distributions."""
 
 import math
 
+import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -14,6 +15,7 @@ from tttv2.core.runtime import (
     apply_count_penalties,
     apply_repetition_penalty,
     apply_temperature,
+    greedy_tokens,
     min_p_filter,
     probabilities,
     sample,
@@ -136,3 +138,24 @@ def test_filtered_distribution_is_a_distribution_over_the_most_likely(logits, to
         assert x[0][kept].min() >= x[0][~kept].max()
     if top_k:
         assert kept.sum() <= max(top_k, int((x[0] == x[0][kept].min()).sum()) + top_k)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
+def test_greedy_tokens_match_torch_argmax_with_ties_and_nan(dtype):
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(5, 1000, generator=g).to(dtype)
+    logits[1, 10] = logits[1, 700] = 50.0  # a tie: the first index wins
+    logits[2, 333] = float("nan")  # NaN wins, as in torch.argmax
+    logits[3] = 0.0
+    got = greedy_tokens(logits)
+    assert got == logits.argmax(dim=-1).tolist()
+    assert got[1] == 10 and got[2] == 333 and got[3] == 0
+    assert greedy_tokens(logits[:, ::2]) == logits[:, ::2].argmax(dim=-1).tolist()  # strided rows
+
+
+def test_all_greedy_sample_is_the_argmax_and_penalties_still_apply():
+    logits = torch.tensor([[0.0, 3.0, 2.9], [1.0, 0.0, 0.5]])
+    plain = SamplingRow(SamplingParams())
+    assert sample(logits, [plain, plain]) == [1, 0]
+    penalised = SamplingRow(SamplingParams(repetition_penalty=2.0), prompt_ids=[1])
+    assert sample(logits, [penalised, plain]) == [2, 0]

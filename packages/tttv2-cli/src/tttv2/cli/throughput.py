@@ -19,7 +19,7 @@ import torch
 
 from tttv2.cli.measure import PeakMemory
 from tttv2.core.model_plugins import LoadedModel
-from tttv2.core.runtime import LLMEngine, SamplingParams, StopConditions
+from tttv2.core.runtime import LLMEngine, SamplingParams, StopConditions, greedy_tokens
 
 BLOCK_SIZE = 16
 
@@ -104,16 +104,24 @@ def _run_hf(
     _sync(device)
     t0 = time.perf_counter()
     out = model(input_ids=ids, use_cache=True)
-    token = out.logits[:, -1].argmax(-1, keepdim=True)
+    token = _greedy(out.logits[:, -1])
     _sync(device)
     t1 = time.perf_counter()
     past = out.past_key_values
     for _ in range(gen_len - 1):
         out = model(input_ids=token, past_key_values=past, use_cache=True)
         past = out.past_key_values
-        token = out.logits[:, -1].argmax(-1, keepdim=True)
+        token = _greedy(out.logits[:, -1])
     _sync(device)
     return t1 - t0, time.perf_counter() - t1
+
+
+def _greedy(logits: torch.Tensor) -> torch.Tensor:
+    """Next tokens ``[B, 1]``, chosen as the engine chooses them (CPU: NumPy's argmax, not
+    PyTorch's slower one), so the baseline pays no more for its argmax than TTTv2 does."""
+    if logits.device.type != "cpu":
+        return logits.argmax(-1, keepdim=True)
+    return torch.tensor(greedy_tokens(logits)).view(-1, 1)
 
 
 def parameter_bytes(model: torch.nn.Module) -> int:

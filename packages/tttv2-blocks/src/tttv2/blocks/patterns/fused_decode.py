@@ -14,11 +14,15 @@ inference (autograd recording, torch.compile tracing, forward hooks on any modul
 layer, more rows than the kernel serves), runs eagerly, so behaviour never depends on
 whether the fast path was taken. Plans bind weight pointers once; before each pass they
 check that every module, parameter and storage they bound is still in place and rebuild
-when not (``model.to(...)``, a swapped projection, a strategy switch).
+when not (``model.to(...)``, a swapped projection, a strategy switch). Per cache, the plans
+are bound to its pools and to cos/sin row buffers (one pair per distinct rotary spec) in a
+:class:`~tttv2.hw.kernels.native_decode_stack.NativeDecodeStack`, so a pass is one native
+call for all the layers; the binding lets go of the pools when the cache is dropped.
 """
 
 from __future__ import annotations
 
+import weakref
 from operator import is_
 from typing import TYPE_CHECKING
 
@@ -26,10 +30,10 @@ import torch
 from torch import nn
 
 from tttv2.blocks.building_blocks.attention.implementations.decode import DecodeAttention
-from tttv2.blocks.building_blocks.attention.rope_rows import pass_cos_sin, pass_scope
 from tttv2.blocks.building_blocks.feed_forward import FeedForward
 from tttv2.blocks.building_blocks.kv_cache import PagedKVCache
 from tttv2.blocks.building_blocks.normalization import RMSNorm
+from tttv2.blocks.building_blocks.rope import RotaryEmbedding
 from tttv2.core import BatchMetadata
 from tttv2.hw.kernels.native_decode_layer import (
     ACTIVATIONS,
@@ -40,6 +44,7 @@ from tttv2.hw.kernels.native_decode_layer import (
     NativeDecodeStep,
     native_decode_layer_available,
 )
+from tttv2.hw.kernels.native_decode_stack import NativeDecodeStack
 
 if TYPE_CHECKING:
     from tttv2.blocks.patterns.decoder_layer import DecoderLayer
@@ -108,6 +113,45 @@ class Bindings:
         return any(map(len, self._hooks))
 
 
+class BoundStack:
+    """The plans bound to one cache's pools and to cos/sin row buffers (one pair per
+    distinct rotary spec, shared by the layers that rotate alike): the one native call a
+    decode pass makes, valid while the cache's pools are the tensors it bound."""
+
+    def __init__(self, plans: list[LayerPlan], cache: PagedKVCache, dtype: torch.dtype) -> None:
+        self.cache, self.dtype = weakref.ref(cache), dtype
+        self.pools = [t for lc in cache.layers for t in (lc.key, lc.value)]
+        self._pointers = [t.data_ptr() for t in self.pools]
+        shared: dict[object, tuple[torch.Tensor, torch.Tensor]] = {}
+        self.rotations: list[tuple[RotaryEmbedding, torch.Tensor, torch.Tensor]] = []
+        cos: list[torch.Tensor | None] = []
+        sin: list[torch.Tensor | None] = []
+        for plan in plans:
+            rotary = plan.rotary
+            if rotary is None:
+                cos.append(None)
+                sin.append(None)
+                continue
+            if rotary.spec not in shared:
+                half = rotary.spec.rotary_dim // 2
+                shared[rotary.spec] = (torch.zeros(MAX_ROWS, half, dtype=dtype), torch.zeros(MAX_ROWS, half, dtype=dtype))
+                self.rotations.append((rotary, *shared[rotary.spec]))
+            cos.append(shared[rotary.spec][0])
+            sin.append(shared[rotary.spec][1])
+        layers = cache.layers
+        self.kernel = NativeDecodeStack(
+            [p.kernel for p in plans], [lc.key for lc in layers], [lc.value for lc in layers], cos, sin
+        )
+
+    def fits(self, cache: PagedKVCache, dtype: torch.dtype) -> bool:
+        return (
+            cache is self.cache()
+            and dtype == self.dtype
+            and all(map(is_, (t for lc in cache.layers for t in (lc.key, lc.value)), self.pools))
+            and list(map(torch.Tensor.data_ptr, self.pools)) == self._pointers
+        )
+
+
 def plan_layer(layer: DecoderLayer) -> LayerPlan | str:
     """A :class:`LayerPlan`, or why the layer runs op by op."""
     attn, ffn, spec = layer.attention, layer.ffn, layer.spec
@@ -145,7 +189,7 @@ class FusedDecode:
         self._bindings: Bindings | None = None
         self._workspace = 0  # bytes per row, the most any layer needs
         self.reason: str | None = None  # why the last pass ran eagerly
-        self._checked: tuple[object, ...] = ()
+        self._bound: list[BoundStack] = []  # the plans bound to one cache (emptied when it dies)
 
     def run(
         self, input_ids: torch.Tensor, meta: BatchMetadata, cache: PagedKVCache
@@ -171,26 +215,32 @@ class FusedDecode:
         if self._bindings.hooked():
             return self._eager("forward hooks on a layer")
         stack = self.stack
+        try:
+            native = self._native_stack(cache, stack.embedding.weight.dtype)
+        except ValueError as reason:  # a cache the kernel does not take (dtype, layout)
+            return self._eager(str(reason))
         h = stack.embedding(input_ids, meta.positions).contiguous()
-        layers = cache.layers
-        key = (cache, rows, h.dtype, meta.slot_mapping.dtype)
         step = NativeDecodeStep(
             h, meta.slot_mapping, meta.block_tables.contiguous(), meta.seq_lens, h.dtype,
             rows * self._workspace,
         )  # fmt: skip
-        seq_len = meta.max_seq_len
-        with pass_scope():
-            for i, plan in enumerate(plans):
-                lc = layers[i]
-                if plan.rotary is not None:
-                    cos, sin = pass_cos_sin(plan.rotary, meta.positions, h.device, h.dtype, seq_len)
-                else:
-                    cos = sin = None
-                if key != self._checked:
-                    plan.kernel.check_step(step, lc.key, lc.value, cos)
-                plan.kernel(step, lc.key, lc.value, cos, sin)
-        self._checked, self.reason = key, None
+        for rotary, cos_rows, sin_rows in native.rotations:
+            cos, sin = rotary.cos_sin(meta.positions, h.device, h.dtype, meta.max_seq_len)
+            cos_rows[:rows].copy_(cos)
+            sin_rows[:rows].copy_(sin)
+        native.kernel(step)
+        self.reason = None
         return stack.lm_head(stack.final_norm(h[meta.logits_indices]))
+
+    def _native_stack(self, cache: PagedKVCache, dtype: torch.dtype) -> BoundStack:
+        bound = self._bound[0] if self._bound else None
+        if bound is None or not bound.fits(cache, dtype):
+            assert self.plans is not None
+            bound = BoundStack(self.plans, cache, dtype)
+            # the binding keeps the pools alive: let it go with the cache, not with the model
+            self._bound = [bound]
+            weakref.finalize(cache, self._bound.clear)
+        return bound
 
     def _plans(self) -> list[LayerPlan] | None:
         if self.plans is not None and self._bindings is not None and self._bindings.intact():
@@ -204,7 +254,7 @@ class FusedDecode:
             plans.append(plan)
         dtype = self.stack.embedding.weight.dtype
         self._workspace = max(p.kernel.workspace_bytes(1, dtype) for p in plans)
-        self.plans, self._bindings, self._checked, self.reason = plans, Bindings(plans), (), None
+        self.plans, self._bindings, self._bound, self.reason = plans, Bindings(plans), [], None
         return plans
 
     def _eager(self, reason: str) -> None:

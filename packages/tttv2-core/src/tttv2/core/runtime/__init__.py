@@ -21,7 +21,7 @@ from tttv2.core.runtime.logits_processing import (
 )
 from tttv2.core.runtime.request import Request, RequestOutput, TokenEvent
 from tttv2.core.runtime.runner import Chunk, ModelRunner
-from tttv2.core.runtime.sampler import SamplingRow, probabilities, sample
+from tttv2.core.runtime.sampler import SamplingRow, greedy_tokens, probabilities, sample
 from tttv2.core.runtime.sampling_params import SamplingParams
 from tttv2.core.runtime.scheduler import Scheduler
 from tttv2.core.runtime.speculative import SpeculativeDecoder, SpeculativeStats
@@ -55,6 +55,7 @@ __all__ = [
     "apply_temperature",
     "min_p_filter",
     "probabilities",
+    "greedy_tokens",
     "sample",
     "top_k_filter",
     "top_p_filter",

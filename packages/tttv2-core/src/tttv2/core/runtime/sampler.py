@@ -93,6 +93,16 @@ def probabilities(logits: torch.Tensor, rows: Sequence[SamplingRow]) -> torch.Te
     return probs
 
 
+def greedy_tokens(logits: torch.Tensor) -> list[int]:
+    """The argmax of each row of ``logits [N, V]`` (first index on ties; NaN wins, as
+    ``torch.argmax``). On CPU through NumPy: PyTorch's CPU argmax takes ~80 us for a
+    float32 row of 49k and ~230 us in bfloat16, NumPy's ~5 us, on the 2-core machines
+    here, where a small model's whole decode step is ~15 ms."""
+    if logits.device.type != "cpu":
+        return logits.argmax(dim=-1).tolist()
+    return logits.detach().float().numpy().argmax(axis=-1).tolist()
+
+
 def draw(probs: torch.Tensor, generator: torch.Generator | None) -> int:
     """One token from the distribution ``probs [V]``."""
     return int(torch.multinomial(probs, 1, generator=generator))
@@ -102,12 +112,14 @@ def sample(logits: torch.Tensor, rows: Sequence[SamplingRow]) -> list[int]:
     """One token per logits row."""
     if logits.dim() != 2 or logits.shape[0] != len(rows):
         raise ValueError(f"sample(): expected logits [{len(rows)}, vocab], got {tuple(logits.shape)}")
+    if all(r.params.greedy and not r.params.has_penalties for r in rows):
+        return greedy_tokens(logits)
     logits = penalised_logits(logits, rows)
     out = [0] * len(rows)
     greedy = [i for i, r in enumerate(rows) if r.params.greedy]
     sampled = [i for i, r in enumerate(rows) if not r.params.greedy]
     if greedy:
-        for i, t in zip(greedy, logits[greedy].argmax(dim=-1).tolist(), strict=True):
+        for i, t in zip(greedy, greedy_tokens(logits[greedy]), strict=True):
             out[i] = t
     if sampled:
         probs = filtered_probabilities(logits[sampled], [rows[i].params for i in sampled])

@@ -202,12 +202,18 @@ class NativeDecodeLayer:
     ) -> None:
         """Raise ``ValueError`` unless ``step``, the pools and the cos rows fit this layer
         (callers check once per pass, then call without checks)."""
-        s = self.shape
         if step.hidden.dtype != self.dtype or step.hidden.shape[1] != self.hidden:
             raise ValueError(
                 f"NativeDecodeLayer: hidden rows {tuple(step.hidden.shape)} {step.hidden.dtype} do not fit a layer "
                 f"of width {self.hidden} in {self.dtype}"
             )
+        self.check_pools(k_pool, v_pool)
+        self.check_cos(cos, step.rows, step.cos_dtype)
+
+    def check_pools(self, k_pool: torch.Tensor, v_pool: torch.Tensor) -> None:
+        """Raise ``ValueError`` unless the pools are contiguous CPU ``[num_blocks, block_size,
+        Hkv, D]`` tensors of one shape and dtype."""
+        s = self.shape
         kv_shape = (s.num_kv_heads, s.head_dim)
         for name, pool in (("k_pool", k_pool), ("v_pool", v_pool)):
             if (
@@ -223,13 +229,22 @@ class NativeDecodeLayer:
                     f"NativeDecodeLayer: {name} {tuple(pool.shape)} {pool.dtype} must be a contiguous CPU "
                     f"[num_blocks, block_size, {kv_shape[0]}, {kv_shape[1]}] pool like k_pool"
                 )
-        want = (step.rows, s.rotary_dim // 2)
-        if s.rotary_dim and (
-            cos is None or tuple(cos.shape) != want or cos.dtype != step.cos_dtype
+
+    def check_cos(self, cos: torch.Tensor | None, rows: int, cos_dtype: torch.dtype) -> None:
+        """Raise ``ValueError`` unless ``cos`` (and so its ``sin``) holds ``rows`` contiguous
+        CPU rows of ``rotary_dim / 2`` values in ``cos_dtype`` (anything without rotation)."""
+        want = (rows, self.shape.rotary_dim // 2)
+        if self.shape.rotary_dim and (
+            cos is None
+            or tuple(cos.shape[1:]) != want[1:]
+            or cos.shape[0] < rows
+            or cos.dtype != cos_dtype
+            or not cos.is_contiguous()
+            or not cos.is_cpu
         ):
             got = None if cos is None else (tuple(cos.shape), cos.dtype)
             raise ValueError(
-                f"NativeDecodeLayer: cos/sin rows must be {want} in {step.cos_dtype}, got {got}"
+                f"NativeDecodeLayer: cos/sin rows must be {want} in {cos_dtype} (contiguous CPU), got {got}"
             )
 
 

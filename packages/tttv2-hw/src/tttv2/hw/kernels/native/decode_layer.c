@@ -157,3 +157,27 @@ int tttv2_decode_layer(const DecodeLayer *L, const DecodeStep *S, const void *co
     add_rows(S->h, o, ht, B * hidden);
     return 0;
 }
+
+/* One layer of a stack call: the layer, its cos/sin rows and its cache pools. */
+typedef struct {
+    const DecodeLayer *layer;
+    const void *cos, *sin;
+    void *k_pool, *v_pool;
+    int64_t num_blocks, block_size;
+    int32_t kvt;
+} LayerCall;
+
+/* calls[0..n) in order on the same step: a whole decoder stack's decode step in one call.
+ * Stops at the first failing layer, its index in *failed, and returns its status. */
+int tttv2_decode_layers(const LayerCall *calls, int64_t n, const DecodeStep *S, int64_t *failed) {
+    for (int64_t i = 0; i < n; i++) {
+        const LayerCall *c = &calls[i];
+        int status = tttv2_decode_layer(c->layer, S, c->cos, c->sin, c->k_pool, c->v_pool, c->kvt, c->num_blocks,
+                                        c->block_size);
+        if (status) {
+            *failed = i;
+            return status;
+        }
+    }
+    return 0;
+}
