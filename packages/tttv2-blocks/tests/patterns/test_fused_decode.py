@@ -4,13 +4,14 @@ everything it does not (with the reason), and no stale weights after a change.""
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import weakref
 
 import pytest
 import torch
 
-from tttv2.blocks import TransformerStack
+from tttv2.blocks import PagedKVCache, TransformerStack
 from tttv2.core import (
     AttentionSpec,
     DecoderLayerSpec,
@@ -151,26 +152,29 @@ def test_replaced_weights_are_used_not_the_bound_ones() -> None:
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
 
 
-def test_autograd_passes_run_op_by_op() -> None:
-    stack = _stack(_spec(), torch.float32, True)
+def _prefill_then_decode(stack: TransformerStack, decode_context=torch.inference_mode) -> PagedKVCache:
+    """One 3-token prefill and one decode pass (in ``decode_context``); the cache they used."""
     cache = stack.new_cache(16, 4)
     blocks = cache.block_manager(128)
     with torch.no_grad():
         stack(torch.tensor([1, 2, 3]), blocks.prepare([0], [3], ExecutionMode.PREFILL), cache)
-    stack(torch.tensor([4]), blocks.prepare([0], [1], ExecutionMode.DECODE), cache)
+    with decode_context():
+        stack(torch.tensor([4]), blocks.prepare([0], [1], ExecutionMode.DECODE), cache)
+    return cache
+
+
+def test_autograd_passes_run_op_by_op() -> None:
+    stack = _stack(_spec(), torch.float32, True)
+    _prefill_then_decode(stack, contextlib.nullcontext)
     assert "autograd" in stack.fused_decode_reason
 
 
 def test_a_dropped_cache_is_not_kept_alive_by_the_binding() -> None:
     stack = _stack(_spec(), torch.float32, True)
-    cache = stack.new_cache(16, 4)
-    blocks = cache.block_manager(128)
-    with torch.inference_mode():
-        stack(torch.tensor([1, 2, 3]), blocks.prepare([0], [3], ExecutionMode.PREFILL), cache)
-        stack(torch.tensor([4]), blocks.prepare([0], [1], ExecutionMode.DECODE), cache)
+    cache = _prefill_then_decode(stack)
     assert stack.fused_decode_reason is None
     pools = [weakref.ref(t) for lc in cache.layers for t in (lc.key, lc.value)]
-    del cache, blocks
+    del cache
     gc.collect()
     assert all(p() is None for p in pools)
     fused, reasons = _generate(stack, PROMPTS, 2)  # and a new cache binds afresh

@@ -120,36 +120,35 @@ class BoundStack:
 
     def __init__(self, plans: list[LayerPlan], cache: PagedKVCache, dtype: torch.dtype) -> None:
         self.cache, self.dtype = weakref.ref(cache), dtype
-        self.pools = [t for lc in cache.layers for t in (lc.key, lc.value)]
+        self.pools = _pools(cache)
         self._pointers = [t.data_ptr() for t in self.pools]
-        shared: dict[object, tuple[torch.Tensor, torch.Tensor]] = {}
-        self.rotations: list[tuple[RotaryEmbedding, torch.Tensor, torch.Tensor]] = []
-        cos: list[torch.Tensor | None] = []
-        sin: list[torch.Tensor | None] = []
+        # (rotary, cos rows, sin rows) per distinct rotary spec; layers without rotation get Nones
+        shared: dict[object, tuple[RotaryEmbedding, torch.Tensor, torch.Tensor]] = {}
+        none = (None, None, None)
         for plan in plans:
             rotary = plan.rotary
-            if rotary is None:
-                cos.append(None)
-                sin.append(None)
-                continue
-            if rotary.spec not in shared:
-                half = rotary.spec.rotary_dim // 2
-                shared[rotary.spec] = (torch.zeros(MAX_ROWS, half, dtype=dtype), torch.zeros(MAX_ROWS, half, dtype=dtype))
-                self.rotations.append((rotary, *shared[rotary.spec]))
-            cos.append(shared[rotary.spec][0])
-            sin.append(shared[rotary.spec][1])
-        layers = cache.layers
+            if rotary is not None and rotary.spec not in shared:
+                rows = (MAX_ROWS, rotary.spec.rotary_dim // 2)
+                shared[rotary.spec] = (rotary, torch.zeros(rows, dtype=dtype), torch.zeros(rows, dtype=dtype))
+        per_layer = [shared[p.rotary.spec] if p.rotary is not None else none for p in plans]
+        self.rotations = list(shared.values())
         self.kernel = NativeDecodeStack(
-            [p.kernel for p in plans], [lc.key for lc in layers], [lc.value for lc in layers], cos, sin
-        )
+            [p.kernel for p in plans], self.pools[0::2], self.pools[1::2],
+            [r[1] for r in per_layer], [r[2] for r in per_layer],
+        )  # fmt: skip
 
     def fits(self, cache: PagedKVCache, dtype: torch.dtype) -> bool:
         return (
             cache is self.cache()
             and dtype == self.dtype
-            and all(map(is_, (t for lc in cache.layers for t in (lc.key, lc.value)), self.pools))
+            and all(map(is_, _pools(cache), self.pools))
             and list(map(torch.Tensor.data_ptr, self.pools)) == self._pointers
         )
+
+
+def _pools(cache: PagedKVCache) -> list[torch.Tensor]:
+    """Every layer's key pool then value pool, in layer order."""
+    return [t for lc in cache.layers for t in (lc.key, lc.value)]
 
 
 def plan_layer(layer: DecoderLayer) -> LayerPlan | str:

@@ -96,7 +96,8 @@ class NativeDecodeStack:
             except ValueError as bad:
                 raise ValueError(where + str(bad)) from None
         self._fn = fn
-        self._keep = (list(layers), list(k_pools), list(v_pools), list(cos), list(sin))
+        self._k_pools = list(k_pools)  # named in errors
+        self._keep = (list(layers), list(v_pools), list(cos), list(sin))
         ptr = lambda t: t.data_ptr() if t is not None else None  # noqa: E731
         self._calls = (_LayerCall * n)(*(
             _LayerCall(ctypes.addressof(layer._args), ptr(cos[i]), ptr(sin[i]), k.data_ptr(), v.data_ptr(),
@@ -128,5 +129,5 @@ class NativeDecodeStack:
         status = self._fn(self._calls, self._n, step._ref, self._failed_ref)
         if status != 0:
             i = self._failed.value
-            error = _error(status, step, self._keep[1][i])
+            error = _error(status, step, self._k_pools[i])
             raise type(error)(f"layer {i}: {error}")
