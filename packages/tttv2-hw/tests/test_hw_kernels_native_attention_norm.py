@@ -75,6 +75,25 @@ def test_native_paged_decode_head_dim_with_a_tail_and_long_context():
 
 
 @needs_kernel
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize(
+    "heads",  # (H, Hkv, D): register tiles of 3 heads (scores) and 4 heads (values), their tails
+    [(9, 3, 64), (7, 1, 24), (10, 2, 40), (8, 8, 32), (16, 2, 16)],
+    ids=lambda h: f"H{h[0]}_Hkv{h[1]}_D{h[2]}",
+)
+@pytest.mark.parametrize("window,softcap", [(None, None), (50, 30.0)], ids=["full", "window_softcap"])
+def test_native_paged_decode_tiles_and_tails(heads, window, softcap, dtype):
+    """Lengths around the 4-token score tile (1, 3, 4, 37, 130) in one batch."""
+    H, Hkv, D = heads
+    q, kp, vp, tables, lens = _paged_setup((1, 3, 4, 37, 130), 16, Hkv, D, H, seed=5)
+    q, kp, vp = q.to(dtype), kp.to(dtype), vp.to(dtype)
+    out = native_paged_decode_attention(q, kp, vp, tables, lens, scale=D**-0.5, sliding_window=window, softcap=softcap)
+    ref = naive_paged_decode(q, kp, vp, tables, lens, D**-0.5, window, softcap)
+    tol = 1e-5 if dtype == torch.float32 else 2e-2
+    assert_close(out, ref, atol=tol, rtol=tol)
+
+
+@needs_kernel
 def test_native_paged_decode_refuses_out_of_range_tables():
     q, kp, vp, tables, lens = _paged_setup((5,), 4, 2, 8, 4)
     bad = tables.clone()

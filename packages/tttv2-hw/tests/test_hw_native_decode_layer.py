@@ -113,3 +113,34 @@ def test_a_slot_outside_the_cache_is_refused_before_anything_is_written() -> Non
         with pytest.raises(ValueError, match="outside the cache"):
             layer(step, k_pool, v_pool, cos, sin)
     assert torch.equal(h, before[0]) and torch.equal(k_pool, before[1]) and torch.equal(v_pool, before[2])
+
+
+@pytest.mark.parametrize("kv_dtype", [torch.bfloat16, torch.float32], ids=["cache_bf16", "cache_fp32"])
+def test_bf16_rotation_rounds_like_pytorch(kv_dtype: torch.dtype) -> None:
+    """Keys rotated 8 pairs at a time (and the 4-pair tail of a 40-wide head one by one)
+    round every product and sum as PyTorch's bf16 ops do: key and value projections both
+    copy the normed input, so the cache holds the rotated key next to its unrotated self."""
+    hid, heads, dim = 48, 2, 40
+    w = _weights()
+    pick = torch.eye(dim, hid)  # rows: the first `dim` normed inputs, exactly
+    qkv = torch.cat((torch.randn(heads * dim, hid), pick, pick))
+    weights = DecodeLayerWeights(**{**w.__dict__, "qkv_weight": qkv, "qkv_bias": None, "o_weight": torch.randn(hid, heads * dim)})
+    weights = DecodeLayerWeights(**{k: v.bfloat16() if v is not None else None for k, v in weights.__dict__.items()})
+    shape = DecodeLayerShape(**{**SHAPE.__dict__, "num_heads": heads, "num_kv_heads": 1, "head_dim": dim, "rotary_dim": dim})
+    layer = NativeDecodeLayer(weights, shape)
+    g = torch.Generator().manual_seed(3)
+    rows = 3
+    k_pool, v_pool = torch.zeros(4, BS, 1, dim, dtype=kv_dtype), torch.zeros(4, BS, 1, dim, dtype=kv_dtype)
+    tables, lens = torch.tensor([[0], [1], [2]]), torch.tensor([1, 2, 3])
+    slots = tables[:, 0] * BS + lens - 1
+    angles = torch.rand(rows, dim // 2, generator=g) * 6
+    cos, sin = angles.cos().bfloat16(), angles.sin().bfloat16()
+    h = torch.randn(rows, hid, generator=g).bfloat16()
+    with torch.inference_mode():
+        step = NativeDecodeStep(h, slots, tables, lens, torch.bfloat16, layer.workspace_bytes(rows, torch.bfloat16))
+        layer(step, k_pool, v_pool, cos, sin)
+    x = v_pool.view(-1, dim)[slots].bfloat16()  # the unrotated key, exactly as the kernel had it
+    a, b = x[:, : dim // 2], x[:, dim // 2 :]
+    expected = torch.cat((a * cos - b * sin, b * cos + a * sin), -1).to(kv_dtype)
+    assert torch.count_nonzero(x) > rows * dim // 2
+    assert torch.equal(k_pool.view(-1, dim)[slots], expected)

@@ -53,13 +53,37 @@ int64_t tttv2_decode_layer_workspace(const DecodeLayer *L, int64_t rows, int ht)
     return rows * (2 * L->hidden + qkv + 2 * hd + 3 * L->inter) * dsize(ht);
 }
 
-/* q and k heads of one row rotated in place: out_a = a*c - b*s, out_b = b*c + a*s. */
+/* v rounded to dtype t (to nearest even), as floats, in registers. */
+static inline __m256 round8(__m256 v, int t) {
+    if (t == F16) return _mm256_cvtph_ps(_mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT));
+    if (t != BF16) return v;
+    const __m256i bits = _mm256_castps_si256(v);
+    const __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(bits, 16), _mm256_set1_epi32(1));
+    __m256i r = _mm256_add_epi32(bits, _mm256_add_epi32(lsb, _mm256_set1_epi32(0x7fff)));
+    r = _mm256_and_si256(r, _mm256_set1_epi32((int)0xffff0000u));
+    const __m256i quiet = _mm256_and_si256(_mm256_or_si256(bits, _mm256_set1_epi32(0x00400000)),
+                                           _mm256_set1_epi32((int)0xffff0000u));
+    const __m256 nan = _mm256_cmp_ps(v, v, _CMP_UNORD_Q);
+    return _mm256_blendv_ps(_mm256_castsi256_ps(r), _mm256_castsi256_ps(quiet), nan);
+}
+
+/* q and k heads of one row rotated in place: out_a = a*c - b*s, out_b = b*c + a*s. The
+ * half-split layout runs 8 pairs at a time, rounding where the scalar path rounds. */
 static void rotate_row(const DecodeLayer *L, void *qkv, int ht, const void *cos, const void *sin, int ct, int64_t b) {
     const int rt = ht == ct ? ht : F32; /* PyTorch's promotion of the two dtypes (both half: equal) */
     const int64_t D = L->head_dim, half = L->rot_half, width = (L->heads + 2 * L->kv_heads) * D;
+    const int64_t h8 = L->interleaved ? 0 : half & ~(int64_t)7;
     for (int64_t hh = 0; hh < L->heads + L->kv_heads; hh++) {
         const int64_t base = b * width + hh * D;
-        for (int64_t i = 0; i < half; i++) {
+        for (int64_t i = 0; i < h8; i += 8) {
+            const __m256 a = load8(qkv, base + i, ht), bb = load8(qkv, base + i + half, ht);
+            const __m256 c = load8(cos, b * half + i, ct), s = load8(sin, b * half + i, ct);
+            const __m256 ac = round8(_mm256_mul_ps(a, c), rt), bs = round8(_mm256_mul_ps(bb, s), rt);
+            const __m256 bc = round8(_mm256_mul_ps(bb, c), rt), as = round8(_mm256_mul_ps(a, s), rt);
+            store8(qkv, base + i, round8(_mm256_sub_ps(ac, bs), rt), ht);
+            store8(qkv, base + i + half, round8(_mm256_add_ps(bc, as), rt), ht);
+        }
+        for (int64_t i = h8; i < half; i++) {
             const int64_t ia = base + (L->interleaved ? 2 * i : i), ib = base + (L->interleaved ? 2 * i + 1 : i + half);
             const float a = load1(qkv, ia, ht), bb = load1(qkv, ib, ht);
             const float c = load1(cos, b * half + i, ct), s = load1(sin, b * half + i, ct);
@@ -74,18 +98,15 @@ static void write_cache(const DecodeLayer *L, const void *qkv, int ht, void *k_p
                         int64_t slot, int64_t b) {
     const int64_t row = L->kv_heads * L->head_dim, width = (L->heads + 2 * L->kv_heads) * L->head_dim;
     const int64_t k0 = b * width + L->heads * L->head_dim, v0 = k0 + row;
+    if (kvt == ht) { /* the cache keeps the activation dtype: the rows as they are */
+        memcpy((char *)k_pool + slot * row * dsize(ht), (const char *)qkv + k0 * dsize(ht), (size_t)(row * dsize(ht)));
+        memcpy((char *)v_pool + slot * row * dsize(ht), (const char *)qkv + v0 * dsize(ht), (size_t)(row * dsize(ht)));
+        return;
+    }
     for (int64_t j = 0; j < row; j++) {
         store1(k_pool, slot * row + j, load1(qkv, k0 + j, ht), kvt);
         store1(v_pool, slot * row + j, load1(qkv, v0 + j, ht), kvt);
     }
-}
-
-/* v rounded to dtype t (to nearest even), as floats. */
-static inline __m256 round8(__m256 v, int t) {
-    if (t == F32) return v;
-    uint16_t tmp[8];
-    store8(tmp, 0, v, t);
-    return load8(tmp, 0, t);
 }
 
 static inline float activate(float g, int kind) {
