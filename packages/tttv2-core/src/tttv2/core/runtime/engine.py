@@ -55,9 +55,11 @@ def joined_rows(rows: list[torch.Tensor]) -> torch.Tensor:
     if len(rows) == 1:
         return first
     base, stride = first._base, first.stride()
+    if base is None:
+        return torch.cat(rows)
     expected, total = first.storage_offset(), 0
     for r in rows:
-        if r._base is not base or base is None or r.stride() != stride or r.storage_offset() != expected:
+        if r._base is not base or r.stride() != stride or r.storage_offset() != expected:
             return torch.cat(rows)
         expected += r.shape[0] * stride[0]
         total += r.shape[0]

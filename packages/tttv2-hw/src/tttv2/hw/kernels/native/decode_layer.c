@@ -57,14 +57,7 @@ int64_t tttv2_decode_layer_workspace(const DecodeLayer *L, int64_t rows, int ht)
 static inline __m256 round8(__m256 v, int t) {
     if (t == F16) return _mm256_cvtph_ps(_mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT));
     if (t != BF16) return v;
-    const __m256i bits = _mm256_castps_si256(v);
-    const __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(bits, 16), _mm256_set1_epi32(1));
-    __m256i r = _mm256_add_epi32(bits, _mm256_add_epi32(lsb, _mm256_set1_epi32(0x7fff)));
-    r = _mm256_and_si256(r, _mm256_set1_epi32((int)0xffff0000u));
-    const __m256i quiet = _mm256_and_si256(_mm256_or_si256(bits, _mm256_set1_epi32(0x00400000)),
-                                           _mm256_set1_epi32((int)0xffff0000u));
-    const __m256 nan = _mm256_cmp_ps(v, v, _CMP_UNORD_Q);
-    return _mm256_blendv_ps(_mm256_castsi256_ps(r), _mm256_castsi256_ps(quiet), nan);
+    return _mm256_castsi256_ps(_mm256_and_si256(bf16_round_bits8(v), _mm256_set1_epi32((int)0xffff0000u)));
 }
 
 /* q and k heads of one row rotated in place: out_a = a*c - b*s, out_b = b*c + a*s. The

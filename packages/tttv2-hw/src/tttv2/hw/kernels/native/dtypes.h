@@ -47,16 +47,21 @@ INLINE void store1(void *base, int64_t i, float f, int dtype) {
     }
 }
 
+/* 8 floats rounded to bf16 (to nearest even; NaN stays a quiet NaN): the bf16 values are
+ * the high 16 bits of each lane, the low 16 bits are left over from the rounding. */
+INLINE __m256i bf16_round_bits8(__m256 v) {
+    const __m256i bits = _mm256_castps_si256(v);
+    const __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(bits, 16), _mm256_set1_epi32(1));
+    const __m256i rounded = _mm256_add_epi32(bits, _mm256_add_epi32(lsb, _mm256_set1_epi32(0x7fff)));
+    const __m256i quiet = _mm256_or_si256(bits, _mm256_set1_epi32(0x00400000));
+    const __m256 nan = _mm256_cmp_ps(v, v, _CMP_UNORD_Q);
+    return _mm256_castps_si256(_mm256_blendv_ps(_mm256_castsi256_ps(rounded), _mm256_castsi256_ps(quiet), nan));
+}
+
 /* 8 values rounded to the dtype (to nearest even; NaN stays NaN) and stored. */
 INLINE void store8(void *base, int64_t i, __m256 v, int dtype) {
     if (dtype == BF16) {
-        __m256i bits = _mm256_castps_si256(v);
-        __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(bits, 16), _mm256_set1_epi32(1));
-        __m256i rounded = _mm256_add_epi32(bits, _mm256_add_epi32(lsb, _mm256_set1_epi32(0x7fff)));
-        __m256i quiet = _mm256_or_si256(bits, _mm256_set1_epi32(0x00400000));
-        __m256 nan = _mm256_cmp_ps(v, v, _CMP_UNORD_Q);
-        bits = _mm256_castps_si256(_mm256_blendv_ps(_mm256_castsi256_ps(rounded), _mm256_castsi256_ps(quiet), nan));
-        bits = _mm256_srli_epi32(bits, 16);
+        const __m256i bits = _mm256_srli_epi32(bf16_round_bits8(v), 16);
         __m128i packed = _mm_packus_epi32(_mm256_castsi256_si128(bits), _mm256_extracti128_si256(bits, 1));
         _mm_storeu_si128((__m128i *)((uint16_t *)base + i), packed);
     } else if (dtype == F16) {

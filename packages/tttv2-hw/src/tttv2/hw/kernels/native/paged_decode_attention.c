@@ -27,9 +27,9 @@
  * past the end point at the last row: the offset array is padded). */
 #define PREFETCH_AHEAD 16
 INLINE void prefetch_rows(const void *pool, int t, const int64_t *off, int count, int64_t D) {
-    const int64_t bytes = D * (t == F32 ? 4 : 2);
+    const int64_t size = t == F32 ? 4 : 2;
     for (int r = 0; r < count; r++)
-        for (int64_t b = 0; b < bytes; b += 64) _mm_prefetch((const char *)pool + off[r] * (t == F32 ? 4 : 2) + b, _MM_HINT_T0);
+        for (int64_t b = 0; b < D * size; b += 64) _mm_prefetch((const char *)pool + off[r] * size + b, _MM_HINT_T0);
 }
 
 /* The sums of 4 vectors' lanes: {sum a, sum b, sum c, sum d}. */
@@ -95,11 +95,11 @@ static int one_head(const void *q, int qt, const void *kp, const void *vp, int k
         int64_t blk = table[t / bs];
         if (blk < 0 || blk >= num_blocks) return 3;
     }
-    /* scores [G, n], q [G, D], output [G, D] in fp32, key/value offsets [n] */
-    float *scratch = (float *)malloc((size_t)(G * (n + 2 * D)) * sizeof(float) + (size_t)(n + PREFETCH_AHEAD) * sizeof(int64_t));
-    if (!scratch) return 2;
-    float *scores = scratch, *qf = scratch + G * n, *acc = qf + G * D;
-    int64_t *off = (int64_t *)(acc + G * D);
+    /* offsets of the key/value rows [n + PREFETCH_AHEAD], then in fp32: scores [G, n],
+     * q [G, D], output [G, D], 1 / softmax denominator [G] */
+    int64_t *off = (int64_t *)malloc((size_t)(n + PREFETCH_AHEAD) * sizeof(int64_t) + (size_t)(G * (n + 2 * D + 1)) * sizeof(float));
+    if (!off) return 2;
+    float *scores = (float *)(off + n + PREFETCH_AHEAD), *qf = scores + G * n, *acc = qf + G * D, *invs = acc + G * D;
     const int64_t row = Hkv * D;
     for (int64_t i = 0; i < n; i++) {
         const int64_t t = start + i;
@@ -125,11 +125,6 @@ static int one_head(const void *q, int qt, const void *kp, const void *vp, int k
         for (int64_t j = 0; j < G * n; j++) scores[j] = softcap * tanhf(scores[j] / softcap);
 
     /* softmax numerators in place; 1 / denominator applied to the output */
-    float inv[64], *invs = G <= 64 ? inv : (float *)malloc((size_t)G * sizeof(float));
-    if (!invs) {
-        free(scratch);
-        return 2;
-    }
     for (int64_t g = 0; g < G; g++) {
         float *s = scores + g * n, mx = -INFINITY;
         const int64_t n8 = n & ~(int64_t)7;
@@ -166,8 +161,7 @@ static int one_head(const void *q, int qt, const void *kp, const void *vp, int k
         }
     for (int64_t g = 0; g < G; g++)
         for (int64_t d = 0; d < D; d++) store1(out, (b * H + kvh * G + g) * D + d, acc[g * D + d] * invs[g], ot);
-    if (invs != inv) free(invs);
-    free(scratch);
+    free(off);
     return 0;
 }
 
