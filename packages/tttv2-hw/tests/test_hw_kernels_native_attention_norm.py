@@ -94,6 +94,26 @@ def test_native_paged_decode_tiles_and_tails(heads, window, softcap, dtype):
 
 
 @needs_kernel
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize(
+    "heads", [(8, 1, 32), (8, 2, 24), (12, 3, 16)], ids=lambda h: f"H{h[0]}_Hkv{h[1]}_D{h[2]}"
+)  # MQA (one KV head: spans are the only parallelism), GQA with a head-dim tail, 3-head groups
+@pytest.mark.parametrize("window,softcap", [(None, None), (1300, 20.0)], ids=["full", "window_softcap"])
+def test_native_paged_decode_long_contexts_split_into_spans(heads, window, softcap, dtype):
+    """Contexts long enough to be split into spans (>= 256 tokens each) merged by their
+    softmax maxima, beside short ones in the same batch; one sequence's keys made large
+    in one span so the spans' maxima differ by far more than rounding."""
+    H, Hkv, D = heads
+    q, kp, vp, tables, lens = _paged_setup((2100, 7, 900), 16, Hkv, D, H, seed=9)
+    kp[tables[0, 40]] *= 6.0  # tokens 640..655 of sequence 0 dominate their span
+    q, kp, vp = q.to(dtype), kp.to(dtype), vp.to(dtype)
+    out = native_paged_decode_attention(q, kp, vp, tables, lens, scale=D**-0.5, sliding_window=window, softcap=softcap)
+    ref = naive_paged_decode(q, kp, vp, tables, lens, D**-0.5, window, softcap)
+    tol = 1e-5 if dtype == torch.float32 else 2e-2
+    assert_close(out, ref, atol=tol, rtol=tol)
+
+
+@needs_kernel
 def test_native_paged_decode_refuses_out_of_range_tables():
     q, kp, vp, tables, lens = _paged_setup((5,), 4, 2, 8, 4)
     bad = tables.clone()

@@ -6,12 +6,18 @@
  * values are read in place through the block table: no gather, no mask, no copy, so the
  * cost is the visible context and nothing else. Scores, softmax and the weighted sum are
  * fp32; optional logit soft-capping (cap * tanh(s / cap)) and a sliding window of the last
- * `window` tokens. (sequence, KV head) pairs run in parallel.
+ * `window` tokens.
+ *
+ * Work items are (sequence, span of its tokens) with every KV head: a token's Hkv * D row
+ * is read whole and in order (a block is one contiguous run), and a long context is split
+ * into spans that run on different threads (flash-decoding), each keeping its own softmax
+ * maximum and sum; the spans are merged at the end. Within a span, CHUNK tokens at a time
+ * are visited by every head and every register tile while they sit in L1/L2.
  *
  * Register tiles: scores take 4 tokens x up to 3 query heads per pass over the head dim (each
  * key row converted once per 3 heads, four sums reduced together); the weighted sum keeps
- * 16 output dims x up to 4 heads in registers across all tokens and divides by the softmax
- * denominator once at the end. Head dims that are not a multiple of 8 take the scalar path.
+ * 16 output dims x up to 4 heads in registers across a chunk. Head dims that are not a
+ * multiple of 8 take the scalar path.
  *
  * Returns 0, 1 for a bad dtype code, 2 when scratch memory is missing, 3 for a block
  * index outside the pool or a length outside the table (nothing is read out of bounds).
@@ -40,8 +46,8 @@ INLINE __m128 hsum4(__m256 a, __m256 b, __m256 c, __m256 d) {
 
 /* scores[g][i] for query heads g0..g0+GT and the 4 tokens at key offsets off[0..4). */
 INLINE void score_tile(const float *qf, int64_t D, const void *kp, int kvt, const int64_t *off, int64_t g0,
-                       float *scores, int64_t n, int64_t i, const int GT) {
-    prefetch_rows(kp, kvt, off + PREFETCH_AHEAD, 4, D);
+                       float *scores, int64_t n, int64_t i, int64_t fetch, const int GT) {
+    if (fetch) prefetch_rows(kp, kvt, off + PREFETCH_AHEAD, 4, fetch);
     __m256 acc[3][4];
     for (int g = 0; g < GT; g++)
         for (int t = 0; t < 4; t++) acc[g][t] = _mm256_setzero_ps();
@@ -57,12 +63,15 @@ INLINE void score_tile(const float *qf, int64_t D, const void *kp, int kvt, cons
 }
 
 /* out[g][d0..d0+16) = sum_i p[g][i] v_i for heads g0..g0+GT, kept in registers over the tokens. */
-INLINE void value_tile(const float *p, int64_t n, const void *vp, int kvt, const int64_t *off, int64_t g0, int64_t d0,
-                       float *out, int64_t D, const int GT) {
+INLINE void value_tile(const float *p, int64_t n, int64_t i0, int64_t i1, const void *vp, int kvt, const int64_t *off,
+                       int64_t g0, int64_t d0, float *out, int64_t D, int64_t fetch, const int GT) {
     __m256 acc[4][2];
-    for (int g = 0; g < GT; g++) acc[g][0] = acc[g][1] = _mm256_setzero_ps();
-    for (int64_t i = 0; i < n; i++) {
-        if (d0 == 0) prefetch_rows(vp, kvt, off + i + PREFETCH_AHEAD, 1, D);
+    for (int g = 0; g < GT; g++) {
+        acc[g][0] = _mm256_loadu_ps(out + (g0 + g) * D + d0);
+        acc[g][1] = _mm256_loadu_ps(out + (g0 + g) * D + d0 + 8);
+    }
+    for (int64_t i = i0; i < i1; i++) {
+        if (fetch) prefetch_rows(vp, kvt, off + i + PREFETCH_AHEAD, 1, fetch);
         const __m256 v0 = load8(vp, off[i] + d0, kvt), v1 = load8(vp, off[i] + d0 + 8, kvt);
         for (int g = 0; g < GT; g++) {
             const __m256 w = _mm256_broadcast_ss(p + (g0 + g) * n + i);
@@ -86,83 +95,156 @@ static float score1(const float *q, int64_t D, const void *kp, int kvt, int64_t 
     return s;
 }
 
-static int one_head(const void *q, int qt, const void *kp, const void *vp, int kvt, const int64_t *table,
-                    int64_t width, int64_t len, int64_t num_blocks, void *out, int ot, int64_t b, int64_t kvh,
-                    int64_t H, int64_t Hkv, int64_t D, int64_t bs, float scale, float softcap, int64_t window) {
-    const int64_t G = H / Hkv, start = window > 0 && len > window ? len - window : 0, n = len - start;
-    if (len < 1 || (len + bs - 1) / bs > width) return 3;
-    for (int64_t t = start; t < len; t += bs - (t % bs)) {
+/* Shortest span worth its own work item, and tokens per chunk (a chunk of the keys or values
+ * of a work item's heads stays in L1/L2 while every tile passes over it). */
+#define MIN_SPAN 256
+#define CHUNK 64
+
+typedef struct {
+    const void *q, *kp, *vp;
+    int qt, kvt;
+    int64_t H, Hkv, D, bs, num_blocks;
+    float scale, softcap;
+} Args;
+
+/* Tokens [t0, t1) of sequence b (block table `table`) for KV heads [k0, k1) and their query
+ * heads: the span's softmax maximum mx[h] and sum sums[h] and the unnormalised output
+ * acc[h * D + d], h counted over all H query heads; with `out` (the sequence's only span)
+ * the normalised output is stored there instead. */
+static int span(const Args *a, const int64_t *table, int64_t b, int64_t t0, int64_t t1, int64_t k0, int64_t k1,
+                float *mx, float *sums, float *acc, void *final, int ot) {
+    const int64_t Hkv = a->Hkv, D = a->D, G = a->H / Hkv, bs = a->bs, n = t1 - t0, row = Hkv * D;
+    const int64_t h0 = k0 * G, nh = (k1 - k0) * G, fetch_len = (k1 - k0) * D;
+    const int kvt = a->kvt;
+    const int64_t esize = kvt == F32 ? 4 : 2;
+    for (int64_t t = t0; t < t1; t += bs - (t % bs)) {
         int64_t blk = table[t / bs];
-        if (blk < 0 || blk >= num_blocks) return 3;
+        if (blk < 0 || blk >= a->num_blocks) return 3;
     }
-    /* offsets of the key/value rows [n + PREFETCH_AHEAD], then in fp32: scores [G, n],
-     * q [G, D], output [G, D], 1 / softmax denominator [G] */
-    int64_t *off = (int64_t *)malloc((size_t)(n + PREFETCH_AHEAD) * sizeof(int64_t) + (size_t)(G * (n + 2 * D + 1)) * sizeof(float));
+    /* offsets of the token rows [n + PREFETCH_AHEAD], then in fp32: scores [nh, n], q [nh, D] */
+    int64_t *off = (int64_t *)malloc((size_t)(n + PREFETCH_AHEAD) * sizeof(int64_t) + (size_t)(nh * (n + D)) * sizeof(float));
     if (!off) return 2;
-    float *scores = (float *)(off + n + PREFETCH_AHEAD), *qf = scores + G * n, *acc = qf + G * D, *invs = acc + G * D;
-    const int64_t row = Hkv * D;
+    float *scores = (float *)(off + n + PREFETCH_AHEAD), *qf = scores + nh * n;
     for (int64_t i = 0; i < n; i++) {
-        const int64_t t = start + i;
-        off[i] = (table[t / bs] * bs + t % bs) * row + kvh * D;
+        const int64_t t = t0 + i;
+        off[i] = (table[t / bs] * bs + t % bs) * row;
     }
     for (int64_t i = n; i < n + PREFETCH_AHEAD; i++) off[i] = off[n - 1];
-    for (int64_t g = 0; g < G; g++)
-        for (int64_t d = 0; d < D; d++) qf[g * D + d] = load1(q, (b * H + kvh * G + g) * D + d, qt) * scale;
+    for (int64_t h = 0; h < nh; h++)
+        for (int64_t d = 0; d < D; d++) qf[h * D + d] = load1(a->q, (b * a->H + h0 + h) * D + d, a->qt) * a->scale;
 
     const int vec = D % 8 == 0;
     const int64_t n4 = vec ? n & ~(int64_t)3 : 0;
-    for (int64_t g0 = 0; g0 < G; g0 += 3) {
-        const int64_t gt = G - g0 < 3 ? G - g0 : 3;
-        for (int64_t i = 0; i < n4; i += 4) {
-            if (gt == 3) score_tile(qf, D, kp, kvt, off + i, g0, scores, n, i, 3);
-            else if (gt == 2) score_tile(qf, D, kp, kvt, off + i, g0, scores, n, i, 2);
-            else score_tile(qf, D, kp, kvt, off + i, g0, scores, n, i, 1);
+    for (int64_t c = 0; c < n4; c += CHUNK) {
+        const int64_t end = c + CHUNK < n4 ? c + CHUNK : n4;
+        for (int64_t kvh = k0; kvh < k1; kvh++) {
+            const char *kh = (const char *)a->kp + kvh * D * esize;
+            const float *qh = qf + (kvh - k0) * G * D;
+            float *sh = scores + (kvh - k0) * G * n;
+            for (int64_t g0 = 0; g0 < G; g0 += 3) {
+                const int64_t gt = G - g0 < 3 ? G - g0 : 3, fetch = kvh == k0 && g0 == 0 ? fetch_len : 0;
+                for (int64_t i = c; i < end; i += 4) {
+                    if (gt == 3) score_tile(qh, D, kh, kvt, off + i, g0, sh, n, i, fetch, 3);
+                    else if (gt == 2) score_tile(qh, D, kh, kvt, off + i, g0, sh, n, i, fetch, 2);
+                    else score_tile(qh, D, kh, kvt, off + i, g0, sh, n, i, fetch, 1);
+                }
+            }
         }
     }
-    for (int64_t g = 0; g < G; g++)
-        for (int64_t i = n4; i < n; i++) scores[g * n + i] = score1(qf + g * D, D, kp, kvt, off[i]);
-    if (softcap > 0.0f)
-        for (int64_t j = 0; j < G * n; j++) scores[j] = softcap * tanhf(scores[j] / softcap);
+    for (int64_t h = 0; h < nh; h++) {
+        const char *kh = (const char *)a->kp + (k0 + h / G) * D * esize;
+        for (int64_t i = n4; i < n; i++) scores[h * n + i] = score1(qf + h * D, D, kh, kvt, off[i]);
+    }
+    if (a->softcap > 0.0f)
+        for (int64_t j = 0; j < nh * n; j++) scores[j] = a->softcap * tanhf(scores[j] / a->softcap);
 
-    /* softmax numerators in place; 1 / denominator applied to the output */
-    for (int64_t g = 0; g < G; g++) {
-        float *s = scores + g * n, mx = -INFINITY;
+    /* softmax numerators in place, the span's maximum and sum per head */
+    for (int64_t h = 0; h < nh; h++) {
+        float *s = scores + h * n, m = -INFINITY;
         const int64_t n8 = n & ~(int64_t)7;
         __m256 m8 = _mm256_set1_ps(-INFINITY);
         for (int64_t i = 0; i < n8; i += 8) m8 = _mm256_max_ps(m8, _mm256_loadu_ps(s + i));
-        for (int k = 0; k < 8; k++) mx = m8[k] > mx ? m8[k] : mx;
-        for (int64_t i = n8; i < n; i++) mx = s[i] > mx ? s[i] : mx;
-        __m256 sum8 = _mm256_setzero_ps(), mx8 = _mm256_set1_ps(mx);
+        for (int k = 0; k < 8; k++) m = m8[k] > m ? m8[k] : m;
+        for (int64_t i = n8; i < n; i++) m = s[i] > m ? s[i] : m;
+        __m256 sum8 = _mm256_setzero_ps(), mx8 = _mm256_set1_ps(m);
         for (int64_t i = 0; i < n8; i += 8) {
             __m256 e = exp8(_mm256_sub_ps(_mm256_loadu_ps(s + i), mx8));
             _mm256_storeu_ps(s + i, e);
             sum8 = _mm256_add_ps(sum8, e);
         }
         float sum = hsum(sum8);
-        for (int64_t i = n8; i < n; i++) sum += (s[i] = expf(s[i] - mx));
-        invs[g] = 1.0f / sum;
+        for (int64_t i = n8; i < n; i++) sum += (s[i] = expf(s[i] - m));
+        mx[h0 + h] = m;
+        sums[h0 + h] = sum;
     }
 
     const int64_t d16 = vec ? D & ~(int64_t)15 : 0;
-    for (int64_t g0 = 0; g0 < G; g0 += 4) {
-        const int64_t gt = G - g0 < 4 ? G - g0 : 4;
-        for (int64_t d0 = 0; d0 < d16; d0 += 16) {
-            if (gt == 4) value_tile(scores, n, vp, kvt, off, g0, d0, acc, D, 4);
-            else if (gt == 3) value_tile(scores, n, vp, kvt, off, g0, d0, acc, D, 3);
-            else if (gt == 2) value_tile(scores, n, vp, kvt, off, g0, d0, acc, D, 2);
-            else value_tile(scores, n, vp, kvt, off, g0, d0, acc, D, 1);
+    float *out = acc + h0 * D;
+    memset(out, 0, (size_t)(nh * D) * sizeof(float));
+    for (int64_t c = 0; c < n; c += CHUNK) {
+        const int64_t end = c + CHUNK < n ? c + CHUNK : n;
+        for (int64_t kvh = k0; kvh < k1; kvh++) {
+            const char *vh = (const char *)a->vp + kvh * D * esize;
+            const float *ph = scores + (kvh - k0) * G * n;
+            float *oh = out + (kvh - k0) * G * D;
+            for (int64_t g0 = 0; g0 < G; g0 += 4) {
+                const int64_t gt = G - g0 < 4 ? G - g0 : 4;
+                for (int64_t d0 = 0; d0 < d16; d0 += 16) {
+                    const int64_t fetch = kvh == k0 && g0 == 0 && d0 == 0 ? fetch_len : 0;
+                    if (gt == 4) value_tile(ph, n, c, end, vh, kvt, off, g0, d0, oh, D, fetch, 4);
+                    else if (gt == 3) value_tile(ph, n, c, end, vh, kvt, off, g0, d0, oh, D, fetch, 3);
+                    else if (gt == 2) value_tile(ph, n, c, end, vh, kvt, off, g0, d0, oh, D, fetch, 2);
+                    else value_tile(ph, n, c, end, vh, kvt, off, g0, d0, oh, D, fetch, 1);
+                }
+            }
         }
     }
-    for (int64_t g = 0; g < G; g++)
+    for (int64_t h = 0; h < nh; h++) {
+        const char *vh = (const char *)a->vp + (k0 + h / G) * D * esize;
         for (int64_t d = d16; d < D; d++) {
-            float a = 0.0f;
-            for (int64_t i = 0; i < n; i++) a += scores[g * n + i] * load1(vp, off[i] + d, kvt);
-            acc[g * D + d] = a;
+            float s = 0.0f;
+            for (int64_t i = 0; i < n; i++) s += scores[h * n + i] * load1(vh, off[i] + d, kvt);
+            out[h * D + d] = s;
         }
-    for (int64_t g = 0; g < G; g++)
-        for (int64_t d = 0; d < D; d++) store1(out, (b * H + kvh * G + g) * D + d, acc[g * D + d] * invs[g], ot);
+    }
+    if (final)
+        for (int64_t h = 0; h < nh; h++) {
+            const float inv = 1.0f / sums[h0 + h];
+            for (int64_t d = 0; d < D; d++) store1(final, (b * a->H + h0 + h) * D + d, out[h * D + d] * inv, ot);
+        }
     free(off);
     return 0;
+}
+
+/* out[b, h] from the spans of sequence b (items first .. last): each span's output scaled
+ * by exp(its maximum - the overall maximum), over the sum of its sums scaled the same. */
+static void merge(const float *part, int64_t first, int64_t last, int64_t b, int64_t h, int64_t H, int64_t D, void *out,
+                  int ot) {
+    const int64_t stride = H * (D + 2);
+    float m = -INFINITY, sum = 0.0f, w[64];
+    for (int64_t it = first; it < last; it++) m = fmaxf(m, part[it * stride + h]);
+    for (int64_t it = first; it < last; it++) {
+        w[it - first] = expf(part[it * stride + h] - m);
+        sum += part[it * stride + H + h] * w[it - first];
+    }
+    for (int64_t d = 0; d < D; d++) {
+        float v = 0.0f;
+        for (int64_t it = first; it < last; it++) v += part[it * stride + 2 * H + h * D + d] * w[it - first];
+        store1(out, (b * H + h) * D + d, v / sum, ot);
+    }
+}
+
+/* Work item `it`: span it / groups of its sequence, KV head group it % groups. */
+INLINE int item(const Args *a, const int64_t *first, const int64_t *from, const int64_t *seq_lens, const int64_t *tables,
+                int64_t width, int64_t groups, int64_t it, float *part, void *out, int ot) {
+    const int64_t sp = it / groups, grp = it % groups, H = a->H, D = a->D, Hkv = a->Hkv;
+    int64_t b = 0;
+    while (first[b + 1] <= sp) b++;
+    const int64_t spans = first[b + 1] - first[b], s = sp - first[b], n = seq_lens[b] - from[b];
+    const int64_t t0 = from[b] + n * s / spans, t1 = from[b] + n * (s + 1) / spans;
+    const int64_t k0 = Hkv * grp / groups, k1 = Hkv * (grp + 1) / groups;
+    float *p = part + sp * H * (D + 2);
+    return span(a, tables + b * width, b, t0, t1, k0, k1, p, p + H, p + 2 * H, spans == 1 ? out : NULL, ot);
 }
 
 int tttv2_paged_decode_attention(const void *q, int qt, const void *k_pool, const void *v_pool, int kvt,
@@ -171,14 +253,56 @@ int tttv2_paged_decode_attention(const void *q, int qt, const void *k_pool, cons
                                  int64_t block_size, float scale, float softcap, int64_t window) {
     if (!valid_dtype(qt) || !valid_dtype(kvt) || !valid_dtype(ot)) return 1;
     if (Hkv <= 0 || H % Hkv || D <= 0 || block_size <= 0) return 1;
-    int status = 0;
-    int64_t work = 0;
-    for (int64_t b = 0; b < B; b++) work += seq_lens[b];
-#pragma omp parallel for schedule(dynamic) reduction(| : status) if (B * Hkv > 1 && work * H * D >= 65536)
-    for (int64_t i = 0; i < B * Hkv; i++) {
-        const int64_t b = i / Hkv;
-        status |= one_head(q, qt, k_pool, v_pool, kvt, block_tables + b * width, width, seq_lens[b], num_blocks,
-                           out, ot, b, i % Hkv, H, Hkv, D, block_size, scale, softcap, window);
+    if (B <= 0) return 0;
+    const Args a = {q, k_pool, v_pool, qt, kvt, H, Hkv, D, block_size, num_blocks, scale, softcap};
+    /* Work items: two per thread when the batch is small. A sequence is split into spans of
+     * at least MIN_SPAN tokens (at most 64), then its KV heads into groups if that is still
+     * too few. first[b]: sequence b's first span (spans of all sequences numbered together);
+     * items are (span, head group) with `groups` head groups for every span. */
+    const int64_t threads = omp_get_max_threads(), want = (2 * threads + B - 1) / B;
+    int64_t *first = (int64_t *)malloc((size_t)(2 * B + 1) * sizeof(int64_t)), *from = first + B + 1, work = 0;
+    if (!first) return 2;
+    first[0] = 0;
+    int64_t most = 1;
+    for (int64_t b = 0; b < B; b++) {
+        const int64_t len = seq_lens[b];
+        if (len < 1 || (len + block_size - 1) / block_size > width) {
+            free(first);
+            return 3;
+        }
+        from[b] = window > 0 && len > window ? len - window : 0;
+        int64_t spans = (len - from[b]) / MIN_SPAN;
+        spans = spans < 1 ? 1 : spans > want ? want : spans > 64 ? 64 : spans;
+        most = spans > most ? spans : most;
+        first[b + 1] = first[b] + spans;
+        work += len - from[b];
     }
+    /* unsplit (short) sequences: one item per KV head, as many as there are, for balance */
+    const int64_t total = first[B], per = total == B ? Hkv : (want + most - 1) / most, groups = per < Hkv ? per : Hkv;
+    const int64_t items = total * groups;
+    /* per span: maximum [H], sum [H], unnormalised output [H, D] */
+    float *part = (float *)malloc((size_t)(total * H * (D + 2)) * sizeof(float));
+    if (!part) {
+        free(first);
+        return 2;
+    }
+    int status = 0;
+    if (total == B) { /* no sequence split: nothing to merge, one barrier */
+#pragma omp parallel for schedule(dynamic) reduction(| : status) if (items > 1 && work * H * D >= 65536)
+        for (int64_t it = 0; it < items; it++) status |= item(&a, first, from, seq_lens, block_tables, width, groups, it, part, out, ot);
+    } else {
+#pragma omp parallel if (items > 1 && work * H * D >= 65536)
+        {
+#pragma omp for schedule(dynamic) reduction(| : status)
+            for (int64_t it = 0; it < items; it++) status |= item(&a, first, from, seq_lens, block_tables, width, groups, it, part, out, ot);
+            if (!status) {
+#pragma omp for schedule(static)
+                for (int64_t bh = 0; bh < B * H; bh++)
+                    if (first[bh / H + 1] - first[bh / H] > 1) merge(part, first[bh / H], first[bh / H + 1], bh / H, bh % H, H, D, out, ot);
+            }
+        }
+    }
+    free(part);
+    free(first);
     return status;
 }
