@@ -15,8 +15,12 @@ dtype, one run measures, for each contender:
 the throughput of prefilling 512 tokens (time to first token), of decoding at batch 1 and
 at batch 8 (aggregate tokens/s), the memory bandwidth of a torch copy (STREAM "copy"),
 and the decode roofline: bytes read per step (weights + KV cache) over that bandwidth.
-Contenders run interleaved, repeat after repeat, so a change in machine load hits all of
-them; the table shows medians and the ratios of medians. Decode rates are wall-clock over
+Contenders run interleaved: each repeat runs one phase (prefill, decode b1, decode b8) for
+every contender back to back before the next phase, starting with a different contender
+each repeat, so what is compared is measured seconds apart. The table shows medians of
+throughput and, for ratios, the median of the per-repeat ratios (a machine slowing down
+between repeats moves both sides of a pair); each pair's per-repeat ratios are printed and
+kept in the JSON. When memory only holds one contender at a time, ratios are of medians. Decode rates are wall-clock over
 whole generation steps (scheduling and sampling included), for every contender.
 
 Warm-up (checkpoint creation, loading with weight preparation, first call, compilation
@@ -275,11 +279,15 @@ def run_config(shape: str, dtype_name: str, args: argparse.Namespace) -> dict[st
     sequential = 3 * params * itemsize > args.memory_fraction * _available_bytes()
     bandwidths: list[float] = []
 
-    def measure(contender: Contender, r: Runs) -> None:
-        r.prefill_s.append(contender.prefill(long_prompt))
-        r.decode_b1.append(contender.decode(one, args.gen_len))
-        r.decode_b8.append(contender.decode(eight, args.gen_len))
-        _note(f"    {contender.name}: prefill {args.prefill_len / r.prefill_s[-1]:.1f} tok/s, decode b1 "
+    phases: list[tuple[str, Callable[[Contender, Runs], None]]] = [
+        ("prefill", lambda c, r: r.prefill_s.append(c.prefill(long_prompt))),
+        ("decode b1", lambda c, r: r.decode_b1.append(c.decode(one, args.gen_len))),
+        (f"decode b{args.batch}", lambda c, r: r.decode_b8.append(c.decode(eight, args.gen_len))),
+    ]
+
+    def report(name: str) -> None:
+        r = runs[name]
+        _note(f"    {name}: prefill {args.prefill_len / r.prefill_s[-1]:.1f} tok/s, decode b1 "
               f"{r.decode_b1[-1]:.2f} tok/s, b{args.batch} {r.decode_b8[-1]:.2f} tok/s")  # fmt: skip
 
     def load(name: str) -> Contender:
@@ -299,18 +307,34 @@ def run_config(shape: str, dtype_name: str, args: argparse.Namespace) -> dict[st
             for rep in range(args.repeats):
                 bandwidths.append(stream_bandwidth(args.bandwidth_mib << 20))
                 _note(f"  repeat {rep + 1}/{args.repeats}")
-                measure(contender, runs[name])
+                for _, phase in phases:
+                    phase(contender, runs[name])
+                report(name)
             del contender
     else:
+        # phase by phase, the contenders back to back (starting with a different one each
+        # repeat): what is compared is measured seconds apart, so per-repeat ratios pair up
         loaded = {name: load(name) for name in args.contenders}
         for rep in range(args.repeats):
             bandwidths.append(stream_bandwidth(args.bandwidth_mib << 20))
             _note(f"  repeat {rep + 1}/{args.repeats}")
+            order = args.contenders[rep % len(args.contenders) :] + args.contenders[: rep % len(args.contenders)]
+            for _, phase in phases:
+                for name in order:
+                    phase(loaded[name], runs[name])
             for name in args.contenders:
-                measure(loaded[name], runs[name])
+                report(name)
         del loaded
     gc.collect()
     return summarise(shape, dtype_name, runs, params, itemsize, bandwidths, created_s, sequential, args)
+
+
+def _paired(a: Runs, b: Runs, key: str) -> list[float]:
+    """Per-repeat ratios a/b of the throughput ``key``."""
+    if key == "prefill_tokens_per_s":
+        return [sb / sa for sa, sb in zip(a.prefill_s, b.prefill_s, strict=True)]  # seconds: b over a
+    attr = "decode_b1" if key == "decode_b1_tokens_per_s" else "decode_b8"
+    return [x / y for x, y in zip(getattr(a, attr), getattr(b, attr), strict=True)]
 
 
 def summarise(
@@ -344,11 +368,16 @@ def summarise(
         m["b1_roofline_fraction"] = m["decode_b1_tokens_per_s"] / roofline["b1"]["tokens_per_s"]
         m[f"b{args.batch}_over_b1"] = m[f"decode_b{args.batch}_tokens_per_s"] / m["decode_b1_tokens_per_s"]
     ratios: dict[str, dict[str, float]] = {}
+    spreads: dict[str, dict[str, list[float]]] = {}
     for a, b in (("ours", "hf"), ("ours", "hand"), ("hand", "hf")):
         if a in medians and b in medians:
+            # interleaved: the median of the per-repeat ratios (pairs measured seconds apart);
+            # one contender at a time: the ratio of the medians
+            per_repeat = {key: _paired(runs[a], runs[b], key) for key in medians[a] if key.endswith("tokens_per_s")}
             ratios[f"{a}/{b}"] = {
-                k: medians[a][k] / medians[b][k] for k in medians[a] if k.endswith("tokens_per_s")
+                k: statistics.median(v) if not sequential else medians[a][k] / medians[b][k] for k, v in per_repeat.items()
             }
+            spreads[f"{a}/{b}"] = per_repeat
     return {
         "shape": shape,
         "dtype": dtype_name,
@@ -360,6 +389,7 @@ def summarise(
         "roofline": roofline,
         "median": medians,
         "ratio": ratios,
+        "ratio_per_repeat": spreads,
         "warmup_s": {n: {"load": r.load_s, "first_calls": r.first_call_s} for n, r in runs.items()},
         "samples": {n: vars(r) for n, r in runs.items()},
     }
@@ -382,6 +412,9 @@ def print_table(result: dict[str, Any], batch: int) -> None:
           + f"   (roofline {result['roofline']['b1']['tokens_per_s']:.2f} tok/s: "
           f"{result['roofline']['b1']['bytes_per_step'] / 1e6:.0f} MB/step)")  # fmt: skip
     print(f"{'b' + str(batch) + ' / b1':18}" + "".join(f"{med[n][f'b{batch}_over_b1']:11.2f}x" for n in names))
+    for pair, per_key in result["ratio_per_repeat"].items():
+        for key, label in keys:
+            print(f"  {pair} {label} per repeat: " + ", ".join(f"{v:.2f}" for v in per_key[key]))
     warm = result["warmup_s"]
     print(f"{'warm-up s (load+1st)':18}" + "".join(f"{warm[n]['load']:6.1f}+{warm[n]['first_calls']:<5.1f}" for n in names))
 
