@@ -3,7 +3,8 @@
 This is the seed's reference point for composition cost: the same kernels TTTv2 uses
 (torch SDPA, ``F.rms_norm``, tttv2-hw's native decode product, fused projections) with none
 of the abstractions — no specs, no strategies, no paged cache. It is deliberately good: fused
-QKV and gate/up weights, a static contiguous KV cache written in place, the native
+QKV and gate/up weights packed with the rest into one buffer on huge pages in the order a
+step reads them (tttv2-hw's ``huge_page_buffer``), a static contiguous KV cache written in place, the native
 few-row product (``tttv2.hw.kernels.skinny_linear``, else ``torch.mv``) for decode, one RoPE rotation for q and k together with cos/sin rows looked up
 once per forward from tables built once, and — on CPUs without native bf16 — products of
 8 or more half-precision rows computed in fp32 from weight slices converted on the fly
@@ -37,6 +38,7 @@ from tttv2.hw.kernels.native_decode_stack import NativeDecodeStack
 from tttv2.hw.kernels.native_paged_decode_attention import native_paged_decode_attention
 from tttv2.hw.kernels.native_rms_norm import native_rms_norm
 from tttv2.hw.kernels.skinny_linear import SKINNY_MAX_ROWS, skinny_kernel, skinny_linear
+from tttv2.hw.memory.huge_pages import huge_page_buffer
 
 
 def _inv_freq(cfg: dict, head_dim: int) -> tuple[torch.Tensor, float]:
@@ -68,6 +70,17 @@ def _cpu_has_native_bf16() -> bool:
     except OSError:
         return False
     return any(f in flags.split() for f in ("avx512_bf16", "amx_bf16", "bf16"))
+
+
+def _packed(tensors: list[torch.Tensor]) -> list[torch.Tensor]:
+    """Copies of ``tensors`` (each once, however often listed) in one huge-page buffer."""
+    unique = list({id(x): x for x in tensors}.values())
+    sizes = [-(-x.numel() * x.element_size() // 64) * 64 for x in unique]
+    buf, out, at = huge_page_buffer(sum(sizes)), {}, 0
+    for x, n in zip(unique, sizes, strict=True):
+        out[id(x)] = buf[at : at + x.numel() * x.element_size()].view(x.dtype).view(x.shape).copy_(x)
+        at += n
+    return [out[id(x)] for x in tensors]
 
 
 UPCAST_MIN_ROWS = 8  # from here on, half-precision products run in fp32 (no native bf16)
@@ -104,6 +117,11 @@ class HandwrittenLlama:
                                 w(p + "post_attention_layernorm.weight"), gate_up, w(p + "mlp.down_proj.weight")))
         self.norm = w("model.norm.weight")
         self.lm_head = w("lm_head.weight") if "lm_head.weight" in t else self.embed
+        if self.device.type == "cpu":  # one buffer on huge pages, in the order a step reads them
+            flat = [self.embed, *(x for layer in self.layers for x in layer), self.norm, self.lm_head]
+            packed = dict(zip(map(id, flat), _packed(flat), strict=True))
+            self.embed, self.norm, self.lm_head = packed[id(self.embed)], packed[id(self.norm)], packed[id(self.lm_head)]
+            self.layers = [tuple(packed[id(x)] for x in layer) for layer in self.layers]
         inv, _ = _inv_freq(cfg, self.head_dim)
         ang = torch.outer(torch.arange(max_seq_len, dtype=torch.float32), inv)
         self.cos, self.sin = ang.cos().to(self.device, dtype), ang.sin().to(self.device, dtype)

@@ -3,7 +3,8 @@
 ``load(folder, dtype=..., device=...)`` reads ``config.json``, checks the safetensors
 headers, builds the model directly in ``dtype``, copies the tensors one at a time (every
 missing, unexpected or mis-shaped one is reported by name before anything is copied),
-fuses q/k/v and gate/up, and reads ``tokenizer.json`` with ``tokenizers``.
+fuses q/k/v and gate/up, packs the weights into one huge-page buffer in order of use,
+and reads ``tokenizer.json`` with ``tokenizers``.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from tttv2.blocks.weights import (
     fuse_projections,
     load_weights,
     no_init_weights,
+    pack_weights,
 )
 from tttv2.core.model_plugins import LoadedModel, ProgressCallback, read_hf_config
 from tttv2_llama3.config import model_spec
@@ -50,6 +52,7 @@ def load(
             model = LlamaForCausalLM(spec, device, execution_strategy)
         load_weights(model, checkpoint, rename_rules(model.spec), dtype=dtype, progress=progress)
     fuse_projections(model)
+    pack_weights(model)  # one buffer on huge pages, in the order decode reads it
     model.eval()
     return LoadedModel(
         model=model,

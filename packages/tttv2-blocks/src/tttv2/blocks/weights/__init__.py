@@ -1,6 +1,7 @@
 """Weight loading for models: Hugging Face safetensors checkpoints (single file or sharded)
 read lazily tensor by tensor, mapped onto module parameters with shape checks that name
-every missing, unexpected and mis-shaped tensor, cast as they are copied, then fused."""
+every missing, unexpected and mis-shaped tensor, cast as they are copied, then fused, then packed
+into one buffer on huge pages in order of use."""
 
 from tttv2.blocks.weights.checkpoint import INDEX_FILE, SafetensorsCheckpoint
 from tttv2.blocks.weights.construction import default_dtype, no_init_weights
@@ -14,6 +15,7 @@ from tttv2.blocks.weights.loading import (
     loadable_tensors,
     plan_load,
 )
+from tttv2.blocks.weights.packing import pack_weights
 from tttv2.blocks.weights.renaming import RenameRules
 from tttv2.blocks.weights.safetensors_header import TensorInfo, read_header
 
@@ -33,6 +35,7 @@ __all__ = [
     "load_weights",
     "loadable_tensors",
     "no_init_weights",
+    "pack_weights",
     "parse_dtype",
     "plan_load",
     "read_header",
