@@ -85,12 +85,7 @@ def test_native_paged_decode_head_dim_with_a_tail_and_long_context():
 def test_native_paged_decode_tiles_and_tails(heads, window, softcap, dtype):
     """Lengths around the 4-token score tile (1, 3, 4, 37, 130) in one batch."""
     H, Hkv, D = heads
-    q, kp, vp, tables, lens = _paged_setup((1, 3, 4, 37, 130), 16, Hkv, D, H, seed=5)
-    q, kp, vp = q.to(dtype), kp.to(dtype), vp.to(dtype)
-    out = native_paged_decode_attention(q, kp, vp, tables, lens, scale=D**-0.5, sliding_window=window, softcap=softcap)
-    ref = naive_paged_decode(q, kp, vp, tables, lens, D**-0.5, window, softcap)
-    tol = 1e-5 if dtype == torch.float32 else 2e-2
-    assert_close(out, ref, atol=tol, rtol=tol)
+    _check_paged_decode(_paged_setup((1, 3, 4, 37, 130), 16, Hkv, D, H, seed=5), window, softcap, dtype)
 
 
 @needs_kernel
@@ -106,9 +101,16 @@ def test_native_paged_decode_long_contexts_split_into_spans(heads, window, softc
     H, Hkv, D = heads
     q, kp, vp, tables, lens = _paged_setup((2100, 7, 900), 16, Hkv, D, H, seed=9)
     kp[tables[0, 40]] *= 6.0  # tokens 640..655 of sequence 0 dominate their span
+    _check_paged_decode((q, kp, vp, tables, lens), window, softcap, dtype)
+
+
+def _check_paged_decode(setup, window, softcap, dtype):
+    """The native kernel in ``dtype`` against the naive reference, scale ``1/sqrt(D)``."""
+    q, kp, vp, tables, lens = setup
     q, kp, vp = q.to(dtype), kp.to(dtype), vp.to(dtype)
-    out = native_paged_decode_attention(q, kp, vp, tables, lens, scale=D**-0.5, sliding_window=window, softcap=softcap)
-    ref = naive_paged_decode(q, kp, vp, tables, lens, D**-0.5, window, softcap)
+    scale = q.shape[-1] ** -0.5
+    out = native_paged_decode_attention(q, kp, vp, tables, lens, scale=scale, sliding_window=window, softcap=softcap)
+    ref = naive_paged_decode(q, kp, vp, tables, lens, scale, window, softcap)
     tol = 1e-5 if dtype == torch.float32 else 2e-2
     assert_close(out, ref, atol=tol, rtol=tol)
 
