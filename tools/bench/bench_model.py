@@ -24,8 +24,9 @@ every contender back to back before the next phase, starting with a different co
 each repeat, so what is compared is measured seconds apart. The table shows medians of
 throughput and, for ratios, the median of the per-repeat ratios (a machine slowing down
 between repeats moves both sides of a pair); each pair's per-repeat ratios are printed and
-kept in the JSON. When memory only holds one contender at a time, ratios are of medians. Decode rates are wall-clock over
-whole generation steps (scheduling and sampling included), for every contender.
+kept in the JSON. When memory only holds one contender at a time, ratios are of medians.
+Decode rates are wall-clock over whole generation steps (scheduling and sampling included),
+for every contender.
 
 Warm-up (checkpoint creation, loading with weight preparation, first call, compilation
 when ``--compile`` is given) is measured and reported separately. Checkpoints are created
@@ -317,10 +318,10 @@ def run_config(shape: str, dtype_name: str, args: argparse.Namespace) -> dict[st
     sequential = len(args.contenders) * params * itemsize > args.memory_fraction * _available_bytes()
     bandwidths: list[float] = []
 
-    phases: list[tuple[str, Callable[[Contender, Runs], None]]] = [
-        ("prefill", lambda c, r: r.prefill_s.append(c.prefill(long_prompt))),
-        ("decode b1", lambda c, r: r.decode_b1.append(c.decode(one, args.gen_len))),
-        (f"decode b{args.batch}", lambda c, r: r.decode_b8.append(c.decode(eight, args.gen_len))),
+    phases: list[Callable[[Contender, Runs], None]] = [  # prefill, decode b1, decode b8
+        lambda c, r: r.prefill_s.append(c.prefill(long_prompt)),
+        lambda c, r: r.decode_b1.append(c.decode(one, args.gen_len)),
+        lambda c, r: r.decode_b8.append(c.decode(eight, args.gen_len)),
     ]
 
     def report(name: str) -> None:
@@ -345,7 +346,7 @@ def run_config(shape: str, dtype_name: str, args: argparse.Namespace) -> dict[st
             for rep in range(args.repeats):
                 bandwidths.append(stream_bandwidth(args.bandwidth_mib << 20))
                 _note(f"  repeat {rep + 1}/{args.repeats}")
-                for _, phase in phases:
+                for phase in phases:
                     phase(contender, runs[name])
                 report(name)
             del contender
@@ -357,7 +358,7 @@ def run_config(shape: str, dtype_name: str, args: argparse.Namespace) -> dict[st
             bandwidths.append(stream_bandwidth(args.bandwidth_mib << 20))
             _note(f"  repeat {rep + 1}/{args.repeats}")
             order = args.contenders[rep % len(args.contenders) :] + args.contenders[: rep % len(args.contenders)]
-            for _, phase in phases:
+            for phase in phases:
                 for name in order:
                     phase(loaded[name], runs[name])
             for name in args.contenders:

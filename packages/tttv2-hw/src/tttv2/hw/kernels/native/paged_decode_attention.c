@@ -28,14 +28,15 @@
 
 #include "dtypes.h"
 
-/* Rows are Hkv * D apart and the blocks anywhere in the pool: too scattered for the
- * hardware prefetcher, so the tiles fetch the rows PREFETCH_AHEAD tokens ahead (offsets
- * past the end point at the last row: the offset array is padded). */
+/* Token rows lie in blocks anywhere in the pool: too scattered for the hardware prefetcher,
+ * so the first tile of a work item fetches the `len` elements of its heads in each row
+ * PREFETCH_AHEAD tokens ahead (offsets past the end point at the last row: the offset
+ * array is padded). */
 #define PREFETCH_AHEAD 16
-INLINE void prefetch_rows(const void *pool, int t, const int64_t *off, int count, int64_t D) {
+INLINE void prefetch_rows(const void *pool, int t, const int64_t *off, int count, int64_t len) {
     const int64_t size = t == F32 ? 4 : 2;
     for (int r = 0; r < count; r++)
-        for (int64_t b = 0; b < D * size; b += 64) _mm_prefetch((const char *)pool + off[r] * size + b, _MM_HINT_T0);
+        for (int64_t b = 0; b < len * size; b += 64) _mm_prefetch((const char *)pool + off[r] * size + b, _MM_HINT_T0);
 }
 
 /* The sums of 4 vectors' lanes: {sum a, sum b, sum c, sum d}. */
