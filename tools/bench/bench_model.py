@@ -3,9 +3,11 @@
 For every shape (random weights at the real sizes of SmolLM2-135M and Llama-3.2-1B) and
 dtype, one run measures, for each contender:
 
-* ``ours``: the Llama model loaded by ``tttv2.core.model_plugins.load_model`` and driven
-  by the generation runtime exactly as ``tttv2 bench`` drives it (``LLMEngine``, paged KV
-  cache of 16-token blocks, greedy sampling, one request per prompt);
+* ``ours``: the Llama model loaded by ``tttv2.core.model_plugins.load_model``, its fused
+  decode captured (``capture_decode()``, as ``tttv2 bench`` and ``tttv2 generate`` do;
+  ``--no-capture`` keeps the per-pass re-checks) and driven by the generation runtime
+  exactly as ``tttv2 bench`` drives it (``LLMEngine``, paged KV cache of 16-token blocks,
+  greedy sampling, one request per prompt);
 * ``ours-loop``: the same model and paged cache in a bare greedy loop over
   ``ModelRunner.forward`` like ``hand``'s (no scheduler, sampler or stop checks): ours-loop
   over hand is the composition cost of blocks and strategies (target 4), ours over
@@ -143,13 +145,15 @@ class Contender:
 class Ours(Contender):
     name = "ours"
 
-    def __init__(self, folder: Path, dtype: torch.dtype, compile_decode: bool) -> None:
+    def __init__(self, folder: Path, dtype: torch.dtype, compile_decode: bool, capture: bool) -> None:
         from tttv2.core.model_plugins import load_model
 
         self.loaded = load_model(folder, dtype=dtype, device="cpu")
         self.compile_decode = compile_decode
         if compile_decode:
             self.loaded.model.compile_decode()
+        if capture:
+            self.loaded.model.capture_decode()
 
     def _engine(self, batch: int, prompt_len: int, steps: int):  # the `tttv2 bench` setup
         from tttv2.core.runtime import LLMEngine
@@ -279,9 +283,9 @@ class HF(Contender):
 def build(name: str, folder: Path, dtype: torch.dtype, args: argparse.Namespace) -> tuple[Contender, float]:
     start = time.perf_counter()
     if name == "ours":
-        contender: Contender = Ours(folder, dtype, args.compile)
+        contender: Contender = Ours(folder, dtype, args.compile, not args.no_capture)
     elif name == "ours-loop":
-        contender = OursLoop(folder, dtype, args.compile)
+        contender = OursLoop(folder, dtype, args.compile, not args.no_capture)
     elif name == "hand":
         contender = Hand(folder, dtype, args.prefill_len + args.prompt_len + args.gen_len + 8, args.compile)
     else:
@@ -543,6 +547,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--batch", type=int, default=8, help="sequences of the batched decode test (default: %(default)s)")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: tttv2-hw's num_threads for decode)")
     p.add_argument("--compile", action="store_true", help="compile the decode step of ours and hand (torch.compile)")
+    p.add_argument("--no-capture", action="store_true",
+                   help="ours and ours-loop re-check their fused decode binding before every pass (the "
+                   "library's default) instead of capturing it as tttv2 generate and bench do")  # fmt: skip
     p.add_argument("--bandwidth-mib", type=int, default=256, help="size of the copied arrays (default: %(default)s)")
     p.add_argument("--memory-fraction", type=float, default=0.6,
                    help="run contenders one at a time when three copies of the weights exceed this fraction "

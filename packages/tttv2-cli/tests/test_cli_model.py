@@ -59,6 +59,28 @@ def test_generate_json_matches_transformers_greedy(capsys, tiny_llama):
     assert record["text"] == tok.decode([t for t in expected if t != eos], skip_special_tokens=True)
 
 
+def test_generate_and_bench_capture_decode_validate_does_not(capsys, tiny_llama, monkeypatch):
+    import tttv2.cli.loading as loading
+
+    models = []
+    real = loading.load_model
+
+    def recording(*args, **kwargs):
+        loaded = real(*args, **kwargs)
+        models.append(loaded.model)
+        return loaded
+
+    monkeypatch.setattr(loading, "load_model", recording)
+    path = str(tiny_llama.path)
+    generate_json(capsys, tiny_llama, "--prompt-ids", "5,17,42", "--max-new-tokens", "3")
+    code, _, err = run(capsys, "bench", "--checkpoint", path, "--prompt-len", "8", "--gen-len", "3")
+    assert code == 0, err
+    code, out, err = run(capsys, "validate", "--checkpoint", path, "--seq-len", "8", "--greedy-steps", "2")
+    assert code == 0, out + err
+    # validate compares layer outputs through hooks: its decode passes keep re-checking
+    assert [m.decode_captured for m in models] == [True, True, False]
+
+
 def test_generate_text_prompt_prints_text_and_timings(capsys, tiny_llama):
     code, out, err = run(
         capsys,

@@ -67,8 +67,11 @@ def _stack(spec: ModelSpec, dtype: torch.dtype, fused: bool, seed: int = 0) -> T
     return stack
 
 
-def _generate(stack: TransformerStack, prompts: list[list[int]], steps: int) -> tuple[list[torch.Tensor], list]:
-    """Prefill, then ``steps`` greedy decode passes; the logits and fused-path reason of each."""
+def _generate(
+    stack: TransformerStack, prompts: list[list[int]], steps: int, after_first=None
+) -> tuple[list[torch.Tensor], list]:
+    """Prefill, then ``steps`` greedy decode passes (calling ``after_first(stack)`` after the
+    first); the logits and fused-path reason of each."""
     cache = stack.new_cache(64, 4)
     blocks = cache.block_manager(128)
     out, reasons = [], []
@@ -80,6 +83,8 @@ def _generate(stack: TransformerStack, prompts: list[list[int]], steps: int) -> 
             logits = stack(logits.argmax(-1), meta, cache)
             out.append(logits.float())
             reasons.append(stack.fused_decode_reason)
+            if after_first is not None and len(out) == 1:
+                after_first(stack)
     return out, reasons
 
 
@@ -182,3 +187,71 @@ def test_a_dropped_cache_is_not_kept_alive_by_the_binding() -> None:
     assert reasons == [None, None]
     for a, b in zip(fused, eager, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+
+
+def _scale_weights(stack: TransformerStack) -> None:
+    """A new Parameter for one projection, new data under an existing Parameter for another."""
+    with torch.no_grad():
+        stack.layers[0].ffn.down_proj.weight = torch.nn.Parameter(stack.layers[0].ffn.down_proj.weight * -1.5)
+        o_proj = stack.layers[2].attention.o_proj
+        o_proj.weight.data = o_proj.weight.data * 0.5  # the bound storage loses its last owner
+
+
+def test_captured_decode_equals_checked_decode() -> None:
+    captured = _stack(_spec(), torch.bfloat16, True)
+    captured.capture_decode()
+    fused, reasons = _generate(captured, PROMPTS, 6)
+    checked, _ = _generate(_stack(_spec(), torch.bfloat16, True), PROMPTS, 6)
+    assert captured.decode_captured and reasons == [None] * 6
+    for a, b in zip(fused, checked, strict=True):
+        assert torch.equal(a, b)
+
+
+def test_captured_decode_keeps_its_binding_until_captured_again() -> None:
+    spec = _spec()
+    stack, before, after = (_stack(spec, torch.float32, flag) for flag in (True, False, False))
+    stack.capture_decode()
+
+    def change(s: TransformerStack) -> None:  # between decode passes, after the binding
+        _scale_weights(s)
+        gc.collect()
+        [torch.randn(64, 96) for _ in range(32)]  # reuse of freed memory would show as garbage
+
+    stale, reasons = _generate(stack, PROMPTS, 4, after_first=change)
+    assert reasons == [None] * 4
+    for a, b in zip(stale, _generate(before, PROMPTS, 4)[0], strict=True):  # the weights it bound
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+    _scale_weights(after)
+    stack.capture_decode()  # captures the changed model
+    for a, b in zip(_generate(stack, PROMPTS, 3)[0], _generate(after, PROMPTS, 3)[0], strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+
+
+def test_releasing_a_capture_checks_every_pass_again() -> None:
+    stack, reference = _stack(_spec(), torch.float32, True), _stack(_spec(), torch.float32, False)
+    stack.capture_decode()
+    _generate(stack, PROMPTS, 1)
+    stack.capture_decode(False)
+    _scale_weights(stack)
+    _scale_weights(reference)
+    for a, b in zip(_generate(stack, PROMPTS, 2)[0], _generate(reference, PROMPTS, 2)[0], strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+
+
+def test_hooks_present_at_capture_keep_passes_op_by_op() -> None:
+    stack = _stack(_spec(), torch.float32, True)
+    seen: list[int] = []
+    stack.layers[0].attention.register_forward_hook(lambda m, i, o: seen.append(o.shape[0]))
+    stack.capture_decode()
+    _, reasons = _generate(stack, PROMPTS, 2)
+    assert all("hooks" in r for r in reasons) and seen == [sum(map(len, PROMPTS)), 3, 3]
+
+
+def test_capture_outlives_turning_fusion_off_and_on() -> None:
+    stack = _stack(_spec(), torch.float32, True)
+    stack.capture_decode()
+    stack.fuse_decode_layers(False)
+    stack.fuse_decode_layers(True)
+    stale, _ = _generate(stack, PROMPTS, 3, after_first=_scale_weights)
+    bound, _ = _generate(_stack(_spec(), torch.float32, False), PROMPTS, 3)
+    torch.testing.assert_close(stale[-1], bound[-1], rtol=1e-5, atol=1e-5)  # still captured

@@ -224,6 +224,29 @@ def test_longrope_switches_tables_at_original_max_position() -> None:
     assert not torch.equal(at_limit[0], past[0])
 
 
+@pytest.mark.parametrize("name", sorted(SPECS))
+def test_cos_sin_into_writes_what_cos_sin_returns(name: str) -> None:
+    spec = SPECS[name]
+    rope = RotaryEmbedding(spec)
+    half = spec.rotary_dim // 2
+    # every regime: within the tables, past original_max_position (LongRoPE), past
+    # max_position (dynamic NTK computes rows), as many positions as a table has rows
+    limit = spec.original_max_position or spec.max_position or 64
+    for positions, seq_len in (
+        (torch.tensor([7, 3, 9]), 10),
+        (torch.tensor([limit + 5, 2]), limit + 6),
+        (torch.arange(255, -1, -1), 256),
+    ):
+        cos_out = torch.full((2 * len(positions), half), float("nan"), dtype=torch.bfloat16)
+        sin_out = cos_out.clone()
+        rope.cos_sin_into(positions, cos_out[1::2], sin_out[1::2], seq_len)
+        cos, sin = rope.cos_sin(positions, dtype=torch.bfloat16, seq_len=seq_len)
+        assert torch.equal(cos_out[1::2], cos) and torch.equal(sin_out[1::2], sin), (name, seq_len)
+        assert cos_out[0::2].isnan().all() and sin_out[0::2].isnan().all()  # nothing else written
+        reference = rope.cos_sin(torch.tensor([int(positions[-1])]), dtype=torch.bfloat16, seq_len=seq_len)
+        assert torch.equal(cos[-1:], reference[0]), (name, seq_len)  # the row of that position
+
+
 # -- rotation ------------------------------------------------------------------------
 @pytest.mark.parametrize("name", ["default", "partial", "yarn", "longrope_partial"])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])

@@ -54,9 +54,12 @@ def load(
     strategy: str | None = None,
     *,
     show_progress: bool = False,
+    capture_decode: bool = False,
 ) -> LoadedModel:
     """Load through the model plugin for the checkpoint's architecture, with a progress bar,
-    then switch to ``strategy`` when one is named."""
+    then switch to ``strategy`` when one is named. ``capture_decode``: the command owns the
+    model and never changes it, so decode passes may skip re-checking what they bound
+    (``capture_decode()`` of models that have it, e.g. ``tttv2.blocks.TransformerStack``)."""
     check_strategy(strategy)
     check_checkpoint_folder(checkpoint)
     with Bar(
@@ -73,4 +76,7 @@ def load(
             )
         switch(strategy)
     loaded.model.eval()
+    capture = getattr(loaded.model, "capture_decode", None)
+    if capture_decode and callable(capture):
+        capture()
     return loaded

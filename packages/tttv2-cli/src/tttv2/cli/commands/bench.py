@@ -54,7 +54,9 @@ def run(args: argparse.Namespace) -> int:
         args.checkpoint if args.checkpoint is not None else default_checkpoint(show_progress=show)
     )
     start = time.perf_counter()
-    loaded = load(checkpoint, args.dtype, device, args.strategy, show_progress=show)
+    loaded = load(
+        checkpoint, args.dtype, device, args.strategy, show_progress=show, capture_decode=True
+    )
     load_s = time.perf_counter() - start
     if args.prompt_len + args.gen_len > loaded.max_context:
         raise UsageError(

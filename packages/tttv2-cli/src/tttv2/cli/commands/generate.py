@@ -105,7 +105,9 @@ def run(args: argparse.Namespace) -> int:
     checkpoint = (
         args.checkpoint if args.checkpoint is not None else default_checkpoint(show_progress=show)
     )
-    loaded = load(checkpoint, args.dtype, device, args.strategy, show_progress=show)
+    loaded = load(
+        checkpoint, args.dtype, device, args.strategy, show_progress=show, capture_decode=True
+    )
     ids = prompt_ids(loaded, args.prompt, args.prompt_ids)
     logits = prompt_logits(loaded.model, ids, device) if args.logits_out is not None else None
     with Bar(show, args.max_new_tokens, "generating", unit="tok") as bar:

@@ -77,13 +77,34 @@ class RotaryEmbedding(torch.nn.Module):
         positions = positions.to(device)
         if seq_len is None:
             seq_len = int(positions.max()) + 1 if positions.numel() else 0
+        cos, sin, table = self._tables_for(positions, device, dtype, seq_len)
+        return (cos[positions], sin[positions]) if table else (cos, sin)
+
+    def cos_sin_into(
+        self, positions: torch.Tensor, cos_out: torch.Tensor, sin_out: torch.Tensor, seq_len: int
+    ) -> None:
+        """Write ``cos_sin(positions, ..., seq_len)`` into ``cos_out`` and ``sin_out`` (``[T,
+        rotary_dim/2]``, whose device and dtype are used): a decode step's row lookup with no
+        intermediate tensors. ``positions`` must be on the outputs' device."""
+        cos, sin, table = self._tables_for(positions, cos_out.device, cos_out.dtype, seq_len)
+        if table:
+            torch.index_select(cos, 0, positions, out=cos_out)
+            torch.index_select(sin, 0, positions, out=sin_out)
+        else:
+            cos_out.copy_(cos)
+            sin_out.copy_(sin)
+
+    def _tables_for(
+        self, positions: torch.Tensor, device: torch.device, dtype: torch.dtype, seq_len: int
+    ) -> tuple[torch.Tensor, torch.Tensor, bool]:
+        """``(cos, sin, True)``: the tables to index by ``positions``; ``(cos, sin, False)``
+        (dynamic scaling past ``max_position``): computed for exactly these positions."""
         spec = self.spec
         if spec.scaling == "dynamic" and seq_len > spec.max_position:
             inv_freq, scaling = rope_frequencies(spec, seq_len, device)
-            return _angles_to_cos_sin(positions, inv_freq, scaling, dtype)
+            return (*_angles_to_cos_sin(positions, inv_freq, scaling, dtype), False)
         use_long = spec.scaling == "longrope" and seq_len > spec.original_max_position  # type: ignore[operator]
-        cos, sin = self._table(device, dtype, "long" if use_long else "base", seq_len)
-        return cos[positions], sin[positions]
+        return (*self._table(device, dtype, "long" if use_long else "base", seq_len), True)
 
     def _table(
         self, device: torch.device, dtype: torch.dtype, regime: str, needed: int
