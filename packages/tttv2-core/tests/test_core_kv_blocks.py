@@ -9,12 +9,15 @@ wrong slot or wrong position shows up as a foreign or missing token.
 
 from __future__ import annotations
 
+import gc
+
 import pytest
 import torch
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 from tttv2.core import ExecutionMode, KVBlockManager, KVCacheExhaustedError, TTTv2Error
+from tttv2.core.batch import int64_tensor
 
 
 def ceil_div(a: int, b: int) -> int:
@@ -269,3 +272,20 @@ def test_manager_arguments_are_checked() -> None:
         args = {"num_blocks": 4, "block_size": 2, "max_seq_len": 8, **kwargs}
         with pytest.raises(ValueError, match=f"KVBlockManager.{next(iter(kwargs))}="):
             KVBlockManager(**args)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(-(2**63), 2**63 - 1), max_size=40))
+def test_int64_tensor_equals_torch_tensor(values: list[int]) -> None:
+    made = int64_tensor(iter(values), torch.device("cpu"))  # any iterable of ints
+    gc.collect()
+    [bytearray(64) for _ in range(256)]  # freed memory reused would show in the values
+    assert made.dtype == torch.int64 and made.shape == (len(values),)
+    assert torch.equal(made, torch.tensor(values, dtype=torch.int64))
+
+
+def test_int64_tensor_refuses_what_is_not_an_int64() -> None:
+    with pytest.raises(TypeError):
+        int64_tensor([1, 2.5], torch.device("cpu"))
+    with pytest.raises(OverflowError):
+        int64_tensor([2**63], torch.device("cpu"))

@@ -13,7 +13,8 @@ import operator
 from collections.abc import Sequence
 
 import torch
-from tttv2.core.batch import BatchMetadata, logits_positions
+
+from tttv2.core.batch import BatchMetadata, int64_tensor, logits_positions
 from tttv2.core.errors import KVCacheExhaustedError, TTTv2Error
 from tttv2.core.modes import ExecutionMode
 
@@ -112,29 +113,32 @@ class KVBlockManager:
         """Reserve room for each sequence's new tokens (adding unknown sequences) and
         describe the pass. All-or-nothing: on any error (a sequence over ``max_seq_len``,
         then :class:`KVCacheExhaustedError`) nothing changes."""
-        seq_ids, query_lens = tuple(seq_ids), tuple(operator.index(q) for q in query_lens)
+        seq_ids, query_lens = tuple(seq_ids), tuple(map(operator.index, query_lens))
         if len(seq_ids) != len(query_lens) or not seq_ids:
             raise ValueError("prepare() needs one query length per sequence and at least one sequence")
         if len(set(seq_ids)) != len(seq_ids):
             raise ValueError(f"prepare(): a sequence appears twice in {seq_ids}")
-        if any(q <= 0 for q in query_lens):
+        if min(query_lens) <= 0:
             raise ValueError(f"prepare(): query lengths must be positive, got {query_lens}")
         mode = ExecutionMode(mode)  # check mode and logits before anything changes
-        logits = _logits_indices(query_lens, logits)
-        for s, q in zip(seq_ids, query_lens, strict=True):  # permanent error before transient
-            length = self._lens.get(s, 0) + q
-            if length > self.max_seq_len:
-                raise TTTv2Error(f"sequence {s} would hold {length} tokens; the context limit is {self.max_seq_len}")
-        need = sum(self.blocks_needed(s if s in self._tables else None, q) for s, q in zip(seq_ids, query_lens, strict=True))
+        which = _logits_indices(query_lens, logits)
+        lens, tables, bs = self._lens, self._tables, self.block_size
+        context_lens = tuple(lens.get(s, 0) for s in seq_ids)
+        for s, q, c in zip(seq_ids, query_lens, context_lens, strict=True):  # permanent error before transient
+            if c + q > self.max_seq_len:
+                raise TTTv2Error(f"sequence {s} would hold {c + q} tokens; the context limit is {self.max_seq_len}")
+        # blocks each sequence lacks for its new tokens (tables cover their lengths exactly)
+        grow = [-(-(c + q) // bs) - len(tables.get(s, ())) for s, q, c in zip(seq_ids, query_lens, context_lens, strict=True)]
+        need = sum(n for n in grow if n > 0)
         if need > len(self._free):
             raise KVCacheExhaustedError(need, len(self._free))
-        context_lens = []
-        for s, q in zip(seq_ids, query_lens, strict=True):
-            if s not in self._tables:
-                self.add_sequence(s)
-            context_lens.append(self._lens[s])
-            self.reserve(s, q)
-        return self.describe(seq_ids, query_lens, tuple(context_lens), mode, logits)
+        free = self._free
+        for s, q, c, n in zip(seq_ids, query_lens, context_lens, grow, strict=True):
+            table = tables.setdefault(s, [])
+            if n > 0:
+                table.extend(free.pop() for _ in range(n))
+            lens[s] = c + q
+        return self._describe(seq_ids, query_lens, context_lens, mode, which)
 
     def describe(
         self,
@@ -145,6 +149,17 @@ class KVBlockManager:
         logits: str | Sequence[int] = "last",
     ) -> BatchMetadata:
         """Metadata for tokens already reserved (positions ``context .. context+query``)."""
+        query_lens = tuple(query_lens)
+        return self._describe(seq_ids, query_lens, context_lens, ExecutionMode(mode), _logits_indices(query_lens, logits))
+
+    def _describe(
+        self,
+        seq_ids: Sequence[int],
+        query_lens: Sequence[int],
+        context_lens: Sequence[int],
+        mode: ExecutionMode,
+        which: list[int],
+    ) -> BatchMetadata:
         bs = self.block_size
         positions: list[int] = []
         slots: list[int] = []
@@ -159,14 +174,13 @@ class KVBlockManager:
         starts = [0]
         for q in query_lens:
             starts.append(starts[-1] + q)
-        which = _logits_indices(tuple(query_lens), logits)
         # one host-to-device tensor for the six, handed out as views: a decode step of a
-        # small model is a few milliseconds, and each torch.tensor call costs ~10 us here
+        # small model is a few milliseconds, and each tensor made costs microseconds
         parts = (positions, slots, tables, seq_lens, starts, which)
-        flat = torch.tensor([v for part in parts for v in part], dtype=torch.long, device=self.device)
-        pos_t, slot_t, table_t, len_t, start_t, which_t = flat.split([len(part) for part in parts])
+        flat = int64_tensor([v for part in parts for v in part], self.device)
+        pos_t, slot_t, table_t, len_t, start_t, which_t = flat.split_with_sizes([len(part) for part in parts])
         return BatchMetadata(
-            mode=ExecutionMode(mode),
+            mode=mode,
             seq_ids=tuple(seq_ids),
             query_lens=tuple(query_lens),
             context_lens=tuple(context_lens),

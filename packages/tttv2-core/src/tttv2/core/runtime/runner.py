@@ -21,6 +21,7 @@ from typing import Any
 
 import torch
 
+from tttv2.core.batch import int64_tensor
 from tttv2.core.errors import ModeNotSupportedError, TTTv2Error
 from tttv2.core.kv_blocks import KVBlockManager
 from tttv2.core.modes import ExecutionMode
@@ -125,7 +126,6 @@ class ModelRunner:
         self.require(mode, "this pass")
         seq_ids = [c.seq_id for c in chunks]
         query_lens = [len(c.token_ids) for c in chunks]
-        before = [self.num_cached(s) for s in seq_ids]
         indices: list[int] = []
         start = 0
         for c, q in zip(chunks, query_lens, strict=True):
@@ -134,7 +134,8 @@ class ModelRunner:
             indices.extend(range(start + q - c.num_logits, start + q))
             start += q
         meta = self.blocks.prepare(seq_ids, query_lens, mode, logits=indices)
-        input_ids = torch.tensor([t for c in chunks for t in c.token_ids], dtype=torch.long, device=self.device)
+        before = meta.context_lens  # what each sequence held before this pass
+        input_ids = int64_tensor([t for c in chunks for t in c.token_ids], self.device)
         t0 = time.perf_counter()
         try:
             switch_mode(self.model, mode, self._last_mode)
