@@ -31,7 +31,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "bytes read per decode step (weights + KV cache) over the bandwidth of a torch copy "
         "measured in this run. Warm-up is reported apart from the rates: loading (reading the "
         "checkpoint, preparing the weights; for transformers also importing its model code on "
-        "first use) and the first, untimed run. Numbers are noisy on "
+        "first use) and the first, untimed run. Our decode runs captured, as in tttv2 generate: "
+        "the fused decode binding is made once, not re-checked every step. Numbers are noisy on "
         "shared machines: compare ratios.",
     )
     options.add_checkpoint(p, required=False, default_note=DEFAULT_CHECKPOINT_NOTE)
