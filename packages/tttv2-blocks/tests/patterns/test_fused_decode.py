@@ -53,7 +53,8 @@ def _spec(
     )
 
 
-def _stack(spec: ModelSpec, dtype: torch.dtype, fused: bool, seed: int = 0) -> TransformerStack:
+def _stack(spec: ModelSpec, dtype: torch.dtype, fused: bool | None, seed: int = 0) -> TransformerStack:
+    """A random stack; ``fused=None`` leaves fusion to tttv2-hw's choice at the first decode pass."""
     torch.manual_seed(seed)
     stack = TransformerStack(spec)
     with torch.no_grad():
@@ -63,7 +64,8 @@ def _stack(spec: ModelSpec, dtype: torch.dtype, fused: bool, seed: int = 0) -> T
         layer.attention.fuse_qkv()
         layer.ffn.fuse_gate_up()
     stack = stack.to(dtype).eval()
-    stack.fuse_decode_layers(fused)
+    if fused is not None:
+        stack.fuse_decode_layers(fused)
     return stack
 
 
@@ -245,6 +247,15 @@ def test_hooks_present_at_capture_keep_passes_op_by_op() -> None:
     stack.capture_decode()
     _, reasons = _generate(stack, PROMPTS, 2)
     assert all("hooks" in r for r in reasons) and seen == [sum(map(len, PROMPTS)), 3, 3]
+
+
+def test_capture_before_the_first_decode_pass_applies_to_the_fused_path_made_then() -> None:
+    stack = _stack(_spec(), torch.float32, None)  # fusion decided at the first decode pass
+    stack.capture_decode()
+    stale, reasons = _generate(stack, PROMPTS, 3, after_first=_scale_weights)
+    bound, _ = _generate(_stack(_spec(), torch.float32, False), PROMPTS, 3)
+    assert reasons == [None] * 3
+    torch.testing.assert_close(stale[-1], bound[-1], rtol=1e-5, atol=1e-5)
 
 
 def test_capture_outlives_turning_fusion_off_and_on() -> None:
