@@ -109,6 +109,19 @@ def test_fuse_gate_up_keeps_the_math_and_stores_weights_once() -> None:
         FeedForward(FeedForwardSpec(hidden_dim=4, intermediate_dim=4, gated=False)).fuse_gate_up()
 
 
+@pytest.mark.parametrize("bias", [False, True])
+def test_fuse_gate_up_draws_nothing_and_keeps_requires_grad(bias: bool) -> None:
+    ffn = FeedForward(FeedForwardSpec(hidden_dim=16, intermediate_dim=24, bias=bias)).to(torch.bfloat16)
+    ffn.requires_grad_(False)
+    state = torch.random.get_rng_state()
+    ffn.fuse_gate_up()
+    # no random initialisation of a weight about to be replaced (it dominated model loading)
+    assert torch.equal(torch.random.get_rng_state(), state)
+    fused = list(ffn.gate_up_proj.parameters())
+    assert len(fused) == (2 if bias else 1)
+    assert all(p.dtype == torch.bfloat16 and p.device.type == "cpu" and not p.requires_grad for p in fused)
+
+
 def test_bad_input_is_reported() -> None:
     with pytest.raises(ValueError, match="hidden_dim=8"):
         FeedForward(FeedForwardSpec(hidden_dim=8, intermediate_dim=8))(torch.randn(2, 9))

@@ -62,16 +62,15 @@ class FeedForward(torch.nn.Module):
         if self.gate_up_proj is not None:
             return
         gate, up = self.gate_proj, self.up_proj
+        keep_grad = gate.weight.requires_grad
+        # built on the meta device, then given the concatenations: no random initialisation
+        # of a weight about to be replaced (0.5 s of a 1.5 s SmolLM2-135M load), no extra copy
         fused = torch.nn.Linear(
-            self.spec.hidden_dim,
-            2 * self.spec.intermediate_dim,
-            bias=self.spec.bias,
-            device=gate.weight.device,
-            dtype=gate.weight.dtype,
+            self.spec.hidden_dim, 2 * self.spec.intermediate_dim, bias=self.spec.bias, device="meta"
         )
-        fused.weight.copy_(torch.cat((gate.weight, up.weight), dim=0))
+        fused.weight = torch.nn.Parameter(torch.cat((gate.weight, up.weight), dim=0), requires_grad=keep_grad)
         if self.spec.bias:
-            fused.bias.copy_(torch.cat((gate.bias, up.bias), dim=0))
+            fused.bias = torch.nn.Parameter(torch.cat((gate.bias, up.bias), dim=0), requires_grad=keep_grad)
         self.gate_proj = None
         self.up_proj = None
         self.gate_up_proj = fused
