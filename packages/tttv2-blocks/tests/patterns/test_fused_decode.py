@@ -266,3 +266,22 @@ def test_capture_outlives_turning_fusion_off_and_on() -> None:
     stale, _ = _generate(stack, PROMPTS, 3, after_first=_scale_weights)
     bound, _ = _generate(_stack(_spec(), torch.float32, False), PROMPTS, 3)
     torch.testing.assert_close(stale[-1], bound[-1], rtol=1e-5, atol=1e-5)  # still captured
+
+
+def test_moves_casts_and_strategy_switches_recapture_by_themselves() -> None:
+    spec = _spec()
+    stack = _stack(spec, torch.float32, True)
+    stack.capture_decode()
+    _generate(stack, PROMPTS, 1)  # binds in float32
+    stack.to(torch.bfloat16)
+    cast, reasons = _generate(stack, PROMPTS, 3)
+    fresh, _ = _generate(_stack(spec, torch.bfloat16, True), PROMPTS, 3)
+    assert reasons == [None] * 3
+    for a, b in zip(cast, fresh, strict=True):
+        assert torch.equal(a, b)
+    stack.switch_strategy("unified")  # decode no longer the paged DECODE implementation
+    _, reasons = _generate(stack, PROMPTS, 1)
+    assert "paged DECODE" in reasons[0]
+    stack.switch_strategy("prefill_decode")
+    _, reasons = _generate(stack, PROMPTS, 1)
+    assert reasons == [None] and stack.decode_captured

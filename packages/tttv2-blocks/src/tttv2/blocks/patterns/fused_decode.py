@@ -25,7 +25,8 @@ trace replays the addresses it captured. Checking ~1,000 references costs ~0.45 
 13 ms SmolLM2-135M step on a 2-core CPU, where weight streaming has evicted them from the
 caches. A captured binding keeps every storage it bound alive, so a model changed after
 capture computes with the weights it had (stale, never freed memory) until the next
-``capture``; hooks added after capture are not seen either.
+``capture`` (the stack's own ``to()``/casts and ``switch_strategy`` recapture by themselves);
+hooks added after capture are not seen either.
 """
 
 from __future__ import annotations

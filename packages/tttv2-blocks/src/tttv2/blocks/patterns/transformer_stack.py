@@ -129,9 +129,10 @@ class TransformerStack(BaseModule):
         (~0.45 ms of a 13 ms SmolLM2-135M step on a 2-core CPU). Like a CUDA graph, a
         captured binding does not see later changes to the model — new weights, swapped
         modules, hooks — until ``capture_decode()`` is called again; it keeps the storages it
-        bound alive, so such changes give stale results, never freed memory. ``False``
-        checks before every pass again (the default). Off-CPU and unfused passes are not
-        affected."""
+        bound alive, so such changes give stale results, never freed memory (the library's
+        own changes — ``to()`` and other casts or moves, ``switch_strategy`` — recapture by
+        themselves). ``False`` checks before every pass again (the default). Off-CPU and
+        unfused passes are not affected."""
         self._capture = bool(enabled)
         if self._fused is not None:
             self._fused.capture(self._capture)
@@ -139,6 +140,22 @@ class TransformerStack(BaseModule):
     @property
     def decode_captured(self) -> bool:
         return self._capture
+
+    def switch_strategy(self, strategy: ExecutionStrategy | str) -> None:
+        super().switch_strategy(strategy)
+        self._recapture()
+
+    def _apply(self, fn: Callable[[torch.Tensor], torch.Tensor], recurse: bool = True) -> TransformerStack:
+        out = super()._apply(fn, recurse)  # .to(), .float(), .cuda(), ...
+        self._recapture()
+        return out
+
+    def _recapture(self) -> None:
+        """The library's own changes of the model (moves, casts, strategy switches) make a
+        capture bind afresh at the next pass; only direct edits need ``capture_decode()``."""
+        fused = self.__dict__.get("_fused")  # _apply also runs before __init__ has set it
+        if fused is not None and self._capture:
+            fused.capture()
 
     @property
     def fused_decode_reason(self) -> str | None:
