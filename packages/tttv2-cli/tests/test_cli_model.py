@@ -150,6 +150,22 @@ def test_seeded_sampling_reproducible_and_strategies_agree(capsys, tiny_llama):
     assert unified["generated_ids"] == greedy["generated_ids"] and unified["strategy"] == "unified"
 
 
+def test_generate_compiles_native_kernels_before_timing_and_says_so(capsys, tiny_llama, monkeypatch, tmp_path):
+    from tttv2.hw.kernels.native import native_status
+
+    status = native_status()
+    if not all(s["available"] for s in status.values()):
+        pytest.skip(f"tttv2-hw's native kernels cannot be built here: {status}")
+    monkeypatch.setenv("TTTV2_CACHE_DIR", str(tmp_path))  # nothing compiled yet
+    path = str(tiny_llama.path)
+    code, _, err = run(capsys, "generate", "--checkpoint", path, "--prompt-ids", "5,17", "--max-new-tokens", "2")
+    assert code == 0, err
+    assert "warm-up: native kernels compiled in" in err
+    assert sorted(p.name.split("-")[0] for p in (tmp_path / "native").glob("*.so")) == sorted(status)
+    again = generate_json(capsys, tiny_llama, "--prompt-ids", "5,17", "--max-new-tokens", "2")
+    assert again["native_compile_s"] == 0.0  # loaded from the cache
+
+
 def test_progress_bars_only_for_a_terminal(capsys, tiny_llama, monkeypatch):
     monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
     code, _, err = run(

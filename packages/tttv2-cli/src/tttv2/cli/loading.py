@@ -80,3 +80,16 @@ def load(
     if capture_decode and callable(capture):
         capture()
     return loaded
+
+
+def build_native_kernels(device: torch.device) -> float:
+    """Compile (first use) or load tttv2-hw's native CPU kernels now, so that the timings of
+    what follows do not include compiling them; the seconds spent compiling (0.0 when every
+    kernel came from the cache, is unavailable here, or ``device`` is not a CPU)."""
+    if device.type != "cpu":
+        return 0.0
+    from tttv2.hw.kernels.native import native_status
+
+    return sum(
+        float(s["seconds"]) for s in native_status().values() if s.get("compiled")  # type: ignore[arg-type]
+    )

@@ -14,7 +14,7 @@ from tttv2.cli.default_checkpoint import DEFAULT_CHECKPOINT_NOTE, default_checkp
 from tttv2.cli.errors import UsageError
 from tttv2.cli.forward import prompt_logits
 from tttv2.cli.generation import generate
-from tttv2.cli.loading import load, resolve_device
+from tttv2.cli.loading import build_native_kernels, load, resolve_device
 from tttv2.cli.progress import Bar, progress_enabled
 from tttv2.cli.prompt import DEFAULT_PROMPT, prompt_ids
 from tttv2.core.runtime import SamplingParams
@@ -26,7 +26,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="generate text from a prompt",
         description="Load a Hugging Face checkpoint through its model plugin and continue a prompt "
         "with tttv2.core.runtime (greedy by default; sampling with --temperature). Prints the "
-        "generated text on stdout and timings on stderr, or one JSON object with --json.",
+        "generated text on stdout and timings on stderr, or one JSON object with --json. On the "
+        "first use of a CPU, tttv2-hw's native kernels are compiled before generating (a few "
+        "seconds, reported apart as warm-up; later runs load them from $TTTV2_CACHE_DIR).",
     )
     options.add_checkpoint(p, required=False, default_note=DEFAULT_CHECKPOINT_NOTE)
     prompt = p.add_mutually_exclusive_group()
@@ -108,6 +110,8 @@ def run(args: argparse.Namespace) -> int:
     loaded = load(
         checkpoint, args.dtype, device, args.strategy, show_progress=show, capture_decode=True
     )
+    with Bar(show, None, "native kernels (compiled on first use)", unit="kernel"):
+        compile_s = build_native_kernels(device)
     ids = prompt_ids(loaded, args.prompt, args.prompt_ids)
     logits = prompt_logits(loaded.model, ids, device) if args.logits_out is not None else None
     with Bar(show, args.max_new_tokens, "generating", unit="tok") as bar:
@@ -125,6 +129,7 @@ def run(args: argparse.Namespace) -> int:
             "finish_reason": result.finish_reason,
             "ttft_s": result.ttft_s,
             "decode_tokens_per_s": result.decode_tokens_per_s,
+            "native_compile_s": compile_s,
             "dtype": args.dtype,
             "device": str(device),
             "strategy": args.strategy,
@@ -137,9 +142,10 @@ def run(args: argparse.Namespace) -> int:
         print(",".join(str(t) for t in result.generated_ids))
     rate = f"{result.decode_tokens_per_s:.1f} tokens/s" if result.decode_tokens_per_s else "n/a"
     ttft = f"{result.ttft_s * 1000:.1f} ms" if result.ttft_s is not None else "n/a"
+    warmup = f"; warm-up: native kernels compiled in {compile_s:.1f} s, cached" if compile_s else ""
     print(
         f"[{len(ids)} prompt tokens, {len(result.generated_ids)} generated ({result.finish_reason}), "
-        f"time to first token {ttft}, decode {rate}]",
+        f"time to first token {ttft}, decode {rate}{warmup}]",
         file=sys.stderr,
     )
     return 0
