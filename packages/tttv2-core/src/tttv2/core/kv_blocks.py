@@ -122,21 +122,18 @@ class KVBlockManager:
             raise ValueError(f"prepare(): query lengths must be positive, got {query_lens}")
         mode = ExecutionMode(mode)  # check mode and logits before anything changes
         which = _logits_indices(query_lens, logits)
-        lens, tables, bs = self._lens, self._tables, self.block_size
+        lens, tables = self._lens, self._tables
         context_lens = tuple(lens.get(s, 0) for s in seq_ids)
         for s, q, c in zip(seq_ids, query_lens, context_lens, strict=True):  # permanent error before transient
             if c + q > self.max_seq_len:
                 raise TTTv2Error(f"sequence {s} would hold {c + q} tokens; the context limit is {self.max_seq_len}")
-        # blocks each sequence lacks for its new tokens (tables cover their lengths exactly)
-        grow = [-(-(c + q) // bs) - len(tables.get(s, ())) for s, q, c in zip(seq_ids, query_lens, context_lens, strict=True)]
-        need = sum(n for n in grow if n > 0)
+        grow = [self.blocks_needed(s, q) for s, q in zip(seq_ids, query_lens, strict=True)]  # unknown ids: 0 held
+        need = sum(grow)
         if need > len(self._free):
             raise KVCacheExhaustedError(need, len(self._free))
         free = self._free
         for s, q, c, n in zip(seq_ids, query_lens, context_lens, grow, strict=True):
-            table = tables.setdefault(s, [])
-            if n > 0:
-                table.extend(free.pop() for _ in range(n))
+            tables.setdefault(s, []).extend(free.pop() for _ in range(n))
             lens[s] = c + q
         return self._describe(seq_ids, query_lens, context_lens, mode, which)
 

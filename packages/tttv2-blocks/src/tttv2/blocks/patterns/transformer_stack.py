@@ -120,8 +120,7 @@ class TransformerStack(BaseModule):
         allow (see the module docstring); ``False`` runs them op by op."""
         self._fused_decided = True
         self._fused = FusedDecode(self) if enabled else None
-        if self._fused is not None and self._capture:
-            self._fused.capture()
+        self._recapture()
 
     def capture_decode(self, enabled: bool = True) -> None:
         """Capture fused DECODE passes: the next one binds the layers' weights and the
