@@ -77,15 +77,15 @@ def test_native_paged_decode_head_dim_with_a_tail_and_long_context():
 @needs_kernel
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 @pytest.mark.parametrize(
-    "heads",  # (H, Hkv, D): register tiles of 3 heads (scores) and 4 heads (values), their tails
-    [(9, 3, 64), (7, 1, 24), (10, 2, 40), (8, 8, 32), (16, 2, 16)],
+    "heads",  # (H, Hkv, D): score tiles of 1, 2, 3 and 4 heads (passes 4+3, 3+2, 4+4), value tiles
+    [(9, 3, 64), (7, 1, 24), (10, 2, 40), (8, 8, 32), (16, 2, 16), (8, 2, 64), (4, 2, 32)],
     ids=lambda h: f"H{h[0]}_Hkv{h[1]}_D{h[2]}",
 )
 @pytest.mark.parametrize("window,softcap", [(None, None), (50, 30.0)], ids=["full", "window_softcap"])
 def test_native_paged_decode_tiles_and_tails(heads, window, softcap, dtype):
-    """Lengths around the 4-token score tile (1, 3, 4, 37, 130) in one batch."""
+    """Lengths around the 8-, 4-, 3- and 2-token score tiles and the 48-token chunks, in one batch."""
     H, Hkv, D = heads
-    _check_paged_decode(_paged_setup((1, 3, 4, 37, 130), 16, Hkv, D, H, seed=5), window, softcap, dtype)
+    _check_paged_decode(_paged_setup((1, 2, 3, 4, 7, 37, 49, 130), 16, Hkv, D, H, seed=5), window, softcap, dtype)
 
 
 @needs_kernel

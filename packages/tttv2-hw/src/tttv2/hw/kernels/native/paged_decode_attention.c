@@ -14,10 +14,11 @@
  * maximum and sum; the spans are merged at the end. Within a span, CHUNK tokens at a time
  * are visited by every head and every register tile while they sit in L1/L2.
  *
- * Register tiles: scores take 4 tokens x up to 3 query heads per pass over the head dim (each
- * key row converted once per 3 heads, four sums reduced together); the weighted sum keeps
- * 16 output dims x up to 4 heads in registers across a chunk. Head dims that are not a
- * multiple of 8 take the scalar path.
+ * Register tiles: the G query heads of a KV head go in passes of at most 4; scores take
+ * 8, 4, 3 or 2 tokens x 1, 2, 3 or 4 heads (each key vector converted once per pass and
+ * used by every head of it, no register spilled); the weighted sum keeps 16 output dims x
+ * up to 4 heads in registers across a chunk. Head dims that are not a multiple of 8 take
+ * the scalar path.
  *
  * Returns 0, 1 for a bad dtype code, 2 when scratch memory is missing, 3 for a block
  * index outside the pool or a length outside the table (nothing is read out of bounds).
@@ -29,14 +30,12 @@
 #include "dtypes.h"
 
 /* Token rows lie in blocks anywhere in the pool: too scattered for the hardware prefetcher,
- * so the first tile of a work item fetches the `len` elements of its heads in each row
- * PREFETCH_AHEAD tokens ahead (offsets past the end point at the last row: the offset
- * array is padded). */
+ * so each tile fetches the rows it will read PREFETCH_AHEAD tokens later (offsets past the
+ * end point at the last row: the offset array is padded). */
 #define PREFETCH_AHEAD 16
-INLINE void prefetch_rows(const void *pool, int t, const int64_t *off, int count, int64_t len) {
+INLINE void prefetch_row(const void *pool, int t, int64_t off, int64_t len) {
     const int64_t size = t == F32 ? 4 : 2;
-    for (int r = 0; r < count; r++)
-        for (int64_t b = 0; b < len * size; b += 64) _mm_prefetch((const char *)pool + off[r] * size + b, _MM_HINT_T0);
+    for (int64_t b = 0; b < len * size; b += 64) _mm_prefetch((const char *)pool + off * size + b, _MM_HINT_T0);
 }
 
 /* The sums of 4 vectors' lanes: {sum a, sum b, sum c, sum d}. */
@@ -45,45 +44,72 @@ INLINE __m128 hsum4(__m256 a, __m256 b, __m256 c, __m256 d) {
     return _mm_add_ps(_mm256_castps256_ps128(abcd), _mm256_extractf128_ps(abcd, 1));
 }
 
-/* scores[g][i] for query heads g0..g0+GT and the 4 tokens at key offsets off[0..4). */
+/* scores[g][i..i+TT) for query heads g0..g0+GT and the TT tokens at key offsets off[i..).
+ * Token by token within each 8 dims, so one converted key vector is live at a time: the
+ * TT x GT sums, GT query vectors and one key fit the 16 vector registers (tiles 8x1, 4x2,
+ * 3x3, 2x4 tokens x heads) and each converted key serves every head of its group. */
 INLINE void score_tile(const float *qf, int64_t D, const void *kp, int kvt, const int64_t *off, int64_t g0,
-                       float *scores, int64_t n, int64_t i, int64_t fetch, const int GT) {
-    if (fetch) prefetch_rows(kp, kvt, off + PREFETCH_AHEAD, 4, fetch);
-    __m256 acc[3][4];
+                       float *scores, int64_t n, int64_t i, int64_t fetch, const int GT, const int TT) {
+    if (fetch)
+        for (int t = 0; t < TT; t++) prefetch_row(kp, kvt, off[i + t + PREFETCH_AHEAD], fetch);
+    __m256 acc[4][8];
     for (int g = 0; g < GT; g++)
-        for (int t = 0; t < 4; t++) acc[g][t] = _mm256_setzero_ps();
+        for (int t = 0; t < TT; t++) acc[g][t] = _mm256_setzero_ps();
     for (int64_t d = 0; d < D; d += 8) {
-        __m256 k[4];
-        for (int t = 0; t < 4; t++) k[t] = load8(kp, off[t] + d, kvt);
-        for (int g = 0; g < GT; g++) {
-            const __m256 qv = _mm256_loadu_ps(qf + (g0 + g) * D + d);
-            for (int t = 0; t < 4; t++) acc[g][t] = _mm256_fmadd_ps(qv, k[t], acc[g][t]);
+        __m256 q[4];
+        for (int g = 0; g < GT; g++) q[g] = _mm256_loadu_ps(qf + (g0 + g) * D + d);
+        for (int t = 0; t < TT; t++) {
+            const __m256 k = load8(kp, off[i + t] + d, kvt);
+            for (int g = 0; g < GT; g++) acc[g][t] = _mm256_fmadd_ps(q[g], k, acc[g][t]);
         }
     }
-    for (int g = 0; g < GT; g++) _mm_storeu_ps(scores + (g0 + g) * n + i, hsum4(acc[g][0], acc[g][1], acc[g][2], acc[g][3]));
+    const __m256 z = _mm256_setzero_ps();
+    for (int g = 0; g < GT; g++) {
+        float *s = scores + (g0 + g) * n + i;
+        if (TT == 1) {
+            s[0] = hsum(acc[g][0]);
+            continue;
+        }
+        for (int t = 0; t < TT; t += 4) {
+            const __m128 sum = hsum4(acc[g][t], TT > t + 1 ? acc[g][t + 1] : z, TT > t + 2 ? acc[g][t + 2] : z,
+                                     TT > t + 3 ? acc[g][t + 3] : z);
+            if (TT - t >= 4) {
+                _mm_storeu_ps(s + t, sum);
+            } else {
+                float tmp[4];
+                _mm_storeu_ps(tmp, sum);
+                for (int j = 0; j < TT - t; j++) s[t + j] = tmp[j];
+            }
+        }
+    }
 }
 
-/* out[g][d0..d0+16) = sum_i p[g][i] v_i for heads g0..g0+GT, kept in registers over the tokens. */
+/* out[g][d0..d0+16) = sum_i p[g][i] v_i for heads g0..g0+GT, kept in registers over the
+ * tokens (named variables, not an array: GCC keeps a vector array in memory, storing it
+ * on every token). Prefetches the value rows PREFETCH_AHEAD tokens ahead, line by line. */
 INLINE void value_tile(const float *p, int64_t n, int64_t i0, int64_t i1, const void *vp, int kvt, const int64_t *off,
-                       int64_t g0, int64_t d0, float *out, int64_t D, int64_t fetch, const int GT) {
-    __m256 acc[4][2];
-    for (int g = 0; g < GT; g++) {
-        acc[g][0] = _mm256_loadu_ps(out + (g0 + g) * D + d0);
-        acc[g][1] = _mm256_loadu_ps(out + (g0 + g) * D + d0 + 8);
-    }
+                       int64_t g0, int64_t d0, float *out, int64_t D, const int GT) {
+    float *o0 = out + g0 * D + d0, *o1 = o0 + D, *o2 = o1 + D, *o3 = o2 + D;
+    const float *p0 = p + g0 * n, *p1 = p0 + n, *p2 = p1 + n, *p3 = p2 + n;
+    const __m256 z = _mm256_setzero_ps();
+    __m256 a0 = _mm256_loadu_ps(o0), b0 = _mm256_loadu_ps(o0 + 8);
+    __m256 a1 = GT > 1 ? _mm256_loadu_ps(o1) : z, b1 = GT > 1 ? _mm256_loadu_ps(o1 + 8) : z;
+    __m256 a2 = GT > 2 ? _mm256_loadu_ps(o2) : z, b2 = GT > 2 ? _mm256_loadu_ps(o2 + 8) : z;
+    __m256 a3 = GT > 3 ? _mm256_loadu_ps(o3) : z, b3 = GT > 3 ? _mm256_loadu_ps(o3 + 8) : z;
+    const int64_t size = kvt == F32 ? 4 : 2;
     for (int64_t i = i0; i < i1; i++) {
-        if (fetch) prefetch_rows(vp, kvt, off + i + PREFETCH_AHEAD, 1, fetch);
+        _mm_prefetch((const char *)vp + (off[i + PREFETCH_AHEAD] + d0) * size, _MM_HINT_T0);
         const __m256 v0 = load8(vp, off[i] + d0, kvt), v1 = load8(vp, off[i] + d0 + 8, kvt);
-        for (int g = 0; g < GT; g++) {
-            const __m256 w = _mm256_broadcast_ss(p + (g0 + g) * n + i);
-            acc[g][0] = _mm256_fmadd_ps(w, v0, acc[g][0]);
-            acc[g][1] = _mm256_fmadd_ps(w, v1, acc[g][1]);
-        }
+        __m256 w = _mm256_broadcast_ss(p0 + i);
+        a0 = _mm256_fmadd_ps(w, v0, a0), b0 = _mm256_fmadd_ps(w, v1, b0);
+        if (GT > 1) w = _mm256_broadcast_ss(p1 + i), a1 = _mm256_fmadd_ps(w, v0, a1), b1 = _mm256_fmadd_ps(w, v1, b1);
+        if (GT > 2) w = _mm256_broadcast_ss(p2 + i), a2 = _mm256_fmadd_ps(w, v0, a2), b2 = _mm256_fmadd_ps(w, v1, b2);
+        if (GT > 3) w = _mm256_broadcast_ss(p3 + i), a3 = _mm256_fmadd_ps(w, v0, a3), b3 = _mm256_fmadd_ps(w, v1, b3);
     }
-    for (int g = 0; g < GT; g++) {
-        _mm256_storeu_ps(out + (g0 + g) * D + d0, acc[g][0]);
-        _mm256_storeu_ps(out + (g0 + g) * D + d0 + 8, acc[g][1]);
-    }
+    _mm256_storeu_ps(o0, a0), _mm256_storeu_ps(o0 + 8, b0);
+    if (GT > 1) _mm256_storeu_ps(o1, a1), _mm256_storeu_ps(o1 + 8, b1);
+    if (GT > 2) _mm256_storeu_ps(o2, a2), _mm256_storeu_ps(o2 + 8, b2);
+    if (GT > 3) _mm256_storeu_ps(o3, a3), _mm256_storeu_ps(o3 + 8, b3);
 }
 
 /* One score (scalar path for the token tail and head dims not a multiple of 8). */
@@ -99,7 +125,7 @@ static float score1(const float *q, int64_t D, const void *kp, int kvt, int64_t 
 /* Shortest span worth its own work item, and tokens per chunk (a chunk of the keys or values
  * of a work item's heads stays in L1/L2 while every tile passes over it). */
 #define MIN_SPAN 256
-#define CHUNK 64
+#define CHUNK 48
 
 typedef struct {
     const void *q, *kp, *vp;
@@ -115,7 +141,7 @@ typedef struct {
 static int span(const Args *a, const int64_t *table, int64_t b, int64_t t0, int64_t t1, int64_t k0, int64_t k1,
                 float *mx, float *sums, float *acc, void *final, int ot) {
     const int64_t Hkv = a->Hkv, D = a->D, G = a->H / Hkv, bs = a->bs, n = t1 - t0, row = Hkv * D;
-    const int64_t h0 = k0 * G, nh = (k1 - k0) * G, fetch_len = (k1 - k0) * D;
+    const int64_t h0 = k0 * G, nh = (k1 - k0) * G;
     const int kvt = a->kvt;
     const int64_t esize = kvt == F32 ? 4 : 2;
     for (int64_t t = t0; t < t1; t += bs - (t % bs)) {
@@ -126,36 +152,49 @@ static int span(const Args *a, const int64_t *table, int64_t b, int64_t t0, int6
     int64_t *off = (int64_t *)malloc((size_t)(n + PREFETCH_AHEAD) * sizeof(int64_t) + (size_t)(nh * (n + D)) * sizeof(float));
     if (!off) return 2;
     float *scores = (float *)(off + n + PREFETCH_AHEAD), *qf = scores + nh * n;
-    for (int64_t i = 0; i < n; i++) {
-        const int64_t t = t0 + i;
-        off[i] = (table[t / bs] * bs + t % bs) * row;
+    for (int64_t t = t0; t < t1;) { /* block by block: one division per block, not per token */
+        const int64_t in_block = t % bs, run = bs - in_block < t1 - t ? bs - in_block : t1 - t;
+        const int64_t first_row = (table[t / bs] * bs + in_block) * row;
+        for (int64_t r = 0; r < run; r++) off[t - t0 + r] = first_row + r * row;
+        t += run;
     }
     for (int64_t i = n; i < n + PREFETCH_AHEAD; i++) off[i] = off[n - 1];
     for (int64_t h = 0; h < nh; h++)
         for (int64_t d = 0; d < D; d++) qf[h * D + d] = load1(a->q, (b * a->H + h0 + h) * D + d, a->qt) * a->scale;
 
     const int vec = D % 8 == 0;
-    const int64_t n4 = vec ? n & ~(int64_t)3 : 0;
-    for (int64_t c = 0; c < n4; c += CHUNK) {
-        const int64_t end = c + CHUNK < n4 ? c + CHUNK : n4;
-        for (int64_t kvh = k0; kvh < k1; kvh++) {
-            const char *kh = (const char *)a->kp + kvh * D * esize;
-            const float *qh = qf + (kvh - k0) * G * D;
-            float *sh = scores + (kvh - k0) * G * n;
-            for (int64_t g0 = 0; g0 < G; g0 += 3) {
-                const int64_t gt = G - g0 < 3 ? G - g0 : 3, fetch = kvh == k0 && g0 == 0 ? fetch_len : 0;
-                for (int64_t i = c; i < end; i += 4) {
-                    if (gt == 3) score_tile(qh, D, kh, kvt, off + i, g0, sh, n, i, fetch, 3);
-                    else if (gt == 2) score_tile(qh, D, kh, kvt, off + i, g0, sh, n, i, fetch, 2);
-                    else score_tile(qh, D, kh, kvt, off + i, g0, sh, n, i, fetch, 1);
+    if (vec)
+        for (int64_t c = 0; c < n; c += CHUNK) {
+            const int64_t end = c + CHUNK < n ? c + CHUNK : n;
+            for (int64_t kvh = k0; kvh < k1; kvh++) {
+                const char *kh = (const char *)a->kp + kvh * D * esize;
+                const float *qh = qf + (kvh - k0) * G * D;
+                float *sh = scores + (kvh - k0) * G * n;
+                /* the G heads in passes of at most 4, as even as possible (6 = 3 + 3) */
+                for (int64_t g0 = 0, passes = (G + 3) / 4; g0 < G; passes--) {
+                    const int64_t gt = (G - g0 + passes - 1) / passes, fetch = g0 == 0 ? D : 0;
+                    int64_t i = c;
+                    switch (gt) {
+                        case 4: for (; i + 2 <= end; i += 2) score_tile(qh, D, kh, kvt, off, g0, sh, n, i, fetch, 4, 2); break;
+                        case 3: for (; i + 3 <= end; i += 3) score_tile(qh, D, kh, kvt, off, g0, sh, n, i, fetch, 3, 3); break;
+                        case 2: for (; i + 4 <= end; i += 4) score_tile(qh, D, kh, kvt, off, g0, sh, n, i, fetch, 2, 4); break;
+                        default: for (; i + 8 <= end; i += 8) score_tile(qh, D, kh, kvt, off, g0, sh, n, i, fetch, 1, 8); break;
+                    }
+                    for (; i < end; i++) switch (gt) {
+                        case 4: score_tile(qh, D, kh, kvt, off, g0, sh, n, i, fetch, 4, 1); break;
+                        case 3: score_tile(qh, D, kh, kvt, off, g0, sh, n, i, fetch, 3, 1); break;
+                        case 2: score_tile(qh, D, kh, kvt, off, g0, sh, n, i, fetch, 2, 1); break;
+                        default: score_tile(qh, D, kh, kvt, off, g0, sh, n, i, fetch, 1, 1); break;
+                    }
+                    g0 += gt;
                 }
             }
         }
-    }
-    for (int64_t h = 0; h < nh; h++) {
-        const char *kh = (const char *)a->kp + (k0 + h / G) * D * esize;
-        for (int64_t i = n4; i < n; i++) scores[h * n + i] = score1(qf + h * D, D, kh, kvt, off[i]);
-    }
+    else
+        for (int64_t h = 0; h < nh; h++) {
+            const char *kh = (const char *)a->kp + (k0 + h / G) * D * esize;
+            for (int64_t i = 0; i < n; i++) scores[h * n + i] = score1(qf + h * D, D, kh, kvt, off[i]);
+        }
     if (a->softcap > 0.0f)
         for (int64_t j = 0; j < nh * n; j++) scores[j] = a->softcap * tanhf(scores[j] / a->softcap);
 
@@ -191,11 +230,10 @@ static int span(const Args *a, const int64_t *table, int64_t b, int64_t t0, int6
             for (int64_t g0 = 0; g0 < G; g0 += 4) {
                 const int64_t gt = G - g0 < 4 ? G - g0 : 4;
                 for (int64_t d0 = 0; d0 < d16; d0 += 16) {
-                    const int64_t fetch = kvh == k0 && g0 == 0 && d0 == 0 ? fetch_len : 0;
-                    if (gt == 4) value_tile(ph, n, c, end, vh, kvt, off, g0, d0, oh, D, fetch, 4);
-                    else if (gt == 3) value_tile(ph, n, c, end, vh, kvt, off, g0, d0, oh, D, fetch, 3);
-                    else if (gt == 2) value_tile(ph, n, c, end, vh, kvt, off, g0, d0, oh, D, fetch, 2);
-                    else value_tile(ph, n, c, end, vh, kvt, off, g0, d0, oh, D, fetch, 1);
+                    if (gt == 4) value_tile(ph, n, c, end, vh, kvt, off, g0, d0, oh, D, 4);
+                    else if (gt == 3) value_tile(ph, n, c, end, vh, kvt, off, g0, d0, oh, D, 3);
+                    else if (gt == 2) value_tile(ph, n, c, end, vh, kvt, off, g0, d0, oh, D, 2);
+                    else value_tile(ph, n, c, end, vh, kvt, off, g0, d0, oh, D, 1);
                 }
             }
         }
