@@ -17,8 +17,9 @@ paged cache at a time without re-binding its fused decode). Reported per batch s
 phase: both sides' median step time and the median over steps of hand's time over ours'
 (>= 0.95 is within 5% of hand-written) with its quartiles. ours-loop and hand both pick
 their greedy token every step but are fed the same random tokens, so their work stays
-identical even where a near-tie in bf16 would send two greedy paths apart; how often their
-picks agree is reported (fp32: always). Nothing asserts a time.
+identical even where a near-tie would send two greedy paths apart; how often their picks
+agree is reported (a bf16 pick can differ on a near-tie, the two prefills rounding
+differently). Nothing asserts a time.
 
     uv run python tools/bench/bench_composition.py                    # smollm2-135m bf16, batch 1 and 8
     uv run python tools/bench/bench_composition.py --shape llama-3.2-1b --steps 30
