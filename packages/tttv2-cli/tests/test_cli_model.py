@@ -436,3 +436,36 @@ def test_subprocess_end_to_end(tiny_llama, tmp_path):
     proc = subprocess.run([*cmd[:5], str(folder)], capture_output=True, text=True, timeout=600)
     assert proc.returncode == 2 and proc.stdout == "" and len(proc.stderr.strip().splitlines()) == 1
     assert "Traceback" not in proc.stderr
+
+
+def test_bench_compile_runs_the_timed_decode_through_torch_compile(capsys, tiny_llama, monkeypatch):
+    """--compile: the same code path a GPU run captures as a CUDA graph, here on CPU where no
+    graph is captured; traced with dynamo's eager backend so the test costs tracing only."""
+    from torch._dynamo.utils import counters
+
+    from tttv2.blocks import TransformerStack
+
+    calls = []
+    real = TransformerStack.compile_decode
+
+    def eager_backend(self, enabled=True, **kwargs):
+        calls.append(kwargs)
+        return real(self, enabled, **{**kwargs, "backend": "eager"})
+
+    monkeypatch.setattr(TransformerStack, "compile_decode", eager_backend)
+    torch._dynamo.reset()
+    counters.clear()
+    try:
+        argv = ["bench", "--checkpoint", str(tiny_llama.path), "--batch", "2", "--prompt-len", "8",
+                "--gen-len", "4", "--bandwidth-mib", "16", "--compile", "--json"]  # fmt: skip
+        code, out, err = run(capsys, *argv)
+        assert code == 0, err
+        record = json.loads(out)
+        assert calls == [{"max_batch": 2}] and record["config"]["compile"] is True
+        assert counters["stats"]["unique_graphs"] >= 1  # the decode step was traced
+        assert record["ours"]["decode_tokens_per_s"] > 0 and record["ours"]["warmup_s"] > 0
+    finally:
+        torch._dynamo.reset()
+    code, out, err = run(capsys, *argv[:-1])  # the table says so
+    assert code == 0, err
+    assert "decode compiled (torch.compile)" in out

@@ -43,6 +43,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="prompt tokens per sequence, random ids (default: %(default)s)")  # fmt: skip
     p.add_argument("--gen-len", type=options.int_at_least(1), default=32, metavar="G",
                    help="tokens generated per sequence (default: %(default)s)")  # fmt: skip
+    p.add_argument("--compile", action="store_true",
+                   help="compile our decode step with torch.compile before timing (one graph for every "
+                   "context length, batches up to --batch); on CUDA the step is also captured as a CUDA "
+                   "graph where tttv2-hw's capture_graph is on for decode (tttv2 hw --op model). The "
+                   "compilation is part of the warm-up, reported apart. On small CPUs the native eager "
+                   "decode is usually faster than the compiled one")  # fmt: skip
     p.add_argument("--bandwidth-mib", type=options.int_at_least(1), default=256, metavar="MIB",
                    help="size of the arrays copied to measure memory bandwidth (default: %(default)s)")  # fmt: skip
     options.add_json(p, "ours, hf, ratio and roofline")
@@ -59,6 +65,11 @@ def run(args: argparse.Namespace) -> int:
         checkpoint, args.dtype, device, args.strategy, show_progress=show, capture_decode=True
     )
     load_s = time.perf_counter() - start
+    if args.compile:
+        compile_decode = getattr(loaded.model, "compile_decode", None)
+        if not callable(compile_decode):
+            raise UsageError(f"--compile: {type(loaded.model).__name__} has no compile_decode()")
+        compile_decode(max_batch=args.batch)  # traced at the warm-up run's first decode step
     if args.prompt_len + args.gen_len > loaded.max_context:
         raise UsageError(
             f"--prompt-len {args.prompt_len} + --gen-len {args.gen_len} exceeds the model's context "
@@ -101,6 +112,7 @@ def run(args: argparse.Namespace) -> int:
         "batch": args.batch,
         "prompt_len": args.prompt_len,
         "gen_len": args.gen_len,
+        "compile": args.compile,
         "torch_threads": torch.get_num_threads(),
     }
     if args.json:
@@ -117,7 +129,8 @@ def run(args: argparse.Namespace) -> int:
         )
         return 0
     print(f"checkpoint {checkpoint}  dtype {args.dtype}  device {device}  batch {args.batch}  "
-          f"prompt {args.prompt_len}  generate {args.gen_len}")  # fmt: skip
+          f"prompt {args.prompt_len}  generate {args.gen_len}"
+          f"{'  decode compiled (torch.compile)' if args.compile else ''}")  # fmt: skip
     print(f"{'':24}{'tttv2':>14}{'transformers':>14}{'ratio':>9}")
     rows = [
         ("prefill tokens/s", ours.prefill_tokens_per_s, hf.prefill_tokens_per_s, "{:.1f}"),
