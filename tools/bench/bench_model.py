@@ -31,8 +31,8 @@ Decode rates are wall-clock over whole generation steps (scheduling and sampling
 for every contender.
 
 Warm-up (checkpoint creation, loading with weight preparation, first call, compilation
-when ``--compile`` is given) is measured and reported separately. Checkpoints are created
-once with ``transformers`` (``LlamaConfig`` + ``save_pretrained``, bf16 safetensors) and
+when ``--compile`` is given) is measured and reported separately. Checkpoints are written
+once by ``make_checkpoint.py`` (random bf16 weights under transformers' Llama names) and
 cached in ``--cache-dir``; nothing is downloaded. Nothing here asserts a time.
 
     uv run python tools/bench/bench_model.py --quick
@@ -59,24 +59,14 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from handwritten_llama import HandwrittenLlama  # noqa: E402
+from make_checkpoint import SHAPES as ALL_SHAPES  # noqa: E402
+from make_checkpoint import checkpoint as cached_checkpoint  # noqa: E402
 
 from tttv2.core.runtime import greedy_tokens  # noqa: E402
 from tttv2.core.runtime.engine import joined_rows  # noqa: E402
 
-SHAPES: dict[str, dict[str, Any]] = {
-    "smollm2-135m": dict(
-        hidden_size=576, intermediate_size=1536, num_hidden_layers=30, num_attention_heads=9,
-        num_key_value_heads=3, head_dim=64, vocab_size=49152, tie_word_embeddings=True,
-        rope_theta=100000.0, rms_norm_eps=1e-5, max_position_embeddings=8192,
-    ),
-    "llama-3.2-1b": dict(
-        hidden_size=2048, intermediate_size=8192, num_hidden_layers=16, num_attention_heads=32,
-        num_key_value_heads=8, head_dim=64, vocab_size=128256, tie_word_embeddings=True,
-        rope_theta=500000.0, rms_norm_eps=1e-5, max_position_embeddings=131072,
-        rope_scaling={"rope_type": "llama3", "factor": 32.0, "low_freq_factor": 1.0,
-                      "high_freq_factor": 4.0, "original_max_position_embeddings": 8192},
-    ),
-}  # fmt: skip
+SUITE_SHAPES = ("smollm2-135m", "llama-3.2-1b")
+SHAPES: dict[str, dict[str, Any]] = {name: ALL_SHAPES[name] for name in SUITE_SHAPES}
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 CONTENDERS = ("ours", "ours-loop", "hand", "hf")
 BLOCK_SIZE = 16  # the KV block size `tttv2 bench` uses
@@ -84,22 +74,12 @@ BLOCK_SIZE = 16  # the KV block size `tttv2 bench` uses
 
 # -- checkpoints ------------------------------------------------------------------------
 def checkpoint(shape: str, cache_dir: Path) -> tuple[Path, float]:
-    """The folder of ``shape``'s random checkpoint (created on first use) and the seconds
-    spent creating it now (0.0 when it was cached)."""
-    folder = cache_dir / shape
-    if (folder / "config.json").is_file() and any(folder.glob("*.safetensors")):
-        return folder, 0.0
-    import transformers
-
+    """The folder of ``shape``'s random bf16 checkpoint (written on first use by
+    ``make_checkpoint.py``) and the seconds spent writing it now (0.0 when it was cached)."""
     start = time.perf_counter()
-    torch.manual_seed(0)
-    config = transformers.LlamaConfig(**SHAPES[shape])
-    model = transformers.LlamaForCausalLM(config).to(torch.bfloat16)
-    tmp = folder.with_name(folder.name + ".partial")
-    model.save_pretrained(tmp)
-    tmp.rename(folder)
-    del model
-    return folder, time.perf_counter() - start
+    exists = (cache_dir / shape / "config.json").is_file()
+    folder = cached_checkpoint(shape, cache_dir)
+    return folder, 0.0 if exists else time.perf_counter() - start
 
 
 def checkpoint_params(folder: Path) -> int:

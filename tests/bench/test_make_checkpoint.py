@@ -1,0 +1,80 @@
+"""Random checkpoints written tensor by tensor are what save_pretrained would write: same
+names and shapes, shards with an index, loadable by transformers and by our loader."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+transformers = pytest.importorskip("transformers")
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools" / "bench"))
+import make_checkpoint  # noqa: E402
+
+TINY = dict(
+    vocab_size=97, hidden_size=64, intermediate_size=160, num_hidden_layers=2, num_attention_heads=4,
+    num_key_value_heads=2, max_position_embeddings=128, rope_theta=10000.0,
+)  # fmt: skip
+
+
+@pytest.mark.parametrize("tied", [False, True])
+def test_names_shapes_and_shards_match_save_pretrained(tmp_path: Path, tied: bool) -> None:
+    config = {**TINY, "tie_word_embeddings": tied}
+    ours = make_checkpoint.write_checkpoint(tmp_path / "ours", config, torch.bfloat16, shard_bytes=40_000)
+    reference = tmp_path / "reference"
+    transformers.LlamaForCausalLM(transformers.LlamaConfig(**config)).to(torch.bfloat16).save_pretrained(reference)
+
+    def tensors(folder: Path) -> dict[str, tuple[torch.dtype, tuple[int, ...]]]:
+        from safetensors.torch import load_file
+
+        out = {}
+        for f in folder.glob("*.safetensors"):
+            out.update({k: (v.dtype, tuple(v.shape)) for k, v in load_file(f).items()})
+        return out
+
+    assert tensors(ours) == tensors(reference)
+    index = json.loads((ours / make_checkpoint.INDEX).read_text())
+    files = sorted(p.name for p in ours.glob("*.safetensors"))
+    assert len(files) > 1 and set(index["weight_map"].values()) == set(files)
+    assert files[0] == f"model-00001-of-{len(files):05d}.safetensors"
+    assert set(index["weight_map"]) == set(tensors(ours))
+    assert not (tmp_path / "ours.partial").exists()
+
+    model, info = transformers.LlamaForCausalLM.from_pretrained(ours, output_loading_info=True)
+    assert not info["missing_keys"] and not info["unexpected_keys"] and not info["mismatched_keys"]
+    assert model.config.tie_word_embeddings is tied
+    state = model.state_dict()
+    assert torch.equal(state["model.norm.weight"], torch.ones(64, dtype=state["model.norm.weight"].dtype))
+    std = state["model.layers.0.mlp.up_proj.weight"].float().std().item()
+    assert 0.8 * model.config.initializer_range < std < 1.2 * model.config.initializer_range
+
+
+def test_our_loader_reads_it_and_matches_transformers(tmp_path: Path) -> None:
+    from tttv2.core.model_plugins import list_model_plugins, load_model
+    from tttv2.core.modes import ExecutionMode
+    from tttv2.core.runtime import Chunk, ModelRunner
+
+    if "LlamaForCausalLM" not in list_model_plugins():
+        pytest.skip("the LlamaForCausalLM model plugin (models/llama3) is not installed here")
+    folder = make_checkpoint.write_checkpoint(tmp_path / "ckpt", TINY, torch.float32, shard_bytes=60_000)
+    loaded = load_model(folder, dtype=torch.float32, device="cpu")
+    hf = transformers.LlamaForCausalLM.from_pretrained(folder).eval()
+    ids = [5, 17, 42, 8, 91]
+    runner = ModelRunner(loaded.model, 4, 16, loaded.max_context, device="cpu")
+    with torch.no_grad():
+        ref = hf(torch.tensor([ids])).logits[0, -1]
+        got = runner.forward([Chunk(0, ids)], ExecutionMode.PREFILL)[0][-1]
+    assert (got.float() - ref).abs().max().item() < 1e-4
+
+
+def test_an_existing_folder_is_refused_and_a_complete_one_reused(tmp_path: Path, monkeypatch) -> None:
+    folder = make_checkpoint.write_checkpoint(tmp_path / "tiny", TINY)
+    with pytest.raises(FileExistsError, match="exists"):
+        make_checkpoint.write_checkpoint(folder, TINY)
+    monkeypatch.setitem(make_checkpoint.SHAPES, "tiny", TINY)
+    before = (folder / "model.safetensors").stat().st_mtime_ns
+    assert make_checkpoint.checkpoint("tiny", tmp_path) == folder
+    assert (folder / "model.safetensors").stat().st_mtime_ns == before

@@ -1,0 +1,153 @@
+"""Random Llama checkpoints at real model sizes, written one tensor at a time.
+
+The benchmarks need checkpoints at the sizes of real models, and nothing can be downloaded,
+so they are made here: a Hugging Face folder (``config.json``, ``*.safetensors`` shards and
+``model.safetensors.index.json`` when there are several) with random weights, normal(0,
+``initializer_range``) as transformers initialises Llama, norms at one. Names and shapes come
+from ``transformers.LlamaForCausalLM`` built on the meta device, so the folder is exactly what
+``save_pretrained`` would write (a tied head is not stored), but no model is materialised:
+memory holds one shard at a time, not the fp32 model (32 GB for Llama-3.1-8B). The folder is
+written under a temporary name and renamed when complete; an existing complete folder is
+reused.
+
+    uv run python tools/bench/make_checkpoint.py llama-3.1-8b          # prints the folder
+    uv run tttv2 bench --checkpoint "$(uv run python tools/bench/make_checkpoint.py llama-3.2-1b)" \\
+        --device cuda --dtype bfloat16 --compile --batch 32            # issue 10, target 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+#: ``LlamaConfig`` arguments at real models' sizes: the CPU suite's two (bench_model.py) and
+#: Llama-3.1-8B, which only GPU runs need (target 5 of issue 10).
+SHAPES: dict[str, dict[str, Any]] = {
+    "smollm2-135m": dict(
+        hidden_size=576, intermediate_size=1536, num_hidden_layers=30, num_attention_heads=9,
+        num_key_value_heads=3, head_dim=64, vocab_size=49152, tie_word_embeddings=True,
+        rope_theta=100000.0, rms_norm_eps=1e-5, max_position_embeddings=8192,
+    ),
+    "llama-3.2-1b": dict(
+        hidden_size=2048, intermediate_size=8192, num_hidden_layers=16, num_attention_heads=32,
+        num_key_value_heads=8, head_dim=64, vocab_size=128256, tie_word_embeddings=True,
+        rope_theta=500000.0, rms_norm_eps=1e-5, max_position_embeddings=131072,
+        rope_scaling={"rope_type": "llama3", "factor": 32.0, "low_freq_factor": 1.0,
+                      "high_freq_factor": 4.0, "original_max_position_embeddings": 8192},
+    ),
+    "llama-3.1-8b": dict(
+        hidden_size=4096, intermediate_size=14336, num_hidden_layers=32, num_attention_heads=32,
+        num_key_value_heads=8, head_dim=128, vocab_size=128256, tie_word_embeddings=False,
+        rope_theta=500000.0, rms_norm_eps=1e-5, max_position_embeddings=131072,
+        rope_scaling={"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
+                      "high_freq_factor": 4.0, "original_max_position_embeddings": 8192},
+    ),
+}  # fmt: skip
+DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
+INDEX = "model.safetensors.index.json"
+
+
+def write_checkpoint(folder: Path, config: dict[str, Any], dtype: torch.dtype = torch.bfloat16,
+                     shard_bytes: int = 2 << 30, seed: int = 0, progress: bool = False) -> Path:  # fmt: skip
+    """A random Llama checkpoint for ``config`` (``LlamaConfig`` keyword arguments) in
+    ``folder``, which must not exist yet. Returns ``folder``."""
+    import transformers
+    from safetensors.torch import save_file
+
+    if folder.exists():
+        raise FileExistsError(f"{folder} exists: remove it or choose another folder")
+    cfg = transformers.LlamaConfig(**config, dtype=str(dtype).removeprefix("torch."))
+    cfg.architectures = ["LlamaForCausalLM"]  # save_pretrained records the model class; loaders read it
+    with torch.device("meta"):
+        shapes = {name: tuple(t.shape) for name, t in transformers.LlamaForCausalLM(cfg).state_dict().items()}
+    if cfg.tie_word_embeddings:
+        shapes.pop("lm_head.weight", None)  # save_pretrained stores a tied head once
+    tmp = folder.with_name(folder.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    cfg.save_pretrained(tmp)
+    gen = torch.Generator().manual_seed(seed)
+    shard: dict[str, torch.Tensor] = {}
+    shards, size, written, start = 0, 0, 0, time.perf_counter()
+    total = sum(_numel(s) for s in shapes.values()) * dtype.itemsize
+    for name, shape in shapes.items():
+        nbytes = _numel(shape) * dtype.itemsize
+        if shard and size + nbytes > shard_bytes:
+            shards += 1
+            save_file(shard, str(tmp / f"shard-{shards:05d}.safetensors"), metadata={"format": "pt"})
+            shard, size = {}, 0
+        if name.endswith("norm.weight"):
+            shard[name] = torch.ones(shape, dtype=dtype)
+        else:
+            values = torch.empty(shape, dtype=torch.float32).normal_(0.0, cfg.initializer_range, generator=gen)
+            shard[name] = values.to(dtype)
+        size += nbytes
+        written += nbytes
+        if progress and written * 20 // total > (written - nbytes) * 20 // total:  # every 5%
+            print(f"\rwriting {written / 2**30:.1f} / {total / 2**30:.1f} GiB", end="", file=sys.stderr, flush=True)
+    shards += 1
+    save_file(shard, str(tmp / f"shard-{shards:05d}.safetensors"), metadata={"format": "pt"})
+    _name_shards(tmp, shards, shapes, total)
+    if progress:
+        print(f"\rwritten {total / 2**30:.1f} GiB in {time.perf_counter() - start:.0f} s", file=sys.stderr)
+    tmp.rename(folder)
+    return folder
+
+
+def _numel(shape: Sequence[int]) -> int:
+    n = 1
+    for s in shape:
+        n *= s
+    return n
+
+
+def _name_shards(folder: Path, count: int, shapes: dict[str, tuple[int, ...]], total: int) -> None:
+    """Hugging Face names: ``model.safetensors`` alone, else ``model-0000i-of-0000n`` and the index."""
+    if count == 1:
+        (folder / "shard-00001.safetensors").rename(folder / "model.safetensors")
+        return
+    from safetensors import safe_open
+
+    weight_map = {}
+    for i in range(1, count + 1):
+        final = f"model-{i:05d}-of-{count:05d}.safetensors"
+        (folder / f"shard-{i:05d}.safetensors").rename(folder / final)
+        with safe_open(str(folder / final), framework="pt") as fh:
+            weight_map.update({name: final for name in fh.keys()})
+    assert set(weight_map) == set(shapes)
+    (folder / INDEX).write_text(json.dumps({"metadata": {"total_size": total}, "weight_map": weight_map}, indent=2))
+
+
+def checkpoint(shape: str, cache_dir: Path, dtype: torch.dtype = torch.bfloat16, progress: bool = False) -> Path:
+    """The folder of ``shape``'s random checkpoint under ``cache_dir``, written on first use."""
+    folder = cache_dir / (shape if dtype == torch.bfloat16 else f"{shape}-{str(dtype).removeprefix('torch.')}")
+    if (folder / "config.json").is_file() and any(folder.glob("*.safetensors")):
+        return folder
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    return write_checkpoint(folder, SHAPES[shape], dtype, progress=progress)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(
+        description="Write (or find) a random Llama checkpoint at a real model's sizes and print its folder.",
+    )
+    p.add_argument("shape", choices=sorted(SHAPES), help="model sizes")
+    p.add_argument("--dtype", default="bfloat16", choices=sorted(DTYPES), help="(default: %(default)s)")
+    p.add_argument("--cache-dir", type=Path, default=Path(tempfile.gettempdir()) / "tttv2-bench-checkpoints",
+                   help="where checkpoints are kept (default: %(default)s)")  # fmt: skip
+    args = p.parse_args(argv)
+    print(checkpoint(args.shape, args.cache_dir, DTYPES[args.dtype], progress=True))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
