@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import shutil
 import sys
 import tempfile
@@ -76,15 +77,21 @@ def write_checkpoint(folder: Path, config: dict[str, Any], dtype: torch.dtype = 
     tmp.mkdir(parents=True)
     cfg.save_pretrained(tmp)
     gen = torch.Generator().manual_seed(seed)
+    shards: list[list[str]] = []  # tensor names per written shard
     shard: dict[str, torch.Tensor] = {}
-    shards, size, written, start = 0, 0, 0, time.perf_counter()
-    total = sum(_numel(s) for s in shapes.values()) * dtype.itemsize
+    size, written, start = 0, 0, time.perf_counter()
+    total = sum(math.prod(s) for s in shapes.values()) * dtype.itemsize
+
+    def flush() -> None:
+        shards.append(list(shard))
+        save_file(shard, str(tmp / f"shard-{len(shards):05d}.safetensors"), metadata={"format": "pt"})
+        shard.clear()
+
     for name, shape in shapes.items():
-        nbytes = _numel(shape) * dtype.itemsize
+        nbytes = math.prod(shape) * dtype.itemsize
         if shard and size + nbytes > shard_bytes:
-            shards += 1
-            save_file(shard, str(tmp / f"shard-{shards:05d}.safetensors"), metadata={"format": "pt"})
-            shard, size = {}, 0
+            flush()
+            size = 0
         if name.endswith("norm.weight"):
             shard[name] = torch.ones(shape, dtype=dtype)
         else:
@@ -94,36 +101,24 @@ def write_checkpoint(folder: Path, config: dict[str, Any], dtype: torch.dtype = 
         written += nbytes
         if progress and written * 20 // total > (written - nbytes) * 20 // total:  # every 5%
             print(f"\rwriting {written / 2**30:.1f} / {total / 2**30:.1f} GiB", end="", file=sys.stderr, flush=True)
-    shards += 1
-    save_file(shard, str(tmp / f"shard-{shards:05d}.safetensors"), metadata={"format": "pt"})
-    _name_shards(tmp, shards, shapes, total)
+    flush()
+    _name_shards(tmp, shards, total)
     if progress:
         print(f"\rwritten {total / 2**30:.1f} GiB in {time.perf_counter() - start:.0f} s", file=sys.stderr)
     tmp.rename(folder)
     return folder
 
 
-def _numel(shape: Sequence[int]) -> int:
-    n = 1
-    for s in shape:
-        n *= s
-    return n
-
-
-def _name_shards(folder: Path, count: int, shapes: dict[str, tuple[int, ...]], total: int) -> None:
+def _name_shards(folder: Path, shards: list[list[str]], total: int) -> None:
     """Hugging Face names: ``model.safetensors`` alone, else ``model-0000i-of-0000n`` and the index."""
-    if count == 1:
+    if len(shards) == 1:
         (folder / "shard-00001.safetensors").rename(folder / "model.safetensors")
         return
-    from safetensors import safe_open
-
     weight_map = {}
-    for i in range(1, count + 1):
-        final = f"model-{i:05d}-of-{count:05d}.safetensors"
+    for i, names in enumerate(shards, start=1):
+        final = f"model-{i:05d}-of-{len(shards):05d}.safetensors"
         (folder / f"shard-{i:05d}.safetensors").rename(folder / final)
-        with safe_open(str(folder / final), framework="pt") as fh:
-            weight_map.update({name: final for name in fh.keys()})
-    assert set(weight_map) == set(shapes)
+        weight_map.update(dict.fromkeys(names, final))
     (folder / INDEX).write_text(json.dumps({"metadata": {"total_size": total}, "weight_map": weight_map}, indent=2))
 
 
