@@ -82,3 +82,23 @@ def test_sliding_window_and_tied_models_plan_on_cpu():
 def test_rejects_nonsense_sizes():
     with pytest.raises(ValueError, match="block_size"):
         plan_memory(llama32_1b(), device=DeviceConfig.auto_detect("cuda:H100"), block_size=-1)
+
+
+def test_context_that_does_not_fit_names_the_longest_that_does():
+    """24 GB - 16.06 GB weights - 2 GB reserve = 2832 blocks of 16 tokens (45,312 tokens)."""
+    device = DeviceConfig.auto_detect("cuda:L4")
+    with pytest.raises(MemoryPlanError, match=r"context_len=131072 needs 8192 blocks.*Longest context that fits: 45312"):
+        plan_memory(llama31_8b(), device=device, memory_bytes=24 * GB, reserve_bytes=2 * GB, context_len=131_072)
+    fits = plan_memory(llama31_8b(), device=device, memory_bytes=24 * GB, reserve_bytes=2 * GB, context_len=45_312)
+    assert fits.max_batch == 1
+
+
+def test_rejects_negative_reserve_and_empty_batches():
+    device = DeviceConfig.auto_detect("cuda:H100")
+    with pytest.raises(ValueError, match="reserve_bytes=-1"):
+        plan_memory(llama32_1b(), device=device, reserve_bytes=-1)
+    plan = plan_memory(llama32_1b(), device=device, context_len=8192)
+    with pytest.raises(ValueError, match="batch=0"):
+        plan.max_context_at(0)
+    with pytest.raises(ValueError, match="context_len=0"):
+        plan.max_batch_at(0)

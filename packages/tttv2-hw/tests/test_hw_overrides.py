@@ -25,6 +25,19 @@ def test_dict_overrides_follow_precedence():
     assert config.get_optimal_params("attention", "decode").kv_block_size == 256
 
 
+@pytest.mark.parametrize(
+    "params",
+    [{"model": {"attention_kernel": "math"}}, {"model": {"decode": {"attention_kernel": "math"}}},
+     {"defaults": {"attention_kernel": "math"}}],
+)
+def test_model_attention_kernel_override_lands(params):
+    """``ModelParams.attention_kernel`` reads the tables' ``kernel`` knob; overriding it by its
+    field name must still change it (it was accepted and then silently dropped)."""
+    config = DeviceConfig.auto_detect("cpu", params=params)
+    assert config.get_optimal_params("model", "decode").attention_kernel == "math"
+    assert config.get_optimal_params("attention", "decode").kernel == "paged_decode"
+
+
 def test_device_scoped_overrides_apply_only_there():
     params = {"cuda": {"attention": {"prefill_chunk_size": 16384}}, "attention": {"prefill_chunk_size": 512}}
     cuda = DeviceConfig.auto_detect("cuda:H100", params=params)

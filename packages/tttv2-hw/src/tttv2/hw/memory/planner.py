@@ -61,10 +61,13 @@ class MemoryPlan:
         return self.max_batch_at(self.context_len)
 
     def max_batch_at(self, context_len: int) -> int:
+        """Sequences of ``context_len`` tokens that fit at once (0 when not even one does)."""
+        _require_positive("max_batch_at", "context_len", context_len)
         return self.num_blocks // math.ceil(context_len / self.block_size)
 
     def max_context_at(self, batch: int) -> int:
         """Longest context each of ``batch`` sequences can reach (whole blocks)."""
+        _require_positive("max_context_at", "batch", batch)
         return (self.num_blocks // batch) * self.block_size
 
     def summary(self) -> str:
@@ -133,8 +136,9 @@ def plan_memory(
     block = block_size if block_size is not None else decode.kv_block_size  # type: ignore[attr-defined]
     context = context_len if context_len is not None else spec.max_seq_len
     for name, value in (("memory_bytes", memory), ("block_size", block), ("context_len", context)):
-        if value <= 0:
-            raise ValueError(f"plan_memory: {name}={value} must be positive")
+        _require_positive("plan_memory", name, value)
+    if reserve_bytes is not None and reserve_bytes < 0:
+        raise ValueError(f"plan_memory: reserve_bytes={reserve_bytes} must be >= 0")
 
     params = count_params(spec)
     weights = math.ceil(params.total * dtype_bytes(w_dtype))
@@ -156,6 +160,16 @@ def plan_memory(
         )
     per_token = math.ceil(kv_bytes_per_token(spec, dtype_bytes(k_dtype)))
     budget = memory - weights - reserve_bytes
+    num_blocks = budget // (per_token * block)
+    needed = math.ceil(context / block)
+    if num_blocks < needed:
+        raise MemoryPlanError(
+            f"{device.profile} ({device.name}): after weights {weights / GB:.2f} GB and reserve "
+            f"{reserve_bytes / GB:.2f} GB, {budget / GB:.2f} GB remain for the KV cache = {num_blocks} "
+            f"blocks of {block} tokens ({per_token} B/token, {k_dtype}); one sequence of context_len="
+            f"{context} needs {needed} blocks. Longest context that fits: {num_blocks * block} tokens; "
+            "pass a shorter context_len, a smaller KV dtype or a device with more memory"
+        )
     return MemoryPlan(
         device=device.profile,
         memory_bytes=memory,
@@ -167,7 +181,12 @@ def plan_memory(
         kv_budget_bytes=budget,
         kv_bytes_per_token=per_token,
         block_size=block,
-        num_blocks=budget // (per_token * block),
+        num_blocks=num_blocks,
         context_len=context,
         params=params,
     )
+
+
+def _require_positive(where: str, name: str, value: int) -> None:
+    if value <= 0:
+        raise ValueError(f"{where}: {name}={value} must be positive")
