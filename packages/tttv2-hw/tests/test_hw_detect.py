@@ -128,3 +128,56 @@ def test_detected_tenstorrent_becomes_the_target(monkeypatch):
     config = DeviceConfig.auto_detect()
     assert config.profile == "tt:P150" and config.device_type == "tt" and config.source == "detected"
     assert config.prefill_len_cutoff == 512
+
+
+def test_cgroup_limits_are_read_where_this_process_lives(tmp_path):
+    """A v1 machine whose memory cgroup is /process_api/<id> (as this one): the limit set on
+    the process's own cgroup counts, an ancestor's tighter CPU quota wins, unrelated
+    controllers' lines are ignored, and paths hidden by a namespace fall back to the mount."""
+    proc = "4:memory:/process_api/abc\n3:cpu,cpuacct:/jobs/one\n2:pids:/elsewhere\n"
+    own = tmp_path / "memory" / "process_api" / "abc"
+    own.mkdir(parents=True)
+    (own / "memory.limit_in_bytes").write_text("4294967296\n")
+    (tmp_path / "memory" / "memory.limit_in_bytes").write_text(str(1 << 62))  # unlimited at the root
+    cpu_own = tmp_path / "cpu" / "jobs" / "one"
+    cpu_own.mkdir(parents=True)
+    (cpu_own / "cpu.cfs_quota_us").write_text("-1")
+    (cpu_own / "cpu.cfs_period_us").write_text("100000")
+    (cpu_own.parent / "cpu.cfs_quota_us").write_text("300000")
+    (cpu_own.parent / "cpu.cfs_period_us").write_text("100000")
+    assert cpu_mod.cgroup_memory_limit(tmp_path, proc) == 4 << 30
+    assert cpu_mod.cgroup_cpu_limit(tmp_path, proc) == 3
+    # v2: the process's own cgroup sets cpu.max; a sibling's tighter limit does not apply
+    v2 = tmp_path / "v2"
+    (v2 / "app").mkdir(parents=True)
+    (v2 / "other").mkdir()
+    (v2 / "app" / "cpu.max").write_text("200000 100000\n")
+    (v2 / "other" / "cpu.max").write_text("100000 100000\n")
+    assert cpu_mod.cgroup_cpu_limit(v2, "0::/app\n") == 2
+    assert cpu_mod.cgroup_cpu_limit(v2, "0::/hidden/by/namespace\n") is None
+
+
+def test_detected_gpus_become_the_target(monkeypatch):
+    """Two visible CUDA GPUs: the first is the target (memory and dtypes per device), all are counted."""
+    monkeypatch.delenv("TTTV2_DEVICE_PROFILE", raising=False)
+    props = SimpleNamespace(name="NVIDIA L4", major=8, minor=9, multi_processor_count=58, total_memory=24 << 30)
+    gpus = tuple(CUDADeviceInfo.from_properties(i, props, free_bytes=(20 - i) << 30) for i in range(2))
+    monkeypatch.setattr("tttv2.hw.device.config.detect_tenstorrent", lambda: None)
+    monkeypatch.setattr("tttv2.hw.device.config.detect_cuda", lambda: gpus)
+    config = DeviceConfig.auto_detect()
+    assert (config.profile, config.device_type, config.source) == ("cuda", "cuda", "detected")
+    assert config.num_devices == 2 and config.torch_device == "cuda:0"
+    assert config.memory_available_bytes == 20 << 30 and config.bf16_native and config.fp8_native
+    assert config.get_optimal_params("attention", "decode").kernel == "paged_decode"
+
+
+def test_detected_mps_becomes_the_target(monkeypatch):
+    monkeypatch.delenv("TTTV2_DEVICE_PROFILE", raising=False)
+    monkeypatch.setattr("tttv2.hw.device.config.detect_tenstorrent", lambda: None)
+    monkeypatch.setattr("tttv2.hw.device.config.detect_cuda", lambda: ())
+    monkeypatch.setattr("tttv2.hw.device.mps.mps_available", lambda: True)
+    monkeypatch.setattr("tttv2.hw.device.mps.platform.mac_ver", lambda: ("13.6.1", ("", "", ""), "arm64"))
+    config = DeviceConfig.auto_detect()
+    assert (config.profile, config.device_type, config.torch_device) == ("mps", "mps", "mps")
+    assert config.mps is not None and not config.mps.bf16  # bf16 on MPS needs macOS 14
+    assert config.memory_available_bytes <= config.memory_total_bytes

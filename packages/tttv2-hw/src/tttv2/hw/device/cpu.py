@@ -95,17 +95,56 @@ def parse_size(text: str) -> int:
     return int(text.rstrip("KMG")) * scale
 
 
-def cgroup_cpu_limit(root: Path = Path("/sys/fs/cgroup")) -> int | None:
-    """Whole CPUs allowed by a cgroup quota (v2 ``cpu.max`` or v1 ``cfs_quota_us``)."""
-    v2 = root / "cpu.max"
+def cgroup_dirs(root: Path, controller: str, proc_cgroup: str | None = None) -> list[Path]:
+    """Directories whose limits apply to this process for ``controller``, innermost first.
+
+    Limits are hierarchical: the process's own cgroup (from ``/proc/self/cgroup``) and each
+    ancestor up to the mount may set one, and the smallest wins. v2 (``0::/path``) lives at
+    ``root``; v1 controllers at ``root/<controller>``. A path that is not visible under the
+    mount (a container's namespaced view) falls back to the mount itself.
+    """
+    if proc_cgroup is None:
+        try:
+            proc_cgroup = Path("/proc/self/cgroup").read_text()
+        except OSError:
+            proc_cgroup = ""
+    found: list[Path] = []
+    for line in proc_cgroup.splitlines():
+        parts = line.split(":", 2)
+        if len(parts) != 3:
+            continue
+        controllers, path = parts[1], parts[2].strip().lstrip("/")
+        if controllers == "":
+            base = root
+        elif controller in controllers.split(","):
+            base = root / controller
+        else:
+            continue
+        here = base / path if path else base
+        while here != base and not here.is_dir():
+            here = here.parent
+        while True:
+            found.append(here)
+            if here == base:
+                break
+            here = here.parent
+    for base in (root, root / controller):  # no /proc/self/cgroup, or nothing named there
+        if base not in found:
+            found.append(base)
+    return found
+
+
+def _cpu_quota_in(directory: Path) -> int | None:
+    """Whole CPUs a v2 ``cpu.max`` or v1 ``cpu.cfs_quota_us`` in ``directory`` allows."""
     try:
+        v2 = directory / "cpu.max"
         if v2.is_file():
             parts = v2.read_text().split()
             if not parts or parts[0] == "max":
                 return None
             period = int(parts[1]) if len(parts) > 1 else 100000
             return max(1, math.ceil(int(parts[0]) / period))
-        quota_file, period_file = root / "cpu" / "cpu.cfs_quota_us", root / "cpu" / "cpu.cfs_period_us"
+        quota_file, period_file = directory / "cpu.cfs_quota_us", directory / "cpu.cfs_period_us"
         if quota_file.is_file() and period_file.is_file():
             quota, period = int(quota_file.read_text()), int(period_file.read_text())
             return None if quota <= 0 else max(1, math.ceil(quota / period))
@@ -114,17 +153,29 @@ def cgroup_cpu_limit(root: Path = Path("/sys/fs/cgroup")) -> int | None:
     return None
 
 
-def cgroup_memory_limit(root: Path = Path("/sys/fs/cgroup")) -> int | None:
-    """Memory limit of this cgroup in bytes (v2 ``memory.max`` or v1), None when unlimited."""
-    for path in (root / "memory.max", root / "memory" / "memory.limit_in_bytes"):
+def _memory_limit_in(directory: Path) -> int | None:
+    for path in (directory / "memory.max", directory / "memory.limit_in_bytes"):
         try:
             text = path.read_text().strip()
-        except OSError:
+            limit = None if text == "max" else int(text)
+        except (OSError, ValueError):
             continue
-        if text == "max" or int(text) >= 1 << 60:
-            return None
-        return int(text)
+        return None if limit is None or limit >= 1 << 60 else limit
     return None
+
+
+def cgroup_cpu_limit(root: Path = Path("/sys/fs/cgroup"), proc_cgroup: str | None = None) -> int | None:
+    """Whole CPUs allowed by the tightest cgroup quota over this process's cgroup and its
+    ancestors (v2 ``cpu.max`` or v1 ``cfs_quota_us``); None when unlimited."""
+    limits = [q for d in cgroup_dirs(root, "cpu", proc_cgroup) if (q := _cpu_quota_in(d)) is not None]
+    return min(limits) if limits else None
+
+
+def cgroup_memory_limit(root: Path = Path("/sys/fs/cgroup"), proc_cgroup: str | None = None) -> int | None:
+    """Memory limit in bytes: the tightest over this process's cgroup and its ancestors
+    (v2 ``memory.max`` or v1 ``memory.limit_in_bytes``); None when unlimited."""
+    limits = [m for d in cgroup_dirs(root, "memory", proc_cgroup) if (m := _memory_limit_in(d)) is not None]
+    return min(limits) if limits else None
 
 
 def usable_cores() -> int:

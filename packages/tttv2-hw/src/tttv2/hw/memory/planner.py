@@ -156,7 +156,7 @@ def plan_memory(
             f"({params.total / 1e9:.2f}B parameters in {w_dtype}) but only "
             f"{(memory - reserve_bytes) / GB:.2f} GB of the device's {memory / GB:.2f} GB remain after "
             f"reserving {reserve_bytes / GB:.2f} GB for activations and runtime; use a smaller weight "
-            "dtype, a device with more memory, or more devices"
+            "dtype or a device with more memory (the plan is per device: weights are not sharded)"
         )
     per_token = math.ceil(kv_bytes_per_token(spec, dtype_bytes(k_dtype)))
     budget = memory - weights - reserve_bytes
