@@ -6,6 +6,7 @@ import logging
 import pytest
 import torch
 
+from tttv2.testing import Tolerance
 from tttv2.testing.debug import CompareSession, compare_to_torch
 
 
@@ -88,7 +89,42 @@ def test_compare_to_torch_shortcut_and_tuple_outputs():
     out = module(torch.randn(3, 3), scale=2.0)  # kwargs reach the reference too
     session.close()
     assert out[1] == "aux"
-    assert session.records[0].pcc == pytest.approx(1.0)  # correlated but off by a factor:
-    assert session.records[0].max_abs_error > 0  # the PCC alone does not see scale bugs
+    record = session.records[0]
+    assert record.pcc == pytest.approx(1.0)  # correlated but off by a factor: the PCC alone
+    assert record.max_abs_error > 0  # does not see scale bugs, the error norm does
+    assert not record.passed and record.rel_error == pytest.approx(1 / 3)  # |x - 1.5x| / |1.5x|
     with pytest.raises(ValueError, match="already watched"):
         session.watch(module, lambda x: x, name="pair")
+
+
+
+class Scaled(torch.nn.Module):
+    """A layer whose output is right up to a scale and an offset: 2 * linear(x) + 3."""
+
+    def __init__(self, layer):
+        super().__init__()
+        self.layer = layer
+
+    def forward(self, x):
+        return 2 * self.layer(x) + 3
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_scale_and_offset_bugs_fail_although_pcc_passes(dtype):
+    torch.manual_seed(0)
+    right, wrong = torch.nn.Linear(16, 16).to(dtype), Scaled(torch.nn.Linear(16, 16).to(dtype))
+    x = torch.randn(8, 16, dtype=dtype)
+    with CompareSession() as session:
+        session.watch(right, linear_reference(right), name="right")
+        session.watch(wrong, linear_reference(wrong.layer), name="wrong")
+        right(x)
+        wrong(x)
+    good, bad = session.records
+    assert good.passed, good.message
+    assert bad.pcc > 0.99 and not bad.passed  # PCC alone would pass it
+    assert "relative L2 error" in bad.message and bad.rel_error > 1
+    assert session.first_failure() is bad
+    # the tolerance is the preset of the less precise output unless one is given
+    with compare_to_torch(wrong, linear_reference(wrong.layer), tolerance=Tolerance("loose", 10.0, 10.0, 0.9)) as s:
+        wrong(x)
+    assert s.records[0].passed, s.records[0].message

@@ -107,10 +107,12 @@ def test_property_check_finds_spec_dependent_bug(toy):
         check_component_property("toy_scale", execution_strategy=strategy, max_examples=30)
 
 
-def test_reduced_precision_is_judged_by_pcc(toy):
+def test_reduced_precision_is_judged_by_pcc_and_error_norm(toy):
     report = check_component("toy_scale", ToyScaleSpec(dim=16), dtype=torch.bfloat16)
     assert report.passed, report.message
     assert report.tolerance.name == "bf16"
+    assert all(r.relative is not None and r.relative.passed for r in report.results)
+    assert check_component("toy_scale", ToyScaleSpec(dim=16)).result("decode").relative is None  # fp32: allclose
     broken = PrefillDecodeStrategy(variants={"decode": "off_by_one"})
     assert not check_component("toy_scale", ToyScaleSpec(dim=16), dtype="bf16", execution_strategy=broken).passed
 

@@ -55,3 +55,30 @@ def test_a_wrong_reference_is_caught():
         assert not report.passed and "[forward] FAILED" in report.message
     finally:
         unregister_component("wrong_norm")
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16, torch.float32])
+def test_a_scaled_norm_fails_in_every_precision(dtype):
+    """PCC cannot see a wrong scale or offset (2 * y + 3 correlates perfectly with y); in
+    reduced precision the norm-wise error must catch it where element-wise allclose only
+    reports."""
+    from tttv2.core.specs import NormSpec
+
+    spec = NormSpec(dim=32, norm_type="rms")
+    scaled = register_component(
+        "scaled_norm", norm_specs, lambda spec, device, strategy: make_norm(spec).to(device), tokens("dim"),
+        lambda block, x, mode: 2 * block(x) + 3,
+        lambda block, x: reference_norm(x, block.state_dict(), block.spec),
+    )
+    try:
+        report = check_component(scaled, spec, dtype=dtype)
+        result = report.result(None)
+        assert result.pcc.passed  # the PCC alone would let it through
+        assert not report.passed and "[forward] FAILED" in report.message
+        if dtype != torch.float32:
+            assert not result.relative.passed and result.relative.rel_error > 1.0
+            assert "relative L2 error" in report.message
+        correct = check_component("real_norm", spec, dtype=dtype)
+        assert correct.passed, correct.message
+    finally:
+        unregister_component("scaled_norm")

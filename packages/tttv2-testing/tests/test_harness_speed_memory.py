@@ -129,10 +129,16 @@ def test_growth_is_detected_for_a_step_that_keeps_its_outputs():
     assert check_no_memory_growth(leaky_step, steps=5, tolerance_bytes=5 * 8 * F32).passed
 
 
-def test_cuda_path_is_used_for_cuda_devices():
-    if torch.cuda.is_available():
-        x = torch.ones(1024, device="cuda")
-        assert peak_memory(lambda: x * 2, device="cuda").peak_bytes >= 1024 * F32
-    else:
-        with pytest.raises((RuntimeError, AssertionError)):
-            peak_memory(lambda: None, device="cuda")
+@pytest.mark.gpu
+def test_cuda_devices_are_measured_with_the_cuda_allocator():
+    x = torch.ones(1024, device="cuda")
+    report = peak_memory(lambda: x * 2, device="cuda")
+    assert report.device == "cuda" and report.num_allocations is None  # the allocator's statistics
+    assert report.peak_bytes >= 1024 * F32
+    assert report.retained_bytes == 0  # the temporary was freed
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the behaviour without CUDA")
+def test_measuring_a_cuda_device_without_cuda_raises():
+    with pytest.raises((RuntimeError, AssertionError)):
+        peak_memory(lambda: None, device="cuda")

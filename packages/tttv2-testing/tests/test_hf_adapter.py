@@ -130,6 +130,24 @@ def test_reference_accepts_text_and_reduced_precision(llama):
         reference_outputs(llama, [], greedy_steps=1)
 
 
+def test_a_given_model_is_run_in_the_dtype_and_device_asked_for_or_refused(llama):
+    prompt = [0, 17, 101, 250]
+    model = llama.load_model()  # float32 on cpu
+    with pytest.raises(ValueError, match=r"dtype=torch.bfloat16 does not match the model, which is in torch.float32"):
+        reference_outputs(model, prompt, greedy_steps=1, dtype=torch.bfloat16)
+    with pytest.raises(ValueError, match=r"device='cuda' does not match the model, which is on 'cpu'"):
+        reference_outputs(model, prompt, greedy_steps=1, device="cuda")
+    assert all(p.dtype == torch.float32 for p in model.parameters())  # the caller's model is untouched
+    fp32 = reference_outputs(model, prompt, greedy_steps=1)
+    half = reference_outputs(llama.load_model(torch.bfloat16), prompt, greedy_steps=1, dtype=torch.bfloat16)
+    assert half.dtype == torch.bfloat16
+    assert not torch.equal(half.logits, fp32.logits)  # it really ran in bf16
+    assert_close(half.logits, reference_outputs(llama, prompt, greedy_steps=1, dtype=torch.bfloat16).logits,
+                 dtype=torch.float32)  # the same as loading the checkpoint in bf16
+    with pytest.raises(ValueError, match="in torch.bfloat16"):
+        reference_outputs(llama.load_model(torch.bfloat16), prompt, greedy_steps=1)  # default dtype is float32
+
+
 def test_other_architectures_work(tiny_checkpoint):
     qwen = tiny_checkpoint("Qwen2ForCausalLM", {"tie_word_embeddings": True, "num_hidden_layers": 1}, seed=3)
     assert qwen.model_type == "qwen2"

@@ -1,9 +1,12 @@
-"""allclose with dtype presets, max abs/rel error, and the tolerance presets."""
+"""allclose with dtype presets, max abs/rel error, and the tolerance presets; allclose fails on
+the mistakes it exists to catch (a mutated element, swapped heads, shifted positions)."""
 
 import math
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tttv2.testing import (
     TOLERANCES,
@@ -113,3 +116,37 @@ def test_zero_tolerance_demands_exact_equality():
     x = _random(5)
     assert allclose(x, x.clone(), atol=0.0, rtol=0.0)
     assert not allclose(x + 1e-7, x, atol=0.0, rtol=0.0)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    index=st.tuples(st.integers(0, 5), st.integers(0, 9)),
+    delta=st.floats(0.1, 100.0) | st.floats(-100.0, -0.1),
+    dtype=st.sampled_from(["fp32", "fp16", "bf16"]),
+)
+def test_a_mutated_element_fails_and_is_named(index, delta, dtype):
+    expected = _random(6, 10)
+    actual = expected.clone()
+    actual[index] += delta  # more than any preset allows where |expected| < 4
+    report = compare_close(actual, expected, dtype=dtype)
+    assert not report.passed and report.num_mismatched == 1
+    assert report.worst.index == index and report.max_abs_index == index
+    assert report.worst.expected == pytest.approx(expected[index].item())
+
+
+def test_swapped_heads_fail():
+    tokens, heads, head_dim = 12, 4, 8
+    out = _random(tokens, heads, head_dim)
+    swapped = out[:, [1, 0, 2, 3]]
+    report = compare_close(swapped.reshape(tokens, -1), out.reshape(tokens, -1), dtype="bf16")  # loosest preset
+    assert not report.passed
+    assert report.num_mismatched > tokens  # most elements of the two swapped heads
+    assert report.worst.index[1] < 2 * head_dim  # the worst element lies in head 0 or 1
+
+
+def test_off_by_one_positions_fail():
+    out = _random(16, 32)
+    shifted = torch.roll(out, 1, dims=0)  # position t carries position t-1's output
+    report = compare_close(shifted, out, dtype="bf16")
+    assert not report.passed and report.num_mismatched > out.numel() // 2
+    assert not compare_close(out[1:], out[:-1], dtype="bf16").passed  # one position ahead

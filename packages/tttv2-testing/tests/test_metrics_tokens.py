@@ -1,7 +1,10 @@
-"""Top-k agreement of logits and token match rate."""
+"""Top-k agreement of logits and token match rate: values, rejected inputs, and failures on
+the mistakes they exist to catch (tokens or logits shifted by one position)."""
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tttv2.testing import (
     assert_tokens_match,
@@ -82,3 +85,52 @@ def test_length_difference_counts_as_mismatch():
 
 def test_empty_sequences_fail():
     assert not compare_tokens([], []).passed
+
+
+def test_float_tokens_are_rejected_not_truncated():
+    with pytest.raises(ValueError, match=r"actual_tokens has dtype torch.float32 .*1.7.*integer token ids"):
+        compare_tokens(torch.tensor([1.7, 2.2]), [1, 2])
+    with pytest.raises(ValueError, match="expected_tokens has dtype torch.float32"):
+        compare_tokens([1, 2], [1.0, 2.0])
+    with pytest.raises(ValueError, match="topk_agreement"):  # logits are not token ids
+        token_match_rate(_logits([1, 2])[0], list(range(10)))
+    with pytest.raises(ValueError, match="torch.bool"):
+        compare_tokens(torch.tensor([True, False]), [1, 0])
+
+
+def test_only_1d_sequences_are_compared():
+    batch = torch.tensor([[1, 2, 3], [4, 5, 6]])
+    with pytest.raises(ValueError, match=r"actual_tokens has shape \(2, 3\).*1-D"):
+        compare_tokens(batch, batch.clone())
+    with pytest.raises(ValueError, match=r"expected_tokens has shape \(\)"):
+        compare_tokens([7], torch.tensor(7))
+    # integer dtypes of any width, lists and numpy arrays are token ids
+    np = pytest.importorskip("numpy")
+    assert compare_tokens(torch.tensor([1, 2, 3], dtype=torch.int32), np.array([1, 2, 3], dtype=np.uint16)).passed
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.integers(0, 50_000), min_size=2, max_size=64).filter(lambda s: len(set(s)) > 1))
+def test_a_sequence_shifted_by_one_fails(expected):
+    shifted = expected[-1:] + expected[:-1]  # every token one position late
+    report = compare_tokens(shifted, expected)
+    first = next(i for i in range(len(expected)) if expected[i] != expected[i - 1])
+    assert not report.passed and report.match_rate < 1.0
+    assert report.first_mismatch == first
+    assert f"actual {shifted[first]}, expected {expected[first]}" in report.message
+    dropped = compare_tokens(expected[1:], expected)  # the first token lost
+    assert not dropped.passed and "lengths differ" in dropped.message
+
+
+def test_logits_shifted_by_one_position_fail():
+    tokens = [1, 2, 3, 4, 5, 6]
+    expected = _logits(tokens)
+    shifted = torch.roll(expected, 1, dims=0)  # position t carries position t-1's logits
+    report = topk_agreement(shifted, expected)
+    assert not report.passed and report.agreement == 0.0 and report.first_disagreement == (0,)
+    assert not topk_agreement(shifted, expected, k=1, threshold=0.5).passed
+    ahead = topk_agreement(expected[1:], expected[:-1])  # predicting one token too far
+    assert not ahead.passed and ahead.agreement == 0.0
+    batch = torch.stack([expected, _logits(tokens[::-1], seed=1)])
+    report = topk_agreement(torch.roll(batch, 1, dims=1), batch)
+    assert not report.passed and report.first_disagreement == (0, 0) and report.num_positions == 12

@@ -1,12 +1,13 @@
 """tttv2.testing: the test toolkit of TTTv2 blocks and models.
 
-* :mod:`tttv2.testing.metrics` - PCC, max abs/rel error, dtype-aware allclose, top-k
-  agreement, token match; reports and ``assert_*`` helpers (re-exported here).
+* :mod:`tttv2.testing.metrics` - PCC, max abs/rel error, dtype-aware allclose, relative
+  L2 error, top-k agreement, token match; reports and ``assert_*`` helpers (re-exported here).
 * :mod:`tttv2.testing.tolerances` - the per-dtype presets.
 * :mod:`tttv2.testing.reference` - readable reference implementations, one per block family.
 * :mod:`tttv2.testing.spec_strategies` - hypothesis strategies of valid and invalid specs.
-* :mod:`tttv2.testing.harness` - component correctness in every execution mode, relative
-  speed, memory, public-API snapshots and breaking-change checks.
+* :mod:`tttv2.testing.harness` - component correctness in every execution mode (of one
+  strategy, or of every registered one), relative speed, memory, public-API snapshots and
+  breaking-change checks.
 * :mod:`tttv2.testing.hf` - tiny random Hugging Face checkpoints and reference outputs
   (``hf`` extra).
 * :mod:`tttv2.testing.debug` - compare modules with a reference while a model runs.
@@ -26,15 +27,18 @@ from typing import Any
 from tttv2.testing.metrics import (
     CloseReport,
     PCCReport,
+    RelativeErrorReport,
     TokenMatchReport,
     TopKReport,
     allclose,
     assert_close,
     assert_pcc,
+    assert_relative_error,
     assert_tokens_match,
     assert_topk_agreement,
     compare_close,
     compare_pcc,
+    compare_relative_error,
     compare_tokens,
     max_abs_error,
     max_rel_error,
@@ -62,6 +66,7 @@ __all__ = [
     "TOLERANCES",
     "CloseReport",
     "PCCReport",
+    "RelativeErrorReport",
     "TokenMatchReport",
     "Tolerance",
     "TopKReport",
@@ -69,10 +74,12 @@ __all__ = [
     "allclose",
     "assert_close",
     "assert_pcc",
+    "assert_relative_error",
     "assert_tokens_match",
     "assert_topk_agreement",
     "compare_close",
     "compare_pcc",
+    "compare_relative_error",
     "compare_tokens",
     "max_abs_error",
     "max_rel_error",

@@ -1,8 +1,12 @@
 """Bring-up aid: compare modules with a reference as a model runs.
 
 Watch any ``torch.nn.Module`` inside a model; every time it runs, the same inputs are
-passed to a reference callable and the two outputs are compared (PCC and max-abs error).
-Each comparison is logged on the ``tttv2.testing.debug`` logger and kept as a
+passed to a reference callable and the two outputs are compared. A comparison passes when
+the PCC reaches the threshold *and* the error is small for the output's size:
+``||actual - expected|| <= atol * sqrt(n) + rtol * ||expected||`` with the ``atol``/``rtol``
+of the tolerance preset of the less precise of the two outputs' dtypes (or of the
+``tolerance`` given), so a module off by a scale or an offset, which the PCC cannot see,
+fails too. Each comparison is logged on the ``tttv2.testing.debug`` logger and kept as a
 :class:`DebugRecord`, so the first layer where a new model departs from the reference
 stands out::
 
@@ -26,7 +30,8 @@ from typing import Any
 
 import torch
 
-from tttv2.testing.metrics import compare_pcc
+from tttv2.testing.metrics import RelativeErrorReport, compare_pcc, compare_relative_error
+from tttv2.testing.tolerances import Tolerance
 
 LOGGER = logging.getLogger("tttv2.testing.debug")
 
@@ -38,8 +43,9 @@ class DebugRecord:
     shape: tuple[int, ...]
     pcc: float
     max_abs_error: float
-    passed: bool
+    passed: bool  # PCC >= threshold and the error norm within the tolerance
     message: str
+    rel_error: float = float("nan")  # ||actual - expected|| / ||expected||
 
 
 def first_tensor(output: Any) -> torch.Tensor:
@@ -55,12 +61,22 @@ def first_tensor(output: Any) -> torch.Tensor:
     raise TypeError(f"no tensor in output of type {type(output).__name__}")
 
 
-class CompareSession:
-    """Collects comparisons of watched modules; a context manager removing its hooks."""
+ToleranceOption = Tolerance | torch.dtype | str | None
 
-    def __init__(self, threshold: float = 0.99, logger: logging.Logger = LOGGER) -> None:
+
+class CompareSession:
+    """Collects comparisons of watched modules; a context manager removing its hooks.
+
+    ``threshold`` is the PCC a comparison needs; ``tolerance`` (a :class:`Tolerance`, or a
+    dtype whose preset to use) bounds the error norm, by default with the preset of the
+    less precise of the two compared outputs' dtypes."""
+
+    def __init__(
+        self, threshold: float = 0.99, logger: logging.Logger = LOGGER, *, tolerance: ToleranceOption = None
+    ) -> None:
         self.threshold = threshold
         self.logger = logger
+        self.tolerance = tolerance
         self.records: list[DebugRecord] = []
         self._handles: list[Any] = []
         self._calls: dict[str, int] = {}
@@ -74,37 +90,44 @@ class CompareSession:
         select: Callable[[Any], torch.Tensor] = first_tensor,
         replace_output: bool = False,
         threshold: float | None = None,
+        tolerance: ToleranceOption = None,
     ) -> None:
         """Compare ``module``'s output with ``reference(*args, **kwargs)`` on every call.
 
         ``select`` picks the tensor to compare from either output (default: the first
         tensor). With ``replace_output`` the module's output tensor is replaced by the
-        reference's (reshaped and cast to match) for the rest of the forward pass."""
+        reference's (reshaped and cast to match) for the rest of the forward pass.
+        ``threshold`` and ``tolerance`` override the session's for this module."""
         label = name or type(module).__name__
         if label in self._calls:
             raise ValueError(f"a module named {label!r} is already watched; pass a distinct name=")
         self._calls[label] = 0
         limit = self.threshold if threshold is None else threshold
+        bound = self.tolerance if tolerance is None else tolerance
 
         def hook(mod: torch.nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any], output: Any) -> Any:
             with torch.no_grad():
                 expected = select(reference(*args, **kwargs))
             actual = select(output)
-            self._record(label, actual, expected, limit)
+            self._record(label, actual, expected, limit, bound)
             if replace_output:
                 return _substitute(output, actual, expected.reshape(actual.shape).to(actual.dtype))
             return None
 
         self._handles.append(module.register_forward_hook(hook, with_kwargs=True))
 
-    def _record(self, name: str, actual: torch.Tensor, expected: torch.Tensor, threshold: float) -> None:
+    def _record(
+        self, name: str, actual: torch.Tensor, expected: torch.Tensor, threshold: float, tolerance: ToleranceOption
+    ) -> None:
         call = self._calls[name]
         self._calls[name] = call + 1
         expected_view = expected.reshape(actual.shape) if expected.numel() == actual.numel() else expected
         report = compare_pcc(actual, expected_view, threshold, label=f"{name}#{call}")
+        size = _compare_size(actual, expected_view, tolerance)
         record = DebugRecord(
             name=name, call=call, shape=tuple(actual.shape), pcc=report.pcc,
-            max_abs_error=report.max_abs_error, passed=report.passed, message=report.message,
+            max_abs_error=report.max_abs_error, passed=report.passed and size.passed,
+            message=f"{report.message}; {size.message}", rel_error=size.rel_error,
         )
         self.records.append(record)
         self.logger.log(logging.INFO if record.passed else logging.WARNING, record.message)
@@ -114,10 +137,11 @@ class CompareSession:
         return next((r for r in self.records if not r.passed), None)
 
     def summary(self) -> str:
-        lines = [f"{'module':<32} {'call':>4} {'pcc':>10} {'max abs err':>12}  status"]
+        lines = [f"{'module':<32} {'call':>4} {'pcc':>10} {'max abs err':>12} {'rel L2 err':>12}  status"]
         for r in self.records:
             lines.append(
-                f"{r.name:<32} {r.call:>4} {r.pcc:>10.6f} {r.max_abs_error:>12.4g}  {'ok' if r.passed else 'FAIL'}"
+                f"{r.name:<32} {r.call:>4} {r.pcc:>10.6f} {r.max_abs_error:>12.4g} {r.rel_error:>12.4g}  "
+                f"{'ok' if r.passed else 'FAIL'}"
             )
         return "\n".join(lines)
 
@@ -131,6 +155,14 @@ class CompareSession:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _compare_size(actual: torch.Tensor, expected: torch.Tensor, tolerance: ToleranceOption) -> RelativeErrorReport:
+    """The norm-wise check with a Tolerance's atol/rtol, a dtype's preset or (None) the
+    preset of the less precise input."""
+    if isinstance(tolerance, Tolerance):
+        return compare_relative_error(actual, expected, atol=tolerance.atol, rtol=tolerance.rtol)
+    return compare_relative_error(actual, expected, tolerance)
 
 
 def _substitute(output: Any, old: torch.Tensor, new: torch.Tensor) -> Any:
@@ -152,9 +184,10 @@ def compare_to_torch(
     name: str | None = None,
     threshold: float = 0.99,
     replace_output: bool = False,
+    tolerance: ToleranceOption = None,
 ) -> CompareSession:
     """Watch one module (shortcut for a session with a single :meth:`CompareSession.watch`);
     call ``.close()`` on the result (or use it in ``with``) to stop."""
-    session = CompareSession(threshold)
+    session = CompareSession(threshold, tolerance=tolerance)
     session.watch(module, reference, name=name, replace_output=replace_output)
     return session

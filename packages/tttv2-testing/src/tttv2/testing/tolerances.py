@@ -8,8 +8,11 @@ The presets say how far apart the two may be:
 * ``pcc``: the lowest acceptable Pearson correlation of the flattened tensors.
 
 fp32 follows the project goal "max-abs error < 1e-4 on tiny random models"; bf16 and fp16
-are loose enough for a few chained matmuls rounded to 8 (bf16) or 11 (fp16) mantissa bits,
-and for them the PCC is the primary criterion (the design's "PCC >= 0.99 per layer").
+are loose enough for a few chained matmuls rounded to 8 (bf16) or 11 (fp16) mantissa bits.
+For them the PCC is the primary criterion (the design's "PCC >= 0.99 per layer"), together
+with the norm-wise ``||actual - expected|| <= atol * sqrt(n) + rtol * ||expected||`` (see
+:mod:`tttv2.testing.metrics.relative_error`), which catches the wrong scales and offsets the
+PCC cannot see; element-wise allclose is reported alongside.
 """
 
 from __future__ import annotations
@@ -36,7 +39,8 @@ class Tolerance:
 
     @property
     def prefers_pcc(self) -> bool:
-        """True for reduced precision, where the PCC (not allclose) decides."""
+        """True for reduced precision, where the PCC and the norm-wise relative error decide
+        (not element-wise allclose)."""
         return self.name in ("bf16", "fp16")
 
 

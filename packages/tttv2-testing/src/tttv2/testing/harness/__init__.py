@@ -1,5 +1,6 @@
-"""Component test harness: correctness against references in every execution mode,
-relative speed, memory, and public-API compatibility."""
+"""Component test harness: correctness against references in every execution mode of one
+strategy or of every registered strategy, relative speed, memory, and public-API
+compatibility."""
 
 from tttv2.testing.harness.api import (
     BreakingChange,

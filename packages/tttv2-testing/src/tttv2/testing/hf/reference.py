@@ -52,6 +52,28 @@ def _as_ids(input_ids: Any, tokenizer_path: Path | None) -> torch.Tensor:
     return ids
 
 
+def _check_model_placement(model: torch.nn.Module, dtype: torch.dtype, device: str | torch.device) -> None:
+    """Raise ``ValueError`` unless ``model``'s parameters are in ``dtype`` on ``device``
+    (a device without an index, like ``"cuda"``, matches any index)."""
+    params = [p for p in model.parameters() if p.is_floating_point()]
+    if not params:
+        return
+    have_dtype = getattr(model, "dtype", None) or params[0].dtype
+    have_device = params[0].device
+    if have_dtype != dtype:
+        raise ValueError(
+            f"dtype={dtype} does not match the model, which is in {have_dtype}: reference_outputs does not cast a "
+            f"model it is given; pass dtype={have_dtype}, or model.to({dtype}) (or a checkpoint folder to load in "
+            f"{dtype})"
+        )
+    want = torch.device(device)
+    if have_device.type != want.type or (want.index is not None and have_device.index != want.index):
+        raise ValueError(
+            f"device={str(want)!r} does not match the model, which is on {str(have_device)!r}: reference_outputs "
+            f"does not move a model it is given; pass device={str(have_device)!r} or model.to({str(want)!r})"
+        )
+
+
 @torch.no_grad()
 def reference_outputs(
     model: Any,
@@ -63,7 +85,13 @@ def reference_outputs(
 ) -> HFReference:
     """Run ``model`` (a ``transformers`` model, a checkpoint folder or a
     :class:`~tttv2.testing.hf.checkpoint.TinyCheckpoint`) on one prompt: token ids
-    (list / 1-D tensor) or text (needs the folder's tokenizer)."""
+    (list / 1-D tensor) or text (needs the folder's tokenizer).
+
+    A folder or checkpoint is loaded in ``dtype`` on ``device``. A model instance is run
+    as it is and never cast or moved (that would change the caller's model, and casting
+    back from bf16 loses precision): its dtype must be ``dtype`` and its device
+    ``device``, otherwise ``ValueError`` says which differs - pass ``model.to(...)`` or
+    matching arguments. ``HFReference.dtype`` is thus always the dtype the model ran in."""
     from tttv2.testing.hf.checkpoint import TinyCheckpoint
     from tttv2.testing.hf.env import transformers
 
@@ -74,6 +102,7 @@ def reference_outputs(
         folder = Path(model)
         model = transformers().AutoModelForCausalLM.from_pretrained(folder).to(device=device, dtype=dtype).eval()
     else:
+        _check_model_placement(model, dtype, device)
         model = model.eval()
     ids = _as_ids(input_ids, folder).to(device)
     if greedy_steps < 0:

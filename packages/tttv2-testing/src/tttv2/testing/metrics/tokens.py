@@ -112,12 +112,18 @@ def token_match_rate(actual_tokens: Any, expected_tokens: Any) -> float:
 def compare_tokens(
     actual_tokens: Any, expected_tokens: Any, threshold: float = 1.0, *, label: str = ""
 ) -> TokenMatchReport:
-    """Compare two 1-D token sequences (lists or tensors, flattened if not 1-D)."""
+    """Compare two 1-D sequences of integer token ids (lists, arrays or tensors); the
+    sequences may differ in length (missing tokens count as mismatches).
+
+    Raises ``ValueError`` for floating, complex or bool input (logits or probabilities are
+    not token ids: compare logits with :func:`topk_agreement`, or pass ``argmax(-1)``) and
+    for input that is not 1-D (compare a batch row by row), so ``first_mismatch`` is
+    always a position in the sequence."""
     if not 0.0 <= threshold <= 1.0:
         raise ValueError(f"threshold must be in [0, 1], got {threshold}")
     prefix = f"{label}: " if label else ""
-    a = [int(t) for t in as_tensor(actual_tokens).flatten().tolist()]
-    e = [int(t) for t in as_tensor(expected_tokens).flatten().tolist()]
+    a = _token_ids(actual_tokens, "actual_tokens")
+    e = _token_ids(expected_tokens, "expected_tokens")
     n = max(len(a), len(e))
     if n == 0:
         return TokenMatchReport(
@@ -143,6 +149,23 @@ def compare_tokens(
     return TokenMatchReport(
         passed=passed, match_rate=rate, threshold=threshold, num_positions=n, first_mismatch=first, message=message,
     )
+
+
+def _token_ids(tokens: Any, argument: str) -> list[int]:
+    """``tokens`` as a list of ints, or a ``ValueError`` naming ``argument`` when they are
+    not a 1-D sequence of integers."""
+    t = as_tensor(tokens)
+    if t.dim() != 1:
+        raise ValueError(
+            f"{argument} has shape {tuple(t.shape)}: expected a 1-D sequence of token ids "
+            "(compare a batch row by row, e.g. compare_tokens(actual[i], expected[i]))"
+        )
+    if t.numel() and (t.is_floating_point() or t.is_complex() or t.dtype == torch.bool):
+        raise ValueError(
+            f"{argument} has dtype {t.dtype} (values {t[:5].tolist()}{'...' if t.numel() > 5 else ''}): "
+            "expected integer token ids; for logits use topk_agreement or pass logits.argmax(-1)"
+        )
+    return [int(v) for v in t.tolist()]
 
 
 def assert_tokens_match(actual_tokens: Any, expected_tokens: Any, threshold: float = 1.0, *, label: str = "") -> TokenMatchReport:
