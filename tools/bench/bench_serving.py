@@ -185,6 +185,12 @@ def parse_range(text: str) -> tuple[int, int]:
     return int(lo), int(hi or lo)
 
 
+QUICK = dict(
+    layers=2, hidden=64, vocab=128, max_seq_len=256,
+    num_requests=16, prompt_len=(8, 48), max_new_tokens=(8, 24), rates="8,inf",
+)  # fmt: skip
+
+
 def parse_args(argv=None):
     p = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
@@ -215,18 +221,29 @@ def parse_args(argv=None):
     p.add_argument("--block-size", type=int, default=16)
     p.add_argument("--max-batched-tokens", type=int, default=256)
     p.add_argument("--max-num-seqs", type=int, default=64)
+    p.add_argument(
+        "--long-prefill-token-threshold",
+        type=int,
+        default=None,
+        help="tokens one prompt may take of a step before the other requests had their share "
+        "(default: the engine's, a quarter of --max-batched-tokens)",
+    )
     p.add_argument("--greedy", action="store_true", help="greedy decoding (default: temperature 0.8, top-p 0.95)")
     p.add_argument("--speculative-k", type=int, default=4, help="draft tokens per round; 0 skips the speculative part")
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--quick", action="store_true", help="a small configuration that runs in seconds")
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="a small configuration that runs in seconds (options given explicitly override it)",
+    )
     p.add_argument("--speculative-only", action="store_true", help="skip the load test")
     p.add_argument("--json", type=Path, default=None, help="also write the results here")
     args = p.parse_args(argv)
     if args.quick:
-        args.layers, args.hidden, args.vocab, args.max_seq_len = 2, 64, 128, 256
-        args.num_requests, args.prompt_len, args.max_new_tokens, args.rates = 16, (8, 48), (8, 24), "8,inf"
+        p.set_defaults(**QUICK)
+        args = p.parse_args(argv)
     args.rate_list = [float(r) for r in args.rates.split(",")]
     return args
 
@@ -248,6 +265,7 @@ def main(argv=None) -> int:
             max_seq_len=args.max_seq_len,
             max_num_batched_tokens=args.max_batched_tokens,
             max_num_seqs=max_num_seqs,
+            long_prefill_token_threshold=args.long_prefill_token_threshold,
         )
 
     print(describe(args))

@@ -44,6 +44,8 @@ def test_sixty_four_queued_requests_on_a_small_pool_all_complete():
     engine = LLMEngine(MODEL, num_blocks=16, block_size=4, max_num_batched_tokens=48, max_num_seqs=32)
     ids = [engine.add_request(p, SamplingParams(), s) for p, s in zip(prompts, limits, strict=True)]
     outs = {o.request_id: o for o in engine.run_until_done()}
+    assert engine.stats.preemptions > 0  # the pool ran out: exhaustion handling ran
+    assert sum(o.num_preemptions for o in outs.values()) == engine.stats.preemptions
     assert sorted(outs) == sorted(ids)  # none lost
     for rid, p, s in zip(ids, prompts, limits, strict=True):
         assert outs[rid].finish_reason == "length"

@@ -3,7 +3,13 @@
 import pytest
 from reference_causal_lm import ReferenceCausalLM, greedy_reference
 
-from tttv2.core.runtime import CausalLM, LLMEngine, SamplingParams, StopConditions
+from tttv2.core.runtime import (
+    CausalLM,
+    InvalidParameterError,
+    LLMEngine,
+    SamplingParams,
+    StopConditions,
+)
 
 
 class Minimal:
@@ -43,6 +49,13 @@ def test_a_model_with_only_forward_and_new_cache_is_served():
     assert engine.num_free_blocks == 32  # the probe's block was given back
     out = engine.generate([[3, 1, 4, 1, 5]], SamplingParams(), StopConditions(max_new_tokens=9))[0]
     assert out.token_ids == greedy_reference(MODEL, [3, 1, 4, 1, 5], 9)
+
+
+def test_a_vocab_size_the_probe_pass_contradicts_is_refused():
+    with pytest.raises(InvalidParameterError, match=r"vocab_size=32 .*vocabulary size 64"):
+        LLMEngine(Minimal(MODEL), num_blocks=32, block_size=4, max_seq_len=64, vocab_size=32)
+    engine = LLMEngine(Minimal(MODEL), num_blocks=32, block_size=4, max_seq_len=64, vocab_size=64)
+    assert engine.vocab_size == 64 and engine.num_free_blocks == 32
 
 
 def test_not_a_model_and_missing_max_seq_len_are_clear_errors():

@@ -18,6 +18,7 @@ from tttv2.core.errors import TTTv2Error
 from tttv2.core.modes import ExecutionMode
 from tttv2.core.runtime.detokenizer import Detokenize
 from tttv2.core.runtime.engine_base import EngineBase, model_attribute
+from tttv2.core.runtime.errors import InvalidParameterError
 from tttv2.core.runtime.interface import check_causal_lm
 from tttv2.core.runtime.request import TokenEvent
 from tttv2.core.runtime.runner import Chunk, ModelRunner
@@ -27,12 +28,22 @@ from tttv2.core.runtime.sequence import SequenceState
 from tttv2.core.runtime.timings import EngineStats
 
 
-def resolve_max_seq_len(model: Any, max_seq_len: int | None) -> int:
-    value = max_seq_len if max_seq_len is not None else model_attribute(model, "max_seq_len")
+def resolve_max_seq_len(model: Any, max_seq_len: int | None, owner: str = "LLMEngine") -> int:
+    """The engine's ``max_seq_len``: the caller's, else the model's. The caller may lower
+    the model's limit, never raise it (the model has no positions beyond it)."""
+    limit = model_attribute(model, "max_seq_len")
+    value = max_seq_len if max_seq_len is not None else limit
     if value is None:
         raise ValueError(f"max_seq_len is needed: {type(model).__name__} has no max_seq_len (nor spec.max_seq_len)")
     if not isinstance(value, int) or isinstance(value, bool) or value <= 1:
-        raise ValueError(f"max_seq_len={value!r} is invalid: expected an integer >= 2")
+        raise InvalidParameterError(owner, "max_seq_len", value, "an integer >= 2")
+    if limit is not None and value > limit:
+        raise InvalidParameterError(
+            owner,
+            "max_seq_len",
+            value,
+            f"at most the model's max_seq_len ({limit}): {type(model).__name__} has no positions beyond it",
+        )
     return value
 
 
@@ -45,6 +56,22 @@ def probe_vocab_size(runner: ModelRunner) -> int:
         runner.free(probe_id)
     assert logits is not None
     return logits.shape[-1]
+
+
+def resolve_vocab_size(runner: ModelRunner, vocab_size: int | None, owner: str = "LLMEngine") -> int:
+    """The engine's ``vocab_size``: the model's (``model.vocab_size``,
+    ``model.spec.vocab_size``, else the width of a one-token probe pass's logits). A
+    caller's ``vocab_size`` must equal it: a smaller one would let the engine sample ids
+    outside it, a larger one admit prompt ids the model cannot embed."""
+    model_vocab = model_attribute(runner.model, "vocab_size") or probe_vocab_size(runner)
+    if vocab_size is not None and vocab_size != model_vocab:
+        raise InvalidParameterError(
+            owner,
+            "vocab_size",
+            vocab_size,
+            f"the model's vocabulary size {model_vocab} (the width of its logits), or None to take it from the model",
+        )
+    return model_vocab
 
 
 def joined_rows(rows: list[torch.Tensor]) -> torch.Tensor:
@@ -70,12 +97,18 @@ class LLMEngine(EngineBase):
     """Serve many requests at once with one model.
 
     ``num_blocks`` KV blocks of ``block_size`` tokens are the whole cache budget (the
-    caller computes it, e.g. with the tttv2-hw memory planner). ``max_num_batched_tokens``
-    is the per-step token budget (long prompts are prefilled in chunks of at most this),
-    ``max_num_seqs`` the most requests running at once. ``detokenize(ids) -> str`` enables
-    text output and stop strings. ``vocab_size`` (default: ``model.vocab_size``,
-    ``model.spec.vocab_size`` or a one-token probe pass) lets prompts be checked on
-    admission."""
+    caller computes it, e.g. with the tttv2-hw memory planner). ``max_seq_len`` (default:
+    ``model.max_seq_len`` or ``model.spec.max_seq_len``) may lower the model's limit but
+    not raise it. ``max_num_batched_tokens`` is the per-step token budget (long prompts
+    are prefilled in chunks of at most this), ``max_num_seqs`` the most requests running at
+    once. ``long_prefill_token_threshold`` (default: a quarter of the budget) caps what one
+    prompt takes of a step before the other running and waiting requests have had their
+    share, so a short request is not kept waiting behind a long prompt; the budget they
+    leave goes back to the prompt (``max_num_batched_tokens`` turns the cap off). See
+    :class:`Scheduler`. ``detokenize(ids) -> str`` enables text output and stop strings.
+    ``vocab_size`` (default: ``model.vocab_size``, ``model.spec.vocab_size`` or a
+    one-token probe pass) lets prompts be checked on admission; when given it must equal
+    the model's."""
 
     def __init__(
         self,
@@ -86,6 +119,7 @@ class LLMEngine(EngineBase):
         max_seq_len: int | None = None,
         max_num_batched_tokens: int = 512,
         max_num_seqs: int = 128,
+        long_prefill_token_threshold: int | None = None,
         detokenize: Detokenize | None = None,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
@@ -94,12 +128,11 @@ class LLMEngine(EngineBase):
         check_causal_lm(model)
         max_seq_len = resolve_max_seq_len(model, max_seq_len)
         self.runner = ModelRunner(model, num_blocks, block_size, max_seq_len, device, dtype, EngineStats())
-        if vocab_size is None:
-            vocab_size = model_attribute(model, "vocab_size") or probe_vocab_size(self.runner)
+        vocab_size = resolve_vocab_size(self.runner, vocab_size)
         self.max_seq_len = max_seq_len
         super().__init__(detokenize, min(max_seq_len, num_blocks * block_size), self.runner.device, vocab_size)
         self.runner.stats = self.stats
-        self.scheduler = Scheduler(self.runner.blocks, max_num_batched_tokens, max_num_seqs)
+        self.scheduler = Scheduler(self.runner.blocks, max_num_batched_tokens, max_num_seqs, long_prefill_token_threshold)
 
     @property
     def model(self) -> Any:

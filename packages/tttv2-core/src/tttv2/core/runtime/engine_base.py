@@ -34,6 +34,21 @@ def model_attribute(model: Any, name: str) -> int | None:
     return None
 
 
+def check_prompt_list(prompts: object) -> None:
+    """Raise ``TypeError`` saying what ``generate`` accepts when ``prompts`` is one prompt
+    or a tensor instead of a list of prompts."""
+    accepted = "generate() takes a list of prompts, each a list of token ids, a 1-D integer tensor or a Request"
+    if isinstance(prompts, torch.Tensor):
+        shape = list(prompts.shape)
+        if prompts.dim() == 2:
+            hint = f"for a batch of {shape[0]} prompts of {shape[1]} tokens pass list(prompts) (rows as prompts)"
+        else:
+            hint = "for one prompt pass [prompt]; for a [batch, seq_len] tensor pass list(prompts)"
+        raise TypeError(f"{accepted}; got a {prompts.dim()}-D tensor of shape {shape}: {hint}")
+    if isinstance(prompts, Request) or (isinstance(prompts, Sequence) and prompts and isinstance(prompts[0], int)):
+        raise TypeError(f"{accepted}; got a single prompt: pass [prompt]")
+
+
 class EngineBase(ABC):
     def __init__(
         self, detokenize: Detokenize | None, context_limit: int, device: torch.device, vocab_size: int | None
@@ -144,10 +159,11 @@ class EngineBase(ABC):
         sampling: SamplingParams | None = None,
         stop: StopConditions | None = None,
     ) -> list[RequestOutput]:
-        """Add ``prompts`` (Requests, or token id lists sharing ``sampling``/``stop``), step
-        until they have finished, and return their outputs in the same order."""
-        if isinstance(prompts, Request | torch.Tensor) or (prompts and isinstance(prompts[0], int)):
-            raise TypeError("generate() takes a list of prompts; wrap a single prompt in a list")
+        """Add ``prompts`` (a list of Requests, or of token id lists / 1-D integer tensors
+        sharing ``sampling``/``stop``), step until they have finished, and return their
+        outputs in the same order. A ``[batch, seq_len]`` tensor is passed as
+        ``list(prompts)``."""
+        check_prompt_list(prompts)
         ids = [self.add_request(p) if isinstance(p, Request) else self.add_request(p, sampling, stop) for p in prompts]
         while any(not self._states[rid].finished for rid in ids):
             self.step()

@@ -8,7 +8,8 @@ from tttv2.core.errors import TTTv2Error
 
 
 class InvalidParameterError(TTTv2Error, ValueError):
-    """A sampling or stopping parameter is out of range; names the field and the valid range."""
+    """A sampling, stopping or engine parameter is out of range; names the field, the bad
+    value and what is valid."""
 
     def __init__(self, owner: str, field: str, value: Any, expected: str) -> None:
         self.owner = owner

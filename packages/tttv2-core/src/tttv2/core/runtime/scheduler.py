@@ -3,8 +3,15 @@
 Every step has a token budget (``max_num_batched_tokens``) so a long prompt is prefilled
 in chunks and never stalls the requests already decoding. Running requests go first, in
 arrival order: each decoding request feeds its one pending token, a request still
-prefilling feeds as much of its prompt as the budget leaves. Then waiting requests are
-admitted first-come first-served while budget, KV blocks and ``max_num_seqs`` allow.
+prefilling feeds the next chunk of its prompt. Then waiting requests are admitted
+first-come first-served while budget, KV blocks and ``max_num_seqs`` allow.
+
+In that first round no request feeds more than ``long_prefill_token_threshold`` tokens
+(like vLLM's option of that name), so one long prompt cannot take the whole budget while
+other requests wait or prefill: a short request that arrives behind a long prompt gets its
+first token within a step or two instead of after the whole prompt. Budget left over after
+admission goes back to the capped prompts, oldest first, so a prompt with no competition
+still takes the whole budget.
 
 When a running request needs a KV block and none is free, the most recently admitted
 running request is preempted: its blocks are freed and it goes back to the front of the
@@ -19,7 +26,12 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from tttv2.core.kv_blocks import KVBlockManager
+from tttv2.core.runtime.errors import InvalidParameterError
 from tttv2.core.runtime.sequence import RUNNING, WAITING, SequenceState
+
+
+def is_positive_int(v: object) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v > 0
 
 
 @dataclass
@@ -28,14 +40,37 @@ class ScheduledStep:
     preempted: list[SequenceState] = field(default_factory=list)
 
 
+def default_long_prefill_token_threshold(max_num_batched_tokens: int) -> int:
+    """A quarter of the step's token budget (at least 1): a long prompt keeps most of the
+    budget while three quarters are left for the requests competing with it."""
+    return max(1, max_num_batched_tokens // 4)
+
+
 class Scheduler:
-    def __init__(self, blocks: KVBlockManager, max_num_batched_tokens: int, max_num_seqs: int) -> None:
-        for name, v in (("max_num_batched_tokens", max_num_batched_tokens), ("max_num_seqs", max_num_seqs)):
-            if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
-                raise ValueError(f"Scheduler.{name}={v!r} is invalid: expected a positive integer")
+    """``long_prefill_token_threshold`` (default: :func:`default_long_prefill_token_threshold`)
+    caps the tokens one request feeds before every other running and waiting request has
+    had its share of the step; ``max_num_batched_tokens`` turns the cap off."""
+
+    def __init__(
+        self,
+        blocks: KVBlockManager,
+        max_num_batched_tokens: int,
+        max_num_seqs: int,
+        long_prefill_token_threshold: int | None = None,
+    ) -> None:
+        if long_prefill_token_threshold is None and is_positive_int(max_num_batched_tokens):
+            long_prefill_token_threshold = default_long_prefill_token_threshold(max_num_batched_tokens)
+        for name, v in (
+            ("max_num_batched_tokens", max_num_batched_tokens),
+            ("max_num_seqs", max_num_seqs),
+            ("long_prefill_token_threshold", long_prefill_token_threshold),
+        ):
+            if not is_positive_int(v):
+                raise InvalidParameterError("Scheduler", name, v, "a positive integer")
         self.blocks = blocks
         self.max_num_batched_tokens = max_num_batched_tokens
         self.max_num_seqs = max_num_seqs
+        self.long_prefill_token_threshold = long_prefill_token_threshold
         self.waiting: deque[SequenceState] = deque()
         self.running: list[SequenceState] = []
 
@@ -49,11 +84,12 @@ class Scheduler:
     def schedule(self) -> ScheduledStep:
         step = ScheduledStep()
         budget = self.max_num_batched_tokens
+        cap = self.long_prefill_token_threshold
         free = self.blocks.num_free_blocks
         i = 0
         while i < len(self.running) and budget > 0:
             seq = self.running[i]
-            n = min(seq.num_pending, budget)
+            n = min(seq.num_pending, budget, cap)
             need = self._blocks_needed(seq, n)
             while need > free:
                 victim = self.running[-1]
@@ -67,21 +103,34 @@ class Scheduler:
             budget -= n
             step.chunks.append((seq, n))
             i += 1
-        if step.preempted:
-            return step  # blocks are short: admit nobody this step
-        while self.waiting and budget > 0 and len(self.running) < self.max_num_seqs:
-            seq = self.waiting[0]
-            n = min(seq.num_pending, budget)
-            need = self._blocks_needed(seq, n)
-            if need > free:
-                break
-            self.waiting.popleft()
-            seq.status = RUNNING
-            self.running.append(seq)
-            free -= need
-            budget -= n
-            step.chunks.append((seq, n))
+        if not step.preempted:  # blocks are short after a preemption: admit nobody this step
+            while self.waiting and budget > 0 and len(self.running) < self.max_num_seqs:
+                seq = self.waiting[0]
+                n = min(seq.num_pending, budget, cap)
+                need = self._blocks_needed(seq, n)
+                if need > free:
+                    break
+                self.waiting.popleft()
+                seq.status = RUNNING
+                self.running.append(seq)
+                free -= need
+                budget -= n
+                step.chunks.append((seq, n))
+        self._hand_out_leftover(step, budget, free)
         return step
+
+    def _hand_out_leftover(self, step: ScheduledStep, budget: int, free: int) -> None:
+        """Give the budget the first round left unused to the chunks the cap shortened,
+        oldest first, as far as the free blocks reach."""
+        for j, (seq, n) in enumerate(step.chunks):
+            if budget <= 0:
+                return
+            extra = min(seq.num_pending - n, budget, self._room(seq, n, free))
+            if extra <= 0:
+                continue
+            free -= self._blocks_needed(seq, n + extra) - self._blocks_needed(seq, n)
+            budget -= extra
+            step.chunks[j] = (seq, n + extra)
 
     def remove(self, seq: SequenceState) -> None:
         """Take ``seq`` out of the queues and free its KV blocks."""
@@ -94,6 +143,15 @@ class Scheduler:
     def _blocks_needed(self, seq: SequenceState, n: int) -> int:
         known = self.blocks.has_sequence(seq.seq_id)
         return self.blocks.blocks_needed(seq.seq_id if known else None, n)
+
+    def _room(self, seq: SequenceState, n: int, free: int) -> int:
+        """Tokens ``seq`` can take beyond ``n`` in the blocks it will hold after ``n``
+        tokens plus ``free`` more."""
+        known = self.blocks.has_sequence(seq.seq_id)
+        cached = self.blocks.seq_len(seq.seq_id) if known else 0
+        held = len(self.blocks.block_table(seq.seq_id)) if known else 0
+        blocks_after_n = held + self._blocks_needed(seq, n)
+        return (blocks_after_n + free) * self.blocks.block_size - cached - n
 
     def _preempt(self, seq: SequenceState) -> int:
         """Free ``seq``'s blocks and queue it first; returns the number of blocks freed."""

@@ -30,7 +30,7 @@ import torch
 
 from tttv2.core.modes import ExecutionMode
 from tttv2.core.runtime.detokenizer import Detokenize
-from tttv2.core.runtime.engine import probe_vocab_size, resolve_max_seq_len
+from tttv2.core.runtime.engine import probe_vocab_size, resolve_max_seq_len, resolve_vocab_size
 from tttv2.core.runtime.engine_base import EngineBase, model_attribute
 from tttv2.core.runtime.interface import check_causal_lm
 from tttv2.core.runtime.request import TokenEvent
@@ -66,7 +66,9 @@ class SpeculativeDecoder(EngineBase):
 
     ``num_blocks`` is the target's KV budget, ``draft_num_blocks`` the draft's (default:
     the same). The target must support mode SPECULATIVE (e.g. the ``multi_mode``
-    strategy); the draft needs only prefill and decode."""
+    strategy); the draft needs only prefill and decode. ``max_seq_len`` and ``vocab_size``
+    are checked against the target as in :class:`LLMEngine`; the context limit is also
+    capped at the draft's ``max_seq_len`` (the draft sees every token the target does)."""
 
     def __init__(
         self,
@@ -90,7 +92,7 @@ class SpeculativeDecoder(EngineBase):
             raise ValueError(f"SpeculativeDecoder.max_num_seqs={max_num_seqs!r} is invalid: expected an integer >= 1")
         check_causal_lm(target, "target")
         check_causal_lm(draft, "draft")
-        max_seq_len = resolve_max_seq_len(target, max_seq_len)
+        max_seq_len = resolve_max_seq_len(target, max_seq_len, "SpeculativeDecoder")
         draft_limit = model_attribute(draft, "max_seq_len")
         if draft_limit is not None:
             max_seq_len = min(max_seq_len, draft_limit)
@@ -102,8 +104,7 @@ class SpeculativeDecoder(EngineBase):
         )
         self.target.require(ExecutionMode.SPECULATIVE, "verifying draft tokens")
         self.target.require(ExecutionMode.PREFILL, "prefilling prompts")
-        if vocab_size is None:
-            vocab_size = model_attribute(target, "vocab_size") or probe_vocab_size(self.target)
+        vocab_size = resolve_vocab_size(self.target, vocab_size, "SpeculativeDecoder")
         draft_vocab = model_attribute(draft, "vocab_size") or probe_vocab_size(self.draft)
         if draft_vocab != vocab_size:
             raise ValueError(f"draft vocabulary ({draft_vocab}) differs from the target's ({vocab_size})")
