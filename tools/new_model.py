@@ -14,20 +14,18 @@ workflow: the matrix finds models/*/pyproject.toml, so the new `model:NAME` job 
 from __future__ import annotations
 
 import argparse
-import configparser
 import os
 import re
 import shutil
 import subprocess
 import sys
-import zipfile
 from pathlib import Path
 from string import Template
 
 from releases import last_release
 from workspace import REPO_ROOT, ToolError, main_guard, run
 
-from wheelhouse import DEFAULT_OUT, ensure, existing_wheel, model_requirements
+from wheelhouse import DEFAULT_OUT, ensure
 
 LIBRARIES = ("tttv2-core", "tttv2-hw", "tttv2-blocks", "tttv2-testing")
 TEMPLATE = Path(__file__).resolve().parent / "model_template"
@@ -47,38 +45,6 @@ def test_architecture_entry_point():
 
     assert ep.load() is $module
 """
-
-
-def missing_pytest_plugins(wheel: Path) -> list[tuple[str, str]]:
-    """(name, module) of pytest11 entry points whose module is absent from `wheel`."""
-    with zipfile.ZipFile(wheel) as zf:
-        names = set(zf.namelist())
-        eps = [n for n in names if n.endswith(".dist-info/entry_points.txt")]
-        parser = configparser.ConfigParser(delimiters=("=",))
-        parser.optionxform = str
-        for ep_file in eps:
-            parser.read_string(zf.read(ep_file).decode())
-    if not parser.has_section("pytest11"):
-        return []
-    missing = []
-    for name, target in parser.items("pytest11"):
-        module = target.split(":")[0].strip().replace(".", "/")
-        if f"{module}.py" not in names and f"{module}/__init__.py" not in names:
-            missing.append((name, target.strip()))
-    return missing
-
-
-def _pytest_addopts(missing: list[tuple[str, str]], testing_version: str) -> str:
-    if not missing:
-        return 'addopts = "-ra"'
-    blocked = " ".join(f"-p no:{name}" for name, _ in missing)
-    targets = ", ".join(target for _, target in missing)
-    return (
-        f"# The pinned tttv2-testing {testing_version} declares pytest plugin(s) {targets} but its\n"
-        "# wheel does not contain them, which stops pytest at start-up; they are blocked here.\n"
-        "# Remove this line when re-pinning to a release that ships them.\n"
-        f'addopts = "-ra {blocked}"'
-    )
 
 
 def render(dest: Path, values: dict[str, str]) -> None:
@@ -130,7 +96,6 @@ def scaffold(repo_root: Path, name: str, architecture: str | None) -> Path:
         "architecture_test": Template(ARCH_TEST).substitute(module=module, architecture=arch)
         if architecture
         else "",
-        "pytest_addopts": 'addopts = "-ra"',
     }
     render(dest, values)
     try:
@@ -138,11 +103,6 @@ def scaffold(repo_root: Path, name: str, architecture: str | None) -> Path:
         print(f"$ (cd {dest.relative_to(repo_root)} && uv lock)", flush=True)
         if subprocess.run(["uv", "lock"], cwd=dest, env=env, check=False).returncode != 0:
             raise ToolError(f"uv lock failed in {dest.relative_to(repo_root)}")
-        _, locked = model_requirements(repo_root, dest)
-        testing = dict(locked)["tttv2-testing"]
-        wheel = existing_wheel(DEFAULT_OUT, "tttv2-testing", testing)
-        values["pytest_addopts"] = _pytest_addopts(missing_pytest_plugins(wheel), testing)
-        render(dest, values)
     except BaseException:
         shutil.rmtree(dest, ignore_errors=True)
         raise

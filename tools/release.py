@@ -5,8 +5,9 @@
 
 Steps, stopping at the first failure:
   1. packages/NAME/changes/ holds at least one towncrier fragment;
-  2. the package, uv.lock and every pyproject.toml are committed (the release is rebuilt from
-     git history later, so it must be exactly what is committed);
+  2. the package, uv.lock and the workspace's pyproject.toml files (the root one and
+     packages/*/pyproject.toml; models are not checked, they pin released wheels) are committed
+     (the release is rebuilt from git history later, so it must be exactly what is committed);
   3. API check against the previous release (tools/api_check.py): breaking changes, or a
      *.breaking.md fragment, refuse a minor/patch release and are printed;
   4. `uv version --package NAME --bump KIND` (edits the static version line; relocks);

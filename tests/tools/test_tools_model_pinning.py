@@ -1,9 +1,10 @@
 """A model project runs the released wheels it pinned, whatever the workspace does meanwhile.
 
-In a throwaway clone: build the wheelhouse for models/example, `uv sync --frozen` its own
-environment, then bump tttv2-core in the workspace (a new release: a commit that changes its
-version line). The model keeps running the old release - after `uv sync --frozen` and even after
-`uv lock` - until its pin is moved to the new series and it re-locks.
+In a throwaway clone: build the wheelhouse for models/example, sync its own environment with
+the model CI job's sync step (`uv sync --locked`, read from ci/matrix.toml), then bump tttv2-core
+in the workspace (a new release: a commit that changes its version line). The model keeps
+running the old release - after syncing again and even after `uv lock` - until its pin is moved
+to the new series and it re-locks; a moved pin without a re-lock fails the sync step.
 """
 
 import json
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from conftest import commit_all, sh, tool
+from matrix import load_jobs
 from releases import find_release, last_release
 
 MARKER = "BUMPED_IN_WORKSPACE = True\n"
@@ -35,8 +37,16 @@ def _locked_version(model: Path, name: str) -> str:
     return next(p["version"] for p in lock["package"] if p["name"] == name)
 
 
+def _ci_sync_step(repo: Path, model: Path) -> list[str]:
+    """The argv of the model CI job's `uv sync` step, as ci/matrix.toml declares it."""
+    (job,) = [j for j in load_jobs(repo) if j.name == f"model:{model.name}"]
+    (step,) = [s for s in job.steps if s.run[:2] == ("uv", "sync")]
+    assert repo / step.cwd == model
+    return list(step.run)
+
+
 def _sync(model: Path) -> dict:
-    sh(["uv", "sync", "--frozen"], model)
+    sh(_ci_sync_step(model.parents[1], model), model)
     return _probe(model)
 
 
@@ -82,6 +92,11 @@ def test_model_runs_the_pinned_release_until_it_repins(workspace_clone: Path) ->
     )
     assert count == 1
     pyproject.write_text(text)
+    # Not re-locked yet: the CI sync step refuses the stale lock instead of installing it.
+    stale = sh(_ci_sync_step(repo, model), model, check=False)
+    assert stale.returncode != 0, stale.stdout + stale.stderr
+    assert "needs to be updated" in stale.stderr, stale.stderr
+    assert _probe(model)["version"] == released.version  # the environment was left alone
     sh(["uv", "lock"], model)
     info = _sync(model)
     assert info["version"] == new.version and info["direct_url"] is None
