@@ -14,7 +14,15 @@ token, so selecting first changes nothing but the cost). Parameters: ``embedding
 Execution modes: each pass runs in ``meta.mode``; when the stack's current mode differs it
 calls :meth:`set_mode` first (that only rebinds each attention's implementation), so the
 stack runs in every mode its execution strategy provides, and ``set_mode`` may also be
-called explicitly beforehand (the generation runtime does).
+called explicitly beforehand (the generation runtime does). When a strategy in the stack
+selects by the runtime context (``dynamic``: :class:`~tttv2.core.DynamicStrategy`), every
+pass calls ``set_mode(meta.mode, context=...)`` with the pass's
+:class:`~tttv2.core.RuntimeContext` built from ``meta``
+(:func:`~tttv2.blocks.patterns.pass_context.pass_context`: batch size, longest sequence,
+new tokens; available memory unknown), so its rules choose again for each pass: a long
+prompt can run through the chunked LONG_CONTEXT attention and the next short one through
+plain PREFILL. Whether to do so is decided when the stack is built and at
+:meth:`switch_strategy`; stacks whose strategies do not select by context pay nothing.
 
 Compiled decode: :meth:`TransformerStack.compile_decode` (or tttv2-hw's ``compile`` knob
 for the ``model`` op in decode mode, read at the first decode pass) runs DECODE passes of
@@ -35,6 +43,11 @@ Before each fused pass the binding is checked against the model (modules, parame
 storages, hooks); :meth:`TransformerStack.capture_decode` binds once at the next pass and
 skips those checks from then on, as a CUDA graph replays what it captured: for callers that
 own the model and do not change it between passes (``tttv2 generate`` and ``tttv2 bench``).
+
+Bad inputs: a token id outside the vocabulary or a learned position beyond
+``max_positions`` raises :class:`~tttv2.blocks.EmbeddingIndexError` (a ``ValueError``
+naming the value and the valid range) before any layer runs, on every path (eager, fused,
+compiled).
 
 Per-layer outputs: ``forward(..., output_hidden_states=True)`` returns ``(logits,
 hidden_states)`` with ``hidden_states`` a tuple of ``num_layers + 1`` tensors ``[T,
@@ -59,6 +72,7 @@ from tttv2.blocks.building_blocks.lm_head import LMHead
 from tttv2.blocks.building_blocks.normalization import make_norm
 from tttv2.blocks.patterns.decoder_layer import DecoderLayer
 from tttv2.blocks.patterns.fused_decode import FusedDecode
+from tttv2.blocks.patterns.pass_context import pass_context, selects_by_context
 from tttv2.core import BaseModule, BatchMetadata, ExecutionMode, ExecutionStrategy
 from tttv2.core.specs import ModelSpec
 
@@ -87,6 +101,7 @@ class TransformerStack(BaseModule):
         self._fused: FusedDecode | None = None  # one native call per layer at decode
         self._fused_decided = False  # whether tttv2-hw's fuse_decode_layers has been read
         self._capture = False  # whether fused decode trusts its binding (capture_decode)
+        self._by_context = selects_by_context(self)  # set_mode with a context on every pass
 
     def forward(
         self,
@@ -98,12 +113,15 @@ class TransformerStack(BaseModule):
         """Logits ``[len(meta.logits_indices), vocab]`` for the flattened tokens
         ``input_ids [T]``; every layer writes the new tokens' K/V into ``cache``."""
         self._check(input_ids, meta, cache)
-        if self.current_mode is not meta.mode:
+        if self._by_context:  # a dynamic strategy chooses again for every pass
+            self.set_mode(meta.mode, context=pass_context(meta))
+        elif self.current_mode is not meta.mode:
             self.set_mode(meta.mode)
         if meta.mode is ExecutionMode.DECODE and not output_hidden_states:
             if not self._decode_decided:
                 self._read_compile_choice()
             if self._decode_step is not None and len(meta.seq_ids) <= self._decode_max_batch:
+                self.embedding.check_inputs(input_ids, meta.positions)  # left out of the traced graph
                 return self._decode_step(input_ids, meta, cache)
             if not self._fused_decided:
                 params = hw_params("model", ExecutionMode.DECODE, self.embedding.weight.device, self.spec)
@@ -142,6 +160,7 @@ class TransformerStack(BaseModule):
 
     def switch_strategy(self, strategy: ExecutionStrategy | str) -> None:
         super().switch_strategy(strategy)
+        self._by_context = selects_by_context(self)
         self._recapture()
 
     def _apply(self, fn: Callable[[torch.Tensor], torch.Tensor], recurse: bool = True) -> TransformerStack:

@@ -20,8 +20,12 @@ class WeightMismatchError(CheckpointError):
 
     ``missing`` are module parameter names nothing was loaded into, ``unexpected`` are
     checkpoint tensor names with no parameter to go to, ``mismatched`` are
-    ``(checkpoint name, checkpoint shape, parameter shape)`` triples. The message lists
-    every one of them by name, on one line.
+    ``(checkpoint name, checkpoint shape, parameter shape)`` triples. For a tensor a rename
+    rule transforms or splits, the name also says how and where to
+    (``"c_attn.weight (transpose, part 2 of 3 along dim 0, as layers.0.attention.k_proj.weight)"``,
+    followed by ``": why"`` when the transform or split cannot apply) and the shape is the
+    one after the transform and split. The message lists every one of them by name, on one
+    line.
     """
 
     def __init__(
@@ -50,3 +54,13 @@ class WeightMismatchError(CheckpointError):
                 )
             )
         super().__init__(f"{source} does not match the model: " + "; ".join(parts))
+
+
+class RenameRuleError(TTTv2Error, ValueError):
+    """A rename rule (or a :class:`~tttv2.blocks.weights.Split`) is malformed; the message
+    names the rule's field, the bad value and what would be valid."""
+
+    def __init__(self, owner: str, field: str, value: object, expected: str) -> None:
+        self.field = field
+        self.value = value
+        super().__init__(f"{owner}.{field}={value!r} is invalid: expected {expected}")

@@ -3,8 +3,13 @@
 Everything is checked against the headers before a single byte is copied: every
 checkpoint tensor must land on a parameter (or be skipped on purpose by ``rename``), every
 parameter must receive a tensor, and shapes must agree; all problems are reported
-together by name. Then each tensor is read, cast into the parameter and dropped, so at
-most one checkpoint tensor exists besides the module's own weights.
+together by name. A :class:`~tttv2.blocks.weights.RenameRules` rule may also transform a
+tensor (e.g. transpose it) or split it into several parameters; shapes are then checked
+after the transform and split (computed on the meta device, from the header alone), and
+problems name the checkpoint tensor, which part and the parameter. Then each tensor is
+read, transformed, cast into its parameter(s) and dropped, so at most one checkpoint
+tensor (and what its transform allocates, nothing for a transpose or a split) exists
+besides the module's own weights.
 """
 
 from __future__ import annotations
@@ -16,7 +21,8 @@ import torch
 
 from tttv2.blocks.weights.checkpoint import SafetensorsCheckpoint
 from tttv2.blocks.weights.errors import WeightMismatchError
-from tttv2.blocks.weights.renaming import Rename
+from tttv2.blocks.weights.placement import Placement
+from tttv2.blocks.weights.renaming import Rename, RenameRules
 
 # progress(tensor name, bytes loaded so far, total bytes to load)
 ProgressCallback = Callable[[str, int, int], None]
@@ -46,31 +52,61 @@ def plan_load(
     rename: Rename | Mapping[str, str | None] | None = None,
 ) -> tuple[dict[str, str], list[str]]:
     """``({checkpoint name: parameter name}, skipped)``, or :class:`WeightMismatchError`
-    listing every missing, unexpected and mis-shaped tensor."""
-    to_target = _as_callable(rename)
+    listing every missing, unexpected and mis-shaped tensor. A tensor a
+    :class:`~tttv2.blocks.weights.Split` divides appears once per part, as ``"name[i]"``
+    (part ``i``, from 0)."""
+    plan, skipped = _plan(module, checkpoint, rename)
+    flat: dict[str, str] = {}
+    for name, placements in plan.items():
+        if len(placements) == 1:
+            flat[name] = placements[0].target
+        else:
+            flat |= {f"{name}[{i}]": p.target for i, p in enumerate(placements)}
+    return flat, skipped
+
+
+def _plan(
+    module: torch.nn.Module,
+    checkpoint: SafetensorsCheckpoint,
+    rename: Rename | Mapping[str, str | None] | None,
+) -> tuple[dict[str, tuple[Placement, ...]], list[str]]:
+    """``({checkpoint name: its placements}, skipped)``, or :class:`WeightMismatchError`."""
+    place = _as_placer(rename)
     targets = loadable_tensors(module)
-    plan: dict[str, str] = {}
+    plan: dict[str, tuple[Placement, ...]] = {}
     skipped: list[str] = []
     unexpected: list[str] = []
     mismatched: list[tuple[str, tuple[int, ...], tuple[int, ...]]] = []
     claimed: dict[str, str] = {}
     for name in checkpoint.names:
-        target = to_target(name)
-        if target is None:
+        placements = place(name)
+        if placements is None:
             skipped.append(name)
             continue
-        if target not in targets:
-            unexpected.append(name if target == name else f"{name} (as {target})")
-            continue
-        if target in claimed:
-            unexpected.append(f"{name} (as {target}, already loaded from {claimed[target]})")
-            continue
-        claimed[target] = name
-        want, got = tuple(targets[target].shape), checkpoint.shape(name)
-        if want != got:
-            mismatched.append((name, got, want))
-        plan[name] = target
-    filled = {id(targets[t]) for t in plan.values()}
+        kept = []
+        for p in placements:
+            how = f"{p.how}, " if p.how else ""
+            if p.target not in targets:
+                unexpected.append(name if p.target == name and not how else f"{name} ({how}as {p.target})")
+                continue
+            if p.target in claimed:
+                unexpected.append(f"{name} ({how}as {p.target}, already loaded from {claimed[p.target]})")
+                continue
+            claimed[p.target] = name
+            want = tuple(targets[p.target].shape)
+            info = checkpoint.tensors[name]
+            label = f"{name} ({how}as {p.target})" if p.derive is not None else name
+            try:
+                got = p.shape(info.shape, info.dtype)
+            except (RuntimeError, ValueError, IndexError) as exc:  # a transform or split that cannot apply
+                mismatched.append((f"{label}: {exc}", info.shape, want))
+                continue
+            if want != got:
+                mismatched.append((label, got, want))
+            kept.append(p)
+        if kept:
+            plan[name] = tuple(kept)
+    filled = {id(targets[t]) for t in claimed}  # mis-shaped ones are reported as such, not as missing
     missing, seen = [], set()
     for pname, tensor in targets.items():
         if id(tensor) not in filled and id(tensor) not in seen:
@@ -95,25 +131,44 @@ def load_weights(
     """Fill ``module``'s parameters from ``checkpoint``.
 
     ``rename`` maps a checkpoint name to a parameter name (``None``: skip it on purpose);
-    see :class:`~tttv2.blocks.weights.RenameRules`. ``dtype`` casts floating-point
+    see :class:`~tttv2.blocks.weights.RenameRules`, whose rules may also transform a tensor
+    or split it into several parameters. ``dtype`` casts floating-point
     parameters as they are loaded (others keep the dtype they have in the module). Raises
     :class:`WeightMismatchError` before copying anything if the names or shapes disagree.
     """
-    plan, skipped = plan_load(module, checkpoint, rename)
+    plan, skipped = _plan(module, checkpoint, rename)
     targets = loadable_tensors(module)
     total = sum(checkpoint.tensors[n].nbytes for n in plan)
     done = 0
-    for name, target in plan.items():
+    loaded: list[str] = []
+    for name, placements in plan.items():
         source = checkpoint.get(name)
-        param = targets[target]
-        if dtype is not None and param.is_floating_point() and param.dtype != dtype:
-            param.data = torch.empty(param.shape, dtype=dtype, device=param.device)
-        param.copy_(source)
+        for placement in placements:
+            param = targets[placement.target]
+            if dtype is not None and param.is_floating_point() and param.dtype != dtype:
+                param.data = torch.empty(param.shape, dtype=dtype, device=param.device)
+            param.copy_(placement.tensor(source))
+            loaded.append(placement.target)
         del source
         done += checkpoint.tensors[name].nbytes
         if progress is not None:
             progress(name, done, total)
-    return LoadReport(tuple(plan.values()), tuple(skipped), done)
+    return LoadReport(tuple(loaded), tuple(skipped), done)
+
+
+def _as_placer(
+    rename: Rename | Mapping[str, str | None] | None,
+) -> Callable[[str], tuple[Placement, ...] | None]:
+    placements = getattr(rename, "placements", None)
+    if isinstance(rename, RenameRules) and callable(placements):
+        return placements
+    to_target = _as_callable(rename)
+
+    def place(name: str) -> tuple[Placement, ...] | None:
+        target = to_target(name)
+        return None if target is None else (Placement(target),)
+
+    return place
 
 
 def _as_callable(rename: Rename | Mapping[str, str | None] | None) -> Rename:

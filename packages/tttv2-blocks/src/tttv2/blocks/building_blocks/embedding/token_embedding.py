@@ -9,6 +9,13 @@
 dtype=h.dtype)``), as Hugging Face Gemma does, so low-precision results match bit for bit.
 Parameters: ``weight [vocab, hidden]`` and, when ``spec.max_positions`` is set,
 ``position_embedding [max_positions, hidden]``.
+
+A token id outside ``0 .. vocab_size - 1`` or a learned position outside
+``0 .. max_positions - 1`` raises :class:`EmbeddingIndexError` (a ``ValueError``) naming
+the argument, the value and the valid range: one ``aminmax`` per checked tensor per call
+(:meth:`TokenEmbedding.check_inputs`). Inside ``torch.compile`` tracing the check is left
+out (it would break the graph); :class:`~tttv2.blocks.TransformerStack` runs it before its
+compiled decode step instead.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from tttv2.blocks.building_blocks.embedding.errors import EmbeddingIndexError
 from tttv2.core.specs import EmbeddingSpec
 
 
@@ -44,15 +52,34 @@ class TokenEmbedding(torch.nn.Module):
         positions) to ``[T, hidden]``."""
         if input_ids.dtype not in (torch.int64, torch.int32):
             raise ValueError(f"TokenEmbedding expects integer token ids, got dtype {input_ids.dtype}")
+        if self.position_embedding is not None and positions is None:
+            raise ValueError("TokenEmbedding with learned positions (max_positions set) needs positions")
+        if not torch.compiler.is_compiling():
+            self.check_inputs(input_ids, positions)
         h = F.embedding(input_ids, self.weight)
         if self.spec.scale is not None:
             h = h * torch.tensor(self.spec.scale, dtype=h.dtype, device=h.device)
         if self.position_embedding is not None:
-            if positions is None:
-                raise ValueError("TokenEmbedding with learned positions (max_positions set) needs positions")
             h = h + F.embedding(positions, self.position_embedding)
         return h
+
+    def check_inputs(self, input_ids: torch.Tensor, positions: torch.Tensor | None = None) -> None:
+        """Raise :class:`EmbeddingIndexError` when a token id (or, with learned positions, a
+        position) has no row in its table."""
+        _check_range(input_ids, "input_ids", "token id", self.spec.vocab_size, "vocab_size")
+        if self.position_embedding is not None and positions is not None:
+            _check_range(positions, "positions", "position", self.position_embedding.shape[0], "max_positions")
 
     def extra_repr(self) -> str:
         s = self.spec
         return f"{s.vocab_size}, {s.hidden_dim}, scale={s.scale}, max_positions={s.max_positions}"
+
+
+def _check_range(values: torch.Tensor, argument: str, what: str, size: int, field: str) -> None:
+    if values.numel() == 0:
+        return
+    low, high = (int(v) for v in torch.aminmax(values))
+    if high >= size:
+        raise EmbeddingIndexError(argument, what, high, size, field)
+    if low < 0:
+        raise EmbeddingIndexError(argument, what, low, size, field)

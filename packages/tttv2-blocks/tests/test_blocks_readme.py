@@ -1,0 +1,20 @@
+"""The README examples run as written."""
+
+from __future__ import annotations
+
+import doctest
+from pathlib import Path
+
+README = Path(__file__).parents[1] / "README.md"
+
+
+def test_readme_example(monkeypatch):
+    monkeypatch.delenv("TTTV2_DEVICE_PROFILE", raising=False)
+    monkeypatch.delenv("TTTV2_PARAMS", raising=False)
+    text = README.read_text()
+    parser = doctest.DocTestParser()
+    test = parser.get_doctest(text, {}, "README.md", str(README), 0)
+    assert test.examples, "README has no example"
+    runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS)
+    runner.run(test)
+    assert runner.failures == 0
