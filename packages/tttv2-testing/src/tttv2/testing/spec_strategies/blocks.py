@@ -116,15 +116,16 @@ def moe_specs(draw: st.DrawFn, hidden_dim: int | None = None, max_experts: int =
 
 @st.composite
 def embedding_specs(
-    draw: st.DrawFn, hidden_dim: int | None = None, vocab_size: int | None = None
+    draw: st.DrawFn, hidden_dim: int | None = None, vocab_size: int | None = None, min_positions: int = 16
 ) -> EmbeddingSpec:
-    """Token embedding, optionally scaled (Gemma) and with learned positions (GPT-2)."""
+    """Token embedding, optionally scaled (Gemma) and with learned positions (GPT-2): at
+    least ``min_positions`` of them (a model's ``max_seq_len``), at most 256 or that."""
     hidden_dim = hidden_dim or draw(st.integers(1, 64))
     return EmbeddingSpec(
         vocab_size=vocab_size or draw(st.integers(2, 256)),
         hidden_dim=hidden_dim,
         scale=draw(st.one_of(st.none(), st.just(float(hidden_dim) ** 0.5), st.floats(0.1, 10.0))),
-        max_positions=draw(st.one_of(st.none(), st.integers(16, 256))),
+        max_positions=draw(st.one_of(st.none(), st.integers(min_positions, max(min_positions, 256)))),
     )
 
 

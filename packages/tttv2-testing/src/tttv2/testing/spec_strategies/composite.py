@@ -57,7 +57,7 @@ def model_specs(
     n = num_layers or draw(st.integers(1, 3))
     layers = tuple(draw(decoder_layer_specs(hidden_dim=hidden_dim, max_seq_len=max_seq_len, moe=moe)) for _ in range(n))
     return ModelSpec(
-        embedding=draw(embedding_specs(hidden_dim=hidden_dim, vocab_size=vocab_size)),
+        embedding=draw(embedding_specs(hidden_dim=hidden_dim, vocab_size=vocab_size, min_positions=max_seq_len)),
         layers=layers,
         final_norm=draw(norm_specs(dim=hidden_dim)),
         lm_head=draw(lm_head_specs(hidden_dim=hidden_dim, vocab_size=vocab_size)),
