@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 
 from hypothesis import strategies as st
+
 from tttv2.core import (
     AttentionSpec,
     DecoderLayerSpec,
@@ -186,7 +187,8 @@ def models(draw: st.DrawFn) -> ModelSpec:
     max_seq_len = draw(st.integers(1, 8192))
     tied = draw(st.booleans())
     return ModelSpec(
-        embedding=EmbeddingSpec(vocab_size=vocab, hidden_dim=hidden, scale=draw(maybe(pos_floats))),
+        embedding=EmbeddingSpec(vocab_size=vocab, hidden_dim=hidden, scale=draw(maybe(pos_floats)),
+                                max_positions=draw(maybe(st.integers(max_seq_len, 2 * max_seq_len)))),
         layers=draw(st.lists(decoder_layers(hidden, max_seq_len), min_size=1, max_size=3)),
         final_norm=draw(norms(hidden)),
         lm_head=LMHeadSpec(hidden_dim=hidden, vocab_size=vocab if tied else draw(sizes), tied=tied),
@@ -236,7 +238,7 @@ INVALID: dict[type, dict[str, st.SearchStrategy]] = {
     KVCacheSpec: {f: not_positive_int_required for f in ("num_kv_heads", "head_dim", "max_seq_len", "max_batch")},
     RopeSpec: {"head_dim": not_positive_int_required, "rotary_dim": st.sampled_from([0, -2, 3, 4.0, "8", True]),
                "theta": not_positive_float_required, "max_position": not_positive_int_required,
-               "scaling": not_name, "factor": not_positive_float_required,
+               "scaling": not_name, "factor": not_positive_float,
                "original_max_position": not_positive_int, "low_freq_factor": not_positive_float,
                "high_freq_factor": not_positive_float, "beta_fast": not_positive_float,
                "beta_slow": not_positive_float, "attention_factor": not_positive_float,

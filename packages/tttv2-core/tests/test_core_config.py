@@ -8,6 +8,7 @@ import textwrap
 import pytest
 import torch
 from core_toys import PrefillDecodeSpec, ToyLeaf, ToySpec, assert_close, reference
+
 from tttv2.core import (
     AttentionSpec,
     ExecutionMode,
@@ -125,3 +126,29 @@ def test_config_errors_are_clear(tmp_path) -> None:
 def test_module_class_lookup() -> None:
     assert module_class_for(ToySpec) is ToyLeaf
     assert module_class_for(PrefillDecodeSpec) is ToyLeaf
+
+
+@pytest.mark.parametrize("bad", [["chunk_size", 64], "chunk_size=64", 5, {3: "x"}])
+def test_strategy_config_must_be_a_table_of_named_options(bad) -> None:
+    with pytest.raises(SpecError) as info:
+        ModuleConfig(ToySpec(4), execution_strategy="multi_mode", strategy_config=bad)
+    assert info.value.field == "strategy_config" and str(info.value).startswith("ModuleConfig.strategy_config=")
+    with pytest.raises(SpecError, match="ModuleConfig.strategy_config="):
+        ModuleConfig.from_dict({"spec": ToySpec(4).to_dict(), "strategy_config": bad})
+
+
+@pytest.mark.parametrize("bad", [5, None, "", ["cpu"], 1.0])
+def test_device_must_be_a_device_name(bad) -> None:
+    with pytest.raises(SpecError) as info:
+        ModuleConfig(ToySpec(4), device=bad)
+    assert info.value.field == "device" and "'cpu'" in info.value.expected
+    with pytest.raises(SpecError, match="ModuleConfig.device="):
+        ModuleConfig.from_dict({"spec": ToySpec(4).to_dict(), "device": bad})
+
+
+def test_device_and_strategy_name_types() -> None:
+    config = ModuleConfig(ToySpec(4), device=torch.device("cpu"))  # type: ignore[arg-type]
+    assert config.device == "cpu" and config.to_dict()["device"] == "cpu"
+    for bad in (None, 3, ["unified"]):
+        with pytest.raises(SpecError, match="ModuleConfig.execution_strategy="):
+            ModuleConfig(ToySpec(4), execution_strategy=bad)  # type: ignore[arg-type]

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from core_toys import ToyLeaf, ToySpec
+
 from tttv2.core import (
     ContinuousBatchingStrategy,
     DynamicStrategy,
@@ -17,6 +18,7 @@ from tttv2.core import (
     ExecutionStrategy,
     MultiModeStrategy,
     PrefillDecodeStrategy,
+    SpecError,
     StrategyError,
     StrategyRegistry,
     UnifiedStrategy,
@@ -86,6 +88,18 @@ def test_register_rejects_non_strategies(registry) -> None:
         with pytest.raises(TypeError):
             registry.register("core_test_bad", bad)
     assert "core_test_bad" not in registry.names()
+
+
+@pytest.mark.parametrize("bad", [3, None, "", ("core_test_echo",)])
+def test_register_requires_a_non_empty_string_name(registry, bad) -> None:
+    with pytest.raises(SpecError) as info:
+        registry.register(bad, EchoStrategy)
+    assert info.value.field == "name" and "non-empty str" in str(info.value)
+    assert isinstance(info.value, ValueError)
+    assert all(isinstance(n, str) for n in registry._strategies)
+    registry.names()  # still sortable
+    with pytest.raises(UnknownNameError, match="registered: "):
+        registry.get("core_test_nope")
 
 
 PLUGIN_MODULE = """

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import pytest
+
 from tttv2.core import (
     AttentionSpec,
     DecoderLayerSpec,
@@ -159,6 +160,21 @@ def test_model_rules() -> None:
     assert model(lm_head=LMHeadSpec(hidden_dim=64, vocab_size=99)).vocab_size == 99  # untied
     fails("final_norm", model, final_norm=NormSpec(32))
     fails("embedding", model, embedding=NormSpec(64))
+
+
+def test_model_max_seq_len_within_learned_positions() -> None:
+    """GPT-2 learned 1024 positions: a longer context would index past the table."""
+    gpt2_embedding = EmbeddingSpec(vocab_size=100, hidden_dim=64, max_positions=1024)
+    layers = [layer(attention=AttentionSpec(hidden_dim=64, num_heads=4))]  # attention max_seq_len 4096
+    err = fails("max_seq_len", ModelSpec, embedding=gpt2_embedding, layers=layers, final_norm=NormSpec(64),
+                lm_head=LMHeadSpec(hidden_dim=64, vocab_size=100, tied=True))  # default max_seq_len 4096
+    assert str(err) == ("ModelSpec.max_seq_len=4096 is invalid: expected <= embedding.max_positions (1024), "
+                        "the number of learned positions")
+    assert model(embedding=gpt2_embedding).max_seq_len == 1024  # the fixture's max_seq_len fits
+    fails("max_seq_len", model, embedding=gpt2_embedding.replace(max_positions=1023))
+    data = model(embedding=gpt2_embedding).to_dict()
+    data["embedding"]["max_positions"] = 512
+    fails("max_seq_len", ModuleSpec.from_dict, data)
 
 
 # -- from_dict ------------------------------------------------------------------------

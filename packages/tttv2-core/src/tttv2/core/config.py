@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import torch
 
 from tttv2.core.errors import SpecError
 from tttv2.core.module_classes import module_class_for
@@ -19,7 +22,9 @@ class ModuleConfig:
     """A spec plus where and how to run it.
 
     ``execution_strategy`` is a registered strategy name; ``strategy_config`` holds its
-    constructor options."""
+    constructor options (a strategy that declares its options rejects others when
+    :func:`create_module` builds it). ``device`` is a device name (a ``torch.device`` is
+    stored as its name)."""
 
     spec: ModuleSpec
     device: str = "cpu"
@@ -29,9 +34,20 @@ class ModuleConfig:
     def __post_init__(self) -> None:
         if not isinstance(self.spec, ModuleSpec):
             raise SpecError("ModuleConfig", "spec", self.spec, "a ModuleSpec instance")
+        if isinstance(self.device, torch.device):
+            object.__setattr__(self, "device", str(self.device))
+        if not isinstance(self.device, str) or not self.device:
+            raise SpecError("ModuleConfig", "device", self.device, "a device name such as 'cpu' or 'cuda:0'")
+        if not isinstance(self.execution_strategy, str) or not self.execution_strategy:
+            raise SpecError("ModuleConfig", "execution_strategy", self.execution_strategy, "a registered strategy name")
         StrategyRegistry.get_class(self.execution_strategy)  # unknown names fail here
         if self.strategy_config is None:
             object.__setattr__(self, "strategy_config", {})
+        if not isinstance(self.strategy_config, Mapping):
+            raise SpecError("ModuleConfig", "strategy_config", self.strategy_config, "a table of strategy options by name")
+        for key in self.strategy_config:
+            if not isinstance(key, str):
+                raise SpecError("ModuleConfig", "strategy_config", self.strategy_config, "option names that are strings")
 
     def to_dict(self) -> dict[str, Any]:
         return {

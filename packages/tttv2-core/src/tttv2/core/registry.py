@@ -7,7 +7,7 @@ import warnings
 from importlib.metadata import entry_points
 from typing import Any, ClassVar
 
-from tttv2.core.errors import StrategyError, UnknownNameError
+from tttv2.core.errors import SpecError, StrategyError, UnknownNameError
 from tttv2.core.strategy import ExecutionStrategy
 
 ENTRY_POINT_GROUP = "tttv2.strategies"
@@ -27,7 +27,11 @@ class StrategyRegistry:
 
     @classmethod
     def register(cls, name: str, strategy_class: type[ExecutionStrategy]) -> type[ExecutionStrategy]:
-        """Register ``strategy_class`` under ``name`` (replacing any earlier one)."""
+        """Register ``strategy_class`` under ``name`` (replacing any earlier one).
+
+        ``name`` must be a non-empty string (:class:`SpecError` otherwise)."""
+        if not isinstance(name, str) or not name:
+            raise SpecError("StrategyRegistry.register", "name", name, "a non-empty str")
         if not (isinstance(strategy_class, type) and issubclass(strategy_class, ExecutionStrategy)):
             raise TypeError(f"{strategy_class!r} is not an ExecutionStrategy subclass")
         cls._strategies[name] = strategy_class

@@ -6,7 +6,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from tttv2.core.errors import ModeNotSupportedError
+from tttv2.core.errors import ModeNotSupportedError, SpecError
 from tttv2.core.implementations import Implementation, build_implementation, implementations_for
 from tttv2.core.modes import ExecutionMode
 from tttv2.core.specs.base import ModuleSpec
@@ -18,11 +18,30 @@ class ExecutionStrategy(ABC):
     Options given to the constructor are kept in ``self.options`` (JSON-safe values) so a
     strategy can be named in configuration files. ``variants`` maps a mode name to the
     implementation variant to use (default ``"default"``).
+
+    ``accepted_options`` names the options a strategy takes (besides ``variants``); any
+    other option raises a :class:`SpecError` naming it and the valid ones, so a typo in a
+    configuration file fails instead of being ignored. ``None`` accepts any option. The
+    declaration is not inherited: a subclass that declares none accepts anything, as
+    strategies written before the attribute existed did.
     """
 
     name: ClassVar[str] = ""
+    accepted_options: ClassVar[frozenset[str] | None] = None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "accepted_options" not in cls.__dict__:
+            cls.accepted_options = None
+        elif cls.accepted_options is not None:
+            cls.accepted_options = frozenset(cls.accepted_options)
 
     def __init__(self, variants: Mapping[str, str] | None = None, **options: Any) -> None:
+        accepted = type(self).accepted_options
+        if accepted is not None:
+            for option in sorted(set(options) - accepted):
+                valid = ", ".join(sorted({*accepted, "variants"}))
+                raise SpecError(type(self).__name__, option, options[option], f"a known option: {valid}")
         self.variants = {ExecutionMode(k): v for k, v in (variants or {}).items()}
         self.options = options
 

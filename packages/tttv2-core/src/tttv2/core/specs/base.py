@@ -88,17 +88,20 @@ class ModuleSpec:
             raise SpecError(cls.__name__, "data", data, "a dict of field values")
         data = dict(data)
         kind = data.pop("kind", cls.kind)
-        if not kind:
-            raise SpecError(cls.__name__, "kind", None, "one of " + ", ".join(repr(k) for k in spec_kinds()))
+        if not kind or not isinstance(kind, str):
+            kinds = "one of " + ", ".join(repr(k) for k in spec_kinds())
+            raise SpecError(cls.__name__, "kind", None if kind == "" else kind, kinds)
         target = spec_class(kind)
         if cls is not ModuleSpec and not issubclass(target, cls):
             raise SpecError(cls.__name__, "kind", kind, f"{cls.kind!r}")
         hints = typing.get_type_hints(target)
         fields = dataclasses.fields(target)  # type: ignore[arg-type]
         names = {f.name for f in fields}
-        unknown = sorted(set(data) - names)
+        unknown = sorted(set(data) - names, key=repr)  # keys of any type, e.g. 3 from a bad table
         if unknown:
-            raise SpecError(target.__name__, unknown[0], data[unknown[0]], "one of " + ", ".join(sorted(names)))
+            bad = unknown[0]
+            field = bad if isinstance(bad, str) else repr(bad)
+            raise SpecError(target.__name__, field, data[bad], "one of " + ", ".join(sorted(names)))
         for f in fields:
             required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
             if required and f.name not in data:
@@ -121,8 +124,8 @@ class ModuleSpec:
         """A copy with some fields changed (validated again).
 
         Fields derived at construction (``AttentionSpec.num_kv_heads``/``head_dim``,
-        ``RopeSpec.rotary_dim``) hold their derived values; pass ``None`` for them to have
-        them derived again from the changed fields."""
+        ``RopeSpec.rotary_dim``/``factor``) hold their derived values; pass ``None`` for them
+        to have them derived again from the changed fields."""
         return dataclasses.replace(self, **changes)  # type: ignore[type-var]
 
 

@@ -50,7 +50,7 @@ class DecoderLayerSpec(ModuleSpec):
             if v is None and f != "attn_norm":
                 continue
             if not isinstance(v, NormSpec) or v.dim != hidden:
-                self._fail(f, f"a NormSpec with dim == {hidden}")
+                self._fail(f, f"a NormSpec with dim == attention.hidden_dim ({hidden})")
         if self.ffn_norm is None and not self.parallel:
             self._fail("ffn_norm", "a NormSpec (only parallel layers may share attn_norm)")
         if self.parallel and (self.post_attn_norm or self.post_ffn_norm):

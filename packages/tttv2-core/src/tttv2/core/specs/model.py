@@ -14,7 +14,9 @@ from tttv2.core.specs.normalization import NormSpec
 @dataclass(frozen=True)
 class ModelSpec(ModuleSpec):
     """A decoder-only transformer. ``layers`` holds one spec per layer, so local
-    (sliding-window) and global layers can alternate."""
+    (sliding-window) and global layers can alternate. ``max_seq_len`` may not exceed any
+    layer's ``attention.max_seq_len``, nor the embedding's learned ``max_positions``
+    when it has them (GPT-2: 1024)."""
 
     kind = "model"
 
@@ -38,15 +40,18 @@ class ModelSpec(ModuleSpec):
         hidden = self.embedding.hidden_dim
         for i, layer in enumerate(self.layers):
             if layer.hidden_dim != hidden:
-                self._fail("layers", f"layer {i} with hidden_dim == {hidden}")
+                self._fail("layers", f"layer {i} with hidden_dim == embedding.hidden_dim ({hidden})")
             if layer.attention.max_seq_len < self.max_seq_len:
-                self._fail("layers", f"layer {i} attention.max_seq_len >= {self.max_seq_len}")
+                self._fail("layers", f"layer {i} attention.max_seq_len >= max_seq_len ({self.max_seq_len})")
         if not isinstance(self.final_norm, NormSpec) or self.final_norm.dim != hidden:
-            self._fail("final_norm", f"a NormSpec with dim == {hidden}")
+            self._fail("final_norm", f"a NormSpec with dim == embedding.hidden_dim ({hidden})")
         if not isinstance(self.lm_head, LMHeadSpec) or self.lm_head.hidden_dim != hidden:
-            self._fail("lm_head", f"an LMHeadSpec with hidden_dim == {hidden}")
+            self._fail("lm_head", f"an LMHeadSpec with hidden_dim == embedding.hidden_dim ({hidden})")
         if self.lm_head.vocab_size != self.embedding.vocab_size and self.lm_head.tied:
             self._fail("lm_head", f"vocab_size == embedding.vocab_size ({self.embedding.vocab_size}) when tied")
+        positions = self.embedding.max_positions
+        if positions is not None and self.max_seq_len > positions:
+            self._fail("max_seq_len", f"<= embedding.max_positions ({positions}), the number of learned positions")
 
     @property
     def num_layers(self) -> int:

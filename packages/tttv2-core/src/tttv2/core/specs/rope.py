@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from tttv2.core.specs.base import ModuleSpec
 
 ROPE_SCALINGS = ("default", "linear", "dynamic", "yarn", "llama3", "longrope")
+# rules whose missing factor Hugging Face derives as max_position / original_max_position
+_FACTOR_FROM_CONTEXT = ("yarn", "longrope")
 
 
 @dataclass(frozen=True)
@@ -16,6 +18,9 @@ class RopeSpec(ModuleSpec):
 
     ``scaling`` names the frequency-scaling rule (Hugging Face ``rope_type``); the fields
     after it are that rule's parameters, ``None`` where the rule has a standard default.
+    ``factor=None`` is derived as Hugging Face does: for ``yarn`` and ``longrope``
+    ``max_position / original_max_position`` (Phi-3's config gives no factor), for the
+    other rules 1.0.
     ``interleaved`` selects the Meta layout (pairs ``(2i, 2i+1)``) instead of the Hugging
     Face half-split layout (pairs ``(i, i + rotary_dim/2)``).
     """
@@ -27,7 +32,7 @@ class RopeSpec(ModuleSpec):
     theta: float = 10000.0
     max_position: int = 4096
     scaling: str = "default"
-    factor: float = 1.0
+    factor: float | None = None
     original_max_position: int | None = None
     low_freq_factor: float | None = None
     high_freq_factor: float | None = None
@@ -48,7 +53,6 @@ class RopeSpec(ModuleSpec):
         self._positive("rotary_dim")
         if self.rotary_dim > self.head_dim or self.rotary_dim % 2:
             self._fail("rotary_dim", f"an even integer <= head_dim ({self.head_dim})")
-        self._positive_float("theta", "factor")
         self._one_of("scaling", ROPE_SCALINGS)
         self._bool("truncate", "interleaved")
         if self.scaling != "default" and self.scaling != "linear" and self.scaling != "dynamic":
@@ -56,6 +60,10 @@ class RopeSpec(ModuleSpec):
                 self._fail("original_max_position", f"an integer for scaling={self.scaling!r}")
         if self.original_max_position is not None:
             self._positive("original_max_position")
+        if self.factor is None:
+            derived = self.scaling in _FACTOR_FROM_CONTEXT
+            self._set("factor", self.max_position / self.original_max_position if derived else 1.0)  # type: ignore[operator]
+        self._positive_float("theta", "factor")
         self._positive_float("low_freq_factor", "high_freq_factor", allow_none=True)
         if self.scaling == "llama3":
             self._positive_float("low_freq_factor", "high_freq_factor")

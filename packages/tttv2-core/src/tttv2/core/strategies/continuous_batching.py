@@ -11,6 +11,7 @@ class ContinuousBatchingStrategy(ExecutionStrategy):
     brings any number of new tokens and attends to its own cached context."""
 
     name = "continuous_batching"
+    accepted_options = frozenset()  # only ``variants``
 
     def get_execution_modes(self) -> list[ExecutionMode]:
         return [ExecutionMode.PREFILL, ExecutionMode.DECODE, ExecutionMode.CONTINUOUS_BATCH]

@@ -11,6 +11,7 @@ class PrefillDecodeStrategy(ExecutionStrategy):
     reads the paged cache) as separately optimised implementations."""
 
     name = "prefill_decode"
+    accepted_options = frozenset()  # only ``variants``
 
     def get_execution_modes(self) -> list[ExecutionMode]:
         return [ExecutionMode.PREFILL, ExecutionMode.DECODE]

@@ -10,6 +10,7 @@ class UnifiedStrategy(ExecutionStrategy):
     """Runs prefill, decode and unified requests through the single UNIFIED implementation."""
 
     name = "unified"
+    accepted_options = frozenset()  # only ``variants``
 
     def get_execution_modes(self) -> list[ExecutionMode]:
         return [ExecutionMode.UNIFIED]

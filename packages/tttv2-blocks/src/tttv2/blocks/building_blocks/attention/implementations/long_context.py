@@ -6,9 +6,11 @@ the keys the chunk can see), project out into the result. The largest intermedia
 then ``[chunk, H, D]`` queries, ``[context, Hkv, D]`` keys and values, and the kernel's
 ``[H, chunk, context]`` scores at most, instead of ``[H, S, S]``.
 
-The chunk size is the strategy's option ``chunk_size`` (``MultiModeStrategy(chunk_size=...)``;
-for a dynamic strategy, that of the strategy its rules pick), else tttv2-hw's tuned value,
-else :data:`DEFAULT_CHUNK_SIZE`.
+The chunk size is the strategy's option ``chunk_size`` when it is set
+(``MultiModeStrategy(chunk_size=...)``; for a dynamic strategy, that of the strategy its
+rules pick, which a rule's ``options`` can set), else tttv2-hw's tuned
+``prefill_chunk_size`` (what ``MultiModeStrategy()``'s default ``chunk_size=None`` asks
+for), else :data:`DEFAULT_CHUNK_SIZE`.
 """
 
 from __future__ import annotations
