@@ -4,9 +4,19 @@ Hypothesis draws a spec (MHA/GQA/MQA, free head_dim, biases, qk-norm, sliding wi
 soft-cap, custom scale, RoPE), a cache layout (paged with several block sizes, or static)
 and a schedule of passes in the mode under test; each sequence's outputs must equal the
 reference run over the whole sequence.
+
+The modes that reach the paged-decode kernel also run with tttv2-hw's native CPU kernels
+turned off (``TTTV2_NATIVE_KERNELS=0``), so the PyTorch fallback that CUDA, non-AVX2 CPUs
+and hosts without a C compiler use is covered too; a spy on the kernel module checks
+which of the two ran.
 """
 
 from __future__ import annotations
+
+import importlib
+import sys
+from collections import Counter
+from collections.abc import Iterator
 
 import pytest
 import torch
@@ -23,8 +33,12 @@ from hypothesis import strategies as st
 
 from tttv2.blocks import PagedKVCache, StaticKVCache
 from tttv2.core import AttentionSpec, MultiModeStrategy, RopeSpec
+from tttv2.hw.kernels.native import NativeKernelUnavailable, build_native
 
 SEQS = (0, 1, 2)
+#: The module behind the CPU paged-decode kernel (``tttv2.hw.kernels`` re-exports a
+#: function of the same name, which shadows it as an attribute).
+paged_kernels = importlib.import_module("tttv2.hw.kernels.paged_decode_attention")
 
 
 def _lengths(data: st.DataObject, low: int, high: int) -> dict[int, int]:
@@ -178,9 +192,52 @@ STRATEGIES = {
 }
 
 
-@pytest.mark.parametrize("mode", list(FIXED))
+#: Modes whose schedule reaches the paged-decode kernel (long_context ends with a decode).
+PAGED_MODES = ("decode", "long_context", "continuous_batch")
+MODES_AND_KERNELS = [(m, "native") for m in FIXED] + [(m, "torch") for m in PAGED_MODES]
+
+
+def _forget_native_kernels() -> None:
+    """tttv2-hw looks each native kernel up once per process (``TTTV2_NATIVE_KERNELS`` is
+    read then) and caches the function or the reason there is none: forget those."""
+    for name, module in list(sys.modules.items()):
+        if name.startswith("tttv2.hw.kernels"):
+            for obj in list(vars(module).values()):
+                if callable(getattr(obj, "cache_clear", None)) and getattr(obj, "__module__", None) == name:
+                    obj.cache_clear()
+
+
+@pytest.fixture
+def paged_kernel_calls(request, monkeypatch) -> Iterator[Counter]:
+    """Native kernels on or off per the test's ``kernels`` parameter; counts the calls of
+    the native and the PyTorch paged-decode kernels behind the CPU entry point."""
+    native_off = request.node.callspec.params["kernels"] == "torch"
+    if native_off:
+        monkeypatch.setenv("TTTV2_NATIVE_KERNELS", "0")
+        _forget_native_kernels()
+    calls: Counter = Counter()
+    for name, kind in (("native_paged_decode_attention", "native"), ("paged_decode_attention", "torch")):
+        kernel = getattr(paged_kernels, name)
+        monkeypatch.setattr(
+            paged_kernels, name, lambda *a, _k=kernel, _kind=kind, **kw: calls.update([_kind]) or _k(*a, **kw)
+        )
+    yield calls
+    if native_off:
+        monkeypatch.undo()  # the variable restored first, so the next lookups see it
+        _forget_native_kernels()
+
+
+def _native_paged_decode_builds() -> bool:
+    try:
+        build_native("paged_decode_attention")
+    except NativeKernelUnavailable:
+        return False
+    return True
+
+
+@pytest.mark.parametrize(("mode", "kernels"), MODES_AND_KERNELS)
 @pytest.mark.parametrize("variant", list(VARIANTS))
-def test_every_variant_in_every_mode(variant: str, mode: str) -> None:
+def test_every_variant_in_every_mode(variant: str, mode: str, kernels: str, paged_kernel_calls) -> None:
     spec = VARIANTS[variant]
     attn = make_attention(spec, STRATEGIES[mode])
     cache = PagedKVCache.for_specs([spec], num_blocks=48, block_size=3, dtype=torch.float32)
@@ -189,4 +246,8 @@ def test_every_variant_in_every_mode(variant: str, mode: str) -> None:
     got = run_schedule(attn, cache, cache.block_manager(64), xs, schedule)
     want = reference_outputs(attn, xs)
     for s in SEQS:
-        assert_matches(got[s], want[s], what=f"{variant} / {mode} / sequence {s}")
+        assert_matches(got[s], want[s], what=f"{variant} / {mode} / {kernels} / sequence {s}")
+    if mode in PAGED_MODES:
+        ran = "native" if kernels == "native" and _native_paged_decode_builds() else "torch"
+        other = "torch" if ran == "native" else "native"
+        assert paged_kernel_calls[ran] > 0 and paged_kernel_calls[other] == 0, dict(paged_kernel_calls)

@@ -82,11 +82,19 @@ def test_layers_may_differ_in_heads_but_share_the_block_numbering() -> None:
     assert layer.key.dtype == torch.bfloat16 and layer.key.view(-1, 1, 16)[5:7].eq(1).all()
 
 
-def test_block_size_and_dtype_default_to_the_hardware_parameters() -> None:
+def test_block_size_and_dtype_default_to_the_hardware_parameters(tmp_path, monkeypatch) -> None:
+    # Values unlike the built-in fallbacks (16, the default dtype), so the cache can only
+    # have them by reading tttv2-hw's parameters, here overridden through TTTV2_PARAMS.
+    params_file = tmp_path / "params.toml"
+    params_file.write_text('[kv_cache.decode]\nkv_block_size = 32\nkv_cache_dtype = "bfloat16"\n')
+    monkeypatch.setenv("TTTV2_PARAMS", str(params_file))
     params = get_optimal_params("kv_cache", "decode")
+    assert (params.kv_block_size, params.kv_cache_dtype) == (32, "bfloat16")
     cache = PagedKVCache.for_specs([SPEC], num_blocks=4)
-    assert cache.block_size == params.kv_block_size
-    assert cache.dtype == params.torch_dtype("kv_cache_dtype")
+    assert (cache.block_size, cache.dtype) == (32, torch.bfloat16)
+    assert cache.layer(0).key.shape == (4, 32, 2, 8)
+    explicit = PagedKVCache.for_specs([SPEC], num_blocks=4, block_size=8, dtype=torch.float32)
+    assert (explicit.block_size, explicit.dtype) == (8, torch.float32)
 
 
 def test_bad_layouts_and_accesses_are_reported() -> None:
