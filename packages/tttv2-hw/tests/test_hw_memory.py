@@ -102,3 +102,12 @@ def test_rejects_negative_reserve_and_empty_batches():
         plan.max_context_at(0)
     with pytest.raises(ValueError, match="context_len=0"):
         plan.max_batch_at(0)
+
+
+def test_plan_follows_the_kv_cache_parameters_the_cache_reads():
+    """tttv2-blocks' paged cache takes its block size and dtype from the ``kv_cache`` op, so an
+    override there must move the plan too (it read the ``model`` op's copies)."""
+    device = DeviceConfig.auto_detect("cuda:L4", params={"kv_cache": {"kv_block_size": 32, "kv_cache_dtype": "float32"}})
+    plan = plan_memory(llama31_8b(), device=device, memory_bytes=24 * GB, reserve_bytes=2 * GB, context_len=8192)
+    assert plan.block_size == 32 and plan.kv_dtype == "float32"
+    assert plan.kv_bytes_per_token == 2 * 32 * 8 * 128 * 4

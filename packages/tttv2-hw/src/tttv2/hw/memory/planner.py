@@ -119,9 +119,10 @@ def plan_memory(
 ) -> MemoryPlan:
     """Plan ``spec`` on ``device`` (detected when None).
 
-    Unset arguments come from the device: ``memory_bytes`` (available memory), and from
-    ``device.get_optimal_params("model", "decode", spec)``: weight and KV dtypes, block
-    size. ``context_len`` defaults to ``spec.max_seq_len``. Raises
+    Unset arguments come from the device: ``memory_bytes`` (available memory), the weight
+    dtype from ``device.get_optimal_params("model", "decode", spec)``, and the KV dtype and
+    block size from the ``kv_cache`` op's decode parameters (what tttv2-blocks' paged cache
+    reads, so one override moves both). ``context_len`` defaults to ``spec.max_seq_len``. Raises
     :class:`MemoryPlanError` naming the sizes when the weights and the reserve do not fit.
     """
     if device is None:
@@ -130,10 +131,11 @@ def plan_memory(
         device = DeviceConfig.auto_detect()
     decode = device.get_optimal_params("model", "decode", spec)
     prefill = device.get_optimal_params("model", "prefill", spec)
+    cache = device.get_optimal_params("kv_cache", "decode")  # what the paged cache itself reads
     memory = int(memory_bytes if memory_bytes is not None else device.memory_available_bytes)
     w_dtype = dtype_name(weight_dtype or decode.weight_dtype)  # type: ignore[attr-defined]
-    k_dtype = dtype_name(kv_dtype or decode.kv_cache_dtype)  # type: ignore[attr-defined]
-    block = block_size if block_size is not None else decode.kv_block_size  # type: ignore[attr-defined]
+    k_dtype = dtype_name(kv_dtype or cache.kv_cache_dtype)  # type: ignore[attr-defined]
+    block = block_size if block_size is not None else cache.kv_block_size  # type: ignore[attr-defined]
     context = context_len if context_len is not None else spec.max_seq_len
     for name, value in (("memory_bytes", memory), ("block_size", block), ("context_len", context)):
         _require_positive("plan_memory", name, value)
