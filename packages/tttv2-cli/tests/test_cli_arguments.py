@@ -4,8 +4,10 @@ on stderr, exit status 2, nothing on stdout, before any model is loaded."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -38,6 +40,16 @@ def test_every_verb_has_help_explaining_each_option(capsys, verb):
     parser = {a.dest: a for a in _subparser(verb)._actions}
     for dest, action in parser.items():
         assert action.help, f"tttv2 {verb}: option {dest} has no help"
+
+
+def test_hw_help_is_its_own_under_the_tttv2_name(capsys):
+    from tttv2.hw.cli import build_parser as hw_parser
+
+    code, out, err = run_main(capsys, "hw", "--help")
+    assert code == 0 and err == ""
+    assert out.startswith("usage: tttv2 hw") and "tttv2-hw" not in out
+    for action in hw_parser("tttv2 hw")._actions:
+        assert action.help, f"tttv2 hw: option {action.dest} has no help"
 
 
 def _subparser(verb):
@@ -75,6 +87,10 @@ def test_top_level_help_lists_every_verb(capsys):
         (["bench", "--batch", "0"], "--batch: 0 is invalid"),
         (["bench", "--prompt-len", "-4"], "--prompt-len"),
         (["validate"], "the following arguments are required: --checkpoint"),
+        (["hw", "--op", "bogus"], "tttv2 hw: error: argument --op: invalid choice: 'bogus'"),
+        (["hw", "--memory-gb", "-1"], "--memory-gb: -1 is invalid: expected a number of GB > 0"),
+        (["hw", "--frobnicate"], "unrecognized arguments: --frobnicate (see 'tttv2 hw --help')"),
+        (["hw", "--mode", "turbo"], "tttv2 hw: error: unknown execution mode 'turbo'"),
         (["nope"], "invalid choice: 'nope'"),
         ([], "required: VERB"),
     ],
@@ -117,6 +133,39 @@ def test_logits_out_into_a_missing_folder(capsys, tmp_path):
         capsys, "generate", "--logits-out", str(tmp_path / "no" / "x.safetensors")
     )
     assert_one_line_error(code, out, err, "--logits-out")
+
+
+def unwritable_folder(tmp_path):
+    """A folder no file can be created in: a read-only one, or for root (whom permissions
+    do not stop) Linux's /proc."""
+    folder = tmp_path / "read-only"
+    folder.mkdir()
+    folder.chmod(0o555)
+    try:
+        (folder / "probe").touch()
+    except OSError:
+        return folder
+    (folder / "probe").unlink()
+    if os.path.isdir("/proc/self"):
+        return Path("/proc")
+    pytest.skip("no folder here refuses new files (root, and no /proc)")
+
+
+@pytest.mark.parametrize("where", ["a folder", "an unwritable folder"])
+def test_logits_out_that_cannot_be_written_fails_before_loading(capsys, tmp_path, where):
+    """Checked first: the checkpoint folder has no config.json, which loading would report."""
+    checkpoint = tmp_path / "checkpoint"
+    checkpoint.mkdir()
+    if where == "a folder":
+        target, fragment = tmp_path, "is a folder"
+    else:
+        target = unwritable_folder(tmp_path) / "logits.safetensors"
+        fragment = "cannot create a file in folder"
+    code, out, err = run_main(
+        capsys, "generate", "--checkpoint", str(checkpoint), "--logits-out", str(target)
+    )
+    assert_one_line_error(code, out, err, f"tttv2 generate: error: --logits-out {target}", fragment)
+    assert "config.json" not in err
 
 
 def test_cuda_requested_without_a_gpu(capsys, tmp_path, monkeypatch):

@@ -114,6 +114,7 @@ def test_logits_out_holds_every_prompt_position(capsys, tiny_llama, tmp_path):
         "--logits-out",
         str(path),
     )
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]  # no probe or temporary file left
     logits = load_file(path)["logits"]
     assert logits.dtype == torch.float32 and logits.shape == (len(prompt), tiny_llama.vocab_size)
     ref = reference_outputs(tiny_llama, prompt, greedy_steps=0)
@@ -193,93 +194,84 @@ def test_progress_bars_only_for_a_terminal(capsys, tiny_llama, monkeypatch):
     assert code == 0 and err == "" and json.loads(out)
 
 
-def test_default_checkpoint_is_built_once_atomically(capsys, llama_plugin, tmp_path, monkeypatch):
-    monkeypatch.setenv("TTTV2_CACHE_DIR", str(tmp_path / "cache"))
-    code, out, err = run(capsys, "generate", "--max-new-tokens", "3", "--json")
-    assert code == 0, err
-    record = json.loads(out)
-    assert len(record["generated_ids"]) >= 1 and record["text"] is not None
-    folders = sorted(p.name for p in (tmp_path / "cache" / "checkpoints").iterdir())
-    assert folders == ["llama-tiny-v1"]  # no temporary folders left behind
-    first = (
-        (tmp_path / "cache" / "checkpoints" / "llama-tiny-v1" / "model.safetensors")
-        .stat()
-        .st_mtime_ns
-    )
-    code, out2, _ = run(capsys, "generate", "--max-new-tokens", "3", "--json")
-    assert code == 0 and json.loads(out2)["generated_ids"] == record["generated_ids"]
-    assert (
-        tmp_path / "cache" / "checkpoints" / "llama-tiny-v1" / "model.safetensors"
-    ).stat().st_mtime_ns == first
-
-
-def test_validate_passes_in_both_dtypes(capsys, tiny_llama):
+def test_text_mode_without_a_terminal_prints_no_progress_bars(capsys, tiny_llama, monkeypatch):
+    """stderr redirected (a file, a pipe, CI): only the one summary line, no bars."""
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: False, raising=False)
     code, out, err = run(
-        capsys,
-        "validate",
-        "--checkpoint",
-        str(tiny_llama.path),
-        "--seq-len",
-        "24",
-        "--greedy-steps",
-        "16",
+        capsys, "generate", "--checkpoint", str(tiny_llama.path), "--prompt-ids", "1,2",
+        "--max-new-tokens", "3",
+    )  # fmt: skip
+    assert code == 0 and out.strip(), err
+    assert err.startswith("[2 prompt tokens, 3 generated") and len(err.splitlines()) == 1, err
+    assert "\r" not in err and "loading weights" not in err and "generating" not in err
+
+
+def test_validate_passes_in_both_dtypes(capsys, tiny_llama, trained_llama):
+    code, out, err = run(
+        capsys, "validate", "--checkpoint", str(tiny_llama.path), "--seq-len", "24", "--json"
+    )
+    assert code == 0, out + err
+    record = json.loads(out)
+    assert record["passed"] and set(record["checks"]) == {"logits_max_abs_error", "greedy_identical"}
+    # the default compares 64 greedy tokens: the fp32 bar is "identical for 64 steps"
+    assert len(record["greedy"]["hf"]) == 64 and record["greedy"]["ours"] == record["greedy"]["hf"]
+    code, out, err = run(
+        capsys, "validate", "--checkpoint", str(tiny_llama.path), "--seq-len", "24", "--greedy-steps", "16"
     )
     assert code == 0, out + err
     assert "layer   0  PCC" in out and out.strip().endswith("PASS")
-    code, out, _ = run(
-        capsys,
-        "validate",
-        "--checkpoint",
-        str(tiny_llama.path),
-        "--dtype",
-        "bfloat16",
-        "--seq-len",
-        "24",
-        "--greedy-steps",
-        "4",
-        "--json",
-    )
+    # bfloat16 on a trained (confident) checkpoint: every layer's PCC and top-1 agreement pass
+    code, out, err = run(
+        capsys, "validate", "--checkpoint", str(trained_llama), "--dtype", "bfloat16",
+        "--seq-len", "48", "--greedy-steps", "4", "--json",
+    )  # fmt: skip
     record = json.loads(out)
-    assert len(record["layer_pcc"]) == tiny_llama.num_layers and all(
-        p >= 0.99 for p in record["layer_pcc"]
-    )
     assert set(record["checks"]) == {"layer_pcc", "top1_agreement"}
-    assert code == (0 if record["passed"] else 1)
+    assert code == 0 and record["passed"], record
+    assert all(p >= 0.99 for p in record["layer_pcc"]) and record["top1_agreement"] >= 0.99
 
 
 class PerturbedLlama:
-    """The real plugin, then one weight nudged: validate must notice."""
+    """The real plugin, then one weight of layer 1 scaled: validate must notice."""
+
+    def __init__(self, scale: float = 1.01) -> None:
+        self.scale = scale
 
     def load(self, checkpoint_dir, *, dtype, device, progress=None):
         from tttv2_llama3 import plugin
 
         loaded = plugin.load(checkpoint_dir, dtype=dtype, device=device, progress=progress)
         with torch.no_grad():
-            loaded.model.layers[1].ffn.down_proj.weight.mul_(1.01)
+            loaded.model.layers[1].ffn.down_proj.weight.mul_(self.scale)
         return loaded
 
 
-def test_validate_fails_with_status_1_when_the_model_is_wrong(capsys, tiny_llama):
-    register_model_plugin(LLAMA, PerturbedLlama())
+def validate_perturbed(capsys, checkpoint, scale: float, *argv: str) -> tuple[int, dict]:
+    register_model_plugin(LLAMA, PerturbedLlama(scale))
     try:
-        code, out, _ = run(
-            capsys,
-            "validate",
-            "--checkpoint",
-            str(tiny_llama.path),
-            "--seq-len",
-            "16",
-            "--greedy-steps",
-            "4",
-            "--json",
-        )
+        code, out, _ = run(capsys, "validate", "--checkpoint", str(checkpoint), "--json", *argv)
     finally:
         unregister_model_plugin(LLAMA)
-    record = json.loads(out)
+    return code, json.loads(out)
+
+
+def test_validate_fails_with_status_1_when_the_model_is_wrong(capsys, tiny_llama):
+    code, record = validate_perturbed(
+        capsys, tiny_llama.path, 1.01, "--seq-len", "16", "--greedy-steps", "4"
+    )
     assert code == 1 and not record["passed"] and not record["checks"]["logits_max_abs_error"]
     # the fault is located: layer 0 agrees to rounding (CPU kernels sum in their own order:
     # 1 - PCC ~ 1e-12), layer 1, whose weight was nudged by 1%, is ~1e-5 off
     assert 1 - record["layer_pcc"][0] < 1e-9 and 1 - record["layer_pcc"][1] > 1e-7
+
+
+def test_validate_bf16_fails_with_status_1_when_a_layer_is_wrong(capsys, trained_llama):
+    """The checkpoint that passes in bfloat16 above, with layer 1's MLP output negated."""
+    code, record = validate_perturbed(
+        capsys, trained_llama, -1.0, "--dtype", "bfloat16", "--seq-len", "48", "--greedy-steps", "4"
+    )
+    assert code == 1 and not record["passed"] and not record["checks"]["layer_pcc"], record
+    assert record["layer_pcc"][0] >= 0.99 and record["layer_pcc"][1] < 0.99  # located
 
 
 def test_bench_reports_ours_hf_ratio_and_roofline(capsys, tiny_llama):

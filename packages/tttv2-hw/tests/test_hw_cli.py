@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from tttv2.hw.cli import main
 from tttv2.hw.params import OPS
 
@@ -90,3 +91,31 @@ def test_native_kernel_status_on_cpu(capsys, monkeypatch):
     assert all(s["available"] is False and "TTTV2_NATIVE_KERNELS" in s["reason"] for s in status.values())
     assert main(["--profile", "cuda:H100", "--op", "ffn", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["native_kernels"] is None  # CPU kernels only
+
+
+@pytest.mark.parametrize(
+    ("argv", "fragment"),
+    [
+        (["--op", "bogus"], "argument --op: invalid choice: 'bogus'"),
+        (["--memory-gb", "0"], "argument --memory-gb: 0 is invalid: expected a number of GB > 0"),
+        (["--memory-gb", "lots"], "argument --memory-gb: 'lots' is not a number"),
+        (["--frobnicate"], "unrecognized arguments: --frobnicate"),
+    ],
+)
+def test_usage_errors_are_one_line_with_status_2(capsys, argv, fragment):
+    assert main(argv) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and len(err.strip().splitlines()) == 1, err
+    assert err.startswith(f"tttv2-hw: error: {fragment}") and "(see 'tttv2-hw --help')" in err
+    assert "usage:" not in err
+
+
+def test_prog_names_the_command_in_errors_and_help(capsys):
+    assert main(["--op", "bogus"], prog="tttv2 hw") == 2
+    err = capsys.readouterr().err
+    assert err.startswith("tttv2 hw: error: argument --op") and "(see 'tttv2 hw --help')" in err
+    assert main(["--profile", "gpu:X"], prog="tttv2 hw") == 2
+    assert capsys.readouterr().err.startswith("tttv2 hw: error: unknown device profile")
+    with pytest.raises(SystemExit) as exc:
+        main(["--help"], prog="tttv2 hw")
+    assert exc.value.code == 0 and capsys.readouterr().out.startswith("usage: tttv2 hw ")

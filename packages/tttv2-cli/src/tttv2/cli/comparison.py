@@ -17,6 +17,7 @@ import torch
 
 from tttv2.cli.forward import prompt_logits
 from tttv2.cli.generation import generate
+from tttv2.cli.kv_pool import KVPool, loaded_kv_pool
 from tttv2.core.model_plugins import LoadedModel
 from tttv2.core.runtime import SamplingParams
 
@@ -57,9 +58,10 @@ def our_decoder_layers(model: torch.nn.Module) -> list[torch.nn.Module]:
 
 
 def our_outputs(
-    loaded: LoadedModel, ids: list[int], device: torch.device
+    loaded: LoadedModel, ids: list[int], device: torch.device, block_size: int | None = None
 ) -> tuple[torch.Tensor, list[torch.Tensor]]:
-    """Logits ``[T, vocab]`` and each decoder layer's output ``[T, hidden]`` (float32)."""
+    """Logits ``[T, vocab]`` and each decoder layer's output ``[T, hidden]`` (float32);
+    ``block_size`` as in :func:`tttv2.cli.forward.prompt_logits`."""
     captured: list[torch.Tensor] = []
 
     def hook(_module: Any, _args: Any, output: Any) -> None:
@@ -68,7 +70,7 @@ def our_outputs(
 
     handles = [layer.register_forward_hook(hook) for layer in our_decoder_layers(loaded.model)]
     try:
-        logits = prompt_logits(loaded.model, ids, device)
+        logits = prompt_logits(loaded.model, ids, device, block_size)
     finally:
         for h in handles:
             h.remove()
@@ -83,11 +85,16 @@ def compare(
     dtype: torch.dtype,
     device: torch.device,
     thresholds: Thresholds = Thresholds(),
+    pool: KVPool | None = None,
 ) -> Comparison:
+    """``pool``: the KV cache of our runs (default: what ``ids`` plus ``greedy_steps`` need,
+    planned with tttv2-hw for ``device``)."""
     from tttv2.testing.hf import reference_outputs
     from tttv2.testing.metrics import compare_pcc, max_abs_error, topk_agreement
 
-    logits, layers = our_outputs(loaded, ids, device)
+    if pool is None:
+        pool = loaded_kv_pool(loaded, device, seq_len=len(ids) + greedy_steps)
+    logits, layers = our_outputs(loaded, ids, device, pool.block_size)
     ref = reference_outputs(checkpoint, ids, greedy_steps=greedy_steps, dtype=dtype, device=device)
     if len(layers) != ref.num_layers:
         raise ValueError(
@@ -97,7 +104,9 @@ def compare(
         compare_pcc(o, r, thresholds.layer_pcc).pcc
         for o, r in zip(layers, ref.layer_outputs, strict=True)
     ]
-    greedy = generate(loaded, ids, SamplingParams(), greedy_steps, device=device, eos_token_ids=())
+    greedy = generate(
+        loaded, ids, SamplingParams(), greedy_steps, device=device, eos_token_ids=(), pool=pool
+    )
     result = Comparison(
         layer_pcc=layer_pcc,
         logits_max_abs_error=float(max_abs_error(logits, ref.logits)),

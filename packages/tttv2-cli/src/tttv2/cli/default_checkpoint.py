@@ -1,10 +1,14 @@
 """The built-in checkpoint ``tttv2 generate`` and ``tttv2 bench`` use without
-``--checkpoint``: a small Llama-architecture model (random weights, real byte-level BPE
-tokenizer) built deterministically on first use by tttv2.testing.hf and cached.
+``--checkpoint``: a small Llama-architecture model with a real byte-level BPE tokenizer,
+built on first use by tttv2.testing.hf (seeded random weights), then trained briefly and
+deterministically on a few paragraphs of text (:mod:`tttv2.cli.default_text`, recipe in
+:mod:`tttv2.cli.default_training`) so that it continues prompts with words rather than one
+repeated token, and cached.
 
 The cache lives under ``$TTTV2_CACHE_DIR`` (default ``~/.cache/tttv2``) in
-``checkpoints/``. The builder works in a temporary folder and renames it into place when
-complete, so an interrupted first run never leaves a broken checkpoint behind.
+``checkpoints/NAME``. The builder works in a temporary folder and renames it into place when
+complete, so an interrupted first run never leaves a broken checkpoint behind. Checkpoints
+cached under an earlier ``NAME`` (e.g. the untrained ``llama-tiny-v1``) are not used.
 """
 
 from __future__ import annotations
@@ -17,11 +21,15 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from tttv2.cli import default_training
+from tttv2.cli.default_text import PARAGRAPHS
+from tttv2.cli.progress import Bar
 from tttv2.hw.cache import cache_dir
 
 ARCHITECTURE = "LlamaForCausalLM"
 SEED = 0
-NAME = "llama-tiny-v1"  # bump when DEFAULT_CONFIG or SEED change
+#: Bump when DEFAULT_CONFIG, SEED, the text or the training recipe change.
+NAME = "llama-tiny-v2"
 READY = "tttv2_default_checkpoint.json"  # written last: its presence means complete
 
 #: Llama 3.2-like shape (GQA, tied embeddings, llama3 RoPE scaling), small enough to build
@@ -48,9 +56,9 @@ DEFAULT_CONFIG: dict[str, Any] = {
 }
 
 DEFAULT_CHECKPOINT_NOTE = (
-    "; without it, a small built-in Llama-architecture checkpoint (4 layers, hidden 256, random "
-    "weights, real tokenizer) is built on first use and cached under $TTTV2_CACHE_DIR "
-    "(default ~/.cache/tttv2)"
+    "; without it, a small built-in Llama-architecture checkpoint (4 layers, hidden 256, real "
+    "tokenizer, trained for seconds on a few paragraphs of text that it then recites) is built "
+    "on first use and cached under $TTTV2_CACHE_DIR (default ~/.cache/tttv2)"
 )
 
 
@@ -69,11 +77,16 @@ def default_checkpoint(show_progress: bool = False) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{NAME}-", dir=root))
     try:
-        built = build_tiny_checkpoint(staging, ARCHITECTURE, DEFAULT_CONFIG, seed=SEED).path
-        (built / READY).write_text(
-            json.dumps({"architecture": ARCHITECTURE, "seed": SEED, "config": DEFAULT_CONFIG})
-            + "\n"
-        )
+        random_init = build_tiny_checkpoint(staging, ARCHITECTURE, DEFAULT_CONFIG, seed=SEED)
+        built = random_init.path
+        loss = train_in_place(random_init, show_progress)
+        ready = {
+            "architecture": ARCHITECTURE,
+            "seed": SEED,
+            "config": DEFAULT_CONFIG,
+            "training": {**default_training.RECIPE, "paragraphs": len(PARAGRAPHS), "final_loss": loss},
+        }
+        (built / READY).write_text(json.dumps(ready) + "\n")
         try:
             os.rename(built, target)
         except OSError:  # another process finished first
@@ -82,3 +95,17 @@ def default_checkpoint(show_progress: bool = False) -> Path:
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return target
+
+
+def train_in_place(checkpoint: Any, show_progress: bool = False) -> float:
+    """Train a ``tttv2.testing.hf`` checkpoint's weights on the built-in text and save them
+    back into its folder; returns the final training loss."""
+    model = checkpoint.load_model()  # transformers, float32, on the CPU
+    tokenizer = checkpoint.load_tokenizer()
+    inputs, labels = default_training.training_batch(
+        tokenizer, int(checkpoint.config["eos_token_id"])
+    )
+    with Bar(show_progress, default_training.STEPS, "training the built-in checkpoint", unit="step") as bar:
+        loss = default_training.train(model, inputs, labels, on_step=bar.update_to)
+    model.save_pretrained(checkpoint.path)
+    return loss

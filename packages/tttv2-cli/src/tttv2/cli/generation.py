@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from tttv2.cli.kv_pool import KVPool, loaded_kv_pool
 from tttv2.core.model_plugins import LoadedModel
 from tttv2.core.runtime import LLMEngine, SamplingParams, StopConditions
 
+#: No longer used: the block size comes from tttv2-hw (see :mod:`tttv2.cli.kv_pool`).
 BLOCK_SIZE = 16
 
 
@@ -30,18 +32,22 @@ def generate(
     device: object,
     on_token: Callable[[int], None] | None = None,
     eos_token_ids: Sequence[int] | None = None,
+    pool: KVPool | None = None,
 ) -> Generation:
     """Prefill ``prompt`` and decode up to ``max_new_tokens`` tokens (fewer on EOS or at the
     context limit). ``on_token(n)`` is called with the number generated so far.
-    ``eos_token_ids`` defaults to the checkpoint's; ``()`` never stops early."""
+    ``eos_token_ids`` defaults to the checkpoint's; ``()`` never stops early. ``pool``: the
+    KV cache (default: what this sequence needs, planned with tttv2-hw for ``device``)."""
     tokens_needed = min(len(prompt) + max_new_tokens, loaded.max_context)
+    if pool is None:
+        pool = loaded_kv_pool(loaded, device, seq_len=tokens_needed)  # type: ignore[arg-type]
     tokenizer = loaded.tokenizer
     engine = LLMEngine(
         loaded.model,
-        num_blocks=-(-tokens_needed // BLOCK_SIZE),
-        block_size=BLOCK_SIZE,
+        num_blocks=pool.num_blocks,
+        block_size=pool.block_size,
         max_seq_len=loaded.max_context,
-        max_num_batched_tokens=max(len(prompt), BLOCK_SIZE),
+        max_num_batched_tokens=max(len(prompt), pool.block_size),
         max_num_seqs=1,
         detokenize=(lambda ids: tokenizer.decode(ids, skip_special_tokens=True))
         if tokenizer

@@ -6,6 +6,8 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+import torch
+
 from tttv2.cli.commands import VERBS
 from tttv2.cli.errors import BAD_INPUT_ERRORS, EXIT_BAD_INPUT, UsageError, report
 
@@ -46,6 +48,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return report(prog, exc)
     except SystemExit as exc:  # --help
         return int(exc.code or 0)
+    threads = torch.get_num_threads()
     try:
         return int(VERBS[args.command].run(args) or 0)
     except BAD_INPUT_ERRORS as exc:
@@ -53,6 +56,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"tttv2 {args.command}: interrupted", file=sys.stderr)
         return 130
+    finally:  # a verb sets tttv2-hw's thread count for its job only (tttv2.cli.hardware)
+        if torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)
 
 
 if __name__ == "__main__":  # pragma: no cover

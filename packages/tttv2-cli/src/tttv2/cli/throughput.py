@@ -17,10 +17,12 @@ from typing import Any
 
 import torch
 
+from tttv2.cli.kv_pool import KVPool, loaded_kv_pool
 from tttv2.cli.measure import PeakMemory
 from tttv2.core.model_plugins import LoadedModel
 from tttv2.core.runtime import LLMEngine, SamplingParams, StopConditions, greedy_tokens
 
+#: No longer used: the block size comes from tttv2-hw (see :mod:`tttv2.cli.kv_pool`).
 BLOCK_SIZE = 16
 
 
@@ -49,19 +51,23 @@ def bench_ours(
     device: torch.device,
     *,
     full_warmup: bool = False,
+    pool: KVPool | None = None,
 ) -> Throughput:
     """``full_warmup``: the untimed first run is the measured run itself (same prompts and
     lengths), so a compiled step has met every shape the timed run meets (a block table one
-    block wide is a shape of its own to torch.compile); otherwise a short run."""
+    block wide is a shape of its own to torch.compile); otherwise a short run. ``pool``: the
+    KV cache of both runs (default: what the measured run needs, planned with tttv2-hw)."""
     batch, prompt_len = prompts.shape
+    if pool is None:
+        pool = loaded_kv_pool(loaded, device, seq_len=prompt_len + gen_len, num_seqs=batch)
     start = time.perf_counter()
     if full_warmup:
-        _run_ours(loaded, prompts, gen_len, device)
+        _run_ours(loaded, prompts, gen_len, device, pool)
     else:
-        _run_ours(loaded, prompts[:, : min(prompt_len, 8)], 2, device)
+        _run_ours(loaded, prompts[:, : min(prompt_len, 8)], 2, device, pool)
     warmup = time.perf_counter() - start
     with PeakMemory(device, parameter_bytes(loaded.model)) as mem:
-        engine, outputs = _run_ours(loaded, prompts, gen_len, device)
+        engine, outputs = _run_ours(loaded, prompts, gen_len, device, pool)
     stats = engine.stats
     ttft = statistics.mean(o.timings.time_to_first_token for o in outputs)
     decode = stats.decode_tokens_per_s if stats.decode_tokens else None
@@ -69,14 +75,19 @@ def bench_ours(
 
 
 def _run_ours(
-    loaded: LoadedModel, prompts: torch.Tensor, gen_len: int, device: torch.device
+    loaded: LoadedModel,
+    prompts: torch.Tensor,
+    gen_len: int,
+    device: torch.device,
+    pool: KVPool | None = None,
 ) -> tuple[LLMEngine, list]:
     batch, prompt_len = prompts.shape
-    per_seq = -(-(prompt_len + gen_len) // BLOCK_SIZE)
+    if pool is None:
+        pool = loaded_kv_pool(loaded, device, seq_len=prompt_len + gen_len, num_seqs=batch)
     engine = LLMEngine(
         loaded.model,
-        num_blocks=batch * per_seq,
-        block_size=BLOCK_SIZE,
+        num_blocks=pool.num_blocks,
+        block_size=pool.block_size,
         max_seq_len=loaded.max_context,
         max_num_batched_tokens=batch * prompt_len,
         max_num_seqs=batch,

@@ -1,16 +1,20 @@
 """``tttv2-hw``: print the detected (or a forced) device and the parameters chosen for each
 operation and execution mode, as tables or as JSON; with ``--spec`` also a memory plan for
-that model. ``tttv2 hw`` calls :func:`main` too."""
+that model. ``tttv2 hw`` calls :func:`main` too, with ``prog="tttv2 hw"``.
+
+Errors are one line on stderr, ``<prog>: error: ...``, with exit status 2: bad options and
+values as well as unknown profiles, modes and unreadable files."""
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
 import json
+import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from tttv2.core.errors import TTTv2Error
 from tttv2.core.modes import ExecutionMode
@@ -24,11 +28,34 @@ from tttv2.hw.params import OPS
 from tttv2.hw.params.types import OpParams
 
 GB = 10**9
+PROG = "tttv2-hw"
+EXIT_BAD_INPUT = 2
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="tttv2-hw",
+class UsageError(TTTv2Error, ValueError):
+    """The command line itself is wrong (unknown option, bad value)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage errors raise :class:`UsageError` (one line, no usage dump) instead of exiting."""
+
+    def error(self, message: str) -> NoReturn:  # type: ignore[override]
+        raise UsageError(f"{message} (see '{self.prog} --help')")
+
+
+def positive_gb(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"{text} is invalid: expected a number of GB > 0")
+    return value
+
+
+def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog=prog,
         description="Show the device TTTv2 detects and the parameters it picks per operation and mode.",
     )
     parser.add_argument("--profile", metavar="NAME", help="force a device profile (see --list-profiles)")
@@ -40,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--spec", metavar="FILE", help="ModelSpec JSON (ModelSpec.to_json()): adjust 'model' params and plan memory"
     )
-    parser.add_argument("--memory-gb", type=float, metavar="GB", help="plan memory for this many GB (10^9 bytes)")
+    parser.add_argument("--memory-gb", type=positive_gb, metavar="GB", help="plan memory for this many GB (10^9 bytes)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of tables")
     parser.add_argument("--list-profiles", action="store_true", help="print the known profile names and exit")
     return parser
@@ -136,8 +163,13 @@ def format_table(op: str, by_mode: dict[str, OpParams]) -> str:
     return "\n".join([line(header), rule, *(line(r) for r in cells)])
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def main(argv: list[str] | None = None, prog: str = PROG) -> int:
+    """Run the command on ``argv`` (default: ``sys.argv[1:]``); ``prog`` names it in usage
+    and error lines. Returns the exit status (``--help`` exits through ``SystemExit(0)``)."""
+    try:
+        args = build_parser(prog).parse_args(argv)
+    except UsageError as exc:
+        return _report(prog, exc)
     if args.list_profiles:
         print("\n".join(profile_names()))
         return 0
@@ -149,8 +181,7 @@ def main(argv: list[str] | None = None) -> int:
         memory = int(args.memory_gb * GB) if args.memory_gb else None
         plan = plan_memory(spec, device=config, memory_bytes=memory) if spec else None
     except TTTv2Error as exc:
-        print(f"tttv2-hw: error: {exc}", file=sys.stderr)
-        return 2
+        return _report(prog, exc)
     if args.json:
         print(json.dumps(to_json(config, table, plan), indent=2, default=str))
         return 0
@@ -162,6 +193,12 @@ def main(argv: list[str] | None = None) -> int:
         print()
         print("memory plan: " + plan.summary())
     return 0
+
+
+def _report(prog: str, exc: BaseException) -> int:
+    message = " ".join(str(exc).split())
+    print(f"{prog}: error: {message}", file=sys.stderr)
+    return EXIT_BAD_INPUT
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -14,6 +14,8 @@ import torch
 from tttv2.cli import options
 from tttv2.cli.default_checkpoint import DEFAULT_CHECKPOINT_NOTE, default_checkpoint
 from tttv2.cli.errors import UsageError
+from tttv2.cli.hardware import apply_num_threads, device_config
+from tttv2.cli.kv_pool import plan_kv_pool
 from tttv2.cli.loading import DTYPES, load, resolve_device
 from tttv2.cli.measure import stream_bandwidth
 from tttv2.cli.progress import progress_enabled
@@ -57,6 +59,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
+    hw = device_config(device)
+    apply_num_threads(hw)
     show = progress_enabled(args.json)
     checkpoint = (
         args.checkpoint if args.checkpoint is not None else default_checkpoint(show_progress=show)
@@ -76,9 +80,17 @@ def run(args: argparse.Namespace) -> int:
             f"--prompt-len {args.prompt_len} + --gen-len {args.gen_len} exceeds the model's context "
             f"of {loaded.max_context} tokens"
         )
+    pool = plan_kv_pool(
+        loaded.spec,
+        hw,
+        DTYPES[args.dtype],
+        seq_len=args.prompt_len + args.gen_len,
+        num_seqs=args.batch,
+        job=f"--batch {args.batch} x (--prompt-len {args.prompt_len} + --gen-len {args.gen_len})",
+    )
     prompts = bench_prompts(args.batch, args.prompt_len, loaded.spec.vocab_size)
     _note(show, "timing tttv2")
-    ours = bench_ours(loaded, prompts, args.gen_len, device, full_warmup=args.compile)
+    ours = bench_ours(loaded, prompts, args.gen_len, device, full_warmup=args.compile, pool=pool)
     ours.load_s = load_s
     bandwidth = stream_bandwidth(device, args.bandwidth_mib * 1024**2)
     roof = decode_roofline(
@@ -115,6 +127,7 @@ def run(args: argparse.Namespace) -> int:
         "gen_len": args.gen_len,
         "compile": args.compile,
         "torch_threads": torch.get_num_threads(),
+        "kv_cache": {"block_size": pool.block_size, "num_blocks": pool.num_blocks},
     }
     if args.json:
         print(

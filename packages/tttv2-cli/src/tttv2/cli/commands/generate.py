@@ -9,12 +9,16 @@ import sys
 import tempfile
 from pathlib import Path
 
+import torch
+
 from tttv2.cli import options
 from tttv2.cli.default_checkpoint import DEFAULT_CHECKPOINT_NOTE, default_checkpoint
-from tttv2.cli.errors import UsageError
 from tttv2.cli.forward import prompt_logits
 from tttv2.cli.generation import generate
-from tttv2.cli.loading import build_native_kernels, load, resolve_device
+from tttv2.cli.hardware import apply_num_threads, device_config
+from tttv2.cli.kv_pool import plan_kv_pool
+from tttv2.cli.loading import DTYPES, build_native_kernels, load, resolve_device
+from tttv2.cli.output_file import check_output_file
 from tttv2.cli.progress import Bar, progress_enabled
 from tttv2.cli.prompt import DEFAULT_PROMPT, prompt_ids
 from tttv2.core.runtime import SamplingParams
@@ -83,7 +87,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     options.add_model_options(p)
     options.add_json(
-        p, "prompt_ids, generated_ids, text, finish_reason, ttft_s and decode_tokens_per_s"
+        p,
+        "prompt_ids, generated_ids, text, finish_reason, ttft_s, decode_tokens_per_s, kv_cache "
+        "(block_size, num_blocks) and torch_threads",
     )
     p.add_argument(
         "--logits-out",
@@ -95,14 +101,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.logits_out is not None and not args.logits_out.parent.resolve().is_dir():
-        raise UsageError(
-            f"--logits-out {args.logits_out}: folder {args.logits_out.parent} does not exist"
-        )
+    if args.logits_out is not None:  # before anything is loaded or computed
+        check_output_file(args.logits_out, "--logits-out")
     sampling = SamplingParams(
         temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, seed=args.seed
     )
     device = resolve_device(args.device)
+    hw = device_config(device)
+    apply_num_threads(hw)
     show = progress_enabled(args.json)
     checkpoint = (
         args.checkpoint if args.checkpoint is not None else default_checkpoint(show_progress=show)
@@ -110,13 +116,30 @@ def run(args: argparse.Namespace) -> int:
     loaded = load(
         checkpoint, args.dtype, device, args.strategy, show_progress=show, capture_decode=True
     )
+    ids = prompt_ids(loaded, args.prompt, args.prompt_ids)
+    pool = plan_kv_pool(
+        loaded.spec,
+        hw,
+        DTYPES[args.dtype],
+        seq_len=min(len(ids) + args.max_new_tokens, loaded.max_context),
+        job=f"a prompt of {len(ids)} tokens + --max-new-tokens {args.max_new_tokens}",
+    )
     with Bar(show, None, "native kernels (compiled on first use)", unit="kernel"):
         compile_s = build_native_kernels(device)
-    ids = prompt_ids(loaded, args.prompt, args.prompt_ids)
-    logits = prompt_logits(loaded.model, ids, device) if args.logits_out is not None else None
+    logits = (
+        prompt_logits(loaded.model, ids, device, pool.block_size)
+        if args.logits_out is not None
+        else None
+    )
     with Bar(show, args.max_new_tokens, "generating", unit="tok") as bar:
         result = generate(
-            loaded, ids, sampling, args.max_new_tokens, device=device, on_token=bar.update_to
+            loaded,
+            ids,
+            sampling,
+            args.max_new_tokens,
+            device=device,
+            on_token=bar.update_to,
+            pool=pool,
         )
     if logits is not None:  # written only once everything else has worked: no partial output
         write_logits(args.logits_out, logits)
@@ -133,6 +156,8 @@ def run(args: argparse.Namespace) -> int:
             "dtype": args.dtype,
             "device": str(device),
             "strategy": args.strategy,
+            "kv_cache": {"block_size": pool.block_size, "num_blocks": pool.num_blocks},
+            "torch_threads": torch.get_num_threads(),
         }
         print(json.dumps(record))
         return 0

@@ -1,13 +1,16 @@
-"""``tttv2 hw``: the hardware layer's own command line (``tttv2.hw.cli.main``)."""
+"""``tttv2 hw``: the hardware layer's own command line (``tttv2.hw.cli.main``), run as
+``tttv2 hw``: its usage, help and one-line errors name ``tttv2 hw``."""
 
 from __future__ import annotations
 
 import argparse
+import inspect
 from collections.abc import Sequence
 
 from tttv2.cli.errors import UsageError
 
 PASSTHROUGH = True
+PROG = "tttv2 hw"
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -27,4 +30,6 @@ def run_argv(argv: Sequence[str]) -> int:
         raise UsageError(
             f"the installed tttv2-hw has no command line (tttv2.hw.cli.main): {exc}"
         ) from None
-    return int(hw_main(list(argv)) or 0)
+    if "prog" in inspect.signature(hw_main).parameters:
+        return int(hw_main(list(argv), prog=PROG) or 0)
+    return int(hw_main(list(argv)) or 0)  # an older tttv2-hw, whose main takes no prog
