@@ -59,6 +59,12 @@ def test_model_runs_the_pinned_release_until_it_repins(workspace_clone: Path) ->
         ["git", "show", f"{released.commit}:packages/tttv2-core/src/tttv2/core/__init__.py"], repo
     ).stdout
 
+    current = last_release(repo, "tttv2-core")
+    assert released.version.split(".")[0] == current.version.split(".")[0], (
+        f"models/example pins tttv2-core {released.version} but the workspace is at {current.version}: "
+        "re-pin the example to the current major series (its other pins bound core's major, so a new "
+        "minor of this major is what a re-pin can reach)"
+    )
     tool(repo, "wheelhouse", "--for-model", "models/example")
     info = _sync(model)
     assert info["version"] == released.version
