@@ -15,11 +15,11 @@ from tttv2.testing.metrics.inputs import (
     as_tensor,
     nonfinite_problem,
     pair_problem,
+    resolve_tolerance,
     to_float64,
     unravel,
 )
 from tttv2.testing.metrics.report import Element, ReportMixin, format_index
-from tttv2.testing.tolerances import as_dtype, least_precise, tolerance_for
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -49,13 +49,7 @@ def compare_close(
     """Compare element-wise with the preset of ``dtype`` (default: the least precise
     dtype of the two inputs); ``atol``/``rtol`` override the preset."""
     a, e = as_tensor(actual), as_tensor(expected)
-    preset = tolerance_for(as_dtype(dtype) if dtype is not None else least_precise(a.dtype, e.dtype))
-    atol = preset.atol if atol is None else atol
-    rtol = preset.rtol if rtol is None else rtol
-    if atol < 0 or rtol < 0:
-        raise ValueError(f"atol and rtol must be >= 0, got atol={atol}, rtol={rtol}")
-    tol = f"{preset.name} preset" if (atol, rtol) == (preset.atol, preset.rtol) else "custom"
-    head = (f"{label}: " if label else "") + f"allclose (atol={atol:g}, rtol={rtol:g}, {tol})"
+    preset, atol, rtol, head = resolve_tolerance(a, e, dtype, atol, rtol, label, "allclose")
 
     problem = pair_problem(a, e)
     if problem is None:

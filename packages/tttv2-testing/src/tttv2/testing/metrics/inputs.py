@@ -7,6 +7,7 @@ from typing import Any
 import torch
 
 from tttv2.testing.metrics.report import format_index
+from tttv2.testing.tolerances import Tolerance, as_dtype, least_precise, tolerance_for
 
 
 def as_tensor(x: Any) -> torch.Tensor:
@@ -71,3 +72,19 @@ def nonfinite_problem(actual: torch.Tensor, expected: torch.Tensor, allow_matchi
                 first = unravel(int(mask.flatten().nonzero()[0]), actual.shape)
                 parts.append(f"{name} has {count} infinite value(s), first at index {format_index(first)}")
     return "; ".join(parts) or None
+
+
+def resolve_tolerance(
+    a: torch.Tensor, e: torch.Tensor, dtype: torch.dtype | str | None, atol: float | None, rtol: float | None,
+    label: str, check: str,
+) -> tuple[Tolerance, float, float, str]:
+    """The preset of ``dtype`` (default: the least precise of the two inputs), ``atol``/``rtol``
+    with the caller's overrides, and the report's head line naming ``check`` and the tolerances."""
+    preset = tolerance_for(as_dtype(dtype) if dtype is not None else least_precise(a.dtype, e.dtype))
+    atol = preset.atol if atol is None else atol
+    rtol = preset.rtol if rtol is None else rtol
+    if atol < 0 or rtol < 0:
+        raise ValueError(f"atol and rtol must be >= 0, got atol={atol}, rtol={rtol}")
+    tol = f"{preset.name} preset" if (atol, rtol) == (preset.atol, preset.rtol) else "custom"
+    head = (f"{label}: " if label else "") + f"{check} (atol={atol:g}, rtol={rtol:g}, {tol})"
+    return preset, atol, rtol, head

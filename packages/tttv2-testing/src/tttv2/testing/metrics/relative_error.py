@@ -19,9 +19,14 @@ from typing import Any
 
 import torch
 
-from tttv2.testing.metrics.inputs import as_tensor, nonfinite_problem, pair_problem, to_float64
+from tttv2.testing.metrics.inputs import (
+    as_tensor,
+    nonfinite_problem,
+    pair_problem,
+    resolve_tolerance,
+    to_float64,
+)
 from tttv2.testing.metrics.report import ReportMixin
-from tttv2.testing.tolerances import as_dtype, least_precise, tolerance_for
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -51,13 +56,7 @@ def compare_relative_error(
     with the preset of ``dtype`` (default: the least precise dtype of the two inputs);
     ``atol``/``rtol`` override the preset. NaN or Inf anywhere fails."""
     a, e = as_tensor(actual), as_tensor(expected)
-    preset = tolerance_for(as_dtype(dtype) if dtype is not None else least_precise(a.dtype, e.dtype))
-    atol = preset.atol if atol is None else atol
-    rtol = preset.rtol if rtol is None else rtol
-    if atol < 0 or rtol < 0:
-        raise ValueError(f"atol and rtol must be >= 0, got atol={atol}, rtol={rtol}")
-    tol = f"{preset.name} preset" if (atol, rtol) == (preset.atol, preset.rtol) else "custom"
-    head = (f"{label}: " if label else "") + f"relative L2 error (atol={atol:g}, rtol={rtol:g}, {tol})"
+    preset, atol, rtol, head = resolve_tolerance(a, e, dtype, atol, rtol, label, "relative L2 error")
 
     problem = pair_problem(a, e)
     if problem is None:
