@@ -10,7 +10,8 @@ Names: checkpoint names go through ``rename`` (a model's mapping from its checkp
 to module names, e.g. ``model.layers.0.self_attn.q_proj.weight`` ->
 ``layers.0.attention.q_proj.weight``; returning None skips a tensor). The plan
 (:meth:`~tttv2.blocks.parallel.plan.ModelShardPlan.tensors`) says which slice of each module
-tensor the rank holds; tensors it does not name are replicated. Every slice's checkpoint
+tensor the rank holds (None: another rank's tensor, skipped); tensors it does not name are
+replicated. Every slice's checkpoint
 shape is checked against the plan and the module; missing and unexpected tensors are
 reported by name.
 """
@@ -27,12 +28,19 @@ from safetensors import safe_open
 from tttv2.blocks.parallel.slices import TensorSlice
 
 
+_DTYPE_BYTES = {"F64": 8, "I64": 8, "U64": 8, "F32": 4, "I32": 4, "U32": 4, "F16": 2, "BF16": 2, "I16": 2,
+                "U16": 2, "I8": 1, "U8": 1, "BOOL": 1, "F8_E4M3": 1, "F8_E5M2": 1}
+
+
 class ShardLoadError(ValueError):
     """The checkpoint does not fit the sharded model (missing, unexpected or mis-shaped)."""
 
 
 @dataclass(frozen=True)
 class ShardLoadReport:
+    """``tensors`` loaded, ``bytes_read`` into this rank's parameters, ``checkpoint_bytes``
+    of every tensor the files hold that ``rename`` maps."""
+
     tensors: int
     bytes_read: int
     checkpoint_bytes: int
@@ -49,7 +57,7 @@ def safetensors_files(folder: str | Path) -> list[Path]:
 def load_shard(
     model: torch.nn.Module,
     files: Sequence[str | Path] | str | Path,
-    plan: Mapping[str, TensorSlice],
+    plan: Mapping[str, TensorSlice | None],
     rename: Callable[[str], str | None] = lambda name: name,
 ) -> ShardLoadReport:
     """Copy this rank's slice of every checkpoint tensor into ``model``'s parameter of the
@@ -65,11 +73,14 @@ def load_shard(
                 name = rename(key)
                 if name is None:
                     continue
-                if name not in params:
-                    raise ShardLoadError(f"tensor parallel: unexpected tensor {key!r} (as {name!r}) in {Path(path).name}")
                 piece = f.get_slice(key)
                 full_shape = tuple(piece.get_shape())
-                part = plan.get(name, TensorSlice.replicated())
+                checkpoint_bytes += _DTYPE_BYTES.get(piece.get_dtype(), 0) * _numel(full_shape)
+                if name in plan and plan[name] is None:
+                    continue  # another rank's tensor
+                if name not in params:
+                    raise ShardLoadError(f"tensor parallel: unexpected tensor {key!r} (as {name!r}) in {Path(path).name}")
+                part = plan.get(name) or TensorSlice.replicated()
                 part.check(name, full_shape)
                 param = params[name]
                 if tuple(param.shape) != part.shape(full_shape):
@@ -81,7 +92,6 @@ def load_shard(
                 param.copy_(value)
                 loaded.add(name)
                 bytes_read += value.numel() * value.element_size()
-                checkpoint_bytes += value.element_size() * _numel(full_shape)
     missing = sorted(set(params) - loaded)
     if missing:
         shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")

@@ -187,8 +187,8 @@ class MoEShard:
             else None,
         )
 
-    def tensors(self) -> dict[str, TensorSlice]:
-        out = {"gate.weight": REPLICATED}
+    def tensors(self) -> dict[str, TensorSlice | None]:
+        out: dict[str, TensorSlice | None] = {"gate.weight": REPLICATED}
         expert = self.spec.expert
         whole = ["up_proj.weight", "down_proj.weight"] + (
             ["gate_proj.weight"] if expert.gated else []
@@ -197,8 +197,9 @@ class MoEShard:
             whole += ["up_proj.bias", "down_proj.bias"] + (
                 ["gate_proj.bias"] if expert.gated else []
             )
-        for e in range(*self.experts):
-            out |= {f"experts.{e}.{name}": REPLICATED for name in whole}
+        first, last = self.experts
+        for e in range(self.spec.num_experts):  # None: held by another rank, not loaded here
+            out |= {f"experts.{e}.{name}": REPLICATED if first <= e < last else None for name in whole}
         if self.shared is not None:
             out |= {f"shared_expert.{k}": v for k, v in self.shared.tensors().items()}
         if self.spec.shared_expert_gate:
@@ -271,10 +272,11 @@ class ModelShardPlan:
             return self.embedding
         return VocabShard(self.spec.lm_head.vocab_size, self.world_size, self.rank, "lm_head")
 
-    def tensors(self) -> dict[str, TensorSlice]:
-        """Every parameter of the model by its module name, with this rank's slice."""
+    def tensors(self) -> dict[str, TensorSlice | None]:
+        """Every parameter of the model by its module name, with this rank's slice (None:
+        another rank's, e.g. an expert this rank does not run)."""
         spec = self.spec
-        out = {"embedding.weight": self.embedding.slice}
+        out: dict[str, TensorSlice | None] = {"embedding.weight": self.embedding.slice}
         if spec.embedding.max_positions is not None:
             out["embedding.position_embedding"] = REPLICATED
         for i, (layer, (attn, ffn)) in enumerate(zip(spec.layers, self.layers, strict=True)):
