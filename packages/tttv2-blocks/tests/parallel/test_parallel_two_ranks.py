@@ -15,7 +15,14 @@ import time
 
 import pytest
 import torch
-from tp_helpers import fail_mid_generation, generate, llama_spec, reference_stack, run_configs, save_checkpoint
+from tp_helpers import (
+    fail_mid_generation,
+    generate,
+    llama_spec,
+    reference_stack,
+    run_configs,
+    save_checkpoint,
+)
 
 from tttv2.hw.mesh import WorkerFailedError, launch
 
