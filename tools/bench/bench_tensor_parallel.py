@@ -13,6 +13,7 @@ count. Nothing here asserts a time.
 
     uv run python tools/bench/bench_tensor_parallel.py            # TP 1 and TP 2
     uv run python tools/bench/bench_tensor_parallel.py --tp 1 2 4 --steps 64
+    uv run python tools/bench/bench_tensor_parallel.py --tp 1 2 --threads 1   # one thread per rank
 """
 
 from __future__ import annotations
@@ -110,6 +111,8 @@ def main() -> None:
     parser.add_argument("--layers", type=int, default=4)
     parser.add_argument("--intermediate", type=int, default=1536)
     parser.add_argument("--vocab", type=int, default=16000)
+    parser.add_argument("--threads", type=int, default=None,
+                        help="intra-op threads per rank (default: usable cores / TP size)")
     args = parser.parse_args()
     spec = model_spec(args.hidden, args.heads, args.kv_heads, args.layers, args.intermediate, args.vocab)
     cores = len(os.sched_getaffinity(0))
@@ -125,7 +128,7 @@ def main() -> None:
               f"{'prefill ms':>10} {'step ms':>8} {'comm ms':>8} {'colls/step':>10}")
         for tp in args.tp:
             ranks = launch(worker, tp, spec, str(path), args.prompt, args.steps,
-                           timeout_s=900, threads_per_rank=max(1, cores // tp))
+                           timeout_s=900, threads_per_rank=args.threads or max(1, cores // tp))
             for r in ranks:
                 print(f"{tp:>3} {r['rank']:>4} {r['threads']:>3} {r['parameter_bytes'] / 2**20:>10.1f} "
                       f"{r['kv_bytes'] / 2**20:>7.2f} {r['max_rss'] / 2**20:>8.0f} {r['prefill_ms']:>10.1f} "
