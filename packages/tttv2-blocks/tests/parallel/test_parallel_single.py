@@ -43,3 +43,57 @@ def test_load_shard_refuses_a_checkpoint_of_another_shape(tmp_path):
     stack = ShardedTransformerStack(llama_spec(inter=128), DeviceMesh.single())
     with pytest.raises(ValueError, match=r"layers\.0\.ffn\.\w+_proj\.weight has shape \((96, 64|64, 96)\)"):
         load_shard(stack, path, stack.plan.tensors(), hf_to_module)
+
+
+def test_load_shard_reads_only_the_rank_slice_through_get_slice(tmp_path, monkeypatch):
+    """Every tensor is read through safetensors' get_slice with the plan's index (never
+    get_tensor, which reads it whole): rank 1 of 2 asks for its rows of k_proj only."""
+    from tttv2.blocks.parallel import loading
+
+    spec = llama_spec()
+    path = save_checkpoint(reference_stack(spec), tmp_path)
+    asked: dict[str, tuple] = {}
+    real_open = loading.safe_open
+
+    class Spy:
+        def __init__(self, *args, **kwargs):
+            self.inner = real_open(*args, **kwargs)
+
+        def __enter__(self):
+            self.file = self.inner.__enter__()
+            return self
+
+        def __exit__(self, *exc):
+            return self.inner.__exit__(*exc)
+
+        def keys(self):
+            return self.file.keys()
+
+        def get_tensor(self, name):
+            raise AssertionError(f"{name} read whole")
+
+        def get_slice(self, name):
+            piece = self.file.get_slice(name)
+
+            class Recorder:
+                get_shape, get_dtype = piece.get_shape, piece.get_dtype
+
+                def __getitem__(self, index):
+                    asked[name] = index
+                    return piece[index]
+
+            return Recorder()
+
+    monkeypatch.setattr(loading, "safe_open", Spy)
+    # rank 1 of 2, built and loaded without a process group (loading runs no collective)
+    mesh = DeviceMesh(2, 1, 1, "cpu", group=object())
+    stack = ShardedTransformerStack(spec, mesh)
+    report = load_shard(stack, path, stack.plan.tensors(), hf_to_module)
+    d, inter, everything = spec.layers[0].attention.head_dim, spec.layers[0].ffn.intermediate_dim, slice(None)
+    assert asked["model.layers.0.self_attn.q_proj.weight"] == (slice(2 * d, 4 * d), everything)  # heads 2, 3
+    assert asked["model.layers.1.self_attn.k_proj.weight"] == (slice(d, 2 * d), everything)  # KV head 1
+    assert asked["model.layers.0.self_attn.o_proj.weight"] == (everything, slice(2 * d, 4 * d))
+    assert asked["model.layers.0.mlp.down_proj.weight"] == (everything, slice(inter // 2, inter))
+    assert asked["lm_head.weight"] == (slice(51, 101), everything)  # 101 rows: 51 + 50
+    assert asked["model.norm.weight"] == (everything,)
+    assert report.bytes_read == stack.parameter_bytes() < 0.6 * report.checkpoint_bytes
