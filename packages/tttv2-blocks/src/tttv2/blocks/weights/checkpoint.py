@@ -141,7 +141,7 @@ class SafetensorsCheckpoint:
         headers: dict[str, dict[str, TensorInfo]] = {}
         for file in sorted(set(weight_map.values())):
             path = self.folder / file
-            if not path.is_file():
+            if not _is_file(path):
                 raise CheckpointError(
                     f"{index.name} names shard {file!r}, which is not in {self.folder}"
                 )
@@ -168,3 +168,11 @@ def _check_shard_name(index: Path, tensor: str, file: object) -> None:
             f"{where}: expected a shard file inside the checkpoint folder "
             "(a relative name without '..')"
         )
+
+
+def _is_file(path: Path) -> bool:
+    """``path.is_file()``, False also for names the OS refuses (too long, ...)."""
+    try:
+        return path.is_file()
+    except OSError:
+        return False

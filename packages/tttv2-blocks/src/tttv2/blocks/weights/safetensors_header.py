@@ -49,7 +49,7 @@ def read_header(path: Path) -> dict[str, TensorInfo]:
         raw = f.read(header_len)
     try:
         header = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+    except (ValueError, RecursionError) as exc:  # bad UTF-8 or JSON, ints past the digit limit
         raise CorruptCheckpointError(f"{path}: corrupt safetensors header ({exc})") from None
     if not isinstance(header, dict):
         raise CorruptCheckpointError(f"{path}: corrupt safetensors header (not a JSON object)")
