@@ -152,3 +152,57 @@ def test_any_input_error_is_one_line_and_anything_else_a_traceback(capsys, tiny_
     monkeypatch.setattr(loading, "load_model", plain_value_error)
     with pytest.raises(ValueError, match="math domain error"):
         main(list(argv))
+
+
+class Exploding:
+    def __reduce__(self):
+        return (_explode, ())
+
+
+def _explode():
+    raise AssertionError("a pickle from the checkpoint folder was unpickled")
+
+
+@pytest.fixture
+def nothing_unpickled_or_asked(monkeypatch):
+    import builtins
+
+    import torch
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("torch.load was called")
+
+    def no_prompt(*args, **kwargs):
+        raise AssertionError("something asked on stdin")
+
+    monkeypatch.setattr(torch, "load", refuse)
+    monkeypatch.setattr(builtins, "input", no_prompt)
+
+
+@pytest.mark.parametrize("verb", ["validate", "bench"])
+def test_a_config_needing_remote_code_is_refused(capsys, tiny_llama, tmp_path, nothing_unpickled_or_asked, verb):
+    folder = tmp_path / "ckpt"
+    shutil.copytree(tiny_llama.path, folder)
+    config = json.loads((folder / "config.json").read_text())
+    config["auto_map"] = {"AutoModelForCausalLM": "modeling_evil.EvilForCausalLM"}
+    (folder / "config.json").write_text(json.dumps(config))
+    (folder / "modeling_evil.py").write_text(f"open({str(tmp_path / 'RAN')!r}, 'w')\n")
+    extra = ["--prompt-len", "4", "--gen-len", "2", "--bandwidth-mib", "1"] if verb == "bench" else ["--seq-len", "8"]
+    assert_one_line_exit_2(
+        *run(capsys, verb, "--checkpoint", str(folder), *extra),
+        f"tttv2 {verb}: error:", "auto_map=", "trust_remote_code=False",
+    )
+    assert not (tmp_path / "RAN").exists()
+
+
+def test_validate_reads_the_safetensors_never_the_pickle_beside_them(capsys, tiny_llama, tmp_path, nothing_unpickled_or_asked):
+    import torch
+
+    folder = tmp_path / "ckpt"
+    shutil.copytree(tiny_llama.path, folder)
+    (folder / "model.safetensors").rename(folder / "weights.safetensors")  # transformers' default name is gone
+    with open(folder / "pytorch_model.bin", "wb") as f:
+        torch.save({"model.embed_tokens.weight": Exploding()}, f)
+    code, out, err = run(capsys, "validate", "--checkpoint", str(folder), "--seq-len", "8", "--json")
+    assert code == 0, err
+    assert json.loads(out)["passed"] is True
