@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import sys
 
-from tttv2.core.errors import InputError
+from tttv2.core.errors import InputError, TTTv2Error
 from tttv2.core.runtime.errors import InvalidParameterError, InvalidRequestError
 
 EXIT_BAD_INPUT = 2
@@ -31,7 +31,7 @@ BAD_INPUT_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
-class UsageError(InputError):
+class UsageError(InputError, TTTv2Error, ValueError):
     """The command line itself is wrong (unknown option, bad value, missing file)."""
 
 

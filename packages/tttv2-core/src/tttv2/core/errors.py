@@ -22,7 +22,7 @@ class InputError(TTTv2Error, ValueError):
     """
 
 
-class SpecError(InputError):
+class SpecError(InputError, TTTv2Error, ValueError):
     """A spec field holds a value the spec cannot compute with.
 
     The message names the spec, the field, the bad value and what would be valid.
@@ -36,7 +36,7 @@ class SpecError(InputError):
         super().__init__(f"{spec}.{field}={value!r} is invalid: expected {expected}")
 
 
-class UnknownNameError(InputError, LookupError):
+class UnknownNameError(InputError, TTTv2Error, LookupError):
     """A name was looked up in a registry that does not hold it."""
 
     def __init__(self, what: str, name: Any, known: Iterable[str]) -> None:

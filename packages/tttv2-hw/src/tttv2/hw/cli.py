@@ -32,7 +32,7 @@ PROG = "tttv2-hw"
 EXIT_BAD_INPUT = 2
 
 
-class UsageError(InputError):
+class UsageError(InputError, TTTv2Error, ValueError):
     """The command line itself is wrong (unknown option, bad value)."""
 
 

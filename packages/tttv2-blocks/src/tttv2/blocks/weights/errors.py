@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from tttv2.core.errors import InputError, TTTv2Error
 
 
-class CheckpointError(InputError):
+class CheckpointError(InputError, TTTv2Error, ValueError):
     """A checkpoint folder cannot be read (missing, no safetensors files, bad index)."""
 
 
