@@ -9,7 +9,7 @@ README = Path(__file__).parents[1] / "README.md"
 
 
 def test_readme_example(monkeypatch):
-    monkeypatch.delenv("TTTV2_DEVICE_PROFILE", raising=False)
+    # TTTV2_DEVICE_PROFILE stays as the test session pinned it (tttv2-testing's plugin)
     monkeypatch.delenv("TTTV2_PARAMS", raising=False)
     text = README.read_text()
     parser = doctest.DocTestParser()

@@ -64,6 +64,8 @@ def test_top_level_help_lists_every_verb(capsys):
     assert code == 0
     for verb in VERBS:
         assert verb in out
+    text = " ".join(out.split())
+    assert "2 bad input" in text and "internal error (a bug: the traceback is printed)" in text
 
 
 @pytest.mark.parametrize(

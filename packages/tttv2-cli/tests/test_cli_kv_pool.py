@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 
 import pytest
 
@@ -54,11 +55,12 @@ SETTINGS = [  # (TTTV2_DEVICE_PROFILE, TTTV2_PARAMS file, the block size tttv2-h
 
 def test_block_size_follows_tttv2_hw(capsys, tiny_llama, engines, monkeypatch, tmp_path):
     generated = []
+    pinned = os.environ.get("TTTV2_DEVICE_PROFILE")  # the session's profile (tttv2-testing's plugin)
     for i, (profile, params, block) in enumerate(SETTINGS):
         monkeypatch.delenv("TTTV2_DEVICE_PROFILE", raising=False)
         monkeypatch.delenv("TTTV2_PARAMS", raising=False)
-        if profile:
-            monkeypatch.setenv("TTTV2_DEVICE_PROFILE", profile)
+        if profile or pinned:
+            monkeypatch.setenv("TTTV2_DEVICE_PROFILE", profile or pinned)
         if params:
             (tmp_path / f"params{i}.toml").write_text(params)
             monkeypatch.setenv("TTTV2_PARAMS", str(tmp_path / f"params{i}.toml"))
@@ -88,7 +90,6 @@ def small_device(spec, kv_blocks: int) -> DeviceConfig:
 def test_jobs_get_what_they_need_up_to_the_memory_plan(capsys, tiny_llama, engines, monkeypatch):
     from tttv2.core.model_plugins import load_model
 
-    monkeypatch.delenv("TTTV2_DEVICE_PROFILE", raising=False)
     monkeypatch.delenv("TTTV2_PARAMS", raising=False)
     device = small_device(load_model(tiny_llama.path).spec, kv_blocks=6)  # 96 tokens
     monkeypatch.setattr(tttv2.hw, "default_device", lambda: device)

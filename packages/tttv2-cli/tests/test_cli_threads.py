@@ -40,7 +40,7 @@ def test_num_threads_from_tttv2_hw_reach_torch_unless_the_user_set_them(tiny_lla
 
 
 def test_threads_apply_to_the_job_only(capsys, tiny_llama, tmp_path, monkeypatch):
-    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "TTTV2_DEVICE_PROFILE"):
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("TTTV2_PARAMS", str(params_file(tmp_path, THREADS)))
     during = []

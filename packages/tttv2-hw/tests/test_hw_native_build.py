@@ -3,6 +3,8 @@ happen is an explicit NativeKernelUnavailable (callers then use PyTorch)."""
 
 from __future__ import annotations
 
+import importlib
+import platform
 import shutil
 
 import pytest
@@ -10,7 +12,20 @@ import pytest
 from tttv2.hw.kernels.native import NativeKernelUnavailable, build_native
 from tttv2.hw.kernels.native.build import REQUIRED_CPU_FLAGS, check_cpu
 
-needs_compiler = pytest.mark.skipif(not (shutil.which("cc") or shutil.which("gcc")), reason="no C compiler here")
+build_module = importlib.import_module("tttv2.hw.kernels.native.build")
+X86 = platform.machine().lower() in ("x86_64", "amd64")
+needs_compiler = pytest.mark.skipif(
+    not X86 or not (shutil.which("cc") or shutil.which("gcc")),
+    reason="compiles AVX2 code: needs an x86-64 host with a C compiler",
+)
+
+
+@pytest.fixture(autouse=True)
+def _x86_host_avx2_profile(monkeypatch):
+    """The checks before the compiler see an x86-64 host under the cpu:avx2 profile
+    (the flags are passed in), whatever machine and profile run the tests."""
+    monkeypatch.setenv("TTTV2_DEVICE_PROFILE", "cpu:avx2")
+    monkeypatch.setattr(build_module.platform, "machine", lambda: "x86_64")
 
 
 @needs_compiler

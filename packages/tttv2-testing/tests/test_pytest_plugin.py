@@ -157,3 +157,39 @@ def test_speed_compare_fixture_reports_ratio_to_pytest_benchmark(run, monkeypatc
     )
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(["*big: median * vs small *ratio*", "*benchmark: 1 tests*"])
+
+
+PROFILE_PROBE = """
+import os
+from tttv2.hw import default_device
+
+def test_profile(request):
+    want = request.config.getoption("--tttv2-device-profile")
+    if want == "host":
+        assert "TTTV2_DEVICE_PROFILE" not in os.environ
+        assert default_device().source == "detected"
+    else:
+        assert os.environ["TTTV2_DEVICE_PROFILE"] == want
+        print("PREFERRED", want, default_device().preferred_dtype)
+"""
+
+
+@pytest.mark.parametrize(
+    ("args", "line"),
+    [
+        ((), "PREFERRED cpu:avx2 float32"),  # the default pin, whatever the host
+        (("--tttv2-device-profile", "cpu:avx512-bf16"), "PREFERRED cpu:avx512-bf16 bfloat16"),
+        (("--tttv2-device-profile", "cpu:generic"), "PREFERRED cpu:generic float32"),
+        (("--tttv2-device-profile", "host"), None),
+    ],
+)
+def test_the_session_runs_under_one_named_device_profile(run, monkeypatch, args, line):
+    import os
+
+    monkeypatch.setenv("TTTV2_DEVICE_PROFILE", "cpu:amx")  # what the user's shell may hold
+    result = run(PROFILE_PROBE, "-s", *args)
+    result.assert_outcomes(passed=1)
+    if line:
+        result.stdout.fnmatch_lines([f"*{line}*"])
+    result.stdout.fnmatch_lines(["*device profile*--tttv2-device-profile*"])
+    assert os.environ["TTTV2_DEVICE_PROFILE"] == "cpu:amx"  # restored after the inner session

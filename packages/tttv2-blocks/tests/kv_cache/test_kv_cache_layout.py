@@ -30,8 +30,8 @@ def _tokens(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
 def test_what_is_written_through_slots_reads_back_through_block_tables(block_size, passes) -> None:
     """Every sequence reads back exactly its own tokens, in order, however the passes
     interleave sequences and however big the blocks are."""
-    cache = PagedKVCache.for_specs(
-        [SPEC], num_blocks=4 * 64 // block_size + 4, block_size=block_size
+    cache = PagedKVCache.for_specs(  # fp32 like the data: exact read-back on every device profile
+        [SPEC], num_blocks=4 * 64 // block_size + 4, block_size=block_size, dtype=torch.float32
     )
     layer = cache.layer(0)
     manager = cache.block_manager(64)

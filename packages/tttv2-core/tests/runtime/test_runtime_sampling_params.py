@@ -7,10 +7,15 @@ import pytest
 from tttv2.core.runtime import InvalidParameterError, SamplingParams, StopConditions
 
 BAD_SAMPLING = [
-    ("temperature", -0.1, ">= 0"),
-    ("temperature", math.inf, ">= 0"),
-    ("temperature", math.nan, ">= 0"),
-    ("temperature", "hot", ">= 0"),
+    ("temperature", -0.1, "0 (greedy) or a float in [0.01, 100]"),
+    ("temperature", math.inf, "0 (greedy) or a float in [0.01, 100]"),
+    ("temperature", math.nan, "0 (greedy) or a float in [0.01, 100]"),
+    ("temperature", "hot", "0 (greedy) or a float in [0.01, 100]"),
+    ("temperature", True, "0 (greedy) or a float in [0.01, 100]"),
+    ("temperature", False, "0 (greedy) or a float in [0.01, 100]"),
+    ("temperature", 1e-300, "[0.01, 100]"),  # 0 in float32: logits / T overflow
+    ("temperature", 0.009, "[0.01, 100]"),
+    ("temperature", 1e300, "[0.01, 100]"),  # inf in float32
     ("top_k", -1, ">= 0"),
     ("top_k", 2.5, ">= 0"),
     ("top_k", True, ">= 0"),

@@ -1,9 +1,14 @@
 """The CLI's error boundary: bad input becomes one line on stderr and exit status 2.
 
-Errors the library raises on purpose for bad input (``TTTv2Error``, ``ValueError``,
-``LookupError``, ``OSError``) are printed as ``tttv2 <verb>: error: <message>`` with no
-traceback. Anything else is a bug and keeps its traceback. ``TTTV2_DEBUG=1`` shows the
-traceback of every error.
+What counts as bad input is decided where the input is validated, not here: checkpoint,
+config, request and command-line validation raise subclasses of
+:class:`tttv2.core.errors.InputError` (``CheckpointError``, ``ModelLoadError``,
+``SpecError``, ``UnknownNameError``, ``MemoryPlanError``, :class:`UsageError`, ...), and
+the boundary prints exactly those as ``tttv2 <verb>: error: <message>`` with no
+traceback. A new kind of bad input is a new subclass, never a new ``except`` clause here.
+Any other exception (a ``KeyError``, ``TypeError``, a plain ``ValueError`` ...) is a bug:
+it keeps its traceback and exit status 1. ``TTTV2_DEBUG=1`` shows the traceback of every
+error.
 """
 
 from __future__ import annotations
@@ -11,14 +16,22 @@ from __future__ import annotations
 import os
 import sys
 
-from tttv2.core.errors import TTTv2Error
+from tttv2.core.errors import InputError, TTTv2Error
+from tttv2.core.runtime.errors import InvalidParameterError, InvalidRequestError
 
 EXIT_BAD_INPUT = 2
 
-BAD_INPUT_ERRORS: tuple[type[BaseException], ...] = (TTTv2Error, ValueError, LookupError, OSError)
+#: The exception types reported as bad input. The generation runtime's request validation
+#: errors are listed beside the base until they subclass it (tttv2.core.runtime moves to
+#: its own package; its errors then derive from InputError and this becomes one type).
+BAD_INPUT_ERRORS: tuple[type[BaseException], ...] = (
+    InputError,
+    InvalidParameterError,
+    InvalidRequestError,
+)
 
 
-class UsageError(TTTv2Error, ValueError):
+class UsageError(InputError, TTTv2Error, ValueError):
     """The command line itself is wrong (unknown option, bad value, missing file)."""
 
 

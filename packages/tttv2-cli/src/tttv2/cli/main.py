@@ -23,6 +23,12 @@ def build_parser() -> Parser:
     parser = Parser(
         prog="tttv2",
         description="Run, check and measure TTTv2 models on Hugging Face checkpoints.",
+        epilog=(
+            "Exit status: 0 success; 2 bad input (a one-line 'tttv2 VERB: error: ...' on stderr: "
+            "checkpoint, config, request or option validation failed); 1 validate found a "
+            "mismatch, or an internal error (a bug: the traceback is printed); 130 interrupted. "
+            "TTTV2_DEBUG=1 prints the traceback of bad input too."
+        ),
     )
     sub = parser.add_subparsers(dest="command", metavar="VERB", required=True, parser_class=Parser)
     for verb in VERBS.values():

@@ -100,11 +100,11 @@ def _run_ours(
 
 
 def load_hf(checkpoint: Path, dtype: torch.dtype, device: torch.device) -> Any:
-    """transformers' model for the folder (offline, no progress bars)."""
-    from tttv2.testing.hf.env import transformers
+    """transformers' model for the folder (offline, no progress bars, no remote code, from
+    exactly the safetensors files our loader reads: tttv2.testing.hf.load_reference_model)."""
+    from tttv2.testing.hf import load_reference_model
 
-    model = transformers().AutoModelForCausalLM.from_pretrained(checkpoint, dtype=dtype)
-    return model.to(device).eval()
+    return load_reference_model(checkpoint, dtype, device)
 
 
 def bench_hf(model: Any, prompts: torch.Tensor, gen_len: int, device: torch.device) -> Throughput:

@@ -8,6 +8,7 @@ from tttv2.core.compat import LegacyModeCall
 from tttv2.core.config import ModuleConfig, create_module
 from tttv2.core.context import RuntimeContext
 from tttv2.core.errors import (
+    InputError,
     KVCacheExhaustedError,
     ModeNotSupportedError,
     SpecError,
@@ -84,6 +85,7 @@ __all__ = [
     "ExecutionStrategy",
     "FeedForwardSpec",
     "Implementation",
+    "InputError",
     "KVBlockManager",
     "KVCacheExhaustedError",
     "KVCacheSpec",

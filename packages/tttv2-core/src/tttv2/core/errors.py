@@ -10,7 +10,19 @@ class TTTv2Error(Exception):
     """Base class of every error TTTv2 raises on purpose."""
 
 
-class SpecError(TTTv2Error, ValueError):
+class InputError(TTTv2Error, ValueError):
+    """Bad input from outside the program, found by validation: a checkpoint folder, its
+    ``config.json`` or safetensors files, a request or its sampling values, a command-line
+    value, a device profile or parameter file.
+
+    The message is one sentence naming the input, the field, the bad value and what would be
+    valid. Front ends (the ``tttv2`` command line) report exactly these as one line and exit
+    status 2; any other exception is a bug and keeps its traceback. Validation errors of the
+    library subclass it; a new kind of bad input gets a subclass, not a new ``except``.
+    """
+
+
+class SpecError(InputError, TTTv2Error, ValueError):
     """A spec field holds a value the spec cannot compute with.
 
     The message names the spec, the field, the bad value and what would be valid.
@@ -24,7 +36,7 @@ class SpecError(TTTv2Error, ValueError):
         super().__init__(f"{spec}.{field}={value!r} is invalid: expected {expected}")
 
 
-class UnknownNameError(TTTv2Error, LookupError):
+class UnknownNameError(InputError, TTTv2Error, LookupError):
     """A name was looked up in a registry that does not hold it."""
 
     def __init__(self, what: str, name: Any, known: Iterable[str]) -> None:

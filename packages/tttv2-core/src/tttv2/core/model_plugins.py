@@ -26,7 +26,7 @@ from typing import Any, Protocol
 
 import torch
 
-from tttv2.core.errors import TTTv2Error, UnknownNameError
+from tttv2.core.errors import InputError, TTTv2Error, UnknownNameError
 from tttv2.core.specs.model import ModelSpec
 
 ENTRY_POINT_GROUP = "tttv2.models"
@@ -35,7 +35,7 @@ ENTRY_POINT_GROUP = "tttv2.models"
 ProgressCallback = Callable[[str, int, int], None]
 
 
-class ModelLoadError(TTTv2Error, ValueError):
+class ModelLoadError(InputError, TTTv2Error, ValueError):
     """A checkpoint folder cannot be handed to a plugin (no folder, no usable
     ``config.json``), or an installed plugin is broken."""
 

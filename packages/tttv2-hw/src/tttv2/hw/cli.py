@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from tttv2.core.errors import TTTv2Error
+from tttv2.core.errors import InputError, TTTv2Error
 from tttv2.core.modes import ExecutionMode
 from tttv2.core.specs import ModelSpec
 from tttv2.hw.device.config import DeviceConfig
@@ -32,7 +32,7 @@ PROG = "tttv2-hw"
 EXIT_BAD_INPUT = 2
 
 
-class UsageError(TTTv2Error, ValueError):
+class UsageError(InputError, TTTv2Error, ValueError):
     """The command line itself is wrong (unknown option, bad value)."""
 
 

@@ -15,6 +15,15 @@ Fixtures:
   pytest-benchmark is active, records the block in its table with the baseline median
   and the ratio in ``extra_info``.
 
+Host independence: the session runs under one named tttv2-hw device profile,
+``--tttv2-device-profile`` (default ``cpu:avx2``), set as ``TTTV2_DEVICE_PROFILE`` for the
+test processes and every subprocess they start. Defaults tttv2-hw derives from the CPU
+(compute/KV-cache dtype, native bf16 products, whether native kernels run) are then the
+same on an AVX2-only laptop, an AVX-512-BF16 server and an Arm machine; run the suite with
+``--tttv2-device-profile cpu:avx512-bf16`` (or ``cpu:avx512``, ``cpu:generic``) to test
+another profile's selection, or ``host`` to use the detected device. A test may still
+set or remove the variable itself (``monkeypatch``) to test detection.
+
 Markers: ``slow`` (informational: slow tests run by default; deselect with
 ``-m "not slow"``) and ``gpu`` (skipped with a reason when CUDA is not available).
 
@@ -34,6 +43,14 @@ from typing import Any
 import pytest
 
 NO_CUDA = "CUDA not available"
+_previous_profile = pytest.StashKey[str | None]()
+#: tttv2-hw's variable forcing a device profile (tttv2.hw.device.profiles.ENV_VAR; not
+#: imported so that loading the plugin does not import torch).
+PROFILE_ENV = "TTTV2_DEVICE_PROFILE"
+#: The profile tests run under unless --tttv2-device-profile names another.
+DEFAULT_TEST_PROFILE = "cpu:avx2"
+#: --tttv2-device-profile value that leaves detection to the host.
+HOST_PROFILE = "host"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -44,11 +61,38 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=0,
         help="base seed of the tttv2 `seed` fixture (each test adds a hash of its id); default 0",
     )
+    group.addoption(
+        "--tttv2-device-profile",
+        default=DEFAULT_TEST_PROFILE,
+        metavar="PROFILE",
+        help=(
+            "tttv2-hw device profile the tests run under (sets TTTV2_DEVICE_PROFILE), so "
+            "defaults derived from the CPU do not depend on the host: cpu:avx2 (default), "
+            f"cpu:avx512, cpu:avx512-bf16, cpu:generic (non-x86 fallback), ...; '{HOST_PROFILE}' "
+            "uses the detected device"
+        ),
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    profile = config.getoption("--tttv2-device-profile")
+    config.stash[_previous_profile] = os.environ.get(PROFILE_ENV)
+    if profile == HOST_PROFILE:
+        os.environ.pop(PROFILE_ENV, None)
+    else:
+        os.environ[PROFILE_ENV] = profile
     config.addinivalue_line("markers", "slow: takes more than a few seconds; runs by default, deselect with -m 'not slow'")
     config.addinivalue_line("markers", "gpu: needs a CUDA device; skipped with a reason when none is available")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if _previous_profile not in config.stash:
+        return
+    previous = config.stash[_previous_profile]
+    if previous is None:
+        os.environ.pop(PROFILE_ENV, None)
+    else:
+        os.environ[PROFILE_ENV] = previous
 
 
 def _cuda_available() -> bool:
@@ -63,7 +107,11 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 
 
 def pytest_report_header(config: pytest.Config) -> str:
-    return f"tttv2: base seed {config.getoption('--tttv2-seed')} (--tttv2-seed)"
+    profile = config.getoption("--tttv2-device-profile")
+    return (
+        f"tttv2: base seed {config.getoption('--tttv2-seed')} (--tttv2-seed), "
+        f"device profile {profile} (--tttv2-device-profile)"
+    )
 
 
 @pytest.fixture(params=["cpu", pytest.param("cuda", marks=pytest.mark.gpu)])

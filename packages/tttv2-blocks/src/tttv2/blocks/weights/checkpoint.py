@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from contextlib import ExitStack
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
 import torch
@@ -132,14 +132,16 @@ class SafetensorsCheckpoint:
             weight_map = json.loads(index.read_text())["weight_map"]
             if not isinstance(weight_map, dict):
                 raise TypeError("weight_map is not an object")
-        except (OSError, ValueError, KeyError, TypeError) as exc:
+        except (OSError, ValueError, KeyError, TypeError, RecursionError) as exc:
             raise CorruptCheckpointError(
                 f"{index}: not a valid safetensors index ({exc!r})"
             ) from None
+        for name, file in weight_map.items():
+            _check_shard_name(index, name, file)
         headers: dict[str, dict[str, TensorInfo]] = {}
         for file in sorted(set(weight_map.values())):
-            path = self.folder / str(file)
-            if not path.is_file():
+            path = self.folder / file
+            if not _is_file(path):
                 raise CheckpointError(
                     f"{index.name} names shard {file!r}, which is not in {self.folder}"
                 )
@@ -151,3 +153,26 @@ class SafetensorsCheckpoint:
                 + ", ".join(f"{n} ({weight_map[n]})" for n in absent)
             )
         return {name: headers[file][name] for name, file in weight_map.items()}
+
+
+def _check_shard_name(index: Path, tensor: str, file: object) -> None:
+    """A weight_map value must name a file inside the checkpoint folder: a relative path
+    with no ``..`` part (symlinks inside the folder, as in the Hugging Face cache, are
+    followed as usual)."""
+    where = f"{index.name}: weight_map[{tensor!r}]={file!r} is invalid"
+    if not isinstance(file, str) or not file:
+        raise CorruptCheckpointError(f"{where}: expected a shard file name (a string)")
+    parts = PurePosixPath(file.replace("\\", "/"))
+    if parts.is_absolute() or PureWindowsPath(file).drive or ".." in parts.parts:
+        raise CorruptCheckpointError(
+            f"{where}: expected a shard file inside the checkpoint folder "
+            "(a relative name without '..')"
+        )
+
+
+def _is_file(path: Path) -> bool:
+    """``path.is_file()``, False also for names the OS refuses (too long, ...)."""
+    try:
+        return path.is_file()
+    except OSError:
+        return False

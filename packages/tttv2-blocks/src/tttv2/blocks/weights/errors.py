@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from tttv2.core.errors import TTTv2Error
+from tttv2.core.errors import InputError, TTTv2Error
 
 
-class CheckpointError(TTTv2Error, ValueError):
+class CheckpointError(InputError, TTTv2Error, ValueError):
     """A checkpoint folder cannot be read (missing, no safetensors files, bad index)."""
 
 

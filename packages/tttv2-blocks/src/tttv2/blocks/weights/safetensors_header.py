@@ -33,7 +33,10 @@ class TensorInfo:
 def read_header(path: Path) -> dict[str, TensorInfo]:
     """Every tensor described by ``path``'s header, checked against the file's size."""
     path = Path(path)
-    size = path.stat().st_size
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise CorruptCheckpointError(f"{path}: cannot read ({exc.strerror or exc})") from None
     if size < 8:
         raise CorruptCheckpointError(f"{path}: truncated or not a safetensors file ({size} bytes)")
     with open(path, "rb") as f:
@@ -46,7 +49,7 @@ def read_header(path: Path) -> dict[str, TensorInfo]:
         raw = f.read(header_len)
     try:
         header = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (ValueError, RecursionError) as exc:  # bad UTF-8 or JSON, ints past the digit limit
         raise CorruptCheckpointError(f"{path}: corrupt safetensors header ({exc})") from None
     if not isinstance(header, dict):
         raise CorruptCheckpointError(f"{path}: corrupt safetensors header (not a JSON object)")
@@ -62,14 +65,14 @@ def _entry(path: Path, name: str, info: object, data_size: int) -> TensorInfo:
     if not isinstance(info, dict):
         raise bad("not a JSON object")
     dtype, shape, offsets = info.get("dtype"), info.get("shape"), info.get("data_offsets")
-    if dtype not in SAFETENSORS_ITEMSIZE:
+    if not isinstance(dtype, str) or dtype not in SAFETENSORS_ITEMSIZE:
         raise bad(f"unknown dtype {dtype!r}")
-    if not isinstance(shape, list) or not all(isinstance(d, int) and d >= 0 for d in shape):
+    if not isinstance(shape, list) or not all(_is_int(d) and d >= 0 for d in shape):
         raise bad(f"shape {shape!r} is not a list of non-negative integers")
     if (
         not isinstance(offsets, list)
         or len(offsets) != 2
-        or not all(isinstance(o, int) for o in offsets)
+        or not all(_is_int(o) for o in offsets)
         or not 0 <= offsets[0] <= offsets[1]
     ):
         raise bad(f"data_offsets {offsets!r} is not [begin, end]")
@@ -84,3 +87,8 @@ def _entry(path: Path, name: str, info: object, data_size: int) -> TensorInfo:
             f"the file holds {data_size}"
         )
     return TensorInfo(name, path, dtype, tuple(shape), nbytes)
+
+
+def _is_int(value: object) -> bool:
+    """A JSON integer (``true``/``false`` are not sizes)."""
+    return isinstance(value, int) and not isinstance(value, bool)

@@ -24,6 +24,12 @@ from dataclasses import dataclass
 from tttv2.core.runtime.errors import InvalidParameterError
 
 
+#: Nonzero temperatures the sampler takes: logits are divided by it in float32, so a tiny
+#: one overflows (1e-300 becomes 0, the logits inf, the probabilities NaN).
+MIN_TEMPERATURE, MAX_TEMPERATURE = 1e-2, 1e2
+TEMPERATURE_HINT = f"0 (greedy) or a float in [{MIN_TEMPERATURE}, {MAX_TEMPERATURE:g}]"
+
+
 def _number(name: str, value: object, lo: float, hi: float, lo_open: bool, hi_open: bool, hint: str) -> None:
     ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
     if ok:
@@ -44,7 +50,8 @@ class SamplingParams:
     seed: int | None = None
 
     def __post_init__(self) -> None:
-        _number("temperature", self.temperature, 0.0, math.inf, False, True, "a finite float >= 0 (0 = greedy)")
+        if isinstance(self.temperature, bool) or self.temperature != 0:  # 1e-300 -> 0 in float32 -> inf logits
+            _number("temperature", self.temperature, MIN_TEMPERATURE, MAX_TEMPERATURE, False, False, TEMPERATURE_HINT)
         if not isinstance(self.top_k, int) or isinstance(self.top_k, bool) or self.top_k < 0:
             raise InvalidParameterError("SamplingParams", "top_k", self.top_k, "an integer >= 0 (0 = off)")
         _number("top_p", self.top_p, 0.0, 1.0, True, False, "a float in (0, 1] (1 = off)")

@@ -2,8 +2,10 @@
 
 Names are ``<device type>[:<model>]``, matched case-insensitively:
 
-* ``cpu`` (this host), ``cpu:avx2``, ``cpu:avx512``, ``cpu:avx512-bf16``, ``cpu:amx`` --
-  this host's cores, memory and caches with the named vector ISA;
+* ``cpu`` (this host), ``cpu:avx2``, ``cpu:avx512``, ``cpu:avx512-bf16``, ``cpu:amx``,
+  ``cpu:generic`` -- this host's cores, memory and caches with the named vector ISA;
+  ``cpu:generic`` has none the library uses (what a non-x86 host without native bf16
+  gets: fp32 defaults, no native kernels, PyTorch's kernels everywhere);
 * ``cuda:<GPU>`` for the GPUs in :data:`~tttv2.hw.device.cuda.CUDA_PROFILES`, and ``cuda``
   for the GPUs actually present;
 * ``mps`` (Apple GPU, sized by this host's memory);
@@ -21,6 +23,7 @@ CPU_ISA_PROFILES: dict[str, tuple[str, ...]] = {
     "avx512": ("AVX-512", "AVX2"),
     "avx512-bf16": ("AVX-512-BF16", "AVX-512", "AVX2"),
     "amx": ("AMX", "AVX-512-BF16", "AVX-512", "AVX2"),
+    "generic": (),  # the fallback: no vector ISA any tttv2 kernel is built for
 }
 
 ENV_VAR = "TTTV2_DEVICE_PROFILE"

@@ -20,8 +20,6 @@ torch's own half GEMM accumulates in fp32 too.
 
 from __future__ import annotations
 
-from functools import cache
-
 import torch
 import torch.nn.functional as F
 
@@ -89,11 +87,12 @@ def upcast_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | No
     return out.to(x.dtype).view(*x.shape[:-1], out_features)
 
 
-@cache
 def native_half_matmul(dtype: torch.dtype) -> bool:
-    """Whether this host's CPU multiplies ``dtype`` natively (tttv2.hw's CPU detection)."""
-    from tttv2.hw.device.cpu import detect_cpu
+    """Whether the CPU multiplies ``dtype`` natively: the device tttv2.hw detected, or the
+    profile forced with ``TTTV2_DEVICE_PROFILE`` (so a forced profile selects the same
+    path on every host)."""
+    from tttv2.hw.optimal import default_device
 
     # fp16 is treated as never native: CPUs with fp16 dot products (AVX-512-FP16,
     # AMX-FP16) are not told apart by the detection, and the fp32 path is always correct
-    return dtype == torch.bfloat16 and detect_cpu().bf16_native
+    return dtype == torch.bfloat16 and default_device().cpu.bf16_native

@@ -12,7 +12,7 @@ import math
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
-from tttv2.core.errors import TTTv2Error
+from tttv2.core.errors import InputError, TTTv2Error
 from tttv2.core.specs import ModelSpec, MoESpec
 from tttv2.hw.dtypes import dtype_bytes, dtype_name
 from tttv2.hw.memory.param_count import ModelParamCount, count_params, kv_bytes_per_token
@@ -24,7 +24,7 @@ GB = 10**9
 DEFAULT_RUNTIME_FRACTION = 0.05
 
 
-class MemoryPlanError(TTTv2Error, ValueError):
+class MemoryPlanError(InputError, TTTv2Error, ValueError):
     """The model does not fit the device; the message names the sizes."""
 
 

@@ -33,7 +33,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from tttv2.core.errors import TTTv2Error, UnknownNameError
+from tttv2.core.errors import InputError, TTTv2Error, UnknownNameError
 from tttv2.core.modes import ExecutionMode
 from tttv2.hw.dtypes import dtype_name
 from tttv2.hw.params.tables import Selector
@@ -46,7 +46,7 @@ DEFAULTS_KEY = "defaults"
 Rule = tuple[Selector, dict[str, Any]]
 
 
-class ParamsOverrideError(TTTv2Error, ValueError):
+class ParamsOverrideError(InputError, TTTv2Error, ValueError):
     """An override names an unknown section or parameter, or has a value of the wrong type."""
 
 

@@ -14,6 +14,11 @@ from tttv2.testing.hf.checkpoint import (  # noqa: E402
     model_type_of,
 )
 from tttv2.testing.hf.reference import HFReference, find_decoder_layers, reference_outputs  # noqa: E402
+from tttv2.testing.hf.reference_model import (  # noqa: E402
+    RemoteCodeRefusedError,
+    load_reference_model,
+    reference_files,
+)
 from tttv2.testing.hf.tokenizer import BOS_TOKEN, EOS_TOKEN, save_tokenizer, train_tokenizer  # noqa: E402
 
 __all__ = [
@@ -21,11 +26,14 @@ __all__ = [
     "EOS_TOKEN",
     "TINY_DEFAULTS",
     "HFReference",
+    "RemoteCodeRefusedError",
     "TinyCheckpoint",
     "build_tiny_checkpoint",
     "checkpoint_key",
     "find_decoder_layers",
+    "load_reference_model",
     "model_type_of",
+    "reference_files",
     "reference_outputs",
     "save_tokenizer",
     "train_tokenizer",

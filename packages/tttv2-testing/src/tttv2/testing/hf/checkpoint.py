@@ -70,10 +70,9 @@ class TinyCheckpoint:
 
     def load_model(self, dtype: torch.dtype = torch.float32, device: str | torch.device = "cpu") -> Any:
         """The ``transformers`` model, in eval mode."""
-        from tttv2.testing.hf.env import transformers
+        from tttv2.testing.hf.reference_model import load_reference_model
 
-        model = transformers().AutoModelForCausalLM.from_pretrained(self.path)
-        return model.to(device=device, dtype=dtype).eval()
+        return load_reference_model(self.path, dtype, device)
 
     def load_tokenizer(self) -> Any:
         """The ``tokenizers.Tokenizer`` from ``tokenizer.json``."""

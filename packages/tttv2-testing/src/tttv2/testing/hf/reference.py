@@ -87,20 +87,23 @@ def reference_outputs(
     :class:`~tttv2.testing.hf.checkpoint.TinyCheckpoint`) on one prompt: token ids
     (list / 1-D tensor) or text (needs the folder's tokenizer).
 
-    A folder or checkpoint is loaded in ``dtype`` on ``device``. A model instance is run
+    A folder or checkpoint is loaded in ``dtype`` on ``device`` by
+    :func:`~tttv2.testing.hf.reference_model.load_reference_model`: built-in classes only
+    (a config needing remote code is refused), from exactly the safetensors files our loader
+    reads, never unpickling. A model instance is run
     as it is and never cast or moved (that would change the caller's model, and casting
     back from bf16 loses precision): its dtype must be ``dtype`` and its device
     ``device``, otherwise ``ValueError`` says which differs - pass ``model.to(...)`` or
     matching arguments. ``HFReference.dtype`` is thus always the dtype the model ran in."""
     from tttv2.testing.hf.checkpoint import TinyCheckpoint
-    from tttv2.testing.hf.env import transformers
+    from tttv2.testing.hf.reference_model import load_reference_model
 
     folder: Path | None = None
     if isinstance(model, TinyCheckpoint):
         folder, model = model.path, model.load_model(dtype, device)
     elif isinstance(model, (str, Path)):
         folder = Path(model)
-        model = transformers().AutoModelForCausalLM.from_pretrained(folder).to(device=device, dtype=dtype).eval()
+        model = load_reference_model(folder, dtype, device)  # no remote code, no pickles
     else:
         _check_model_placement(model, dtype, device)
         model = model.eval()

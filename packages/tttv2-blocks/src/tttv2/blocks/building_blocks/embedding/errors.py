@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from tttv2.core.errors import TTTv2Error
+from tttv2.core.errors import InputError, TTTv2Error
 
 
-class EmbeddingIndexError(TTTv2Error, ValueError, IndexError):
+class EmbeddingIndexError(InputError, TTTv2Error, ValueError, IndexError):
     """A token id or learned position outside its embedding table.
 
     ``argument`` is ``"input_ids"`` or ``"positions"``, ``value`` the offending entry and

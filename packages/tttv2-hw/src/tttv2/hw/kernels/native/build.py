@@ -7,6 +7,10 @@ The library is cached under ``$TTTV2_CACHE_DIR/native`` by a hash of all three, 
 temporary name and renamed into place, so parallel processes (pytest-xdist workers) never
 load a half-written file. ``TTTV2_NATIVE_KERNELS=0`` turns native kernels off.
 
+The kernels also follow the device profile (``TTTV2_DEVICE_PROFILE``): a profile whose ISA
+list lacks AVX2 (``cpu:generic``, the non-x86 fallback) turns them off even on a host that
+could run them, so that profile's kernel selection is the same on every host.
+
 Anything that stops a build (no compiler, a CPU without the ISA, a compile error) raises
 :class:`NativeKernelUnavailable` with the reason; callers fall back to PyTorch's kernels.
 """
@@ -37,6 +41,8 @@ log = logging.getLogger(__name__)
 DISABLE_ENV = "TTTV2_NATIVE_KERNELS"
 #: /proc/cpuinfo flags every kernel here is compiled for.
 REQUIRED_CPU_FLAGS = frozenset({"avx2", "fma", "f16c"})
+#: The ISA (tttv2.hw.device.cpu names) a device profile must list for the kernels to run.
+REQUIRED_ISA = "AVX2"
 CFLAGS = ("-O3", "-mavx2", "-mfma", "-mf16c", "-fopenmp", "-fPIC", "-shared", "-std=c11", "-Wall")
 
 
@@ -87,6 +93,13 @@ def check_cpu(flags: frozenset[str], machine: str) -> None:
         raise NativeKernelUnavailable(f"CPU lacks {', '.join(missing)} (needed by the native kernels)")
 
 
+def check_profile(profile: str, isa: tuple[str, ...]) -> None:
+    """Raise unless the device profile's ISA list has what the kernels are built for."""
+    if REQUIRED_ISA not in isa:
+        shown = ", ".join(isa) or "no vector ISA"
+        raise NativeKernelUnavailable(f"device profile {profile} has {shown}; the native kernels need {REQUIRED_ISA}")
+
+
 def find_compiler() -> str:
     for candidate in (os.environ.get("CC"), "cc", "gcc"):
         path = shutil.which(candidate) if candidate else None
@@ -103,6 +116,7 @@ def build_native(name: str, *, flags: frozenset[str] | None = None, out_dir: Pat
     if flags is None:
         flags = _cpu_flags()
     check_cpu(flags, platform.machine())
+    _check_device_profile()
     package = resources.files(__package__)
     # a kernel may include headers and other kernels' sources: all of them are its source
     sources = {f.name: f.read_bytes() for f in package.iterdir() if f.name.endswith((".c", ".h"))}
@@ -156,6 +170,13 @@ def _compiler_version(compiler: str) -> bytes:
         return subprocess.run([compiler, "--version"], capture_output=True, check=False).stdout
     except OSError as error:
         raise NativeKernelUnavailable(f"cannot run {compiler}: {error}") from error
+
+
+def _check_device_profile() -> None:
+    from tttv2.hw.optimal import default_device
+
+    device = default_device()
+    check_profile(device.profile, device.cpu.isa)
 
 
 def _cpu_flags() -> frozenset[str]:
