@@ -1,4 +1,4 @@
-"""Serving load benchmark of the generation runtime (tttv2.core.runtime).
+"""Serving load benchmark of the generation runtime (tttv2.serve.runtime).
 
 Requests (random prompts and output lengths) arrive as a Poisson process at each of
 several rates; the engine serves them with continuous batching while this script records
@@ -29,7 +29,7 @@ from pathlib import Path
 
 import torch
 
-from tttv2.core.runtime import (
+from tttv2.serve.runtime import (
     LLMEngine,
     Request,
     SamplingParams,
@@ -38,7 +38,7 @@ from tttv2.core.runtime import (
 )
 
 REPO = Path(__file__).resolve().parents[2]
-HELPERS = REPO / "packages" / "tttv2-core" / "tests" / "runtime"
+HELPERS = REPO / "packages" / "tttv2-serve" / "tests" / "runtime"
 
 
 def load_helper(name: str):

@@ -21,7 +21,7 @@ from tttv2.cli.loading import DTYPES, build_native_kernels, load, resolve_device
 from tttv2.cli.output_file import check_output_file
 from tttv2.cli.progress import Bar, progress_enabled
 from tttv2.cli.prompt import DEFAULT_PROMPT, prompt_ids
-from tttv2.core.runtime import SamplingParams
+from tttv2.serve.runtime import SamplingParams
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -29,7 +29,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "generate",
         help="generate text from a prompt",
         description="Load a Hugging Face checkpoint through its model plugin and continue a prompt "
-        "with tttv2.core.runtime (greedy by default; sampling with --temperature). Prints the "
+        "with tttv2.serve.runtime (greedy by default; sampling with --temperature). Prints the "
         "generated text on stdout and timings on stderr, or one JSON object with --json. On the "
         "first use of a CPU, tttv2-hw's native kernels are compiled before generating (a few "
         "seconds, reported apart as warm-up; later runs load them from $TTTV2_CACHE_DIR).",
