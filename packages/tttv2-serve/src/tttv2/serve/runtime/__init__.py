@@ -27,6 +27,7 @@ from tttv2.serve.runtime.scheduler import Scheduler
 from tttv2.serve.runtime.speculative import SpeculativeDecoder, SpeculativeStats
 from tttv2.serve.runtime.speculative_sampling import verify_greedy, verify_sampled
 from tttv2.serve.runtime.stop_conditions import StopConditions
+from tttv2.serve.runtime.token_logprobs import TokenLogprobs, token_logprobs
 from tttv2.serve.runtime.timings import EngineStats, RequestTimings
 
 __all__ = [
@@ -50,6 +51,7 @@ __all__ = [
     "StopConditions",
     "SupportsModes",
     "TokenEvent",
+    "TokenLogprobs",
     "apply_count_penalties",
     "apply_repetition_penalty",
     "apply_temperature",
@@ -57,6 +59,7 @@ __all__ = [
     "probabilities",
     "greedy_tokens",
     "sample",
+    "token_logprobs",
     "top_k_filter",
     "top_p_filter",
     "verify_greedy",

@@ -26,6 +26,7 @@ from tttv2.serve.runtime.sampler import sample
 from tttv2.serve.runtime.scheduler import Scheduler
 from tttv2.serve.runtime.sequence import SequenceState
 from tttv2.serve.runtime.timings import EngineStats
+from tttv2.serve.runtime.token_logprobs import token_logprobs
 
 
 def resolve_max_seq_len(model: Any, max_seq_len: int | None, owner: str = "LLMEngine") -> int:
@@ -180,9 +181,11 @@ class LLMEngine(EngineBase):
                 ready.append((seq, rows))
         if not ready:
             return []
-        tokens = sample(joined_rows([rows for _, rows in ready]), [seq.sampling_row() for seq, _ in ready])
+        batch = joined_rows([rows for _, rows in ready])
+        tokens = sample(batch, [seq.sampling_row() for seq, _ in ready])
+        logprobs = token_logprobs(batch, tokens, [seq.request.sampling.logprobs for seq, _ in ready])
         now = time.perf_counter()
-        events = [seq.append(token, now) for (seq, _), token in zip(ready, tokens, strict=True)]
+        events = [seq.append(t, now, lp) for (seq, _), t, lp in zip(ready, tokens, logprobs, strict=True)]
         for seq, _ in ready:
             if seq.finished:
                 self.scheduler.remove(seq)

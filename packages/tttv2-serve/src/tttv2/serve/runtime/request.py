@@ -55,7 +55,10 @@ class TokenEvent:
     ``text`` is the piece of text this token releases (``""`` without a detokenizer, while
     a multi-byte character is incomplete, or while the text could still turn into a stop
     string); joining every event's ``text`` gives the final text. The last event of a
-    request has ``finished=True`` and carries the whole ``output``."""
+    request has ``finished=True`` and carries the whole ``output``. With
+    ``SamplingParams.logprobs`` set, ``logprob`` is the token's log-probability and
+    ``top_logprobs`` the ``(token_id, logprob)`` pairs of the most likely tokens, most
+    likely first."""
 
     request_id: Hashable
     token_id: int
@@ -65,6 +68,8 @@ class TokenEvent:
     finished: bool = False
     finish_reason: str | None = None
     output: RequestOutput | None = None
+    logprob: float | None = None
+    top_logprobs: tuple[tuple[int, float], ...] = ()
 
 
 @dataclass

@@ -14,6 +14,11 @@ The distribution is built in this order (each step renormalises what the previou
 
 ``seed`` gives the request its own random generator, so its samples do not depend on what
 else shares the batch.
+
+``logprobs`` does not change which token is chosen: when set (``LLMEngine`` only), each
+:class:`TokenEvent` carries the log-probability of its token under the model's distribution
+(log-softmax of the raw logits, before penalties and temperature) and the ``logprobs`` most
+likely tokens with theirs (0: the chosen token's only; None: off).
 """
 
 from __future__ import annotations
@@ -22,6 +27,9 @@ import math
 from dataclasses import dataclass
 
 from tttv2.serve.runtime.errors import InvalidParameterError
+
+#: The most top tokens ``logprobs`` may ask for (the OpenAI API's limit).
+MAX_LOGPROBS = 20
 
 
 def _number(name: str, value: object, lo: float, hi: float, lo_open: bool, hi_open: bool, hint: str) -> None:
@@ -42,6 +50,7 @@ class SamplingParams:
     presence_penalty: float = 0.0
     frequency_penalty: float = 0.0
     seed: int | None = None
+    logprobs: int | None = None
 
     def __post_init__(self) -> None:
         _number("temperature", self.temperature, 0.0, math.inf, False, True, "a finite float >= 0 (0 = greedy)")
@@ -58,6 +67,11 @@ class SamplingParams:
             not isinstance(self.seed, int) or isinstance(self.seed, bool) or not 0 <= self.seed < 2**63
         ):
             raise InvalidParameterError("SamplingParams", "seed", self.seed, "None or an integer in [0, 2**63)")
+        lp = self.logprobs
+        if lp is not None and (not isinstance(lp, int) or isinstance(lp, bool) or not 0 <= lp <= MAX_LOGPROBS):
+            raise InvalidParameterError(
+                "SamplingParams", "logprobs", lp, f"None (off) or an integer in [0, {MAX_LOGPROBS}] (top tokens returned)"
+            )
 
     @property
     def greedy(self) -> bool:

@@ -13,6 +13,7 @@ from tttv2.serve.runtime.request import Request, RequestOutput, TokenEvent
 from tttv2.serve.runtime.sampler import SamplingRow
 from tttv2.serve.runtime.stop_checker import StopChecker
 from tttv2.serve.runtime.timings import RequestTimings
+from tttv2.serve.runtime.token_logprobs import TokenLogprobs
 
 WAITING, RUNNING, FINISHED = "waiting", "running", "finished"
 
@@ -76,8 +77,9 @@ class SequenceState:
         output = self.output_ids + (extra_output or [])
         return SamplingRow(self.request.sampling, self.generator, self.request.prompt_ids, output)
 
-    def append(self, token_id: int, now: float) -> TokenEvent:
-        """Add a generated token, check the stop conditions, return its event."""
+    def append(self, token_id: int, now: float, logprobs: TokenLogprobs | None = None) -> TokenEvent:
+        """Add a generated token, check the stop conditions, return its event (with the
+        token's log-probabilities when given)."""
         self.token_ids.append(token_id)
         self.timings.token_times.append(now)
         text, reason, stop_reason = self.checker.add(token_id, self.num_output)
@@ -92,6 +94,8 @@ class SequenceState:
             finished=reason is not None,
             finish_reason=reason,
             output=self.output() if reason is not None else None,
+            logprob=None if logprobs is None else logprobs.logprob,
+            top_logprobs=() if logprobs is None else logprobs.top,
         )
 
     def mark_finished(self, reason: str, stop_reason: int | str | None, now: float) -> None:
