@@ -33,6 +33,11 @@ CHAT_TEMPLATE = (
 )
 STARTUP_TIMEOUT_S = 30.0
 
+# The engine thread runs many tiny ops; on a loaded 2-core machine intra-op threading only
+# adds synchronisation cost (20x slower here). Process-wide, as the server thread outlives
+# any one test.
+torch.set_num_threads(1)
+
 
 class SlowReference(ReferenceCausalLM):
     """The reference model, with an optional pause per forward pass so a test can act

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import hmac
 import json
+import re
 import time
 import uuid
 from collections.abc import AsyncIterator, Hashable
@@ -174,6 +175,9 @@ def create_app(served: ServedModel, config: ServerConfig | None = None) -> FastA
 
 
 # -- request checks -------------------------------------------------------------------------
+#: The parts of a pydantic error location that name a member of a union type, not a field.
+_UNION_TAG = re.compile(r"^(str|int|float|bool|none|list\[.*\]|dict\[.*\]|function-.*)$")
+
 def validation_error(exc: RequestValidationError) -> APIError:
     errors = exc.errors()
     if not errors:
@@ -181,7 +185,7 @@ def validation_error(exc: RequestValidationError) -> APIError:
     first = errors[0]
     if first.get("type") == "json_invalid":
         return bad_request(f"the request body is not valid JSON: {first.get('ctx', {}).get('error', '')}".rstrip(": "))
-    loc = [str(p) for p in first.get("loc", ()) if p != "body"]
+    loc = [str(p) for p in first.get("loc", ()) if p != "body" and not _UNION_TAG.match(str(p))]
     param = ".".join(loc) or None
     where = f"{param}: " if param else "request body: "
     extra = f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else ""
@@ -199,11 +203,11 @@ def check_model(served: ServedModel, body: SamplingFields) -> None:
 
 def completion_prompt(served: ServedModel, prompt: Any) -> list[int]:
     if isinstance(prompt, str):
-        ids = served.encode(prompt, add_special_tokens=True)
+        ids = served.encode(prompt, add_special_tokens=True) if prompt else []
     elif prompt and all(isinstance(p, int) for p in prompt):
         ids = list(prompt)
     elif isinstance(prompt, list) and len(prompt) == 1 and isinstance(prompt[0], str):
-        ids = served.encode(prompt[0], add_special_tokens=True)
+        ids = served.encode(prompt[0], add_special_tokens=True) if prompt[0] else []
     elif isinstance(prompt, list) and len(prompt) > 1:
         raise bad_request("one prompt per request: pass a string or a list of token ids", param="prompt")
     else:
