@@ -4,7 +4,11 @@ abort the rest (their KV blocks are freed), stop the engine thread and return.""
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import socket
+import threading
+from collections.abc import Iterator
 from typing import Any
 
 import uvicorn
@@ -52,7 +56,23 @@ def run_server(
     log_level: str = "warning",
     sock: socket.socket | None = None,
 ) -> None:
-    """Serve until SIGTERM/SIGINT (blocking). ``sock``: an already bound socket (tests
-    bind port 0 to let the OS choose)."""
+    """Serve until SIGTERM/SIGINT (blocking); after SIGTERM it drains and returns normally.
+    ``sock``: an already bound socket (port 0 lets the OS choose)."""
     server = make_server(app, host, port, shutdown_timeout_s=shutdown_timeout_s, log_level=log_level)
-    server.run(sockets=[sock] if sock is not None else None)
+    with _sigterm_returns():
+        server.run(sockets=[sock] if sock is not None else None)
+
+
+@contextlib.contextmanager
+def _sigterm_returns() -> Iterator[None]:
+    """uvicorn handles SIGTERM (drains) and then raises it again with the handler that was
+    installed before it started; with the default one the process would die of the signal
+    after a clean drain. A do-nothing handler makes ``run_server`` return instead."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: None)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
