@@ -10,7 +10,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 
 import httpx
 import pytest
@@ -19,8 +18,19 @@ STARTUP_S = 300
 
 
 def _start(checkpoint, *extra: str) -> tuple[subprocess.Popen, str]:
-    cmd = [sys.executable, "-m", "tttv2.cli.main", "serve", "--checkpoint", str(checkpoint), "--port", "0"]
-    proc = subprocess.Popen([*cmd, *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    cmd = [
+        sys.executable,
+        "-m",
+        "tttv2.cli.main",
+        "serve",
+        "--checkpoint",
+        str(checkpoint),
+        "--port",
+        "0",
+    ]
+    proc = subprocess.Popen(
+        [*cmd, *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     lines: list[str] = []
     found = threading.Event()
 
@@ -45,9 +55,21 @@ def test_serve_answers_the_openai_client_and_drains_on_sigterm(tiny_llama) -> No
     try:
         client = openai.OpenAI(base_url=url, api_key="x", max_retries=0, timeout=60)
         assert [m.id for m in client.models.list().data] == ["tiny"]
-        out = client.completions.create(model="tiny", prompt=[1, 2, 3], max_tokens=3, temperature=0, extra_body={"ignore_eos": True})
+        out = client.completions.create(
+            model="tiny",
+            prompt=[1, 2, 3],
+            max_tokens=3,
+            temperature=0,
+            extra_body={"ignore_eos": True},
+        )
         assert out.usage.completion_tokens == 3 and out.choices[0].finish_reason == "length"
-        body = {"model": "tiny", "prompt": [1, 2, 3], "max_tokens": 48, "stream": True, "ignore_eos": True}
+        body = {
+            "model": "tiny",
+            "prompt": [1, 2, 3],
+            "max_tokens": 48,
+            "stream": True,
+            "ignore_eos": True,
+        }
         with httpx.stream("POST", f"{url}/completions", json=body, timeout=60) as response:
             lines = response.iter_lines()
             first = next(line for line in lines if line)
@@ -56,7 +78,9 @@ def test_serve_answers_the_openai_client_and_drains_on_sigterm(tiny_llama) -> No
             rest = [line for line in lines if line]
         chunks = [json.loads(line[6:]) for line in [first, *rest] if line.startswith("data: {")]
         assert rest[-1] == "data: [DONE]"
-        assert len(chunks) == 48 and chunks[-1]["choices"][0]["finish_reason"] == "length"  # drained, not cut
+        assert (
+            len(chunks) == 48 and chunks[-1]["choices"][0]["finish_reason"] == "length"
+        )  # drained, not cut
         assert proc.wait(timeout=60) == 0
     finally:
         if proc.poll() is None:
@@ -72,7 +96,16 @@ def test_serve_refuses_a_port_in_use(tiny_llama) -> None:
         taken.listen()
         port = taken.getsockname()[1]
         proc = subprocess.run(
-            [sys.executable, "-m", "tttv2.cli.main", "serve", "--checkpoint", str(tiny_llama.path), "--port", str(port)],
+            [
+                sys.executable,
+                "-m",
+                "tttv2.cli.main",
+                "serve",
+                "--checkpoint",
+                str(tiny_llama.path),
+                "--port",
+                str(port),
+            ],
             capture_output=True,
             text=True,
             timeout=120,

@@ -63,7 +63,9 @@ def eos_id(tokenizer) -> int:
     return tokenizer.token_to_id("</s>")
 
 
-def make_engine(model, tokenizer, *, num_blocks: int = 24, block_size: int = 8, max_num_seqs: int = 16) -> LLMEngine:
+def make_engine(
+    model, tokenizer, *, num_blocks: int = 24, block_size: int = 8, max_num_seqs: int = 16
+) -> LLMEngine:
     return LLMEngine(
         model,
         num_blocks=num_blocks,
@@ -77,7 +79,9 @@ def make_engine(model, tokenizer, *, num_blocks: int = 24, block_size: int = 8, 
 
 def make_model(tokenizer) -> SlowReference:
     torch.manual_seed(0)
-    return SlowReference(vocab_size=tokenizer.get_vocab_size(), hidden=32, num_heads=2, num_layers=2, max_seq_len=256)
+    return SlowReference(
+        vocab_size=tokenizer.get_vocab_size(), hidden=32, num_heads=2, num_layers=2, max_seq_len=256
+    )
 
 
 @dataclass
@@ -100,7 +104,6 @@ class RunningServer:
         return out
 
 
-
 def start_server(served: ServedModel, config: ServerConfig) -> tuple[object, threading.Thread, str]:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -119,9 +122,13 @@ def start_server(served: ServedModel, config: ServerConfig) -> tuple[object, thr
 
 
 @contextlib.contextmanager
-def serving(tokenizer, *, api_key=None, max_queue=64, max_num_seqs=16, num_blocks=24, chat=True) -> Iterator[RunningServer]:
+def serving(
+    tokenizer, *, api_key=None, max_queue=64, max_num_seqs=16, num_blocks=24, chat=True
+) -> Iterator[RunningServer]:
     model = make_model(tokenizer)
-    template = ChatTemplate(CHAT_TEMPLATE, {"bos_token": "<s>", "eos_token": "</s>"}) if chat else None
+    template = (
+        ChatTemplate(CHAT_TEMPLATE, {"bos_token": "<s>", "eos_token": "</s>"}) if chat else None
+    )
     served = ServedModel(
         MODEL_NAME,
         make_engine(model, tokenizer, num_blocks=num_blocks, max_num_seqs=max_num_seqs),
@@ -149,4 +156,6 @@ def server(tokenizer) -> Iterator[RunningServer]:
 def client(server):
     import openai
 
-    return openai.OpenAI(base_url=f"{server.base_url}/v1", api_key="unused", max_retries=0, timeout=60)
+    return openai.OpenAI(
+        base_url=f"{server.base_url}/v1", api_key="unused", max_retries=0, timeout=60
+    )

@@ -34,14 +34,22 @@ INVALID_COMPLETIONS = {
 
 INVALID_CHAT = {
     "no messages": ({"model": MODEL_NAME, "messages": []}, "messages"),
-    "message without a role": ({"model": MODEL_NAME, "messages": [{"content": "hi"}]}, "messages.0.role"),
+    "message without a role": (
+        {"model": MODEL_NAME, "messages": [{"content": "hi"}]},
+        "messages.0.role",
+    ),
     "messages of the wrong type": ({"model": MODEL_NAME, "messages": "hi"}, "messages"),
     "top_logprobs without logprobs": (
         {"model": MODEL_NAME, "messages": [{"role": "user", "content": "hi"}], "top_logprobs": 2},
         "top_logprobs",
     ),
     "image content": (
-        {"model": MODEL_NAME, "messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}]},
+        {
+            "model": MODEL_NAME,
+            "messages": [
+                {"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}
+            ],
+        },
         "messages.0.content",
     ),
 }
@@ -72,7 +80,12 @@ def test_invalid_chat_requests_are_400(server, client, case) -> None:
 
 @pytest.mark.parametrize("raw", [b"{not json", b"[1, 2]", b"", b'"a string"'])
 def test_malformed_bodies_are_400(server, raw) -> None:
-    response = httpx.post(f"{server.base_url}/v1/completions", content=raw, headers={"Content-Type": "application/json"}, timeout=10)
+    response = httpx.post(
+        f"{server.base_url}/v1/completions",
+        content=raw,
+        headers={"Content-Type": "application/json"},
+        timeout=10,
+    )
     assert response.status_code == 400, response.text
     assert set(response.json()["error"]) == {"message", "type", "param", "code"}
 
@@ -82,10 +95,18 @@ def test_a_template_that_fails_is_400_and_the_server_keeps_serving(tokenizer) ->
         from tttv2.serve.server import ChatTemplate
 
         running.served.chat_template = ChatTemplate("{{ raise_exception('only user messages') }}")
-        client = openai.OpenAI(base_url=f"{running.base_url}/v1", api_key="x", max_retries=0, timeout=30)
+        client = openai.OpenAI(
+            base_url=f"{running.base_url}/v1", api_key="x", max_retries=0, timeout=30
+        )
         with pytest.raises(openai.BadRequestError, match="only user messages"):
-            client.chat.completions.create(model=MODEL_NAME, messages=[{"role": "user", "content": "hi"}])
-        assert client.completions.create(model=MODEL_NAME, prompt="hi", max_tokens=2).choices[0].finish_reason
+            client.chat.completions.create(
+                model=MODEL_NAME, messages=[{"role": "user", "content": "hi"}]
+            )
+        assert (
+            client.completions.create(model=MODEL_NAME, prompt="hi", max_tokens=2)
+            .choices[0]
+            .finish_reason
+        )
 
 
 def test_api_key_guards_every_route_but_health(tokenizer) -> None:
@@ -99,17 +120,29 @@ def test_api_key_guards_every_route_but_health(tokenizer) -> None:
             assert httpx.get(f"{url}{path}", timeout=10).status_code == 401, path
         assert httpx.get(f"{url}/health", timeout=10).status_code == 200
         right = openai.OpenAI(base_url=f"{url}/v1", api_key="sesame", max_retries=0, timeout=30)
-        assert right.completions.create(model=MODEL_NAME, prompt="hi", max_tokens=2).usage.completion_tokens >= 1
+        assert (
+            right.completions.create(
+                model=MODEL_NAME, prompt="hi", max_tokens=2
+            ).usage.completion_tokens
+            >= 1
+        )
         assert running.metrics()["tttv2_requests_running"] == 0
 
 
 def test_a_full_queue_answers_429_with_retry_after(tokenizer) -> None:
     with serving(tokenizer, max_queue=0, max_num_seqs=1) as running:
         running.model.delay_s = 0.05
-        client = openai.OpenAI(base_url=f"{running.base_url}/v1", api_key="x", max_retries=0, timeout=30)
+        client = openai.OpenAI(
+            base_url=f"{running.base_url}/v1", api_key="x", max_retries=0, timeout=30
+        )
         first = threading.Thread(
             target=client.completions.create,
-            kwargs={"model": MODEL_NAME, "prompt": "hi", "max_tokens": 40, "extra_body": {"ignore_eos": True}},
+            kwargs={
+                "model": MODEL_NAME,
+                "prompt": "hi",
+                "max_tokens": 40,
+                "extra_body": {"ignore_eos": True},
+            },
         )
         first.start()
         deadline = time.monotonic() + 10
@@ -117,7 +150,9 @@ def test_a_full_queue_answers_429_with_retry_after(tokenizer) -> None:
             time.sleep(0.02)
         with pytest.raises(openai.RateLimitError) as info:
             client.completions.create(model=MODEL_NAME, prompt="hi", max_tokens=2)
-        assert info.value.status_code == 429 and int(info.value.response.headers["Retry-After"]) >= 1
+        assert (
+            info.value.status_code == 429 and int(info.value.response.headers["Retry-After"]) >= 1
+        )
         assert info.value.body["code"] == "queue_full"
         assert running.metrics()["tttv2_requests_rejected_total"] == 1
         running.model.delay_s = 0.0

@@ -18,7 +18,14 @@ from tttv2.cli.kv_pool import plan_kv_pool
 from tttv2.cli.loading import DTYPES, build_native_kernels, load, resolve_device
 from tttv2.cli.progress import progress_enabled
 from tttv2.serve.runtime import LLMEngine
-from tttv2.serve.server import ChatTemplate, ChatTemplateError, ServedModel, ServerConfig, create_app, run_server
+from tttv2.serve.server import (
+    ChatTemplate,
+    ChatTemplateError,
+    ServedModel,
+    ServerConfig,
+    create_app,
+    run_server,
+)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -33,7 +40,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "seconds, aborts the rest and exits with status 0. Prints the address it listens on to stderr.",
     )
     options.add_checkpoint(p, required=False, default_note=DEFAULT_CHECKPOINT_NOTE)
-    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
+    p.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default: %(default)s)"
+    )
     p.add_argument(
         "--port",
         type=options.int_at_least(0),
@@ -102,7 +111,9 @@ def bind(host: str, port: int) -> socket.socket:
         sock.bind((host, port))
     except OSError as exc:
         sock.close()
-        raise UsageError(f"--host {host} --port {port}: cannot listen there: {exc.strerror or exc}") from None
+        raise UsageError(
+            f"--host {host} --port {port}: cannot listen there: {exc.strerror or exc}"
+        ) from None
     return sock
 
 
@@ -112,17 +123,25 @@ def run(args: argparse.Namespace) -> int:
     hw = device_config(device)
     apply_num_threads(hw)
     show = progress_enabled(False)
-    checkpoint = args.checkpoint if args.checkpoint is not None else default_checkpoint(show_progress=show)
-    loaded = load(checkpoint, args.dtype, device, args.strategy, show_progress=show, capture_decode=True)
+    checkpoint = (
+        args.checkpoint if args.checkpoint is not None else default_checkpoint(show_progress=show)
+    )
+    loaded = load(
+        checkpoint, args.dtype, device, args.strategy, show_progress=show, capture_decode=True
+    )
     tokenizer = loaded.tokenizer
     if tokenizer is None:
-        raise UsageError(f"--checkpoint {checkpoint}: serving text needs the checkpoint's tokenizer.json")
+        raise UsageError(
+            f"--checkpoint {checkpoint}: serving text needs the checkpoint's tokenizer.json"
+        )
     try:
         template = ChatTemplate.from_tokenizer_config(checkpoint)
     except ChatTemplateError as exc:
         raise UsageError(f"--checkpoint {checkpoint}: tokenizer_config.json: {exc}") from None
     context = loaded.max_context
-    single = plan_kv_pool(loaded.spec, hw, DTYPES[args.dtype], seq_len=context, job=f"the model's context ({context})")
+    single = plan_kv_pool(
+        loaded.spec, hw, DTYPES[args.dtype], seq_len=context, job=f"the model's context ({context})"
+    )
     wanted = args.max_num_seqs * single.blocks_for(context)
     num_blocks = max(single.num_blocks, min(wanted, single.plan_blocks))
     build_native_kernels(device)
@@ -139,7 +158,9 @@ def run(args: argparse.Namespace) -> int:
     )
     name = args.served_model_name or Path(checkpoint).resolve().name
     served = ServedModel(name, engine, tokenizer, tuple(loaded.eos_token_ids), template)
-    config = ServerConfig(api_key=args.api_key, max_queue=args.max_queue, shutdown_timeout_s=args.shutdown_timeout)
+    config = ServerConfig(
+        api_key=args.api_key, max_queue=args.max_queue, shutdown_timeout_s=args.shutdown_timeout
+    )
     app = create_app(served, config)
     host, port = sock.getsockname()[:2]
     shown = f"[{host}]" if ":" in host else host
@@ -150,6 +171,13 @@ def run(args: argparse.Namespace) -> int:
         file=sys.stderr,
         flush=True,
     )
-    run_server(app, str(host), int(port), shutdown_timeout_s=args.shutdown_timeout, log_level=args.log_level, sock=sock)
+    run_server(
+        app,
+        str(host),
+        int(port),
+        shutdown_timeout_s=args.shutdown_timeout,
+        log_level=args.log_level,
+        sock=sock,
+    )
     print("tttv2 serve: stopped", file=sys.stderr, flush=True)
     return 0

@@ -27,8 +27,8 @@ from tttv2.serve.runtime.scheduler import Scheduler
 from tttv2.serve.runtime.speculative import SpeculativeDecoder, SpeculativeStats
 from tttv2.serve.runtime.speculative_sampling import verify_greedy, verify_sampled
 from tttv2.serve.runtime.stop_conditions import StopConditions
-from tttv2.serve.runtime.token_logprobs import TokenLogprobs, token_logprobs
 from tttv2.serve.runtime.timings import EngineStats, RequestTimings
+from tttv2.serve.runtime.token_logprobs import TokenLogprobs, token_logprobs
 
 __all__ = [
     "CausalLM",

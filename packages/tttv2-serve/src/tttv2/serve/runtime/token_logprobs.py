@@ -13,7 +13,9 @@ import torch
 @dataclass(frozen=True)
 class TokenLogprobs:
     logprob: float  # of the chosen token
-    top: tuple[tuple[int, float], ...]  # (token id, logprob) of the most likely tokens, most likely first
+    top: tuple[
+        tuple[int, float], ...
+    ]  # (token id, logprob) of the most likely tokens, most likely first
 
 
 def token_logprobs(
@@ -28,7 +30,9 @@ def token_logprobs(
     logp = torch.log_softmax(logits[rows].float(), dim=-1)
     k_max = max(wanted[i] for i in rows)
     top_vals, top_ids = logp.topk(min(k_max, logp.shape[-1]), dim=-1) if k_max else (None, None)
-    chosen = logp.gather(-1, torch.tensor([tokens[i] for i in rows], device=logp.device)[:, None])[:, 0].tolist()
+    chosen = logp.gather(-1, torch.tensor([tokens[i] for i in rows], device=logp.device)[:, None])[
+        :, 0
+    ].tolist()
     for j, i in enumerate(rows):
         k = wanted[i]
         top = ()

@@ -25,7 +25,13 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from tttv2.serve.runtime import InvalidParameterError, InvalidRequestError, SamplingParams, StopConditions, TokenEvent
+from tttv2.serve.runtime import (
+    InvalidParameterError,
+    InvalidRequestError,
+    SamplingParams,
+    StopConditions,
+    TokenEvent,
+)
 from tttv2.serve.runtime import Request as EngineRequest
 from tttv2.serve.server.chat_template import ChatTemplateError
 from tttv2.serve.server.engine_loop import Aborted, EngineLoop, TokenStream
@@ -74,7 +80,9 @@ class APIKeyMiddleware:
 def create_app(served: ServedModel, config: ServerConfig | None = None) -> FastAPI:
     config = config or ServerConfig()
     metrics = ServerMetrics()
-    engine_loop = EngineLoop(served.engine, metrics, max_queue=config.max_queue, retry_after_s=config.retry_after_s)
+    engine_loop = EngineLoop(
+        served.engine, metrics, max_queue=config.max_queue, retry_after_s=config.retry_after_s
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -82,7 +90,9 @@ def create_app(served: ServedModel, config: ServerConfig | None = None) -> FastA
         yield
         await asyncio.to_thread(engine_loop.shutdown, config.shutdown_timeout_s)
 
-    app = FastAPI(title="tttv2 serve", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    app = FastAPI(
+        title="tttv2 serve", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None
+    )
     app.state.engine_loop = engine_loop
     app.state.metrics = metrics
     app.state.served = served
@@ -136,8 +146,12 @@ def create_app(served: ServedModel, config: ServerConfig | None = None) -> FastA
         if body.echo:
             raise bad_request("echo=true is not supported", param="echo")
         prompt_ids = completion_prompt(served, body.prompt)
-        max_tokens = body.max_tokens if body.max_tokens is not None else COMPLETIONS_DEFAULT_MAX_TOKENS
-        job = Job(served, engine_loop, body, prompt_ids, max_tokens, body.logprobs, "cmpl", received).start()
+        max_tokens = (
+            body.max_tokens if body.max_tokens is not None else COMPLETIONS_DEFAULT_MAX_TOKENS
+        )
+        job = Job(
+            served, engine_loop, body, prompt_ids, max_tokens, body.logprobs, "cmpl", received
+        ).start()
         if body.stream:
             return sse(job.stream_completion(request))
         return JSONResponse(await job.completion(request))
@@ -153,20 +167,26 @@ def create_app(served: ServedModel, config: ServerConfig | None = None) -> FastA
                 param="messages",
                 code="no_chat_template",
             )
-        messages = [chat_message(m.model_dump(exclude_none=False), i) for i, m in enumerate(body.messages)]
+        messages = [
+            chat_message(m.model_dump(exclude_none=False), i) for i, m in enumerate(body.messages)
+        ]
         try:
             text = served.chat_template.render(messages, body.add_generation_prompt)
         except ChatTemplateError as exc:
             raise bad_request(str(exc), param="messages") from None
         prompt_ids = served.encode(text, add_special_tokens=False)
         if not prompt_ids:
-            raise bad_request("the chat template rendered these messages to an empty prompt", param="messages")
+            raise bad_request(
+                "the chat template rendered these messages to an empty prompt", param="messages"
+            )
         max_tokens = body.max_completion_tokens or body.max_tokens
         top = body.top_logprobs or 0
         if body.top_logprobs is not None and not body.logprobs:
             raise bad_request("top_logprobs needs logprobs=true", param="top_logprobs")
         logprobs = top if body.logprobs else None
-        job = Job(served, engine_loop, body, prompt_ids, max_tokens, logprobs, "chatcmpl", received).start()
+        job = Job(
+            served, engine_loop, body, prompt_ids, max_tokens, logprobs, "chatcmpl", received
+        ).start()
         if body.stream:
             return sse(job.stream_chat(request))
         return JSONResponse(await job.chat(request))
@@ -178,13 +198,18 @@ def create_app(served: ServedModel, config: ServerConfig | None = None) -> FastA
 #: The parts of a pydantic error location that name a member of a union type, not a field.
 _UNION_TAG = re.compile(r"^(str|int|float|bool|none|list\[.*\]|dict\[.*\]|function-.*)$")
 
+
 def validation_error(exc: RequestValidationError) -> APIError:
     errors = exc.errors()
     if not errors:
         return bad_request("invalid request body")
     first = errors[0]
     if first.get("type") == "json_invalid":
-        return bad_request(f"the request body is not valid JSON: {first.get('ctx', {}).get('error', '')}".rstrip(": "))
+        return bad_request(
+            f"the request body is not valid JSON: {first.get('ctx', {}).get('error', '')}".rstrip(
+                ": "
+            )
+        )
     loc = [str(p) for p in first.get("loc", ()) if p != "body" and not _UNION_TAG.match(str(p))]
     param = ".".join(loc) or None
     where = f"{param}: " if param else "request body: "
@@ -209,7 +234,9 @@ def completion_prompt(served: ServedModel, prompt: Any) -> list[int]:
     elif isinstance(prompt, list) and len(prompt) == 1 and isinstance(prompt[0], str):
         ids = served.encode(prompt[0], add_special_tokens=True) if prompt[0] else []
     elif isinstance(prompt, list) and len(prompt) > 1:
-        raise bad_request("one prompt per request: pass a string or a list of token ids", param="prompt")
+        raise bad_request(
+            "one prompt per request: pass a string or a list of token ids", param="prompt"
+        )
     else:
         ids = []
     if not ids:
@@ -217,7 +244,9 @@ def completion_prompt(served: ServedModel, prompt: Any) -> list[int]:
     vocab = served.engine.vocab_size
     bad = [t for t in ids if t < 0 or (vocab is not None and t >= vocab)]
     if bad:
-        raise bad_request(f"prompt token id {bad[0]} is outside the vocabulary (size {vocab})", param="prompt")
+        raise bad_request(
+            f"prompt token id {bad[0]} is outside the vocabulary (size {vocab})", param="prompt"
+        )
     return ids
 
 
@@ -275,7 +304,8 @@ class Job:
                 stop_strings=body.stop_strings(),
             )
             self.requests = [
-                EngineRequest(prompt_ids, self._sampling(i), stop, request_id=f"{self.id}-{i}") for i in range(body.n)
+                EngineRequest(prompt_ids, self._sampling(i), stop, request_id=f"{self.id}-{i}")
+                for i in range(body.n)
             ]
         except (InvalidParameterError, InvalidRequestError) as exc:
             raise bad_request(str(exc), param=getattr(exc, "field", None)) from None
@@ -301,7 +331,9 @@ class Job:
             logprobs=self.logprobs,
         )
 
-    async def events(self, request: Request, *, poll_disconnect: bool) -> AsyncIterator[list[TokenEvent]]:
+    async def events(
+        self, request: Request, *, poll_disconnect: bool
+    ) -> AsyncIterator[list[TokenEvent]]:
         """Batches of events as the engine produces them, until every choice has finished.
         Aborts what is left when the consumer goes away (disconnect, cancellation)."""
         stream = self.stream
@@ -319,7 +351,12 @@ class Job:
                     if isinstance(it, BaseException):
                         raise it
                     if isinstance(it, Aborted):
-                        raise APIError(503, f"request aborted ({it.reason})", type="server_error", code="aborted")
+                        raise APIError(
+                            503,
+                            f"request aborted ({it.reason})",
+                            type="server_error",
+                            code="aborted",
+                        )
                     events.append(it)
                     if it.finished:
                         pending.discard(it.request_id)
@@ -360,7 +397,12 @@ class Job:
             if self.logprobs is not None:
                 lp = CompletionLogprobs(self.served.token_text).add(events)
             choices.append(
-                {"index": i, "text": last.output.text, "logprobs": lp, "finish_reason": finish_reason(last.finish_reason)}
+                {
+                    "index": i,
+                    "text": last.output.text,
+                    "logprobs": lp,
+                    "finish_reason": finish_reason(last.finish_reason),
+                }
             )
         return {
             "id": self.id,
@@ -380,7 +422,9 @@ class Job:
                 {
                     "index": i,
                     "message": {"role": "assistant", "content": last.output.text},
-                    "logprobs": chat_logprobs(events, self.served.token_text) if self.logprobs is not None else None,
+                    "logprobs": chat_logprobs(events, self.served.token_text)
+                    if self.logprobs is not None
+                    else None,
                     "finish_reason": finish_reason(last.finish_reason),
                 }
             )
@@ -393,8 +437,16 @@ class Job:
             "usage": self._usage(per_choice),
         }
 
-    def _chunk(self, obj: str, choices: list[dict[str, Any]], extra: dict[str, Any] | None = None) -> dict[str, Any]:
-        chunk = {"id": self.id, "object": obj, "created": self.created, "model": self.served.name, "choices": choices}
+    def _chunk(
+        self, obj: str, choices: list[dict[str, Any]], extra: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        chunk = {
+            "id": self.id,
+            "object": obj,
+            "created": self.created,
+            "model": self.served.name,
+            "choices": choices,
+        }
         chunk.update(extra or {})
         return chunk
 
@@ -416,14 +468,25 @@ class Job:
                 }
                 yield self._chunk("text_completion", [choice])
         if self._wants_usage():
-            yield self._chunk("text_completion", [], {"usage": usage(len(self.prompt_ids) * len(counts), sum(counts))})
+            yield self._chunk(
+                "text_completion",
+                [],
+                {"usage": usage(len(self.prompt_ids) * len(counts), sum(counts))},
+            )
 
     async def stream_chat(self, request: Request) -> AsyncIterator[dict[str, Any]]:
         counts = [0] * len(self.requests)
         for i in range(len(self.requests)):
             yield self._chunk(
                 "chat.completion.chunk",
-                [{"index": i, "delta": {"role": "assistant", "content": ""}, "logprobs": None, "finish_reason": None}],
+                [
+                    {
+                        "index": i,
+                        "delta": {"role": "assistant", "content": ""},
+                        "logprobs": None,
+                        "finish_reason": None,
+                    }
+                ],
             )
         async for events in self.events(request, poll_disconnect=False):
             for e in events:
@@ -432,13 +495,17 @@ class Job:
                 choice = {
                     "index": i,
                     "delta": {"content": e.text},
-                    "logprobs": chat_logprobs([e], self.served.token_text) if self.logprobs is not None else None,
+                    "logprobs": chat_logprobs([e], self.served.token_text)
+                    if self.logprobs is not None
+                    else None,
                     "finish_reason": finish_reason(e.finish_reason) if e.finished else None,
                 }
                 yield self._chunk("chat.completion.chunk", [choice])
         if self._wants_usage():
             yield self._chunk(
-                "chat.completion.chunk", [], {"usage": usage(len(self.prompt_ids) * len(counts), sum(counts))}
+                "chat.completion.chunk",
+                [],
+                {"usage": usage(len(self.prompt_ids) * len(counts), sum(counts))},
             )
 
 
@@ -456,4 +523,6 @@ def sse(chunks: AsyncIterator[dict[str, Any]]) -> StreamingResponse:
             yield f"data: {json.dumps(bad_request(str(exc)).body())}\n\n"
         yield "data: [DONE]\n\n"
 
-    return StreamingResponse(body(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+    return StreamingResponse(
+        body(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
+    )

@@ -53,7 +53,9 @@ class ChatTemplate:
     def render(self, messages: list[dict[str, Any]], add_generation_prompt: bool = True) -> str:
         try:
             return self._template.render(
-                messages=messages, add_generation_prompt=add_generation_prompt, **self.special_tokens
+                messages=messages,
+                add_generation_prompt=add_generation_prompt,
+                **self.special_tokens,
             )
         except ChatTemplateError:
             raise

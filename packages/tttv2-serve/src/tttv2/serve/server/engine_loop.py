@@ -64,7 +64,9 @@ class _Tracked:
 
 
 class EngineLoop:
-    def __init__(self, engine: LLMEngine, metrics: ServerMetrics, *, max_queue: int, retry_after_s: int = 1) -> None:
+    def __init__(
+        self, engine: LLMEngine, metrics: ServerMetrics, *, max_queue: int, retry_after_s: int = 1
+    ) -> None:
         if not isinstance(max_queue, int) or max_queue < 0:
             raise ValueError(f"max_queue={max_queue!r} is invalid: expected an integer >= 0")
         self.engine = engine
@@ -130,7 +132,9 @@ class EngineLoop:
         with self._cond:
             while self._outstanding and time.monotonic() < deadline and self._thread.is_alive():
                 self._cond.wait(timeout=min(0.05, max(0.0, deadline - time.monotonic())))
-            left = list(self._tracked) + [c[1][0].request_id for c in self._commands if c[0] == "add"]
+            left = list(self._tracked) + [
+                c[1][0].request_id for c in self._commands if c[0] == "add"
+            ]
             for rid in left:
                 self._commands.append(("abort", (rid, "shutdown")))
             self._stop = True
@@ -197,7 +201,9 @@ class EngineLoop:
             if tracked.last_token_time is None:
                 self.metrics.time_to_first_token.observe(max(0.0, event.time - tracked.received))
             else:
-                self.metrics.inter_token_latency.observe(max(0.0, event.time - tracked.last_token_time))
+                self.metrics.inter_token_latency.observe(
+                    max(0.0, event.time - tracked.last_token_time)
+                )
             tracked.last_token_time = event.time
             tracked.stream.put(event)
             if event.finished:

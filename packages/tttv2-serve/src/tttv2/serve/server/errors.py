@@ -31,7 +31,9 @@ class APIError(Exception):
         return error_body(self.message, self.type, self.param, self.code)
 
 
-def error_body(message: str, type: str, param: str | None = None, code: str | None = None) -> dict[str, Any]:
+def error_body(
+    message: str, type: str, param: str | None = None, code: str | None = None
+) -> dict[str, Any]:
     return {"error": {"message": message, "type": type, "param": param, "code": code}}
 
 
@@ -55,5 +57,8 @@ class QueueFullError(APIError):
 class ShuttingDownError(APIError):
     def __init__(self) -> None:
         super().__init__(
-            503, "the server is shutting down and admits no new requests", type="server_error", code="shutting_down"
+            503,
+            "the server is shutting down and admits no new requests",
+            type="server_error",
+            code="shutting_down",
         )

@@ -58,7 +58,9 @@ def run_server(
 ) -> None:
     """Serve until SIGTERM/SIGINT (blocking); after SIGTERM it drains and returns normally.
     ``sock``: an already bound socket (port 0 lets the OS choose)."""
-    server = make_server(app, host, port, shutdown_timeout_s=shutdown_timeout_s, log_level=log_level)
+    server = make_server(
+        app, host, port, shutdown_timeout_s=shutdown_timeout_s, log_level=log_level
+    )
     with _sigterm_returns():
         server.run(sockets=[sock] if sock is not None else None)
 

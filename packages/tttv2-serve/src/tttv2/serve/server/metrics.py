@@ -8,7 +8,23 @@ from collections import deque
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+LATENCY_BUCKETS = (
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+    60.0,
+)
 
 
 class ServerMetrics:
@@ -18,16 +34,24 @@ class ServerMetrics:
     def __init__(self, window_s: float = 10.0) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
-        self.requests_running = Gauge("tttv2_requests_running", "Requests in the running batch", registry=r)
-        self.requests_waiting = Gauge("tttv2_requests_waiting", "Requests admitted and waiting to run", registry=r)
+        self.requests_running = Gauge(
+            "tttv2_requests_running", "Requests in the running batch", registry=r
+        )
+        self.requests_waiting = Gauge(
+            "tttv2_requests_waiting", "Requests admitted and waiting to run", registry=r
+        )
         self.kv_blocks_used = Gauge("tttv2_kv_blocks_used", "KV cache blocks in use", registry=r)
         self.kv_blocks_free = Gauge("tttv2_kv_blocks_free", "KV cache blocks free", registry=r)
         self.tokens_per_second = Gauge(
-            "tttv2_generation_tokens_per_second", f"Generated tokens per second over the last {window_s:g} s", registry=r
+            "tttv2_generation_tokens_per_second",
+            f"Generated tokens per second over the last {window_s:g} s",
+            registry=r,
         )
         self.generated_tokens = Counter("tttv2_generation_tokens", "Generated tokens", registry=r)
         self.prompt_tokens = Counter("tttv2_prompt_tokens", "Prompt tokens admitted", registry=r)
-        self.preemptions = Counter("tttv2_preemptions", "Requests preempted (KV blocks ran out)", registry=r)
+        self.preemptions = Counter(
+            "tttv2_preemptions", "Requests preempted (KV blocks ran out)", registry=r
+        )
         self.requests_finished = Counter(
             "tttv2_requests_finished", "Requests finished, by reason", ["finish_reason"], registry=r
         )

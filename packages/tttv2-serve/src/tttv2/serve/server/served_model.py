@@ -26,7 +26,9 @@ class ServedModel:
 
     def __post_init__(self) -> None:
         if self.engine.detokenize is None:
-            raise ValueError("ServedModel.engine has no detokenize callable: build the LLMEngine with detokenize=...")
+            raise ValueError(
+                "ServedModel.engine has no detokenize callable: build the LLMEngine with detokenize=..."
+            )
 
     def encode(self, text: str, add_special_tokens: bool) -> list[int]:
         return list(self.tokenizer.encode(text, add_special_tokens=add_special_tokens).ids)
