@@ -56,7 +56,7 @@ def test_prompts_file_runs_every_prompt_in_one_batch_in_file_order(capsys, tiny_
         alone = single_json(capsys, tiny_llama, ",".join(map(str, r["prompt_ids"])), n)
         assert r["generated_ids"] == alone["generated_ids"] and r["text"] == alone["text"]
     code, out, _ = run(capsys, "generate", "--checkpoint", str(tiny_llama.path), "--prompts-file", str(path))
-    assert code == 0 and out.splitlines()[0].startswith("[a] ") and out.splitlines()[3].startswith("[9] ")
+    assert code == 0 and out.startswith("[a] ") and "\n[9] " in out  # texts may hold newlines
 
 
 def test_bad_prompts_files_are_one_line_errors(capsys, tiny_llama, tmp_path) -> None:
