@@ -112,6 +112,12 @@ def create_app(served: ServedModel, config: ServerConfig | None = None) -> FastA
         kind = "not_found_error" if exc.status_code == 404 else "invalid_request_error"
         return JSONResponse(error_body(str(exc.detail), kind), status_code=exc.status_code)
 
+    @app.exception_handler(Exception)
+    async def _server_error(request: Request, exc: Exception) -> JSONResponse:
+        # a fault of the server or the model, not of the request: still an OpenAI-shaped body
+        message = f"internal error: {type(exc).__name__}: {exc}"
+        return JSONResponse(error_body(message, "server_error"), status_code=500)
+
     @app.get("/health")
     async def health() -> JSONResponse:
         if not engine_loop.admitting:
