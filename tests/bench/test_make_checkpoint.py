@@ -55,7 +55,7 @@ def test_names_shapes_and_shards_match_save_pretrained(tmp_path: Path, tied: boo
 def test_our_loader_reads_it_and_matches_transformers(tmp_path: Path) -> None:
     from tttv2.core.model_plugins import list_model_plugins, load_model
     from tttv2.core.modes import ExecutionMode
-    from tttv2.core.runtime import Chunk, ModelRunner
+    from tttv2.serve.runtime import Chunk, ModelRunner
 
     if "LlamaForCausalLM" not in list_model_plugins():
         pytest.skip("the LlamaForCausalLM model plugin (models/llama3) is not installed here")

@@ -44,8 +44,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_model import BLOCK_SIZE, DTYPES, SHAPES, Hand, Ours, checkpoint, prompts  # noqa: E402
 
 from tttv2.core.modes import ExecutionMode  # noqa: E402
-from tttv2.core.runtime import Chunk, ModelRunner, SamplingParams, StopConditions, greedy_tokens  # noqa: E402
-from tttv2.core.runtime.engine import joined_rows  # noqa: E402
+from tttv2.serve.runtime import Chunk, ModelRunner, SamplingParams, StopConditions, greedy_tokens  # noqa: E402
+from tttv2.serve.runtime.engine import joined_rows  # noqa: E402
 
 Step = Callable[[], list[int]]
 

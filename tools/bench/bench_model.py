@@ -62,8 +62,8 @@ from handwritten_llama import HandwrittenLlama  # noqa: E402
 from make_checkpoint import SHAPES as ALL_SHAPES  # noqa: E402
 from make_checkpoint import checkpoint as cached_checkpoint  # noqa: E402
 
-from tttv2.core.runtime import greedy_tokens  # noqa: E402
-from tttv2.core.runtime.engine import joined_rows  # noqa: E402
+from tttv2.serve.runtime import greedy_tokens  # noqa: E402
+from tttv2.serve.runtime.engine import joined_rows  # noqa: E402
 
 SUITE_SHAPES = ("smollm2-135m", "llama-3.2-1b")
 SHAPES: dict[str, dict[str, Any]] = {name: ALL_SHAPES[name] for name in SUITE_SHAPES}
@@ -136,7 +136,7 @@ class Ours(Contender):
             self.loaded.model.capture_decode()
 
     def _engine(self, batch: int, prompt_len: int, steps: int):  # the `tttv2 bench` setup
-        from tttv2.core.runtime import LLMEngine
+        from tttv2.serve.runtime import LLMEngine
 
         per_seq = -(-(prompt_len + steps) // BLOCK_SIZE)
         return LLMEngine(
@@ -151,7 +151,7 @@ class Ours(Contender):
         )
 
     def _generate(self, prompts: list[list[int]], steps: int) -> list[Any]:
-        from tttv2.core.runtime import SamplingParams, StopConditions
+        from tttv2.serve.runtime import SamplingParams, StopConditions
 
         engine = self._engine(len(prompts), len(prompts[0]), steps)
         return engine.generate(prompts, SamplingParams(), StopConditions(max_new_tokens=steps))
@@ -183,7 +183,7 @@ class OursLoop(Ours):
     def _run(self, prompts: list[list[int]], steps: int) -> tuple[float, float]:
         """(seconds to the first tokens, decode tokens/s over ``steps - 1`` steps)."""
         from tttv2.core.modes import ExecutionMode
-        from tttv2.core.runtime import Chunk, ModelRunner
+        from tttv2.serve.runtime import Chunk, ModelRunner
 
         per_seq = -(-(len(prompts[0]) + steps) // BLOCK_SIZE)
         runner = ModelRunner(self.loaded.model, len(prompts) * per_seq, BLOCK_SIZE, self.loaded.max_context, device="cpu")

@@ -1,4 +1,4 @@
-"""Serving load benchmark of the generation runtime (tttv2.core.runtime).
+"""Serving load benchmark of the generation runtime (tttv2.serve.runtime).
 
 Requests (random prompts and output lengths) arrive as a Poisson process at each of
 several rates; the engine serves them with continuous batching while this script records
@@ -15,6 +15,14 @@ comparing runs on one machine; nothing here asserts a time.
 
     uv run python tools/bench/bench_serving.py --quick
     uv run python tools/bench/bench_serving.py --model stack --rates 2,8,inf --speculative-k 4
+
+With ``--http CHECKPOINT`` it drives HTTP servers instead (tools/bench/http_load.py):
+``tttv2 serve`` on the checkpoint and, in the same run, ``transformers serve
+--continuous-batching`` on the same folder as the baseline, each with streamed
+/v1/completions requests at every ``--rates`` value (client-side throughput, TTFT and
+inter-token latency percentiles).
+
+    uv run python tools/bench/bench_serving.py --http CHECKPOINT --num-requests 32 --rates 2,8,inf
 """
 
 from __future__ import annotations
@@ -29,7 +37,7 @@ from pathlib import Path
 
 import torch
 
-from tttv2.core.runtime import (
+from tttv2.serve.runtime import (
     LLMEngine,
     Request,
     SamplingParams,
@@ -38,7 +46,7 @@ from tttv2.core.runtime import (
 )
 
 REPO = Path(__file__).resolve().parents[2]
-HELPERS = REPO / "packages" / "tttv2-core" / "tests" / "runtime"
+HELPERS = REPO / "packages" / "tttv2-serve" / "tests" / "runtime"
 
 
 def load_helper(name: str):
@@ -240,6 +248,17 @@ def parse_args(argv=None):
     )
     p.add_argument("--speculative-only", action="store_true", help="skip the load test")
     p.add_argument("--json", type=Path, default=None, help="also write the results here")
+    p.add_argument(
+        "--http",
+        metavar="CHECKPOINT",
+        default=None,
+        help="drive HTTP servers instead: `tttv2 serve` on this Hugging Face checkpoint folder and, as the "
+        "baseline, `transformers serve --continuous-batching` on the same folder (see tools/bench/http_load.py); "
+        "--prompt-len is then in words",
+    )
+    p.add_argument("--dtype", default="float32", help="--http: the servers' dtype")
+    p.add_argument("--no-baseline", action="store_true", help="--http: skip transformers serve")
+    p.add_argument("--startup-timeout", type=float, default=300.0, help="--http: seconds a server may take to start")
     args = p.parse_args(argv)
     if args.quick:
         p.set_defaults(**QUICK)
@@ -250,6 +269,14 @@ def parse_args(argv=None):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    if args.http:
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        import http_load
+
+        results = http_load.run(args)
+        if args.json:
+            args.json.write_text(json.dumps(results, indent=2, default=str))
+        return 0
     if args.threads:
         torch.set_num_threads(args.threads)
     serving_model, target, draft = build_models(args)

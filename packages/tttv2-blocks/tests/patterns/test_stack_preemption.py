@@ -23,7 +23,7 @@ from tttv2.core import (
     NormSpec,
     RopeSpec,
 )
-from tttv2.core.runtime import LLMEngine, SamplingParams, StopConditions
+from tttv2.serve.runtime import LLMEngine, SamplingParams, StopConditions
 
 HIDDEN, VOCAB, MAX_SEQ = 32, 64, 128
 NEW_TOKENS = 12

@@ -19,7 +19,7 @@ from tttv2.cli.forward import prompt_logits
 from tttv2.cli.generation import generate
 from tttv2.cli.kv_pool import KVPool, loaded_kv_pool
 from tttv2.core.model_plugins import LoadedModel
-from tttv2.core.runtime import SamplingParams
+from tttv2.serve.runtime import SamplingParams
 
 
 @dataclass(frozen=True)

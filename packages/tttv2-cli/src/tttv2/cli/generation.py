@@ -1,4 +1,4 @@
-"""Generating one sequence with tttv2.core.runtime's engine, with timings."""
+"""Generating one sequence with tttv2.serve.runtime's engine, with timings."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from tttv2.cli.kv_pool import KVPool, loaded_kv_pool
 from tttv2.core.model_plugins import LoadedModel
-from tttv2.core.runtime import LLMEngine, SamplingParams, StopConditions
+from tttv2.serve.runtime import LLMEngine, SamplingParams, StopConditions
 
 #: No longer used: the block size comes from tttv2-hw (see :mod:`tttv2.cli.kv_pool`).
 BLOCK_SIZE = 16

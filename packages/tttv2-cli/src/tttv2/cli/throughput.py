@@ -1,4 +1,4 @@
-"""Timing prefill and decode of a batch, for our model (through tttv2.core.runtime, the
+"""Timing prefill and decode of a batch, for our model (through tttv2.serve.runtime, the
 path ``tttv2 generate`` takes) and for Hugging Face transformers on the same checkpoint.
 
 Both run the same work: ``batch`` prompts of ``prompt_len`` random token ids (seeded),
@@ -20,7 +20,7 @@ import torch
 from tttv2.cli.kv_pool import KVPool, loaded_kv_pool
 from tttv2.cli.measure import PeakMemory
 from tttv2.core.model_plugins import LoadedModel
-from tttv2.core.runtime import LLMEngine, SamplingParams, StopConditions, greedy_tokens
+from tttv2.serve.runtime import LLMEngine, SamplingParams, StopConditions, greedy_tokens
 
 #: No longer used: the block size comes from tttv2-hw (see :mod:`tttv2.cli.kv_pool`).
 BLOCK_SIZE = 16

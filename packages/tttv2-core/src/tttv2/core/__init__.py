@@ -1,5 +1,6 @@
 """tttv2.core: specs (what), execution modes and strategies (how), the module base, and
-the bookkeeping shared by blocks and the generation runtime."""
+the bookkeeping shared by blocks and the generation runtime (which lives in tttv2-serve,
+``tttv2.serve.runtime``)."""
 
 from importlib.metadata import PackageNotFoundError, version
 
@@ -28,16 +29,6 @@ from tttv2.core.modes import ExecutionMode
 from tttv2.core.module import BaseModule
 from tttv2.core.module_classes import module_class_for, register_module_class
 from tttv2.core.registry import StrategyRegistry
-from tttv2.core.runtime import (
-    CausalLM,
-    LLMEngine,
-    Request,
-    RequestOutput,
-    SamplingParams,
-    SpeculativeDecoder,
-    StopConditions,
-    TokenEvent,
-)
 from tttv2.core.specs import (
     AttentionSpec,
     DecoderLayerSpec,
@@ -66,14 +57,6 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0+unknown"
 
 __all__ = [
-    "CausalLM",
-    "LLMEngine",
-    "Request",
-    "RequestOutput",
-    "SamplingParams",
-    "SpeculativeDecoder",
-    "StopConditions",
-    "TokenEvent",
     "AttentionSpec",
     "BaseModule",
     "BatchMetadata",

@@ -44,7 +44,7 @@ class ModelLoadError(InputError, TTTv2Error, ValueError):
 class LoadedModel:
     """What a plugin returns: the model and what a generator needs to drive it.
 
-    ``model`` follows the ``tttv2.core.runtime.CausalLM`` protocol. ``tokenizer`` is a
+    ``model`` follows the ``tttv2.serve.runtime.CausalLM`` protocol. ``tokenizer`` is a
     ``tokenizers.Tokenizer`` (``None`` when the folder has no ``tokenizer.json``).
     ``max_context`` is the longest sequence (prompt + generated tokens) the model takes.
     """

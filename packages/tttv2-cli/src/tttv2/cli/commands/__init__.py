@@ -3,10 +3,11 @@ a verb with ``PASSTHROUGH = True`` instead takes its raw arguments in ``run_argv
 
 from types import ModuleType
 
-from tttv2.cli.commands import bench, generate, hw, models, validate
+from tttv2.cli.commands import bench, generate, hw, models, serve, validate
 
 VERBS: dict[str, ModuleType] = {
     "generate": generate,
+    "serve": serve,
     "validate": validate,
     "bench": bench,
     "models": models,

@@ -12,16 +12,18 @@ from pathlib import Path
 import torch
 
 from tttv2.cli import options
+from tttv2.cli.batch_generation import generate_many, read_prompts_file, stream_one
 from tttv2.cli.default_checkpoint import DEFAULT_CHECKPOINT_NOTE, default_checkpoint
+from tttv2.cli.errors import UsageError
 from tttv2.cli.forward import prompt_logits
-from tttv2.cli.generation import generate
+from tttv2.cli.generation import Generation, generate
 from tttv2.cli.hardware import apply_num_threads, device_config
 from tttv2.cli.kv_pool import plan_kv_pool
 from tttv2.cli.loading import DTYPES, build_native_kernels, load, resolve_device
 from tttv2.cli.output_file import check_output_file
 from tttv2.cli.progress import Bar, progress_enabled
 from tttv2.cli.prompt import DEFAULT_PROMPT, prompt_ids
-from tttv2.core.runtime import SamplingParams
+from tttv2.serve.runtime import RequestOutput, SamplingParams
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -29,8 +31,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "generate",
         help="generate text from a prompt",
         description="Load a Hugging Face checkpoint through its model plugin and continue a prompt "
-        "with tttv2.core.runtime (greedy by default; sampling with --temperature). Prints the "
-        "generated text on stdout and timings on stderr, or one JSON object with --json. On the "
+        "with tttv2.serve.runtime (greedy by default; sampling with --temperature). Prints the "
+        "generated text on stdout as the tokens arrive and timings on stderr, or one JSON object "
+        "with --json. --prompts-file runs many prompts together through the engine's continuous "
+        "batch and prints one result per prompt, in the file's order (one JSON object per line "
+        "with --json). On the "
         "first use of a CPU, tttv2-hw's native kernels are compiled before generating (a few "
         "seconds, reported apart as warm-up; later runs load them from $TTTV2_CACHE_DIR).",
     )
@@ -46,6 +51,21 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         type=options.token_ids,
         metavar="1,2,3",
         help="the prompt as comma-separated token ids (used as given, no tokenizer needed)",
+    )
+    prompt.add_argument(
+        "--prompts-file",
+        type=Path,
+        metavar="FILE",
+        help="JSON lines, one prompt per line: a string (the text), or an object with 'prompt' "
+        "(text) or 'prompt_ids' (token ids), optionally 'max_new_tokens' and 'id' (echoed back); "
+        "all run through one continuous batch",
+    )
+    p.add_argument(
+        "--max-num-seqs",
+        type=options.int_at_least(1),
+        default=16,
+        metavar="N",
+        help="with --prompts-file: prompts generating at once in the batch (default: %(default)s)",
     )
     p.add_argument(
         "--max-new-tokens",
@@ -101,6 +121,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.prompts_file is not None and args.logits_out is not None:
+        raise UsageError("--logits-out takes one prompt; it cannot be combined with --prompts-file")
     if args.logits_out is not None:  # before anything is loaded or computed
         check_output_file(args.logits_out, "--logits-out")
     sampling = SamplingParams(
@@ -116,6 +138,8 @@ def run(args: argparse.Namespace) -> int:
     loaded = load(
         checkpoint, args.dtype, device, args.strategy, show_progress=show, capture_decode=True
     )
+    if args.prompts_file is not None:
+        return run_prompts_file(args, loaded, sampling, device, hw, show)
     ids = prompt_ids(loaded, args.prompt, args.prompt_ids)
     pool = plan_kv_pool(
         loaded.spec,
@@ -131,16 +155,23 @@ def run(args: argparse.Namespace) -> int:
         if args.logits_out is not None
         else None
     )
-    with Bar(show, args.max_new_tokens, "generating", unit="tok") as bar:
-        result = generate(
-            loaded,
-            ids,
-            sampling,
-            args.max_new_tokens,
-            device=device,
-            on_token=bar.update_to,
-            pool=pool,
+    if not args.json:  # text: streamed to stdout as the tokens arrive
+        output = stream_one(
+            loaded, ids, sampling, args.max_new_tokens, device=device, pool=pool, write=write_now
         )
+        print(flush=True)
+        result = generation_of(ids, output)
+    else:
+        with Bar(show, args.max_new_tokens, "generating", unit="tok") as bar:
+            result = generate(
+                loaded,
+                ids,
+                sampling,
+                args.max_new_tokens,
+                device=device,
+                on_token=bar.update_to,
+                pool=pool,
+            )
     if logits is not None:  # written only once everything else has worked: no partial output
         write_logits(args.logits_out, logits)
     if args.json:
@@ -161,10 +192,6 @@ def run(args: argparse.Namespace) -> int:
         }
         print(json.dumps(record))
         return 0
-    if result.text is not None:
-        print(result.text)
-    else:
-        print(",".join(str(t) for t in result.generated_ids))
     rate = f"{result.decode_tokens_per_s:.1f} tokens/s" if result.decode_tokens_per_s else "n/a"
     ttft = f"{result.ttft_s * 1000:.1f} ms" if result.ttft_s is not None else "n/a"
     warmup = f"; warm-up: native kernels compiled in {compile_s:.1f} s, cached" if compile_s else ""
@@ -172,6 +199,74 @@ def run(args: argparse.Namespace) -> int:
         f"[{len(ids)} prompt tokens, {len(result.generated_ids)} generated ({result.finish_reason}), "
         f"time to first token {ttft}, decode {rate}{warmup}]",
         file=sys.stderr,
+    )
+    return 0
+
+
+def write_now(text: str) -> None:
+    sys.stdout.write(text)
+    sys.stdout.flush()
+
+
+def generation_of(ids: list[int], output: RequestOutput) -> Generation:
+    times = output.timings.token_times
+    rate = (
+        (len(times) - 1) / (times[-1] - times[0])
+        if len(times) > 1 and times[-1] > times[0]
+        else None
+    )
+    return Generation(
+        prompt_ids=list(ids),
+        generated_ids=list(output.token_ids),
+        text=output.text,
+        finish_reason=output.finish_reason,
+        ttft_s=output.timings.time_to_first_token,
+        decode_tokens_per_s=rate,
+    )
+
+
+def run_prompts_file(args, loaded, sampling, device, hw, show) -> int:
+    """--prompts-file: every prompt through one continuous batch, results in file order."""
+    prompts = read_prompts_file(args.prompts_file, loaded, args.max_new_tokens)
+    seq_len = min(max(len(p.prompt_ids) + p.max_new_tokens for p in prompts), loaded.max_context)
+    num_seqs = min(len(prompts), args.max_num_seqs)
+    pool = plan_kv_pool(
+        loaded.spec,
+        hw,
+        DTYPES[args.dtype],
+        seq_len=seq_len,
+        num_seqs=num_seqs,
+        job=f"--prompts-file ({len(prompts)} prompts) with --max-num-seqs {args.max_num_seqs}",
+    )
+    with Bar(show, None, "native kernels (compiled on first use)", unit="kernel"):
+        build_native_kernels(device)
+
+    def on_result(prompt, output) -> None:
+        if args.json:
+            record = {
+                "index": prompt.index,
+                "id": prompt.id,
+                "prompt_ids": prompt.prompt_ids,
+                "generated_ids": list(output.token_ids),
+                "text": output.text,
+                "finish_reason": output.finish_reason,
+                "ttft_s": output.timings.time_to_first_token,
+                "num_preemptions": output.num_preemptions,
+            }
+            print(json.dumps(record), flush=True)
+        else:
+            text = output.text if output.text is not None else ",".join(map(str, output.token_ids))
+            label = prompt.id if prompt.id is not None else prompt.index
+            print(f"[{label}] {text}", flush=True)
+
+    generate_many(
+        loaded,
+        prompts,
+        sampling,
+        device=device,
+        pool=pool,
+        max_num_seqs=num_seqs,
+        on_result=on_result,
     )
     return 0
 

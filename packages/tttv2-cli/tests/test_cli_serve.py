@@ -1,0 +1,114 @@
+"""``tttv2 serve`` in a subprocess on a tiny Llama checkpoint: it prints where it listens
+(port chosen by the OS), answers the OpenAI client, and on SIGTERM lets a running stream
+finish and exits with status 0."""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import subprocess
+import sys
+import threading
+
+import httpx
+import pytest
+
+STARTUP_S = 300
+
+
+def _start(checkpoint, *extra: str) -> tuple[subprocess.Popen, str]:
+    cmd = [
+        sys.executable,
+        "-m",
+        "tttv2.cli.main",
+        "serve",
+        "--checkpoint",
+        str(checkpoint),
+        "--port",
+        "0",
+    ]
+    proc = subprocess.Popen(
+        [*cmd, *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    lines: list[str] = []
+    found = threading.Event()
+
+    def read() -> None:
+        for line in proc.stderr:
+            lines.append(line)
+            if "/v1 (" in line:
+                found.set()
+
+    threading.Thread(target=read, daemon=True).start()
+    if not found.wait(STARTUP_S):
+        proc.kill()
+        pytest.fail("tttv2 serve did not start: " + "".join(lines))
+    url = re.search(r"http://\S+/v1", "".join(lines)).group(0)
+    return proc, url
+
+
+def test_serve_answers_the_openai_client_and_drains_on_sigterm(tiny_llama) -> None:
+    import openai
+
+    proc, url = _start(tiny_llama.path, "--served-model-name", "tiny", "--shutdown-timeout", "20")
+    try:
+        client = openai.OpenAI(base_url=url, api_key="x", max_retries=0, timeout=60)
+        assert [m.id for m in client.models.list().data] == ["tiny"]
+        out = client.completions.create(
+            model="tiny",
+            prompt=[1, 2, 3],
+            max_tokens=3,
+            temperature=0,
+            extra_body={"ignore_eos": True},
+        )
+        assert out.usage.completion_tokens == 3 and out.choices[0].finish_reason == "length"
+        body = {
+            "model": "tiny",
+            "prompt": [1, 2, 3],
+            "max_tokens": 48,
+            "stream": True,
+            "ignore_eos": True,
+        }
+        with httpx.stream("POST", f"{url}/completions", json=body, timeout=60) as response:
+            lines = response.iter_lines()
+            first = next(line for line in lines if line)
+            assert first.startswith("data: {")
+            proc.send_signal(signal.SIGTERM)
+            rest = [line for line in lines if line]
+        chunks = [json.loads(line[6:]) for line in [first, *rest] if line.startswith("data: {")]
+        assert rest[-1] == "data: [DONE]"
+        assert (
+            len(chunks) == 48 and chunks[-1]["choices"][0]["finish_reason"] == "length"
+        )  # drained, not cut
+        assert proc.wait(timeout=60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
+def test_serve_refuses_a_port_in_use(tiny_llama) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "tttv2.cli.main",
+                "serve",
+                "--checkpoint",
+                str(tiny_llama.path),
+                "--port",
+                str(port),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    assert proc.returncode == 2 and "cannot listen there" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
