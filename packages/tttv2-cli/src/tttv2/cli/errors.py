@@ -17,18 +17,12 @@ import os
 import sys
 
 from tttv2.core.errors import InputError, TTTv2Error
-from tttv2.core.runtime.errors import InvalidParameterError, InvalidRequestError
 
 EXIT_BAD_INPUT = 2
 
-#: The exception types reported as bad input. The generation runtime's request validation
-#: errors are listed beside the base until they subclass it (tttv2.core.runtime moves to
-#: its own package; its errors then derive from InputError and this becomes one type).
-BAD_INPUT_ERRORS: tuple[type[BaseException], ...] = (
-    InputError,
-    InvalidParameterError,
-    InvalidRequestError,
-)
+#: The exception types reported as bad input: one base, raised by every validator
+#: (the runtime's request errors included).
+BAD_INPUT_ERRORS: tuple[type[BaseException], ...] = (InputError,)
 
 
 class UsageError(InputError, TTTv2Error, ValueError):
