@@ -138,12 +138,16 @@ def test_dynamic_scaling_extends_the_context():
 @pytest.mark.parametrize(
     ("change", "field"),
     [
-        ({"rope_scaling": {"rope_type": "longrope2"}}, "rope_type"),
+        ({"rope_scaling": {"rope_type": "longrope2"}}, "rope_scaling.rope_type"),
         (
             {"rope_scaling": {"rope_type": "llama3", "factor": 8.0}},
-            "rope_parameters.low_freq_factor",
+            "rope_scaling.low_freq_factor",
         ),
-        ({"rope_scaling": {"rope_type": "linear"}}, "rope_parameters.factor"),
+        ({"rope_scaling": {"rope_type": "linear"}}, "rope_scaling.factor"),
+        ({"rope_parameters": {"rope_type": "linear"}}, "rope_parameters.factor"),
+        ({"num_attention_heads": 0}, "num_attention_heads"),
+        ({"num_hidden_layers": 2.0}, "num_hidden_layers"),
+        ({"tie_word_embeddings": "yes"}, "tie_word_embeddings"),
         ({"hidden_act": "swishglu"}, "hidden_act"),
         ({"vocab_size": None}, "vocab_size"),
     ],
