@@ -7,13 +7,16 @@ trained checkpoint, see the ``trained`` fixture)."""
 from __future__ import annotations
 
 import pytest
+import torch
 from tttv2_llama3 import load
 
+from tttv2.testing.hf import reference_outputs
 from tttv2.testing.model_kit import (
     check_bf16_layers,
     check_bf16_parity,
     check_fp32_logits,
     check_fp32_parity,
+    prompt,
 )
 
 
@@ -41,3 +44,28 @@ def test_bf16_random_weights_every_layer_pcc(variant):
 def test_fp32_other_rope_scalings_match_transformers(build, scaling):
     """Prompt longer than max_position_embeddings, so dynamic NTK scaling is active."""
     check_fp32_logits(load, build({"max_position_embeddings": 48, "rope_scaling": scaling}))
+
+
+@pytest.mark.parametrize(
+    ("extra", "honoured"),
+    [
+        ({"partial_rotary_factor": 0.5}, False),  # Llama's default rotary embedding ignores it
+        ({"partial_rotary_factor": 0.5, "rope_scaling": {"rope_type": "linear", "factor": 2.0}}, True),
+        ({"sliding_window": 4, "layer_types": None, "use_sliding_window": True}, False),
+    ],
+    ids=["partial-default-ignored", "partial-linear-honoured", "sliding-window-ignored"],
+)
+def test_config_keys_change_our_output_exactly_when_they_change_transformers(build, extra, honoured):
+    """Same checkpoint with and without ``extra``: ours matches transformers in both, and
+    the key changes ours iff it changes transformers' logits."""
+    base = {k: v for k, v in extra.items() if k not in ("partial_rotary_factor", "sliding_window", "layer_types", "use_sliding_window")}
+    plain, keyed = build(base), build({**base, **extra})
+    check_fp32_logits(load, plain, prompt_len=32)
+    check_fp32_logits(load, keyed, prompt_len=32)
+    ids = prompt(plain.vocab_size, n=32, seed=2)
+    theirs_changed = not torch.equal(
+        reference_outputs(plain, ids, greedy_steps=0).logits,
+        reference_outputs(keyed, ids, greedy_steps=0).logits,
+    )
+    ours_changed = load(plain.path).spec != load(keyed.path).spec
+    assert theirs_changed == honoured and ours_changed == honoured

@@ -161,3 +161,39 @@ def test_bad_configs_name_the_field(change, field):
 def test_invalid_numbers_are_caught_by_the_specs():
     with pytest.raises(SpecError, match="num_kv_heads"):
         model_spec(BASE | {"num_key_value_heads": 3})
+
+
+class Recording(dict):
+    """A config that records every key read from it."""
+
+    read: set[str] = set()
+
+    def get(self, key, default=None):
+        Recording.read.add(key)
+        return super().get(key, default)
+
+    def __getitem__(self, key):
+        Recording.read.add(key)
+        return super().__getitem__(key)
+
+
+def test_readme_lists_exactly_the_config_keys_read(build):
+    import re
+    from pathlib import Path
+
+    from tttv2.core.model_plugins import architecture_of
+
+    Recording.read = set()
+    for scaling in SCALINGS.values():
+        config = Recording(BASE | ({"rope_scaling": scaling} if scaling else {}))
+        model_spec(config)
+        architecture_of(config)  # what tttv2's plugin lookup reads
+    config = Recording(BASE | {"head_dim": 16})
+    model_spec(config)
+    from tttv2.blocks.hf_config import HFConfig
+
+    cfg = HFConfig(config, "LlamaConfig")  # what load_hf_checkpoint reads besides the mapping
+    cfg.token_ids("eos_token_id"), cfg.token_id("bos_token_id")
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    listed = re.search(r"<!-- config-keys -->(.*?)<!-- /config-keys -->", readme, re.S).group(1)
+    assert set(re.findall(r"`([a-z_]+)`", listed)) == Recording.read
