@@ -1,6 +1,6 @@
 """read_rope against transformers' own RoPE code (modeling_rope_utils) for every spelling:
 rope_scaling with type / rope_type, rope_parameters, rope_theta top level or inside, and
-partial_rotary_factor honoured exactly where transformers honours it."""
+partial_rotary_factor read only for architectures that rotate part of each head."""
 
 from __future__ import annotations
 
@@ -23,10 +23,14 @@ SPELLINGS = {
     "parameters-theta-inside": {"rope_parameters": {"rope_type": "llama3", "rope_theta": 5e5, **LLAMA3}},
     "parameters-yarn": {"rope_parameters": {"rope_type": "yarn", "rope_theta": 1e4, **YARN}},
     "inside-wins": {"rope_theta": 7.0, "rope_parameters": {"rope_type": "default", "rope_theta": 5e5}},
-    # partial_rotary_factor at top level: Llama's default rope ignores it, scaled rules read it
-    "partial-default": {"partial_rotary_factor": 0.5},
-    "partial-linear": {"partial_rotary_factor": 0.5, "rope_scaling": {"rope_type": "linear", "factor": 2.0}},
-    "partial-inside-yarn": {"rope_parameters": {"rope_type": "yarn", "partial_rotary_factor": 0.5, **YARN}},
+    # a top-level partial_rotary_factor: Llama's default rope ignores it
+    "partial-default-ignored": {"partial_rotary_factor": 0.5},
+}
+#: For an architecture that rotates part of each head (partial_rotary=True), transformers'
+#: scaled rules read the factor at top level or inside.
+PARTIAL = {
+    "partial-linear-top": {"partial_rotary_factor": 0.5, "rope_scaling": {"rope_type": "linear", "factor": 2.0}},
+    "partial-yarn-inside": {"rope_parameters": {"rope_type": "yarn", "partial_rotary_factor": 0.5, **YARN}},
 }
 
 
@@ -42,10 +46,10 @@ def transformers_frequencies(config: dict, seq_len: int | None):
     return ROPE_INIT_FUNCTIONS[kind](hf, None, seq_len)
 
 
-@pytest.mark.parametrize("name", sorted(SPELLINGS))
+@pytest.mark.parametrize("name", sorted(SPELLINGS) + sorted(PARTIAL))
 def test_frequencies_equal_transformers_llama(name):
-    config = BASE | SPELLINGS[name]
-    spec = read_rope(HFConfig(config, "LlamaConfig"), head_dim=16, max_position=512)
+    config = BASE | SPELLINGS.get(name, PARTIAL.get(name))
+    spec = read_rope(HFConfig(config, "C"), head_dim=16, max_position=512, partial_rotary=name in PARTIAL)
     for seq_len in (None, 1000):
         ours, our_scale = rope_frequencies(spec, seq_len)
         theirs, their_scale = transformers_frequencies(config, seq_len)
@@ -54,10 +58,11 @@ def test_frequencies_equal_transformers_llama(name):
         assert our_scale == pytest.approx(their_scale)
 
 
-def test_partial_rotary_in_default_is_the_architectures_choice():
-    cfg = HFConfig(BASE | {"partial_rotary_factor": 0.25}, "X")
-    assert read_rope(cfg, 16, 512).rotary_dim == 16
-    assert read_rope(cfg, 16, 512, partial_rotary_in_default=True).rotary_dim == 4
+def test_partial_rotary_is_the_architectures_choice():
+    for rope in ({}, {"rope_scaling": {"rope_type": "linear", "factor": 2.0}}):
+        cfg = HFConfig(BASE | {"partial_rotary_factor": 0.25} | rope, "X")
+        assert read_rope(cfg, 16, 512).rotary_dim == 16
+        assert read_rope(cfg, 16, 512, partial_rotary=True).rotary_dim == 4
 
 
 def test_nested_per_layer_type_parameters():

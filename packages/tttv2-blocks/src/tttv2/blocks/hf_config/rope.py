@@ -10,11 +10,11 @@ As ``transformers.modeling_rope_utils`` (``convert_rope_params_to_dict`` and
   "sliding_attention": {...}}``);
 - ``rope_theta`` inside the parameters wins over a top-level ``rope_theta``, then the
   architecture's default;
-- ``partial_rotary_factor`` likewise, inside then top level. The scaled rules
-  (``linear``, ``dynamic``, ``yarn``, ``longrope``, ``llama3``) always honour it; the
-  ``default`` rule only where the architecture's own rotary embedding reads it
-  (``partial_rotary_in_default``): Llama's does not, so a top-level
-  ``partial_rotary_factor`` in a Llama config changes nothing there;
+- ``partial_rotary_factor`` likewise, inside then top level, and only for an
+  architecture that rotates part of each head (``partial_rotary=True``): Llama's
+  attention rotates the whole head whatever the config says (its default rule ignores the
+  key; with a scaled rule transformers computes half the frequencies and then fails), so
+  a Llama mapping never reads it;
 - for ``llama3`` / ``yarn`` / ``longrope``, a top-level ``original_max_position_embeddings``
   wins over the one inside (Phi-3 stores it there), and ``max_position_embeddings`` is
   the fallback.
@@ -59,7 +59,7 @@ def read_rope(
     head_dim: int,
     max_position: int,
     *,
-    partial_rotary_in_default: bool = False,
+    partial_rotary: bool = False,
     default_theta: float = 10000.0,
     layer_type: str | None = None,
 ) -> RopeSpec:
@@ -75,12 +75,12 @@ def read_rope(
         raise cfg.error(field("rope_type"), kind, "one of " + ", ".join(repr(r) for r in RULES))
     theta = params.get("rope_theta")
     theta = check_float(cfg, field("rope_theta"), theta, positive=True) if theta is not None else cfg.float("rope_theta", default_theta, positive=True)
-    partial = params.get("partial_rotary_factor")
-    if partial is not None:
-        partial = check_float(cfg, field("partial_rotary_factor"), partial, positive=True)
-    elif kind != "default" or partial_rotary_in_default:
+    partial = None
+    if partial_rotary and params.get("partial_rotary_factor") is not None:
+        partial = check_float(cfg, field("partial_rotary_factor"), params["partial_rotary_factor"], positive=True)
+    elif partial_rotary:
         partial = cfg.float("partial_rotary_factor", None, positive=True)
-    rotary = head_dim if partial is None or (kind == "default" and not partial_rotary_in_default) else int(head_dim * partial)
+    rotary = head_dim if partial is None else int(head_dim * partial)
     base: dict[str, Any] = dict(head_dim=head_dim, rotary_dim=rotary, theta=theta, max_position=max_position)
 
     def need(name: str, check: Any = check_float) -> Any:
