@@ -54,12 +54,19 @@ def transformers_class(architecture: str) -> Any:
 
 
 def config_fields(config_class: Any) -> list[str]:
-    """The fields ``config_class`` declares (dataclass fields in transformers 5, the
-    ``__init__`` parameters before), in declaration order."""
-    if dataclasses.is_dataclass(config_class):
-        return [f.name for f in dataclasses.fields(config_class) if not f.name.startswith("_")]
-    params = inspect.signature(config_class.__init__).parameters
-    return [n for n, p in params.items() if n != "self" and p.kind is p.POSITIONAL_OR_KEYWORD]
+    """The fields ``config_class`` declares beyond transformers' ``PreTrainedConfig``
+    (dataclass fields in transformers 5, the ``__init__`` parameters before), in
+    declaration order."""
+    from transformers import PretrainedConfig
+
+    def declared(cls: Any) -> list[str]:
+        if dataclasses.is_dataclass(cls):
+            return [f.name for f in dataclasses.fields(cls) if not f.name.startswith("_")]
+        params = inspect.signature(cls.__init__).parameters
+        return [n for n, p in params.items() if n != "self" and p.kind is p.POSITIONAL_OR_KEYWORD]
+
+    base = set(declared(PretrainedConfig))
+    return [name for name in declared(config_class) if name not in base or name in MAPPED]
 
 
 def meta_parameter_names(architecture: str) -> list[str]:

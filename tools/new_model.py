@@ -36,6 +36,16 @@ ARCH_DOC = """
 This package is the model plugin for $architecture (entry point in group `tttv2.models` ->
 `plugin.py`, whose `load` is tttv2.blocks.weights.load_hf_checkpoint with `config.py`'s
 mapping and `weights.py`'s tensor names)."""
+KEYS_DOC = """
+## Config keys read
+
+The `config.json` keys that change what this project builds (keep this list exact: a key
+transformers ignores for this architecture must not change our output, a key it honours
+must). Written by the scaffold from the {owner} fields the shared readers know; add the
+ones you map from `TODO` in `config.py`:
+
+{keys}
+"""
 #: Files written only for an architecture (the kit: mapping, names, plugin, parity tests).
 ARCH_ONLY = {
     "src/config.py.tmpl",
@@ -111,7 +121,7 @@ def scaffold(repo_root: Path, name: str, architecture: str | None) -> Path:
         values |= kit_values(architecture, series["tttv2-testing"])
         values["exports"] = f"\nfrom {module}.plugin import load  # noqa: E402\n"
     else:
-        values |= {"exports": "", "dev_extra": ""}
+        values |= {"exports": "", "dev_extra": "", "keys_read": ""}
     render(dest, values, with_kit=architecture is not None)
     try:
         env = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"}
@@ -148,7 +158,9 @@ def kit_values(architecture: str, testing_series: str) -> dict[str, str]:
     def read(key: str, kind: str, fallback: str) -> str:
         return f'cfg.{kind}("{key}"{default(key)})' if key in fields else fallback
 
-    as_tuple = lambda keys: "".join(f'"{k}", ' for k in keys).rstrip(" ")  # noqa: E731
+    def as_tuple(keys: list[str]) -> str:
+        return ", ".join(f'"{k}"' for k in keys) + ("," if len(keys) == 1 else "")
+
     rules = rename_rules_source(meta_parameter_names(architecture))
     return {
         "owner": config_class.__name__,
@@ -166,7 +178,10 @@ def kit_values(architecture: str, testing_series: str) -> dict[str, str]:
         "mlp_bias": read("mlp_bias", "bool", "False"),
         "tied": read("tie_word_embeddings", "bool", "False"),
         "rules": "\n".join(" " * 12 + line for line in rules),
-        "dev_extra": f' "tttv2-testing[hf]=={testing_series}",',
+        "dev_extra": f', "tttv2-testing[hf]=={testing_series}"',
+        "keys_read": KEYS_DOC.format(
+            owner=config_class.__name__, keys=", ".join(f"`{k}`" for k in ["architectures", *mapped])
+        ),
     }
 
 
