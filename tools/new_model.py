@@ -119,7 +119,10 @@ def scaffold(repo_root: Path, name: str, architecture: str | None) -> Path:
     }
     if architecture:
         values |= kit_values(architecture, series["tttv2-testing"])
-        values["exports"] = f"\nfrom {module}.plugin import load  # noqa: E402\n"
+        values["exports"] = (
+            f"\nfrom {module}.plugin import load  # noqa: E402\n\n"
+            '__all__ = ["ARCHITECTURE", "load"]\n'
+        )
     else:
         values |= {"exports": "", "dev_extra": "", "keys_read": ""}
     render(dest, values, with_kit=architecture is not None)
@@ -139,8 +142,13 @@ def scaffold(repo_root: Path, name: str, architecture: str | None) -> Path:
 
 def kit_values(architecture: str, testing_series: str) -> dict[str, str]:
     """Template values read from transformers: config fields and parameter names."""
-    from model_scaffold import classify_fields, config_fields, meta_parameter_names
-    from model_scaffold import rename_rules_source, transformers_class
+    from model_scaffold import (
+        classify_fields,
+        config_fields,
+        meta_parameter_names,
+        rename_rules_source,
+        transformers_class,
+    )
 
     try:
         cls = transformers_class(architecture)

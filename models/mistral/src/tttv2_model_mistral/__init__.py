@@ -13,3 +13,5 @@ ARCHITECTURE = "MistralForCausalLM"
 """Hugging Face architecture name served by this package (config.json "architectures")."""
 
 from tttv2_model_mistral.plugin import load  # noqa: E402
+
+__all__ = ["ARCHITECTURE", "load"]
