@@ -197,3 +197,34 @@ def test_readme_lists_exactly_the_config_keys_read(build):
     readme = (Path(__file__).parents[1] / "README.md").read_text()
     listed = re.search(r"<!-- config-keys -->(.*?)<!-- /config-keys -->", readme, re.S).group(1)
     assert set(re.findall(r"`([a-z_]+)`", listed)) == Recording.read
+
+
+def test_fuzz_malformed_configs_raise_only_one_line_spec_errors():
+    """Any JSON-like value under any key the mapping reads (and nested RoPE dicts): the
+    loader's config -> spec step raises SpecError on one line, never another exception."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from tttv2.blocks.weights import spec_from_config
+
+    leaf = st.none() | st.booleans() | st.integers(-(2**66), 2**66) | st.floats() | st.text(max_size=6)
+    json = st.recursive(leaf, lambda x: st.lists(x, max_size=3) | st.dictionaries(st.text(max_size=6), x, max_size=3), max_leaves=8)
+    keys = [*BASE, "head_dim", "hidden_act", "rope_theta", "num_key_value_heads", "rms_norm_eps",
+            "attention_bias", "mlp_bias", "tie_word_embeddings", "original_max_position_embeddings"]  # fmt: skip
+    rope = st.fixed_dictionaries({"rope_type": st.sampled_from([*SCALINGS, "x"])}, optional={
+        k: json for k in ("factor", "low_freq_factor", "high_freq_factor", "original_max_position_embeddings", "rope_theta", "truncate")})  # fmt: skip
+    configs = st.builds(
+        lambda changes, r: {**BASE, **changes, **r},
+        st.dictionaries(st.sampled_from(keys), json, max_size=4),
+        st.fixed_dictionaries({}, optional={"rope_scaling": rope | json, "rope_parameters": rope | json}),
+    )
+
+    @settings(max_examples=200, deadline=None, database=None)
+    @given(configs)
+    def check(config):
+        try:
+            spec_from_config(config, model_spec, "LlamaConfig")
+        except SpecError as exc:
+            assert "\n" not in str(exc)
+
+    check()
