@@ -75,27 +75,24 @@ def _compare(stack: TransformerStack, hf: torch.nn.Module, tol: float = 1e-4) ->
 
 
 def test_llama31_8b_layer_equals_hugging_face() -> None:
+    """The spec is models/llama3's mapping of the config (one mapping per architecture:
+    the model project's, installed in the workspace environment)."""
+    from tttv2_llama3 import model_spec
+
     torch.manual_seed(0)
-    rope = RopeSpec(head_dim=128, theta=500000.0, max_position=131072, scaling="llama3", factor=8.0,
-                    original_max_position=8192, low_freq_factor=1.0, high_freq_factor=4.0)
-    norm = NormSpec(dim=4096, eps=1e-5)
-    layer = DecoderLayerSpec(
-        attention=AttentionSpec(hidden_dim=4096, num_heads=32, num_kv_heads=8, rope=rope, max_seq_len=MAX_LEN),
-        ffn=FeedForwardSpec(hidden_dim=4096, intermediate_dim=14336), attn_norm=norm, ffn_norm=norm,
-    )
-    spec = ModelSpec(embedding=EmbeddingSpec(vocab_size=VOCAB, hidden_dim=4096), layers=(layer,), final_norm=norm,
-                     lm_head=LMHeadSpec(hidden_dim=4096, vocab_size=VOCAB), max_seq_len=MAX_LEN)
-    stack = TransformerStack(spec)
-    with torch.no_grad():
-        for name, p in stack.named_parameters():
-            if "norm" in name:
-                p.normal_(1.0, 0.1)
     config = LlamaConfig(
         vocab_size=VOCAB, hidden_size=4096, intermediate_size=14336, num_hidden_layers=1, num_attention_heads=32,
         num_key_value_heads=8, max_position_embeddings=131072, rms_norm_eps=1e-5, tie_word_embeddings=False,
         rope_parameters={"rope_type": "llama3", "rope_theta": 500000.0, "factor": 8.0, "low_freq_factor": 1.0,
                          "high_freq_factor": 4.0, "original_max_position_embeddings": 8192},
     )
+    spec = model_spec(config.to_dict())
+    assert spec.layers[0].attention.rope.scaling == "llama3" and spec.layers[0].attention.num_kv_heads == 8
+    stack = TransformerStack(spec.replace(max_seq_len=MAX_LEN))
+    with torch.no_grad():
+        for name, p in stack.named_parameters():
+            if "norm" in name:
+                p.normal_(1.0, 0.1)
     with torch.device("meta"):  # HF shares our tensors: the 8B layer is held once
         hf = LlamaForCausalLM(config)
     hf.load_state_dict(_rename(stack.state_dict(), LLAMA_RULES), strict=True, assign=True)

@@ -5,11 +5,11 @@ greedy tokens. Run with ``-s`` to see the numbers."""
 from __future__ import annotations
 
 import torch
-from llama_helpers import engine_for, prompt
 from tttv2_llama3 import load
 
 from tttv2.core.runtime import SamplingParams, StopConditions
 from tttv2.testing.harness.speed import compare_speed
+from tttv2.testing.model_kit import engine_for, prompt
 
 BENCH_CONFIG = {
     "hidden_size": 256,

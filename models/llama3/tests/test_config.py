@@ -138,12 +138,16 @@ def test_dynamic_scaling_extends_the_context():
 @pytest.mark.parametrize(
     ("change", "field"),
     [
-        ({"rope_scaling": {"rope_type": "longrope2"}}, "rope_type"),
+        ({"rope_scaling": {"rope_type": "longrope2"}}, "rope_scaling.rope_type"),
         (
             {"rope_scaling": {"rope_type": "llama3", "factor": 8.0}},
-            "rope_parameters.low_freq_factor",
+            "rope_scaling.low_freq_factor",
         ),
-        ({"rope_scaling": {"rope_type": "linear"}}, "rope_parameters.factor"),
+        ({"rope_scaling": {"rope_type": "linear"}}, "rope_scaling.factor"),
+        ({"rope_parameters": {"rope_type": "linear"}}, "rope_parameters.factor"),
+        ({"num_attention_heads": 0}, "num_attention_heads"),
+        ({"num_hidden_layers": 2.0}, "num_hidden_layers"),
+        ({"tie_word_embeddings": "yes"}, "tie_word_embeddings"),
         ({"hidden_act": "swishglu"}, "hidden_act"),
         ({"vocab_size": None}, "vocab_size"),
     ],
@@ -157,3 +161,70 @@ def test_bad_configs_name_the_field(change, field):
 def test_invalid_numbers_are_caught_by_the_specs():
     with pytest.raises(SpecError, match="num_kv_heads"):
         model_spec(BASE | {"num_key_value_heads": 3})
+
+
+class Recording(dict):
+    """A config that records every key read from it."""
+
+    read: set[str] = set()
+
+    def get(self, key, default=None):
+        Recording.read.add(key)
+        return super().get(key, default)
+
+    def __getitem__(self, key):
+        Recording.read.add(key)
+        return super().__getitem__(key)
+
+
+def test_readme_lists_exactly_the_config_keys_read(build):
+    import re
+    from pathlib import Path
+
+    from tttv2.core.model_plugins import architecture_of
+
+    Recording.read = set()
+    for scaling in SCALINGS.values():
+        config = Recording(BASE | ({"rope_scaling": scaling} if scaling else {}))
+        model_spec(config)
+        architecture_of(config)  # what tttv2's plugin lookup reads
+    config = Recording(BASE | {"head_dim": 16})
+    model_spec(config)
+    from tttv2.blocks.hf_config import HFConfig
+
+    cfg = HFConfig(config, "LlamaConfig")  # what load_hf_checkpoint reads besides the mapping
+    cfg.token_ids("eos_token_id"), cfg.token_id("bos_token_id")
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    listed = re.search(r"<!-- config-keys -->(.*?)<!-- /config-keys -->", readme, re.S).group(1)
+    assert set(re.findall(r"`([a-z_]+)`", listed)) == Recording.read
+
+
+def test_fuzz_malformed_configs_raise_only_one_line_spec_errors():
+    """Any JSON-like value under any key the mapping reads (and nested RoPE dicts): the
+    loader's config -> spec step raises SpecError on one line, never another exception."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from tttv2.blocks.weights import spec_from_config
+
+    leaf = st.none() | st.booleans() | st.integers(-(2**66), 2**66) | st.floats() | st.text(max_size=6)
+    json = st.recursive(leaf, lambda x: st.lists(x, max_size=3) | st.dictionaries(st.text(max_size=6), x, max_size=3), max_leaves=8)
+    keys = [*BASE, "head_dim", "hidden_act", "rope_theta", "num_key_value_heads", "rms_norm_eps",
+            "attention_bias", "mlp_bias", "tie_word_embeddings", "original_max_position_embeddings"]  # fmt: skip
+    rope = st.fixed_dictionaries({"rope_type": st.sampled_from([*SCALINGS, "x"])}, optional={
+        k: json for k in ("factor", "low_freq_factor", "high_freq_factor", "original_max_position_embeddings", "rope_theta", "truncate")})  # fmt: skip
+    configs = st.builds(
+        lambda changes, r: {**BASE, **changes, **r},
+        st.dictionaries(st.sampled_from(keys), json, max_size=4),
+        st.fixed_dictionaries({}, optional={"rope_scaling": rope | json, "rope_parameters": rope | json}),
+    )
+
+    @settings(max_examples=200, deadline=None, database=None)
+    @given(configs)
+    def check(config):
+        try:
+            spec_from_config(config, model_spec, "LlamaConfig")
+        except SpecError as exc:
+            assert "\n" not in str(exc)
+
+    check()

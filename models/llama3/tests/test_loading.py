@@ -136,7 +136,7 @@ def test_no_tokenizer_is_fine(build, tmp_path):
     assert load(folder).tokenizer is None
 
 
-def test_malformed_config_values_are_a_checkpoint_error(build, tmp_path):
+def test_malformed_config_values_are_one_line_spec_errors(build, tmp_path):
     import json
 
     ck = build()
@@ -145,9 +145,25 @@ def test_malformed_config_values_are_a_checkpoint_error(build, tmp_path):
     config = json.loads((folder / "config.json").read_text())
     config["num_attention_heads"] = "four"
     (folder / "config.json").write_text(json.dumps(config))
-    with pytest.raises(SpecError, match="AttentionSpec.num_heads='four'"):
+    with pytest.raises(SpecError, match=r"^LlamaConfig\.num_attention_heads='four' is invalid"):
         load(folder)
-    del config["head_dim"]  # now hidden_size // "four" is computed first
+    del config["head_dim"]  # hidden_size // "four" is never computed
     (folder / "config.json").write_text(json.dumps(config))
-    with pytest.raises(CheckpointError, match="not a valid Llama config"):
+    with pytest.raises(SpecError, match=r"^LlamaConfig\.num_attention_heads='four' is invalid"):
+        load(folder)
+
+
+@pytest.mark.parametrize(
+    ("key", "value"), [("eos_token_id", 1.0), ("eos_token_id", [2, "3"]), ("bos_token_id", [1])]
+)
+def test_token_ids_of_the_wrong_json_type_are_one_line_spec_errors(build, tmp_path, key, value):
+    import json
+
+    ck = build()
+    folder = tmp_path / "badids"
+    shutil.copytree(ck.path, folder)
+    config = json.loads((folder / "config.json").read_text())
+    config[key] = value
+    (folder / "config.json").write_text(json.dumps(config))
+    with pytest.raises(SpecError, match=rf"^LlamaConfig\.{key}=.* is invalid: expected an integer"):
         load(folder)

@@ -477,3 +477,15 @@ def test_bench_compile_runs_the_timed_decode_through_torch_compile(capsys, tiny_
     code, out, err = run(capsys, *argv[:-1])  # the table says so
     assert code == 0, err
     assert "decode compiled (torch.compile)" in out
+
+
+def test_nonfinite_weights_exit_2_unless_allowed(capsys, tiny_llama, tmp_path):
+    folder = tmp_path / "nan"
+    shutil.copytree(tiny_llama.path, folder)
+    state = load_file(folder / "model.safetensors")
+    state["model.layers.0.mlp.down_proj.weight"][0, 0] = float("nan")
+    save_file(state, folder / "model.safetensors")
+    argv = ("generate", "--checkpoint", str(folder), "--max-new-tokens", "2", "--json")
+    assert_bad_input(*run(capsys, *argv), "model.layers.0.mlp.down_proj.weight' holds 1 NaN")
+    code, out, err = run(capsys, *argv, "--allow-nonfinite-weights")
+    assert code == 0, err

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from tttv2.cli.errors import UsageError
 from tttv2.cli.progress import Bar
-from tttv2.core.model_plugins import LoadedModel, load_model
+from tttv2.core.model_plugins import (
+    LoadedModel,
+    architecture_of,
+    find_model_plugin,
+    load_model,
+    read_hf_config,
+)
 from tttv2.core.registry import StrategyRegistry
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
@@ -55,19 +63,25 @@ def load(
     *,
     show_progress: bool = False,
     capture_decode: bool = False,
+    allow_nonfinite_weights: bool = False,
 ) -> LoadedModel:
     """Load through the model plugin for the checkpoint's architecture, with a progress bar,
     then switch to ``strategy`` when one is named. ``capture_decode``: the command owns the
     model and never changes it, so decode passes may skip re-checking what they bound
-    (``capture_decode()`` of models that have it, e.g. ``tttv2.blocks.TransformerStack``)."""
+    (``capture_decode()`` of models that have it, e.g. ``tttv2.blocks.TransformerStack``).
+    ``allow_nonfinite_weights`` is passed to the plugin's ``load`` (a plugin that does not
+    take it is a usage error)."""
     check_strategy(strategy)
     check_checkpoint_folder(checkpoint)
     with Bar(
         show_progress, None, "loading weights", unit="B", unit_scale=True, unit_divisor=1024
     ) as bar:
-        loaded = load_model(
-            checkpoint, dtype=DTYPES[dtype], device=device, progress=bar.load_callback
-        )
+        if allow_nonfinite_weights:
+            loaded = _load_allowing_nonfinite(checkpoint, DTYPES[dtype], device, bar.load_callback)
+        else:
+            loaded = load_model(
+                checkpoint, dtype=DTYPES[dtype], device=device, progress=bar.load_callback
+            )
     if strategy is not None:
         switch = getattr(loaded.model, "switch_strategy", None)
         if switch is None:
@@ -80,6 +94,24 @@ def load(
     if capture_decode and callable(capture):
         capture()
     return loaded
+
+
+def _load_allowing_nonfinite(
+    checkpoint: Path, dtype: torch.dtype, device: torch.device, progress: Any
+) -> LoadedModel:
+    config = read_hf_config(checkpoint)
+    architecture = architecture_of(config, str(checkpoint / "config.json"))
+    plugin = find_model_plugin(architecture)
+    params = inspect.signature(plugin.load).parameters
+    takes_kwargs = any(p.kind is p.VAR_KEYWORD for p in params.values())
+    if "allow_nonfinite_weights" not in params and not takes_kwargs:
+        raise UsageError(
+            f"--allow-nonfinite-weights: the {architecture} plugin's load() does not take "
+            "allow_nonfinite_weights (it is not built on tttv2.blocks.weights.load_hf_checkpoint)"
+        )
+    return plugin.load(
+        checkpoint, dtype=dtype, device=device, progress=progress, allow_nonfinite_weights=True
+    )
 
 
 def build_native_kernels(device: torch.device) -> float:

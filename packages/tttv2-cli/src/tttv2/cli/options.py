@@ -91,6 +91,12 @@ def add_model_options(parser: argparse.ArgumentParser, *, strategy: bool = True)
         default="auto",
         help="where to run: auto picks cuda when a GPU is available, else cpu (default: %(default)s)",
     )
+    parser.add_argument(
+        "--allow-nonfinite-weights",
+        action="store_true",
+        help="load weights holding NaN or infinity instead of refusing them (plugins built on "
+        "tttv2.blocks.weights.load_hf_checkpoint check every tensor while copying it)",
+    )
     if strategy:
         parser.add_argument(
             "--strategy",

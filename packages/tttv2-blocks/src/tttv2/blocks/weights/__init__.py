@@ -5,15 +5,25 @@ missing, unexpected and mis-shaped tensor, cast as they are copied, then fused, 
 into one buffer on huge pages in order of use."""
 
 from tttv2.blocks.weights.checkpoint import INDEX_FILE, SafetensorsCheckpoint
+from tttv2.blocks.weights.checks import (
+    FLOAT_DTYPES,
+    check_sizes,
+    check_tensor_dtypes,
+    implied_parameters,
+)
 from tttv2.blocks.weights.construction import default_dtype, no_init_weights
 from tttv2.blocks.weights.dtypes import DTYPES, parse_dtype
 from tttv2.blocks.weights.errors import (
     CheckpointError,
+    CheckpointSizeError,
     CorruptCheckpointError,
+    NonFiniteWeightError,
     RenameRuleError,
+    WeightDtypeError,
     WeightMismatchError,
 )
 from tttv2.blocks.weights.fusion import fuse_projections
+from tttv2.blocks.weights.hf_checkpoint import load_hf_checkpoint, load_tokenizer, spec_from_config
 from tttv2.blocks.weights.loading import (
     LoadReport,
     ProgressCallback,
@@ -28,10 +38,13 @@ from tttv2.blocks.weights.safetensors_header import TensorInfo, read_header
 
 __all__ = [
     "DTYPES",
+    "FLOAT_DTYPES",
     "INDEX_FILE",
     "CheckpointError",
+    "CheckpointSizeError",
     "CorruptCheckpointError",
     "LoadReport",
+    "NonFiniteWeightError",
     "ProgressCallback",
     "Placement",
     "RenameRuleError",
@@ -39,15 +52,22 @@ __all__ = [
     "SafetensorsCheckpoint",
     "Split",
     "TensorInfo",
+    "WeightDtypeError",
     "WeightMismatchError",
+    "check_sizes",
+    "check_tensor_dtypes",
     "default_dtype",
     "fuse_projections",
+    "implied_parameters",
+    "load_hf_checkpoint",
     "load_weights",
     "loadable_tensors",
+    "load_tokenizer",
     "no_init_weights",
     "pack_weights",
     "parse_dtype",
     "plan_load",
     "read_header",
+    "spec_from_config",
     "transpose",
 ]

@@ -64,3 +64,17 @@ class RenameRuleError(TTTv2Error, ValueError):
         self.field = field
         self.value = value
         super().__init__(f"{owner}.{field}={value!r} is invalid: expected {expected}")
+
+
+class CheckpointSizeError(CheckpointError):
+    """``config.json`` implies a model the checkpoint's tensors (or the device's memory)
+    cannot hold: refused before anything is allocated."""
+
+
+class WeightDtypeError(CheckpointError):
+    """A tensor that would be loaded into a floating-point parameter is stored as another
+    type (an ``I32`` or ``U8`` tensor of the right byte count is not a weight)."""
+
+
+class NonFiniteWeightError(CheckpointError):
+    """A checkpoint tensor holds NaN or infinity (detected while it is copied)."""

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import torch
 
 from tttv2.blocks.weights.checkpoint import SafetensorsCheckpoint
-from tttv2.blocks.weights.errors import WeightMismatchError
+from tttv2.blocks.weights.errors import NonFiniteWeightError, WeightMismatchError
 from tttv2.blocks.weights.placement import Placement
 from tttv2.blocks.weights.renaming import Rename, RenameRules
 
@@ -127,6 +127,7 @@ def load_weights(
     *,
     dtype: torch.dtype | None = None,
     progress: ProgressCallback | None = None,
+    check_finite: bool = False,
 ) -> LoadReport:
     """Fill ``module``'s parameters from ``checkpoint``.
 
@@ -135,6 +136,9 @@ def load_weights(
     or split it into several parameters. ``dtype`` casts floating-point
     parameters as they are loaded (others keep the dtype they have in the module). Raises
     :class:`WeightMismatchError` before copying anything if the names or shapes disagree.
+    ``check_finite``: raise :class:`NonFiniteWeightError` naming the first tensor holding
+    NaN or infinity, checked on each tensor as it is read (one pass over data already in
+    memory; the module is then partly loaded and should be dropped).
     """
     plan, skipped = _plan(module, checkpoint, rename)
     targets = loadable_tensors(module)
@@ -143,6 +147,8 @@ def load_weights(
     loaded: list[str] = []
     for name, placements in plan.items():
         source = checkpoint.get(name)
+        if check_finite and source.is_floating_point():
+            _require_finite(name, source, checkpoint)
         for placement in placements:
             param = targets[placement.target]
             if dtype is not None and param.is_floating_point() and param.dtype != dtype:
@@ -154,6 +160,18 @@ def load_weights(
         if progress is not None:
             progress(name, done, total)
     return LoadReport(tuple(loaded), tuple(skipped), done)
+
+
+def _require_finite(name: str, tensor: torch.Tensor, checkpoint: SafetensorsCheckpoint) -> None:
+    finite = torch.isfinite(tensor)
+    if not bool(finite.all()):
+        bad = tensor[~finite]
+        nan = int(bad.isnan().sum())
+        raise NonFiniteWeightError(
+            f"checkpoint {checkpoint.folder}: tensor {name!r} holds {nan} NaN and "
+            f"{bad.numel() - nan} infinite value(s) of {tensor.numel()} (load with "
+            "allow_nonfinite_weights=True, or --allow-nonfinite-weights, to load it anyway)"
+        )
 
 
 def _as_placer(

@@ -67,7 +67,8 @@ def run(args: argparse.Namespace) -> int:
     )
     start = time.perf_counter()
     loaded = load(
-        checkpoint, args.dtype, device, args.strategy, show_progress=show, capture_decode=True
+        checkpoint, args.dtype, device, args.strategy, show_progress=show, capture_decode=True,
+        allow_nonfinite_weights=args.allow_nonfinite_weights,
     )
     load_s = time.perf_counter() - start
     if args.compile:

@@ -136,7 +136,8 @@ def run(args: argparse.Namespace) -> int:
         args.checkpoint if args.checkpoint is not None else default_checkpoint(show_progress=show)
     )
     loaded = load(
-        checkpoint, args.dtype, device, args.strategy, show_progress=show, capture_decode=True
+        checkpoint, args.dtype, device, args.strategy, show_progress=show, capture_decode=True,
+        allow_nonfinite_weights=args.allow_nonfinite_weights,
     )
     if args.prompts_file is not None:
         return run_prompts_file(args, loaded, sampling, device, hw, show)

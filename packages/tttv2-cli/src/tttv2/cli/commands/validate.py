@@ -74,7 +74,10 @@ def run(args: argparse.Namespace) -> int:
     hw = device_config(device)
     apply_num_threads(hw)
     show = progress_enabled(args.json)
-    loaded = load(args.checkpoint, args.dtype, device, args.strategy, show_progress=show)
+    loaded = load(
+        args.checkpoint, args.dtype, device, args.strategy, show_progress=show,
+        allow_nonfinite_weights=args.allow_nonfinite_weights,
+    )
     if args.seq_len + args.greedy_steps > loaded.max_context:
         raise UsageError(
             f"--seq-len {args.seq_len} + --greedy-steps {args.greedy_steps} exceeds the model's context "

@@ -1,5 +1,5 @@
-"""Running our Llama the way the runtime does: one prefill over a paged cache (logits at
-every position, per-layer outputs) and greedy or sampled generation through the engine."""
+"""Running a loaded model the way the runtime does: one prefill over a paged cache (logits
+at every position, every decoder layer's output) and generation through the engine."""
 
 from __future__ import annotations
 
@@ -17,7 +17,8 @@ BLOCK_SIZE = 16
 
 @torch.inference_mode()
 def prefill(model: Any, ids: Sequence[int]) -> tuple[torch.Tensor, list[torch.Tensor]]:
-    """Float32 logits ``[T, vocab]`` and every decoder layer's output ``[T, hidden]``."""
+    """Float32 logits ``[T, vocab]`` and every decoder layer's output ``[T, hidden]``
+    (``model.layers``, as :class:`tttv2.blocks.TransformerStack` has them)."""
     n = len(ids)
     blocks = -(-n // BLOCK_SIZE)
     manager = KVBlockManager(blocks, BLOCK_SIZE, max_seq_len=blocks * BLOCK_SIZE)
@@ -36,6 +37,7 @@ def prefill(model: Any, ids: Sequence[int]) -> tuple[torch.Tensor, list[torch.Te
 
 
 def engine_for(loaded: Any, max_tokens: int, detokenize: Any = None) -> LLMEngine:
+    """An engine for ``loaded`` (a ``LoadedModel``) with room for ``max_tokens`` twice."""
     return LLMEngine(
         loaded.model,
         num_blocks=-(-max_tokens // BLOCK_SIZE) * 2,
@@ -59,6 +61,5 @@ def generate(
 
 
 def prompt(vocab_size: int, n: int = 24, seed: int = 0) -> list[int]:
-    return torch.randint(
-        2, vocab_size, (n,), generator=torch.Generator().manual_seed(seed)
-    ).tolist()
+    """``n`` seeded random token ids in ``[2, vocab_size)``."""
+    return torch.randint(2, vocab_size, (n,), generator=torch.Generator().manual_seed(seed)).tolist()
