@@ -46,6 +46,7 @@ class SequenceState:
         self.status = WAITING
         self.finish_reason: str | None = None
         self.stop_reason: int | str | None = None
+        self.error: str | None = None
         self.num_preemptions = 0
         self.callback = callback
         self.events: deque[TokenEvent] | None = None  # set while someone streams this request
@@ -100,6 +101,15 @@ class SequenceState:
         self.stop_reason = stop_reason
         self.timings.finished = now
 
+    def mark_failed(self, message: str, now: float) -> None:
+        """End the request with ``finish_reason="error"`` and ``message``."""
+        try:
+            self.checker.finish()  # releases held-back text; its detokenizer may be what failed
+        except Exception:  # noqa: BLE001 - the request is ending with an error already
+            pass
+        self.mark_finished("error", None, now)
+        self.error = message
+
     def output(self) -> RequestOutput:
         return RequestOutput(
             request_id=self.request_id,
@@ -110,4 +120,5 @@ class SequenceState:
             stop_reason=self.stop_reason,
             timings=self.timings,
             num_preemptions=self.num_preemptions,
+            error=self.error,
         )
