@@ -39,7 +39,7 @@ from tttv2.core.runtime.request import TokenEvent
 from tttv2.core.runtime.runner import Chunk, ModelRunner
 from tttv2.core.runtime.sampler import SamplingRow, sample_rows
 from tttv2.core.runtime.scheduler import Scheduler, SchedulerSnapshot
-from tttv2.core.runtime.sequence import SequenceState
+from tttv2.core.runtime.sequence import SequenceMark, SequenceState
 from tttv2.core.runtime.timings import EngineStats
 
 
@@ -115,6 +115,7 @@ class StepSnapshot:
     scheduler: SchedulerSnapshot
     stats: EngineStats
     generators: list[tuple[torch.Generator, torch.Tensor]]  # filled just before sampling
+    outputs: list[tuple[SequenceState, SequenceMark]]  # the scheduled requests, filled once scheduled
 
 
 class LLMEngine(EngineBase):
@@ -222,10 +223,12 @@ class LLMEngine(EngineBase):
 
     # -- the transaction ----------------------------------------------------------------
     def _snapshot(self) -> StepSnapshot:
-        self._snap = StepSnapshot(self.scheduler.snapshot(), dataclasses.replace(self.stats), [])
+        self._snap = StepSnapshot(self.scheduler.snapshot(), dataclasses.replace(self.stats), [], [])
         return self._snap
 
     def _restore(self, snap: StepSnapshot) -> None:
+        for seq, mark in snap.outputs:
+            seq.rollback(mark)
         for generator, state in snap.generators:
             generator.set_state(state)
         vars(self.stats).update(vars(snap.stats))
@@ -239,6 +242,8 @@ class LLMEngine(EngineBase):
                 raise TTTv2Error("scheduler could not admit the oldest waiting request into an empty batch")
             return []
         self.stats.steps += 1
+        if self._snap is not None:
+            self._snap.outputs = [(seq, seq.mark()) for seq, _ in scheduled.chunks]
         now = time.perf_counter()
         chunks = []
         for seq, n in scheduled.chunks:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -15,6 +17,20 @@ from tttv2.core.runtime.stop_checker import StopChecker
 from tttv2.core.runtime.timings import RequestTimings
 
 WAITING, RUNNING, FINISHED = "waiting", "running", "finished"
+
+
+@dataclass(frozen=True)
+class SequenceMark:
+    """A request's output state at one moment (see :meth:`SequenceState.mark`)."""
+
+    num_tokens: int
+    num_times: int
+    status: str
+    finish_reason: str | None
+    stop_reason: int | str | None
+    error: str | None
+    finished_at: float | None
+    checker: Any
 
 
 class SequenceState:
@@ -78,22 +94,48 @@ class SequenceState:
         return SamplingRow(self.request.sampling, self.generator, self.request.prompt_ids, output)
 
     def append(self, token_id: int, now: float) -> TokenEvent:
-        """Add a generated token, check the stop conditions, return its event."""
-        self.token_ids.append(token_id)
-        self.timings.token_times.append(now)
-        text, reason, stop_reason = self.checker.add(token_id, self.num_output)
-        if reason is not None:
-            self.mark_finished(reason, stop_reason, now)
-        return TokenEvent(
-            request_id=self.request_id,
-            token_id=token_id,
-            index=self.num_output - 1,
-            text=text,
-            time=now,
-            finished=reason is not None,
-            finish_reason=reason,
-            output=self.output() if reason is not None else None,
+        """Add a generated token, check the stop conditions, return its event. All or
+        nothing: if the stop check raises, the request is left as it was."""
+        mark = self.mark()
+        try:
+            self.token_ids.append(token_id)
+            self.timings.token_times.append(now)
+            text, reason, stop_reason = self.checker.add(token_id, self.num_output)
+            if reason is not None:
+                self.mark_finished(reason, stop_reason, now)
+            return TokenEvent(
+                request_id=self.request_id,
+                token_id=token_id,
+                index=self.num_output - 1,
+                text=text,
+                time=now,
+                finished=reason is not None,
+                finish_reason=reason,
+                output=self.output() if reason is not None else None,
+            )
+        except BaseException:
+            self.rollback(mark)
+            raise
+
+    def mark(self) -> SequenceMark:
+        """What :meth:`rollback` needs to undo later appends and finishing."""
+        return SequenceMark(
+            len(self.token_ids),
+            len(self.timings.token_times),
+            self.status,
+            self.finish_reason,
+            self.stop_reason,
+            self.error,
+            self.timings.finished,
+            self.checker.mark(),
         )
+
+    def rollback(self, mark: SequenceMark) -> None:
+        del self.token_ids[mark.num_tokens :]
+        del self.timings.token_times[mark.num_times :]
+        self.status, self.finish_reason, self.stop_reason = mark.status, mark.finish_reason, mark.stop_reason
+        self.error, self.timings.finished = mark.error, mark.finished_at
+        self.checker.rollback(mark.checker)
 
     def mark_finished(self, reason: str, stop_reason: int | str | None, now: float) -> None:
         self.status = FINISHED
