@@ -219,11 +219,12 @@ def test_a_failure_under_preemption_and_swap_leaves_every_other_request_unchange
         batched = 0
 
         def forward(self, input_ids, meta, cache):
+            logits = super().forward(input_ids, meta, cache)  # keys and values are written
             if len(meta.seq_ids) > 1:
                 self.batched += 1
                 if self.batched % 3 == 2:
                     raise RuntimeError("transient")
-            return super().forward(input_ids, meta, cache)
+            return logits
 
     for swap_blocks in (16, 0):
         engine = LLMEngine(EveryThird(), num_blocks=12, block_size=4, max_num_batched_tokens=32, swap_blocks=swap_blocks)
