@@ -262,3 +262,39 @@ def test_submitting_several_requests_is_atomic():
         engine.output("c")
     assert engine.num_free_blocks == NUM_BLOCKS
     assert_fresh_request_is_served(engine)
+
+
+@pytest.mark.parametrize("swap_blocks", [16, 0])
+def test_an_interrupt_after_a_preempting_pass_wrote_its_kv_keeps_the_victim_intact(swap_blocks):
+    """The interrupted step had preempted a request and its pass had already written other
+    requests' keys and values into the victim's freed blocks. After the rollback the
+    victim's cache must be whole again (swapped: copied back from the host pool) or be
+    recomputed (KV discarded): here another request is aborted before the next step, so
+    the scheduler no longer preempts the victim and it runs on from its blocks."""
+    prompts = [[t % MARKER for t in p] for p in random_prompts(8, 64, 6, 14, seed=13)]
+    holder = {}
+
+    class InterruptAfterPreemptingPass(FaultyModel):
+        fired = False
+
+        def forward(self, input_ids, meta, cache):
+            logits = super().forward(input_ids, meta, cache)
+            if not self.fired and holder["engine"].scheduler.victims:
+                self.fired = True
+                raise KeyboardInterrupt
+            return logits
+
+    model = InterruptAfterPreemptingPass()
+    engine = LLMEngine(model, num_blocks=12, block_size=4, max_num_batched_tokens=32, swap_blocks=swap_blocks)
+    holder["engine"] = engine
+    ids = engine.add_requests(prompts, SamplingParams(), StopConditions(max_new_tokens=16))
+    with pytest.raises(KeyboardInterrupt):
+        while engine.has_unfinished():
+            engine.step()
+    aborted = engine.scheduler.running[0].request_id
+    engine.abort(aborted)
+    outs = {o.request_id: o for o in engine.run_until_done()}
+    for rid, p in zip(ids, prompts, strict=True):
+        if rid != aborted:
+            assert outs[rid].token_ids == greedy_reference(MODEL, p, 16), rid
+    assert engine.num_free_blocks == 12
