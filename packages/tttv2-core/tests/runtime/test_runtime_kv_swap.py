@@ -9,7 +9,14 @@ from runtime_helpers import random_prompts
 from stack_model import tiny_model_spec, tiny_stack
 
 from tttv2.core.modes import ExecutionMode
-from tttv2.core.runtime import Chunk, InvalidParameterError, LLMEngine, ModelRunner, SamplingParams, StopConditions
+from tttv2.core.runtime import (
+    Chunk,
+    InvalidParameterError,
+    LLMEngine,
+    ModelRunner,
+    SamplingParams,
+    StopConditions,
+)
 from tttv2.core.runtime.kv_swap import cache_block_pools
 
 MODEL = ReferenceCausalLM(seed=21, max_seq_len=128)
@@ -49,7 +56,9 @@ def test_bf16_outputs_under_preemption_with_swap_equal_a_pool_that_never_preempt
     assert engine.num_free_blocks == 40 and engine.host_pool.num_free_blocks == 200
 
 
-def test_bf16_outputs_do_not_depend_on_what_else_is_batched_when_prompts_are_prefilled_whole(bf16_stack):
+def test_bf16_outputs_do_not_depend_on_what_else_is_batched_when_prompts_are_prefilled_whole(
+    bf16_stack,
+):
     """The guarantee the runtime README states: with each prompt prefilled in one pass,
     a request's bf16 tokens are the same alone or in a batch of 24."""
     prompts = random_prompts(24, 256, 4, 20, seed=17)
@@ -90,8 +99,12 @@ def test_a_cache_of_plain_tensor_pairs_is_swapped_and_resumes_exactly():
     params = [SamplingParams(temperature=1.0, top_p=0.9, seed=i) for i in range(8)]
     stop = StopConditions(max_new_tokens=16)
     big = LLMEngine(MODEL, num_blocks=200, block_size=4)
-    expected = [big.generate([p], s, stop)[0].token_ids for p, s in zip(prompts, params, strict=True)]
-    engine = LLMEngine(MODEL, num_blocks=12, block_size=4, max_num_batched_tokens=32, swap_blocks=48)
+    expected = [
+        big.generate([p], s, stop)[0].token_ids for p, s in zip(prompts, params, strict=True)
+    ]
+    engine = LLMEngine(
+        MODEL, num_blocks=12, block_size=4, max_num_batched_tokens=32, swap_blocks=48
+    )
     ids = [engine.add_request(p, s, stop) for p, s in zip(prompts, params, strict=True)]
     outs = {o.request_id: o.token_ids for o in engine.run_until_done()}
     assert engine.stats.preemptions > 0 and engine.stats.recompute_preemptions == 0
@@ -100,7 +113,9 @@ def test_a_cache_of_plain_tensor_pairs_is_swapped_and_resumes_exactly():
 
 def test_aborting_a_swapped_out_request_frees_its_host_blocks():
     engine = LLMEngine(MODEL, num_blocks=8, block_size=4, max_num_batched_tokens=32, swap_blocks=8)
-    ids = engine.add_requests([[1] * 12, [2] * 12], SamplingParams(), StopConditions(max_new_tokens=20))
+    ids = engine.add_requests(
+        [[1] * 12, [2] * 12], SamplingParams(), StopConditions(max_new_tokens=20)
+    )
     while engine.host_pool.num_free_blocks == 8:
         engine.step()
     swapped = next(rid for rid in ids if engine.output(rid).num_preemptions > 0)

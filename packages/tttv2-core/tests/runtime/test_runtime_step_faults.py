@@ -29,7 +29,9 @@ class FaultyModel(torch.nn.Module):
     ``"nan"`` (its logits rows are NaN), ``"inf"`` (+inf in its rows). ``interrupt_at``
     raises KeyboardInterrupt on that call (counting every call), once."""
 
-    def __init__(self, fault: str | None = None, from_pass: int = 1, interrupt_at: int | None = None) -> None:
+    def __init__(
+        self, fault: str | None = None, from_pass: int = 1, interrupt_at: int | None = None
+    ) -> None:
         super().__init__()
         self.inner = MODEL
         self.fault, self.from_pass, self.interrupt_at = fault, from_pass, interrupt_at
@@ -67,7 +69,11 @@ class FaultyModel(torch.nn.Module):
             raise RuntimeError("injected device fault")
         logits = self.inner(input_ids, meta, cache)
         if hit and self.fault in ("nan", "inf"):
-            rows = [j for j, t in enumerate(meta.logits_indices.tolist()) if any(starts[i] <= t < starts[i + 1] for i in hit)]
+            rows = [
+                j
+                for j, t in enumerate(meta.logits_indices.tolist())
+                if any(starts[i] <= t < starts[i + 1] for i in hit)
+            ]
             logits = logits.clone()
             logits[rows, 5] = float("nan") if self.fault == "nan" else float("inf")
         return logits
@@ -85,11 +91,15 @@ def engine_for(model, **kw) -> LLMEngine:
 
 def assert_fresh_request_is_served(engine: LLMEngine) -> None:
     out = engine.generate([[4, 8, 15, 16]], SamplingParams(), StopConditions(max_new_tokens=5))[0]
-    assert out.finish_reason == "length" and out.token_ids == greedy_reference(MODEL, [4, 8, 15, 16], 5)
+    assert out.finish_reason == "length" and out.token_ids == greedy_reference(
+        MODEL, [4, 8, 15, 16], 5
+    )
     assert engine.num_free_blocks == NUM_BLOCKS
 
 
-@pytest.mark.parametrize(("fault", "message"), [("raise", "injected device fault"), ("nan", "NaN"), ("inf", r"\+inf")])
+@pytest.mark.parametrize(
+    ("fault", "message"), [("raise", "injected device fault"), ("nan", "NaN"), ("inf", r"\+inf")]
+)
 def test_a_fault_on_one_sequence_ends_only_that_request(fault, message):
     others, culprit = others_and_culprit()
     model = FaultyModel(fault, from_pass=3)
@@ -110,8 +120,13 @@ def test_a_fault_on_one_sequence_ends_only_that_request(fault, message):
 
 def test_a_temperature_so_small_the_logits_overflow_ends_only_that_request():
     others, _ = others_and_culprit(seed=9)
-    requests = [Request(p, SamplingParams(temperature=0.7, seed=i), StopConditions(max_new_tokens=8)) for i, p in enumerate(others)]
-    tiny = Request([1, 2, 3], SamplingParams(temperature=1e-300, seed=99), StopConditions(max_new_tokens=8))
+    requests = [
+        Request(p, SamplingParams(temperature=0.7, seed=i), StopConditions(max_new_tokens=8))
+        for i, p in enumerate(others)
+    ]
+    tiny = Request(
+        [1, 2, 3], SamplingParams(temperature=1e-300, seed=99), StopConditions(max_new_tokens=8)
+    )
     undisturbed = engine_for(MODEL).generate(requests)
     engine = engine_for(MODEL)
     outs = engine.generate([*requests[:3], tiny, *requests[3:]])
@@ -127,10 +142,18 @@ def test_nan_logits_for_one_seeded_request_leave_the_others_random_streams_alone
     others, culprit = others_and_culprit(seed=10)
     params = [SamplingParams(temperature=1.0, top_k=20, seed=100 + i) for i in range(len(others))]
     stop = StopConditions(max_new_tokens=9)
-    undisturbed = engine_for(MODEL).generate([Request(p, s, stop) for p, s in zip(others, params, strict=True)])
+    undisturbed = engine_for(MODEL).generate(
+        [Request(p, s, stop) for p, s in zip(others, params, strict=True)]
+    )
     engine = engine_for(FaultyModel("nan", from_pass=2))
     requests = [Request(p, s, stop) for p, s in zip(others, params, strict=True)]
-    outs = engine.generate([requests[0], Request(culprit, SamplingParams(temperature=1.0, seed=5), stop), *requests[1:]])
+    outs = engine.generate(
+        [
+            requests[0],
+            Request(culprit, SamplingParams(temperature=1.0, seed=5), stop),
+            *requests[1:],
+        ]
+    )
     assert outs.pop(1).finish_reason == "error"
     assert [o.token_ids for o in outs] == [o.token_ids for o in undisturbed]
 
@@ -178,7 +201,9 @@ def test_a_keyboard_interrupt_while_tokens_are_appended_is_undone_too():
 
     others, _ = others_and_culprit(seed=12)
     engine = engine_for(MODEL, detokenize=detokenize)
-    ids = engine.add_requests(others, SamplingParams(temperature=0.9, seed=3), StopConditions(max_new_tokens=7))
+    ids = engine.add_requests(
+        others, SamplingParams(temperature=0.9, seed=3), StopConditions(max_new_tokens=7)
+    )
     for _ in range(5):
         engine.step()
     before = {rid: (engine.output(rid).token_ids, engine.output(rid).text) for rid in ids}
@@ -227,7 +252,13 @@ def test_a_failure_under_preemption_and_swap_leaves_every_other_request_unchange
             return logits
 
     for swap_blocks in (16, 0):
-        engine = LLMEngine(EveryThird(), num_blocks=12, block_size=4, max_num_batched_tokens=32, swap_blocks=swap_blocks)
+        engine = LLMEngine(
+            EveryThird(),
+            num_blocks=12,
+            block_size=4,
+            max_num_batched_tokens=32,
+            swap_blocks=swap_blocks,
+        )
         outs = engine.generate(prompts, SamplingParams(), StopConditions(max_new_tokens=16))
         assert engine.stats.preemptions > 0
         for p, o in zip(prompts, outs, strict=True):
@@ -237,7 +268,9 @@ def test_a_failure_under_preemption_and_swap_leaves_every_other_request_unchange
 
 def test_a_stream_of_a_failed_request_raises_with_its_output():
     engine = engine_for(FaultyModel("nan", from_pass=2))
-    with pytest.raises(RequestFailedError, match="failed: sampling failed: the logits contain NaN") as info:
+    with pytest.raises(
+        RequestFailedError, match="failed: sampling failed: the logits contain NaN"
+    ) as info:
         for _ in engine.stream([MARKER, 1, 2], SamplingParams(), StopConditions(max_new_tokens=5)):
             pass
     assert info.value.output.finish_reason == "error"
@@ -285,7 +318,9 @@ def test_an_interrupt_after_a_preempting_pass_wrote_its_kv_keeps_the_victim_inta
             return logits
 
     model = InterruptAfterPreemptingPass()
-    engine = LLMEngine(model, num_blocks=12, block_size=4, max_num_batched_tokens=32, swap_blocks=swap_blocks)
+    engine = LLMEngine(
+        model, num_blocks=12, block_size=4, max_num_batched_tokens=32, swap_blocks=swap_blocks
+    )
     holder["engine"] = engine
     ids = engine.add_requests(prompts, SamplingParams(), StopConditions(max_new_tokens=16))
     with pytest.raises(KeyboardInterrupt):

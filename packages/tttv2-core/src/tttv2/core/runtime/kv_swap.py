@@ -57,7 +57,9 @@ class HostPoolBookkeeping:
 class HostKVPool:
     """``capacity`` host blocks mirroring the device cache's block layout."""
 
-    def __init__(self, cache: Any, num_blocks: int, capacity: int, stats: EngineStats | None = None) -> None:
+    def __init__(
+        self, cache: Any, num_blocks: int, capacity: int, stats: EngineStats | None = None
+    ) -> None:
         self.pools = cache_block_pools(cache, num_blocks) if capacity > 0 else []
         self.capacity = capacity if self.pools else 0
         self.stats = stats if stats is not None else EngineStats()
@@ -88,7 +90,9 @@ class HostKVPool:
     def swap_out(self, seq_id: int, device_blocks: Sequence[int], length: int) -> None:
         """Copy ``device_blocks`` (holding ``length`` tokens of ``seq_id``) here."""
         if not self.can_hold(len(device_blocks)):
-            raise ValueError(f"host KV pool has {len(self._free)} free blocks, {len(device_blocks)} needed")
+            raise ValueError(
+                f"host KV pool has {len(self._free)} free blocks, {len(device_blocks)} needed"
+            )
         host_blocks = [self._free.pop() for _ in device_blocks]
         self._tables[seq_id] = host_blocks
         self._lens[seq_id] = length
@@ -130,12 +134,16 @@ class HostKVPool:
         if self._host is None:
             pin = self.pools[0].device.type == "cuda"
             self._host = [
-                torch.empty((self.capacity, *p.shape[1:]), dtype=p.dtype, device="cpu", pin_memory=pin)
+                torch.empty(
+                    (self.capacity, *p.shape[1:]), dtype=p.dtype, device="cpu", pin_memory=pin
+                )
                 for p in self.pools
             ]
         return self._host
 
-    def _copy(self, device_blocks: Sequence[int], host_blocks: Sequence[int], to_host: bool) -> None:
+    def _copy(
+        self, device_blocks: Sequence[int], host_blocks: Sequence[int], to_host: bool
+    ) -> None:
         if not device_blocks:
             return
         t0 = time.perf_counter()

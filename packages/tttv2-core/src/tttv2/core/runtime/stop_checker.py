@@ -28,7 +28,11 @@ class StopChecker:
 
     def mark(self) -> tuple[str, int, tuple[int, int, int] | None]:
         """The state to :meth:`rollback` to (a step that failed part-way is undone)."""
-        return self.text, self.released, self.detokenizer.mark() if self.detokenizer is not None else None
+        return (
+            self.text,
+            self.released,
+            self.detokenizer.mark() if self.detokenizer is not None else None,
+        )
 
     def rollback(self, mark: tuple[str, int, tuple[int, int, int] | None]) -> None:
         self.text, self.released, detok = mark

@@ -44,7 +44,9 @@ class EngineStats:
     decode_seconds: float = 0.0
     generated_tokens: int = 0
     preemptions: int = 0
-    recompute_preemptions: int = 0  # preemptions whose KV was discarded (swap disabled or host pool full)
+    recompute_preemptions: int = (
+        0  # preemptions whose KV was discarded (swap disabled or host pool full)
+    )
     swapped_out_blocks: int = 0
     swapped_in_blocks: int = 0
     swap_seconds: float = 0.0
