@@ -13,10 +13,10 @@ from tttv2.core.runtime import (
     InvalidRequestError,
     LLMEngine,
     Request,
+    RequestFailedError,
     SamplingParams,
     StopConditions,
 )
-from tttv2.core.runtime.errors import RequestFailedError
 
 MODEL = ReferenceCausalLM(seed=33, max_seq_len=64)
 MARKER = 63  # the culprit's prompt starts with it; no other prompt does
