@@ -11,12 +11,23 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 
 from tttv2.core.batch import BatchMetadata, int64_tensor, logits_positions
 from tttv2.core.errors import KVCacheExhaustedError, TTTv2Error
 from tttv2.core.modes import ExecutionMode
+
+
+@dataclass(frozen=True)
+class BlockBookkeeping:
+    """A copy of a :class:`KVBlockManager`'s free list, block tables and lengths (see
+    :meth:`KVBlockManager.snapshot`)."""
+
+    free: tuple[int, ...]
+    tables: dict[int, tuple[int, ...]]
+    lens: dict[int, int]
 
 
 class KVBlockManager:
@@ -101,6 +112,19 @@ class KVBlockManager:
     def reset(self) -> None:
         for seq_id in list(self._tables):
             self.free(seq_id)
+
+    def snapshot(self) -> BlockBookkeeping:
+        """The bookkeeping as it is now (no cache contents), for :meth:`restore`."""
+        return BlockBookkeeping(
+            tuple(self._free), {s: tuple(t) for s, t in self._tables.items()}, dict(self._lens)
+        )
+
+    def restore(self, state: BlockBookkeeping) -> None:
+        """Put the free list, block tables and lengths back as :meth:`snapshot` saw them
+        (a step that failed part-way is undone this way)."""
+        self._free = list(state.free)
+        self._tables = {s: list(t) for s, t in state.tables.items()}
+        self._lens = dict(state.lens)
 
     # -- metadata ---------------------------------------------------------------------
     def prepare(

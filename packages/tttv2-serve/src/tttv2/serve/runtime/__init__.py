@@ -9,8 +9,14 @@ never imports a model: it calls ``forward(input_ids, meta, cache)`` and ``new_ca
 from tttv2.serve.runtime.detokenizer import IncrementalDetokenizer
 from tttv2.serve.runtime.engine import LLMEngine
 from tttv2.serve.runtime.engine_base import EngineBase
-from tttv2.serve.runtime.errors import InvalidParameterError, InvalidRequestError
+from tttv2.serve.runtime.errors import (
+    InvalidParameterError,
+    InvalidRequestError,
+    RequestFailedError,
+    SamplingError,
+)
 from tttv2.serve.runtime.interface import CausalLM, SupportsModes
+from tttv2.serve.runtime.kv_swap import HostKVPool
 from tttv2.serve.runtime.logits_processing import (
     apply_count_penalties,
     apply_repetition_penalty,
@@ -21,7 +27,13 @@ from tttv2.serve.runtime.logits_processing import (
 )
 from tttv2.serve.runtime.request import Request, RequestOutput, TokenEvent
 from tttv2.serve.runtime.runner import Chunk, ModelRunner
-from tttv2.serve.runtime.sampler import SamplingRow, greedy_tokens, probabilities, sample
+from tttv2.serve.runtime.sampler import (
+    SamplingRow,
+    greedy_tokens,
+    probabilities,
+    sample,
+    sample_rows,
+)
 from tttv2.serve.runtime.sampling_params import SamplingParams
 from tttv2.serve.runtime.scheduler import Scheduler
 from tttv2.serve.runtime.speculative import SpeculativeDecoder, SpeculativeStats
@@ -35,14 +47,17 @@ __all__ = [
     "Chunk",
     "EngineBase",
     "EngineStats",
+    "HostKVPool",
     "IncrementalDetokenizer",
     "InvalidParameterError",
     "InvalidRequestError",
     "LLMEngine",
     "ModelRunner",
     "Request",
+    "RequestFailedError",
     "RequestOutput",
     "RequestTimings",
+    "SamplingError",
     "SamplingParams",
     "SamplingRow",
     "Scheduler",
@@ -59,6 +74,7 @@ __all__ = [
     "probabilities",
     "greedy_tokens",
     "sample",
+    "sample_rows",
     "token_logprobs",
     "top_k_filter",
     "top_p_filter",

@@ -28,6 +28,14 @@ class IncrementalDetokenizer:
         self.ids.append(token_id)
         return self._advance(final=False)
 
+    def mark(self) -> tuple[int, int, int]:
+        """The state to :meth:`rollback` to (tokens added later are forgotten)."""
+        return len(self.ids), self.prefix_offset, self.read_offset
+
+    def rollback(self, mark: tuple[int, int, int]) -> None:
+        n, self.prefix_offset, self.read_offset = mark
+        del self.ids[n:]
+
     def flush(self) -> str:
         """Text still held back (an incomplete character at the very end)."""
         return self._advance(final=True)

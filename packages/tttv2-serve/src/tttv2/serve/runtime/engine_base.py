@@ -14,7 +14,7 @@ from typing import Any
 import torch
 
 from tttv2.serve.runtime.detokenizer import Detokenize
-from tttv2.serve.runtime.errors import InvalidRequestError
+from tttv2.serve.runtime.errors import InvalidRequestError, RequestFailedError
 from tttv2.serve.runtime.request import Request, RequestOutput, TokenEvent
 from tttv2.serve.runtime.sampling_params import SamplingParams
 from tttv2.serve.runtime.sequence import SequenceState
@@ -92,6 +92,39 @@ class EngineBase(ABC):
         """Queue a request (a :class:`Request`, or prompt token ids with ``sampling`` and
         ``stop``); it joins the running batch at a later step. Returns its request id.
         ``callback`` receives each of its :class:`TokenEvent` as it is produced."""
+        return self.add_requests([request], sampling, stop, callback=callback)[0]
+
+    def add_requests(
+        self,
+        requests: Sequence[PromptLike],
+        sampling: SamplingParams | None = None,
+        stop: StopConditions | None = None,
+        *,
+        callback: Callback | None = None,
+    ) -> list[Hashable]:
+        """Queue several requests at once, atomically: every one is checked first, and if
+        any is invalid (:class:`InvalidRequestError`, ``TypeError``) none is queued.
+        ``sampling``/``stop`` apply to the requests given as token ids. Returns their ids."""
+        check_prompt_list(requests)
+        checked: list[tuple[Hashable, Request]] = []
+        taken: set[Hashable] = set()
+        for request in requests:
+            rid, request = self._check_request(request, sampling, stop)
+            if rid in taken:
+                raise InvalidRequestError(f"request id {rid!r} appears twice in one submission")
+            taken.add(rid)
+            checked.append((rid, request))
+        for rid, request in checked:
+            seq_id = next(self._seq_ids)
+            seq = SequenceState(request, rid, seq_id, self.context_limit, self.detokenize, self.device, callback)
+            self._states[rid] = seq
+            self._enqueue(seq)
+        return [rid for rid, _ in checked]
+
+    def _check_request(
+        self, request: PromptLike, sampling: SamplingParams | None, stop: StopConditions | None
+    ) -> tuple[Hashable, Request]:
+        """The request's id and the :class:`Request`, or the error refusing it."""
         if not isinstance(request, Request):
             request = Request(request, sampling or SamplingParams(), stop or StopConditions())
         elif sampling is not None or stop is not None:
@@ -115,11 +148,7 @@ class EngineBase(ABC):
             raise InvalidRequestError(
                 f"request {rid!r} has stop strings; give the engine a detokenize callable to match them"
             )
-        seq_id = next(self._seq_ids)
-        seq = SequenceState(request, rid, seq_id, self.context_limit, self.detokenize, self.device, callback)
-        self._states[rid] = seq
-        self._enqueue(seq)
-        return rid
+        return rid, request
 
     def abort(self, request_id: Hashable) -> RequestOutput:
         """Stop a request now (``finish_reason="abort"``) and free its cache blocks."""
@@ -162,9 +191,11 @@ class EngineBase(ABC):
         """Add ``prompts`` (a list of Requests, or of token id lists / 1-D integer tensors
         sharing ``sampling``/``stop``), step until they have finished, and return their
         outputs in the same order. A ``[batch, seq_len]`` tensor is passed as
-        ``list(prompts)``."""
+        ``list(prompts)``. Adding is atomic (see :meth:`add_requests`). A request that
+        fails (``finish_reason="error"``) is returned with the others, its message in
+        ``error``."""
         check_prompt_list(prompts)
-        ids = [self.add_request(p) if isinstance(p, Request) else self.add_request(p, sampling, stop) for p in prompts]
+        ids = self.add_requests(prompts, sampling, stop)
         while any(not self._states[rid].finished for rid in ids):
             self.step()
         return [self.pop_output(rid) for rid in ids]
@@ -177,7 +208,9 @@ class EngineBase(ABC):
     ) -> Iterator[TokenEvent]:
         """Add a request (or take the id of one already added) and iterate over its tokens
         as they come; the engine steps as needed, so other requests advance too. The last
-        event has ``finished=True`` and the ``output``; the engine then forgets the request."""
+        event has ``finished=True`` and the ``output``; the engine then forgets the request.
+        If the request fails (``finish_reason="error"``) the iterator raises
+        :class:`RequestFailedError` carrying the output and its message."""
         if isinstance(request, Request | list | tuple | torch.Tensor):
             rid = self.add_request(request, sampling, stop)
         else:
@@ -195,8 +228,10 @@ class EngineBase(ABC):
                 if event.finished:
                     self._states.pop(rid, None)
                     return
-            if seq.finished:  # aborted
+            if seq.finished:  # aborted or failed
                 self._states.pop(rid, None)
+                if seq.finish_reason == "error":
+                    raise RequestFailedError(seq.output(), f"request {rid!r} failed: {seq.error}")
                 return
             self.step()
 
@@ -215,6 +250,12 @@ class EngineBase(ABC):
             callback = self._states[event.request_id].callback
             if callback is not None:
                 callback(event)
+
+    def _fail(self, seq: SequenceState, message: str) -> None:
+        """End ``seq`` with ``finish_reason="error"`` and free its cache blocks."""
+        self._drop(seq)
+        seq.mark_failed(message, time.perf_counter())
+        self.stats.failed_requests += 1
 
     def _get(self, request_id: Hashable) -> SequenceState:
         try:

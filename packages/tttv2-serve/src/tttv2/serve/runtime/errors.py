@@ -24,3 +24,25 @@ class InvalidParameterError(InputError, TTTv2Error, ValueError):
 class InvalidRequestError(InputError, TTTv2Error, ValueError):
     """A request cannot be admitted (prompt too long for the context, token id outside the
     vocabulary, stop strings without a detokenizer, duplicate request id, ...)."""
+
+
+class SamplingError(TTTv2Error):
+    """Some logits rows have no valid distribution (NaN or infinite logits, or a temperature
+    so small that logits / temperature overflow). ``failures`` maps each such row's index
+    to what went wrong; ``tokens`` has the sampled token of every other row (``None`` for
+    the failed ones)."""
+
+    def __init__(self, failures: dict[int, str], tokens: list[int | None]) -> None:
+        self.failures = failures
+        self.tokens = tokens
+        rows = ", ".join(f"row {i}: {m}" for i, m in sorted(failures.items()))
+        super().__init__(f"sampling failed for {len(failures)} of {len(tokens)} rows ({rows})")
+
+
+class RequestFailedError(TTTv2Error):
+    """A request ended with ``finish_reason="error"`` (raised by ``stream``); ``output``
+    is its :class:`RequestOutput`, whose ``error`` says why."""
+
+    def __init__(self, output: object, message: str) -> None:
+        self.output = output
+        super().__init__(message)

@@ -76,8 +76,9 @@ class TokenEvent:
 class RequestOutput:
     """The state of a request: generated ``token_ids``, ``text`` (``None`` without a
     detokenizer), ``finish_reason`` (``None`` while running; ``"stop"``, ``"length"``,
-    ``"context"`` or ``"abort"``), ``stop_reason`` (the EOS id or stop string that matched)
-    and timings."""
+    ``"context"``, ``"abort"`` or ``"error"``), ``stop_reason`` (the EOS id or stop string
+    that matched), timings, and for ``"error"`` the message in ``error`` (e.g. the logits
+    were NaN, or the model raised on this request's pass)."""
 
     request_id: Hashable
     prompt_ids: tuple[int, ...]
@@ -87,6 +88,7 @@ class RequestOutput:
     stop_reason: int | str | None
     timings: RequestTimings
     num_preemptions: int = 0
+    error: str | None = None
 
     @property
     def finished(self) -> bool:

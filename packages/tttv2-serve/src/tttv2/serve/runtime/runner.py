@@ -3,9 +3,12 @@
 It turns a list of chunks (a sequence and the tokens it feeds this step) into forward
 passes and hands back each chunk's logits rows. Which mode a pass runs in:
 
-- every chunk is one token after cached context -> DECODE;
+- every chunk is one generated token fed back after cached context -> DECODE;
 - no chunk is like that (fresh prompts, prompt chunks, recomputation) -> PREFILL (a
-  chunk may have cached context: PREFILL is computed from ``context_lens`` like every mode);
+  chunk may have cached context: PREFILL is computed from ``context_lens`` like every mode).
+  A one-token prompt chunk (the last token of a prompt prefilled in chunks) is PREFILL
+  too, so which kernel computes a prompt token does not depend on where the token budget
+  happened to split the prompt (the decode and prefill kernels round differently in bf16);
 - a mix -> one CONTINUOUS_BATCH pass if the model supports it, else a PREFILL pass and a
   DECODE pass.
 
@@ -99,7 +102,11 @@ class ModelRunner:
     # -- passes -----------------------------------------------------------------------
     def plan(self, chunks: Sequence[Chunk]) -> list[tuple[ExecutionMode, list[int]]]:
         """Which passes run ``chunks``: (mode, indices of the chunks in that pass)."""
-        decode = [i for i, c in enumerate(chunks) if len(c.token_ids) == 1 and self.num_cached(c.seq_id) > 0]
+        decode = [
+            i
+            for i, c in enumerate(chunks)
+            if len(c.token_ids) == 1 and c.generated is not False and self.num_cached(c.seq_id) > 0
+        ]
         is_decode = set(decode)
         prefill = [i for i in range(len(chunks)) if i not in is_decode]
         if not prefill:

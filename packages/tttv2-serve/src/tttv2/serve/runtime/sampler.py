@@ -1,7 +1,8 @@
 """From logits rows to tokens, one row per request (or per draft position).
 
-``sample`` is what the engine calls; ``probabilities`` and ``draw`` are the two halves,
-used separately by speculative decoding. Every random draw uses the row's own
+``sample_rows`` is what the engine calls (a row without a valid distribution is reported,
+not sampled, so it fails alone); ``sample`` raises :class:`SamplingError` for such rows;
+``probabilities`` and ``draw`` are the two halves, used separately by speculative decoding. Every random draw uses the row's own
 ``torch.Generator`` when the request has a seed, so a request's samples depend only on
 its own logits and seed.
 """
@@ -11,8 +12,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
+from tttv2.serve.runtime.errors import SamplingError
 from tttv2.serve.runtime.logits_processing import (
     apply_count_penalties,
     apply_repetition_penalty,
@@ -98,9 +101,20 @@ def greedy_tokens(logits: torch.Tensor) -> list[int]:
     ``torch.argmax``). On CPU through NumPy: PyTorch's CPU argmax takes ~80 us for a
     float32 row of 49k and ~230 us in bfloat16, NumPy's ~5 us, on the 2-core machines
     here, where a small model's whole decode step is ~15 ms."""
+    return checked_greedy(logits)[0]
+
+
+def checked_greedy(logits: torch.Tensor) -> tuple[list[int], list[bool]]:
+    """``greedy_tokens`` and, per row, whether the chosen logit is finite (it is not when
+    the row has a NaN, a +inf, or nothing but -inf)."""
     if logits.device.type != "cpu":
-        return logits.argmax(dim=-1).tolist()
-    return logits.detach().float().numpy().argmax(axis=-1).tolist()
+        tokens = logits.argmax(dim=-1)
+        picked = logits.gather(-1, tokens[:, None])[:, 0]
+        return tokens.tolist(), torch.isfinite(picked).tolist()
+    rows = logits.detach().float().numpy()
+    tokens = rows.argmax(axis=-1)
+    picked = rows[np.arange(rows.shape[0]), tokens]
+    return tokens.tolist(), np.isfinite(picked).tolist()
 
 
 def draw(probs: torch.Tensor, generator: torch.Generator | None) -> int:
@@ -108,21 +122,61 @@ def draw(probs: torch.Tensor, generator: torch.Generator | None) -> int:
     return int(torch.multinomial(probs, 1, generator=generator))
 
 
-def sample(logits: torch.Tensor, rows: Sequence[SamplingRow]) -> list[int]:
-    """One token per logits row."""
+def _failure(logits_row: torch.Tensor, params: SamplingParams) -> str:
+    if torch.isnan(logits_row).any():
+        return "the logits contain NaN"
+    if torch.isposinf(logits_row).any():
+        return "the logits contain +inf"
+    if torch.isneginf(logits_row).all():
+        return "every logit is -inf"
+    return (
+        f"temperature={params.temperature!r} is too small: logits / temperature overflow float32 "
+        "(use temperature=0 for greedy)"
+    )
+
+
+def sample_rows(logits: torch.Tensor, rows: Sequence[SamplingRow]) -> tuple[list[int | None], dict[int, str]]:
+    """One token per logits row, and the rows that have no valid distribution (``None``
+    in the tokens, a message in the dict). A failed row draws nothing from its generator;
+    every other row is sampled exactly as without it (rows never see each other)."""
     if logits.dim() != 2 or logits.shape[0] != len(rows):
         raise ValueError(f"sample(): expected logits [{len(rows)}, vocab], got {tuple(logits.shape)}")
+    out: list[int | None] = [None] * len(rows)
+    failures: dict[int, str] = {}
     if all(r.params.greedy and not r.params.has_penalties for r in rows):
-        return greedy_tokens(logits)
+        tokens, finite = checked_greedy(logits)
+        for i, (t, ok) in enumerate(zip(tokens, finite, strict=True)):
+            if ok:
+                out[i] = t
+            else:
+                failures[i] = _failure(logits[i].float(), rows[i].params)
+        return out, failures
+    raw = logits
     logits = penalised_logits(logits, rows)
-    out = [0] * len(rows)
     greedy = [i for i, r in enumerate(rows) if r.params.greedy]
     sampled = [i for i, r in enumerate(rows) if not r.params.greedy]
     if greedy:
-        for i, t in zip(greedy, greedy_tokens(logits[greedy]), strict=True):
-            out[i] = t
+        tokens, finite = checked_greedy(logits[greedy])
+        for i, t, ok in zip(greedy, tokens, finite, strict=True):
+            if ok:
+                out[i] = t
+            else:
+                failures[i] = _failure(raw[i].float(), rows[i].params)
     if sampled:
         probs = filtered_probabilities(logits[sampled], [rows[i].params for i in sampled])
+        valid = (torch.isfinite(probs).all(dim=-1) & (probs.sum(dim=-1) > 0)).tolist()
         for j, i in enumerate(sampled):
-            out[i] = draw(probs[j], rows[i].generator)
-    return out
+            if valid[j]:
+                out[i] = draw(probs[j], rows[i].generator)
+            else:
+                failures[i] = _failure(raw[i].float(), rows[i].params)
+    return out, failures
+
+
+def sample(logits: torch.Tensor, rows: Sequence[SamplingRow]) -> list[int]:
+    """One token per logits row; :class:`SamplingError` when a row has no valid
+    distribution (see :func:`sample_rows`)."""
+    tokens, failures = sample_rows(logits, rows)
+    if failures:
+        raise SamplingError(failures, tokens)
+    return [t for t in tokens if t is not None]

@@ -26,6 +26,19 @@ class StopChecker:
         self.released = 0  # characters of ``text`` handed out in events
         self._longest_stop = max((len(s) for s in stop.stop_strings), default=0)
 
+    def mark(self) -> tuple[str, int, tuple[int, int, int] | None]:
+        """The state to :meth:`rollback` to (a step that failed part-way is undone)."""
+        return (
+            self.text,
+            self.released,
+            self.detokenizer.mark() if self.detokenizer is not None else None,
+        )
+
+    def rollback(self, mark: tuple[str, int, tuple[int, int, int] | None]) -> None:
+        self.text, self.released, detok = mark
+        if self.detokenizer is not None and detok is not None:
+            self.detokenizer.rollback(detok)
+
     def add(self, token_id: int, num_output: int) -> tuple[str, str | None, int | str | None]:
         """Account for a new token (``num_output`` generated so far, this one included).
         Returns (text released now, finish reason or None, stop reason)."""

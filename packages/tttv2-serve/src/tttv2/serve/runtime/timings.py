@@ -45,6 +45,12 @@ class EngineStats:
     generated_tokens: int = 0
     preemptions: int = 0
     finished_requests: int = 0
+    # preemptions whose KV was discarded (swap disabled or the host pool full)
+    recompute_preemptions: int = 0
+    swapped_out_blocks: int = 0
+    swapped_in_blocks: int = 0
+    swap_seconds: float = 0.0
+    failed_requests: int = 0  # requests that finished with finish_reason="error"
 
     def record_pass(self, prefill_tokens: int, decode_tokens: int, seconds: float) -> None:
         total = prefill_tokens + decode_tokens

@@ -71,6 +71,11 @@ class PagedKVCache:
     def num_layers(self) -> int:
         return len(self.layers)
 
+    def block_pools(self) -> list[torch.Tensor]:
+        """Every layer's key and value pool (``[num_blocks, ...]``, indexed by block): what
+        the runtime copies to host memory when it swaps a preempted request's blocks out."""
+        return [pool for layer in self.layers for pool in (layer.key, layer.value)]
+
     @property
     def num_blocks(self) -> int:
         return self.layers[0].num_blocks
