@@ -38,9 +38,10 @@ casts, at :meth:`switch_strategy`, :meth:`compile_decode`, :meth:`fuse_decode_la
   2-core AVX2 CPU the compiled bf16 step of the SmolLM2-135M shape ran at about half the
   eager speed (``tools/bench/bench_model.py --compile``; docs/BENCHMARKS.md).
 * fused: where tttv2-hw's kernel registry has a ``decode_layers`` kernel for the device
-  (:mod:`tttv2.hw.kernels.decode_layers`; the native one on x86 CPUs with AVX2) and every
-  layer is of its kind (:meth:`DecoderLayer.decode_fusion_blocker`), a pass is one kernel
-  call for all the layers, with the same kernels and roundings
+  (:mod:`tttv2.hw.kernels.decode_layers`; the native one on x86 CPUs with AVX2), a pass
+  is one kernel call for all the layers when every layer is of its kind
+  (:meth:`DecoderLayer.decode_weights`, checked when the layers are bound, so projections
+  fused after construction count), with the same kernels and roundings
   (:mod:`tttv2.blocks.patterns.fused_decode`); tttv2-hw's ``fuse_decode_layers`` knob
   (``model`` op, decode mode; default on) or :meth:`fuse_decode_layers` turns it off. A
   pass it cannot serve runs the layers op by op; :attr:`fused_decode_reason` says why the
@@ -165,11 +166,11 @@ class TransformerStack(BaseModule):
         fused_reason = "fuse_decode_layers is off"
         if fuse_on:
             kernel: DecodeLayersKernel = get_kernel("decode_layers", device)
-            fused_reason = kernel.unavailable() or self._fusion_blocker() or ""
+            fused_reason = kernel.unavailable() or ""
             if not fused_reason:
                 self._fused = FusedDecode(self, kernel)
                 self._fused.capture(self._capture)
-                fused_reason = "tttv2-hw's decode_layers kernel runs every layer in one call"
+                fused_reason = "tttv2-hw's decode_layers kernel runs the layers in one call where they qualify"
         self._decode_step = self._compiled_step(device, params) if compile_on else None
         if self._decode_step is not None:
             max_batch = self._compile_options["max_batch"]
@@ -182,13 +183,6 @@ class TransformerStack(BaseModule):
             path = DecodePath("eager", fused_reason, device.type)
         self._decode_path = path
         return path
-
-    def _fusion_blocker(self) -> str | None:
-        for i, layer in enumerate(self.layers):
-            blocker = layer.decode_fusion_blocker()
-            if blocker is not None:
-                return f"layer {i}: {blocker}"
-        return None
 
     # -- fused decode ------------------------------------------------------------------
     def fuse_decode_layers(self, enabled: bool = True) -> None:
