@@ -22,8 +22,6 @@ from tttv2.cli.measure import PeakMemory
 from tttv2.core.model_plugins import LoadedModel
 from tttv2.core.runtime import LLMEngine, SamplingParams, StopConditions, greedy_tokens
 
-#: No longer used: the block size comes from tttv2-hw (see :mod:`tttv2.cli.kv_pool`).
-BLOCK_SIZE = 16
 
 
 @dataclass

@@ -85,7 +85,7 @@ from tttv2.core import BaseModule, BatchMetadata, ExecutionMode, ExecutionStrate
 from tttv2.core.specs import ModelSpec
 from tttv2.hw import get_kernel
 from tttv2.hw.device_params import device_params
-from tttv2.hw.kernels.decode_layers import DecodeLayersKernel
+from tttv2.hw.kernels.decode_layers import DecodeLayersKernel, choose_decode_path
 
 
 class TransformerStack(BaseModule):
@@ -162,25 +162,14 @@ class TransformerStack(BaseModule):
         fuse_on = self._fuse_request
         if fuse_on is None:
             fuse_on = bool(getattr(params, "fuse_decode_layers", True))
-        self._fused = None
-        fused_reason = "fuse_decode_layers is off"
-        if fuse_on:
-            kernel: DecodeLayersKernel = get_kernel("decode_layers", device)
-            fused_reason = kernel.unavailable() or ""
-            if not fused_reason:
-                self._fused = FusedDecode(self, kernel)
-                self._fused.capture(self._capture)
-                fused_reason = "tttv2-hw's decode_layers kernel runs the layers in one call where they qualify"
-        self._decode_step = self._compiled_step(device, params) if compile_on else None
-        if self._decode_step is not None:
-            max_batch = self._compile_options["max_batch"]
-            beyond = "fused" if self._fused is not None else "eager"
-            reason = f"torch.compile of the whole step for batches up to {max_batch} ({beyond} beyond)"
-            path = DecodePath("compiled", reason, device.type, self._fused is not None, max_batch)
-        elif self._fused is not None:
-            path = DecodePath("fused", fused_reason, device.type, True)
-        else:
-            path = DecodePath("eager", fused_reason, device.type)
+        kernel: DecodeLayersKernel = get_kernel("decode_layers", device)
+        choice = choose_decode_path(device, compile=compile_on, fuse=fuse_on, kernel=kernel)
+        self._fused = FusedDecode(self, kernel) if choice.fuse else None
+        if self._fused is not None:
+            self._fused.capture(self._capture)
+        self._decode_step = self._compiled_step(device, params) if choice.kind == "compiled" else None
+        max_batch = self._compile_options["max_batch"] if self._decode_step is not None else 1
+        path = DecodePath(choice.kind, choice.reason, device.type, choice.fuse, max_batch)  # type: ignore[arg-type]
         self._decode_path = path
         return path
 

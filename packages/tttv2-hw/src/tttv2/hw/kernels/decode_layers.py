@@ -158,3 +158,38 @@ class NoDecodeLayers:
 
 
 NO_DECODE_LAYERS = NoDecodeLayers()
+
+
+@dataclass(frozen=True)
+class DecodeChoice:
+    """How a device runs DECODE passes by tttv2-hw's knobs and registry: ``kind`` is
+    ``"compiled"``, ``"fused"`` or ``"eager"``, ``reason`` says why, ``fuse`` whether the
+    ``decode_layers`` kernel is usable (``kernel``; a compiled path falls back to it for
+    larger batches)."""
+
+    kind: str
+    reason: str
+    fuse: bool
+    kernel: DecodeLayersKernel | None
+
+
+def choose_decode_path(
+    device: torch.device | str | None,
+    *,
+    compile: bool,
+    fuse: bool,
+    kernel: DecodeLayersKernel,
+) -> DecodeChoice:
+    """The decode path for ``device`` given whether to compile and to fuse (tttv2-hw's
+    ``compile`` and ``fuse_decode_layers`` knobs, or the caller's choice) and the
+    registry's ``decode_layers`` kernel for the device. One rule for the stack
+    (``TransformerStack.decode_path``) and for ``tttv2 hw``."""
+    reason = "fuse_decode_layers is off"
+    if fuse:
+        reason = kernel.unavailable() or ""
+        fuse = not reason
+        reason = reason or "tttv2-hw's decode_layers kernel runs the layers in one call where they qualify"
+    if compile:
+        beyond = "fused" if fuse else "eager"
+        return DecodeChoice("compiled", f"torch.compile of the whole step ({beyond} beyond its batch)", fuse, kernel)
+    return DecodeChoice("fused" if fuse else "eager", reason, fuse, kernel)
