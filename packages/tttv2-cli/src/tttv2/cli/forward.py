@@ -13,7 +13,6 @@ from tttv2.core.kv_blocks import KVBlockManager
 from tttv2.core.modes import ExecutionMode
 
 
-
 @torch.inference_mode()
 def prompt_logits(
     model: Any, ids: Sequence[int], device: torch.device | str, block_size: int | None = None

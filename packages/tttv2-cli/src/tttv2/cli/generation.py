@@ -10,7 +10,6 @@ from tttv2.core.model_plugins import LoadedModel
 from tttv2.core.runtime import LLMEngine, SamplingParams, StopConditions
 
 
-
 @dataclass
 class Generation:
     prompt_ids: list[int]

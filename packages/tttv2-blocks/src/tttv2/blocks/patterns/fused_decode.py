@@ -45,7 +45,12 @@ from torch import nn
 from tttv2.blocks.building_blocks.embedding import TokenEmbedding
 from tttv2.blocks.building_blocks.kv_cache import PagedKVCache
 from tttv2.core import BatchMetadata
-from tttv2.core.torch_internals import child_slots, forward_hook_dicts, global_forward_hooks, parameter_slots
+from tttv2.core.torch_internals import (
+    child_slots,
+    forward_hook_dicts,
+    global_forward_hooks,
+    parameter_slots,
+)
 from tttv2.hw.kernels.decode_layers import (
     DecodeLayer,
     DecodeLayersKernel,

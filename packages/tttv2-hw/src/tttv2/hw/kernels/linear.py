@@ -26,7 +26,11 @@ import torch
 import torch.nn.functional as F
 
 from tttv2.hw.kernels.native import records_grad
-from tttv2.hw.kernels.native.skinny_linear import SKINNY_MAX_ROWS, skinny_linear, skinny_linear_applies
+from tttv2.hw.kernels.native.skinny_linear import (
+    SKINNY_MAX_ROWS,
+    skinny_linear,
+    skinny_linear_applies,
+)
 
 HALF_DTYPES = (torch.bfloat16, torch.float16)
 #: Rows from which a half-precision product is computed in fp32 on CPUs without native

@@ -18,7 +18,6 @@ from tttv2.hw.dtypes import dtype_bytes, dtype_name
 from tttv2.hw.memory.param_count import ModelParamCount, count_params, kv_bytes_per_token
 
 
-
 class DeviceConfig(Protocol):
     """What planning reads of a :class:`tttv2.hw.DeviceConfig`."""
 

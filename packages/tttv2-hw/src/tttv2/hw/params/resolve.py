@@ -13,7 +13,6 @@ from tttv2.hw.params.tables import DEFAULT_RULES, FIELD_ALIASES, matches
 from tttv2.hw.params.types import PARAMS_CLASSES, OpParams
 
 
-
 class DeviceConfig(Protocol):
     """What resolving reads of a :class:`tttv2.hw.DeviceConfig` (its type, profile, the
     user's overrides and the attributes tables name with ``"$attr"``)."""
