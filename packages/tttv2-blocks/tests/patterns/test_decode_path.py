@@ -9,13 +9,16 @@ from dataclasses import replace
 
 import pytest
 import torch
-
 from test_fused_decode import PROMPTS, _generate, _spec, _stack
 
 from tttv2.blocks import TransformerStack
 from tttv2.core import NormSpec
-from tttv2.hw.kernels import register_kernel, unregister_backend
-from tttv2.hw.kernels import DecodeLayer, DecodeLayersUnsupported
+from tttv2.hw.kernels import (
+    DecodeLayer,
+    DecodeLayersUnsupported,
+    register_kernel,
+    unregister_backend,
+)
 from tttv2.hw.kernels.decode_layers import NO_DECODE_LAYERS
 
 

@@ -73,7 +73,7 @@ class DecodeStackParts(Protocol):
     lm_head: nn.Module
 
 
-def _watch(layer: DecoderLayer, bound: DecodeLayer) -> list[tuple[dict, str, object]]:
+def _watch(layer: DecoderLayer) -> list[tuple[dict, str, object]]:
     """(live dict, key, bound value) for every module and parameter the binding of
     ``layer`` depends on, re-checked before every pass (see :class:`Bindings`)."""
     attn, ffn = layer.attention, layer.ffn
@@ -98,8 +98,8 @@ class Bindings:
     module tree and parameters as bound (identity), their storages (pointers), the
     attention implementations, forward hooks."""
 
-    def __init__(self, layers: Sequence[DecoderLayer], bound: Sequence[DecodeLayer]) -> None:
-        tree = [entry for layer, b in zip(layers, bound, strict=True) for entry in _watch(layer, b)]
+    def __init__(self, layers: Sequence[DecoderLayer]) -> None:
+        tree = [entry for layer in layers for entry in _watch(layer)]
         self._dicts = [d for d, _, _ in tree]
         self._keys = [k for _, k, _ in tree]
         self._bound = [v for _, _, v in tree]
@@ -222,7 +222,7 @@ class FusedDecode:
                 self.layers = None
                 return self._eager(f"layer {i}: {described}")
             layers.append(described)
-        self.layers, self._bindings, self._bound, self.reason = layers, Bindings(modules, layers), [], None
+        self.layers, self._bindings, self._bound, self.reason = layers, Bindings(modules), [], None
         self._hooked = self._bindings.hooked()
         return layers
 
