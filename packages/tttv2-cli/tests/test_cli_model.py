@@ -300,6 +300,10 @@ def test_bench_reports_ours_hf_ratio_and_roofline(capsys, tiny_llama):
     assert record["ratio"]["decode_tokens_per_s"] == pytest.approx(
         record["ours"]["decode_tokens_per_s"] / record["hf"]["decode_tokens_per_s"]
     )
+    # the decode path the stack decided when prepared (fused on a CPU with the native kernel, else eager)
+    path = record["config"]["decode_path"]
+    assert path["kind"] in ("fused", "eager") and path["reason"]
+    assert path["kind"] != "fused" or path["last_pass_eager_because"] is None  # the fused passes ran fused
     roof = record["roofline"]
     params = (
         sum(p.numel() for p in tiny_llama.load_model().parameters())
