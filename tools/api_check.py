@@ -35,7 +35,7 @@ def check_api(repo_root: Path, package_name: str, ref: str | None = None) -> lis
 
     `ref` defaults to the package's last release commit. Returns [] when there is nothing to
     compare against (never released, or the import package did not exist at `ref`). The
-    comparison itself is tttv2.testing's `find_breaking_changes`, shared with the test
+    comparison itself is `find_breaking_changes` of tools/api_snapshot.py, shared with the test
     toolkit so CI, the release tool and tests judge breakage the same way.
     """
     from api_snapshot import find_breaking_changes
