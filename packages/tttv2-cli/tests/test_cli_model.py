@@ -452,7 +452,7 @@ def test_bench_compile_runs_the_timed_decode_through_torch_compile(capsys, tiny_
     import tttv2.cli.throughput as throughput
 
     graphs_per_run = []
-    real_run = throughput._run_ours
+    real_run = throughput.run_ours
 
     def counting(*args, **kwargs):
         before = counters["stats"]["unique_graphs"]
@@ -460,7 +460,7 @@ def test_bench_compile_runs_the_timed_decode_through_torch_compile(capsys, tiny_
         graphs_per_run.append(counters["stats"]["unique_graphs"] - before)
         return result
 
-    monkeypatch.setattr(throughput, "_run_ours", counting)
+    monkeypatch.setattr(throughput, "run_ours", counting)
     torch._dynamo.reset()
     counters.clear()
     try:
