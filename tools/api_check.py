@@ -13,7 +13,7 @@ Exit 0: no breaking change (or declared, with --allow-declared). Exit 1: breakin
 printed one per line. Exit 2: bad input.
 
 Reuse from Python: check_api(repo_root, package_name, ref=None) -> list of one-line strings,
-built on tttv2.testing.harness.api.find_breaking_changes (which extracts the old side with
+built on api_snapshot.find_breaking_changes (tools/api_snapshot.py) (which extracts the old side with
 `git archive`, never a git worktree, so concurrent checks cannot collide).
 """
 
@@ -35,10 +35,10 @@ def check_api(repo_root: Path, package_name: str, ref: str | None = None) -> lis
 
     `ref` defaults to the package's last release commit. Returns [] when there is nothing to
     compare against (never released, or the import package did not exist at `ref`). The
-    comparison itself is tttv2.testing's `find_breaking_changes`, shared with the test
+    comparison itself is `find_breaking_changes` of tools/api_snapshot.py, shared with the test
     toolkit so CI, the release tool and tests judge breakage the same way.
     """
-    from tttv2.testing.harness.api import find_breaking_changes
+    from api_snapshot import find_breaking_changes
 
     repo_root = Path(repo_root)
     pkg = get_package(package_name, repo_root)

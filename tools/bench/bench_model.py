@@ -62,14 +62,18 @@ from handwritten_llama import HandwrittenLlama  # noqa: E402
 from make_checkpoint import SHAPES as ALL_SHAPES  # noqa: E402
 from make_checkpoint import checkpoint as cached_checkpoint  # noqa: E402
 
+from tttv2.cli.measure import stream_bandwidth as measure_bandwidth  # noqa: E402
+from tttv2.cli.roofline import kv_bytes_read_per_step, roofline  # noqa: E402
+from tttv2.cli.throughput import bench_prompts, parameter_bytes, run_hf, run_ours  # noqa: E402
 from tttv2.serve.runtime import greedy_tokens  # noqa: E402
 from tttv2.serve.runtime.engine import joined_rows  # noqa: E402
+from tttv2.hw import default_kv_block_size  # noqa: E402
 
 SUITE_SHAPES = ("smollm2-135m", "llama-3.2-1b")
 SHAPES: dict[str, dict[str, Any]] = {name: ALL_SHAPES[name] for name in SUITE_SHAPES}
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 CONTENDERS = ("ours", "ours-loop", "hand", "hf")
-BLOCK_SIZE = 16  # the KV block size `tttv2 bench` uses
+BLOCK_SIZE = default_kv_block_size("cpu")  # the KV block size `tttv2 bench` uses (tttv2-hw's)
 
 
 # -- checkpoints ------------------------------------------------------------------------
@@ -151,10 +155,8 @@ class Ours(Contender):
         )
 
     def _generate(self, prompts: list[list[int]], steps: int) -> list[Any]:
-        from tttv2.serve.runtime import SamplingParams, StopConditions
-
-        engine = self._engine(len(prompts), len(prompts[0]), steps)
-        return engine.generate(prompts, SamplingParams(), StopConditions(max_new_tokens=steps))
+        """``tttv2 bench``'s run (tttv2.cli.throughput.run_ours): the engine, greedy, no EOS."""
+        return run_ours(self.loaded, torch.tensor(prompts), steps, torch.device("cpu"))[1]
 
     def prefill(self, prompt: list[int]) -> float:
         return self._generate([prompt], 1)[0].timings.time_to_first_token
@@ -166,10 +168,7 @@ class Ours(Contender):
         return len(prompts) * (steps - 1) / (last - first)
 
     def parameter_bytes(self) -> int:
-        seen: dict[int, int] = {}
-        for p in self.loaded.model.parameters():
-            seen[id(p)] = p.numel() * p.element_size()
-        return sum(seen.values())
+        return parameter_bytes(self.loaded.model)
 
 
 class OursLoop(Ours):
@@ -241,23 +240,13 @@ class HF(Contender):
         model = transformers.AutoModelForCausalLM.from_pretrained(folder, dtype=dtype)
         self.model = model.eval()
 
-    @torch.inference_mode()
     def prefill(self, prompt: list[int]) -> float:
-        start = time.perf_counter()
-        out = self.model(input_ids=torch.tensor([prompt]), use_cache=True, logits_to_keep=1)
-        int(out.logits[0, -1].argmax())
-        return time.perf_counter() - start
+        return run_hf(self.model, torch.tensor([prompt]), 1, torch.device("cpu"), logits_to_keep=1)[0]
 
-    @torch.inference_mode()
     def decode(self, prompts: list[list[int]], steps: int) -> float:
-        out = self.model(input_ids=torch.tensor(prompts), use_cache=True, logits_to_keep=1)
-        past, tokens = out.past_key_values, greedy_tokens(out.logits[:, -1])
-        start = time.perf_counter()
-        for _ in range(steps - 1):
-            ids = torch.tensor(tokens).view(-1, 1)
-            out = self.model(input_ids=ids, past_key_values=past, use_cache=True, logits_to_keep=1)
-            past, tokens = out.past_key_values, greedy_tokens(out.logits[:, -1])
-        return len(prompts) * (steps - 1) / (time.perf_counter() - start)
+        """``tttv2 bench``'s transformers loop (tttv2.cli.throughput.run_hf), last logits only."""
+        _, decode_s = run_hf(self.model, torch.tensor(prompts), steps, torch.device("cpu"), logits_to_keep=1)
+        return len(prompts) * (steps - 1) / decode_s
 
 
 def build(name: str, folder: Path, dtype: torch.dtype, args: argparse.Namespace) -> tuple[Contender, float]:
@@ -275,16 +264,14 @@ def build(name: str, folder: Path, dtype: torch.dtype, args: argparse.Namespace)
 
 # -- measurement ------------------------------------------------------------------------
 def prompts(batch: int, length: int, vocab: int, seed: int) -> list[list[int]]:
-    g = torch.Generator().manual_seed(seed)
-    return torch.randint(0, vocab, (batch, length), generator=g).tolist()
+    """``tttv2 bench``'s random prompts (tttv2.cli.throughput.bench_prompts), as lists."""
+    return bench_prompts(batch, length, vocab, seed).tolist()
 
 
 def stream_bandwidth(nbytes: int) -> float:
     """Bytes/s of a torch copy of ``nbytes`` (reads and writes ``nbytes``: STREAM copy),
-    the measure ``tttv2 bench`` uses."""
-    from tttv2.cli.measure import stream_bandwidth as measure
-
-    return measure(torch.device("cpu"), nbytes)
+    the measure ``tttv2 bench`` uses (tttv2.cli.measure.stream_bandwidth)."""
+    return measure_bandwidth(torch.device("cpu"), nbytes)
 
 
 def run_config(shape: str, dtype_name: str, args: argparse.Namespace) -> dict[str, Any]:
@@ -371,15 +358,14 @@ def summarise(
     sequential: bool,
     args: argparse.Namespace,
 ) -> dict[str, Any]:
-    cfg = SHAPES[shape]
     bandwidth = statistics.median(bandwidths)
-    kv_per_token = 2 * cfg["num_hidden_layers"] * cfg["num_key_value_heads"] * cfg["head_dim"] * itemsize
+    spec = _model_spec(shape)
     context = args.prompt_len + args.gen_len / 2  # mean context over the decode steps
     weight_bytes = params * itemsize
-    roofline = {}
+    roofline_of = {}  # tttv2 bench's roofline (tttv2.cli.roofline) at both batch sizes
     for batch in (1, args.batch):
-        step_bytes = weight_bytes + kv_per_token * context * batch
-        roofline[f"b{batch}"] = {"bytes_per_step": step_bytes, "tokens_per_s": batch * bandwidth / step_bytes}
+        roof = roofline(bandwidth, weight_bytes, kv_bytes_read_per_step(spec, batch, context, itemsize), batch)
+        roofline_of[f"b{batch}"] = {"bytes_per_step": roof.bytes_per_decode_step, "tokens_per_s": roof.decode_tokens_per_s}
     medians: dict[str, dict[str, float]] = {}
     for name, r in runs.items():
         medians[name] = {
@@ -388,7 +374,7 @@ def summarise(
             f"decode_b{args.batch}_tokens_per_s": statistics.median(r.decode_b8),
         }
         m = medians[name]
-        m["b1_roofline_fraction"] = m["decode_b1_tokens_per_s"] / roofline["b1"]["tokens_per_s"]
+        m["b1_roofline_fraction"] = m["decode_b1_tokens_per_s"] / roofline_of["b1"]["tokens_per_s"]
         m[f"b{args.batch}_over_b1"] = m[f"decode_b{args.batch}_tokens_per_s"] / m["decode_b1_tokens_per_s"]
     ratios: dict[str, dict[str, float]] = {}
     spreads: dict[str, dict[str, list[float]]] = {}
@@ -409,13 +395,20 @@ def summarise(
         "contenders_interleaved": not sequential,
         "stream_bandwidth_bytes_per_s": bandwidth,
         "stream_bandwidth_samples": bandwidths,
-        "roofline": roofline,
+        "roofline": roofline_of,
         "median": medians,
         "ratio": ratios,
         "ratio_per_repeat": spreads,
         "warmup_s": {n: {"load": r.load_s, "first_calls": r.first_call_s} for n, r in runs.items()},
         "samples": {n: vars(r) for n, r in runs.items()},
     }
+
+
+def _model_spec(shape: str) -> Any:
+    """The ModelSpec of ``shape``'s checkpoint config (the Llama project's reading of it)."""
+    from tttv2_llama3.config import model_spec
+
+    return model_spec(dict(SHAPES[shape]))
 
 
 # -- report -----------------------------------------------------------------------------

@@ -5,7 +5,7 @@ This is the seed's reference point for composition cost: the same kernels TTTv2 
 of the abstractions — no specs, no strategies, no paged cache. It is deliberately good: fused
 QKV and gate/up weights packed with the rest into one buffer on huge pages in the order a
 step reads them (tttv2-hw's ``huge_page_buffer``), a static contiguous KV cache written in place, the native
-few-row product (``tttv2.hw.kernels.skinny_linear``, else ``torch.mv``) for decode, one RoPE rotation for q and k together with cos/sin rows looked up
+few-row product (``tttv2.hw.kernels.native.skinny_linear``, else ``torch.mv``) for decode, one RoPE rotation for q and k together with cos/sin rows looked up
 once per forward from tables built once, and — on CPUs without native bf16 — products of
 8 or more half-precision rows computed in fp32 from weight slices converted on the fly
 into one cache-resident buffer (torch's bf16 GEMM is 2-4x slower there). Besides ``torch``
@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from safetensors import safe_open
 
 from tttv2.hw.kernels.native import NativeKernelUnavailable
-from tttv2.hw.kernels.native_decode_layer import (
+from tttv2.hw.kernels.native.decode_layer import (
     MAX_ROWS,
     DecodeLayerShape,
     DecodeLayerWeights,
@@ -34,10 +34,10 @@ from tttv2.hw.kernels.native_decode_layer import (
     NativeDecodeStep,
     decode_layer_kernel,
 )
-from tttv2.hw.kernels.native_decode_stack import NativeDecodeStack
-from tttv2.hw.kernels.native_paged_decode_attention import native_paged_decode_attention
-from tttv2.hw.kernels.native_rms_norm import native_rms_norm
-from tttv2.hw.kernels.skinny_linear import SKINNY_MAX_ROWS, skinny_kernel, skinny_linear
+from tttv2.hw.kernels.native.decode_stack import NativeDecodeStack
+from tttv2.hw.kernels.native.paged_decode_attention import native_paged_decode_attention
+from tttv2.hw.kernels.native.rms_norm import native_rms_norm
+from tttv2.hw.kernels.native.skinny_linear import SKINNY_MAX_ROWS, skinny_kernel, skinny_linear
 from tttv2.hw.memory.huge_pages import huge_page_buffer
 
 

@@ -301,6 +301,10 @@ def test_bench_reports_ours_hf_ratio_and_roofline(capsys, tiny_llama):
     assert record["ratio"]["decode_tokens_per_s"] == pytest.approx(
         record["ours"]["decode_tokens_per_s"] / record["hf"]["decode_tokens_per_s"]
     )
+    # the decode path the stack decided when prepared (fused on a CPU with the native kernel, else eager)
+    path = record["config"]["decode_path"]
+    assert path["kind"] in ("fused", "eager") and path["reason"]
+    assert path["kind"] != "fused" or path["last_pass_eager_because"] is None  # the fused passes ran fused
     roof = record["roofline"]
     params = (
         sum(p.numel() for p in tiny_llama.load_model().parameters())
@@ -449,7 +453,7 @@ def test_bench_compile_runs_the_timed_decode_through_torch_compile(capsys, tiny_
     import tttv2.cli.throughput as throughput
 
     graphs_per_run = []
-    real_run = throughput._run_ours
+    real_run = throughput.run_ours
 
     def counting(*args, **kwargs):
         before = counters["stats"]["unique_graphs"]
@@ -457,7 +461,7 @@ def test_bench_compile_runs_the_timed_decode_through_torch_compile(capsys, tiny_
         graphs_per_run.append(counters["stats"]["unique_graphs"] - before)
         return result
 
-    monkeypatch.setattr(throughput, "_run_ours", counting)
+    monkeypatch.setattr(throughput, "run_ours", counting)
     torch._dynamo.reset()
     counters.clear()
     try:

@@ -119,3 +119,14 @@ def test_prog_names_the_command_in_errors_and_help(capsys):
     with pytest.raises(SystemExit) as exc:
         main(["--help"], prog="tttv2 hw")
     assert exc.value.code == 0 and capsys.readouterr().out.startswith("usage: tttv2 hw ")
+
+
+def test_the_decode_path_is_shown(tmp_path, capsys):
+    f = tmp_path / "p.toml"
+    f.write_text("[defaults]\nfuse_decode_layers = false\n")
+    assert main(["--json", "--params", str(f), "--op", "model", "--mode", "decode"]) == 0
+    path = json.loads(capsys.readouterr().out)["decode_path"]
+    assert path == {"kind": "eager", "reason": "fuse_decode_layers is off", "fuse": False}
+    assert main(["--profile", "cuda:H100", "--op", "model"]) == 0
+    line = [row for row in capsys.readouterr().out.splitlines() if row.startswith("decode path")]
+    assert line and "no decode_layers kernel for this device" in line[0]

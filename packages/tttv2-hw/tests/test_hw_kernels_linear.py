@@ -10,7 +10,7 @@ from hw_close import assert_close
 
 from tttv2.hw import get_kernel
 from tttv2.hw.kernels.linear import cpu_linear, linear, native_half_matmul, upcast_linear
-from tttv2.hw.kernels.skinny_linear import SKINNY_MAX_ROWS
+from tttv2.hw.kernels.native.skinny_linear import SKINNY_MAX_ROWS
 
 # the package exports the function ``linear`` under the submodule's name
 linear_module = importlib.import_module("tttv2.hw.kernels.linear")

@@ -13,16 +13,16 @@ from test_hw_kernels_attention import PAGED, _paged_setup
 
 from tttv2.hw import get_kernel
 from tttv2.hw.kernels.native import NativeKernelUnavailable
-from tttv2.hw.kernels.native_paged_decode_attention import (
+from tttv2.hw.kernels.native.paged_decode_attention import (
     native_paged_decode_attention,
     native_paged_decode_attention_applies,
 )
-from tttv2.hw.kernels.native_rms_norm import native_rms_norm, native_rms_norm_applies
+from tttv2.hw.kernels.native.rms_norm import native_rms_norm, native_rms_norm_applies
 from tttv2.hw.kernels.rms_norm import cpu_rms_norm
 
 attention_module = importlib.import_module("tttv2.hw.kernels.paged_decode_attention")
 norm_module = importlib.import_module("tttv2.hw.kernels.rms_norm")
-_reason = importlib.import_module("tttv2.hw.kernels.native_rms_norm")._kernel()
+_reason = importlib.import_module("tttv2.hw.kernels.native.rms_norm")._kernel()
 needs_kernel = pytest.mark.skipif(
     isinstance(_reason, NativeKernelUnavailable), reason=f"native kernels not built here: {_reason}"
 )

@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from tttv2.hw.kernels.native_decode_layer import (
+from tttv2.hw.kernels.native.decode_layer import (
     MAX_ROWS,
     DecodeLayerShape,
     DecodeLayerWeights,

@@ -9,8 +9,8 @@ import torch
 # the layer kernel's test module skips itself (and so this one) where the kernel cannot be built
 from test_hw_native_decode_layer import BS, SHAPE, _batch, _weights
 
-from tttv2.hw.kernels.native_decode_layer import NativeDecodeLayer, NativeDecodeStep
-from tttv2.hw.kernels.native_decode_stack import NativeDecodeStack
+from tttv2.hw.kernels.native.decode_layer import NativeDecodeLayer, NativeDecodeStep
+from tttv2.hw.kernels.native.decode_stack import NativeDecodeStack
 
 LAYERS = 3
 

@@ -23,7 +23,7 @@ from tttv2.core import (
     NormSpec,
     RopeSpec,
 )
-from tttv2.hw.kernels.native_decode_layer import MAX_ROWS, native_decode_layer_available
+from tttv2.hw.kernels.native.decode_layer import MAX_ROWS, native_decode_layer_available
 
 HIDDEN, VOCAB = 64, 97
 

@@ -12,9 +12,6 @@ import torch
 from tttv2.core.kv_blocks import KVBlockManager
 from tttv2.core.modes import ExecutionMode
 
-#: No longer used: the block size comes from tttv2-hw (see :mod:`tttv2.cli.kv_pool`).
-BLOCK_SIZE = 16
-
 
 @torch.inference_mode()
 def prompt_logits(

@@ -9,9 +9,6 @@ from tttv2.cli.kv_pool import KVPool, loaded_kv_pool
 from tttv2.core.model_plugins import LoadedModel
 from tttv2.serve.runtime import LLMEngine, SamplingParams, StopConditions
 
-#: No longer used: the block size comes from tttv2-hw (see :mod:`tttv2.cli.kv_pool`).
-BLOCK_SIZE = 16
-
 
 @dataclass
 class Generation:

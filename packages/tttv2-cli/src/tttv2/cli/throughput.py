@@ -22,9 +22,6 @@ from tttv2.cli.measure import PeakMemory
 from tttv2.core.model_plugins import LoadedModel
 from tttv2.serve.runtime import LLMEngine, SamplingParams, StopConditions, greedy_tokens
 
-#: No longer used: the block size comes from tttv2-hw (see :mod:`tttv2.cli.kv_pool`).
-BLOCK_SIZE = 16
-
 
 @dataclass
 class Throughput:
@@ -62,25 +59,28 @@ def bench_ours(
         pool = loaded_kv_pool(loaded, device, seq_len=prompt_len + gen_len, num_seqs=batch)
     start = time.perf_counter()
     if full_warmup:
-        _run_ours(loaded, prompts, gen_len, device, pool)
+        run_ours(loaded, prompts, gen_len, device, pool)
     else:
-        _run_ours(loaded, prompts[:, : min(prompt_len, 8)], 2, device, pool)
+        run_ours(loaded, prompts[:, : min(prompt_len, 8)], 2, device, pool)
     warmup = time.perf_counter() - start
     with PeakMemory(device, parameter_bytes(loaded.model)) as mem:
-        engine, outputs = _run_ours(loaded, prompts, gen_len, device, pool)
+        engine, outputs = run_ours(loaded, prompts, gen_len, device, pool)
     stats = engine.stats
     ttft = statistics.mean(o.timings.time_to_first_token for o in outputs)
     decode = stats.decode_tokens_per_s if stats.decode_tokens else None
     return Throughput(stats.prefill_tokens_per_s, ttft, decode, mem.peak_bytes, warmup)
 
 
-def _run_ours(
+def run_ours(
     loaded: LoadedModel,
     prompts: torch.Tensor,
     gen_len: int,
     device: torch.device,
     pool: KVPool | None = None,
 ) -> tuple[LLMEngine, list]:
+    """One greedy generation run of ``prompts [batch, prompt_len]`` for ``gen_len`` tokens
+    through ``LLMEngine`` (the engine and its outputs, with their timings); ``pool``
+    defaults to what the run needs, planned with tttv2-hw."""
     batch, prompt_len = prompts.shape
     if pool is None:
         pool = loaded_kv_pool(loaded, device, seq_len=prompt_len + gen_len, num_seqs=batch)
@@ -110,28 +110,32 @@ def load_hf(checkpoint: Path, dtype: torch.dtype, device: torch.device) -> Any:
 def bench_hf(model: Any, prompts: torch.Tensor, gen_len: int, device: torch.device) -> Throughput:
     batch, prompt_len = prompts.shape
     start = time.perf_counter()
-    _run_hf(model, prompts[:, : min(prompt_len, 8)], 2, device)  # warm-up
+    run_hf(model, prompts[:, : min(prompt_len, 8)], 2, device)  # warm-up
     warmup = time.perf_counter() - start
     with PeakMemory(device, parameter_bytes(model)) as mem:
-        prefill_s, decode_s = _run_hf(model, prompts, gen_len, device)
+        prefill_s, decode_s = run_hf(model, prompts, gen_len, device)
     decode = batch * (gen_len - 1) / decode_s if gen_len > 1 and decode_s > 0 else None
     return Throughput(batch * prompt_len / prefill_s, prefill_s, decode, mem.peak_bytes, warmup)
 
 
 @torch.inference_mode()
-def _run_hf(
-    model: Any, prompts: torch.Tensor, gen_len: int, device: torch.device
+def run_hf(
+    model: Any, prompts: torch.Tensor, gen_len: int, device: torch.device, logits_to_keep: int | None = None
 ) -> tuple[float, float]:
+    """(prefill seconds, seconds of the ``gen_len - 1`` greedy decode steps) of a manual
+    loop over transformers' model with its own KV cache; ``logits_to_keep=1`` computes only
+    the last position's logits (what ``generate`` does)."""
+    keep = {} if logits_to_keep is None else {"logits_to_keep": logits_to_keep}
     ids = prompts.to(device)
     _sync(device)
     t0 = time.perf_counter()
-    out = model(input_ids=ids, use_cache=True)
+    out = model(input_ids=ids, use_cache=True, **keep)
     token = _greedy(out.logits[:, -1])
     _sync(device)
     t1 = time.perf_counter()
     past = out.past_key_values
     for _ in range(gen_len - 1):
-        out = model(input_ids=token, past_key_values=past, use_cache=True)
+        out = model(input_ids=token, past_key_values=past, use_cache=True, **keep)
         past = out.past_key_values
         token = _greedy(out.logits[:, -1])
     _sync(device)

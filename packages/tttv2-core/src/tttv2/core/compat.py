@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import sys
+import inspect
 import warnings
 from typing import Any
 
@@ -41,7 +41,8 @@ class LegacyModeCall:
 def _caller_stacklevel() -> int:
     """``stacklevel`` for a warning issued in ``forward`` that points at the user's call,
     skipping torch's ``Module.__call__`` machinery and this file."""
-    level, frame = 2, sys._getframe(2)  # 1: this helper's caller (forward)
+    here = inspect.currentframe()  # this helper; 1: its caller (forward)
+    level, frame = 2, here.f_back.f_back if here is not None and here.f_back is not None else None
     while frame is not None and (
         frame.f_code.co_filename == __file__ or frame.f_globals.get("__name__", "").startswith("torch.nn.modules")
     ):

@@ -68,6 +68,12 @@ class BaseModule(torch.nn.Module):
             self.current_mode = ExecutionMode.PREFILL  # its leaves, built with this strategy, do too
 
     # -- strategy handling ------------------------------------------------------------
+    @property
+    def active_implementation(self) -> Implementation | None:
+        """The implementation ``forward`` runs in the current mode (None: no mode selected,
+        or a composite module that runs its children)."""
+        return self._active
+
     def _specialize(self, strategy: ExecutionStrategy) -> dict[ExecutionMode, Implementation]:
         impls = strategy.specialize_module(self.spec, self.device)
         required = [m for m in strategy.get_execution_modes() if m not in strategy.optional_modes()]

@@ -17,6 +17,7 @@ from tttv2.hw.device import (
     TenstorrentInfo,
     profile_names,
 )
+from tttv2.hw.device_params import default_kv_block_size, default_kv_dtype, device_params
 from tttv2.hw.dtypes import dtype_bytes, to_torch_dtype
 from tttv2.hw.kernels import (
     KERNEL_OPS,
@@ -48,6 +49,9 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
 
 __all__ = [
     "KERNEL_OPS",
+    "default_kv_block_size",
+    "default_kv_dtype",
+    "device_params",
     "OPS",
     "AttentionParams",
     "CPUInfo",

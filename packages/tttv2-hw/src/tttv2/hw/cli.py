@@ -21,7 +21,8 @@ from tttv2.core.modes import ExecutionMode
 from tttv2.core.specs import ModelSpec
 from tttv2.hw.device.config import DeviceConfig
 from tttv2.hw.device.profiles import profile_names
-from tttv2.hw.kernels import backend_preference
+from tttv2.hw.kernels import backend_preference, get_kernel
+from tttv2.hw.kernels.decode_layers import DecodeChoice, choose_decode_path
 from tttv2.hw.kernels.native import native_status
 from tttv2.hw.memory.planner import MemoryPlan, plan_memory
 from tttv2.hw.params import OPS
@@ -102,7 +103,24 @@ def to_json(
         "params": {op: {mode: p.to_dict() for mode, p in by_mode.items()} for op, by_mode in table.items()},
         "memory_plan": plan.to_dict() if plan else None,
         "native_kernels": native_status() if config.device_type == "cpu" else None,
+        "decode_path": _decode_path_json(decode_path(config)),
     }
+
+
+def decode_path(config: DeviceConfig) -> DecodeChoice:
+    """The decode path a model gets on this device by tttv2-hw's knobs and kernel registry
+    (``TransformerStack.decode_path`` follows the same rule; a caller may override it)."""
+    params = config.get_optimal_params("model", ExecutionMode.DECODE)
+    return choose_decode_path(
+        config.torch_device,
+        compile=bool(getattr(params, "compile", False)),
+        fuse=bool(getattr(params, "fuse_decode_layers", True)),
+        kernel=get_kernel("decode_layers", config.torch_device),
+    )
+
+
+def _decode_path_json(choice: DecodeChoice) -> dict[str, Any]:
+    return {"kind": choice.kind, "reason": choice.reason, "fuse": choice.fuse}
 
 
 def format_device(config: DeviceConfig) -> str:
@@ -134,6 +152,8 @@ def format_device(config: DeviceConfig) -> str:
     rows.append(("kernel backends", " > ".join(backend_preference(config.device_type))))
     if config.device_type == "cpu":
         rows.append(("native kernels", format_native(native_status())))
+    choice = decode_path(config)
+    rows.append(("decode path", f"{choice.kind}: {choice.reason}"))
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"{k.ljust(width)}  {v}" for k, v in rows)
 

@@ -15,19 +15,27 @@ Parallel (GPT-J, Phi-2; ``ffn_norm`` absent means the FFN reads ``attn_norm(x)``
 
 A composite :class:`~tttv2.core.BaseModule`: the attention inside gets this layer's
 execution strategy, and ``set_mode`` here switches it.
+
+Fused decode: :meth:`DecoderLayer.decode_weights` hands tttv2-hw's ``decode_layers``
+kernel op (:mod:`tttv2.hw.kernels.decode_layers`) the layer's weights and numbers as a
+:class:`~tttv2.hw.kernels.DecodeLayer`, or says why the layer is not of the kind the op
+computes (:meth:`DecoderLayer.decode_fusion_blocker` for the structural part).
 """
 
 from __future__ import annotations
 
 import torch
+from torch import nn
 
 from tttv2.blocks.building_blocks.attention import Attention
+from tttv2.blocks.building_blocks.attention.implementations.decode import DecodeAttention
 from tttv2.blocks.building_blocks.feed_forward import FeedForward
 from tttv2.blocks.building_blocks.kv_cache import LayerKVCache
 from tttv2.blocks.building_blocks.moe import MoE
-from tttv2.blocks.building_blocks.normalization import make_norm
+from tttv2.blocks.building_blocks.normalization import RMSNorm, make_norm
 from tttv2.core import BaseModule, BatchMetadata, ExecutionStrategy
 from tttv2.core.specs import DecoderLayerSpec, MoESpec, NormSpec
+from tttv2.hw.kernels.decode_layers import DecodeLayer, DecodeLayerShape, DecodeLayerWeights
 
 
 def _optional_norm(spec: NormSpec | None, device: torch.device) -> torch.nn.Module | None:
@@ -54,6 +62,52 @@ class DecoderLayer(BaseModule):
         self.ffn_norm = _optional_norm(spec.ffn_norm, dev)
         self.ffn = MoE(spec.ffn, device=dev) if isinstance(spec.ffn, MoESpec) else FeedForward(spec.ffn, device=dev)
         self.post_ffn_norm = _optional_norm(spec.post_ffn_norm, dev)
+
+    # -- fused decode ------------------------------------------------------------------
+    def decode_fusion_blocker(self) -> str | None:
+        """Why this layer is not the pre-norm kind tttv2-hw's ``decode_layers`` op computes
+        (None: it is): RMSNorm, no sandwich norms, fused q/k/v without QK-norm, a fused gated
+        :class:`FeedForward` and plain ``nn.Linear`` projections. Decided by the structure
+        alone; the kernel may still refuse the dtypes or the activation."""
+        attn, ffn = self.attention, self.ffn
+        if self.spec.parallel or self.post_attn_norm is not None or self.post_ffn_norm is not None:
+            return "parallel or sandwich-norm layer"
+        if type(self.attn_norm) is not RMSNorm or type(self.ffn_norm) is not RMSNorm:
+            return "norms are not RMSNorm"
+        if attn.qkv_proj is None or attn.q_norm is not None:
+            return "attention without fused q/k/v, or with QK-norm"
+        if type(ffn) is not FeedForward or not ffn.spec.gated or ffn.gate_up_proj is None:
+            return "feed-forward is not a fused gated FeedForward"
+        if any(type(m) is not nn.Linear for m in (attn.qkv_proj, attn.o_proj, ffn.gate_up_proj, ffn.down_proj)):
+            return "a projection is not a plain nn.Linear"
+        return None
+
+    def decode_weights(self) -> DecodeLayer | str:
+        """This layer as tttv2-hw's ``decode_layers`` op takes it (its current tensors, its
+        numbers and its rotary table), or why it cannot be: :meth:`decode_fusion_blocker`,
+        or attention not running the paged DECODE implementation now."""
+        blocker = self.decode_fusion_blocker()
+        if blocker is not None:
+            return blocker
+        attn, ffn = self.attention, self.ffn
+        if type(attn.active_implementation) is not DecodeAttention:
+            return "attention is not running the paged DECODE implementation"
+        assert attn.qkv_proj is not None and isinstance(ffn, FeedForward) and ffn.gate_up_proj is not None
+        assert isinstance(self.attn_norm, RMSNorm) and isinstance(self.ffn_norm, RMSNorm)
+        s, qkv, o, gate_up, down = attn.spec, attn.qkv_proj, attn.o_proj, ffn.gate_up_proj, ffn.down_proj
+        return DecodeLayer(
+            DecodeLayerWeights(
+                self.attn_norm.weight, qkv.weight, qkv.bias, o.weight, o.bias, self.ffn_norm.weight,
+                gate_up.weight, gate_up.bias, down.weight, down.bias,
+            ),
+            DecodeLayerShape(
+                s.num_heads, s.num_kv_heads, s.head_dim, s.rope.rotary_dim if s.rope is not None else 0,
+                s.rope.interleaved if s.rope is not None else False, ffn.spec.activation,
+                self.attn_norm.eps, self.ffn_norm.eps, self.attn_norm.unit_offset, self.ffn_norm.unit_offset,
+                s.softmax_scale, s.logit_softcap, s.sliding_window,
+            ),
+            attn.rotary,
+        )  # fmt: skip
 
     def forward(self, x: torch.Tensor, meta: BatchMetadata, cache: LayerKVCache) -> torch.Tensor:
         """``x [T, hidden]`` -> ``[T, hidden]``; writes this layer's K/V into ``cache``."""

@@ -24,25 +24,33 @@ prompt can run through the chunked LONG_CONTEXT attention and the next short one
 plain PREFILL. Whether to do so is decided when the stack is built and at
 :meth:`switch_strategy`; stacks whose strategies do not select by context pay nothing.
 
-Compiled decode: :meth:`TransformerStack.compile_decode` (or tttv2-hw's ``compile`` knob
-for the ``model`` op in decode mode, read at the first decode pass) runs DECODE passes of
-up to ``max_batch`` sequences through ``torch.compile`` with dynamic shapes, which removes
-the Python cost of the composition from every step; with the hardware layer's
-``capture_graph`` on CUDA the step is also captured as a CUDA graph
-(``mode="reduce-overhead"``). Other modes and larger batches stay eager. On CPU it is off
-by default: on a 2-core AVX2 CPU the compiled bf16 step of the SmolLM2-135M shape ran at
-about half the eager speed (``tools/bench/bench_model.py --compile``; docs/BENCHMARKS.md).
+Decode path: DECODE passes run one of three ways, decided once when the stack is
+prepared for its device and strategy (at construction, after ``to()`` and other moves or
+casts, at :meth:`switch_strategy`, :meth:`compile_decode`, :meth:`fuse_decode_layers` and
+:meth:`prepare_decode`) and recorded with the reason in :attr:`TransformerStack.decode_path`
+(``tttv2 bench`` and ``tttv2 hw`` report it); ``forward`` follows it and decides nothing:
 
-Fused decode: on devices where tttv2-hw has a one-call decoder layer kernel (x86 CPUs
-with AVX2), DECODE passes run each qualifying layer as one native call with the same
-kernels and roundings (:mod:`tttv2.blocks.patterns.fused_decode`); tttv2-hw's
-``fuse_decode_layers`` knob (``model`` op, decode mode; default on) or
-:meth:`TransformerStack.fuse_decode_layers` turns it off. Passes it cannot serve run the
-layers op by op; :attr:`TransformerStack.fused_decode_reason` says why the last one did.
-Before each fused pass the binding is checked against the model (modules, parameters,
-storages, hooks); :meth:`TransformerStack.capture_decode` binds once at the next pass and
-skips those checks from then on, as a CUDA graph replays what it captured: for callers that
-own the model and do not change it between passes (``tttv2 generate`` and ``tttv2 bench``).
+* compiled: :meth:`compile_decode` (or tttv2-hw's ``compile`` knob for the ``model`` op in
+  decode mode) runs DECODE passes of up to ``max_batch`` sequences through
+  ``torch.compile`` with dynamic shapes, which removes the Python cost of the composition
+  from every step; with the hardware layer's ``capture_graph`` on CUDA the step is also
+  captured as a CUDA graph (``mode="reduce-overhead"``). On CPU it is off by default: on a
+  2-core AVX2 CPU the compiled bf16 step of the SmolLM2-135M shape ran at about half the
+  eager speed (``tools/bench/bench_model.py --compile``; docs/BENCHMARKS.md).
+* fused: where tttv2-hw's kernel registry has a ``decode_layers`` kernel for the device
+  (:mod:`tttv2.hw.kernels.decode_layers`; the native one on x86 CPUs with AVX2), a pass
+  is one kernel call for all the layers when every layer is of its kind
+  (:meth:`DecoderLayer.decode_weights`, checked when the layers are bound, so projections
+  fused after construction count), with the same kernels and roundings
+  (:mod:`tttv2.blocks.patterns.fused_decode`); tttv2-hw's ``fuse_decode_layers`` knob
+  (``model`` op, decode mode; default on) or :meth:`fuse_decode_layers` turns it off. A
+  pass it cannot serve runs the layers op by op; :attr:`fused_decode_reason` says why the
+  last one did. Before each fused pass the binding is checked against the model (modules,
+  parameters, storages, hooks); :meth:`capture_decode` binds once at the next pass and
+  skips those checks from then on, as a CUDA graph replays what it captured: for callers
+  that own the model and do not change it between passes (``tttv2 generate`` and
+  ``tttv2 bench``).
+* eager: every layer op by op.
 
 Bad inputs: a token id outside the vocabulary or a learned position beyond
 ``max_positions`` raises :class:`~tttv2.blocks.EmbeddingIndexError` (a ``ValueError``
@@ -64,17 +72,20 @@ from typing import Any
 
 import torch
 
-from tttv2.blocks.building_blocks.attention.rope_rows import pass_scope
 from tttv2.blocks.building_blocks.embedding import TokenEmbedding
 from tttv2.blocks.building_blocks.kv_cache import PagedKVCache
-from tttv2.blocks.building_blocks.kv_cache.hw_params import hw_params
 from tttv2.blocks.building_blocks.lm_head import LMHead
 from tttv2.blocks.building_blocks.normalization import make_norm
+from tttv2.blocks.building_blocks.rope.rows import pass_scope
+from tttv2.blocks.patterns.decode_path import DecodePath
 from tttv2.blocks.patterns.decoder_layer import DecoderLayer
 from tttv2.blocks.patterns.fused_decode import FusedDecode
 from tttv2.blocks.patterns.pass_context import pass_context, selects_by_context
 from tttv2.core import BaseModule, BatchMetadata, ExecutionMode, ExecutionStrategy
 from tttv2.core.specs import ModelSpec
+from tttv2.hw import get_kernel
+from tttv2.hw.device_params import device_params
+from tttv2.hw.kernels.decode_layers import DecodeLayersKernel, choose_decode_path
 
 
 class TransformerStack(BaseModule):
@@ -95,13 +106,16 @@ class TransformerStack(BaseModule):
         self.layers = torch.nn.ModuleList(DecoderLayer(layer, dev, self.execution_strategy) for layer in spec.layers)
         self.final_norm = make_norm(spec.final_norm, device=dev)
         self.lm_head = LMHead(spec.lm_head, embedding=self.embedding if spec.lm_head.tied else None, device=dev)
-        self._decode_step: Callable[..., Any] | None = None  # compiled DECODE pass
-        self._decode_decided = False  # whether tttv2-hw's compile choice has been read
-        self._decode_max_batch = 1  # largest batch the compiled step serves
-        self._fused: FusedDecode | None = None  # one native call per layer at decode
-        self._fused_decided = False  # whether tttv2-hw's fuse_decode_layers has been read
-        self._capture = False  # whether fused decode trusts its binding (capture_decode)
         self._by_context = selects_by_context(self)  # set_mode with a context on every pass
+        # what the caller asked (None: tttv2-hw's knob for the device); prepare_decode decides
+        self._compile_request: bool | None = None
+        self._compile_options: dict[str, Any] = {"max_batch": 1, "capture_graph": None, "backend": "inductor"}
+        self._fuse_request: bool | None = None
+        self._capture = False  # whether fused decode trusts its binding (capture_decode)
+        self._decode_step: Callable[..., Any] | None = None  # compiled DECODE pass
+        self._decode_max_batch = 1  # largest batch the compiled step serves
+        self._fused: FusedDecode | None = None  # one kernel call for all layers at decode
+        self.prepare_decode()
 
     def forward(
         self,
@@ -118,27 +132,53 @@ class TransformerStack(BaseModule):
         elif self.current_mode is not meta.mode:
             self.set_mode(meta.mode)
         if meta.mode is ExecutionMode.DECODE and not output_hidden_states:
-            if not self._decode_decided:
-                self._read_compile_choice()
-            if self._decode_step is not None and len(meta.seq_ids) <= self._decode_max_batch:
+            step = self._decode_step
+            if step is not None and len(meta.seq_ids) <= self._decode_max_batch:
                 self.embedding.check_inputs(input_ids, meta.positions)  # left out of the traced graph
-                return self._decode_step(input_ids, meta, cache)
-            if not self._fused_decided:
-                params = hw_params("model", ExecutionMode.DECODE, self.embedding.weight.device, self.spec)
-                self.fuse_decode_layers(bool(getattr(params, "fuse_decode_layers", True)))
-            if self._fused is not None and not torch.compiler.is_compiling():
-                logits = self._fused.run(input_ids, meta, cache)
+                return step(input_ids, meta, cache)
+            fused = self._fused
+            if fused is not None and not torch.compiler.is_compiling():
+                logits = fused.run(input_ids, meta, cache)
                 if logits is not None:
                     return logits
         return self._run(input_ids, meta, cache, output_hidden_states)
 
+    # -- the decode path -----------------------------------------------------------------
+    @property
+    def decode_path(self) -> DecodePath:
+        """How DECODE passes run (compiled, fused or eager) and why; see the module docstring."""
+        return self._decode_path
+
+    def prepare_decode(self) -> DecodePath:
+        """Decide the decode path for the stack's device and strategy now (the stack does
+        so by itself when it is built, moved, cast or switched; call this after replacing
+        modules). Reads tttv2-hw's ``compile`` and ``fuse_decode_layers`` knobs unless
+        :meth:`compile_decode` or :meth:`fuse_decode_layers` said otherwise."""
+        device = self.embedding.weight.device
+        params = device_params("model", ExecutionMode.DECODE, device, self.spec)
+        compile_on = self._compile_request
+        if compile_on is None:
+            compile_on = bool(params is not None and params.compile)
+        fuse_on = self._fuse_request
+        if fuse_on is None:
+            fuse_on = bool(getattr(params, "fuse_decode_layers", True))
+        kernel: DecodeLayersKernel = get_kernel("decode_layers", device)
+        choice = choose_decode_path(device, compile=compile_on, fuse=fuse_on, kernel=kernel)
+        self._fused = FusedDecode(self, kernel) if choice.fuse else None
+        if self._fused is not None:
+            self._fused.capture(self._capture)
+        self._decode_step = self._compiled_step(device, params) if choice.kind == "compiled" else None
+        max_batch = self._compile_options["max_batch"] if self._decode_step is not None else 1
+        path = DecodePath(choice.kind, choice.reason, device.type, choice.fuse, max_batch)  # type: ignore[arg-type]
+        self._decode_path = path
+        return path
+
     # -- fused decode ------------------------------------------------------------------
     def fuse_decode_layers(self, enabled: bool = True) -> None:
-        """Run DECODE passes one native call per layer where the device and the layers
-        allow (see the module docstring); ``False`` runs them op by op."""
-        self._fused_decided = True
-        self._fused = FusedDecode(self) if enabled else None
-        self._recapture()
+        """Run DECODE passes through tttv2-hw's ``decode_layers`` kernel where the device
+        and the layers allow (see the module docstring); ``False`` runs them op by op."""
+        self._fuse_request = bool(enabled)
+        self.prepare_decode()
 
     def capture_decode(self, enabled: bool = True) -> None:
         """Capture fused DECODE passes: the next one binds the layers' weights and the
@@ -161,24 +201,19 @@ class TransformerStack(BaseModule):
     def switch_strategy(self, strategy: ExecutionStrategy | str) -> None:
         super().switch_strategy(strategy)
         self._by_context = selects_by_context(self)
-        self._recapture()
+        self.prepare_decode()
 
     def _apply(self, fn: Callable[[torch.Tensor], torch.Tensor], recurse: bool = True) -> TransformerStack:
         out = super()._apply(fn, recurse)  # .to(), .float(), .cuda(), ...
-        self._recapture()
+        if "_decode_path" in self.__dict__:  # _apply also runs before __init__ has prepared
+            self.prepare_decode()  # another device or dtype: decide (and bind) afresh
         return out
-
-    def _recapture(self) -> None:
-        """The library's own changes of the model (moves, casts, strategy switches) make a
-        capture bind afresh at the next pass; only direct edits need ``capture_decode()``."""
-        fused = self.__dict__.get("_fused")  # _apply also runs before __init__ has set it
-        if fused is not None and self._capture:
-            fused.capture()
 
     @property
     def fused_decode_reason(self) -> str | None:
-        """Why the last DECODE pass ran op by op (None: it ran fused, or fusion is off)."""
-        return self._fused.reason if self._fused is not None else "fuse_decode_layers is off"
+        """Why the last DECODE pass ran op by op (None: it ran fused); without a fused path,
+        why the stack has none."""
+        return self._fused.reason if self._fused is not None else self._decode_path.reason
 
     def _run(
         self, input_ids: torch.Tensor, meta: BatchMetadata, cache: PagedKVCache, output_hidden_states: bool = False
@@ -214,26 +249,24 @@ class TransformerStack(BaseModule):
         ``backend`` is torch.compile's. ``enabled=False`` goes back to eager."""
         if isinstance(max_batch, bool) or not isinstance(max_batch, int) or max_batch < 1:
             raise ValueError(f"compile_decode: max_batch={max_batch!r} is invalid: expected an integer >= 1")
-        self._decode_decided = True
-        self._decode_max_batch = max_batch
-        if not enabled:
-            self._decode_step = None
-            return
-        device = self.embedding.weight.device
+        self._compile_request = bool(enabled)
+        self._compile_options = {"max_batch": max_batch, "capture_graph": capture_graph, "backend": backend}
+        self.prepare_decode()
+
+    def _compiled_step(self, device: torch.device, params: Any) -> Callable[..., Any]:
+        options = self._compile_options
+        self._decode_max_batch = options["max_batch"]
+        capture_graph = options["capture_graph"]
         if capture_graph is None:
-            params = hw_params("model", ExecutionMode.DECODE, device, self.spec)
             capture_graph = bool(params is not None and params.capture_graph)
+        backend = options["backend"]
         capture = capture_graph and device.type == "cuda" and backend == "inductor"
-        options = {"mode": "reduce-overhead"} if capture else {}
-        self._decode_step = torch.compile(self._run, dynamic=True, backend=backend, **options)
+        mode = {"mode": "reduce-overhead"} if capture else {}
+        return torch.compile(self._run, dynamic=True, backend=backend, **mode)
 
     @property
     def decode_compiled(self) -> bool:
         return self._decode_step is not None
-
-    def _read_compile_choice(self) -> None:
-        params = hw_params("model", ExecutionMode.DECODE, self.embedding.weight.device, self.spec)
-        self.compile_decode(bool(params is not None and params.compile))
 
     def new_cache(self, num_blocks: int, block_size: int | None = None, dtype: torch.dtype | None = None) -> PagedKVCache:
         """A zeroed paged KV cache for this stack's layers, on the parameters' device and,

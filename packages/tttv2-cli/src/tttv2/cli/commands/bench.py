@@ -93,6 +93,7 @@ def run(args: argparse.Namespace) -> int:
     _note(show, "timing tttv2")
     ours = bench_ours(loaded, prompts, args.gen_len, device, full_warmup=args.compile, pool=pool)
     ours.load_s = load_s
+    decode_path = _decode_path(loaded.model)
     bandwidth = stream_bandwidth(device, args.bandwidth_mib * 1024**2)
     roof = decode_roofline(
         loaded.model, loaded.spec, args.batch, args.prompt_len, args.gen_len, bandwidth
@@ -129,6 +130,7 @@ def run(args: argparse.Namespace) -> int:
         "compile": args.compile,
         "torch_threads": torch.get_num_threads(),
         "kv_cache": {"block_size": pool.block_size, "num_blocks": pool.num_blocks},
+        "decode_path": decode_path,
     }
     if args.json:
         print(
@@ -146,6 +148,10 @@ def run(args: argparse.Namespace) -> int:
     print(f"checkpoint {checkpoint}  dtype {args.dtype}  device {device}  batch {args.batch}  "
           f"prompt {args.prompt_len}  generate {args.gen_len}"
           f"{'  decode compiled (torch.compile)' if args.compile else ''}")  # fmt: skip
+    if decode_path is not None:
+        last = decode_path["last_pass_eager_because"]
+        print(f"decode path: {decode_path['kind']} ({decode_path['reason']})"
+              f"{f'; last pass ran op by op: {last}' if last else ''}")  # fmt: skip
     print(f"{'':24}{'tttv2':>14}{'transformers':>14}{'ratio':>9}")
     rows = [
         ("prefill tokens/s", ours.prefill_tokens_per_s, hf.prefill_tokens_per_s, "{:.1f}"),
@@ -166,6 +172,19 @@ def run(args: argparse.Namespace) -> int:
         f"transformers {_fmt(roofline['hf_fraction'], '{:.1%}')}"
     )
     return 0
+
+
+def _decode_path(model: object) -> dict[str, object] | None:
+    """The model's decode path (``TransformerStack.decode_path``) and why its last decode pass
+    ran op by op, if it did; None for models without one."""
+    path = getattr(model, "decode_path", None)
+    if path is None:
+        return None
+    return {
+        "kind": path.kind,
+        "reason": path.reason,
+        "last_pass_eager_because": getattr(model, "fused_decode_reason", None) if path.fused else None,
+    }
 
 
 def _ratio(a: float | None, b: float | None) -> float | None:

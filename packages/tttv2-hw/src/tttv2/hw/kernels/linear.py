@@ -1,7 +1,7 @@
 """Linear layer: ``x @ weight.T (+ bias)`` with ``weight [out, in]`` (Hugging Face layout).
 
 Up to 16 rows (decode) on x86 CPUs with AVX2: the native kernel of
-:mod:`tttv2.hw.kernels.skinny_linear`, 1.3-9x faster than the paths below. Where it is not
+:mod:`tttv2.hw.kernels.native.skinny_linear`, 1.3-9x faster than the paths below. Where it is not
 built (no compiler, another ISA, ``TTTV2_NATIVE_KERNELS=0``), two CPU paths beyond
 ``F.linear``, both measured on a 2-core AVX2 Zen 4 (torch 2.15):
 
@@ -24,7 +24,11 @@ import torch
 import torch.nn.functional as F
 
 from tttv2.hw.kernels.native import records_grad
-from tttv2.hw.kernels.skinny_linear import SKINNY_MAX_ROWS, skinny_linear, skinny_linear_applies
+from tttv2.hw.kernels.native.skinny_linear import (
+    SKINNY_MAX_ROWS,
+    skinny_linear,
+    skinny_linear_applies,
+)
 
 HALF_DTYPES = (torch.bfloat16, torch.float16)
 #: Rows from which a half-precision product is computed in fp32 on CPUs without native

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from tttv2.hw.kernels._masks import softcapped_attention
-from tttv2.hw.kernels.native_paged_decode_attention import (
+from tttv2.hw.kernels.native.paged_decode_attention import (
     native_paged_decode_attention,
     native_paged_decode_attention_applies,
 )

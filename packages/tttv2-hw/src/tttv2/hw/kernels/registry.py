@@ -31,6 +31,7 @@ from typing import Any
 import torch
 
 from tttv2.core.errors import TTTv2Error, UnknownNameError
+from tttv2.hw.kernels.decode_layers import SIGNATURE as DECODE_LAYERS_SIGNATURE
 
 ENTRY_POINT_GROUP = "tttv2.kernels"
 GENERIC_BACKEND = "torch"
@@ -45,6 +46,8 @@ KERNEL_OPS: dict[str, str] = {
     "rms_norm": "(x [..., dim], weight [dim], eps, *, unit_offset=False) -> [..., dim]",
     "apply_rotary": "(x [T,H,D], cos/sin [T,R/2], *, interleaved=False) -> [T,H,D]",
     "linear": "(x [..., in], weight [out, in], bias [out] | None = None) -> [..., out]",
+    # a decode step's decoder layers in one backend call (tttv2.hw.kernels.decode_layers)
+    "decode_layers": DECODE_LAYERS_SIGNATURE,
 }
 
 Kernel = Callable[..., Any]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from tttv2.hw.kernels.native_rms_norm import native_rms_norm, native_rms_norm_applies
+from tttv2.hw.kernels.native.rms_norm import native_rms_norm, native_rms_norm_applies
 
 
 def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float, *, unit_offset: bool = False) -> torch.Tensor:

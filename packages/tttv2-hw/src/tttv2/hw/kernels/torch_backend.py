@@ -1,14 +1,17 @@
 """The built-in torch backends: ``torch`` (any device), ``torch-cpu`` and ``torch-cuda``.
 
 All three share the same PyTorch code except where a device has its own faster kernel
-(``torch-cpu``'s ``linear``, ``rms_norm`` and ``paged_decode_attention``: the native
+(``torch-cpu``'s ``linear``, ``rms_norm``, ``paged_decode_attention`` and
+``decode_layers``: the native
 kernels of :mod:`tttv2.hw.kernels.native` where they are built; matrix-vector products for
 one row and fp32 products for long half-precision inputs on CPUs without native bf16).
 """
 
 from __future__ import annotations
 
+from tttv2.hw.kernels.decode_layers import NO_DECODE_LAYERS
 from tttv2.hw.kernels.linear import cpu_linear, linear
+from tttv2.hw.kernels.native.decode_layers import NATIVE_DECODE_LAYERS
 from tttv2.hw.kernels.paged_decode_attention import (
     cpu_paged_decode_attention,
     paged_decode_attention,
@@ -24,6 +27,7 @@ TORCH_KERNELS = {
     "rms_norm": rms_norm,
     "apply_rotary": apply_rotary,
     "linear": linear,
+    "decode_layers": NO_DECODE_LAYERS,
 }
 TORCH_BACKENDS = ("torch", "torch-cpu", "torch-cuda")
 #: Backend -> the ops where it has its own kernel instead of the shared one.
@@ -32,6 +36,7 @@ DEVICE_KERNELS = {
         "linear": cpu_linear,
         "rms_norm": cpu_rms_norm,
         "paged_decode_attention": cpu_paged_decode_attention,
+        "decode_layers": NATIVE_DECODE_LAYERS,
     }
 }
 

@@ -10,15 +10,24 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from tttv2.core.errors import InputError, TTTv2Error
 from tttv2.core.specs import ModelSpec, MoESpec
 from tttv2.hw.dtypes import dtype_bytes, dtype_name
 from tttv2.hw.memory.param_count import ModelParamCount, count_params, kv_bytes_per_token
 
-if TYPE_CHECKING:
-    from tttv2.hw.device.config import DeviceConfig
+
+class DeviceConfig(Protocol):
+    """What planning reads of a :class:`tttv2.hw.DeviceConfig`."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def profile(self) -> str: ...
+    @property
+    def memory_available_bytes(self) -> int: ...
+    def get_optimal_params(self, op: str, mode: Any, spec: Any = None) -> Any: ...
 
 GB = 10**9
 DEFAULT_RUNTIME_FRACTION = 0.05
@@ -126,9 +135,9 @@ def plan_memory(
     :class:`MemoryPlanError` naming the sizes when the weights and the reserve do not fit.
     """
     if device is None:
-        from tttv2.hw.device.config import DeviceConfig
+        from tttv2.hw.device.config import DeviceConfig as Detected
 
-        device = DeviceConfig.auto_detect()
+        device = Detected.auto_detect()
     decode = device.get_optimal_params("model", "decode", spec)
     prefill = device.get_optimal_params("model", "prefill", spec)
     cache = device.get_optimal_params("kv_cache", "decode")  # what the paged cache itself reads

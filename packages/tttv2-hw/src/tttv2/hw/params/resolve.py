@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
+from typing import Any, Protocol
 
 from tttv2.core.errors import TTTv2Error, UnknownNameError
 from tttv2.core.modes import ExecutionMode
@@ -11,8 +12,17 @@ from tttv2.hw.params.spec_rules import apply_spec_rules
 from tttv2.hw.params.tables import DEFAULT_RULES, FIELD_ALIASES, matches
 from tttv2.hw.params.types import PARAMS_CLASSES, OpParams
 
-if TYPE_CHECKING:
-    from tttv2.hw.device.config import DeviceConfig
+
+class DeviceConfig(Protocol):
+    """What resolving reads of a :class:`tttv2.hw.DeviceConfig` (its type, profile, the
+    user's overrides and the attributes tables name with ``"$attr"``)."""
+
+    @property
+    def device_type(self) -> str: ...
+    @property
+    def profile(self) -> str: ...
+    @property
+    def overrides(self) -> Sequence[tuple[Any, dict[str, Any]]]: ...
 
 
 def resolve_params(

@@ -21,8 +21,8 @@ import torch
 from torch import nn
 
 from tttv2.blocks.building_blocks.attention.qk_norm import HeadRMSNorm
-from tttv2.blocks.building_blocks.attention.rope_rows import pass_cos_sin
-from tttv2.blocks.building_blocks.kv_cache.hw_params import hw_params
+from tttv2.blocks.building_blocks.rope.rows import pass_cos_sin
+from tttv2.hw.device_params import device_params
 from tttv2.blocks.building_blocks.linear import KernelLinear
 from tttv2.blocks.building_blocks.rope import RotaryEmbedding
 from tttv2.core import BaseModule, ExecutionMode, ExecutionStrategy, register_module_class
@@ -119,7 +119,7 @@ class Attention(BaseModule):
     def apply_hw_params(self, mode: ExecutionMode | str = ExecutionMode.DECODE) -> None:
         """Apply the load-time choices tttv2-hw makes for this device and spec (today:
         ``fuse_qkv``). Call after the weights are loaded."""
-        params = hw_params("attention", mode, self.device, self.spec)
+        params = device_params("attention", mode, self.device, self.spec)
         if params is not None and params.fuse_qkv:  # type: ignore[attr-defined]
             self.fuse_qkv()
 

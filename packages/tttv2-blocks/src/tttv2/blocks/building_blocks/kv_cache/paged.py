@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from tttv2.blocks.building_blocks.kv_cache.hw_params import default_block_size, default_dtype
+from tttv2.hw.device_params import default_kv_block_size, default_kv_dtype
 from tttv2.blocks.building_blocks.kv_cache.layer import LayerKVCache
 from tttv2.core import KVBlockManager
 
@@ -115,8 +115,8 @@ def build_layers(
     device: torch.device | str | None,
 ) -> list[LayerKVCache]:
     device = torch.device(device) if device is not None else torch.device("cpu")
-    block_size = block_size if block_size is not None else default_block_size(device)
-    dtype = dtype if dtype is not None else default_dtype(device)
+    block_size = block_size if block_size is not None else default_kv_block_size(device)
+    dtype = dtype if dtype is not None else default_kv_dtype(device)
     layers = []
     for i, spec in enumerate(specs):
         heads, head_dim = getattr(spec, "num_kv_heads", None), getattr(spec, "head_dim", None)

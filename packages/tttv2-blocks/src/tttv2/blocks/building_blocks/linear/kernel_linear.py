@@ -16,6 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from tttv2.core.torch_internals import has_forward_hooks
 from tttv2.hw import get_kernel
 
 
@@ -29,7 +30,7 @@ class KernelLinear:
         self._kernels: dict[str, Callable[..., Any]] = {}
 
     def __call__(self, layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
-        if type(layer) is not nn.Linear or layer._forward_hooks or layer._forward_pre_hooks:
+        if type(layer) is not nn.Linear or has_forward_hooks(layer):
             return layer(x)
         kernel = self._kernels.get(x.device.type)
         if kernel is None:

@@ -22,7 +22,7 @@ import torch
 from tttv2.blocks.building_blocks.attention.checks import check_inputs
 from tttv2.blocks.building_blocks.attention.kernels import AttentionKernels
 from tttv2.blocks.building_blocks.kv_cache import LayerKVCache
-from tttv2.blocks.building_blocks.kv_cache.hw_params import hw_params
+from tttv2.hw.device_params import device_params
 from tttv2.core import BatchMetadata, ExecutionMode, ExecutionStrategy
 from tttv2.core.specs import AttentionSpec
 
@@ -73,5 +73,5 @@ def _strategy_chunk_size(strategy: ExecutionStrategy) -> int | None:
 
 
 def _hw_chunk_size(spec: AttentionSpec, device: torch.device | str | None) -> int | None:
-    params = hw_params("attention", ExecutionMode.LONG_CONTEXT, device, spec)
+    params = device_params("attention", ExecutionMode.LONG_CONTEXT, device, spec)
     return params.prefill_chunk_size if params is not None else None  # type: ignore[attr-defined]

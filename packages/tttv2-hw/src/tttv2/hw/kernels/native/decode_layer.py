@@ -1,4 +1,4 @@
-"""A whole pre-norm decoder layer's decode step in one native call (``native/decode_layer.c``).
+"""A whole pre-norm decoder layer's decode step in one native call (``decode_layer.c`` here).
 
 At decode a small model's layer is ~20 eager operations of a few microseconds of dispatch
 each around a few hundred microseconds of weight streaming; on the 2-core machines here
@@ -23,18 +23,14 @@ Inference only, CPU tensors, 1-16 rows (:data:`MAX_ROWS`).
 from __future__ import annotations
 
 import ctypes
-from dataclasses import dataclass
 from functools import cache
 
 import torch
 
-from tttv2.hw.kernels.native import (
-    DTYPE_CODES,
-    NativeKernelUnavailable,
-    native_allowed,
-    native_function,
-)
-from tttv2.hw.kernels.skinny_linear import CHUNK_BYTES, SKINNY_MAX_ROWS
+from tttv2.hw.kernels.decode_layers import DecodeLayerShape, DecodeLayerWeights
+from tttv2.hw.kernels.native.build import NativeKernelUnavailable, native_function
+from tttv2.hw.kernels.native.skinny_linear import CHUNK_BYTES, SKINNY_MAX_ROWS
+from tttv2.hw.kernels.native.tensors import DTYPE_CODES, native_allowed
 
 #: Most rows (sequences) one call serves: the few-row linear kernel's range.
 MAX_ROWS = SKINNY_MAX_ROWS
@@ -104,45 +100,6 @@ def native_decode_layer_available() -> bool:
     )
 
 
-@dataclass(frozen=True)
-class DecodeLayerWeights:
-    """One layer's tensors in Hugging Face layout (``weight [out, in]``); biases may be None.
-    ``qkv_weight`` rows are ``[q (H*D); k (Hkv*D); v (Hkv*D)]``, ``gate_up_weight`` rows
-    ``[gate (I); up (I)]``. Projection weights and biases share one dtype."""
-
-    attn_norm: torch.Tensor
-    qkv_weight: torch.Tensor
-    qkv_bias: torch.Tensor | None
-    o_weight: torch.Tensor
-    o_bias: torch.Tensor | None
-    ffn_norm: torch.Tensor
-    gate_up_weight: torch.Tensor
-    gate_up_bias: torch.Tensor | None
-    down_weight: torch.Tensor
-    down_bias: torch.Tensor | None
-
-
-@dataclass(frozen=True)
-class DecodeLayerShape:
-    """The numbers of the layer: heads, rotary half-width (0: no rotation), the gated
-    activation, norm epsilons and unit offsets, attention scale, soft-cap and window
-    (``None``: none)."""
-
-    num_heads: int
-    num_kv_heads: int
-    head_dim: int
-    rotary_dim: int
-    interleaved: bool
-    activation: str
-    attn_norm_eps: float
-    ffn_norm_eps: float
-    attn_norm_unit_offset: bool
-    ffn_norm_unit_offset: bool
-    scale: float
-    softcap: float | None
-    sliding_window: int | None
-
-
 class NativeDecodeLayer:
     """``layer(step, k_pool, v_pool, cos, sin)`` runs one decode step of the layer on
     ``step.hidden`` in place. Construction checks every tensor (``ValueError`` naming it)
@@ -167,6 +124,8 @@ class NativeDecodeLayer:
             ptr(w.ffn_norm), ptr(w.gate_up_weight), ptr(w.gate_up_bias), ptr(w.down_weight), ptr(w.down_bias),
         )  # fmt: skip
         self._ref = ctypes.byref(self._args)
+        #: the address of the bound layer's argument struct (``DecodeLayer`` in decode_layer.c)
+        self.args_address = ctypes.addressof(self._args)
         self.dtype = w.qkv_weight.dtype
         self.hidden = hidden
 
@@ -186,12 +145,12 @@ class NativeDecodeLayer:
         step's ``cos_dtype``; None without rotation)."""
         num_blocks, block_size = k_pool.shape[0], k_pool.shape[1]
         status = self._fn(
-            self._ref, step._ref,
+            self._ref, step.ref,
             cos.data_ptr() if cos is not None else None, sin.data_ptr() if sin is not None else None,
             k_pool.data_ptr(), v_pool.data_ptr(), DTYPE_CODES[k_pool.dtype], num_blocks, block_size,
         )  # fmt: skip
         if status != 0:
-            raise _error(status, step, k_pool)
+            raise status_error(status, step, k_pool)
 
     def check_step(
         self,
@@ -303,7 +262,8 @@ class NativeDecodeStep:
             hidden.data_ptr(), slot_mapping.data_ptr(), block_tables.data_ptr(), seq_lens.data_ptr(),
             self.workspace.data_ptr(),
         )  # fmt: skip
-        self._ref = ctypes.byref(self._args)
+        #: the step's argument struct, by reference (``DecodeStep`` in decode_layer.c)
+        self.ref = ctypes.byref(self._args)
 
 
 def _check_layer(w: DecodeLayerWeights, s: DecodeLayerShape) -> tuple[int, int]:
@@ -350,7 +310,7 @@ def _check_layer(w: DecodeLayerWeights, s: DecodeLayerShape) -> tuple[int, int]:
     return hidden, inter
 
 
-def _error(status: int, step: NativeDecodeStep, k_pool: torch.Tensor) -> Exception:
+def status_error(status: int, step: NativeDecodeStep, k_pool: torch.Tensor) -> Exception:
     if status == 3:
         return ValueError(
             f"NativeDecodeLayer: a slot, block table entry or sequence length is outside the cache "

@@ -16,7 +16,7 @@ from contextvars import ContextVar
 
 import torch
 
-from tttv2.blocks.building_blocks.rope import RotaryEmbedding
+from tttv2.blocks.building_blocks.rope.rotary_embedding import RotaryEmbedding
 
 # the last lookup of the current pass: [(positions, spec, device, dtype, seq_len, cos, sin)]
 _pass: ContextVar[list | None] = ContextVar("tttv2_rope_rows", default=None)

@@ -1,6 +1,6 @@
 """A whole decoder stack's decode step in one native call (``tttv2_decode_layers``).
 
-:class:`~tttv2.hw.kernels.native_decode_layer.NativeDecodeLayer` already makes a layer one
+:class:`~tttv2.hw.kernels.native.decode_layer.NativeDecodeLayer` already makes a layer one
 call; a 30-layer model still paid, per step, 30 ctypes calls with their argument packing
 and a Python loop looking up each layer's pools and rotary rows (~0.5 ms of a ~15 ms
 SmolLM2-135M step on the 2-core machines here). :class:`NativeDecodeStack` binds the
@@ -20,13 +20,14 @@ from functools import cache
 
 import torch
 
-from tttv2.hw.kernels.native import DTYPE_CODES, NativeKernelUnavailable, native_function
-from tttv2.hw.kernels.native_decode_layer import (
+from tttv2.hw.kernels.native.build import NativeKernelUnavailable, native_function
+from tttv2.hw.kernels.native.decode_layer import (
     NativeDecodeLayer,
     NativeDecodeStep,
-    _error,
     decode_layer_kernel,
+    status_error,
 )
+from tttv2.hw.kernels.native.tensors import DTYPE_CODES
 
 _p = ctypes.c_void_p
 
@@ -100,7 +101,7 @@ class NativeDecodeStack:
         self._keep = (list(layers), list(v_pools), list(cos), list(sin))
         ptr = lambda t: t.data_ptr() if t is not None else None  # noqa: E731
         self._calls = (_LayerCall * n)(*(
-            _LayerCall(ctypes.addressof(layer._args), ptr(cos[i]), ptr(sin[i]), k.data_ptr(), v.data_ptr(),
+            _LayerCall(layer.args_address, ptr(cos[i]), ptr(sin[i]), k.data_ptr(), v.data_ptr(),
                        k.shape[0], k.shape[1], DTYPE_CODES[k.dtype])
             for i, (layer, k, v) in enumerate(zip(layers, k_pools, v_pools, strict=True))
         ))  # fmt: skip
@@ -126,8 +127,8 @@ class NativeDecodeStack:
         """One decode step of every layer (``check_step`` first; the cos/sin buffers must
         hold the step's rows)."""
         self.check_step(step)
-        status = self._fn(self._calls, self._n, step._ref, self._failed_ref)
+        status = self._fn(self._calls, self._n, step.ref, self._failed_ref)
         if status != 0:
             i = self._failed.value
-            error = _error(status, step, self._k_pools[i])
+            error = status_error(status, step, self._k_pools[i])
             raise type(error)(f"layer {i}: {error}")

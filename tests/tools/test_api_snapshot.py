@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tttv2.testing.harness import api_snapshot, find_breaking_changes, resolve_package
+from api_snapshot import api_snapshot, find_breaking_changes, resolve_package
 
 PYPROJECT = """\
 [project]

@@ -1,0 +1,195 @@
+"""The ``decode_layers`` kernel op: every decoder layer of a decode step in one backend call.
+
+A decode step of a small model is mostly dispatch around the weight reads; a backend that
+can run whole layers (one native call on a CPU; a CUDA graph or a ttnn trace elsewhere)
+registers this op and the blocks hand it the layers. The contract, device-independent:
+
+1. A decoder layer describes itself as a :class:`DecodeLayer` (its weights, its numbers
+   and the rotary table that serves its cos/sin rows); in tttv2-blocks
+   ``DecoderLayer.decode_weights()`` returns one, or the reason the layer cannot be run
+   this way.
+2. ``kernel = get_kernel("decode_layers", device)`` is a :class:`DecodeLayersKernel`:
+   ``kernel.unavailable()`` says why it cannot run on this process at all (``None``: it
+   can), and ``kernel(layers, k_pools, v_pools)`` binds the layers to one cache's pools
+   and returns a :class:`DecodeLayersProgram`, or raises :class:`DecodeLayersUnsupported`
+   naming what it cannot take (a dtype, an activation, a layout).
+3. ``program(hidden, positions, slot_mapping, block_tables, seq_lens, max_seq_len)`` runs
+   every layer, in order, on ``hidden [rows, width]`` in place and writes each layer's new
+   keys and values into its pools; ``program.blocker()`` says why a pass cannot run now
+   (autograd recording, torch.compile tracing); ``program.max_rows`` is the most rows a
+   call serves.
+
+The generic ``torch`` backend's kernel is :data:`NO_DECODE_LAYERS` (always unavailable:
+blocks run the layers op by op); ``torch-cpu`` registers the native one
+(:mod:`tttv2.hw.kernels.native.decode_layers`). A backend for another device registers
+its own with :func:`~tttv2.hw.kernels.register_kernel` (``"decode_layers"``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+import torch
+
+from tttv2.core.errors import TTTv2Error
+
+SIGNATURE = (
+    "kernel(layers: [DecodeLayer], k_pools, v_pools) -> DecodeLayersProgram; "
+    "program(hidden [rows,width] in place, positions, slot_mapping, block_tables, seq_lens, max_seq_len)"
+)
+
+
+class DecodeLayersUnsupported(TTTv2Error, ValueError):
+    """The ``decode_layers`` kernel cannot run these layers (the message says why)."""
+
+
+@dataclass(frozen=True)
+class DecodeLayerWeights:
+    """One layer's tensors in Hugging Face layout (``weight [out, in]``); biases may be None.
+    ``qkv_weight`` rows are ``[q (H*D); k (Hkv*D); v (Hkv*D)]``, ``gate_up_weight`` rows
+    ``[gate (I); up (I)]``. Projection weights and biases share one dtype."""
+
+    attn_norm: torch.Tensor
+    qkv_weight: torch.Tensor
+    qkv_bias: torch.Tensor | None
+    o_weight: torch.Tensor
+    o_bias: torch.Tensor | None
+    ffn_norm: torch.Tensor
+    gate_up_weight: torch.Tensor
+    gate_up_bias: torch.Tensor | None
+    down_weight: torch.Tensor
+    down_bias: torch.Tensor | None
+
+
+@dataclass(frozen=True)
+class DecodeLayerShape:
+    """The numbers of the layer: heads, rotary width (0: no rotation), the gated
+    activation (by its spec name), norm epsilons and unit offsets, attention scale,
+    soft-cap and window (``None``: none)."""
+
+    num_heads: int
+    num_kv_heads: int
+    head_dim: int
+    rotary_dim: int
+    interleaved: bool
+    activation: str
+    attn_norm_eps: float
+    ffn_norm_eps: float
+    attn_norm_unit_offset: bool
+    ffn_norm_unit_offset: bool
+    scale: float
+    softcap: float | None
+    sliding_window: int | None
+
+
+@runtime_checkable
+class RotaryRows(Protocol):
+    """What serves a layer's cos/sin rows: layers whose ``spec`` is equal share one pair of
+    row buffers, filled once per step by ``cos_sin_into`` (tttv2-blocks' ``RotaryEmbedding``)."""
+
+    spec: Hashable
+
+    def cos_sin_into(
+        self, positions: torch.Tensor, cos_out: torch.Tensor, sin_out: torch.Tensor, seq_len: int
+    ) -> None: ...
+
+
+@dataclass(frozen=True)
+class DecodeLayer:
+    """What a pre-norm decoder layer hands the ``decode_layers`` op::
+
+        h += o_proj(paged_attention(rope(q), rope(k) and v written at slot_mapping))
+             with q, k, v = qkv_proj(rms_norm(h))
+        h += down_proj(act(gate) * up) with gate, up = gate_up_proj(rms_norm(h))
+
+    ``rotary`` is None for a layer without rotation (``shape.rotary_dim == 0``)."""
+
+    weights: DecodeLayerWeights
+    shape: DecodeLayerShape
+    rotary: RotaryRows | None
+
+
+class DecodeLayersProgram(Protocol):
+    """Layers bound to one cache's pools by a ``decode_layers`` kernel (see the module docstring)."""
+
+    max_rows: int
+
+    def blocker(self) -> str | None: ...
+
+    def __call__(
+        self,
+        hidden: torch.Tensor,
+        positions: torch.Tensor,
+        slot_mapping: torch.Tensor,
+        block_tables: torch.Tensor,
+        seq_lens: torch.Tensor,
+        max_seq_len: int,
+    ) -> None: ...
+
+
+class DecodeLayersKernel(Protocol):
+    """The registered ``decode_layers`` kernel (see the module docstring)."""
+
+    def unavailable(self) -> str | None: ...
+
+    def __call__(
+        self,
+        layers: Sequence[DecodeLayer],
+        k_pools: Sequence[torch.Tensor],
+        v_pools: Sequence[torch.Tensor],
+    ) -> DecodeLayersProgram: ...
+
+
+class NoDecodeLayers:
+    """The kernel of backends without one: unavailable, so the layers run op by op."""
+
+    def unavailable(self) -> str | None:
+        return "no decode_layers kernel for this device (layers run op by op)"
+
+    def __call__(
+        self,
+        layers: Sequence[DecodeLayer],
+        k_pools: Sequence[torch.Tensor],
+        v_pools: Sequence[torch.Tensor],
+    ) -> DecodeLayersProgram:
+        raise DecodeLayersUnsupported(str(self.unavailable()))
+
+
+NO_DECODE_LAYERS = NoDecodeLayers()
+
+
+@dataclass(frozen=True)
+class DecodeChoice:
+    """How a device runs DECODE passes by tttv2-hw's knobs and registry: ``kind`` is
+    ``"compiled"``, ``"fused"`` or ``"eager"``, ``reason`` says why, ``fuse`` whether the
+    ``decode_layers`` kernel is usable (``kernel``; a compiled path falls back to it for
+    larger batches)."""
+
+    kind: str
+    reason: str
+    fuse: bool
+    kernel: DecodeLayersKernel | None
+
+
+def choose_decode_path(
+    device: torch.device | str | None,
+    *,
+    compile: bool,
+    fuse: bool,
+    kernel: DecodeLayersKernel,
+) -> DecodeChoice:
+    """The decode path for ``device`` given whether to compile and to fuse (tttv2-hw's
+    ``compile`` and ``fuse_decode_layers`` knobs, or the caller's choice) and the
+    registry's ``decode_layers`` kernel for the device. One rule for the stack
+    (``TransformerStack.decode_path``) and for ``tttv2 hw``."""
+    reason = "fuse_decode_layers is off"
+    if fuse:
+        reason = kernel.unavailable() or ""
+        fuse = not reason
+        reason = reason or "tttv2-hw's decode_layers kernel runs the layers in one call where they qualify"
+    if compile:
+        beyond = "fused" if fuse else "eager"
+        return DecodeChoice("compiled", f"torch.compile of the whole step ({beyond} beyond its batch)", fuse, kernel)
+    return DecodeChoice("fused" if fuse else "eager", reason, fuse, kernel)
