@@ -1,4 +1,4 @@
-"""Generation through ``tttv2.core.runtime`` with a loaded model, against transformers:
+"""Generation through ``tttv2.serve.runtime`` with a loaded model, against transformers:
 seeded sampling is reproducible and draws only tokens transformers ranks in its top k;
 EOS, length and context limits stop where they should; streamed text is the tokenizer's
 decoding; requests joining and leaving a continuous batch produce transformers' greedy
@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-from tttv2.core.runtime import LLMEngine, SamplingParams, StopConditions
+from tttv2.serve.runtime import LLMEngine, SamplingParams, StopConditions
 from tttv2.testing.hf import reference_outputs
 from tttv2.testing.model_kit.running import engine_for, generate, prompt
 

@@ -10,7 +10,7 @@ import torch
 
 from tttv2.core.kv_blocks import KVBlockManager
 from tttv2.core.modes import ExecutionMode
-from tttv2.core.runtime import LLMEngine, SamplingParams, StopConditions
+from tttv2.serve.runtime import LLMEngine, SamplingParams, StopConditions
 
 BLOCK_SIZE = 16
 
