@@ -135,6 +135,9 @@ def load_weights(
     or split it into several parameters. ``dtype`` casts floating-point
     parameters as they are loaded (others keep the dtype they have in the module). Raises
     :class:`WeightMismatchError` before copying anything if the names or shapes disagree.
+    When the detected device's model parameters name a precision preset (the ``tt:*``
+    profiles do), the loaded weights are then held in its formats
+    (:func:`~tttv2.blocks.weights.precision.apply_device_precision`).
     """
     plan, skipped = _plan(module, checkpoint, rename)
     targets = loadable_tensors(module)
@@ -153,6 +156,9 @@ def load_weights(
         done += checkpoint.tensors[name].nbytes
         if progress is not None:
             progress(name, done, total)
+    from tttv2.blocks.weights.precision import apply_device_precision  # noqa: PLC0415
+
+    apply_device_precision(module)  # the device's precision preset (tt:* profiles), if any
     return LoadReport(tuple(loaded), tuple(skipped), done)
 
 

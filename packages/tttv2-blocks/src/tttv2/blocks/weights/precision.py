@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections import Counter
 
 import torch
+from tttv2.hw import DeviceConfig, get_optimal_params
 from tttv2.hw.precision import PrecisionPolicy, get_precision_policy, round_trip_weight
 
 from tttv2.blocks.building_blocks.embedding import TokenEmbedding
@@ -73,3 +74,11 @@ def apply_precision_policy(
             weight.copy_(round_trip_weight(weight.detach(), fmt, matmul=matmul))
             counts[fmt] += 1
     return dict(counts)
+
+
+def apply_device_precision(model: torch.nn.Module, device: DeviceConfig | None = None) -> dict[str, int]:
+    """:func:`apply_precision_policy` with the preset ``device`` (default: the detected or
+    forced one) names in its model parameters' ``precision`` (the ``tt:*`` profiles:
+    ``performance``; any profile through a params override); nothing when it names none."""
+    name = getattr(get_optimal_params("model", "decode", device=device), "precision", None)
+    return {} if name is None else apply_precision_policy(model, name)

@@ -51,7 +51,10 @@ class PrecisionPolicyError(ValueError):
 
 
 def _check(what: str, value: str, valid: tuple[str, ...]) -> str:
-    name = dtype_name(value) if value not in MANTISSA_BITS else value
+    try:
+        name = value if value in MANTISSA_BITS else dtype_name(value)
+    except (UnknownNameError, TypeError):
+        name = None
     if name not in valid:
         raise PrecisionPolicyError(f"{what}={value!r} is not one of {', '.join(valid)}")
     return name
