@@ -11,8 +11,8 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from tttv2.core.errors import UnknownNameError
 
+from tttv2.core.errors import UnknownNameError
 from tttv2.hw import DeviceConfig
 from tttv2.hw.precision import (
     PRESETS,

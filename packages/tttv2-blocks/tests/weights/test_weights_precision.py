@@ -7,13 +7,13 @@ from __future__ import annotations
 import pytest
 import torch
 from safetensors.torch import save_file
-from tttv2.core.specs import EmbeddingSpec, LMHeadSpec
-from tttv2.hw import DeviceConfig
-from tttv2.hw.precision import round_trip_weight
 
 from tttv2.blocks import LMHead, TokenEmbedding
 from tttv2.blocks.weights import SafetensorsCheckpoint, apply_precision_policy, load_weights
 from tttv2.blocks.weights.precision import apply_device_precision, weight_roles
+from tttv2.core.specs import EmbeddingSpec, LMHeadSpec
+from tttv2.hw import DeviceConfig
+from tttv2.hw.precision import round_trip_weight
 
 
 class Block(torch.nn.Module):

@@ -19,11 +19,11 @@ from __future__ import annotations
 from collections import Counter
 
 import torch
-from tttv2.hw import DeviceConfig, get_optimal_params
-from tttv2.hw.precision import PrecisionPolicy, get_precision_policy, round_trip_weight
 
 from tttv2.blocks.building_blocks.embedding import TokenEmbedding
 from tttv2.blocks.building_blocks.lm_head import LMHead
+from tttv2.hw import DeviceConfig, get_optimal_params
+from tttv2.hw.precision import PrecisionPolicy, get_precision_policy, round_trip_weight
 
 LINEAR_ROLES = {
     "q_proj": "wqkv",

@@ -8,7 +8,6 @@ import math
 from pathlib import Path
 
 import torch
-from tttv2.hw.precision import PRESETS
 
 from tttv2.cli import options
 from tttv2.cli.comparison import Thresholds, compare
@@ -17,6 +16,7 @@ from tttv2.cli.hardware import apply_num_threads, device_config
 from tttv2.cli.kv_pool import plan_kv_pool
 from tttv2.cli.loading import DTYPES, load, resolve_device
 from tttv2.cli.progress import progress_enabled
+from tttv2.hw.precision import PRESETS
 
 #: Input when the checkpoint has a tokenizer (real text gives real models peaked logits).
 VALIDATION_TEXT = (

@@ -30,6 +30,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+
 from tttv2.core.errors import UnknownNameError
 
 TILE = 32

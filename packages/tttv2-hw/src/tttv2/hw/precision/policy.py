@@ -34,8 +34,8 @@ from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 
 import torch
-from tttv2.core.errors import UnknownNameError
 
+from tttv2.core.errors import UnknownNameError
 from tttv2.hw.dtypes import dtype_name
 from tttv2.hw.precision.block_float import MANTISSA_BITS, block_float_round_trip, packed_bytes
 

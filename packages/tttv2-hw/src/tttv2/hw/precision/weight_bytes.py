@@ -10,7 +10,6 @@ embedding row-major bf16, the head bfloat8_b tiles).
 from __future__ import annotations
 
 from tttv2.core.specs import FeedForwardSpec, ModelSpec, MoESpec
-
 from tttv2.hw.memory.param_count import count_params
 from tttv2.hw.precision.policy import PrecisionPolicy, format_bytes
 
