@@ -70,7 +70,8 @@ def test_spec_file_gives_a_memory_plan(tmp_path, capsys):
     plan = json.loads(capsys.readouterr().out)["memory_plan"]
     assert plan["weight_bytes"] == 16_060_522_496 and plan["kv_bytes_per_token"] == 131_072
     assert plan["memory_bytes"] == 24 * 10**9
-    assert main(["--profile", "tt:N150", "--spec", str(f), "--memory-gb", "8"]) == 2
+    # tt profiles count the performance preset packed: 7.15 GB of weights for Llama-3.1-8B
+    assert main(["--profile", "tt:N150", "--spec", str(f), "--memory-gb", "7"]) == 2
     assert "model weights need" in capsys.readouterr().err
 
 

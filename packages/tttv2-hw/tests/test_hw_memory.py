@@ -62,11 +62,29 @@ def test_weights_that_do_not_fit_name_the_sizes():
 def test_tenstorrent_block_float_weights_and_kv():
     """bfloat8_b stores 1088 bytes per 1024 values (one shared exponent per 16)."""
     device = DeviceConfig.auto_detect("tt:N300")
-    plan = plan_memory(llama31_8b(), device=device, reserve_bytes=GB)
+    plan = plan_memory(llama31_8b(), device=device, reserve_bytes=GB, weight_dtype="bfloat8_b")
     assert plan.weight_dtype == "bfloat8_b" and plan.block_size == 32
     assert plan.weight_bytes == -(-8_030_261_248 * 1088 // 1024)
     assert plan.kv_bytes_per_token == 131_072 // 2 * 1088 // 1024
     assert plan.memory_bytes == 2 * 12 * 2**30
+
+
+def test_tenstorrent_profile_counts_the_performance_preset_packed():
+    """tt profiles select the ``performance`` preset: bfloat4_b w1/w3 (576 B per 32x32
+    tile), bfloat8_b wqkv/wo/w2/lm_head (1088 B per tile), bf16 embedding and norms.
+    Llama-3.1-8B by hand: per layer wqkv 4096x6144 = 24576 tiles, wo 16384 tiles,
+    w1 and w3 57344 tiles each, w2 57344 tiles, two norms of 4096; embedding and untied
+    head 128256x4096 (head 128 x 4008 tiles)."""
+    device = DeviceConfig.auto_detect("tt:N300")
+    plan = plan_memory(llama31_8b(), device=device, reserve_bytes=GB)
+    assert plan.weight_dtype == "precision performance"
+    layer = (24576 + 16384 + 57344) * 1088 + 2 * 57344 * 576 + 2 * 4096 * 2
+    expected = 32 * layer + 128256 * 4096 * 2 + 128 * 4008 * 1088 + 4096 * 2
+    assert plan.weight_bytes == expected
+    bfp8_everywhere = plan_memory(
+        llama31_8b(), device=device, reserve_bytes=GB, weight_dtype="bfloat8_b"
+    ).weight_bytes
+    assert plan.weight_bytes < bfp8_everywhere
 
 
 def test_sliding_window_and_tied_models_plan_on_cpu():

@@ -33,10 +33,12 @@ from tttv2.blocks.weights.loading import (
 )
 from tttv2.blocks.weights.packing import pack_weights
 from tttv2.blocks.weights.placement import Placement
+from tttv2.blocks.weights.precision import apply_precision_policy
 from tttv2.blocks.weights.renaming import RenameRules, Split, transpose
 from tttv2.blocks.weights.safetensors_header import TensorInfo, read_header
 
 __all__ = [
+    "apply_precision_policy",
     "DTYPES",
     "FLOAT_DTYPES",
     "INDEX_FILE",

@@ -139,6 +139,9 @@ def load_weights(
     ``check_finite``: raise :class:`NonFiniteWeightError` naming the first tensor holding
     NaN or infinity, checked on each tensor as it is read (one pass over data already in
     memory; the module is then partly loaded and should be dropped).
+    When the detected device's model parameters name a precision preset (the ``tt:*``
+    profiles do), the loaded weights are then held in its formats
+    (:func:`~tttv2.blocks.weights.precision.apply_device_precision`).
     """
     plan, skipped = _plan(module, checkpoint, rename)
     targets = loadable_tensors(module)
@@ -159,6 +162,9 @@ def load_weights(
         done += checkpoint.tensors[name].nbytes
         if progress is not None:
             progress(name, done, total)
+    from tttv2.blocks.weights.precision import apply_device_precision  # noqa: PLC0415
+
+    apply_device_precision(module)  # the device's precision preset (tt:* profiles), if any
     return LoadReport(tuple(loaded), tuple(skipped), done)
 
 

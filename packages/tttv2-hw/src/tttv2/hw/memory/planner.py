@@ -125,6 +125,7 @@ def plan_memory(
     context_len: int | None = None,
     reserve_bytes: int | None = None,
     runtime_fraction: float = DEFAULT_RUNTIME_FRACTION,
+    precision: str | None = None,
 ) -> MemoryPlan:
     """Plan ``spec`` on ``device`` (detected when None).
 
@@ -133,6 +134,9 @@ def plan_memory(
     block size from the ``kv_cache`` op's decode parameters (what tttv2-blocks' paged cache
     reads, so one override moves both). ``context_len`` defaults to ``spec.max_seq_len``. Raises
     :class:`MemoryPlanError` naming the sizes when the weights and the reserve do not fit.
+    ``precision`` (default: the model decode parameters' ``precision`` unless
+    ``weight_dtype`` is passed) counts each weight in its preset's format, packed
+    (:func:`tttv2.hw.precision.weight_bytes.policy_weight_bytes`), instead of ``weight_dtype``.
     """
     if device is None:
         from tttv2.hw.device.config import DeviceConfig as Detected
@@ -152,7 +156,17 @@ def plan_memory(
         raise ValueError(f"plan_memory: reserve_bytes={reserve_bytes} must be >= 0")
 
     params = count_params(spec)
-    weights = math.ceil(params.total * dtype_bytes(w_dtype))
+    policy_name = precision
+    if policy_name is None and weight_dtype is None:
+        policy_name = getattr(decode, "precision", None)
+    if policy_name is not None:
+        from tttv2.hw.precision.policy import get_precision_policy
+        from tttv2.hw.precision.weight_bytes import policy_weight_bytes
+
+        weights = policy_weight_bytes(spec, get_precision_policy(policy_name))
+        w_dtype = f"precision {policy_name}"
+    else:
+        weights = math.ceil(params.total * dtype_bytes(w_dtype))
     if reserve_bytes is None:
         act = activation_bytes(
             spec,

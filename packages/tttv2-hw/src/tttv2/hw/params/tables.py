@@ -16,7 +16,8 @@ Where the figures come from:
   (gpt-fast, vLLM); graph capture needs static shapes, so MoE decode runs dense.
 * Tenstorrent: figures cited in :mod:`tttv2.hw.device.tenstorrent` (block size 32, decode
   batch 32, prefill row cut-off per architecture; bfloat8_b weights and KV cache as in
-  tt-transformers' performance mode); decode is captured as a ttnn trace.
+  tt-transformers' performance mode, the ``performance`` precision preset: bfloat4_b FFN
+  w1/w3, see :mod:`tttv2.hw.precision.policy`); decode is captured as a ttnn trace.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ BASE: dict[str, Any] = {
     "layout": "paged",
     "decode_batch_size": 8,
     "fuse_decode_layers": True,
+    "precision": None,
 }
 
 DEFAULT_RULES: list[tuple[Selector, dict[str, Any]]] = [
@@ -76,6 +78,7 @@ DEFAULT_RULES: list[tuple[Selector, dict[str, Any]]] = [
             "prefill_chunk_size": 4096,
             "prefill_row_chunk": "$prefill_len_cutoff",
             "decode_batch_size": 32,
+            "precision": "performance",
         },
     ),
     (("tt", "long_context", "*"), {"prefill_chunk_size": 2048}),

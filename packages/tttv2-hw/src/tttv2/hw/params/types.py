@@ -142,6 +142,7 @@ class ModelParams(OpParams):
     attention_kernel: str
     decode_batch_size: int
     fuse_decode_layers: bool = True
+    precision: str | None = None
 
 
 #: Operation name -> its parameter class.
@@ -165,4 +166,5 @@ KNOB_CHOICES: dict[str, tuple[Any, ...] | None] = {
     "attention_kernel": ("sdpa", "math", "paged_decode"),
     "expert_dispatch": ("sorted", "dense"),
     "layout": ("paged", "contiguous"),
+    "precision": ("bf16", "accuracy", "performance", "int8"),
 }
