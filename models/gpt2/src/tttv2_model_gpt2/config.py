@@ -37,7 +37,7 @@ def model_spec(config: Mapping[str, Any]) -> ModelSpec:
     """The spec of the model a GPT-2 ``config.json`` describes."""
     cfg = HFConfig(config, OWNER)
     hidden, vocab, heads = cfg.int("n_embd"), cfg.int("vocab_size"), cfg.int("n_head")
-    head_dim, positions = cfg.head_dim("n_embd", "n_head"), cfg.int("n_positions", 1024)
+    head_dim, positions = hidden // heads, cfg.int("n_positions", 1024)  # no head_dim key
     norm = NormSpec(dim=hidden, norm_type="layer", eps=cfg.float("layer_norm_epsilon", 1e-5, positive=True), bias=True)
     ffn = FeedForwardSpec(
         hidden_dim=hidden, intermediate_dim=cfg.int("n_inner", None) or 4 * hidden, gated=False, bias=True,
