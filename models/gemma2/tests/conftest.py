@@ -15,8 +15,8 @@ BASE: dict[str, Any] = {"initializer_range": 0.3, "max_position_embeddings": 256
 VARIANTS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
     # name: (config overrides, build_tiny_checkpoint keyword arguments). Two layers: layer 0
     # local (window 8, shorter than every prompt), layer 1 global, unless layer_types says.
-    "gemma2-softcaps-window": (
-        {"tie_word_embeddings": True, "sliding_window": 8, "query_pre_attn_scalar": 32, "initializer_range": 0.1,
+    "untied-softcaps-window": (
+        {"tie_word_embeddings": False, "sliding_window": 8, "query_pre_attn_scalar": 32, "initializer_range": 0.1,
          "attn_logit_softcapping": 4.0, "final_logit_softcapping": 15.0},
         {},
     ),  # fmt: skip
@@ -48,6 +48,6 @@ def variant(request: pytest.FixtureRequest, build):
 
 @pytest.fixture(scope="session")
 def trained(build, cache_dir):
-    """``(folder, token ids)``: the gemma2-softcaps-window variant trained to memorise 64 tokens."""
-    overrides, kwargs = VARIANTS["gemma2-softcaps-window"]
+    """``(folder, token ids)``: the untied-softcaps-window variant trained to memorise 64 tokens."""
+    overrides, kwargs = VARIANTS["untied-softcaps-window"]
     return trained_checkpoint(build(overrides, **kwargs), cache_dir)

@@ -14,16 +14,16 @@ BASE: dict[str, Any] = {"initializer_range": 0.3, "max_position_embeddings": 256
 
 VARIANTS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
     # name: (config overrides, build_tiny_checkpoint keyword arguments)
-    "gemma3-qknorm-two-ropes": (
-        {"tie_word_embeddings": True, "num_hidden_layers": 3, "sliding_window_pattern": 3,
+    "untied-qknorm-two-ropes": (
+        {"tie_word_embeddings": False, "num_hidden_layers": 3, "sliding_window_pattern": 3,
          "sliding_window": 8, "query_pre_attn_scalar": 24, "rope_parameters": {
              "full_attention": {"rope_type": "linear", "factor": 4.0, "rope_theta": 1_000_000.0},
              "sliding_attention": {"rope_type": "default", "rope_theta": 100.0}}},
         {},
     ),  # fmt: skip
-    "untied-layer-types-softcaps-sharded": (
+    "layer-types-softcaps-sharded": (
         {"layer_types": ["full_attention", "sliding_attention"], "sliding_window": 6,
-         "attn_logit_softcapping": 4.0, "final_logit_softcapping": 8.0, "tie_word_embeddings": False,
+         "attn_logit_softcapping": 4.0, "final_logit_softcapping": 30.0, "tie_word_embeddings": False, "initializer_range": 0.1,
          "rope_parameters": {"full_attention": {"rope_type": "default", "rope_theta": 5000.0},
                              "sliding_attention": {"rope_type": "default", "rope_theta": 50.0}}},
         {"max_shard_size": "40KB"},
@@ -50,6 +50,6 @@ def variant(request: pytest.FixtureRequest, build):
 
 @pytest.fixture(scope="session")
 def trained(build, cache_dir):
-    """``(folder, token ids)``: the gemma3-softcaps-window variant trained to memorise 64 tokens."""
-    overrides, kwargs = VARIANTS["gemma3-qknorm-two-ropes"]
+    """``(folder, token ids)``: the untied-qknorm-two-ropes variant trained to memorise 64 tokens."""
+    overrides, kwargs = VARIANTS["untied-qknorm-two-ropes"]
     return trained_checkpoint(build(overrides, **kwargs), cache_dir)
