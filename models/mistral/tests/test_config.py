@@ -24,6 +24,13 @@ def test_every_layer_gets_the_window_and_one_covering_the_context_is_none(window
     assert [layer.attention.sliding_window for layer in spec.layers] == [expected] * 3
 
 
+def test_an_absent_window_is_mistralconfigs_default():
+    from transformers import MistralConfig
+
+    config = BASE | {"max_position_embeddings": 32768}
+    assert {layer.attention.sliding_window for layer in model_spec(config).layers} == {MistralConfig().sliding_window}
+
+
 class Recording(dict):
     read: set[str] = set()
 

@@ -1,8 +1,7 @@
 """Mistral ``config.json`` (transformers' ``MistralConfig``) -> :class:`ModelSpec`.
 
-Llama's layout with GQA and one ``sliding_window`` for every layer (``null`` or absent in
-the file: full attention; transformers' default 4096 applies only to a config object built
-in code, ``save_pretrained`` always writes the key). A window at least as long as the
+Llama's layout with GQA and one ``sliding_window`` for every layer (``null``: full attention;
+absent: ``MistralConfig``'s default, 4096). A window at least as long as the
 context attends to everything, so it maps to no window. ``layer_types`` is ignored, as
 transformers' Mistral ignores it (it warns and applies ``sliding_window`` everywhere).
 """
@@ -23,6 +22,7 @@ from tttv2.core.specs import (
     NormSpec,
 )
 
+DEFAULT_WINDOW = 4096  # MistralConfig's sliding_window when the file has none
 OWNER = "MistralConfig"
 
 
@@ -32,7 +32,7 @@ def model_spec(config: Mapping[str, Any]) -> ModelSpec:
     hidden, vocab, heads = cfg.int("hidden_size"), cfg.int("vocab_size"), cfg.int("num_attention_heads")
     head_dim, max_pos = cfg.head_dim(), cfg.int("max_position_embeddings", 131072)
     norm = NormSpec(dim=hidden, norm_type="rms", eps=cfg.float("rms_norm_eps", 1e-6, positive=True))
-    window = read_sliding_window(cfg)
+    window = read_sliding_window(cfg) if "sliding_window" in cfg.data else DEFAULT_WINDOW
     attention = AttentionSpec(
         hidden_dim=hidden, num_heads=heads, num_kv_heads=cfg.int("num_key_value_heads", heads),
         head_dim=head_dim, max_seq_len=max_pos, rope=read_rope(cfg, head_dim, max_pos),

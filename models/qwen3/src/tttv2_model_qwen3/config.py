@@ -34,12 +34,15 @@ from tttv2.core.specs import (
     NormSpec,
 )
 
+DEFAULT_WINDOW = 4096  # Qwen2Config / Qwen3Config's sliding_window when the file has none
 OWNER = "Qwen3Config"
 
 
 def layer_windows(cfg: HFConfig, num_layers: int, max_pos: int) -> tuple[int | None, ...]:
     """Each layer's sliding window (``None``: full attention), as ``Qwen3Config`` sets them."""
-    window = read_sliding_window(cfg) if cfg.bool("use_sliding_window", False) else None
+    window = None
+    if cfg.bool("use_sliding_window", False):  # absent sliding_window: the class default, 4096
+        window = read_sliding_window(cfg) if "sliding_window" in cfg.data else DEFAULT_WINDOW
     first = cfg.int("max_window_layers", 28, minimum=0)
     derived = [SLIDING if window is not None and i >= first else FULL for i in range(num_layers)]
     types = read_layer_types(cfg, num_layers, derived)
