@@ -1,5 +1,6 @@
-"""Tiny random MistralForCausalLM checkpoints (tttv2.testing.hf), built once per session and
-shared by xdist workers, and the variants every comparison runs on."""
+"""Tiny random Mistral checkpoints (tttv2.testing.hf), built once per session and shared by
+xdist workers, and the variants every comparison runs on. Every windowed variant's window
+is shorter than the test prompts (24 to 96 tokens) and than a 16-token cache block."""
 
 from __future__ import annotations
 
@@ -13,12 +14,10 @@ from tttv2.testing.model_kit import checkpoint_builder, shared_cache_dir, traine
 BASE: dict[str, Any] = {"initializer_range": 0.3, "max_position_embeddings": 256}
 
 VARIANTS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
-    # name: (config overrides, build_tiny_checkpoint keyword arguments); add the variants
-    # this architecture's config allows (RoPE scalings, biases, windows, ...)
-    "untied": ({"tie_word_embeddings": False}, {}),
-    "tied": ({"tie_word_embeddings": True}, {}),
-    "sharded": ({}, {"max_shard_size": "40KB"}),
-    "window-8": ({"sliding_window": 8}, {}),  # shorter than the 24-token prompt
+    # name: (config overrides, build_tiny_checkpoint keyword arguments)
+    "window-7-gqa": ({"sliding_window": 7, "num_key_value_heads": 2}, {}),
+    "window-null-tied": ({"sliding_window": None, "tie_word_embeddings": True}, {}),
+    "window-12-mqa-sharded": ({"sliding_window": 12, "num_key_value_heads": 1}, {"max_shard_size": "40KB"}),
 }
 
 
@@ -40,7 +39,12 @@ def variant(request: pytest.FixtureRequest, build):
 
 
 @pytest.fixture(scope="session")
-def trained(build, cache_dir):
-    """``(folder, token ids)``: the untied variant trained to memorise 64 tokens."""
-    overrides, kwargs = VARIANTS["untied"]
-    return trained_checkpoint(build(overrides, **kwargs), cache_dir)
+def windowed(build):
+    overrides, kwargs = VARIANTS["window-7-gqa"]
+    return build(overrides, **kwargs)
+
+
+@pytest.fixture(scope="session")
+def trained(windowed, cache_dir):
+    """``(folder, token ids)``: the window-7 variant trained to memorise 64 tokens."""
+    return trained_checkpoint(windowed, cache_dir)

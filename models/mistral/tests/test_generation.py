@@ -1,6 +1,6 @@
-"""Generation through tttv2.core.runtime's engine with MistralForCausalLM (tttv2.testing.model_kit):
-seeded sampling, top-k membership under transformers, stop conditions, streamed text, and
-continuous batching against transformers run on each prompt alone."""
+"""Generation through tttv2.core.runtime's engine with Mistral (tttv2.testing.model_kit):
+the entry point, seeded sampling, top-k membership under transformers, stop conditions and
+streamed text."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from tttv2_model_mistral import load
 
 from tttv2.core.model_plugins import find_model_plugin
 from tttv2.testing.model_kit import (
-    check_continuous_batching,
     check_sampled_tokens_in_reference_top_k,
     check_seeded_sampling,
     check_stops,
@@ -18,9 +17,8 @@ from tttv2.testing.model_kit import (
 
 
 @pytest.fixture(scope="module")
-def tiny(build):
-    ck = build({"tie_word_embeddings": True})
-    return ck, load(ck.path)
+def tiny(windowed):
+    return windowed, load(windowed.path)
 
 
 def test_the_entry_point_is_this_plugin():
@@ -35,8 +33,3 @@ def test_sampling_stops_and_streaming(tiny):
     check_sampled_tokens_in_reference_top_k(loaded, ck)
     check_stops(loaded, ck.vocab_size)
     check_streamed_text(loaded, ck.vocab_size)
-
-
-def test_continuous_batching_matches_transformers_alone(build):
-    ck = build()
-    check_continuous_batching(load(ck.path), ck)

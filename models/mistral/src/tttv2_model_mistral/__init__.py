@@ -1,17 +1,8 @@
-"""TTTv2 model project mistral.
+"""Mistral (MistralForCausalLM: Mistral 7B v0.1-v0.3, Mistral-Nemo-style explicit head_dim) for TTTv2: Hugging Face checkpoints as the library's ``TransformerStack``, composed
+from released tttv2 blocks. Registered as the ``tttv2.models`` plugin ``MistralForCausalLM``."""
 
-Compose the model from released tttv2 building blocks (`tttv2.blocks`) here. Keep
-model-specific numbers (scale factors, eps, offsets) in this package; nothing model-specific
-goes into the libraries.
+from tttv2_model_mistral.config import model_spec
+from tttv2_model_mistral.plugin import ARCHITECTURE, load
+from tttv2_model_mistral.weights import rename_rules
 
-This package is the model plugin for MistralForCausalLM (entry point in group `tttv2.models` ->
-`plugin.py`, whose `load` is tttv2.blocks.weights.load_hf_checkpoint with `config.py`'s
-mapping and `weights.py`'s tensor names).
-"""
-
-ARCHITECTURE = "MistralForCausalLM"
-"""Hugging Face architecture name served by this package (config.json "architectures")."""
-
-from tttv2_model_mistral.plugin import load  # noqa: E402
-
-__all__ = ["ARCHITECTURE", "load"]
+__all__ = ["ARCHITECTURE", "load", "model_spec", "rename_rules"]

@@ -1,10 +1,9 @@
-"""MistralForCausalLM ``config.json`` (transformers' ``MistralConfig``) -> :class:`ModelSpec`.
+"""Mistral ``config.json`` (transformers' ``MistralConfig``) -> :class:`ModelSpec`.
 
-Written by tools/new_model.py from the fields ``MistralConfig`` declares: the ones
-``tttv2.blocks.hf_config`` knows are read below; decide each one in ``TODO`` (read it here
-if transformers' MistralForCausalLM uses it, or move it to ``IGNORED``), then empty ``TODO``.
-Read only keys transformers honours for this architecture: a key it ignores must not
-change our output (list the keys read in README.md).
+Llama's layout with GQA and one ``sliding_window`` for every layer (``null``: full attention;
+absent: ``MistralConfig``'s default, 4096). A window at least as long as the
+context attends to everything, so it maps to no window. ``layer_types`` is ignored, as
+transformers' Mistral ignores it (it warns and applies ``sliding_window`` everywhere).
 """
 
 from __future__ import annotations
@@ -23,43 +22,24 @@ from tttv2.core.specs import (
     NormSpec,
 )
 
+DEFAULT_WINDOW = 4096  # MistralConfig's sliding_window when the file has none
 OWNER = "MistralConfig"
-
-#: Declared by MistralConfig and not read yet: map each below, or move it to IGNORED.
-TODO: tuple[str, ...] = ()
-#: Declared by MistralConfig; no effect on inference output.
-IGNORED: tuple[str, ...] = ("initializer_range", "use_cache", "pad_token_id", "attention_dropout")
 
 
 def model_spec(config: Mapping[str, Any]) -> ModelSpec:
-    """The spec of the model a MistralForCausalLM ``config.json`` describes."""
-    if TODO:
-        raise NotImplementedError(f"{OWNER} -> ModelSpec: decide {', '.join(TODO)} (see config.py)")
+    """The spec of the model a Mistral ``config.json`` describes."""
     cfg = HFConfig(config, OWNER)
-    hidden, vocab = cfg.int("hidden_size"), cfg.int("vocab_size")
-    heads = cfg.int("num_attention_heads")
-    head_dim = cfg.head_dim()
-    max_pos = cfg.int("max_position_embeddings", 131072)
-    norm = NormSpec(dim=hidden, norm_type="rms", eps=cfg.float("rms_norm_eps", 1e-06, positive=True))
-    window = read_sliding_window(cfg)  # keys within the window, itself included, as transformers
-    window = window if window is not None and window < max_pos else None  # else: no limit
-    rope = read_rope(cfg, head_dim, max_pos, partial_rotary=False, default_theta=10000.0)
+    hidden, vocab, heads = cfg.int("hidden_size"), cfg.int("vocab_size"), cfg.int("num_attention_heads")
+    head_dim, max_pos = cfg.head_dim(), cfg.int("max_position_embeddings", 131072)
+    norm = NormSpec(dim=hidden, norm_type="rms", eps=cfg.float("rms_norm_eps", 1e-6, positive=True))
+    window = read_sliding_window(cfg) if "sliding_window" in cfg.data else DEFAULT_WINDOW
     attention = AttentionSpec(
-        hidden_dim=hidden,
-        num_heads=heads,
-        num_kv_heads=cfg.int("num_key_value_heads", heads),
-        head_dim=head_dim,
-        qkv_bias=False,
-        out_bias=False,
-        max_seq_len=max_pos,
-        rope=rope,
-        sliding_window=window,
-    )
+        hidden_dim=hidden, num_heads=heads, num_kv_heads=cfg.int("num_key_value_heads", heads),
+        head_dim=head_dim, max_seq_len=max_pos, rope=read_rope(cfg, head_dim, max_pos),
+        sliding_window=window if window is not None and window < max_pos else None,
+    )  # fmt: skip
     ffn = FeedForwardSpec(
-        hidden_dim=hidden,
-        intermediate_dim=cfg.int("intermediate_size"),
-        activation=read_activation(cfg, "hidden_act", 'silu'),
-        bias=False,
+        hidden_dim=hidden, intermediate_dim=cfg.int("intermediate_size"), activation=read_activation(cfg)
     )
     layer = DecoderLayerSpec(attention=attention, ffn=ffn, attn_norm=norm, ffn_norm=norm)
     return ModelSpec(

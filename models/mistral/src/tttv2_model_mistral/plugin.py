@@ -1,6 +1,6 @@
-"""The ``tttv2.models`` plugin for ``MistralForCausalLM`` checkpoints: the library's checkpoint
-loader (``tttv2.blocks.weights.load_hf_checkpoint``) with this model's config mapping and
-tensor names; the model is the library's ``TransformerStack``."""
+"""The ``tttv2.models`` plugin for ``MistralForCausalLM`` checkpoints: the library's
+checkpoint loader (``tttv2.blocks.weights.load_hf_checkpoint``) with Mistral's config
+mapping and tensor names; the model is the library's ``TransformerStack``."""
 
 from __future__ import annotations
 

@@ -1,13 +1,13 @@
-"""Hugging Face MistralForCausalLM tensor names -> :class:`tttv2.blocks.TransformerStack`
-parameter names. Written by tools/new_model.py from the names transformers'
-MistralForCausalLM has on the meta device; a ``TODO.`` target is a name the scaffold could not
-map (loading reports it as unexpected until it is mapped, or set to ``None`` to skip it
-on purpose)."""
+"""Hugging Face Mistral tensor names -> :class:`tttv2.blocks.TransformerStack` parameter
+names. Mistral stores q/k/v and gate/up separately, without biases, so every tensor copies
+1:1."""
 
 from __future__ import annotations
 
 from tttv2.blocks.weights import RenameRules
 from tttv2.core.specs import ModelSpec
+
+LAYER = r"model\.layers\.(\d+)\."
 
 
 def rename_rules(spec: ModelSpec) -> RenameRules:
@@ -15,17 +15,12 @@ def rename_rules(spec: ModelSpec) -> RenameRules:
     and ignores a stored ``lm_head.weight``, as transformers does."""
     return RenameRules(
         [
-            (r"model\.embed_tokens\.weight", r"embedding.weight"),
-            (r"model\.layers\.(\d+)\.self_attn\.q_proj\.(weight|bias)", r"layers.\1.attention.q_proj.\2"),
-            (r"model\.layers\.(\d+)\.self_attn\.k_proj\.(weight|bias)", r"layers.\1.attention.k_proj.\2"),
-            (r"model\.layers\.(\d+)\.self_attn\.v_proj\.(weight|bias)", r"layers.\1.attention.v_proj.\2"),
-            (r"model\.layers\.(\d+)\.self_attn\.o_proj\.(weight|bias)", r"layers.\1.attention.o_proj.\2"),
-            (r"model\.layers\.(\d+)\.mlp\.gate_proj\.(weight|bias)", r"layers.\1.ffn.gate_proj.\2"),
-            (r"model\.layers\.(\d+)\.mlp\.up_proj\.(weight|bias)", r"layers.\1.ffn.up_proj.\2"),
-            (r"model\.layers\.(\d+)\.mlp\.down_proj\.(weight|bias)", r"layers.\1.ffn.down_proj.\2"),
-            (r"model\.layers\.(\d+)\.input_layernorm\.(weight|bias)", r"layers.\1.attn_norm.\2"),
-            (r"model\.layers\.(\d+)\.post_attention_layernorm\.(weight|bias)", r"layers.\1.ffn_norm.\2"),
-            (r"model\.norm\.weight", r"final_norm.weight"),
+            (r"model\.embed_tokens\.weight", "embedding.weight"),
+            (LAYER + r"input_layernorm\.weight", r"layers.\1.attn_norm.weight"),
+            (LAYER + r"self_attn\.([qkvo])_proj\.weight", r"layers.\1.attention.\2_proj.weight"),
+            (LAYER + r"post_attention_layernorm\.weight", r"layers.\1.ffn_norm.weight"),
+            (LAYER + r"mlp\.(gate|up|down)_proj\.weight", r"layers.\1.ffn.\2_proj.weight"),
+            (r"model\.norm\.weight", "final_norm.weight"),
             (r"lm_head\.weight", None if spec.lm_head.tied else "lm_head.weight"),
             (r".*\.rotary_emb\.inv_freq", None),  # recomputed from the config
         ]
