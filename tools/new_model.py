@@ -77,6 +77,13 @@ def render(dest: Path, values: dict[str, str], with_kit: bool) -> None:
         out.write_text(Template(tmpl.read_text()).substitute(values))
 
 
+def default_theta(config_class: type) -> float:
+    """The config class's default RoPE base, or 10000.0 where it declares none or declares
+    several (Gemma 3's ``{"global": ..., "local": ...}``: the model's config.py reads both)."""
+    theta = getattr(config_class, "default_theta", 10000.0)
+    return float(theta) if isinstance(theta, int | float) else 10000.0
+
+
 def scaffold(repo_root: Path, name: str, architecture: str | None) -> Path:
     if not NAME_RE.match(name):
         raise ToolError(
@@ -180,7 +187,7 @@ def kit_values(architecture: str, testing_series: str) -> dict[str, str]:
         "eps_default": default("rms_norm_eps"),
         "act_default": default("hidden_act"),
         "partial": str("partial_rotary_factor" in fields),
-        "theta": repr(float(getattr(config_class, "default_theta", 10000.0))),
+        "theta": repr(default_theta(config_class)),
         "kv_heads": 'cfg.int("num_key_value_heads", heads)' if "num_key_value_heads" in fields else "heads",
         "attention_bias": read("attention_bias", "bool", "False"),
         "mlp_bias": read("mlp_bias", "bool", "False"),
