@@ -69,7 +69,9 @@ def test_block_size_follows_tttv2_hw(capsys, tiny_llama, engines, monkeypatch, t
         assert engines[-1] == (blocks, block), (profile, params)
         assert record["kv_cache"] == {"block_size": block, "num_blocks": blocks}
         generated.append(record["generated_ids"])
-    assert generated[0] == generated[1] == generated[2] and len(generated[0]) == 20
+    # The block size alone never changes the numbers. (The tt profile also holds the weights
+    # in its precision preset's block-float formats, so its tokens are not comparable.)
+    assert generated[0] == generated[1] and len(generated[0]) == 20 == len(generated[2])
 
 
 def small_device(spec, kv_blocks: int) -> DeviceConfig:

@@ -11,6 +11,7 @@ import sys
 
 import torch
 
+import tttv2.cli.batch_generation as batch_generation
 import tttv2.cli.generation as generation
 from tttv2.cli.main import main
 
@@ -50,7 +51,9 @@ def test_threads_apply_to_the_job_only(capsys, tiny_llama, tmp_path, monkeypatch
             during.append(torch.get_num_threads())
             super().__init__(*args, **kwargs)
 
+    # generate builds its engine in one of two places (the JSON record or the text stream)
     monkeypatch.setattr(generation, "LLMEngine", Recording)
+    monkeypatch.setattr(batch_generation, "LLMEngine", Recording)
     before = torch.get_num_threads()
     argv = ["generate", "--checkpoint", str(tiny_llama.path), "--prompt-ids", "1,2", "--max-new-tokens", "2"]
     assert main(argv) == 0, capsys.readouterr().err

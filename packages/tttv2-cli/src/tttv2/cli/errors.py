@@ -17,8 +17,15 @@ import os
 import sys
 
 from tttv2.core.errors import InputError, TTTv2Error
+from tttv2.serve.runtime.errors import RequestFailedError
 
 EXIT_BAD_INPUT = 2
+EXIT_FAILED = 1
+
+#: A request the engine ended with an error (NaN logits from NaN weights the user allowed,
+#: a model that raised on its pass): not bad input and not a bug of the command, so one line
+#: and exit status 1.
+REQUEST_FAILED_ERRORS: tuple[type[BaseException], ...] = (RequestFailedError,)
 
 #: The exception types reported as bad input: one base, raised by every validator
 #: (the runtime's request errors included).
@@ -36,9 +43,9 @@ def one_line(exc: BaseException) -> str:
     return text or type(exc).__name__
 
 
-def report(prog: str, exc: BaseException) -> int:
-    """Print ``exc`` as one line for ``prog`` and return the exit status."""
+def report(prog: str, exc: BaseException, status: int = EXIT_BAD_INPUT) -> int:
+    """Print ``exc`` as one line for ``prog`` and return ``status``."""
     if os.environ.get("TTTV2_DEBUG"):
         raise exc
     print(f"{prog}: error: {one_line(exc)}", file=sys.stderr)
-    return EXIT_BAD_INPUT
+    return status

@@ -9,7 +9,14 @@ from collections.abc import Sequence
 import torch
 
 from tttv2.cli.commands import VERBS
-from tttv2.cli.errors import BAD_INPUT_ERRORS, EXIT_BAD_INPUT, UsageError, report
+from tttv2.cli.errors import (
+    BAD_INPUT_ERRORS,
+    EXIT_BAD_INPUT,
+    EXIT_FAILED,
+    REQUEST_FAILED_ERRORS,
+    UsageError,
+    report,
+)
 
 
 class Parser(argparse.ArgumentParser):
@@ -26,7 +33,9 @@ def build_parser() -> Parser:
         epilog=(
             "Exit status: 0 success; 2 bad input (a one-line 'tttv2 VERB: error: ...' on stderr: "
             "checkpoint, config, request or option validation failed); 1 validate found a "
-            "mismatch, or an internal error (a bug: the traceback is printed); 130 interrupted. "
+            "mismatch, a request failed in the engine (one line, e.g. NaN logits from "
+            "--allow-nonfinite-weights), or an internal error (a bug: the traceback is printed); "
+            "130 interrupted. "
             "TTTV2_DEBUG=1 prints the traceback of bad input too."
         ),
     )
@@ -59,6 +68,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(VERBS[args.command].run(args) or 0)
     except BAD_INPUT_ERRORS as exc:
         return report(f"tttv2 {args.command}", exc)
+    except REQUEST_FAILED_ERRORS as exc:
+        return report(f"tttv2 {args.command}", exc, EXIT_FAILED)
     except KeyboardInterrupt:
         print(f"tttv2 {args.command}: interrupted", file=sys.stderr)
         return 130
