@@ -28,6 +28,9 @@ from workspace import REPO_ROOT, ToolError, main_guard, run
 from wheelhouse import DEFAULT_OUT, ensure
 
 LIBRARIES = ("tttv2-core", "tttv2-hw", "tttv2-blocks", "tttv2-testing")
+#: Released packages the pinned libraries depend on (not pinned by the model, but its lock
+#: resolves them from the wheelhouse too): tttv2-testing's model kit drives tttv2-serve's engine.
+DEPENDENCIES = ("tttv2-serve",)
 TEMPLATE = Path(__file__).resolve().parent / "model_template"
 NAME_RE = re.compile(r"^[a-z][a-z0-9]*(?:[_-][a-z0-9]+)*$")
 ARCH_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -103,7 +106,13 @@ def scaffold(repo_root: Path, name: str, architecture: str | None) -> Path:
         if release is None:
             raise ToolError(f"{lib} has never been released; release it first (tools/release.py)")
         releases.append(release)
-    ensure(repo_root, releases, DEFAULT_OUT)
+    needed = list(releases)
+    for lib in DEPENDENCIES:
+        release = last_release(repo_root, lib)
+        if release is None:
+            raise ToolError(f"{lib} has never been released; release it first (tools/release.py)")
+        needed.append(release)
+    ensure(repo_root, needed, DEFAULT_OUT)
     module = "tttv2_model_" + name.replace("-", "_")
     arch = f'"{architecture}"' if architecture else "None"
     series = {r.package: ".".join(r.version.split(".")[:2]) + ".*" for r in releases}
