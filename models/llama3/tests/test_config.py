@@ -4,6 +4,8 @@ every scaling rule (old ``rope_scaling`` + ``rope_theta`` files and transformers
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 from tttv2_llama3 import model_spec, rope_spec
@@ -114,13 +116,13 @@ def hf_frequencies(config: dict, seq_len: int | None) -> tuple[torch.Tensor, flo
 @pytest.mark.parametrize("layout", ["rope_scaling", "rope_parameters"])
 @pytest.mark.parametrize("name", sorted(SCALINGS))
 def test_rope_frequencies_equal_transformers(name, layout):
-    scaling = SCALINGS[name]
+    # transformers writes "rope_type" into the dict it is given: each config gets its own copy,
+    # or the outcome would depend on which case ran first in this worker.
+    scaling = copy.deepcopy(SCALINGS[name])
     if layout == "rope_scaling":
         config = BASE | {"rope_theta": 250000.0} | ({"rope_scaling": scaling} if scaling else {})
     else:
-        config = BASE | {
-            "rope_parameters": {"rope_type": "default", **(scaling or {}), "rope_theta": 250000.0}
-        }
+        config = BASE | {"rope_parameters": (scaling or {"rope_type": "default"}) | {"rope_theta": 250000.0}}
     spec = rope_spec(config, head_dim=16)
     assert spec.theta == 250000.0 and spec.scaling == name
     for seq_len in (None, 1000):  # dynamic NTK changes past max_position_embeddings
