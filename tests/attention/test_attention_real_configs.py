@@ -3,9 +3,10 @@
 For each configuration a one-layer ``transformers`` model (real attention shapes; tiny
 vocabulary and MLP, which are not under test) runs a 12-token prompt with the eager
 attention implementation; hooks capture its attention layer's input and output. The
-TTTv2 ``Attention`` built from the equivalent ``AttentionSpec`` and the same weights (Hugging
-Face layout, copied 1:1; GPT-2's fused Conv1D split and transposed as its loader would)
-must reproduce that output through a paged KV cache: prefill of 8 tokens then 4 decode
+TTTv2 ``Attention`` built from the ``AttentionSpec`` the family's model project maps the
+config to, with the weights its rename rules give (``families``: one mapping per
+architecture, e.g. GPT-2's fused Conv1D split and transposed by ``models/gpt2``), must
+reproduce that output through a paged KV cache: prefill of 8 tokens then 4 decode
 steps, and chunked prefill (LONG_CONTEXT) of the whole prompt.
 """
 
@@ -17,9 +18,10 @@ from dataclasses import dataclass
 import pytest
 import torch
 import transformers
+from families import layer_state, model_spec, our_state
 
 from tttv2.blocks import Attention, PagedKVCache
-from tttv2.core import AttentionSpec, MultiModeStrategy, RopeSpec
+from tttv2.core import MultiModeStrategy
 
 PROMPT = 12
 PREFILL = 8
@@ -36,23 +38,6 @@ class Case:
     name: str
     make_model: Callable[[], torch.nn.Module]
     attention: Callable[[torch.nn.Module], torch.nn.Module]  # the model's attention layer
-    spec: AttentionSpec
-    weights: Callable[[torch.nn.Module], dict[str, torch.Tensor]]  # HF layout, our names
-
-
-def same_names(attn: torch.nn.Module) -> dict[str, torch.Tensor]:
-    return dict(attn.state_dict())
-
-
-def gpt2_weights(attn: torch.nn.Module) -> dict[str, torch.Tensor]:
-    """GPT-2 stores q, k, v fused in a Conv1D (``[in, out]``); split and transpose."""
-    q, k, v = attn.c_attn.weight.T.chunk(3, dim=0)
-    qb, kb, vb = attn.c_attn.bias.chunk(3)
-    return {
-        "q_proj.weight": q, "k_proj.weight": k, "v_proj.weight": v,
-        "q_proj.bias": qb, "k_proj.bias": kb, "v_proj.bias": vb,
-        "o_proj.weight": attn.c_proj.weight.T, "o_proj.bias": attn.c_proj.bias,
-    }  # fmt: skip
 
 
 LLAMA31_ROPE = {
@@ -76,16 +61,6 @@ def mistral(window: int) -> Case:
             )
         ),  # fmt: skip
         lambda m: m.model.layers[0].self_attn,
-        AttentionSpec(
-            hidden_dim=4096,
-            num_heads=32,
-            num_kv_heads=8,
-            head_dim=128,
-            sliding_window=window,
-            max_seq_len=32768,
-            rope=RopeSpec(head_dim=128, theta=10000.0, max_position=32768),
-        ),  # fmt: skip
-        same_names,
     )
 
 
@@ -104,24 +79,6 @@ CASES = [
             )
         ),  # fmt: skip
         lambda m: m.model.layers[0].self_attn,
-        AttentionSpec(
-            hidden_dim=4096,
-            num_heads=32,
-            num_kv_heads=8,
-            head_dim=128,
-            max_seq_len=131072,
-            rope=RopeSpec(
-                head_dim=128,
-                theta=500000.0,
-                max_position=131072,
-                scaling="llama3",
-                factor=8.0,
-                original_max_position=8192,
-                low_freq_factor=1.0,
-                high_freq_factor=4.0,
-            ),
-        ),  # fmt: skip
-        same_names,
     ),
     mistral(4096),
     mistral(5),  # Mistral-7B shapes with a window shorter than the prompt: HF's window semantics
@@ -138,8 +95,6 @@ CASES = [
             )
         ),  # fmt: skip
         lambda m: m.transformer.h[0].attn,
-        AttentionSpec(hidden_dim=768, num_heads=12, qkv_bias=True, out_bias=True, max_seq_len=1024),
-        gpt2_weights,
     ),
     Case(
         "qwen3-0.6b",
@@ -156,17 +111,6 @@ CASES = [
             )
         ),  # fmt: skip
         lambda m: m.model.layers[0].self_attn,
-        AttentionSpec(
-            hidden_dim=1024,
-            num_heads=16,
-            num_kv_heads=8,
-            head_dim=128,
-            qk_norm=True,
-            qk_norm_eps=1e-6,
-            max_seq_len=40960,
-            rope=RopeSpec(head_dim=128, theta=1000000.0, max_position=40960),
-        ),  # fmt: skip
-        same_names,
     ),
     Case(
         "gemma-2-2b",  # logit soft-capping, scale from query_pre_attn_scalar, sliding layer
@@ -185,18 +129,6 @@ CASES = [
             )
         ),  # fmt: skip
         lambda m: m.model.layers[0].self_attn,
-        AttentionSpec(
-            hidden_dim=2304,
-            num_heads=8,
-            num_kv_heads=4,
-            head_dim=256,
-            scale=256**-0.5,
-            logit_softcap=50.0,
-            sliding_window=4096,
-            max_seq_len=8192,
-            rope=RopeSpec(head_dim=256, theta=10000.0, max_position=8192),
-        ),  # fmt: skip
-        same_names,
     ),
     Case(
         "gemma-3-1b",  # QK-norm scaled by (1 + weight): Gemma 3 stores weight - 1
@@ -214,25 +146,12 @@ CASES = [
             )
         ),  # fmt: skip
         lambda m: m.model.layers[0].self_attn,
-        AttentionSpec(
-            hidden_dim=1152,
-            num_heads=4,
-            num_kv_heads=1,
-            head_dim=256,
-            qk_norm=True,
-            qk_norm_eps=1e-6,
-            qk_norm_unit_offset=True,
-            scale=256**-0.5,
-            max_seq_len=32768,
-            rope=RopeSpec(head_dim=256, theta=1000000.0, max_position=32768),
-        ),  # fmt: skip
-        same_names,
     ),
 ]
 
 
 def hf_attention_io(case: Case) -> tuple[torch.nn.Module, torch.Tensor, torch.Tensor]:
-    """The HF model's attention layer, and its input and output ``[PROMPT, hidden]``."""
+    """The HF model, and its attention layer's input and output ``[PROMPT, hidden]``."""
     torch.manual_seed(0)
     model = case.make_model().eval()
     attn = case.attention(model)
@@ -252,7 +171,7 @@ def hf_attention_io(case: Case) -> tuple[torch.nn.Module, torch.Tensor, torch.Te
     with torch.no_grad():
         model(torch.randint(0, 128, (1, PROMPT), generator=torch.Generator().manual_seed(1)))
     handle.remove()
-    return attn, seen["x"], seen["y"]
+    return model, seen["x"], seen["y"]
 
 
 def run(block: Attention, x: torch.Tensor, schedule: list[tuple[str, int]]) -> torch.Tensor:
@@ -270,9 +189,11 @@ def run(block: Attention, x: torch.Tensor, schedule: list[tuple[str, int]]) -> t
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_attention_matches_transformers_at_real_configs(case: Case) -> None:
-    hf_attn, x, want = hf_attention_io(case)
-    block = Attention(case.spec, execution_strategy=MultiModeStrategy(chunk_size=5))
-    missing, unexpected = block.load_state_dict(case.weights(hf_attn), strict=True)
+    hf, x, want = hf_attention_io(case)
+    spec = model_spec(hf)
+    block = Attention(spec.layers[0].attention, execution_strategy=MultiModeStrategy(chunk_size=5))
+    weights = layer_state(our_state(hf, spec), "layers.0.attention.")
+    missing, unexpected = block.load_state_dict(weights, strict=True)
     assert not missing and not unexpected
     scale = max(1.0, want.abs().max().item())
 

@@ -1,5 +1,6 @@
 """One decoder layer at real model sizes (plus a small vocabulary) against Hugging Face,
-weights shared or copied across: Llama-3.1-8B (GQA 32/8, SwiGLU 14336, llama3 RoPE),
+weights shared or copied across (Llama and Gemma 2 through their model projects' mappings,
+``families``; Phi-2, which has no project, through the rules below): Llama-3.1-8B (GQA 32/8, SwiGLU 14336, llama3 RoPE),
 Gemma-2-2B (sandwich norms with unit offset, GeGLU 9216, head_dim 256, soft-caps, scaled
 embedding, tied head) and Phi-2 (parallel attention + MLP, partial rotary 32 of 80, biases).
 
@@ -8,9 +9,9 @@ must match HF run on the whole sequence."""
 
 from __future__ import annotations
 
-import re
-
 import torch
+from families import hf_state, model_spec, our_state
+from hf_layer_comparison import rename
 from transformers import (
     Gemma2Config,
     Gemma2ForCausalLM,
@@ -36,23 +37,6 @@ from tttv2.core import (
 )
 
 VOCAB, MAX_LEN = 256, 128
-LLAMA_RULES = [
-    (r"embedding\.weight", "model.embed_tokens.weight"),
-    (r"layers\.(\d+)\.attention\.(\w+)\.(weight|bias)", r"model.layers.\1.self_attn.\2.\3"),
-    (r"layers\.(\d+)\.ffn\.(\w+)\.weight", r"model.layers.\1.mlp.\2.weight"),
-    (r"layers\.(\d+)\.attn_norm\.weight", r"model.layers.\1.input_layernorm.weight"),
-    (r"layers\.(\d+)\.ffn_norm\.weight", r"model.layers.\1.post_attention_layernorm.weight"),
-    (r"final_norm\.weight", "model.norm.weight"),
-    (r"lm_head\.weight", "lm_head.weight"),
-]
-
-
-def _rename(state: dict[str, torch.Tensor], rules: list[tuple[str, str]]) -> dict[str, torch.Tensor]:
-    out = {}
-    for name, tensor in state.items():
-        target = next(re.sub(p, t, name) for p, t in rules if re.fullmatch(p, name))
-        out[target] = tensor
-    return out
 
 
 def _compare(stack: TransformerStack, hf: torch.nn.Module, tol: float = 1e-4) -> None:
@@ -75,10 +59,7 @@ def _compare(stack: TransformerStack, hf: torch.nn.Module, tol: float = 1e-4) ->
 
 
 def test_llama31_8b_layer_equals_hugging_face() -> None:
-    """The spec is models/llama3's mapping of the config (one mapping per architecture:
-    the model project's, installed in the workspace environment)."""
-    from tttv2_llama3 import model_spec
-
+    """Spec and tensor names are models/llama3's (``families``)."""
     torch.manual_seed(0)
     config = LlamaConfig(
         vocab_size=VOCAB, hidden_size=4096, intermediate_size=14336, num_hidden_layers=1, num_attention_heads=32,
@@ -86,22 +67,23 @@ def test_llama31_8b_layer_equals_hugging_face() -> None:
         rope_parameters={"rope_type": "llama3", "rope_theta": 500000.0, "factor": 8.0, "low_freq_factor": 1.0,
                          "high_freq_factor": 4.0, "original_max_position_embeddings": 8192},
     )
-    spec = model_spec(config.to_dict())
+    with torch.device("meta"):  # HF shares our tensors: the 8B layer is held once
+        hf = LlamaForCausalLM(config)
+    spec = model_spec(hf)
     assert spec.layers[0].attention.rope.scaling == "llama3" and spec.layers[0].attention.num_kv_heads == 8
     stack = TransformerStack(spec.replace(max_seq_len=MAX_LEN))
     with torch.no_grad():
         for name, p in stack.named_parameters():
             if "norm" in name:
                 p.normal_(1.0, 0.1)
-    with torch.device("meta"):  # HF shares our tensors: the 8B layer is held once
-        hf = LlamaForCausalLM(config)
-    hf.load_state_dict(_rename(stack.state_dict(), LLAMA_RULES), strict=True, assign=True)
+    hf.load_state_dict(hf_state(hf, spec, stack.state_dict()), strict=True, assign=True)
     hf.model.rotary_emb = LlamaRotaryEmbedding(config)  # its buffers are not in the state dict
     assert not any(t.is_meta for t in [*hf.parameters(), *hf.buffers()])
     _compare(stack, hf.eval())
 
 
 def test_gemma2_2b_layer_equals_hugging_face() -> None:
+    """Spec and tensor names are models/gemma2's (``families``)."""
     torch.manual_seed(0)
     config = Gemma2Config(
         vocab_size=VOCAB, hidden_size=2304, intermediate_size=9216, num_hidden_layers=1, num_attention_heads=8,
@@ -114,25 +96,12 @@ def test_gemma2_2b_layer_equals_hugging_face() -> None:
         for name, p in hf.named_parameters():
             if "norm" in name:
                 p.normal_(0.0, 0.3)
-    norm = NormSpec(dim=2304, eps=1e-6, unit_offset=True)
-    attention = AttentionSpec(hidden_dim=2304, num_heads=8, num_kv_heads=4, head_dim=256, scale=256**-0.5,
-                              logit_softcap=50.0, sliding_window=4096 if config.layer_types[0] == "sliding_attention" else None,
-                              max_seq_len=8192, rope=RopeSpec(head_dim=256, max_position=8192))
-    layer = DecoderLayerSpec(attention=attention, ffn=FeedForwardSpec(hidden_dim=2304, intermediate_dim=9216, activation="gelu_tanh"),
-                             attn_norm=norm, post_attn_norm=norm, ffn_norm=norm, post_ffn_norm=norm)
-    spec = ModelSpec(embedding=EmbeddingSpec(vocab_size=VOCAB, hidden_dim=2304, scale=2304**0.5), layers=(layer,),
-                     final_norm=norm, lm_head=LMHeadSpec(hidden_dim=2304, vocab_size=VOCAB, tied=True, final_logit_softcap=30.0),
-                     max_seq_len=MAX_LEN)
-    stack = TransformerStack(spec)
-    rules = [
-        (r"layers\.(\d+)\.post_attn_norm\.weight", r"model.layers.\1.post_attention_layernorm.weight"),
-        (r"layers\.(\d+)\.ffn_norm\.weight", r"model.layers.\1.pre_feedforward_layernorm.weight"),
-        (r"layers\.(\d+)\.post_ffn_norm\.weight", r"model.layers.\1.post_feedforward_layernorm.weight"),
-        *LLAMA_RULES,
-    ]
-    hf_state = hf.state_dict()
-    names = {ours: hf_name for hf_name, ours in _rename({n: n for n in stack.state_dict()}, rules).items()}
-    stack.load_state_dict({ours: hf_state[hf_name] for ours, hf_name in names.items()})
+    spec = model_spec(hf)
+    layer = spec.layers[0]
+    assert layer.attention.logit_softcap == 50.0 and layer.post_ffn_norm is not None
+    assert spec.lm_head.final_logit_softcap == 30.0 and spec.embedding.scale == 2304**0.5
+    stack = TransformerStack(spec.replace(max_seq_len=MAX_LEN))
+    stack.load_state_dict(our_state(hf, spec), strict=True)
     assert stack.lm_head.weight is stack.embedding.weight
     _compare(stack, hf)
 
@@ -168,6 +137,6 @@ def test_phi2_parallel_layer_equals_hugging_face() -> None:
         (r"lm_head\.(weight|bias)", r"lm_head.\1"),
     ]
     hf_state = hf.state_dict()
-    names = {ours: hf_name for hf_name, ours in _rename({n: n for n in stack.state_dict()}, rules).items()}
+    names = {ours: hf_name for hf_name, ours in rename({n: n for n in stack.state_dict()}, rules).items()}
     stack.load_state_dict({ours: hf_state[hf_name] for ours, hf_name in names.items()})
     _compare(stack, hf)
