@@ -73,3 +73,21 @@ def naive_rotary(x, cos, sin, interleaved=False):
                 out[t, h, a_idx] = a * c - b * s
                 out[t, h, b_idx] = b * c + a * s
     return out
+
+
+def full_mask_prefill(q, k, v, scale, window=None, softcap=None):
+    """fp64 attention with the whole ``[Sq, Sk]`` causal/window mask, as tttv2-hw computed
+    windowed prefill before it worked in blocks (query ``i`` at position ``Sk - Sq + i``)."""
+    B, H, Sq, D = q.shape
+    Hkv, Sk = k.shape[1], k.shape[2]
+    kk = k.double().repeat_interleave(H // Hkv, dim=1)
+    vv = v.double().repeat_interleave(H // Hkv, dim=1)
+    q_pos = torch.arange(Sk - Sq, Sk).unsqueeze(1)
+    k_pos = torch.arange(Sk).unsqueeze(0)
+    allowed = k_pos <= q_pos
+    if window is not None:
+        allowed &= k_pos > q_pos - window
+    scores = q.double() @ kk.transpose(-1, -2) * scale
+    if softcap is not None:
+        scores = torch.tanh(scores / softcap) * softcap
+    return torch.softmax(scores.masked_fill(~allowed, float("-inf")), dim=-1) @ vv

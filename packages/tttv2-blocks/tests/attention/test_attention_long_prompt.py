@@ -1,19 +1,19 @@
-"""LONG_CONTEXT keeps peak memory bounded: a 32k-token prompt with a 4096-token sliding
-window, prefilled in chunks of 512.
+"""A 32k-token prompt with a 4096-token sliding window prefills within a memory bound that
+grows with ``S x window``, never ``S**2``: in chunks of 512 (LONG_CONTEXT) and in one shot
+(PREFILL).
 
-One-shot PREFILL of this spec (``Sq == Sk`` with a window shorter than the prompt) builds
-the ``[S, S]`` boolean window mask (1 GiB at 32k) and, since a masked SDPA runs the math
-path on CPU, ``[H, S, S]`` fp32 scores (4 GiB per head): about ``5 * S**2`` bytes.
-:func:`test_one_shot_prefill_of_a_windowed_prompt_holds_s_by_s_state` measures that at an
-eighth of the length (where it is ~80 MiB, not 5 GiB). Chunked prefill reads, per chunk,
-only the ``chunk + window`` keys the chunk can see, so it holds ``[chunk, chunk + window]``
-of mask and scores at most: about 30 MiB here.
+Chunked prefill reads, per chunk, only the ``chunk + window`` keys the chunk can see;
+one-shot prefill hands all ``S`` queries to the kernel, which takes them in blocks of at most
+512 rows, each against the ``block + window - 1`` keys its window reaches. Either way the
+attention holds ``[512, 512 + window]`` of mask and scores at most: about 30 MiB here. Before
+tttv2-hw computed windows in blocks, one-shot prefill built the ``[S, S]`` boolean mask
+(1 GiB at 32k) and SDPA's fp32 copy of it (4 GiB).
 
 Peak memory is the process's peak resident memory during the forward (Linux ``VmHWM``,
 reset just before), minus what was resident before (inputs, weights, cache). The bound,
-:data:`BOUND_BYTES`, is twice the chunk working set; one-shot attention needs more than
-twenty times that, so the test fails if chunking is removed or the window is ignored when
-reading the cache (the chunk then reads ``[chunk, S]``: ~130 MiB).
+:data:`BOUND_BYTES`, is twice the chunk working set; the ``[S, S]`` mask alone is 18 times
+that, so the tests fail if either path materialises ``[S, S]`` state or the window is
+ignored when reading the cache (a chunk then reads ``[chunk, S]``: ~130 MiB).
 """
 
 from __future__ import annotations
@@ -99,17 +99,22 @@ def test_32k_prompt_prefills_in_chunks_within_a_memory_bound() -> None:
 
 
 @needs_peak_reset
-def test_one_shot_prefill_of_a_windowed_prompt_holds_s_by_s_state() -> None:
-    """The premise of the bound above, at an eighth of the length: one-shot PREFILL of the
-    same spec holds at least ``S * S`` bytes (the mask), growing with ``S**2``. If this
-    fails, one-shot attention no longer materialises ``[S, S]`` state and the 32k test
-    no longer shows that chunking matters: rework it."""
-    seq, window = SEQ // 8, WINDOW // 8
-    spec, attn, cache = _windowed_attention(seq, window)
-    manager = cache.block_manager(seq)
-    x = torch.randn(seq, spec.hidden_dim)
+def test_32k_prompt_prefills_in_one_shot_within_the_same_bound() -> None:
+    """One-shot PREFILL of the same prompt: the kernel's query blocks keep it under the
+    chunked bound (the whole-mask computation needed ``ONE_SHOT_MASK_BYTES`` and more), and
+    it computes what chunked prefill computes."""
+    spec, attn, cache = _windowed_attention(SEQ, WINDOW)
+    manager = cache.block_manager(SEQ)
+    torch.manual_seed(1)
+    x = torch.randn(SEQ, spec.hidden_dim)
     with torch.inference_mode():
-        meta = manager.prepare([0], [seq], "prefill")
+        meta = manager.prepare([0], [SEQ], "prefill")
         y, peak = _peak_extra_bytes(lambda: attn.run_in_mode("prefill", x, meta, cache.layer(0)))
+        manager.truncate(0, 0)
+        meta = manager.prepare([0], [SEQ], "long_context")
+        chunked = attn.run_in_mode("long_context", x, meta, cache.layer(0))
     assert torch.isfinite(y).all()
-    assert peak >= seq * seq, f"one-shot peak {peak / 2**20:.1f} MiB < [S, S] mask {seq * seq / 2**20:.0f} MiB"
+    assert (y - chunked).abs().max().item() <= 1e-5 * max(1.0, chunked.abs().max().item())
+    assert peak < BOUND_BYTES < ONE_SHOT_MASK_BYTES, (
+        f"one-shot peak extra memory {peak / 2**20:.0f} MiB >= bound {BOUND_BYTES / 2**20:.0f} MiB"
+    )
