@@ -51,11 +51,12 @@ class RankLocalCache:
 
 @dataclass
 class CommunicationStats:
-    """Passes and seconds in collectives (metadata broadcast included) on the leader, per
-    execution mode."""
+    """Passes, seconds in collectives and collective calls (the metadata broadcast
+    included) on the leader, per execution mode."""
 
     passes: int = 0
     seconds: float = 0.0
+    calls: int = 0
 
     @property
     def seconds_per_pass(self) -> float | None:
@@ -90,12 +91,13 @@ class TensorParallelLeader:
         return RankLocalCache(self.model.new_cache(num_blocks, block_size, dtype=dtype))
 
     def forward(self, input_ids: torch.Tensor, meta: BatchMetadata, cache: RankLocalCache) -> torch.Tensor:
-        before = self.mesh.comm_seconds
+        before, calls = self.mesh.comm_seconds, getattr(self.mesh, "comm_calls", 0)
         self._send((PASS, input_ids.cpu(), metadata_on(meta, torch.device("cpu"))))
         logits = call_model(self.model, input_ids, meta, cache.cache)
         stats = self.comm.setdefault(meta.mode, CommunicationStats())
         stats.passes += 1
         stats.seconds += self.mesh.comm_seconds - before
+        stats.calls += getattr(self.mesh, "comm_calls", 0) - calls
         return logits
 
     __call__ = forward
