@@ -21,8 +21,11 @@ load sharded, a bad prompt) comes back as the usual one-line error, exit status 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import inspect
+import io
 import os
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -132,8 +135,11 @@ def run_tensor_parallel(
     return outcome_status(0, outcomes[0])
 
 
-def outcome_status(rank: int, outcome: tuple[str, Any]) -> int:
-    kind, value = outcome
+def outcome_status(rank: int, outcome: tuple[Any, ...]) -> int:
+    kind, value = outcome[0], outcome[1]
+    if len(outcome) > 2 and outcome[2]:  # rank 0's --json output, printed here
+        sys.stdout.write(outcome[2])
+        sys.stdout.flush()
     if kind == "bad_input":
         raise UsageError(value)
     if kind == "failed":
@@ -141,10 +147,12 @@ def outcome_status(rank: int, outcome: tuple[str, Any]) -> int:
     return int(value) if rank == 0 else 0
 
 
-def rank_main(mesh: Any, args: argparse.Namespace, checkpoint: Path, body: Body) -> tuple[str, Any]:
+def rank_main(mesh: Any, args: argparse.Namespace, checkpoint: Path, body: Body) -> tuple[Any, ...]:
     """One rank: load its shard; rank 0 runs ``body``, the others follow. Bad input and
     failed requests come back as ``(kind, one line)`` after every rank has been released;
-    anything else raises (the launcher ends the group and names the rank)."""
+    anything else raises (the launcher ends the group and names the rank). With ``--json``
+    rank 0's standard output comes back too (the launching process prints it: it is the
+    one whose output a caller reads); text streams from rank 0 as it is generated."""
     try:
         loaded = load_rank(mesh, args, checkpoint)
     except InputError as exc:  # every rank sees the same input: none is left waiting
@@ -154,16 +162,16 @@ def rank_main(mesh: Any, args: argparse.Namespace, checkpoint: Path, body: Body)
         return ("ok", 0)
     leader = TensorParallelLeader(loaded.model, mesh)
     loaded.model = leader
-    try:
-        status = body(args, loaded, checkpoint, mesh.device)
-    except InputError as exc:
-        leader.stop()
-        return ("bad_input", one_line(exc))
-    except RequestFailedError as exc:
-        leader.stop()
-        return ("failed", one_line(exc))
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out) if getattr(args, "json", False) else contextlib.nullcontext():
+        try:
+            outcome: tuple[Any, ...] = ("ok", body(args, loaded, checkpoint, mesh.device))
+        except InputError as exc:
+            outcome = ("bad_input", one_line(exc))
+        except RequestFailedError as exc:
+            outcome = ("failed", one_line(exc))
     leader.stop()
-    return ("ok", status)
+    return (*outcome, out.getvalue())
 
 
 def load_rank(mesh: Any, args: argparse.Namespace, checkpoint: Path) -> LoadedModel:
