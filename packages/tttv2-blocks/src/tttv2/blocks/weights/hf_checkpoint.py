@@ -97,7 +97,7 @@ def load_hf_checkpoint(
                     "sharded (only the library's TransformerStack has a sharded form)"
                 )
             sharded = load_sharded_stack(
-                folder, checkpoint.files, spec, rules, mesh,
+                checkpoint.files, spec, rules, mesh,
                 dtype=dtype, device=device, execution_strategy=execution_strategy,
             )  # fmt: skip
             return _loaded(sharded, spec, config, folder, eos, bos)

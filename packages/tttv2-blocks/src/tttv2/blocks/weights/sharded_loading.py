@@ -46,7 +46,6 @@ def shard_rename(rules: RenameRules) -> Callable[[str], str | None]:
 
 
 def load_sharded_stack(
-    folder: str | Path,
     files: list[Path],
     spec: ModelSpec,
     rules: RenameRules,
