@@ -57,3 +57,19 @@ def test_help_explains_tp(verb, capsys):
     assert main([verb, "--help"]) == 0
     text = " ".join(capsys.readouterr().out.split())
     assert "--tp N" in text and "torchrun" in text and "--tp-timeout" in text
+
+
+def test_a_failed_group_is_one_line_exit_1(capsys, monkeypatch, tiny_llama):
+    """What the launcher raises when a rank dies (the engine-level test kills one for real)
+    reaches the user as its first line, without the rank's traceback."""
+    from tttv2.cli.commands import generate
+    from tttv2.hw.mesh import WorkerFailedError
+
+    def dies(*args, **kwargs):
+        raise WorkerFailedError(1, "died (exit code 9)", "Traceback (most recent call last):\n  ...")
+
+    monkeypatch.setattr(generate, "run_tensor_parallel", dies)
+    code = main(["generate", "--checkpoint", str(tiny_llama.path), *GENERATE, "--tp", "2"])
+    out, err = capsys.readouterr()
+    assert code == 1 and out == ""
+    assert err == "tttv2 generate: error: tensor-parallel group failed: rank 1 died (exit code 9)\n"
