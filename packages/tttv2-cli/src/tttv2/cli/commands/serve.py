@@ -144,7 +144,7 @@ def run(args: argparse.Namespace) -> int:
 
 def serve_tensor_parallel(args: argparse.Namespace, sock: socket.socket, checkpoint: Path, device) -> int:
     """Rank 0 (a worker process) serves; the port checked here is handed to it. SIGTERM to
-    this process ends the group like Ctrl-C (rank 0's server is asked to stop first)."""
+    this process ends the group like Ctrl-C (every rank is terminated, then killed)."""
     args.port = sock.getsockname()[1]  # port 0: the one the OS picked
     sock.close()
 
