@@ -72,6 +72,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.compile and (args.tp is not None or tp_size(args) > 1):
+        raise UsageError("--compile cannot be combined with --tp (the split model runs op by op)")
     device = resolve_device(args.device)
     hw = device_config(device)
     apply_num_threads(hw)
@@ -80,11 +82,12 @@ def run(args: argparse.Namespace) -> int:
         args.checkpoint if args.checkpoint is not None else default_checkpoint(show_progress=show)
     )
     if args.tp is not None or tp_size(args) > 1:
-        if args.compile:
-            raise UsageError("--compile cannot be combined with --tp (the split model runs op by op)")
         if tp_size(args) > 1:
             return run_tensor_parallel(args, checkpoint, device, bench_tp_loaded)
-        loaded = load(checkpoint, args.dtype, device, args.strategy, show_progress=show, capture_decode=True)
+        loaded = load(
+            checkpoint, args.dtype, device, args.strategy, show_progress=show, capture_decode=True,
+            allow_nonfinite_weights=args.allow_nonfinite_weights,
+        )  # fmt: skip
         return bench_tp_loaded(args, loaded, checkpoint, device)
     start = time.perf_counter()
     loaded = load(
