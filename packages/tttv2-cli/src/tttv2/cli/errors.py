@@ -17,6 +17,7 @@ import os
 import sys
 
 from tttv2.core.errors import InputError, TTTv2Error
+from tttv2.hw.mesh import WorkerFailedError
 from tttv2.serve.runtime.errors import RequestFailedError
 
 EXIT_BAD_INPUT = 2
@@ -25,7 +26,9 @@ EXIT_FAILED = 1
 #: A request the engine ended with an error (NaN logits from NaN weights the user allowed,
 #: a model that raised on its pass): not bad input and not a bug of the command, so one line
 #: and exit status 1.
-REQUEST_FAILED_ERRORS: tuple[type[BaseException], ...] = (RequestFailedError,)
+#: With --tp: a request failed on rank 0, or a rank raised, died or stopped answering (the
+#: whole group was ended; the line names the rank, TTTV2_DEBUG=1 shows its traceback).
+REQUEST_FAILED_ERRORS: tuple[type[BaseException], ...] = (RequestFailedError, WorkerFailedError)
 
 #: The exception types reported as bad input: one base, raised by every validator
 #: (the runtime's request errors included).
@@ -39,6 +42,8 @@ class UsageError(InputError, TTTv2Error, ValueError):
 def one_line(exc: BaseException) -> str:
     """The exception's message on a single line."""
     text = str(exc) if not isinstance(exc, KeyError) or not exc.args else str(exc.args[0])
+    if isinstance(exc, WorkerFailedError):  # the first line; the rest is the rank's traceback
+        text = text.splitlines()[0] if text else text
     text = " ".join(text.split())
     return text or type(exc).__name__
 

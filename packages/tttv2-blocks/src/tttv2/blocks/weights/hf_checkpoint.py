@@ -29,6 +29,7 @@ from tttv2.blocks.weights.fusion import fuse_projections
 from tttv2.blocks.weights.loading import ProgressCallback, load_weights
 from tttv2.blocks.weights.packing import pack_weights
 from tttv2.blocks.weights.renaming import RenameRules
+from tttv2.blocks.weights.sharded_loading import load_sharded_stack
 from tttv2.core.errors import TTTv2Error
 from tttv2.core.model_plugins import LoadedModel, read_hf_config
 from tttv2.core.specs import ModelSpec
@@ -66,6 +67,7 @@ def load_hf_checkpoint(
     execution_strategy: Any = None,
     allow_nonfinite_weights: bool = False,
     config_name: str = "config.json",
+    mesh: Any = None,
 ) -> LoadedModel:
     """Load a Hugging Face safetensors checkpoint folder into ``model_class(spec, device,
     execution_strategy)`` (default :class:`~tttv2.blocks.TransformerStack`).
@@ -73,6 +75,10 @@ def load_hf_checkpoint(
     ``model_spec(config) -> ModelSpec`` and ``rename_rules(spec) -> RenameRules`` are the
     model's own; ``config_name`` labels config errors (e.g. ``"LlamaConfig"``).
     ``allow_nonfinite_weights``: load tensors holding NaN/inf instead of refusing them.
+    ``mesh`` (a ``tttv2.hw.mesh.DeviceMesh`` of more than one rank): build and load this
+    rank's :class:`~tttv2.blocks.parallel.ShardedTransformerStack` instead, reading only its
+    slices (:mod:`~tttv2.blocks.weights.sharded_loading`); head counts the world size does
+    not divide are refused before any weight is read. A mesh of one loads the whole model.
     Returns the :class:`~tttv2.core.model_plugins.LoadedModel` a ``tttv2.models`` plugin
     returns (eos/bos ids and ``max_context`` from the config and the spec)."""
     folder = Path(checkpoint_dir)
@@ -84,6 +90,17 @@ def load_hf_checkpoint(
         eos, bos = hf.token_ids("eos_token_id"), hf.token_id("bos_token_id")
         rules = rename_rules(spec)
         check_tensor_dtypes(checkpoint, lambda name: rules.placements(name) is not None)
+        if mesh is not None and mesh.world_size > 1:
+            if model_class is not None:
+                raise CheckpointError(
+                    f"tensor parallel: {getattr(model_class, '__name__', model_class)} cannot be "
+                    "sharded (only the library's TransformerStack has a sharded form)"
+                )
+            sharded = load_sharded_stack(
+                checkpoint.files, spec, rules, mesh,
+                dtype=dtype, device=device, execution_strategy=execution_strategy,
+            )  # fmt: skip
+            return _loaded(sharded, spec, config, folder, eos, bos)
         check_sizes(spec, checkpoint, dtype, device, source=folder / "config.json")
         if model_class is None:
             from tttv2.blocks.patterns import TransformerStack
@@ -98,6 +115,12 @@ def load_hf_checkpoint(
     fuse_projections(model)
     pack_weights(model)  # one buffer on huge pages, in the order decode reads it
     model.eval()
+    return _loaded(model, spec, config, folder, eos, bos)
+
+
+def _loaded(
+    model: torch.nn.Module, spec: ModelSpec, config: Mapping[str, Any], folder: Path, eos: Any, bos: Any
+) -> LoadedModel:
     return LoadedModel(
         model=model,
         spec=spec,

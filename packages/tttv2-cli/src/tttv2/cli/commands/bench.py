@@ -20,7 +20,9 @@ from tttv2.cli.loading import DTYPES, load, resolve_device
 from tttv2.cli.measure import stream_bandwidth
 from tttv2.cli.progress import progress_enabled
 from tttv2.cli.roofline import decode_roofline
+from tttv2.cli.tensor_parallel import add_tp_options, run_tensor_parallel, tp_size
 from tttv2.cli.throughput import bench_hf, bench_ours, bench_prompts, load_hf
+from tttv2.cli.tp_bench import bench_tp_loaded
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -54,10 +56,24 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    "decode is usually faster than the compiled one")  # fmt: skip
     p.add_argument("--bandwidth-mib", type=options.int_at_least(1), default=256, metavar="MIB",
                    help="size of the arrays copied to measure memory bandwidth (default: %(default)s)")  # fmt: skip
-    options.add_json(p, "ours, hf, ratio and roofline")
+    add_tp_options(
+        p,
+        timeout_default=300.0,
+        timeout_note=" (a rank that dies is noticed at once: the command prints one line and exits 1)",
+    )
+    p.epilog = (
+        "With --tp N (N >= 1) bench measures only our model, split over N ranks: prefill and decode "
+        "tokens/s, the decode step time and how much of it rank 0 spent in collectives "
+        "(all-reduces, the logits all-gather and the broadcast of the batch description). "
+        "Run --tp 1 beside it on the same host for the baseline (it uses the unsplit model's "
+        "fused decode). transformers and the roofline are not run then."
+    )
+    options.add_json(p, "ours, hf, ratio and roofline (with --tp: one flat record)")
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.compile and (args.tp is not None or tp_size(args) > 1):
+        raise UsageError("--compile cannot be combined with --tp (the split model runs op by op)")
     device = resolve_device(args.device)
     hw = device_config(device)
     apply_num_threads(hw)
@@ -65,6 +81,14 @@ def run(args: argparse.Namespace) -> int:
     checkpoint = (
         args.checkpoint if args.checkpoint is not None else default_checkpoint(show_progress=show)
     )
+    if args.tp is not None or tp_size(args) > 1:
+        if tp_size(args) > 1:
+            return run_tensor_parallel(args, checkpoint, device, bench_tp_loaded)
+        loaded = load(
+            checkpoint, args.dtype, device, args.strategy, show_progress=show, capture_decode=True,
+            allow_nonfinite_weights=args.allow_nonfinite_weights,
+        )  # fmt: skip
+        return bench_tp_loaded(args, loaded, checkpoint, device)
     start = time.perf_counter()
     loaded = load(
         checkpoint, args.dtype, device, args.strategy, show_progress=show, capture_decode=True,

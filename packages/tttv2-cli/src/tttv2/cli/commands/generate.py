@@ -23,6 +23,7 @@ from tttv2.cli.loading import DTYPES, build_native_kernels, load, resolve_device
 from tttv2.cli.output_file import check_output_file
 from tttv2.cli.progress import Bar, progress_enabled
 from tttv2.cli.prompt import DEFAULT_PROMPT, prompt_ids
+from tttv2.cli.tensor_parallel import add_tp_options, run_tensor_parallel, tp_size
 from tttv2.serve.runtime import RequestOutput, SamplingParams
 
 
@@ -106,6 +107,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="random seed for sampling: the same seed gives the same tokens (default: random)",
     )
     options.add_model_options(p)
+    add_tp_options(
+        p,
+        timeout_default=300.0,
+        timeout_note=" (a rank that dies is noticed at once: the command prints one line and exits 1)",
+    )
     options.add_json(
         p,
         "prompt_ids, generated_ids, text, finish_reason, ttft_s, decode_tokens_per_s, kv_cache "
@@ -125,9 +131,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--logits-out takes one prompt; it cannot be combined with --prompts-file")
     if args.logits_out is not None:  # before anything is loaded or computed
         check_output_file(args.logits_out, "--logits-out")
-    sampling = SamplingParams(
-        temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, seed=args.seed
-    )
+    sampling_params(args)  # checked before loading
     device = resolve_device(args.device)
     hw = device_config(device)
     apply_num_threads(hw)
@@ -135,10 +139,26 @@ def run(args: argparse.Namespace) -> int:
     checkpoint = (
         args.checkpoint if args.checkpoint is not None else default_checkpoint(show_progress=show)
     )
+    if tp_size(args) > 1:  # rank 0 runs generate_loaded; the others follow its passes
+        return run_tensor_parallel(args, checkpoint, device, generate_loaded)
     loaded = load(
         checkpoint, args.dtype, device, args.strategy, show_progress=show, capture_decode=True,
         allow_nonfinite_weights=args.allow_nonfinite_weights,
     )
+    return generate_loaded(args, loaded, checkpoint, device)
+
+
+def sampling_params(args: argparse.Namespace) -> SamplingParams:
+    return SamplingParams(
+        temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, seed=args.seed
+    )
+
+
+def generate_loaded(args: argparse.Namespace, loaded, checkpoint: Path, device: torch.device) -> int:
+    """Everything after loading (with --tp: on rank 0, the model driving the other ranks)."""
+    sampling = sampling_params(args)
+    hw = device_config(device)
+    show = progress_enabled(args.json)
     if args.prompts_file is not None:
         return run_prompts_file(args, loaded, sampling, device, hw, show)
     ids = prompt_ids(loaded, args.prompt, args.prompt_ids)
@@ -190,6 +210,7 @@ def run(args: argparse.Namespace) -> int:
             "strategy": args.strategy,
             "kv_cache": {"block_size": pool.block_size, "num_blocks": pool.num_blocks},
             "torch_threads": torch.get_num_threads(),
+            "tp": tp_size(args),
         }
         print(json.dumps(record))
         return 0

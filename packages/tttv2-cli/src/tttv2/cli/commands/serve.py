@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import socket
 import sys
 from pathlib import Path
@@ -17,6 +18,7 @@ from tttv2.cli.hardware import apply_num_threads, device_config
 from tttv2.cli.kv_pool import plan_kv_pool
 from tttv2.cli.loading import DTYPES, build_native_kernels, load, resolve_device
 from tttv2.cli.progress import progress_enabled
+from tttv2.cli.tensor_parallel import add_tp_options, run_tensor_parallel, tp_size
 from tttv2.serve.runtime import LLMEngine
 from tttv2.serve.server import (
     ChatTemplate,
@@ -100,6 +102,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="uvicorn's log level (default: %(default)s)",
     )
     options.add_model_options(p)
+    add_tp_options(
+        p,
+        timeout_default=7 * 24 * 3600.0,
+        timeout_note=": the followers wait in one for the next request, so an idle server needs a "
+        "long one (a rank that dies is noticed at once: the server stops with one line, exit 1)",
+    )
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -126,9 +134,39 @@ def run(args: argparse.Namespace) -> int:
     checkpoint = (
         args.checkpoint if args.checkpoint is not None else default_checkpoint(show_progress=show)
     )
+    if tp_size(args) > 1:
+        return serve_tensor_parallel(args, sock, checkpoint, device)
     loaded = load(
         checkpoint, args.dtype, device, args.strategy, show_progress=show, capture_decode=True
     )
+    return serve_loaded(args, loaded, checkpoint, device, sock)
+
+
+def serve_tensor_parallel(args: argparse.Namespace, sock: socket.socket, checkpoint: Path, device) -> int:
+    """Rank 0 (a worker process) serves; the port checked here is handed to it. SIGTERM to
+    this process ends the group like Ctrl-C (every rank is terminated, then killed)."""
+    args.port = sock.getsockname()[1]  # port 0: the one the OS picked
+    sock.close()
+
+    def interrupt(signum, frame):  # noqa: ARG001
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        return run_tensor_parallel(args, checkpoint, device, serve_rank0, run_timeout_s=10 * 365 * 24 * 3600.0)
+    except KeyboardInterrupt:  # the workers were ended; rank 0's server said "stopped"
+        return 0
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def serve_rank0(args: argparse.Namespace, loaded, checkpoint: Path, device) -> int:
+    """With --tp: rank 0 binds the port the launching process checked, then serves."""
+    return serve_loaded(args, loaded, checkpoint, device, bind(args.host, args.port))
+
+
+def serve_loaded(args: argparse.Namespace, loaded, checkpoint: Path, device, sock: socket.socket) -> int:
+    hw = device_config(device)
     tokenizer = loaded.tokenizer
     if tokenizer is None:
         raise UsageError(
@@ -167,6 +205,7 @@ def run(args: argparse.Namespace) -> int:
     print(
         f"tttv2 serve: {name} on http://{shown}:{port}/v1 ({args.dtype}, {device}, {num_blocks} KV blocks of "
         f"{single.block_size} tokens, {torch.get_num_threads()} torch threads"
+        f"{f', tensor parallel over {tp_size(args)} ranks' if tp_size(args) > 1 else ''}"
         f"{', chat template' if template else ', no chat template'}{', API key required' if args.api_key else ''})",
         file=sys.stderr,
         flush=True,

@@ -2,7 +2,8 @@
 
 Continuous batching over a paged KV cache with chunked prefill and preemption
 (:class:`LLMEngine`), sampling (:class:`SamplingParams`), stop conditions, streaming
-(:class:`TokenEvent`) and speculative decoding (:class:`SpeculativeDecoder`). The runtime
+(:class:`TokenEvent`), speculative decoding (:class:`SpeculativeDecoder`) and tensor
+parallelism (:class:`TensorParallelLeader` on rank 0, :func:`follow_leader` on the others). The runtime
 never imports a model: it calls ``forward(input_ids, meta, cache)`` and ``new_cache``.
 """
 
@@ -39,6 +40,7 @@ from tttv2.serve.runtime.scheduler import Scheduler
 from tttv2.serve.runtime.speculative import SpeculativeDecoder, SpeculativeStats
 from tttv2.serve.runtime.speculative_sampling import verify_greedy, verify_sampled
 from tttv2.serve.runtime.stop_conditions import StopConditions
+from tttv2.serve.runtime.tensor_parallel import RankLocalCache, TensorParallelLeader, follow_leader
 from tttv2.serve.runtime.timings import EngineStats, RequestTimings
 from tttv2.serve.runtime.token_logprobs import TokenLogprobs, token_logprobs
 
@@ -65,11 +67,14 @@ __all__ = [
     "SpeculativeStats",
     "StopConditions",
     "SupportsModes",
+    "RankLocalCache",
+    "TensorParallelLeader",
     "TokenEvent",
     "TokenLogprobs",
     "apply_count_penalties",
     "apply_repetition_penalty",
     "apply_temperature",
+    "follow_leader",
     "min_p_filter",
     "probabilities",
     "greedy_tokens",
