@@ -24,7 +24,7 @@ inter-token latency percentiles, measured interleaved), and the ratios of the se
 The checkpoint needs a tokenizer and the baseline needs ``accelerate``:
 
     CKPT=$(uv run python tools/bench/make_checkpoint.py smollm2-135m --tokenizer)
-    uv run --with 'accelerate>=1.1' python tools/bench/bench_serving.py --http "$CKPT" --dtype bfloat16 \
+    uv run --group bench python tools/bench/bench_serving.py --http "$CKPT" --dtype bfloat16 \
         --num-requests 32 --rates 1,4,inf
 """
 

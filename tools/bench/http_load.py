@@ -7,9 +7,10 @@ host falls on both; each idle server's CPU use is printed. Reports throughput an
 inter-token latency percentiles measured by the client (from each request's scheduled
 arrival), and the ratios the serving target is stated in.
 
-The baseline needs ``accelerate`` (part of ``transformers[serving]``; not in the workspace):
+The baseline needs ``accelerate`` (part of ``transformers[serving]``), in the workspace's
+``bench`` dependency group:
 
-    uv run --with 'accelerate>=1.1' python tools/bench/bench_serving.py --http CHECKPOINT ...
+    uv run --group bench python tools/bench/bench_serving.py --http CHECKPOINT ...
 
 It gets the same KV block size, block count and per-step token budget as ``tttv2 serve``'s
 workload needs (``--cb-block-size``, ``--cb-num-blocks``, ``--cb-max-batch-tokens``): left to
@@ -265,7 +266,8 @@ def servers_for(args, checkpoint: Path, hf_home: str) -> list[Server]:
             sys.executable, "-m", "tttv2.cli.main", "serve", "--checkpoint", str(checkpoint), "--host", "127.0.0.1",
             "--port", "{port}", "--served-model-name", "bench", "--dtype", args.dtype, "--device", "cpu",
             "--max-num-seqs", str(args.max_num_seqs), "--max-queue", str(args.num_requests),
-            "--max-num-batched-tokens", str(args.max_batched_tokens)], env, {"ignore_eos": True})  # fmt: skip
+            "--max-num-batched-tokens", str(args.max_batched_tokens),
+            "--max-model-len", str(per_request * BLOCK_SIZE)], env, {"ignore_eos": True})  # fmt: skip
     ]
     if not args.no_baseline:
         servers.append(Server("transformers serve --continuous-batching", "transformers", str(checkpoint), [
@@ -288,8 +290,12 @@ def preflight(args, checkpoint: Path) -> None:
         if missing:
             raise BenchError(
                 f"transformers serve (the baseline) needs {', '.join(missing)}, not installed here: run with "
-                "`uv run --with 'accelerate>=1.1' python tools/bench/bench_serving.py --http ...`, or pass --no-baseline"
+                "`uv run --group bench python tools/bench/bench_serving.py --http ...`, or pass --no-baseline"
             )
+
+
+def _exit_on_signal(signum: int, frame) -> None:
+    raise SystemExit(128 + signum)
 
 
 def run(args) -> dict:
@@ -298,6 +304,10 @@ def run(args) -> dict:
     prompts = text_prompts(args.num_requests, *args.prompt_len, args.seed)
     lengths = output_lengths(args.num_requests, *args.max_new_tokens, args.seed)
     results: dict = {"checkpoint": str(checkpoint)}
+    # SIGTERM / SIGHUP end the run through the finally below (the servers run in sessions of
+    # their own, so nothing else would stop them)
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _exit_on_signal)
     with tempfile.TemporaryDirectory(prefix="tttv2-bench-hf-home-") as hf_home:
         servers = servers_for(args, checkpoint, hf_home)
         try:
@@ -318,8 +328,11 @@ def run(args) -> dict:
                     rows[server.kind].append(asyncio.run(
                         load(server, prompts, lengths, rate, args.seed, args.request_timeout)))  # fmt: skip
                     r = rows[server.kind][-1]
+                    if server.proc.poll() is not None:
+                        raise BenchError(f"{server.title} exited with status {server.proc.returncode} during rate {rate} "
+                                         f"(a negative status is the signal; -9 may be the OOM killer):\n{tail(server.log)}")  # fmt: skip
                     print(f"  {server.title}, rate {rate}: {r['output_tok_s']:.1f} tok/s, p50 TTFT {r['ttft_p50_ms']:.0f} ms, "
-                          f"{r['errors']} errors", flush=True)  # fmt: skip
+                          f"{r['errors']} errors{' (first: ' + r['first_error'] + ')' if r['errors'] else ''}", flush=True)  # fmt: skip
         finally:
             for server in servers:
                 stop(server)
