@@ -237,13 +237,19 @@ def print_rows(title: str, rows: list[dict]) -> None:
             print(f"       first error: {r['first_error']}")
 
 
+def _or_inf(x: float) -> float:
+    return math.inf if math.isnan(x) else x
+
+
 def compare(ours: list[dict], base: list[dict]) -> dict:
     """The serving target's two ratios: throughput at saturation (the highest rate) and p50
     TTFT at every rate."""
     print("\ntttv2 serve vs transformers serve --continuous-batching:")
     out: dict = {"ttft_p50_lower": {}}
     for o, b in zip(ours, base, strict=True):
-        lower = o["ttft_p50_ms"] < b["ttft_p50_ms"]
+        # a server that finished no request has no TTFT: every one of its requests waited
+        # longer than the timeout, which counts as higher than any TTFT measured
+        lower = _or_inf(o["ttft_p50_ms"]) < _or_inf(b["ttft_p50_ms"])
         out["ttft_p50_lower"][str(o["rate"])] = lower
         print(f"  rate {o['rate']:>5}: throughput {o['output_tok_s'] / b['output_tok_s']:.2f}x, p50 TTFT "
               f"{o['ttft_p50_ms']:.0f} vs {b['ttft_p50_ms']:.0f} ms ({'lower' if lower else 'NOT lower'})")  # fmt: skip
