@@ -121,7 +121,10 @@ def test_max_model_len_caps_the_context_the_server_accepts(tiny_llama) -> None:
         assert models[0]["max_model_len"] == 24 < int(tiny_llama.config["max_position_embeddings"])
         too_long = {"model": "tiny", "prompt": list(range(2, 32)), "max_tokens": 1}
         answer = httpx.post(f"{url}/completions", json=too_long, timeout=60)
-        assert answer.status_code == 400 and answer.json()["error"]["code"] == "context_length_exceeded"
+        assert (
+            answer.status_code == 400
+            and answer.json()["error"]["code"] == "context_length_exceeded"
+        )
         fits = {"model": "tiny", "prompt": [1, 2, 3], "max_tokens": 2, "ignore_eos": True}
         assert httpx.post(f"{url}/completions", json=fits, timeout=60).status_code == 200
     finally:
