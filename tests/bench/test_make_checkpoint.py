@@ -78,3 +78,23 @@ def test_an_existing_folder_is_refused_and_a_complete_one_reused(tmp_path: Path,
     before = (folder / "model.safetensors").stat().st_mtime_ns
     assert make_checkpoint.checkpoint("tiny", tmp_path) == folder
     assert (folder / "model.safetensors").stat().st_mtime_ns == before
+
+
+def test_the_tokenizer_covers_the_model_vocabulary_and_every_id_decodes(tmp_path: Path, monkeypatch) -> None:
+    from tttv2.testing.hf.tokenizer import train_tokenizer
+
+    config = {**TINY, "vocab_size": 900}  # the corpus runs out of merges before 900 tokens
+    monkeypatch.setitem(make_checkpoint.SHAPES, "tiny", config)
+    folder = make_checkpoint.checkpoint("tiny", tmp_path, tokenizer=True)
+    tok = transformers.AutoTokenizer.from_pretrained(folder)
+    trained = train_tokenizer(900)
+    assert trained.get_vocab_size() < 900 and len(tok) == 900
+    text = "the quick brown fox jumps over the lazy dog"
+    assert tok(text).input_ids == trained.encode(text).ids  # filling added no merges
+    filled = range(trained.get_vocab_size(), 900)
+    assert all(tok.decode([i]).startswith(" ") and tok.decode([i]).strip().isalpha() for i in filled)
+    saved = json.loads((folder / "config.json").read_text())
+    assert (saved["bos_token_id"], saved["eos_token_id"]) == (tok.bos_token_id, tok.eos_token_id) == (0, 1)
+    before = (folder / "tokenizer.json").stat().st_mtime_ns
+    assert make_checkpoint.checkpoint("tiny", tmp_path, tokenizer=True) == folder  # reused as it is
+    assert (folder / "tokenizer.json").stat().st_mtime_ns == before

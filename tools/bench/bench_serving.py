@@ -20,9 +20,12 @@ With ``--http CHECKPOINT`` it drives HTTP servers instead (tools/bench/http_load
 ``tttv2 serve`` on the checkpoint and, in the same run, ``transformers serve
 --continuous-batching`` on the same folder as the baseline, each with streamed
 /v1/completions requests at every ``--rates`` value (client-side throughput, TTFT and
-inter-token latency percentiles).
+inter-token latency percentiles, measured interleaved), and the ratios of the serving target.
+The checkpoint needs a tokenizer and the baseline needs ``accelerate``:
 
-    uv run python tools/bench/bench_serving.py --http CHECKPOINT --num-requests 32 --rates 2,8,inf
+    CKPT=$(uv run python tools/bench/make_checkpoint.py smollm2-135m --tokenizer)
+    uv run --group bench python tools/bench/bench_serving.py --http "$CKPT" --dtype bfloat16 \
+        --num-requests 32 --rates 1,4,inf
 """
 
 from __future__ import annotations
@@ -259,6 +262,12 @@ def parse_args(argv=None):
     p.add_argument("--dtype", default="float32", help="--http: the servers' dtype")
     p.add_argument("--no-baseline", action="store_true", help="--http: skip transformers serve")
     p.add_argument("--startup-timeout", type=float, default=300.0, help="--http: seconds a server may take to start")
+    p.add_argument(
+        "--request-timeout",
+        type=float,
+        default=600.0,
+        help="--http: seconds one rate's requests may take in all; unfinished ones count as errors",
+    )
     args = p.parse_args(argv)
     if args.quick:
         p.set_defaults(**QUICK)
@@ -273,7 +282,11 @@ def main(argv=None) -> int:
         sys.path.insert(0, str(Path(__file__).resolve().parent))
         import http_load
 
-        results = http_load.run(args)
+        try:
+            results = http_load.run(args)
+        except http_load.BenchError as exc:
+            print(f"bench_serving: {exc}", file=sys.stderr)
+            return 2
         if args.json:
             args.json.write_text(json.dumps(results, indent=2, default=str))
         return 0

@@ -8,7 +8,10 @@ from ``transformers.LlamaForCausalLM`` built on the meta device, so the folder i
 ``save_pretrained`` would write (a tied head is not stored), but no model is materialised:
 memory holds one shard at a time, not the fp32 model (32 GB for Llama-3.1-8B). The folder is
 written under a temporary name and renamed when complete; an existing complete folder is
-reused.
+reused. ``--tokenizer`` adds a real byte-level BPE tokenizer (``tokenizer.json``, trained on
+tttv2-testing's built-in corpus, then filled up to the model's vocabulary with tokens that
+decode to short lowercase words, so every token a random model samples streams as text) and
+points ``config.json``'s ``bos_token_id`` / ``eos_token_id`` at it: what the HTTP servers need.
 
     uv run python tools/bench/make_checkpoint.py llama-3.1-8b          # prints the folder
     uv run tttv2 bench --checkpoint "$(uv run python tools/bench/make_checkpoint.py llama-3.2-1b)" \\
@@ -122,13 +125,63 @@ def _name_shards(folder: Path, shards: list[list[str]], total: int) -> None:
     (folder / INDEX).write_text(json.dumps({"metadata": {"total_size": total}, "weight_map": weight_map}, indent=2))
 
 
-def checkpoint(shape: str, cache_dir: Path, dtype: torch.dtype = torch.bfloat16, progress: bool = False) -> Path:
-    """The folder of ``shape``'s random checkpoint under ``cache_dir``, written on first use."""
-    folder = cache_dir / (shape if dtype == torch.bfloat16 else f"{shape}-{str(dtype).removeprefix('torch.')}")
-    if (folder / "config.json").is_file() and any(folder.glob("*.safetensors")):
+def fill_vocab(vocab: dict[str, int], size: int) -> dict[str, int]:
+    """``vocab`` (token -> id) with ids ``len(vocab)`` .. ``size - 1`` added as byte-level
+    strings of a space and two to four lowercase letters: no merge produces them, so encoding
+    is unchanged, but each decodes to a word (a random model samples ids across the whole
+    vocabulary; ids the tokenizer lacks decode to nothing, and stream nothing)."""
+    import itertools
+    import string
+
+    filled = dict(vocab)
+    words = (
+        "\u0120" + "".join(letters)  # byte-level "Ġ" is the space byte
+        for n in (2, 3, 4)
+        for letters in itertools.product(string.ascii_lowercase, repeat=n)
+    )
+    for word in words:
+        if len(filled) >= size:
+            break
+        filled.setdefault(word, len(filled))
+    return filled
+
+
+def add_tokenizer(folder: Path) -> Path:
+    """Give ``folder`` a byte-level BPE tokenizer (tttv2.testing.hf.tokenizer: ``<s>`` id 0,
+    ``</s>`` id 1, at most the model's vocabulary) unless it has ``tokenizer.json``, and set
+    ``config.json``'s ``bos_token_id`` / ``eos_token_id`` to its special tokens."""
+    from tttv2.testing.hf.tokenizer import BOS_TOKEN, EOS_TOKEN, save_tokenizer, train_tokenizer
+
+    if (folder / "tokenizer.json").is_file():
         return folder
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    return write_checkpoint(folder, SHAPES[shape], dtype, progress=progress)
+    from tokenizers import Tokenizer
+
+    config = json.loads((folder / "config.json").read_text())
+    trained = json.loads(train_tokenizer(int(config["vocab_size"])).to_str())
+    trained["model"]["vocab"] = fill_vocab(trained["model"]["vocab"], int(config["vocab_size"]))
+    tokenizer = Tokenizer.from_str(json.dumps(trained))
+    config["bos_token_id"] = tokenizer.token_to_id(BOS_TOKEN)
+    config["eos_token_id"] = tokenizer.token_to_id(EOS_TOKEN)
+    (folder / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+    tmp = folder / ".tokenizer.partial"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    save_tokenizer(tokenizer, tmp, model_max_length=int(config.get("max_position_embeddings", 2048)))
+    (tmp / "tokenizer_config.json").rename(folder / "tokenizer_config.json")
+    (tmp / "tokenizer.json").rename(folder / "tokenizer.json")  # last: its presence marks the folder complete
+    tmp.rmdir()
+    return folder
+
+
+def checkpoint(shape: str, cache_dir: Path, dtype: torch.dtype = torch.bfloat16, progress: bool = False,
+               tokenizer: bool = False) -> Path:  # fmt: skip
+    """The folder of ``shape``'s random checkpoint under ``cache_dir``, written on first use;
+    with ``tokenizer``, also its tokenizer (:func:`add_tokenizer`)."""
+    folder = cache_dir / (shape if dtype == torch.bfloat16 else f"{shape}-{str(dtype).removeprefix('torch.')}")
+    if not ((folder / "config.json").is_file() and any(folder.glob("*.safetensors"))):
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        write_checkpoint(folder, SHAPES[shape], dtype, progress=progress)
+    return add_tokenizer(folder) if tokenizer else folder
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -139,8 +192,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--dtype", default="bfloat16", choices=sorted(DTYPES), help="(default: %(default)s)")
     p.add_argument("--cache-dir", type=Path, default=Path(tempfile.gettempdir()) / "tttv2-bench-checkpoints",
                    help="where checkpoints are kept (default: %(default)s)")  # fmt: skip
+    p.add_argument("--tokenizer", action="store_true",
+                   help="also write a real byte-level BPE tokenizer (tokenizer.json, trained on a small built-in "
+                   "corpus; needs tttv2-testing), as `tttv2 serve` and `transformers serve` require")  # fmt: skip
     args = p.parse_args(argv)
-    print(checkpoint(args.shape, args.cache_dir, DTYPES[args.dtype], progress=True))
+    print(checkpoint(args.shape, args.cache_dir, DTYPES[args.dtype], progress=True, tokenizer=args.tokenizer))
     return 0
 
 

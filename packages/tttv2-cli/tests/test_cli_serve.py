@@ -112,3 +112,21 @@ def test_serve_refuses_a_port_in_use(tiny_llama) -> None:
         )
     assert proc.returncode == 2 and "cannot listen there" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+
+
+def test_max_model_len_caps_the_context_the_server_accepts(tiny_llama) -> None:
+    proc, url = _start(tiny_llama.path, "--served-model-name", "tiny", "--max-model-len", "24")
+    try:
+        models = httpx.get(f"{url}/models", timeout=60).json()["data"]
+        assert models[0]["max_model_len"] == 24 < int(tiny_llama.config["max_position_embeddings"])
+        too_long = {"model": "tiny", "prompt": list(range(2, 32)), "max_tokens": 1}
+        answer = httpx.post(f"{url}/completions", json=too_long, timeout=60)
+        assert (
+            answer.status_code == 400
+            and answer.json()["error"]["code"] == "context_length_exceeded"
+        )
+        fits = {"model": "tiny", "prompt": [1, 2, 3], "max_tokens": 2, "ignore_eos": True}
+        assert httpx.post(f"{url}/completions", json=fits, timeout=60).status_code == 200
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)

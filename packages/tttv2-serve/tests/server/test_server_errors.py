@@ -1,9 +1,11 @@
 """Every class of invalid request answers 400 with an OpenAI-shaped body the official
 client parses (never a 500); an API key guards every route but /health; a full queue
-answers 429 with Retry-After."""
+answers 429 with Retry-After; a draining server answers 503 and aborts what outlives
+its timeout."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 
@@ -158,3 +160,41 @@ def test_a_full_queue_answers_429_with_retry_after(tokenizer) -> None:
         running.model.delay_s = 0.0
         first.join(timeout=30)
         assert client.completions.create(model=MODEL_NAME, prompt="hi", max_tokens=2).choices
+
+
+def test_a_draining_server_answers_503_and_aborts_what_outlives_the_timeout(tokenizer) -> None:
+    """What SIGTERM starts (the lifespan calls ``EngineLoop.shutdown``): /health and new
+    requests answer 503 ``shutting_down``; a stream still running when the timeout ends gets
+    an ``aborted`` error event, and its KV blocks are freed."""
+    with serving(tokenizer) as running:
+        engine_loop = running.app.config.app.state.engine_loop
+        running.model.delay_s = 0.03  # 200 tokens would take > 6 s
+        body = {**GOOD, "max_tokens": 200, "stream": True, "ignore_eos": True}
+        aborted: list[int] = []
+        with httpx.Client(timeout=30) as http:
+            with http.stream("POST", f"{running.base_url}/v1/completions", json=body) as response:
+                assert response.status_code == 200
+                lines = response.iter_lines()
+                first = next(line for line in lines if line)
+                assert first.startswith("data: {")
+                assert running.metrics()["tttv2_kv_blocks_used"] > 0
+                drain = threading.Thread(target=lambda: aborted.append(engine_loop.shutdown(1.0)))
+                drain.start()
+                deadline = time.monotonic() + 10
+                while engine_loop.admitting and time.monotonic() < deadline:
+                    time.sleep(0.01)
+                health = http.get(f"{running.base_url}/health")
+                assert health.status_code == 503 and health.json() == {"status": "shutting_down"}
+                refused = http.post(f"{running.base_url}/v1/completions", json=GOOD)
+                assert refused.status_code == 503, refused.text
+                assert refused.json()["error"]["code"] == "shutting_down"
+                rest = [line for line in lines if line]
+            drain.join(timeout=15)
+        assert aborted == [1]
+        assert rest[-1] == "data: [DONE]"
+        last = json.loads(rest[-2][len("data: ") :])
+        assert last["error"]["code"] == "aborted", last
+        assert len(rest) < 200  # cut, not drained to the end
+        metrics = running.metrics()
+        assert metrics["tttv2_kv_blocks_used"] == 0, metrics
+        assert metrics["tttv2_requests_running"] == 0

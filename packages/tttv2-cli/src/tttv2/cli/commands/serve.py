@@ -88,6 +88,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "(default: %(default)s)",
     )
     p.add_argument(
+        "--max-model-len",
+        type=options.int_at_least(1),
+        default=None,
+        metavar="N",
+        help="longest sequence (prompt + output tokens) a request may reach; the KV pool is sized "
+        "for --max-num-seqs such sequences, so a smaller value takes less memory (default: the "
+        "model's context)",
+    )
+    p.add_argument(
         "--shutdown-timeout",
         type=options.float_in(0.0, 3600.0, hint="seconds in [0, 3600]"),
         default=30.0,
@@ -177,6 +186,8 @@ def serve_loaded(args: argparse.Namespace, loaded, checkpoint: Path, device, soc
     except ChatTemplateError as exc:
         raise UsageError(f"--checkpoint {checkpoint}: tokenizer_config.json: {exc}") from None
     context = loaded.max_context
+    if args.max_model_len is not None:
+        context = min(context, args.max_model_len)
     single = plan_kv_pool(
         loaded.spec, hw, DTYPES[args.dtype], seq_len=context, job=f"the model's context ({context})"
     )
