@@ -12,8 +12,11 @@ Both blocks use the same weights (ours are views into transformers' stacked expe
 so one copy is in memory). Contenders, per phase (decode of ``--batches`` tokens, prefill of
 ``--prefill`` tokens):
 
-* ``ours``      -- ``tttv2.blocks.MoE`` (router, top-k, each chosen expert run once on its
-                   rows through tttv2-hw's ``linear`` kernel);
+* ``ours``      -- ``tttv2.blocks.MoE``: router, top-k, then at decode all chosen experts in
+                   one call of tttv2-hw's ``routed_experts`` kernel (native on CPU);
+* ``per-expert``-- the same block made to run each chosen expert as a ``FeedForward``
+                   module (a no-op forward hook on every expert): its path before the
+                   ``routed_experts`` kernel, and its path for prefill;
 * ``hf eager``  -- transformers' block with ``experts_implementation="eager"`` (a loop
                    over the experts hit);
 * ``hf grouped``-- the same block with ``"grouped_mm"``, what a transformers model loaded
@@ -37,6 +40,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import time
 from collections.abc import Callable
@@ -147,6 +151,12 @@ def bench_phase(ours: MoE, theirs: dict[str, torch.nn.Module], inputs: list[torc
     result["roofline_s"] = statistics.mean(roof)
     result["active_bytes"] = statistics.mean(active_bytes(ours, x) for x in inputs)
     result["ours_s"] = statistics.mean(timed(ours, inputs))
+    hooks = [expert.register_forward_hook(lambda *_: None) for expert in ours.experts]
+    try:  # hooked experts run as modules: the expert-by-expert path (before routed_experts)
+        result["ours_per_expert_s"] = statistics.mean(timed(ours, inputs))
+    finally:
+        for hook in hooks:
+            hook.remove()
     for label, block in theirs.items():
         try:
             result[label] = statistics.mean(timed(lambda x, b=block: b(x[None]), inputs))
@@ -170,15 +180,16 @@ def row(name: str, r: dict) -> str:
         return f"{s / r['ours_s']:.2f}x" if s else "n/a"
 
     return (f"{name:<14} {r['phase']:<12} {r['active_bytes'] / 1e6:>9.0f} {ms(r['roofline_s']):>8} "
-            f"{ms(r['ours_s']):>8} {ms(r['hf eager']):>9} {ms(r['hf grouped']):>10} "
+            f"{ms(r['ours_s']):>8} {ms(r['ours_per_expert_s']):>10} {ms(r['hf eager']):>9} {ms(r['hf grouped']):>10} "
             f"{ratio(r['hf eager']) + '/' + ratio(r['hf grouped']):>15} "
             f"{r['roofline_s'] / r['ours_s']:>8.2f} {r['max_abs_diff']:>10.2g}")
 
 
 def host_line() -> str:
     cpu = detect_cpu()
+    load = ", load average {:.1f}".format(os.getloadavg()[0]) if hasattr(os, "getloadavg") else ""
     return (f"host: {cpu.model_name or 'unknown CPU'}, {cpu.usable_cores} usable cores, ISA {'/'.join(cpu.isa)}, "
-            f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+            f"torch {torch.__version__}, {torch.get_num_threads()} threads{load}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -211,9 +222,9 @@ def main(argv: list[str] | None = None) -> int:
     print(host_line())
     bandwidth = stream_bandwidth(torch.device("cpu"), nbytes=512 * 1024**2)
     print(f"copy bandwidth (torch copy of 512 MiB, read + write): {bandwidth / 1e9:.1f} GB/s")
-    header = (f"{'model':<14} {'phase':<12} {'active MB':>9} {'roofline':>8} {'ours':>8} {'hf eager':>9} "
+    header = (f"{'model':<14} {'phase':<12} {'active MB':>9} {'roofline':>8} {'ours':>8} {'per-expert':>10} {'hf eager':>9} "
               f"{'hf grouped':>10} {'speedup':>15} {'roofline':>8} {'max|diff|':>10}")
-    units = (f"{'':<14} {'':<12} {'':>9} {'ms':>8} {'ms':>8} {'ms':>9} {'ms':>10} "
+    units = (f"{'':<14} {'':<12} {'':>9} {'ms':>8} {'ms':>8} {'ms':>10} {'ms':>9} {'ms':>10} "
              f"{'eager/grouped':>15} {'fraction':>8} {'':>10}")
     records = []
     print(header)
