@@ -27,7 +27,7 @@ every contender), so successive decode steps pick different experts, as real dec
 and an expert read by one step is not found in cache by the next. The roofline of a step
 is the bytes it must read -- the router plus every expert chosen by at least one of its
 tokens (gate, up and down) -- over the memory bandwidth of a large torch copy (STREAM
-"copy", ``tttv2.cli.measure.stream_bandwidth``) measured in the same run. ``roofline`` in
+"copy", ``tttv2.cli.measure.stream_bandwidth``) measured right before each phase. ``roofline`` in
 the table is that time over the measured time (1.0 = reading only the needed bytes at copy
 speed). ``speedup`` is a transformers time over ours. ``max|diff|`` compares ours with
 ``hf eager`` on the first input. Nothing here asserts a time.
@@ -182,12 +182,13 @@ def row(name: str, r: dict) -> str:
     return (f"{name:<14} {r['phase']:<12} {r['active_bytes'] / 1e6:>9.0f} {ms(r['roofline_s']):>8} "
             f"{ms(r['ours_s']):>8} {ms(r['ours_per_expert_s']):>10} {ms(r['hf eager']):>9} {ms(r['hf grouped']):>10} "
             f"{ratio(r['hf eager']) + '/' + ratio(r['hf grouped']):>15} "
-            f"{r['roofline_s'] / r['ours_s']:>8.2f} {r['max_abs_diff']:>10.2g}")
+            f"{r['roofline_s'] / r['ours_s']:>8.2f} {r['max_abs_diff']:>10.2g} "
+            f"{r['bandwidth_bytes_per_s'] / 1e9:>9.1f}")
 
 
 def host_line() -> str:
     cpu = detect_cpu()
-    load = ", load average {:.1f}".format(os.getloadavg()[0]) if hasattr(os, "getloadavg") else ""
+    load = f", load average {os.getloadavg()[0]:.1f}" if hasattr(os, "getloadavg") else ""
     return (f"host: {cpu.model_name or 'unknown CPU'}, {cpu.usable_cores} usable cores, ISA {'/'.join(cpu.isa)}, "
             f"torch {torch.__version__}, {torch.get_num_threads()} threads{load}")
 
@@ -220,12 +221,11 @@ def main(argv: list[str] | None = None) -> int:
         phases.append(("prefill", args.prefill, args.prefill_steps))
 
     print(host_line())
-    bandwidth = stream_bandwidth(torch.device("cpu"), nbytes=512 * 1024**2)
-    print(f"copy bandwidth (torch copy of 512 MiB, read + write): {bandwidth / 1e9:.1f} GB/s")
+    print("copy bandwidth: a torch copy of 512 MiB (read + write), measured right before each phase")
     header = (f"{'model':<14} {'phase':<12} {'active MB':>9} {'roofline':>8} {'ours':>8} {'per-expert':>10} {'hf eager':>9} "
-              f"{'hf grouped':>10} {'speedup':>15} {'roofline':>8} {'max|diff|':>10}")
+              f"{'hf grouped':>10} {'speedup':>15} {'roofline':>8} {'max|diff|':>10} {'copy GB/s':>9}")
     units = (f"{'':<14} {'':<12} {'':>9} {'ms':>8} {'ms':>8} {'ms':>10} {'ms':>9} {'ms':>10} "
-             f"{'eager/grouped':>15} {'fraction':>8} {'':>10}")
+             f"{'eager/grouped':>15} {'fraction':>8} {'':>10} {'':>9}")
     records = []
     print(header)
     print(units)
@@ -235,6 +235,8 @@ def main(argv: list[str] | None = None) -> int:
         g = torch.Generator().manual_seed(args.seed + 1)
         for phase, tokens, steps in phases:
             inputs = [torch.randn(tokens, shape.hidden, generator=g).to(dtype) for _ in range(steps)]
+            # measured per phase: on a shared machine the bandwidth drifts over a long run
+            bandwidth = stream_bandwidth(torch.device("cpu"), nbytes=512 * 1024**2)
             r = bench_phase(ours, theirs, inputs, bandwidth)
             r.update(model=shape.name, phase=f"{phase} {tokens}", bandwidth_bytes_per_s=bandwidth)
             records.append(r)
