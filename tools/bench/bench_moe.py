@@ -195,7 +195,8 @@ def host_line() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0],
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="Columns: ms per step (mean over --steps distinct inputs); speedup = transformers ms / ours ms; "
                "roofline = (active bytes / copy bandwidth) / ours ms. See the module docstring for details.",
     )
