@@ -88,7 +88,7 @@ def test_native_kernel_status_on_cpu(capsys, monkeypatch):
     assert "native kernels     none (turned off by TTTV2_NATIVE_KERNELS=0)" in capsys.readouterr().out
     assert main(["--profile", "cpu", "--op", "ffn", "--json"]) == 0
     status = json.loads(capsys.readouterr().out)["native_kernels"]
-    assert set(status) == {"skinny_linear", "rms_norm", "paged_decode_attention", "decode_layer"}
+    assert set(status) == {"skinny_linear", "rms_norm", "paged_decode_attention", "decode_layer", "routed_experts"}
     assert all(s["available"] is False and "TTTV2_NATIVE_KERNELS" in s["reason"] for s in status.values())
     assert main(["--profile", "cuda:H100", "--op", "ffn", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["native_kernels"] is None  # CPU kernels only

@@ -1,5 +1,10 @@
-"""The memory-bandwidth roofline of decoding: every decode step reads all weights once
-and each sequence's cached keys and values; bandwidth over those bytes bounds tokens/s."""
+"""The memory-bandwidth roofline of decoding: every decode step reads the weights it uses
+once and each sequence's cached keys and values; bandwidth over those bytes bounds tokens/s.
+
+A mixture-of-experts layer uses only the experts its tokens are routed to: its router,
+shared expert and the chosen experts are read, the other experts are not. One token picks
+``top_k`` of ``num_experts``; ``batch`` tokens pick ``E * (1 - (1 - k/E) ** batch)`` distinct
+experts on average when routing is uniform (at most ``min(E, batch * k)``)."""
 
 from __future__ import annotations
 
@@ -8,7 +13,7 @@ from typing import Any
 
 import torch
 
-from tttv2.core.specs import ModelSpec
+from tttv2.core.specs import FeedForwardSpec, ModelSpec, MoESpec
 
 
 @dataclass
@@ -23,9 +28,11 @@ class Roofline:
         return asdict(self)
 
 
-def weight_bytes_read_per_step(model: torch.nn.Module, spec: ModelSpec) -> int:
-    """Bytes of every distinct parameter (a tied embedding counts once); an untied
-    embedding table is left out: a step gathers only a few of its rows."""
+def weight_bytes_read_per_step(model: torch.nn.Module, spec: ModelSpec, batch: int = 1) -> int:
+    """Bytes of every distinct parameter (a tied embedding counts once) less what a step of
+    ``batch`` tokens does not read: an untied embedding table (a step gathers only a few of
+    its rows) and the experts of MoE layers that no token is routed to (see
+    :func:`active_experts`)."""
     seen: set[int] = set()
     total = 0
     for p in model.parameters():
@@ -34,6 +41,27 @@ def weight_bytes_read_per_step(model: torch.nn.Module, spec: ModelSpec) -> int:
             total += p.numel() * p.element_size()
     if not spec.lm_head.tied:
         total -= spec.embedding.vocab_size * spec.embedding.hidden_dim * _param_itemsize(model)
+    itemsize = _param_itemsize(model)
+    for layer in spec.layers:
+        if isinstance(layer.ffn, MoESpec):
+            idle = layer.ffn.num_experts - active_experts(layer.ffn, batch)
+            total -= round(idle * feed_forward_params(layer.ffn.expert) * itemsize)
+    return total
+
+
+def active_experts(moe: MoESpec, batch: int = 1) -> float:
+    """Distinct routed experts a decode step of ``batch`` tokens reads: ``top_k`` for one
+    token; for more, the expectation under uniform routing, ``E * (1 - (1 - k/E) ** batch)``."""
+    e, k = moe.num_experts, moe.top_k
+    return e * (1.0 - (1.0 - k / e) ** max(batch, 1))
+
+
+def feed_forward_params(ffn: FeedForwardSpec) -> int:
+    """Parameters of one feed-forward block: its projections and, with ``bias``, their biases."""
+    projections = 3 if ffn.gated else 2
+    total = projections * ffn.hidden_dim * ffn.intermediate_dim
+    if ffn.bias:
+        total += (projections - 1) * ffn.intermediate_dim + ffn.hidden_dim
     return total
 
 
@@ -58,7 +86,7 @@ def decode_roofline(
 ) -> Roofline:
     """Averaged over the decode steps of a run (context grows from ``prompt_len + 1``)."""
     itemsize = _param_itemsize(model)
-    weights = weight_bytes_read_per_step(model, spec)
+    weights = weight_bytes_read_per_step(model, spec, batch)
     return roofline(bandwidth, weights, kv_bytes_read_per_step(spec, batch, prompt_len + gen_len / 2, itemsize), batch)
 
 

@@ -32,6 +32,7 @@ import torch
 
 from tttv2.core.errors import TTTv2Error, UnknownNameError
 from tttv2.hw.kernels.decode_layers import SIGNATURE as DECODE_LAYERS_SIGNATURE
+from tttv2.hw.kernels.routed_experts import SIGNATURE as ROUTED_EXPERTS_SIGNATURE
 
 ENTRY_POINT_GROUP = "tttv2.kernels"
 GENERIC_BACKEND = "torch"
@@ -48,6 +49,8 @@ KERNEL_OPS: dict[str, str] = {
     "linear": "(x [..., in], weight [out, in], bias [out] | None = None) -> [..., out]",
     # a decode step's decoder layers in one backend call (tttv2.hw.kernels.decode_layers)
     "decode_layers": DECODE_LAYERS_SIGNATURE,
+    # the chosen experts of a mixture-of-experts layer (tttv2.hw.kernels.routed_experts)
+    "routed_experts": ROUTED_EXPERTS_SIGNATURE,
 }
 
 Kernel = Callable[..., Any]

@@ -1,8 +1,8 @@
 """The built-in torch backends: ``torch`` (any device), ``torch-cpu`` and ``torch-cuda``.
 
 All three share the same PyTorch code except where a device has its own faster kernel
-(``torch-cpu``'s ``linear``, ``rms_norm``, ``paged_decode_attention`` and
-``decode_layers``: the native
+(``torch-cpu``'s ``linear``, ``rms_norm``, ``paged_decode_attention``, ``decode_layers``
+and ``routed_experts``: the native
 kernels of :mod:`tttv2.hw.kernels.native` where they are built; matrix-vector products for
 one row and fp32 products for long half-precision inputs on CPUs without native bf16).
 """
@@ -10,8 +10,10 @@ one row and fp32 products for long half-precision inputs on CPUs without native 
 from __future__ import annotations
 
 from tttv2.hw.kernels.decode_layers import NO_DECODE_LAYERS
+from tttv2.hw.kernels.routed_experts import no_routed_experts
 from tttv2.hw.kernels.linear import cpu_linear, linear
 from tttv2.hw.kernels.native.decode_layers import NATIVE_DECODE_LAYERS
+from tttv2.hw.kernels.native.routed_experts import native_routed_experts
 from tttv2.hw.kernels.paged_decode_attention import (
     cpu_paged_decode_attention,
     paged_decode_attention,
@@ -28,6 +30,7 @@ TORCH_KERNELS = {
     "apply_rotary": apply_rotary,
     "linear": linear,
     "decode_layers": NO_DECODE_LAYERS,
+    "routed_experts": no_routed_experts,
 }
 TORCH_BACKENDS = ("torch", "torch-cpu", "torch-cuda")
 #: Backend -> the ops where it has its own kernel instead of the shared one.
@@ -37,6 +40,7 @@ DEVICE_KERNELS = {
         "rms_norm": cpu_rms_norm,
         "paged_decode_attention": cpu_paged_decode_attention,
         "decode_layers": NATIVE_DECODE_LAYERS,
+        "routed_experts": native_routed_experts,
     }
 }
 

@@ -26,6 +26,8 @@ import torch
 from tttv2.blocks.building_blocks.feed_forward import FeedForward
 from tttv2.blocks.building_blocks.moe.router import route
 from tttv2.core.specs import MoESpec
+from tttv2.core.torch_internals import has_forward_hooks
+from tttv2.hw import get_kernel
 
 
 class MoE(torch.nn.Module):
@@ -40,6 +42,7 @@ class MoE(torch.nn.Module):
         self.shared_expert_gate = (
             torch.nn.Linear(spec.hidden_dim, 1, bias=False, device=device) if spec.shared_expert_gate else None
         )
+        self._routed_kernels: dict[str, Any] = {}  # device type -> the routed_experts kernel
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 2 or x.shape[-1] != self.spec.hidden_dim:
@@ -59,6 +62,9 @@ class MoE(torch.nn.Module):
         flat_weights = weights.reshape(-1)
         order = torch.argsort(flat_experts, stable=True)  # assignments grouped by expert
         counts = torch.bincount(flat_experts, minlength=self.spec.num_experts).tolist()
+        fused = self._run_kernel(x, order // top_k, flat_weights[order], counts)
+        if fused is not None:
+            return fused
         out = torch.zeros_like(x)
         start = 0
         for expert_id, count in enumerate(counts):
@@ -71,6 +77,40 @@ class MoE(torch.nn.Module):
             out.index_add_(0, tokens, y.to(out.dtype))
         return out
 
+    def _run_kernel(
+        self, x: torch.Tensor, rows: torch.Tensor, weights: torch.Tensor, counts: list[int]
+    ) -> torch.Tensor | None:
+        """All chosen experts in one ``routed_experts`` kernel call, or None where it does
+        not serve (the kernel declines, or an expert is not plain linear projections)."""
+        if not self.spec.expert.gated or self.spec.expert.bias:
+            return None
+        kernel = self._routed_kernels.get(x.device.type)
+        if kernel is None:
+            kernel = self._routed_kernels[x.device.type] = get_kernel("routed_experts", x.device)
+        chosen = [e for e, count in enumerate(counts) if count]
+        experts = []
+        for e in chosen:
+            weights_of = _expert_weights(self.experts[e])
+            if weights_of is None:
+                return None
+            experts.append(weights_of)
+        return kernel(x, rows, weights, [counts[e] for e in chosen], experts, self.spec.expert.activation)
+
     def extra_repr(self) -> str:
         s = self.spec
         return f"num_experts={s.num_experts}, top_k={s.top_k}, renormalize={s.renormalize}"
+
+
+def _expert_weights(expert: FeedForward) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
+    """``(gate, up, down)`` weights of a gated expert whose projections are plain
+    ``nn.Linear`` without hooks (a fused ``gate_up_proj`` split into views), else None."""
+    if has_forward_hooks(expert):
+        return None
+    layers = [expert.gate_up_proj] if expert.is_fused else [expert.gate_proj, expert.up_proj]
+    layers.append(expert.down_proj)
+    if any(type(layer) is not torch.nn.Linear or has_forward_hooks(layer) for layer in layers):
+        return None
+    if expert.is_fused:
+        gate, up = expert.gate_up_proj.weight.chunk(2, dim=0)
+        return gate, up, expert.down_proj.weight
+    return expert.gate_proj.weight, expert.up_proj.weight, expert.down_proj.weight

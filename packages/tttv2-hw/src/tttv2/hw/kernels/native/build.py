@@ -62,7 +62,7 @@ class NativeBuild:
 
 
 #: The kernels of this package (``native/<name>.c``).
-NATIVE_KERNELS = ("skinny_linear", "rms_norm", "paged_decode_attention", "decode_layer")
+NATIVE_KERNELS = ("skinny_linear", "rms_norm", "paged_decode_attention", "decode_layer", "routed_experts")
 
 
 def native_status() -> dict[str, dict[str, object]]:
