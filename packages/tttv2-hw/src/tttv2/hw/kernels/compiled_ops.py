@@ -9,13 +9,12 @@ runs the eager function, which picks the native kernel or PyTorch as in eager mo
 (No ``from __future__ import annotations`` here: ``custom_op`` reads the annotations.)
 """
 
-from typing import Optional
 
 import torch
 
 
 @torch.library.custom_op("tttv2_hw::cpu_linear", mutates_args=())
-def cpu_linear_op(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor]) -> torch.Tensor:
+def cpu_linear_op(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
     from tttv2.hw.kernels.linear import cpu_linear
 
     return cpu_linear(x, weight, bias)
@@ -46,8 +45,8 @@ def cpu_paged_decode_attention_op(
     block_tables: torch.Tensor,
     seq_lens: torch.Tensor,
     scale: float,
-    sliding_window: Optional[int],
-    softcap: Optional[float],
+    sliding_window: int | None,
+    softcap: float | None,
 ) -> torch.Tensor:
     from tttv2.hw.kernels.paged_decode_attention import cpu_paged_decode_attention
 

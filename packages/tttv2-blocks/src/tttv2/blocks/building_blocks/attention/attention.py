@@ -21,13 +21,13 @@ import torch
 from torch import nn
 
 from tttv2.blocks.building_blocks.attention.qk_norm import HeadRMSNorm
-from tttv2.blocks.building_blocks.rope.rows import pass_cos_sin
-from tttv2.hw.device_params import device_params
 from tttv2.blocks.building_blocks.linear import KernelLinear
 from tttv2.blocks.building_blocks.rope import RotaryEmbedding
+from tttv2.blocks.building_blocks.rope.rows import pass_cos_sin
 from tttv2.core import BaseModule, ExecutionMode, ExecutionStrategy, register_module_class
 from tttv2.core.specs import AttentionSpec
 from tttv2.hw import get_kernel
+from tttv2.hw.device_params import device_params
 
 
 class Attention(BaseModule):
