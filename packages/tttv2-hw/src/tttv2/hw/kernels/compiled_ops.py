@@ -21,7 +21,7 @@ def cpu_linear_op(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | No
 
 
 @cpu_linear_op.register_fake
-def _(x, weight, bias):
+def _(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
     return x.new_empty((*x.shape[:-1], weight.shape[0]))
 
 
@@ -33,7 +33,7 @@ def cpu_rms_norm_op(x: torch.Tensor, weight: torch.Tensor, eps: float, unit_offs
 
 
 @cpu_rms_norm_op.register_fake
-def _(x, weight, eps, unit_offset):
+def _(x: torch.Tensor, weight: torch.Tensor, eps: float, unit_offset: bool) -> torch.Tensor:
     return torch.empty_like(x)
 
 
@@ -56,5 +56,14 @@ def cpu_paged_decode_attention_op(
 
 
 @cpu_paged_decode_attention_op.register_fake
-def _(q, k_pool, v_pool, block_tables, seq_lens, scale, sliding_window, softcap):
+def _(
+    q: torch.Tensor,
+    k_pool: torch.Tensor,
+    v_pool: torch.Tensor,
+    block_tables: torch.Tensor,
+    seq_lens: torch.Tensor,
+    scale: float,
+    sliding_window: int | None,
+    softcap: float | None,
+) -> torch.Tensor:
     return torch.empty_like(q)
