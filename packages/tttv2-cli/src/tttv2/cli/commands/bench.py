@@ -23,7 +23,7 @@ from tttv2.cli.roofline import decode_roofline
 from tttv2.cli.throughput import bench_hf, bench_ours, bench_prompts, load_hf
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "bench",
         help="measure speed against transformers and the bandwidth roofline",
