@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 
 import torch
+from phi3_longrope_factors import PHI3_LONG_FACTOR, PHI3_SHORT_FACTOR  # tests/shared
 from transformers import LlamaConfig, Phi3Config, Qwen2Config
 from transformers.models.llama.modeling_llama import LlamaRotaryEmbedding
 from transformers.models.phi3.modeling_phi3 import Phi3RotaryEmbedding
@@ -15,8 +16,6 @@ from transformers.models.qwen2.modeling_qwen2 import Qwen2RotaryEmbedding
 
 from tttv2.blocks import RotaryEmbedding
 from tttv2.core import RopeSpec
-
-from phi3_longrope_factors import PHI3_LONG_FACTOR, PHI3_SHORT_FACTOR  # tests/shared
 
 
 def _hf_cos_sin(module, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -6,7 +6,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from api_snapshot import api_snapshot, find_breaking_changes, resolve_package
 
 PYPROJECT = """\

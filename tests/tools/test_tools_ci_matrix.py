@@ -2,6 +2,7 @@
 
 import shutil
 import sys
+import tomllib
 from pathlib import Path
 
 import yaml
@@ -47,6 +48,19 @@ def test_jobs_are_discovered_not_listed() -> None:
         ("uv", "run", "--frozen", "pytest", "-n", "auto"),
     ]
     assert {s.cwd for s in by_name["model:example"].steps} == {".", "models/example"}
+
+
+def test_lint_and_typecheck_jobs_run_ruff_and_mypy_from_the_root() -> None:
+    by_name = {job.name: job for job in load_jobs()}
+    assert [s.run for s in by_name["lint"].steps] == [
+        ("uv", "run", "ruff", "check", "."),
+        ("uv", "run", "ruff", "format", "--check", "."),
+    ]
+    # mypy takes its files and strictness from the root pyproject, so CI and a bare `uv run mypy` agree
+    assert [s.run for s in by_name["typecheck"].steps] == [("uv", "run", "mypy")]
+    assert {s.cwd for job in ("lint", "typecheck") for s in by_name[job].steps} == {"."}
+    mypy = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["tool"]["mypy"]
+    assert mypy["strict"] is True and mypy["files"] == ["packages/*/src"]
 
 
 def _runner(tmp_path: Path, matrix: str) -> Path:

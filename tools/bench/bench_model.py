@@ -65,9 +65,9 @@ from make_checkpoint import checkpoint as cached_checkpoint  # noqa: E402
 from tttv2.cli.measure import stream_bandwidth as measure_bandwidth  # noqa: E402
 from tttv2.cli.roofline import kv_bytes_read_per_step, roofline  # noqa: E402
 from tttv2.cli.throughput import bench_prompts, parameter_bytes, run_hf, run_ours  # noqa: E402
+from tttv2.hw import default_kv_block_size  # noqa: E402
 from tttv2.serve.runtime import greedy_tokens  # noqa: E402
 from tttv2.serve.runtime.engine import joined_rows  # noqa: E402
-from tttv2.hw import default_kv_block_size  # noqa: E402
 
 SUITE_SHAPES = ("smollm2-135m", "llama-3.2-1b")
 SHAPES: dict[str, dict[str, Any]] = {name: ALL_SHAPES[name] for name in SUITE_SHAPES}

@@ -10,7 +10,13 @@ import torch
 from tttv2_model_mistral import load
 
 from tttv2.testing.hf import reference_outputs
-from tttv2.testing.model_kit import check_bf16_layers, check_bf16_parity, check_fp32_logits, check_fp32_parity, prompt
+from tttv2.testing.model_kit import (
+    check_bf16_layers,
+    check_bf16_parity,
+    check_fp32_logits,
+    check_fp32_parity,
+    prompt,
+)
 
 
 def test_fp32_logits_and_64_greedy_tokens_match_transformers(variant):

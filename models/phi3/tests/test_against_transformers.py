@@ -8,7 +8,12 @@ import pytest
 from conftest import LONGROPE, ORIGINAL, PARTIAL
 from tttv2_model_phi3 import load
 
-from tttv2.testing.model_kit import check_bf16_layers, check_bf16_parity, check_fp32_logits, check_fp32_parity
+from tttv2.testing.model_kit import (
+    check_bf16_layers,
+    check_bf16_parity,
+    check_fp32_logits,
+    check_fp32_parity,
+)
 
 
 def test_fp32_logits_and_64_greedy_tokens_match_transformers(variant):

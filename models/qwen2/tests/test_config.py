@@ -21,7 +21,7 @@ BASE = {
 
 LAYER_TYPES = [None, ["full_attention", "sliding_attention", "full_attention", "sliding_attention"]]
 CASES = [
-    {k: v for k, v in zip(("use_sliding_window", "sliding_window", "max_window_layers", "layer_types"), c) if v != "-"}
+    {k: v for k, v in zip(("use_sliding_window", "sliding_window", "max_window_layers", "layer_types"), c, strict=True) if v != "-"}
     for c in itertools.product([True, False, "-"], [7, None, 512, 4096, "-"], [0, 2, 4, "-"], LAYER_TYPES + ["-"])
 ]
 

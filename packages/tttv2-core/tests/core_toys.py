@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+
 from tttv2.core import (
     BaseModule,
     ExecutionMode,

@@ -8,6 +8,7 @@ import warnings
 import pytest
 import torch
 from core_toys import ToyLeaf, ToySpec, assert_close, reference
+
 from tttv2.core import (
     ExecutionMode,
     LegacyModeCall,

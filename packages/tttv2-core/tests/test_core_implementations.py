@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import pytest
 import torch
+
 from tttv2.core import (
     ExecutionMode,
     ModuleSpec,

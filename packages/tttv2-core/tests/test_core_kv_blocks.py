@@ -16,6 +16,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
+
 from tttv2.core import ExecutionMode, KVBlockManager, KVCacheExhaustedError, TTTv2Error
 from tttv2.core.batch import int64_tensor
 

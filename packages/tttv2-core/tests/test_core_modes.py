@@ -6,6 +6,7 @@ import copy
 import pickle
 
 import pytest
+
 from tttv2.core import ExecutionMode, UnknownNameError
 
 BUILT_IN = ("prefill", "decode", "unified", "long_context", "speculative", "continuous_batch")

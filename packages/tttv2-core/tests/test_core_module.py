@@ -16,6 +16,7 @@ from core_toys import (
     reference,
 )
 from torch.overrides import TorchFunctionMode
+
 from tttv2.core import (
     ExecutionMode,
     ExecutionStrategy,

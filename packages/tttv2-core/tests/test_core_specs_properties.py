@@ -12,6 +12,7 @@ import pytest
 from core_spec_strategies import INVALID, VALID, valid_specs
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
 from tttv2.core import AttentionSpec, ModuleSpec, RopeSpec, SpecError
 from tttv2.core.specs import spec_kinds
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 from core_toys import PrefillDecodeSpec, ToyLeaf, ToySpec, ToyStack, leaves
+
 from tttv2.core import (
     ContinuousBatchingStrategy,
     DynamicStrategy,

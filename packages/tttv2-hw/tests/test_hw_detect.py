@@ -7,6 +7,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import torch
+
 from tttv2.hw import DeviceConfig
 from tttv2.hw.device import cpu as cpu_mod
 from tttv2.hw.device.cuda import CUDADeviceInfo

@@ -13,7 +13,12 @@ from hypothesis import strategies as st
 
 from tttv2.hw.kernels.linear import cpu_linear
 from tttv2.hw.kernels.native import NativeKernelUnavailable
-from tttv2.hw.kernels.native.skinny_linear import SKINNY_MAX_ROWS, skinny_kernel, skinny_linear, skinny_linear_applies
+from tttv2.hw.kernels.native.skinny_linear import (
+    SKINNY_MAX_ROWS,
+    skinny_kernel,
+    skinny_linear,
+    skinny_linear_applies,
+)
 
 skinny_module = importlib.import_module("tttv2.hw.kernels.native.skinny_linear")
 linear_module = importlib.import_module("tttv2.hw.kernels.linear")

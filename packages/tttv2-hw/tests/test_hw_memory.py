@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from hw_model_specs import decoder, llama31_8b, llama32_1b, mixtral_8x7b, qwen25_05b
+
 from tttv2.hw import DeviceConfig, MemoryPlanError, count_params, plan_memory
 
 GB = 10**9

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from tttv2.core.errors import UnknownNameError
 from tttv2.hw import DeviceConfig, ParamsOverrideError
 

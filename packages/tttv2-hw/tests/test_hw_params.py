@@ -6,6 +6,7 @@ import dataclasses
 
 import pytest
 from hw_model_specs import decoder, llama31_8b, mixtral_8x7b
+
 from tttv2.core import ExecutionMode
 from tttv2.core.errors import TTTv2Error, UnknownNameError
 from tttv2.core.specs import AttentionSpec, FeedForwardSpec, KVCacheSpec, LMHeadSpec, MoESpec

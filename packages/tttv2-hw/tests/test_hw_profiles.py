@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from tttv2.core.errors import TTTv2Error, UnknownNameError
 from tttv2.hw import DeviceConfig, profile_names
 

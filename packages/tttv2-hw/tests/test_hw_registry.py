@@ -5,6 +5,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import pytest
+
 from tttv2.core.errors import TTTv2Error, UnknownNameError
 from tttv2.hw import DeviceConfig, get_kernel, kernel_backends, register_kernel
 from tttv2.hw.kernels import registry

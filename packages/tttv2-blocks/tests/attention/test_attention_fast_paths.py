@@ -14,8 +14,8 @@ from attention_harness import (
     run_schedule,
 )
 
-from tttv2.blocks.building_blocks.rope import rows as rope_rows
 from tttv2.blocks.building_blocks.rope import RotaryEmbedding
+from tttv2.blocks.building_blocks.rope import rows as rope_rows
 from tttv2.core import AttentionSpec, RopeSpec
 
 ROPE = AttentionSpec(

@@ -6,6 +6,16 @@ Importing this package registers every block's per-mode implementations with
 
 from importlib.metadata import PackageNotFoundError, version
 
+from tttv2.blocks import patterns as _patterns
+from tttv2.blocks import weights as _weights
+from tttv2.blocks.building_blocks import attention as _attention
+from tttv2.blocks.building_blocks import embedding as _embedding
+from tttv2.blocks.building_blocks import feed_forward as _feed_forward
+from tttv2.blocks.building_blocks import kv_cache as _kv_cache
+from tttv2.blocks.building_blocks import lm_head as _lm_head
+from tttv2.blocks.building_blocks import moe as _moe
+from tttv2.blocks.building_blocks import normalization as _normalization
+from tttv2.blocks.building_blocks import rope as _rope
 from tttv2.blocks.building_blocks.attention import *  # noqa: F403
 from tttv2.blocks.building_blocks.embedding import *  # noqa: F403
 from tttv2.blocks.building_blocks.feed_forward import *  # noqa: F403
@@ -16,17 +26,6 @@ from tttv2.blocks.building_blocks.normalization import *  # noqa: F403
 from tttv2.blocks.building_blocks.rope import *  # noqa: F403
 from tttv2.blocks.patterns import *  # noqa: F403
 from tttv2.blocks.weights import *  # noqa: F403
-from tttv2.blocks.building_blocks import (
-    attention as _attention,
-    embedding as _embedding,
-    feed_forward as _feed_forward,
-    kv_cache as _kv_cache,
-    lm_head as _lm_head,
-    moe as _moe,
-    normalization as _normalization,
-    rope as _rope,
-)
-from tttv2.blocks import patterns as _patterns, weights as _weights
 
 try:
     __version__ = version("tttv2-blocks")

@@ -5,15 +5,18 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tttv2.cli.errors import UsageError
 from tttv2.cli.kv_pool import KVPool
 from tttv2.core.model_plugins import LoadedModel
 from tttv2.serve.runtime import LLMEngine, Request, RequestOutput, SamplingParams, StopConditions
+
+if TYPE_CHECKING:
+    import torch
 
 
 @dataclass(frozen=True)
@@ -91,7 +94,7 @@ def _line_ids(item: dict[str, Any], loaded: LoadedModel, where: str) -> list[int
 
 
 def make_engine(
-    loaded: LoadedModel, pool: KVPool, device: object, *, max_num_seqs: int, longest_prompt: int
+    loaded: LoadedModel, pool: KVPool, device: torch.device, *, max_num_seqs: int, longest_prompt: int
 ) -> LLMEngine:
     tokenizer = loaded.tokenizer
     return LLMEngine(
@@ -115,7 +118,7 @@ def stream_one(
     sampling: SamplingParams,
     max_new_tokens: int,
     *,
-    device: object,
+    device: torch.device,
     pool: KVPool,
     write: Callable[[str], None],
 ) -> RequestOutput:
@@ -140,7 +143,7 @@ def generate_many(
     prompts: Sequence[PromptLine],
     sampling: SamplingParams,
     *,
-    device: object,
+    device: torch.device,
     pool: KVPool,
     max_num_seqs: int,
     on_result: Callable[[PromptLine, RequestOutput], None],
@@ -162,13 +165,13 @@ def generate_many(
             params = dataclasses.replace(sampling, seed=(sampling.seed + p.index) % 2**63)
         engine.add_request(
             Request(
-                p.prompt_ids,
+                tuple(p.prompt_ids),
                 params,
                 StopConditions(max_new_tokens=p.max_new_tokens, eos_token_ids=eos),
                 request_id=p.index,
             )
         )
-    done: dict[int, RequestOutput] = {}
+    done: dict[Hashable, RequestOutput] = {}
     next_index = 0
     while next_index < len(prompts):
         for event in engine.step():

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from tttv2.cli.kv_pool import KVPool, loaded_kv_pool
 from tttv2.core.model_plugins import LoadedModel
 from tttv2.serve.runtime import LLMEngine, SamplingParams, StopConditions
+
+if TYPE_CHECKING:
+    import torch
 
 
 @dataclass
@@ -26,7 +30,7 @@ def generate(
     sampling: SamplingParams,
     max_new_tokens: int,
     *,
-    device: object,
+    device: torch.device,
     on_token: Callable[[int], None] | None = None,
     eos_token_ids: Sequence[int] | None = None,
     pool: KVPool | None = None,
@@ -37,7 +41,7 @@ def generate(
     KV cache (default: what this sequence needs, planned with tttv2-hw for ``device``)."""
     tokens_needed = min(len(prompt) + max_new_tokens, loaded.max_context)
     if pool is None:
-        pool = loaded_kv_pool(loaded, device, seq_len=tokens_needed)  # type: ignore[arg-type]
+        pool = loaded_kv_pool(loaded, device, seq_len=tokens_needed)
     tokenizer = loaded.tokenizer
     engine = LLMEngine(
         loaded.model,

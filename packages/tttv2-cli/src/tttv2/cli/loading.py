@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import inspect
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 
@@ -109,7 +109,7 @@ def _load_allowing_nonfinite(
             f"--allow-nonfinite-weights: the {architecture} plugin's load() does not take "
             "allow_nonfinite_weights (it is not built on tttv2.blocks.weights.load_hf_checkpoint)"
         )
-    return plugin.load(
+    return plugin.load(  # type: ignore[call-arg]  # the ModelPlugin protocol lacks it; checked above
         checkpoint, dtype=dtype, device=device, progress=progress, allow_nonfinite_weights=True
     )
 
@@ -123,5 +123,5 @@ def build_native_kernels(device: torch.device) -> float:
     from tttv2.hw.kernels.native import native_status
 
     return sum(
-        float(s["seconds"]) for s in native_status().values() if s.get("compiled")  # type: ignore[arg-type]
+        float(cast(float, s["seconds"])) for s in native_status().values() if s.get("compiled")
     )

@@ -72,7 +72,7 @@ def kv_bytes_read_per_step(spec: ModelSpec, batch: int, context: float, itemsize
     for layer in spec.layers:
         a = layer.attention
         seen = min(context, a.sliding_window) if a.sliding_window else context
-        total += 2 * a.num_kv_heads * a.head_dim * seen * itemsize
+        total += 2 * a.num_kv_heads * a.head_dim * seen * itemsize  # type: ignore[operator]  # validated spec
     return int(total * batch)
 
 

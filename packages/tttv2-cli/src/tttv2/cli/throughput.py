@@ -13,14 +13,20 @@ import statistics
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 
 from tttv2.cli.kv_pool import KVPool, loaded_kv_pool
 from tttv2.cli.measure import PeakMemory
 from tttv2.core.model_plugins import LoadedModel
-from tttv2.serve.runtime import LLMEngine, SamplingParams, StopConditions, greedy_tokens
+from tttv2.serve.runtime import (
+    LLMEngine,
+    RequestOutput,
+    SamplingParams,
+    StopConditions,
+    greedy_tokens,
+)
 
 
 @dataclass
@@ -66,7 +72,8 @@ def bench_ours(
     with PeakMemory(device, parameter_bytes(loaded.model)) as mem:
         engine, outputs = run_ours(loaded, prompts, gen_len, device, pool)
     stats = engine.stats
-    ttft = statistics.mean(o.timings.time_to_first_token for o in outputs)
+    # every output here has produced tokens, so each has its time to first token
+    ttft = statistics.mean(cast(float, o.timings.time_to_first_token) for o in outputs)
     decode = stats.decode_tokens_per_s if stats.decode_tokens else None
     return Throughput(stats.prefill_tokens_per_s, ttft, decode, mem.peak_bytes, warmup)
 
@@ -77,7 +84,7 @@ def run_ours(
     gen_len: int,
     device: torch.device,
     pool: KVPool | None = None,
-) -> tuple[LLMEngine, list]:
+) -> tuple[LLMEngine, list[RequestOutput]]:
     """One greedy generation run of ``prompts [batch, prompt_len]`` for ``gen_len`` tokens
     through ``LLMEngine`` (the engine and its outputs, with their timings); ``pool``
     defaults to what the run needs, planned with tttv2-hw."""

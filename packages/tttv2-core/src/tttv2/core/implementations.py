@@ -58,7 +58,7 @@ def implementations_for(spec_type: type[ModuleSpec], mode: ExecutionMode | str) 
     """Registered variants for ``(spec_type, mode)``, searching the spec's base classes."""
     mode = ExecutionMode(mode)
     for cls in spec_type.__mro__:
-        found = _IMPLEMENTATIONS.get((cls, mode))  # type: ignore[arg-type]
+        found = _IMPLEMENTATIONS.get((cls, mode))
         if found:
             return dict(found)
     return {}

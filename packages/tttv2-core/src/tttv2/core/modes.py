@@ -31,7 +31,8 @@ class _ModeType(type):
         try:
             return cls._registry[key]  # type: ignore[attr-defined]
         except (KeyError, TypeError):
-            raise UnknownNameError("execution mode", name, (k.upper() for k in cls._registry)) from None  # type: ignore[attr-defined]
+            known = (k.upper() for k in cls._registry)  # type: ignore[attr-defined]
+            raise UnknownNameError("execution mode", name, known) from None
 
 
 class ExecutionMode(metaclass=_ModeType):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+
 from tttv2.core.context import RuntimeContext
 from tttv2.core.errors import ModeNotSupportedError, StrategyError
 from tttv2.core.implementations import Implementation

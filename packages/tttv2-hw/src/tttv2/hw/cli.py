@@ -14,7 +14,7 @@ import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, cast
 
 from tttv2.core.errors import InputError, TTTv2Error
 from tttv2.core.modes import ExecutionMode
@@ -22,7 +22,7 @@ from tttv2.core.specs import ModelSpec
 from tttv2.hw.device.config import DeviceConfig
 from tttv2.hw.device.profiles import profile_names
 from tttv2.hw.kernels import backend_preference, get_kernel
-from tttv2.hw.kernels.decode_layers import DecodeChoice, choose_decode_path
+from tttv2.hw.kernels.decode_layers import DecodeChoice, DecodeLayersKernel, choose_decode_path
 from tttv2.hw.kernels.native import native_status
 from tttv2.hw.memory.planner import MemoryPlan, plan_memory
 from tttv2.hw.params import OPS
@@ -40,7 +40,7 @@ class UsageError(InputError, TTTv2Error, ValueError):
 class _Parser(argparse.ArgumentParser):
     """Usage errors raise :class:`UsageError` (one line, no usage dump) instead of exiting."""
 
-    def error(self, message: str) -> NoReturn:  # type: ignore[override]
+    def error(self, message: str) -> NoReturn:
         raise UsageError(f"{message} (see '{self.prog} --help')")
 
 
@@ -115,7 +115,8 @@ def decode_path(config: DeviceConfig) -> DecodeChoice:
         config.torch_device,
         compile=bool(getattr(params, "compile", False)),
         fuse=bool(getattr(params, "fuse_decode_layers", True)),
-        kernel=get_kernel("decode_layers", config.torch_device),
+        # the registry types every op's kernel as Callable[..., Any]; this op's is a DecodeLayersKernel
+        kernel=cast(DecodeLayersKernel, get_kernel("decode_layers", config.torch_device)),
     )
 
 
@@ -178,7 +179,9 @@ def format_table(op: str, by_mode: dict[str, OpParams]) -> str:
     cells = [[name, *(str(getattr(by_mode[m], name)) for m in modes)] for name in fields]
     header = [op, *modes]
     widths = [max(len(r[i]) for r in [header, *cells]) for i in range(len(header))]
-    line = lambda row: "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()  # noqa: E731
+    def line(row: list[str]) -> str:
+        return "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
+
     rule = "  ".join("-" * w for w in widths)
     return "\n".join([line(header), rule, *(line(r) for r in cells)])
 

@@ -7,6 +7,7 @@ torch has no dtype for (Tenstorrent block-float ``bfloat8_b`` / ``bfloat4_b``).
 from __future__ import annotations
 
 import torch
+
 from tttv2.core.errors import UnknownNameError
 
 #: Bytes per element. Tenstorrent block floats share one exponent byte per 16 values of a

@@ -9,6 +9,7 @@ keys change its output.
 
 from __future__ import annotations
 
+import builtins
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -81,13 +82,13 @@ class HFConfig:
             raise self.error(key, value, "one of " + ", ".join(choices) if choices else "a string")
         return value
 
-    def head_dim(self, hidden_key: str = "hidden_size", heads_key: str = "num_attention_heads") -> int:
+    def head_dim(self, hidden_key: builtins.str = "hidden_size", heads_key: builtins.str = "num_attention_heads") -> builtins.int:
         """``head_dim`` when set, else ``hidden // heads`` as transformers derives it."""
         if self.has("head_dim"):
             return self.int("head_dim")
         return self.int(hidden_key) // self.int(heads_key)
 
-    def token_ids(self, key: str) -> tuple[int, ...]:
+    def token_ids(self, key: builtins.str) -> tuple[builtins.int, ...]:
         """``eos_token_id``-like: an integer, a list of integers or null -> a tuple."""
         value = self.raw(key, None)
         expected = "an integer >= 0, a list of integers >= 0 or null"
@@ -96,14 +97,14 @@ class HFConfig:
             raise self.error(key, value, expected)
         return tuple(items)
 
-    def token_id(self, key: str) -> int | None:
+    def token_id(self, key: builtins.str) -> builtins.int | None:
         """``bos_token_id``-like: an integer or null."""
         value = self.raw(key, None)
         if value is not None and not (_is_int(value) and 0 <= value <= MAX_INT):
             raise self.error(key, value, "an integer >= 0 or null")
         return value
 
-    def float_list(self, key: str, length: int | None = None) -> tuple[float, ...]:
+    def float_list(self, key: builtins.str, length: builtins.int | None = None) -> tuple[builtins.float, ...]:
         value = self.raw(key)
         return check_float_list(self, key, value, length)
 

@@ -113,7 +113,7 @@ def read_rope(
         return RopeSpec(
             **base, scaling="yarn", factor=optional("factor"),
             original_max_position=original, truncate=check_bool(cfg, field("truncate"), truncate),
-            **{name: optional(name) for name in _YARN_FLOATS},
+            **{name: optional(name) for name in _YARN_FLOATS},  # type: ignore[arg-type]  # float | None fields
         )  # fmt: skip
     half = rotary // 2
     return RopeSpec(  # longrope

@@ -19,6 +19,7 @@ import torch
 from tttv2.blocks.building_blocks.attention import Attention
 from tttv2.blocks.parallel.plan import AttentionShard
 from tttv2.core import ExecutionStrategy
+from tttv2.core.specs import AttentionSpec
 from tttv2.hw import get_kernel
 from tttv2.hw.mesh import DeviceMesh
 
@@ -39,7 +40,7 @@ class ShardedAttention(Attention):
         self._row_linear: dict[str, Callable[..., Any]] = {}
 
     @property
-    def full_spec(self):
+    def full_spec(self) -> AttentionSpec:
         return self.shard.spec
 
     def output(self, attn: torch.Tensor) -> torch.Tensor:

@@ -38,11 +38,13 @@ class ShardedFeedForward(FeedForward):
         if linear is None:
             linear = self._kernels[x.device.type] = get_kernel("linear", x.device)
         if not self.spec.gated:
+            assert self.up_proj is not None  # an ungated FeedForward is never fused
             h = self.act(linear(x, self.up_proj.weight, self.up_proj.bias))
         elif self.gate_up_proj is not None:
             gate, up = linear(x, self.gate_up_proj.weight, self.gate_up_proj.bias).chunk(2, dim=-1)
             h = self.act(gate) * up
         else:
+            assert self.gate_proj is not None and self.up_proj is not None  # not fused
             gate = linear(x, self.gate_proj.weight, self.gate_proj.bias)
             h = self.act(gate) * linear(x, self.up_proj.weight, self.up_proj.bias)
         return linear(h, self.down_proj.weight, None)

@@ -32,10 +32,11 @@ class ShardedMoE(MoE):
         self.shard = shard
         self.mesh = mesh
         self.gate = torch.nn.Linear(spec.hidden_dim, spec.num_experts, bias=False, device=device)
-        self.experts = torch.nn.ModuleDict(
+        # experts by global id, only this rank's (MoE's ModuleList holds all of them)
+        self.experts = torch.nn.ModuleDict(  # type: ignore[assignment]
             {str(e): FeedForward(spec.expert, device=device) for e in range(*shard.experts)}
         )
-        self.shared_expert = (
+        self.shared_expert: ShardedFeedForward | None = (
             ShardedFeedForward(shard.shared, mesh, device=device, reduce=False) if shard.shared is not None else None
         )
         self.shared_expert_gate = (
@@ -75,7 +76,7 @@ class ShardedMoE(MoE):
             if count == 0 or not first <= expert_id < last:
                 continue
             tokens = assignments // top_k
-            y = self.experts[str(expert_id)](x[tokens]) * flat_weights[assignments, None]
+            y = self.experts[str(expert_id)](x[tokens]) * flat_weights[assignments, None]  # type: ignore[call-overload]
             out.index_add_(0, tokens, y.to(out.dtype))
         return out
 

@@ -21,9 +21,9 @@ from typing import Any
 
 import torch
 
-from tttv2.blocks.building_blocks.attention.rope_rows import pass_scope
 from tttv2.blocks.building_blocks.kv_cache import PagedKVCache
 from tttv2.blocks.building_blocks.normalization import make_norm
+from tttv2.blocks.building_blocks.rope.rows import pass_scope
 from tttv2.blocks.parallel.attention import ShardedAttention
 from tttv2.blocks.parallel.feed_forward import ShardedFeedForward
 from tttv2.blocks.parallel.moe import ShardedMoE

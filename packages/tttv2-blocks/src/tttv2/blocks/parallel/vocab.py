@@ -47,7 +47,7 @@ class ShardedEmbedding(TokenEmbedding):
         if self.spec.scale is not None:
             h = h * torch.tensor(self.spec.scale, dtype=h.dtype, device=h.device)
         h = self.mesh.all_reduce(h)
-        if self.position_embedding is not None:
+        if self.position_embedding is not None and positions is not None:  # checked above
             h = h + F.embedding(positions, self.position_embedding)
         return h
 

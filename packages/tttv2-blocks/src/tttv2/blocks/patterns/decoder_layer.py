@@ -95,18 +95,22 @@ class DecoderLayer(BaseModule):
         assert attn.qkv_proj is not None and isinstance(ffn, FeedForward) and ffn.gate_up_proj is not None
         assert isinstance(self.attn_norm, RMSNorm) and isinstance(self.ffn_norm, RMSNorm)
         s, qkv, o, gate_up, down = attn.spec, attn.qkv_proj, attn.o_proj, ffn.gate_up_proj, ffn.down_proj
+        # AttentionSpec.validate() / RopeSpec.validate() set these
+        rotary_dim = s.rope.rotary_dim if s.rope is not None else 0
+        assert s.num_kv_heads is not None and s.head_dim is not None and rotary_dim is not None
         return DecodeLayer(
             DecodeLayerWeights(
                 self.attn_norm.weight, qkv.weight, qkv.bias, o.weight, o.bias, self.ffn_norm.weight,
                 gate_up.weight, gate_up.bias, down.weight, down.bias,
             ),
             DecodeLayerShape(
-                s.num_heads, s.num_kv_heads, s.head_dim, s.rope.rotary_dim if s.rope is not None else 0,
+                s.num_heads, s.num_kv_heads, s.head_dim, rotary_dim,
                 s.rope.interleaved if s.rope is not None else False, ffn.spec.activation,
                 self.attn_norm.eps, self.ffn_norm.eps, self.attn_norm.unit_offset, self.ffn_norm.unit_offset,
                 s.softmax_scale, s.logit_softcap, s.sliding_window,
             ),
-            attn.rotary,
+            # RotaryRows declares a mutable ``spec: Hashable``; RotaryEmbedding's is a RopeSpec
+            attn.rotary,  # type: ignore[arg-type]
         )  # fmt: skip
 
     def forward(self, x: torch.Tensor, meta: BatchMetadata, cache: LayerKVCache) -> torch.Tensor:
@@ -117,6 +121,7 @@ class DecoderLayer(BaseModule):
         if self.post_attn_norm is not None:
             h = self.post_attn_norm(h)
         h = x + h
+        assert self.ffn_norm is not None  # only a parallel layer may share attn_norm (no ffn_norm)
         y = self.ffn(self.ffn_norm(h))
         if self.post_ffn_norm is not None:
             y = self.post_ffn_norm(y)

@@ -37,7 +37,7 @@ from __future__ import annotations
 import weakref
 from collections.abc import Sequence
 from operator import attrgetter, is_
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
 from torch import nn
@@ -73,21 +73,23 @@ class DecodeStackParts(Protocol):
     lm_head: nn.Module
 
 
-def _watch(layer: DecoderLayer) -> list[tuple[dict, str, object]]:
+def _watch(layer: DecoderLayer) -> list[tuple[dict[str, Any], str, object]]:
     """(live dict, key, bound value) for every module and parameter the binding of
     ``layer`` depends on, re-checked before every pass (see :class:`Bindings`)."""
     attn, ffn = layer.attention, layer.ffn
     slots, a, f = child_slots(layer), child_slots(attn), child_slots(ffn)
-    tree: list[tuple[dict, str, object]] = [
+    tree: list[tuple[dict[str, Any], str, object]] = [
         *((slots, n, getattr(layer, n)) for n in ("attn_norm", "attention", "ffn_norm", "ffn")),
         (slots, "post_attn_norm", None), (slots, "post_ffn_norm", None),
         (a, "qkv_proj", attn.qkv_proj), (a, "o_proj", attn.o_proj), (a, "q_norm", None),
         (f, "gate_up_proj", ffn.gate_up_proj), (f, "down_proj", ffn.down_proj),
     ]  # fmt: skip
-    for module in (layer.attn_norm, layer.ffn_norm):
-        tree.append((parameter_slots(module), "weight", parameter_slots(module)["weight"]))
+    # only layers whose decode_weights() succeeded are watched: both norms and the fused
+    # projections exist (mypy sees the Optional attributes)
+    for norm in (layer.attn_norm, layer.ffn_norm):
+        tree.append((parameter_slots(norm), "weight", parameter_slots(norm)["weight"]))  # type: ignore[arg-type]
     for module in (attn.qkv_proj, attn.o_proj, ffn.gate_up_proj, ffn.down_proj):
-        params = parameter_slots(module)
+        params = parameter_slots(module)  # type: ignore[arg-type]
         tree += [(params, n, params.get(n)) for n in ("weight", "bias")]
     return tree
 
@@ -226,6 +228,6 @@ class FusedDecode:
         self._hooked = self._bindings.hooked()
         return layers
 
-    def _eager(self, reason: str) -> None:
+    def _eager(self, reason: str) -> Any:  # always None ("run eagerly"), returned by run() and _layers()
         self.reason = reason
         return None

@@ -68,7 +68,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from contextlib import nullcontext
-from typing import Any
+from typing import Any, cast
 
 import torch
 
@@ -162,9 +162,11 @@ class TransformerStack(BaseModule):
         fuse_on = self._fuse_request
         if fuse_on is None:
             fuse_on = bool(getattr(params, "fuse_decode_layers", True))
-        kernel: DecodeLayersKernel = get_kernel("decode_layers", device)
+        # the registry types every op's kernel as Callable[..., Any]; this op's is a DecodeLayersKernel
+        kernel = cast(DecodeLayersKernel, get_kernel("decode_layers", device))
         choice = choose_decode_path(device, compile=compile_on, fuse=fuse_on, kernel=kernel)
-        self._fused = FusedDecode(self, kernel) if choice.fuse else None
+        # DecodeStackParts declares mutable nn.Module attributes; ours are subclasses (LMHead)
+        self._fused = FusedDecode(self, kernel) if choice.fuse else None  # type: ignore[arg-type]
         if self._fused is not None:
             self._fused.capture(self._capture)
         self._decode_step = self._compiled_step(device, params) if choice.kind == "compiled" else None
@@ -204,7 +206,7 @@ class TransformerStack(BaseModule):
         self.prepare_decode()
 
     def _apply(self, fn: Callable[[torch.Tensor], torch.Tensor], recurse: bool = True) -> TransformerStack:
-        out = super()._apply(fn, recurse)  # .to(), .float(), .cuda(), ...
+        out = super()._apply(fn, recurse)  # type: ignore[no-untyped-call]  # .to(), .float(), .cuda(), ...
         if "_decode_path" in self.__dict__:  # _apply also runs before __init__ has prepared
             self.prepare_decode()  # another device or dtype: decide (and bind) afresh
         return out
@@ -261,8 +263,8 @@ class TransformerStack(BaseModule):
             capture_graph = bool(params is not None and params.capture_graph)
         backend = options["backend"]
         capture = capture_graph and device.type == "cuda" and backend == "inductor"
-        mode = {"mode": "reduce-overhead"} if capture else {}
-        return torch.compile(self._run, dynamic=True, backend=backend, **mode)
+        mode = "reduce-overhead" if capture else None  # None: torch.compile's default mode
+        return torch.compile(self._run, dynamic=True, backend=backend, mode=mode)
 
     @property
     def decode_compiled(self) -> bool:

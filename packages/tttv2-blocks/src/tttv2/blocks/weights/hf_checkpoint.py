@@ -108,8 +108,9 @@ def load_hf_checkpoint(
             model_class = TransformerStack
         with default_dtype(dtype), no_init_weights():  # every parameter is loaded next
             model = model_class(spec, device, execution_strategy)
+        # RenameRules is read through its placements() (see _as_placer), not as a Rename
         load_weights(
-            model, checkpoint, rules, dtype=dtype, progress=progress,
+            model, checkpoint, rules, dtype=dtype, progress=progress,  # type: ignore[arg-type]
             check_finite=not allow_nonfinite_weights,
         )  # fmt: skip
     fuse_projections(model)

@@ -25,7 +25,7 @@ from tttv2.cli.throughput import bench_hf, bench_ours, bench_prompts, load_hf
 from tttv2.cli.tp_bench import bench_tp_loaded
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "bench",
         help="measure speed against transformers and the bandwidth roofline",

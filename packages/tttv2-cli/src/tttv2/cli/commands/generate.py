@@ -8,11 +8,12 @@ import os
 import sys
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
 from tttv2.cli import options
-from tttv2.cli.batch_generation import generate_many, read_prompts_file, stream_one
+from tttv2.cli.batch_generation import PromptLine, generate_many, read_prompts_file, stream_one
 from tttv2.cli.default_checkpoint import DEFAULT_CHECKPOINT_NOTE, default_checkpoint
 from tttv2.cli.errors import UsageError
 from tttv2.cli.forward import prompt_logits
@@ -26,8 +27,12 @@ from tttv2.cli.prompt import DEFAULT_PROMPT, prompt_ids
 from tttv2.cli.tensor_parallel import add_tp_options, run_tensor_parallel, tp_size
 from tttv2.serve.runtime import RequestOutput, SamplingParams
 
+if TYPE_CHECKING:
+    from tttv2.core.model_plugins import LoadedModel
+    from tttv2.hw import DeviceConfig
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "generate",
         help="generate text from a prompt",
@@ -247,7 +252,14 @@ def generation_of(ids: list[int], output: RequestOutput) -> Generation:
     )
 
 
-def run_prompts_file(args, loaded, sampling, device, hw, show) -> int:
+def run_prompts_file(
+    args: argparse.Namespace,
+    loaded: LoadedModel,
+    sampling: SamplingParams,
+    device: torch.device,
+    hw: DeviceConfig,
+    show: bool,
+) -> int:
     """--prompts-file: every prompt through one continuous batch, results in file order."""
     prompts = read_prompts_file(args.prompts_file, loaded, args.max_new_tokens)
     seq_len = min(max(len(p.prompt_ids) + p.max_new_tokens for p in prompts), loaded.max_context)
@@ -263,7 +275,7 @@ def run_prompts_file(args, loaded, sampling, device, hw, show) -> int:
     with Bar(show, None, "native kernels (compiled on first use)", unit="kernel"):
         build_native_kernels(device)
 
-    def on_result(prompt, output) -> None:
+    def on_result(prompt: PromptLine, output: RequestOutput) -> None:
         if args.json:
             record = {
                 "index": prompt.index,

@@ -13,7 +13,7 @@ PASSTHROUGH = True
 PROG = "tttv2 hw"
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     sub.add_parser(
         "hw",
         help="detected device, tuned parameters and memory plan (tttv2.hw)",

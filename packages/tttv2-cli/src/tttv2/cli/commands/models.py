@@ -9,7 +9,7 @@ from tttv2.cli.options import add_json
 from tttv2.core.model_plugins import ENTRY_POINT_GROUP, list_model_plugins
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "models",
         help="list installed model plugins",

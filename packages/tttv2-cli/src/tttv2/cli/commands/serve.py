@@ -30,7 +30,7 @@ from tttv2.serve.server import (
 )
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "serve",
         help="serve a checkpoint over an OpenAI-compatible HTTP API",

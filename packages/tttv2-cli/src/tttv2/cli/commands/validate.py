@@ -6,6 +6,7 @@ import argparse
 import json
 import math
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -18,6 +19,9 @@ from tttv2.cli.loading import DTYPES, load, resolve_device
 from tttv2.cli.progress import progress_enabled
 from tttv2.hw.precision import PRESETS
 
+if TYPE_CHECKING:
+    from tttv2.core.model_plugins import LoadedModel
+
 #: Input when the checkpoint has a tokenizer (real text gives real models peaked logits).
 VALIDATION_TEXT = (
     "The key and value of every token are kept in a cache, so that decoding one more token only "
@@ -27,7 +31,7 @@ VALIDATION_TEXT = (
 EXIT_FAILED = 1
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "validate",
         help="compare our model with transformers on a checkpoint",
@@ -76,7 +80,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     options.add_json(p, "every metric, each check and the verdict")
 
 
-def validation_ids(loaded, seq_len: int, text: str = VALIDATION_TEXT) -> list[int]:
+def validation_ids(loaded: LoadedModel, seq_len: int, text: str = VALIDATION_TEXT) -> list[int]:
     vocab = loaded.spec.vocab_size
     ids: list[int] = []
     if loaded.tokenizer is not None:
@@ -202,7 +206,7 @@ def _agreement(logits: torch.Tensor, ref: torch.Tensor) -> tuple[float, float]:
     )
 
 
-def run_precision(args: argparse.Namespace, loaded, device: torch.device, block_size: int) -> int:
+def run_precision(args: argparse.Namespace, loaded: LoadedModel, device: torch.device, block_size: int) -> int:
     """``--precision``: the preset's weights against the unchanged checkpoint and
     transformers, as a report (exit 0)."""
     from tttv2.blocks import apply_precision_policy
@@ -224,7 +228,7 @@ def run_precision(args: argparse.Namespace, loaded, device: torch.device, block_
     counts = apply_precision_policy(loaded.model, args.precision)
     logits, layers = our_outputs(loaded, ids, device, block_size)
     ref = reference_outputs(args.checkpoint, ids, greedy_steps=1, dtype=DTYPES[args.dtype], device=device)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for name, other_logits, other_layers in (
         (args.dtype, base_logits, base_layers),
         ("transformers", ref.logits.float(), [t.float() for t in ref.layer_outputs]),

@@ -46,7 +46,7 @@ class AttentionSpec(ModuleSpec):
         if self.num_kv_heads is None:
             self._set("num_kv_heads", self.num_heads)
         self._positive("num_kv_heads")
-        if self.num_heads % self.num_kv_heads:
+        if self.num_heads % self.num_kv_heads:  # type: ignore[operator]  # set above
             self._fail("num_kv_heads", f"a divisor of num_heads ({self.num_heads})")
         if self.head_dim is None:
             if self.hidden_dim % self.num_heads:
@@ -74,7 +74,7 @@ class AttentionSpec(ModuleSpec):
     @property
     def softmax_scale(self) -> float:
         """The factor applied to ``q @ k^T``."""
-        return self.scale if self.scale is not None else 1.0 / math.sqrt(self.head_dim)
+        return self.scale if self.scale is not None else 1.0 / math.sqrt(self.head_dim)  # type: ignore[arg-type]  # validate() set it
 
     @property
     def group_size(self) -> int:

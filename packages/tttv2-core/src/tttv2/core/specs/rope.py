@@ -51,7 +51,7 @@ class RopeSpec(ModuleSpec):
         if self.rotary_dim is None:
             self._set("rotary_dim", self.head_dim)
         self._positive("rotary_dim")
-        if self.rotary_dim > self.head_dim or self.rotary_dim % 2:
+        if self.rotary_dim > self.head_dim or self.rotary_dim % 2:  # type: ignore[operator]  # set above
             self._fail("rotary_dim", f"an even integer <= head_dim ({self.head_dim})")
         self._one_of("scaling", ROPE_SCALINGS)
         self._bool("truncate", "interleaved")
@@ -74,7 +74,7 @@ class RopeSpec(ModuleSpec):
             v = getattr(self, f)
             if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v < math.inf):
                 self._fail(f, "a finite number >= 0 or None")
-        half = self.rotary_dim // 2
+        half = self.rotary_dim // 2  # type: ignore[operator]  # set at the top of validate()
         for f in ("short_factor", "long_factor"):
             v = getattr(self, f)
             expected = f"a sequence of rotary_dim/2 = {half} positive numbers"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -13,7 +13,7 @@ from tttv2.core.modes import ExecutionMode
 from tttv2.core.specs.base import ModuleSpec
 from tttv2.core.strategy import ExecutionStrategy
 
-_CONDITIONS = {
+_CONDITIONS: dict[str, Callable[[RuntimeContext, Any], bool]] = {
     "min_seq_len": lambda c, v: c.seq_len >= v,
     "max_seq_len": lambda c, v: c.seq_len <= v,
     "min_batch_size": lambda c, v: c.batch_size >= v,

@@ -50,7 +50,7 @@ class CPUInfo:
 
 def parse_cpuinfo(text: str) -> tuple[str, frozenset[str]]:
     """Model name and flag set of the first processor in a /proc/cpuinfo text."""
-    name, flags = "", frozenset()
+    name, flags = "", frozenset[str]()
     for line in text.splitlines():
         key, _, value = line.partition(":")
         key = key.strip().lower()

@@ -9,20 +9,19 @@ runs the eager function, which picks the native kernel or PyTorch as in eager mo
 (No ``from __future__ import annotations`` here: ``custom_op`` reads the annotations.)
 """
 
-from typing import Optional
 
 import torch
 
 
 @torch.library.custom_op("tttv2_hw::cpu_linear", mutates_args=())
-def cpu_linear_op(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor]) -> torch.Tensor:
+def cpu_linear_op(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
     from tttv2.hw.kernels.linear import cpu_linear
 
     return cpu_linear(x, weight, bias)
 
 
 @cpu_linear_op.register_fake
-def _(x, weight, bias):
+def _(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
     return x.new_empty((*x.shape[:-1], weight.shape[0]))
 
 
@@ -34,7 +33,7 @@ def cpu_rms_norm_op(x: torch.Tensor, weight: torch.Tensor, eps: float, unit_offs
 
 
 @cpu_rms_norm_op.register_fake
-def _(x, weight, eps, unit_offset):
+def _(x: torch.Tensor, weight: torch.Tensor, eps: float, unit_offset: bool) -> torch.Tensor:
     return torch.empty_like(x)
 
 
@@ -46,8 +45,8 @@ def cpu_paged_decode_attention_op(
     block_tables: torch.Tensor,
     seq_lens: torch.Tensor,
     scale: float,
-    sliding_window: Optional[int],
-    softcap: Optional[float],
+    sliding_window: int | None,
+    softcap: float | None,
 ) -> torch.Tensor:
     from tttv2.hw.kernels.paged_decode_attention import cpu_paged_decode_attention
 
@@ -57,5 +56,14 @@ def cpu_paged_decode_attention_op(
 
 
 @cpu_paged_decode_attention_op.register_fake
-def _(q, k_pool, v_pool, block_tables, seq_lens, scale, sliding_window, softcap):
+def _(
+    q: torch.Tensor,
+    k_pool: torch.Tensor,
+    v_pool: torch.Tensor,
+    block_tables: torch.Tensor,
+    seq_lens: torch.Tensor,
+    scale: float,
+    sliding_window: int | None,
+    softcap: float | None,
+) -> torch.Tensor:
     return torch.empty_like(q)

@@ -19,11 +19,11 @@ from tttv2.hw.kernels.paged_decode_attention import (
     paged_decode_attention,
 )
 from tttv2.hw.kernels.prefill_attention import prefill_attention
-from tttv2.hw.kernels.registry import register_kernel
+from tttv2.hw.kernels.registry import Kernel, register_kernel
 from tttv2.hw.kernels.rms_norm import cpu_rms_norm, rms_norm
 from tttv2.hw.kernels.rotary import apply_rotary
 
-TORCH_KERNELS = {
+TORCH_KERNELS: dict[str, Kernel] = {
     "prefill_attention": prefill_attention,
     "paged_decode_attention": paged_decode_attention,
     "rms_norm": rms_norm,
@@ -34,7 +34,7 @@ TORCH_KERNELS = {
 }
 TORCH_BACKENDS = ("torch", "torch-cpu", "torch-cuda")
 #: Backend -> the ops where it has its own kernel instead of the shared one.
-DEVICE_KERNELS = {
+DEVICE_KERNELS: dict[str, dict[str, Kernel]] = {
     "torch-cpu": {
         "linear": cpu_linear,
         "rms_norm": cpu_rms_norm,

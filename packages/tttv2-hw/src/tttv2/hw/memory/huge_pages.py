@@ -20,8 +20,12 @@ import ctypes.util
 import sys
 from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
+
+if TYPE_CHECKING:
+    from _ctypes import CFuncPtr
 
 HUGE_PAGE_BYTES = 2 << 20
 _MADV_HUGEPAGE = 14
@@ -41,7 +45,7 @@ def huge_pages_available() -> bool:
 
 
 @cache
-def _madvise():
+def _madvise() -> CFuncPtr:
     libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
     fn = libc.madvise
     fn.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int)

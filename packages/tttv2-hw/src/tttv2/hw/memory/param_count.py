@@ -117,5 +117,9 @@ def count_params(spec: ModelSpec) -> ModelParamCount:
 
 def kv_bytes_per_token(spec: ModelSpec, bytes_per_element: float) -> float:
     """Keys and values of every layer for one token: ``sum 2 * Hkv * head_dim * bytes``."""
-    elements = sum(2 * layer.attention.num_kv_heads * layer.attention.head_dim for layer in spec.layers)  # type: ignore[operator]
+    # the ignore sits on the product's own line so that `ruff format` cannot move it away
+    elements = sum(
+        2 * layer.attention.num_kv_heads * layer.attention.head_dim  # type: ignore[operator, misc]
+        for layer in spec.layers
+    )
     return elements * bytes_per_element

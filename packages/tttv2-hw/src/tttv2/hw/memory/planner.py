@@ -146,9 +146,9 @@ def plan_memory(
     prefill = device.get_optimal_params("model", "prefill", spec)
     cache = device.get_optimal_params("kv_cache", "decode")  # what the paged cache itself reads
     memory = int(memory_bytes if memory_bytes is not None else device.memory_available_bytes)
-    w_dtype = dtype_name(weight_dtype or decode.weight_dtype)  # type: ignore[attr-defined]
-    k_dtype = dtype_name(kv_dtype or cache.kv_cache_dtype)  # type: ignore[attr-defined]
-    block = block_size if block_size is not None else cache.kv_block_size  # type: ignore[attr-defined]
+    w_dtype = dtype_name(weight_dtype or decode.weight_dtype)  # type: ignore[union-attr]
+    k_dtype = dtype_name(kv_dtype or cache.kv_cache_dtype)  # type: ignore[union-attr]
+    block = block_size if block_size is not None else cache.kv_block_size  # type: ignore[union-attr]
     context = context_len if context_len is not None else spec.max_seq_len
     for name, value in (("memory_bytes", memory), ("block_size", block), ("context_len", context)):
         _require_positive("plan_memory", name, value)
@@ -170,8 +170,8 @@ def plan_memory(
     if reserve_bytes is None:
         act = activation_bytes(
             spec,
-            prefill.prefill_chunk_size,  # type: ignore[attr-defined]
-            decode.decode_batch_size,  # type: ignore[attr-defined]
+            prefill.prefill_chunk_size,  # type: ignore[union-attr]
+            decode.decode_batch_size,  # type: ignore[union-attr]
             dtype_bytes(prefill.compute_dtype),
         )
         reserve_bytes = act + int(memory * runtime_fraction)

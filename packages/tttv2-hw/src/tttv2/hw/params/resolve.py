@@ -40,12 +40,12 @@ def resolve_params(
     knobs = {k: _from_device(device, k, v) for k, v in knobs.items()}
     if spec is not None:
         knobs = apply_spec_rules(op, spec, knobs)
-    fields = cls.knobs()
+    names = cls.knobs()
     for selector, values in device.overrides:
         if matches(selector, device.device_type, mode_name, op):
             # an override names the field (``attention_kernel``); the tables name the knob it reads
-            knobs.update({FIELD_ALIASES.get(k, k) if k in fields else k: v for k, v in values.items()})
-    fields = {name: knobs[FIELD_ALIASES.get(name, name)] for name in fields}
+            knobs.update({FIELD_ALIASES.get(k, k) if k in names else k: v for k, v in values.items()})
+    fields = {name: knobs[FIELD_ALIASES.get(name, name)] for name in names}
     return cls(mode=mode_name, device=device.profile, **fields)
 
 

@@ -126,7 +126,8 @@ class EngineBase(ABC):
     ) -> tuple[Hashable, Request]:
         """The request's id and the :class:`Request`, or the error refusing it."""
         if not isinstance(request, Request):
-            request = Request(request, sampling or SamplingParams(), stop or StopConditions())
+            # Request.__post_init__ turns any PromptLike into its tuple of token ids
+            request = Request(request, sampling or SamplingParams(), stop or StopConditions())  # type: ignore[arg-type]
         elif sampling is not None or stop is not None:
             raise InvalidRequestError("pass sampling/stop inside the Request, not next to it")
         rid = request.request_id if request.request_id is not None else f"req-{next(self._request_numbers)}"

@@ -39,8 +39,8 @@ TEMPERATURE_HINT = f"0 (greedy) or a float in [{MIN_TEMPERATURE}, {MAX_TEMPERATU
 
 
 def _number(name: str, value: object, lo: float, hi: float, lo_open: bool, hi_open: bool, hint: str) -> None:
-    ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-    if ok:
+    ok = False
+    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
         ok = (value > lo if lo_open else value >= lo) and (value < hi if hi_open else value <= hi)
     if not ok:
         raise InvalidParameterError("SamplingParams", name, value, hint)

@@ -90,7 +90,7 @@ class Scheduler:
         self.blocks = blocks
         self.max_num_batched_tokens = max_num_batched_tokens
         self.max_num_seqs = max_num_seqs
-        self.long_prefill_token_threshold = long_prefill_token_threshold
+        self.long_prefill_token_threshold: int = long_prefill_token_threshold  # type: ignore[assignment]  # checked above
         self.host_pool = host_pool
         self.stats = stats if stats is not None else EngineStats()
         self.waiting: deque[SequenceState] = deque()
@@ -186,7 +186,7 @@ class Scheduler:
         keys and values into them, so a swapped one has its contents copied back from the
         host pool, and one whose KV was discarded (recompute) is preempted again."""
         victims = self.victims
-        swapped = {v.seq_id: self.host_pool.table(v.seq_id) for v in victims if self._is_swapped(v)}
+        swapped = {v.seq_id: self.host_pool.table(v.seq_id) for v in victims if self._is_swapped(v)}  # type: ignore[union-attr]  # swapped => a host pool
         self.blocks.restore(snap.blocks)
         if self.host_pool is not None and snap.host is not None:
             self.host_pool.restore(snap.host)

@@ -28,15 +28,15 @@ def token_logprobs(
     if not rows:
         return out
     logp = torch.log_softmax(logits[rows].float(), dim=-1)
-    k_max = max(wanted[i] for i in rows)
+    k_max = max(k for k in wanted if k is not None)
     top_vals, top_ids = logp.topk(min(k_max, logp.shape[-1]), dim=-1) if k_max else (None, None)
     chosen = logp.gather(-1, torch.tensor([tokens[i] for i in rows], device=logp.device)[:, None])[
         :, 0
     ].tolist()
     for j, i in enumerate(rows):
         k = wanted[i]
-        top = ()
-        if k:
+        top: tuple[tuple[int, float], ...] = ()
+        if k and top_ids is not None and top_vals is not None:  # k > 0 implies k_max > 0
             top = tuple(zip(top_ids[j, :k].tolist(), top_vals[j, :k].tolist(), strict=True))
         out[i] = TokenLogprobs(chosen[j], top)
     return out

@@ -63,7 +63,7 @@ class APIKeyMiddleware:
         self.app = app
         self.expected = f"Bearer {api_key}".encode()
 
-    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "http" and scope["path"] != "/health":
             given = dict(scope["headers"]).get(b"authorization", b"")
             if not hmac.compare_digest(given, self.expected):
@@ -310,7 +310,7 @@ class Job:
                 stop_strings=body.stop_strings(),
             )
             self.requests = [
-                EngineRequest(prompt_ids, self._sampling(i), stop, request_id=f"{self.id}-{i}")
+                EngineRequest(tuple(prompt_ids), self._sampling(i), stop, request_id=f"{self.id}-{i}")
                 for i in range(body.n)
             ]
         except (InvalidParameterError, InvalidRequestError) as exc:
@@ -405,7 +405,7 @@ class Job:
             choices.append(
                 {
                     "index": i,
-                    "text": last.output.text,
+                    "text": last.output.text,  # type: ignore[union-attr]  # a finished request's last event has it
                     "logprobs": lp,
                     "finish_reason": finish_reason(last.finish_reason),
                 }
@@ -427,7 +427,7 @@ class Job:
             choices.append(
                 {
                     "index": i,
-                    "message": {"role": "assistant", "content": last.output.text},
+                    "message": {"role": "assistant", "content": last.output.text},  # type: ignore[union-attr]  # as above
                     "logprobs": chat_logprobs(events, self.served.token_text)
                     if self.logprobs is not None
                     else None,

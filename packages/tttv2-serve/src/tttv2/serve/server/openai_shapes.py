@@ -29,7 +29,7 @@ class CompletionLogprobs:
     def __init__(self, token_text: Callable[[int], str]) -> None:
         self.token_text = token_text
         self.tokens: list[str] = []
-        self.token_logprobs: list[float] = []
+        self.token_logprobs: list[float | None] = []
         self.top_logprobs: list[dict[str, float]] = []
         self.text_offset: list[int] = []
         self._offset = 0
@@ -58,7 +58,7 @@ class CompletionLogprobs:
 def chat_logprobs(events: Sequence[TokenEvent], token_text: Callable[[int], str]) -> dict[str, Any]:
     """The chat ``logprobs`` object: ``{"content": [{token, logprob, bytes, top_logprobs}]}``."""
 
-    def entry(token_id: int, logprob: float) -> dict[str, Any]:
+    def entry(token_id: int, logprob: float | None) -> dict[str, Any]:
         text = token_text(token_id)
         return {"token": text, "logprob": logprob, "bytes": list(text.encode("utf-8"))}
 

@@ -244,7 +244,7 @@ def check_component(
         checked = available
     else:
         checked = tuple(ExecutionMode(m) for m in modes)
-        missing = [m.value for m in checked if m not in available]
+        missing = [m.value for m in checked if m is not None and m not in available]  # none is None here
         if missing:
             have = [m.value if m is not None else "forward" for m in available]
             raise ValueError(f"{comp.kind}: modes {missing} are not supported by this block (supported: {have})")

@@ -38,7 +38,7 @@ class TensorAllocationTracker(TorchDispatchMode):
     """Counts bytes of tensor storages created while active, and their peak."""
 
     def __init__(self) -> None:
-        super().__init__()
+        super().__init__()  # type: ignore[no-untyped-call]  # TorchDispatchMode.__init__ is unannotated
         self.live_bytes = 0
         self.peak_bytes = 0
         self.total_allocated_bytes = 0

@@ -118,8 +118,8 @@ def compare_speed(
                 base_times.append(time_call(baseline, synchronize, timer))
                 times.append(time_call(fn, synchronize, timer))
     return SpeedReport(
-        name=name or getattr(fn, "__name__", "fn"),
-        baseline_name=baseline_name or getattr(baseline, "__name__", "baseline"),
+        name=str(name or getattr(fn, "__name__", "fn")),
+        baseline_name=str(baseline_name or getattr(baseline, "__name__", "baseline")),
         times_s=tuple(times),
         baseline_times_s=tuple(base_times),
     )

@@ -94,8 +94,9 @@ def model_type_of(architecture: str) -> str:
 
     if architecture in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES.values():
         config_class = getattr(getattr(transformers(), architecture, None), "config_class", None)
-        if getattr(config_class, "model_type", None):
-            return config_class.model_type
+        model_type = getattr(config_class, "model_type", None)
+        if model_type:
+            return model_type
         for model_type, class_name in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES.items():
             if class_name == architecture:
                 return model_type

@@ -44,8 +44,8 @@ def _as_ids(input_ids: Any, tokenizer_path: Path | None) -> torch.Tensor:
             raise ValueError("a text prompt needs a checkpoint folder with tokenizer.json")
         from tokenizers import Tokenizer
 
-        ids = Tokenizer.from_file(str(tokenizer_path / "tokenizer.json")).encode(input_ids).ids
-        return torch.tensor(ids, dtype=torch.long)
+        encoded = Tokenizer.from_file(str(tokenizer_path / "tokenizer.json")).encode(input_ids).ids
+        return torch.tensor(encoded, dtype=torch.long)
     ids = torch.as_tensor(input_ids, dtype=torch.long).flatten()
     if ids.numel() == 0:
         raise ValueError("input_ids is empty")

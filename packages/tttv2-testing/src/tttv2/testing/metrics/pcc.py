@@ -91,8 +91,8 @@ def _correlation(a: torch.Tensor, e: torch.Tensor) -> tuple[float, str]:
         value = (a if a_const else e)[0].item()
         return 0.0, f"{which} is constant ({value:.6g} everywhere) while the other varies; PCC is undefined"
     ac, ec = a - a.mean(), e - e.mean()
-    value = (ac @ ec) / torch.sqrt((ac @ ac) * (ec @ ec))
-    return float(value.clamp(-1.0, 1.0)), ""
+    r = (ac @ ec) / torch.sqrt((ac @ ac) * (ec @ ec))
+    return float(r.clamp(-1.0, 1.0)), ""
 
 
 def assert_pcc(actual: Any, expected: Any, threshold: float = 0.99, *, label: str = "") -> PCCReport:

@@ -63,6 +63,7 @@ def check_streamed_text(loaded: Any, vocab_size: int) -> None:
     engine = engine_for(loaded, len(ids) + 16, detokenize=lambda t: tok.decode(t, skip_special_tokens=True))
     events = list(engine.stream(ids, SamplingParams(), StopConditions(max_new_tokens=16)))
     output = events[-1].output
+    assert output is not None, "the last event of a finished request carries its output"
     assert "".join(e.text for e in events) == output.text
     assert output.text == tok.decode(output.token_ids, skip_special_tokens=True)
     assert torch.tensor(output.token_ids).lt(vocab_size).all()

@@ -50,6 +50,7 @@ def reference_attention(
         )
     S = x.shape[0]
     H, Hkv, D = spec.num_heads, spec.num_kv_heads, spec.head_dim
+    assert Hkv is not None and D is not None  # AttentionSpec.validate() resolved both
     w = {name: t.detach().to(dtype) for name, t in weights.items()}
     x = x.detach().to(dtype)
 

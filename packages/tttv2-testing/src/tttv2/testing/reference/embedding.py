@@ -26,6 +26,7 @@ def reference_embedding(
     if spec.scale is not None:
         h = h * spec.scale
     if spec.max_positions is not None:
+        assert positions is not None, "a spec with max_positions needs positions"
         pos_table = weights["position_embedding"].detach().to(torch.float64)
         h = h + torch.stack([pos_table[int(p)] for p in positions])
     return h

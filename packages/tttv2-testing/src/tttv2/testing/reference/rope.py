@@ -20,6 +20,7 @@ from tttv2.core.specs import RopeSpec
 def reference_inv_freq(spec: RopeSpec, seq_len: int | None = None) -> tuple[list[float], float]:
     """``([inv_freq_0, ..., inv_freq_{R/2-1}], attention_scaling)``."""
     dim = spec.rotary_dim
+    assert dim is not None and spec.factor is not None  # RopeSpec.validate() set them
     half = dim // 2
 
     def plain(base: float) -> list[float]:
@@ -40,6 +41,8 @@ def reference_inv_freq(spec: RopeSpec, seq_len: int | None = None) -> tuple[list
 
     if spec.scaling == "llama3":
         original = spec.original_max_position
+        # validate() requires these for scaling="llama3"
+        assert original is not None and spec.low_freq_factor is not None and spec.high_freq_factor is not None
         low_wavelen = original / spec.low_freq_factor
         high_wavelen = original / spec.high_freq_factor
         out = []
@@ -58,8 +61,10 @@ def reference_inv_freq(spec: RopeSpec, seq_len: int | None = None) -> tuple[list
         return _yarn(spec)
 
     if spec.scaling == "longrope":
+        assert spec.original_max_position is not None  # validate() requires it for longrope
         long = seq_len is not None and seq_len > spec.original_max_position
         factors = spec.long_factor if long else spec.short_factor
+        assert factors is not None  # validate() requires both factor lists for longrope
         freqs = [f / factors[i] for i, f in enumerate(plain(spec.theta))]
         if spec.attention_factor is not None:
             scale = spec.attention_factor
@@ -74,6 +79,8 @@ def reference_inv_freq(spec: RopeSpec, seq_len: int | None = None) -> tuple[list
 
 def _yarn(spec: RopeSpec) -> tuple[list[float], float]:
     dim, base, factor = spec.rotary_dim, spec.theta, spec.factor
+    original = spec.original_max_position
+    assert dim is not None and factor is not None and original is not None  # validate() checked them
 
     def mscale(scale: float, m: float = 1.0) -> float:
         return 1.0 if scale <= 1 else 0.1 * m * math.log(scale) + 1.0
@@ -87,7 +94,7 @@ def _yarn(spec: RopeSpec) -> tuple[list[float], float]:
 
     def dim_of(rotations: float) -> float:
         # dimension index whose wavelength fits `rotations` times into the original context
-        return dim * math.log(spec.original_max_position / (rotations * 2 * math.pi)) / (2 * math.log(base))
+        return dim * math.log(original / (rotations * 2 * math.pi)) / (2 * math.log(base))
 
     low, high = dim_of(spec.beta_fast or 32), dim_of(spec.beta_slow or 1)
     if spec.truncate:
@@ -109,6 +116,7 @@ def reference_rotate(
 ) -> torch.Tensor:
     """Rotate ``x [T, H, D]`` (float64 result) by ``positions [T]``, pair by pair."""
     inv_freq, scale = reference_inv_freq(spec, seq_len)
+    assert spec.rotary_dim is not None  # RopeSpec.validate() set it
     half = spec.rotary_dim // 2
     x = x.detach().to(torch.float64)
     out = x.clone()

@@ -32,7 +32,7 @@ def decoder_layer_specs(
     sandwich = not is_parallel and draw(st.booleans())
     return DecoderLayerSpec(
         attention=draw(attention_specs(hidden_dim=hidden_dim, max_seq_len=max_seq_len)),
-        ffn=draw(moe_specs(hidden_dim=hidden_dim, max_experts=4) if use_moe else ffn_specs(hidden_dim=hidden_dim)),
+        ffn=draw(moe_specs(hidden_dim=hidden_dim, max_experts=4)) if use_moe else draw(ffn_specs(hidden_dim=hidden_dim)),
         attn_norm=draw(norms),
         ffn_norm=draw(st.one_of(st.none(), norms) if is_parallel else norms),
         post_attn_norm=draw(norms) if sandwich else None,

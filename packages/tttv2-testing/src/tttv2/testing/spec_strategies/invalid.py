@@ -80,6 +80,7 @@ def _fields(values: tuple[Any, ...], *names: str) -> list[Mutator]:
 
 
 def _attention(spec: AttentionSpec) -> list[Change]:
+    assert spec.head_dim is not None  # AttentionSpec.validate() set it
     other_rope = RopeSpec(head_dim=spec.head_dim + 2)
     return [
         ({"num_kv_heads": spec.num_heads + 1}, "num_kv_heads"),
@@ -93,6 +94,7 @@ def _attention(spec: AttentionSpec) -> list[Change]:
 
 
 def _rope(spec: RopeSpec) -> list[Change]:
+    assert spec.rotary_dim is not None  # RopeSpec.validate() set it
     half = spec.rotary_dim // 2
     out: list[Change] = [
         ({"rotary_dim": spec.head_dim + 2}, "rotary_dim"),

@@ -21,13 +21,13 @@ import torch
 from torch import nn
 
 from tttv2.blocks.building_blocks.attention.qk_norm import HeadRMSNorm
-from tttv2.blocks.building_blocks.rope.rows import pass_cos_sin
-from tttv2.hw.device_params import device_params
 from tttv2.blocks.building_blocks.linear import KernelLinear
 from tttv2.blocks.building_blocks.rope import RotaryEmbedding
+from tttv2.blocks.building_blocks.rope.rows import pass_cos_sin
 from tttv2.core import BaseModule, ExecutionMode, ExecutionStrategy, register_module_class
 from tttv2.core.specs import AttentionSpec
 from tttv2.hw import get_kernel
+from tttv2.hw.device_params import device_params
 
 
 class Attention(BaseModule):
@@ -54,6 +54,7 @@ class Attention(BaseModule):
             )
         super().__init__(spec, device, execution_strategy)
         hidden, H, Hkv, D = spec.hidden_dim, spec.num_heads, spec.num_kv_heads, spec.head_dim
+        assert Hkv is not None and D is not None  # AttentionSpec.validate() resolved both
         dev = self.device
         self.q_proj: nn.Linear | None = nn.Linear(hidden, H * D, bias=spec.qkv_bias, device=dev)
         self.k_proj: nn.Linear | None = nn.Linear(hidden, Hkv * D, bias=spec.qkv_bias, device=dev)
@@ -76,6 +77,7 @@ class Attention(BaseModule):
         sequence of the batch (``meta.max_seq_len``; length-dependent RoPE scalings use it)."""
         spec = self.spec
         H, Hkv, D = spec.num_heads, spec.num_kv_heads, spec.head_dim
+        assert Hkv is not None and D is not None  # AttentionSpec.validate() resolved both
         linear = self._linear
         if self.qkv_proj is not None:
             qkv = linear(self.qkv_proj, x)
@@ -100,6 +102,7 @@ class Attention(BaseModule):
         spec, rotary = self.spec, self.rotary
         assert rotary is not None
         H, Hkv, D = spec.num_heads, spec.num_kv_heads, spec.head_dim
+        assert Hkv is not None and D is not None  # AttentionSpec.validate() resolved both
         T = qkv.shape[0]
         if positions.dim() != 1 or positions.shape[0] != T:
             raise ValueError(f"{type(self).__name__}: positions must be [T={T}], got {tuple(positions.shape)}")

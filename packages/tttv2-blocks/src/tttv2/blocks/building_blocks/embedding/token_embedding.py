@@ -59,7 +59,7 @@ class TokenEmbedding(torch.nn.Module):
         h = F.embedding(input_ids, self.weight)
         if self.spec.scale is not None:
             h = h * torch.tensor(self.spec.scale, dtype=h.dtype, device=h.device)
-        if self.position_embedding is not None:
+        if self.position_embedding is not None and positions is not None:  # checked above
             h = h + F.embedding(positions, self.position_embedding)
         return h
 

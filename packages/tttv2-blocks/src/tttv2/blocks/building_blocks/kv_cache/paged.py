@@ -7,9 +7,9 @@ from typing import Any
 
 import torch
 
-from tttv2.hw.device_params import default_kv_block_size, default_kv_dtype
 from tttv2.blocks.building_blocks.kv_cache.layer import LayerKVCache
 from tttv2.core import KVBlockManager
+from tttv2.hw.device_params import default_kv_block_size, default_kv_dtype
 
 
 class PagedKVCache:

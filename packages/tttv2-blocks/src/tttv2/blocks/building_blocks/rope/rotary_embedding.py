@@ -128,7 +128,7 @@ class RotaryEmbedding(torch.nn.Module):
         _TABLES.clear()
 
     # -- rotation ---------------------------------------------------------------------
-    def apply(
+    def apply(  # type: ignore[override]  # not nn.Module.apply(fn): a public name kept
         self, q: torch.Tensor, k: torch.Tensor, positions: torch.Tensor, seq_len: int | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         self._check(q, "q")

@@ -13,13 +13,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from typing import Any
 
 import torch
 
 from tttv2.blocks.building_blocks.rope.rotary_embedding import RotaryEmbedding
 
 # the last lookup of the current pass: [(positions, spec, device, dtype, seq_len, cos, sin)]
-_pass: ContextVar[list | None] = ContextVar("tttv2_rope_rows", default=None)
+_pass: ContextVar[list[tuple[Any, ...] | None] | None] = ContextVar("tttv2_rope_rows", default=None)
 
 
 @contextmanager

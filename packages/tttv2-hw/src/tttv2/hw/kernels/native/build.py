@@ -26,15 +26,18 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import torch  # noqa: F401  loads the OpenMP runtime (libgomp) the kernels link to and share
 
 from tttv2.hw.cache import cache_dir
+
+if TYPE_CHECKING:
+    from _ctypes import CFuncPtr
 
 log = logging.getLogger(__name__)
 
@@ -152,7 +155,9 @@ def _compile(compiler: str, sources: dict[str, bytes], target: Path, name: str) 
 
 
 @cache
-def native_function(name: str, symbol: str, argtypes: tuple) -> Callable | NativeKernelUnavailable:
+def native_function(
+    name: str, symbol: str, argtypes: tuple[Any, ...]
+) -> CFuncPtr | NativeKernelUnavailable:
     """One C function (returning int) of kernel ``name``, built on the first call of the
     process (see :func:`build_native`), or the reason it cannot be: callers test for
     :class:`NativeKernelUnavailable` and use PyTorch instead."""

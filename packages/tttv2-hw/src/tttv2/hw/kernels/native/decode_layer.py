@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import ctypes
 from functools import cache
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -31,6 +32,9 @@ from tttv2.hw.kernels.decode_layers import DecodeLayerShape, DecodeLayerWeights
 from tttv2.hw.kernels.native.build import NativeKernelUnavailable, native_function
 from tttv2.hw.kernels.native.skinny_linear import CHUNK_BYTES, SKINNY_MAX_ROWS
 from tttv2.hw.kernels.native.tensors import DTYPE_CODES, native_allowed
+
+if TYPE_CHECKING:
+    from _ctypes import CFuncPtr
 
 #: Most rows (sequences) one call serves: the few-row linear kernel's range.
 MAX_ROWS = SKINNY_MAX_ROWS
@@ -71,13 +75,13 @@ _ARGTYPES = (
 
 
 @cache  # one lookup without hashing the argument types on every call
-def decode_layer_kernel():
+def decode_layer_kernel() -> CFuncPtr | NativeKernelUnavailable:
     """The C function, or why there is none (built once per process, cached on disk)."""
     return native_function("decode_layer", "tttv2_decode_layer", _ARGTYPES)
 
 
 @cache
-def _workspace_fn():
+def _workspace_fn() -> CFuncPtr:
     build = decode_layer_kernel()
     if isinstance(build, NativeKernelUnavailable):
         raise build
@@ -86,6 +90,8 @@ def _workspace_fn():
         "tttv2_decode_layer_workspace",
         (ctypes.POINTER(_Layer), ctypes.c_int64, ctypes.c_int),
     )
+    if isinstance(fn, NativeKernelUnavailable):  # the library built above; only narrows the type
+        raise fn
     fn.restype = ctypes.c_int64
     return fn
 
@@ -113,7 +119,9 @@ class NativeDecodeLayer:
         self.weights, self.shape = weights, shape
         hidden, inter = _check_layer(weights, shape)
         w = weights
-        ptr = lambda t: t.data_ptr() if t is not None else None  # noqa: E731
+        def ptr(t: torch.Tensor | None) -> int | None:
+            return t.data_ptr() if t is not None else None
+
         self._args = _Layer(
             hidden, shape.num_heads, shape.num_kv_heads, shape.head_dim, shape.rotary_dim // 2, inter,
             shape.sliding_window or 0, CHUNK_BYTES,

@@ -17,6 +17,7 @@ from __future__ import annotations
 import ctypes
 from collections.abc import Sequence
 from functools import cache
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -29,6 +30,9 @@ from tttv2.hw.kernels.native.decode_layer import (
 )
 from tttv2.hw.kernels.native.tensors import DTYPE_CODES
 
+if TYPE_CHECKING:
+    from _ctypes import CFuncPtr
+
 _p = ctypes.c_void_p
 
 
@@ -40,7 +44,7 @@ class _LayerCall(ctypes.Structure):  # LayerCall in decode_layer.c
 
 
 @cache
-def decode_stack_kernel():
+def decode_stack_kernel() -> CFuncPtr | NativeKernelUnavailable:
     """The C function, or why there is none (the library of the one-layer kernel)."""
     layer = decode_layer_kernel()
     if isinstance(layer, NativeKernelUnavailable):
@@ -99,7 +103,9 @@ class NativeDecodeStack:
         self._fn = fn
         self._k_pools = list(k_pools)  # named in errors
         self._keep = (list(layers), list(v_pools), list(cos), list(sin))
-        ptr = lambda t: t.data_ptr() if t is not None else None  # noqa: E731
+        def ptr(t: torch.Tensor | None) -> int | None:
+            return t.data_ptr() if t is not None else None
+
         self._calls = (_LayerCall * n)(*(
             _LayerCall(layer.args_address, ptr(cos[i]), ptr(sin[i]), k.data_ptr(), v.data_ptr(),
                        k.shape[0], k.shape[1], DTYPE_CODES[k.dtype])

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ctypes
 from functools import cache
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -22,6 +23,9 @@ from tttv2.hw.kernels.native import (
     records_grad,
 )
 
+if TYPE_CHECKING:
+    from _ctypes import CFuncPtr
+
 _ARGTYPES = (
     (ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int)
     + (ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int)
@@ -31,7 +35,7 @@ _ARGTYPES = (
 
 
 @cache  # one lookup without hashing the argument types on every call
-def _kernel():
+def _kernel() -> CFuncPtr | NativeKernelUnavailable:
     return native_function("paged_decode_attention", "tttv2_paged_decode_attention", _ARGTYPES)
 
 

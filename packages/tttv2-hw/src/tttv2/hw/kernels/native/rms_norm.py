@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ctypes
 from functools import cache
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -20,11 +21,14 @@ from tttv2.hw.kernels.native import (
     records_grad,
 )
 
+if TYPE_CHECKING:
+    from _ctypes import CFuncPtr
+
 _ARGTYPES = (ctypes.c_void_p, ctypes.c_int) * 3 + (ctypes.c_int64,) * 2 + (ctypes.c_float, ctypes.c_int)
 
 
 @cache  # one lookup without hashing the argument types on every call
-def _kernel():
+def _kernel() -> CFuncPtr | NativeKernelUnavailable:
     return native_function("rms_norm", "tttv2_rms_norm", _ARGTYPES)
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import ctypes
 from functools import cache
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -31,6 +32,9 @@ from tttv2.hw.kernels.native import (
     records_grad,
 )
 
+if TYPE_CHECKING:
+    from _ctypes import CFuncPtr
+
 #: Most rows sent to the kernel: beyond 16 rows a product is compute-bound and the BLAS
 #: GEMM (fp32, or the fp32 path for half inputs) is as fast.
 SKINNY_MAX_ROWS = 16
@@ -40,7 +44,7 @@ _ARGTYPES = (ctypes.c_void_p, ctypes.c_int) * 4 + (ctypes.c_int64,) * 4
 
 
 @cache  # one lookup without hashing the argument types on every call
-def skinny_kernel():
+def skinny_kernel() -> CFuncPtr | NativeKernelUnavailable:
     """The C function, or why there is none (built once per process, cached on disk)."""
     return native_function("skinny_linear", "tttv2_skinny_linear", _ARGTYPES)
 

@@ -53,9 +53,9 @@ class ContinuousBatchAttention:
         for i, (n, context) in enumerate(zip(meta.query_lens, meta.context_lens, strict=True)):
             if n == 1:
                 continue
-            rows = slice(starts[i], starts[i + 1])
+            span = slice(starts[i], starts[i + 1])
             if context == 0:
-                out[rows] = self.kernels.causal(q[None, rows], k[None, rows], v[None, rows])[0]
+                out[span] = self.kernels.causal(q[None, span], k[None, span], v[None, span])[0]
             else:
-                out[rows] = self.kernels.cached(q[rows], cache, meta.block_tables[i], context + n)
+                out[span] = self.kernels.cached(q[span], cache, meta.block_tables[i], context + n)
         return module.output(out)

@@ -22,9 +22,9 @@ import torch
 from tttv2.blocks.building_blocks.attention.checks import check_inputs
 from tttv2.blocks.building_blocks.attention.kernels import AttentionKernels
 from tttv2.blocks.building_blocks.kv_cache import LayerKVCache
-from tttv2.hw.device_params import device_params
 from tttv2.core import BatchMetadata, ExecutionMode, ExecutionStrategy
 from tttv2.core.specs import AttentionSpec
+from tttv2.hw.device_params import device_params
 
 DEFAULT_CHUNK_SIZE = 1024
 
