@@ -24,8 +24,11 @@ class Roofline:
 
 
 def weight_bytes_read_per_step(model: torch.nn.Module, spec: ModelSpec) -> int:
-    """Bytes of every distinct parameter (a tied embedding counts once); an untied
-    embedding table is left out: a step gathers only a few of its rows."""
+    """Bytes of every distinct parameter as stored (a tied embedding counts once; int8
+    weights one byte each plus their float32 scales); an untied embedding table is left out
+    (a step gathers only a few of its rows), and so is the LM head's ``weight`` when the
+    head computes from its own int8 codes (the ``int8`` precision preset; tied: the
+    embedding table)."""
     seen: set[int] = set()
     total = 0
     for p in model.parameters():
@@ -34,6 +37,10 @@ def weight_bytes_read_per_step(model: torch.nn.Module, spec: ModelSpec) -> int:
             total += p.numel() * p.element_size()
     if not spec.lm_head.tied:
         total -= spec.embedding.vocab_size * spec.embedding.hidden_dim * _param_itemsize(model)
+    head = getattr(model, "lm_head", None)
+    if getattr(head, "int8_weight", None) is not None:
+        unread = head.weight  # type: ignore[union-attr]
+        total -= unread.numel() * unread.element_size()
     return total
 
 

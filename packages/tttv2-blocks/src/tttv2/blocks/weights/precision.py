@@ -31,6 +31,7 @@ import torch
 from tttv2.blocks.building_blocks.embedding import TokenEmbedding
 from tttv2.blocks.building_blocks.linear import Int8Linear
 from tttv2.blocks.building_blocks.lm_head import LMHead
+from tttv2.blocks.weights.packing import pack_weights
 from tttv2.hw import DeviceConfig, get_optimal_params
 from tttv2.hw.precision import PrecisionPolicy, get_precision_policy, round_trip_weight
 
@@ -97,7 +98,21 @@ def apply_precision_policy(
                 if isinstance(module, LMHead) and module.spec.tied and module.int8_weight is None:
                     module.quantize_int8()
                     counts["int8"] += 1
+        if counts["int8"]:
+            _repack(model)
     return dict(counts)
+
+
+def _repack(model: torch.nn.Module) -> None:
+    """Pack the weights again (:func:`pack_weights`), so decode streams the new int8 codes
+    from the one huge-page buffer as loading arranged the others, and the bf16 weights they
+    replaced are freed: each CPU parameter first gets a storage of its own (the loaded
+    buffer, bf16 weights included, stays alive while any parameter points into it)."""
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.device.type == "cpu":
+                p.data = p.detach().clone()
+    pack_weights(model)
 
 
 def _replace_module(model: torch.nn.Module, name: str, new: torch.nn.Module) -> None:
