@@ -24,7 +24,8 @@ int8       int8   int8   int8   int8   int8    bf16      bf16     bf16
 ========== ====== ====== ====== ====== ======= ========= ======== ===========
 
 (bfp8 = ``bfloat8_b``, bfp4 = ``bfloat4_b``; ``int8`` is weight-only, symmetric per output
-channel, for CPUs.)
+channel, for CPUs: :func:`quantize_int8` gives the codes and scales that tttv2-blocks stores
+and the native int8 decode kernels read, :func:`int8_round_trip` their values.)
 """
 
 from __future__ import annotations
