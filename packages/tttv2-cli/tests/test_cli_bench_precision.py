@@ -30,7 +30,9 @@ def test_bench_int8_against_bf16(capsys, tiny_llama):
         assert len(record[side]["runs"]) == 2
         assert record[side]["median"]["decode_tokens_per_s"] > 0
     ratios = record["per_repeat_ratio"]["decode_tokens_per_s"]
-    assert len(ratios) == 2 and record["ratio"]["decode_tokens_per_s"] == pytest.approx(sorted(ratios)[0] / 2 + sorted(ratios)[1] / 2)
+    assert len(ratios) == 2 and record["ratio"]["decode_tokens_per_s"] == pytest.approx(
+        sorted(ratios)[0] / 2 + sorted(ratios)[1] / 2
+    )
     paths = record["config"]["decode_path"]
     assert set(paths) == {"bfloat16", "int8"}
     # the bytes as stored: every matmul weight one byte plus 4 per output row, the rest bf16
@@ -56,7 +58,11 @@ def test_bench_precision_table(capsys, tiny_llama):
     )  # fmt: skip
     assert code == 0, err
     assert "precision int8 against bfloat16" in out
-    assert "weights read per step MB" in out and "roofline fraction" in out and "decode ratio per repeat" in out
+    assert (
+        "weights read per step MB" in out
+        and "roofline fraction" in out
+        and "decode ratio per repeat" in out
+    )
 
 
 def test_validate_int8_preset(capsys, trained_llama):

@@ -89,7 +89,9 @@ def test_int8_kernel_matches_dequantised_reference(dtype, rows, bias):
 def test_int8_kernel_any_shape(rows, out_features, in_features, dtype, bias, seed):
     x, q, scale, b = _case(rows, out_features, in_features, dtype, bias, seed)
     atol, rtol = TOLERANCE[dtype]
-    assert_close(skinny_int8_linear(x, q, scale, b), _reference(x, q, scale, b), atol=atol, rtol=rtol)
+    assert_close(
+        skinny_int8_linear(x, q, scale, b), _reference(x, q, scale, b), atol=atol, rtol=rtol
+    )
 
 
 @needs_kernel
@@ -124,7 +126,9 @@ def test_many_chunks_and_threads_give_the_same_result(monkeypatch):
 @needs_kernel
 def test_cpu_int8_linear_sends_decode_rows_to_the_kernel(monkeypatch):
     calls = []
-    monkeypatch.setattr(int8_module, "skinny_int8_linear", lambda *a: calls.append(a) or torch.zeros(1))
+    monkeypatch.setattr(
+        int8_module, "skinny_int8_linear", lambda *a: calls.append(a) or torch.zeros(1)
+    )
     x, q, scale, _ = _case(SKINNY_MAX_ROWS + 1, 8, 16, torch.bfloat16, False)
     cpu_int8_linear(x[:1], q, scale)
     cpu_int8_linear(x[:SKINNY_MAX_ROWS], q, scale)
@@ -191,7 +195,9 @@ def test_without_avx2_the_product_is_dequantised_and_says_why():
         """
     )
     env = {**os.environ, "TTTV2_DEVICE_PROFILE": "cpu:generic"}
-    run = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
+    run = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300
+    )
     assert run.returncode == 0, run.stderr
     out = run.stdout + run.stderr
     assert "REASON native int8 kernel unavailable: device profile cpu:generic" in out

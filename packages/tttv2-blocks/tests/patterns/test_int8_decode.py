@@ -42,7 +42,9 @@ def _teacher_forced(stack, steps: int = 5) -> tuple[list[torch.Tensor], list]:
         out.append(stack(torch.tensor([t for p in PROMPTS for t in p]), meta, cache).float())
         for step in range(steps):
             meta = blocks.prepare(seqs, [1] * len(PROMPTS), ExecutionMode.DECODE)
-            out.append(stack(torch.tensor([(7 * step + 3 * s) % 97 for s in seqs]), meta, cache).float())
+            out.append(
+                stack(torch.tensor([(7 * step + 3 * s) % 97 for s in seqs]), meta, cache).float()
+            )
             reasons.append(stack.fused_decode_reason)
     return out, reasons
 

@@ -41,7 +41,13 @@ class Contender:
 
 
 def run_precision_bench(
-    args: argparse.Namespace, checkpoint: Path, device: torch.device, hw, show: bool, note, decode_path
+    args: argparse.Namespace,
+    checkpoint: Path,
+    device: torch.device,
+    hw,
+    show: bool,
+    note,
+    decode_path,
 ) -> int:
     from tttv2.blocks import apply_precision_policy
 
@@ -55,7 +61,9 @@ def run_precision_bench(
             checkpoint, args.dtype, device, args.strategy, show_progress=show, capture_decode=True,
             allow_nonfinite_weights=args.allow_nonfinite_weights,
         )  # fmt: skip
-        formats = apply_precision_policy(loaded.model, args.precision) if name == args.precision else None
+        formats = (
+            apply_precision_policy(loaded.model, args.precision) if name == args.precision else None
+        )
         contenders.append(Contender(name, loaded, time.perf_counter() - start, []))
         if formats is not None:
             note(show, f"{args.precision}: weights in {formats}")
@@ -77,13 +85,18 @@ def run_precision_bench(
             c.runs.append(bench_ours(c.loaded, prompts, args.gen_len, device, pool=pool))
     bandwidth = stream_bandwidth(device, args.bandwidth_mib * 1024**2)
     roofs = {
-        c.name: decode_roofline(c.loaded.model, spec, args.batch, args.prompt_len, args.gen_len, bandwidth)
+        c.name: decode_roofline(
+            c.loaded.model, spec, args.batch, args.prompt_len, args.gen_len, bandwidth
+        )
         for c in contenders
     }
     base, prec = contenders
-    medians = {c.name: {f: _median([getattr(t, f) for t in c.runs]) for f in FIELDS} for c in contenders}
+    medians = {
+        c.name: {f: _median([getattr(t, f) for t in c.runs]) for f in FIELDS} for c in contenders
+    }
     per_repeat = {
-        f: [_ratio(getattr(p, f), getattr(b, f)) for b, p in zip(base.runs, prec.runs, strict=True)] for f in FIELDS
+        f: [_ratio(getattr(p, f), getattr(b, f)) for b, p in zip(base.runs, prec.runs, strict=True)]
+        for f in FIELDS
     }
     ratio = {f: _median(v) for f, v in per_repeat.items()}
     fractions = {c.name: _ratio(medians[c.name]["decode_tokens_per_s"], roofs[c.name].decode_tokens_per_s)
@@ -124,7 +137,9 @@ def run_precision_bench(
     ]
     for label, f, k, fmt in rows:
         a, b = (medians[c.name][f] for c in contenders)
-        print(f"{label:<26}{_fmt(a, k, fmt):>12}{_fmt(b, k, fmt):>12}{_fmt(ratio[f], 1.0, '{:.2f}x'):>9}")
+        print(
+            f"{label:<26}{_fmt(a, k, fmt):>12}{_fmt(b, k, fmt):>12}{_fmt(ratio[f], 1.0, '{:.2f}x'):>9}"
+        )
     rb, rp = roofs[base.name], roofs[prec.name]
     print(f"{'weights read per step MB':<26}{rb.weight_bytes / 1e6:>12.2f}{rp.weight_bytes / 1e6:>12.2f}"
           f"{rp.weight_bytes / rb.weight_bytes:>8.2f}x")  # fmt: skip
@@ -133,7 +148,9 @@ def run_precision_bench(
     print(f"{'roofline fraction':<26}{_fmt(fractions[base.name], 100, '{:.1f}%'):>12}"
           f"{_fmt(fractions[prec.name], 100, '{:.1f}%'):>12}")  # fmt: skip
     shown = ", ".join(_fmt(r, 1.0, "{:.2f}") for r in per_repeat["decode_tokens_per_s"])
-    print(f"decode ratio per repeat: {shown}; bandwidth {bandwidth / 1e9:.1f} GB/s (torch copy, this run)")
+    print(
+        f"decode ratio per repeat: {shown}; bandwidth {bandwidth / 1e9:.1f} GB/s (torch copy, this run)"
+    )
     return 0
 
 

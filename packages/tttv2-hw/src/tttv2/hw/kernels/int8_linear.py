@@ -77,7 +77,9 @@ def cpu_int8_linear(
     weight dequantised per call and :func:`cpu_linear`."""
     _check(x, weight, scale)
     rows = x.numel() // weight.shape[1] if weight.shape[1] else 0
-    if not torch.compiler.is_compiling() and skinny_int8_linear_applies(x, weight, scale, bias, rows):
+    if not torch.compiler.is_compiling() and skinny_int8_linear_applies(
+        x, weight, scale, bias, rows
+    ):
         return skinny_int8_linear(x, weight, scale, bias)
     if 0 < rows <= SKINNY_MAX_ROWS and not records_grad(x, bias):
         reason = int8_decode_unavailable()

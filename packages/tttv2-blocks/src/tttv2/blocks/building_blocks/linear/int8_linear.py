@@ -27,20 +27,28 @@ from tttv2.hw.precision import dequantize_int8, quantize_int8
 class Int8Linear(nn.Module):
     """``y = x @ (scale[:, None] * weight).T (+ bias)`` with int8 ``weight [out, in]``."""
 
-    def __init__(self, weight: torch.Tensor, scale: torch.Tensor, bias: torch.Tensor | None = None) -> None:
+    def __init__(
+        self, weight: torch.Tensor, scale: torch.Tensor, bias: torch.Tensor | None = None
+    ) -> None:
         super().__init__()
         if weight.dtype != torch.int8 or weight.dim() != 2:
-            raise ValueError(f"Int8Linear: weight must be an int8 [out, in] tensor, got {tuple(weight.shape)} {weight.dtype}")
+            raise ValueError(
+                f"Int8Linear: weight must be an int8 [out, in] tensor, got {tuple(weight.shape)} {weight.dtype}"
+            )
         if scale.dtype != torch.float32 or tuple(scale.shape) != (weight.shape[0],):
             raise ValueError(
                 f"Int8Linear: scale must be float32 [{weight.shape[0]}], got {tuple(scale.shape)} {scale.dtype}"
             )
         if bias is not None and tuple(bias.shape) != (weight.shape[0],):
-            raise ValueError(f"Int8Linear: bias must be [{weight.shape[0]}], got {tuple(bias.shape)}")
+            raise ValueError(
+                f"Int8Linear: bias must be [{weight.shape[0]}], got {tuple(bias.shape)}"
+            )
         self.out_features, self.in_features = weight.shape
         self.weight = nn.Parameter(weight.contiguous(), requires_grad=False)
         self.scale = nn.Parameter(scale.contiguous(), requires_grad=False)
-        self.bias = nn.Parameter(bias.detach().clone(), requires_grad=False) if bias is not None else None
+        self.bias = (
+            nn.Parameter(bias.detach().clone(), requires_grad=False) if bias is not None else None
+        )
         self._kernels: dict[str, Callable[..., Any]] = {}  # device type -> int8_linear kernel
 
     @classmethod
