@@ -92,3 +92,41 @@ def test_load_weights_applies_the_detected_device_preset(tmp_path, monkeypatch, 
     gate = dst.gate_up_proj.weight
     assert torch.equal(gate, round_trip_weight(src.gate_up_proj.weight, "bfloat4_b")) is changed
     assert torch.equal(gate, src.gate_up_proj.weight) is not changed
+
+
+def test_int8_preset_stores_int8_codes_and_scales():
+    """int8 projections become Int8Linear (codes and scales of quantize_int8, bias kept),
+    the head gets its own codes, the embedding and the norms keep their values."""
+    from tttv2.blocks.building_blocks.linear import Int8Linear
+    from tttv2.hw.precision import quantize_int8
+
+    m = Block()
+    before = snapshot(m)
+    counts = apply_precision_policy(m, "int8")
+    assert counts == {"int8": 6, "bfloat16": 1}  # qkv, o, gate_up, down, router, head; embedding
+    for name in ("qkv_proj", "o_proj", "gate_up_proj", "down_proj", "router"):
+        lin = getattr(m, name)
+        assert type(lin) is Int8Linear, name
+        q, scale = quantize_int8(before[f"{name}.weight"])
+        assert torch.equal(lin.weight, q) and torch.equal(lin.scale, scale), name
+        assert not lin.weight.requires_grad
+    assert torch.equal(m.o_proj.bias, before["o_proj.bias"])
+    q, scale = quantize_int8(before["lm_head.weight"])
+    assert torch.equal(m.lm_head.int8_weight, q) and torch.equal(m.lm_head.int8_scale, scale)
+    x = torch.randn(20, 64)
+    with torch.no_grad():  # prefill rows: the round-tripped weight's product
+        assert torch.allclose(m.lm_head(x), x @ round_trip_weight(before["lm_head.weight"], "int8").T, atol=1e-5)
+    assert torch.equal(m.embedding.weight, before["embedding.weight"].to(torch.bfloat16).float())
+    assert torch.equal(m.norm.weight, before["norm.weight"])
+
+
+def test_int8_tied_head_gets_its_own_copy_and_the_embedding_stays_bf16():
+    m = Block(tied=True)
+    emb = snapshot(m)["embedding.weight"].to(torch.bfloat16).float()
+    counts = apply_precision_policy(m, "int8")
+    assert counts["int8"] == 6 and counts["bfloat16"] == 1
+    assert m.lm_head.weight is m.embedding.weight and torch.equal(m.embedding.weight, emb)
+    from tttv2.hw.precision import quantize_int8
+
+    q, _ = quantize_int8(emb)
+    assert torch.equal(m.lm_head.int8_weight, q)

@@ -29,10 +29,12 @@ class Roofline:
 
 
 def weight_bytes_read_per_step(model: torch.nn.Module, spec: ModelSpec, batch: int = 1) -> int:
-    """Bytes of every distinct parameter (a tied embedding counts once) less what a step of
-    ``batch`` tokens does not read: an untied embedding table (a step gathers only a few of
-    its rows) and the experts of MoE layers that no token is routed to (see
-    :func:`active_experts`)."""
+    """Bytes of every distinct parameter as stored (a tied embedding counts once; int8
+    weights one byte each plus their float32 scales) less what a step of ``batch`` tokens
+    does not read: an untied embedding table (a step gathers only a few of its rows), the
+    LM head's ``weight`` when the head computes from its own int8 codes (the ``int8``
+    precision preset; tied: the embedding table), and the experts of MoE layers that no
+    token is routed to (see :func:`active_experts`)."""
     seen: set[int] = set()
     total = 0
     for p in model.parameters():
@@ -41,6 +43,10 @@ def weight_bytes_read_per_step(model: torch.nn.Module, spec: ModelSpec, batch: i
             total += p.numel() * p.element_size()
     if not spec.lm_head.tied:
         total -= spec.embedding.vocab_size * spec.embedding.hidden_dim * _param_itemsize(model)
+    head = getattr(model, "lm_head", None)
+    if getattr(head, "int8_weight", None) is not None:
+        unread = head.weight  # type: ignore[union-attr]
+        total -= unread.numel() * unread.element_size()
     itemsize = _param_itemsize(model)
     for layer in spec.layers:
         if isinstance(layer.ffn, MoESpec):

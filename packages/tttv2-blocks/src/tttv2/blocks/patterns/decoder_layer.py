@@ -31,6 +31,7 @@ from tttv2.blocks.building_blocks.attention import Attention
 from tttv2.blocks.building_blocks.attention.implementations.decode import DecodeAttention
 from tttv2.blocks.building_blocks.feed_forward import FeedForward
 from tttv2.blocks.building_blocks.kv_cache import LayerKVCache
+from tttv2.blocks.building_blocks.linear import Int8Linear
 from tttv2.blocks.building_blocks.moe import MoE
 from tttv2.blocks.building_blocks.normalization import RMSNorm, make_norm
 from tttv2.core import BaseModule, BatchMetadata, ExecutionStrategy
@@ -78,8 +79,9 @@ class DecoderLayer(BaseModule):
             return "attention without fused q/k/v, or with QK-norm"
         if type(ffn) is not FeedForward or not ffn.spec.gated or ffn.gate_up_proj is None:
             return "feed-forward is not a fused gated FeedForward"
-        if any(type(m) is not nn.Linear for m in (attn.qkv_proj, attn.o_proj, ffn.gate_up_proj, ffn.down_proj)):
-            return "a projection is not a plain nn.Linear"
+        kinds = {type(m) for m in (attn.qkv_proj, attn.o_proj, ffn.gate_up_proj, ffn.down_proj)}
+        if kinds != {nn.Linear} and kinds != {Int8Linear}:
+            return "a projection is not a plain nn.Linear (or the projections are not all Int8Linear)"
         return None
 
     def decode_weights(self) -> DecodeLayer | str:
@@ -98,10 +100,14 @@ class DecoderLayer(BaseModule):
         # AttentionSpec.validate() / RopeSpec.validate() set these
         rotary_dim = s.rope.rotary_dim if s.rope is not None else 0
         assert s.num_kv_heads is not None and s.head_dim is not None and rotary_dim is not None
+        scales: dict[str, torch.Tensor] = {}
+        if isinstance(qkv, Int8Linear):  # all four are (decode_fusion_blocker)
+            scales = {"qkv_scale": qkv.scale, "o_scale": o.scale, "gate_up_scale": gate_up.scale,
+                      "down_scale": down.scale}  # fmt: skip
         return DecodeLayer(
             DecodeLayerWeights(
                 self.attn_norm.weight, qkv.weight, qkv.bias, o.weight, o.bias, self.ffn_norm.weight,
-                gate_up.weight, gate_up.bias, down.weight, down.bias,
+                gate_up.weight, gate_up.bias, down.weight, down.bias, **scales,
             ),
             DecodeLayerShape(
                 s.num_heads, s.num_kv_heads, s.head_dim, rotary_dim,

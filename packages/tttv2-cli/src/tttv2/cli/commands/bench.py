@@ -18,11 +18,13 @@ from tttv2.cli.hardware import apply_num_threads, device_config
 from tttv2.cli.kv_pool import plan_kv_pool
 from tttv2.cli.loading import DTYPES, load, resolve_device
 from tttv2.cli.measure import stream_bandwidth
+from tttv2.cli.precision_bench import run_precision_bench
 from tttv2.cli.progress import progress_enabled
 from tttv2.cli.roofline import decode_roofline
 from tttv2.cli.tensor_parallel import add_tp_options, run_tensor_parallel, tp_size
 from tttv2.cli.throughput import bench_hf, bench_ours, bench_prompts, load_hf
 from tttv2.cli.tp_bench import bench_tp_loaded
+from tttv2.hw.precision import PRESETS
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -55,6 +57,14 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
                    "untimed first run is then the whole measured run, so every shape is compiled "
                    "before timing; it is reported as warm-up, apart. On small CPUs the native eager "
                    "decode is usually faster than the compiled one")  # fmt: skip
+    p.add_argument("--precision", choices=sorted(PRESETS), metavar="PRESET", default=None,
+                   help="compare a precision preset against --dtype instead of against transformers: "
+                   "the checkpoint loaded twice, once with the preset's weight formats (int8: int8 "
+                   "weights per output channel, decoded by native int8 kernels on AVX2 CPUs), timed "
+                   "alternately --repeats times; prints both, the median per-repeat ratio (preset / "
+                   f"baseline) and each one's roofline. One of: {', '.join(sorted(PRESETS))}")  # fmt: skip
+    p.add_argument("--repeats", type=options.int_at_least(1), default=3, metavar="R",
+                   help="with --precision: alternating timing rounds per model (default: %(default)s)")  # fmt: skip
     p.add_argument("--bandwidth-mib", type=options.int_at_least(1), default=256, metavar="MIB",
                    help="size of the arrays copied to measure memory bandwidth (default: %(default)s)")  # fmt: skip
     add_tp_options(
@@ -75,6 +85,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 def run(args: argparse.Namespace) -> int:
     if args.compile and (args.tp is not None or tp_size(args) > 1):
         raise UsageError("--compile cannot be combined with --tp (the split model runs op by op)")
+    if args.precision is not None and (args.tp is not None or tp_size(args) > 1):
+        raise UsageError("--precision cannot be combined with --tp (the precision comparison runs in one process)")
     device = resolve_device(args.device)
     hw = device_config(device)
     apply_num_threads(hw)
@@ -90,6 +102,8 @@ def run(args: argparse.Namespace) -> int:
             allow_nonfinite_weights=args.allow_nonfinite_weights,
         )  # fmt: skip
         return bench_tp_loaded(args, loaded, checkpoint, device)
+    if args.precision is not None:
+        return run_precision_bench(args, checkpoint, device, hw, show, _note, _decode_path)
     start = time.perf_counter()
     loaded = load(
         checkpoint, args.dtype, device, args.strategy, show_progress=show, capture_decode=True,

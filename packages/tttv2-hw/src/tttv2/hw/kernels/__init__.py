@@ -10,6 +10,7 @@ from tttv2.hw.kernels.decode_layers import (
     DecodeLayerWeights,
     RotaryRows,
 )
+from tttv2.hw.kernels.int8_linear import cpu_int8_linear, int8_decode_unavailable, int8_linear
 from tttv2.hw.kernels.linear import cpu_linear, linear
 from tttv2.hw.kernels.paged_decode_attention import paged_decode_attention
 from tttv2.hw.kernels.prefill_attention import prefill_attention
@@ -53,11 +54,14 @@ __all__ = [
     "RotaryRows",
     "KERNEL_OPS",
     "apply_rotary",
+    "cpu_int8_linear",
     "cpu_linear",
     "backend_preference",
     "define_kernel_op",
     "get_kernel",
     "kernel_backends",
+    "int8_decode_unavailable",
+    "int8_linear",
     "linear",
     "paged_decode_attention",
     "prefill_attention",

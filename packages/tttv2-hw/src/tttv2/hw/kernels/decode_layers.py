@@ -49,7 +49,12 @@ class DecodeLayersUnsupported(TTTv2Error, ValueError):
 class DecodeLayerWeights:
     """One layer's tensors in Hugging Face layout (``weight [out, in]``); biases may be None.
     ``qkv_weight`` rows are ``[q (H*D); k (Hkv*D); v (Hkv*D)]``, ``gate_up_weight`` rows
-    ``[gate (I); up (I)]``. Projection weights and biases share one dtype."""
+    ``[gate (I); up (I)]``. Projection weights and biases share one dtype.
+
+    Weight-only int8 (:func:`tttv2.hw.precision.quantize_int8`): the four projection
+    weights are int8 codes and the ``*_scale`` tensors their float32 scales (one per
+    output row); biases are then in the activation dtype, the norms' dtype. Without int8
+    the scales are None."""
 
     attn_norm: torch.Tensor
     qkv_weight: torch.Tensor
@@ -61,6 +66,15 @@ class DecodeLayerWeights:
     gate_up_bias: torch.Tensor | None
     down_weight: torch.Tensor
     down_bias: torch.Tensor | None
+    qkv_scale: torch.Tensor | None = None
+    o_scale: torch.Tensor | None = None
+    gate_up_scale: torch.Tensor | None = None
+    down_scale: torch.Tensor | None = None
+
+    @property
+    def int8(self) -> bool:
+        """Whether the projection weights are int8 codes with per-row scales."""
+        return self.qkv_weight.dtype == torch.int8
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,7 @@ import torch
 
 from tttv2.core.errors import TTTv2Error, UnknownNameError
 from tttv2.hw.kernels.decode_layers import SIGNATURE as DECODE_LAYERS_SIGNATURE
+from tttv2.hw.kernels.int8_linear import SIGNATURE as INT8_LINEAR_SIGNATURE
 from tttv2.hw.kernels.routed_experts import SIGNATURE as ROUTED_EXPERTS_SIGNATURE
 
 ENTRY_POINT_GROUP = "tttv2.kernels"
@@ -47,6 +48,8 @@ KERNEL_OPS: dict[str, str] = {
     "rms_norm": "(x [..., dim], weight [dim], eps, *, unit_offset=False) -> [..., dim]",
     "apply_rotary": "(x [T,H,D], cos/sin [T,R/2], *, interleaved=False) -> [T,H,D]",
     "linear": "(x [..., in], weight [out, in], bias [out] | None = None) -> [..., out]",
+    # weight-only int8, symmetric per output channel (tttv2.hw.kernels.int8_linear)
+    "int8_linear": INT8_LINEAR_SIGNATURE,
     # a decode step's decoder layers in one backend call (tttv2.hw.kernels.decode_layers)
     "decode_layers": DECODE_LAYERS_SIGNATURE,
     # the chosen experts of a mixture-of-experts layer (tttv2.hw.kernels.routed_experts)

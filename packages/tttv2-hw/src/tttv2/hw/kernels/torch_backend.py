@@ -1,8 +1,8 @@
 """The built-in torch backends: ``torch`` (any device), ``torch-cpu`` and ``torch-cuda``.
 
 All three share the same PyTorch code except where a device has its own faster kernel
-(``torch-cpu``'s ``linear``, ``rms_norm``, ``paged_decode_attention``, ``decode_layers``
-and ``routed_experts``: the native
+(``torch-cpu``'s ``linear``, ``int8_linear``, ``rms_norm``, ``paged_decode_attention``,
+``decode_layers`` and ``routed_experts``: the native
 kernels of :mod:`tttv2.hw.kernels.native` where they are built; matrix-vector products for
 one row and fp32 products for long half-precision inputs on CPUs without native bf16).
 """
@@ -10,6 +10,7 @@ one row and fp32 products for long half-precision inputs on CPUs without native 
 from __future__ import annotations
 
 from tttv2.hw.kernels.decode_layers import NO_DECODE_LAYERS
+from tttv2.hw.kernels.int8_linear import cpu_int8_linear, int8_linear
 from tttv2.hw.kernels.routed_experts import no_routed_experts
 from tttv2.hw.kernels.linear import cpu_linear, linear
 from tttv2.hw.kernels.native.decode_layers import NATIVE_DECODE_LAYERS
@@ -29,6 +30,7 @@ TORCH_KERNELS: dict[str, Kernel] = {
     "rms_norm": rms_norm,
     "apply_rotary": apply_rotary,
     "linear": linear,
+    "int8_linear": int8_linear,
     "decode_layers": NO_DECODE_LAYERS,
     "routed_experts": no_routed_experts,
 }
@@ -37,6 +39,7 @@ TORCH_BACKENDS = ("torch", "torch-cpu", "torch-cuda")
 DEVICE_KERNELS: dict[str, dict[str, Kernel]] = {
     "torch-cpu": {
         "linear": cpu_linear,
+        "int8_linear": cpu_int8_linear,
         "rms_norm": cpu_rms_norm,
         "paged_decode_attention": cpu_paged_decode_attention,
         "decode_layers": NATIVE_DECODE_LAYERS,

@@ -24,7 +24,8 @@ int8       int8   int8   int8   int8   int8    bf16      bf16     bf16
 ========== ====== ====== ====== ====== ======= ========= ======== ===========
 
 (bfp8 = ``bfloat8_b``, bfp4 = ``bfloat4_b``; ``int8`` is weight-only, symmetric per output
-channel, for CPUs.)
+channel, for CPUs: :func:`quantize_int8` gives the codes and scales that tttv2-blocks stores
+and the native int8 decode kernels read, :func:`int8_round_trip` their values.)
 """
 
 from __future__ import annotations
@@ -150,14 +151,28 @@ def get_precision_policy(name: str | PrecisionPolicy) -> PrecisionPolicy:
         raise UnknownNameError("precision preset", name, PRESETS) from None
 
 
+def quantize_int8(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``w`` [out, in] as int8 codes, symmetric per output channel (row): ``(q, scale)``
+    with ``q = round(w / s)`` in [-127, 127] (int8, ``w``'s shape) and ``s = max|row| / 127``
+    (float32, one per row; a zero row has scale 0 and codes 0). ``q * scale[:, None]`` is
+    :func:`int8_round_trip`'s value before rounding to ``w``'s dtype."""
+    w32 = w.detach().to(torch.float32)
+    scale = w32.abs().amax(dim=-1, keepdim=True) / 127.0
+    safe = torch.where(scale > 0, scale, torch.ones_like(scale))
+    q = torch.round(w32 / safe).clamp(-127, 127).to(torch.int8)
+    return q, scale.squeeze(-1)
+
+
+def dequantize_int8(q: torch.Tensor, scale: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """``q [out, in]`` int8 times ``scale [out]``, computed in float32 and rounded to ``dtype``."""
+    return (q.to(torch.float32) * scale.to(torch.float32).unsqueeze(-1)).to(dtype)
+
+
 def int8_round_trip(w: torch.Tensor) -> torch.Tensor:
     """``w`` [out, in] quantised to int8, symmetric per output channel (row), and back:
     ``round(w / s) * s`` with ``s = max|row| / 127`` (a zero row stays zero)."""
-    w32 = w.to(torch.float32)
-    scale = w32.abs().amax(dim=-1, keepdim=True) / 127.0
-    safe = torch.where(scale > 0, scale, torch.ones_like(scale))
-    q = torch.round(w32 / safe).clamp(-127, 127)
-    return (q * scale).to(w.dtype)
+    q, scale = quantize_int8(w)
+    return dequantize_int8(q, scale, w.dtype)
 
 
 def round_trip_weight(w: torch.Tensor, fmt: str, *, matmul: bool = True) -> torch.Tensor:

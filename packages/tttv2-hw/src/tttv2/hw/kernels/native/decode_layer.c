@@ -19,12 +19,16 @@
 #include "rms_norm.c"
 #include "skinny_linear.c"
 
-/* Per layer, built once: sizes, options and the weights (all of dtype wt, biases may be NULL). */
+/* Per layer, built once: sizes, options and the weights (all of dtype wt, biases may be NULL).
+ * int8 weights (wt == I8) come with one fp32 scale per output row (*_s) and biases of
+ * dtype bt; otherwise the scales are NULL and bt == wt. */
 typedef struct {
     int64_t hidden, heads, kv_heads, head_dim, rot_half, inter, window, l2_bytes;
     float attn_eps, ffn_eps, scale, softcap;
     int32_t interleaved, activation, attn_unit_offset, ffn_unit_offset, wt, nt;
     const void *attn_norm, *qkv_w, *qkv_b, *o_w, *o_b, *ffn_norm, *gu_w, *gu_b, *down_w, *down_b;
+    int32_t bt;
+    const float *qkv_s, *o_s, *gu_s, *down_s;
 } DecodeLayer;
 
 /* Per pass, shared by the layers: the hidden rows (updated in place) and the batch. */
@@ -134,8 +138,10 @@ static void add_rows(void *h, const void *d, int ht, int64_t n) {
 
 int tttv2_decode_layer(const DecodeLayer *L, const DecodeStep *S, const void *cos, const void *sin,
                        void *k_pool, void *v_pool, int kvt, int64_t num_blocks, int64_t block_size) {
-    const int ht = S->ht, wt = L->wt;
-    if (!valid_dtype(ht) || !valid_dtype(wt) || !valid_dtype(L->nt) || !valid_dtype(kvt)) return 1;
+    const int ht = S->ht, wt = L->wt, bt = L->bt;
+    if (!valid_dtype(ht) || !valid_weight_dtype(wt) || !valid_dtype(bt) || !valid_dtype(L->nt) || !valid_dtype(kvt))
+        return 1;
+    if (wt == I8 && (!L->qkv_s || !L->o_s || !L->gu_s || !L->down_s)) return 1;
     if (L->rot_half > 0 && (!cos || !sin || !valid_dtype(S->ct))) return 1;
     if (L->kv_heads <= 0 || L->heads % L->kv_heads || 2 * L->rot_half > L->head_dim) return 1;
     if (L->activation != ACT_SILU && L->activation != ACT_GELU_TANH) return 1;
@@ -149,7 +155,7 @@ int tttv2_decode_layer(const DecodeLayer *L, const DecodeStep *S, const void *co
     for (int64_t b = 0; b < B; b++)
         if (S->slots[b] < 0 || S->slots[b] >= num_blocks * block_size) return 3; /* before any write */
     int status = tttv2_rms_norm(S->h, ht, L->attn_norm, L->nt, n, ht, B, hidden, L->attn_eps, L->attn_unit_offset);
-    if (!status) status = tttv2_skinny_linear(n, ht, L->qkv_w, wt, L->qkv_b, wt, qkv, ht, B, qkvw, hidden, L->l2_bytes);
+    if (!status) status = tttv2_skinny_linear_scaled(n, ht, L->qkv_w, wt, L->qkv_s, L->qkv_b, bt, qkv, ht, B, qkvw, hidden, L->l2_bytes);
     if (status) return status;
     for (int64_t b = 0; b < B; b++) {
         if (L->rot_half > 0) rotate_row(L, qkv, ht, cos, sin, S->ct, b);
@@ -158,15 +164,17 @@ int tttv2_decode_layer(const DecodeLayer *L, const DecodeStep *S, const void *co
     }
     status = tttv2_paged_decode_attention(q, ht, k_pool, v_pool, kvt, S->tables, S->width, S->seq_lens, att, ht, B, H,
                                           L->kv_heads, D, num_blocks, block_size, L->scale, L->softcap, L->window);
-    if (!status) status = tttv2_skinny_linear(att, ht, L->o_w, wt, L->o_b, wt, o, ht, B, hidden, hd, L->l2_bytes);
+    if (!status) status = tttv2_skinny_linear_scaled(att, ht, L->o_w, wt, L->o_s, L->o_b, bt, o, ht, B, hidden, hd, L->l2_bytes);
     if (status) return status;
     add_rows(S->h, o, ht, B * hidden);
 
     status = tttv2_rms_norm(S->h, ht, L->ffn_norm, L->nt, n, ht, B, hidden, L->ffn_eps, L->ffn_unit_offset);
-    if (!status) status = tttv2_skinny_linear(n, ht, L->gu_w, wt, L->gu_b, wt, gu, ht, B, 2 * L->inter, hidden, L->l2_bytes);
+    if (!status) status = tttv2_skinny_linear_scaled(n, ht, L->gu_w, wt, L->gu_s, L->gu_b, bt, gu, ht, B, 2 * L->inter, hidden,
+                                            L->l2_bytes);
     if (status) return status;
     gated_activation(L, gu, act, ht, B);
-    status = tttv2_skinny_linear(act, ht, L->down_w, wt, L->down_b, wt, o, ht, B, hidden, L->inter, L->l2_bytes);
+    status = tttv2_skinny_linear_scaled(act, ht, L->down_w, wt, L->down_s, L->down_b, bt, o, ht, B, hidden, L->inter,
+                                        L->l2_bytes);
     if (status) return status;
     add_rows(S->h, o, ht, B * hidden);
     return 0;

@@ -30,7 +30,7 @@ import torch
 
 from tttv2.hw.kernels.decode_layers import DecodeLayerShape, DecodeLayerWeights
 from tttv2.hw.kernels.native.build import NativeKernelUnavailable, native_function
-from tttv2.hw.kernels.native.skinny_linear import CHUNK_BYTES, SKINNY_MAX_ROWS
+from tttv2.hw.kernels.native.skinny_linear import CHUNK_BYTES, INT8_CODE, SKINNY_MAX_ROWS
 from tttv2.hw.kernels.native.tensors import DTYPE_CODES, native_allowed
 
 if TYPE_CHECKING:
@@ -50,6 +50,8 @@ class _Layer(ctypes.Structure):  # DecodeLayer in decode_layer.c
         *((n, ctypes.c_float) for n in ("attn_eps", "ffn_eps", "scale", "softcap")),
         *((n, ctypes.c_int32) for n in ("interleaved", "activation", "attn_unit_offset", "ffn_unit_offset", "wt", "nt")),
         *((n, _p) for n in ("attn_norm", "qkv_w", "qkv_b", "o_w", "o_b", "ffn_norm", "gu_w", "gu_b", "down_w", "down_b")),
+        ("bt", ctypes.c_int32),
+        *((n, _p) for n in ("qkv_s", "o_s", "gu_s", "down_s")),
     ]  # fmt: skip
 
 
@@ -122,19 +124,23 @@ class NativeDecodeLayer:
         def ptr(t: torch.Tensor | None) -> int | None:
             return t.data_ptr() if t is not None else None
 
+        # int8 projections compute in the norms' dtype (the activations'); others in their own
+        dtype = w.attn_norm.dtype if w.int8 else w.qkv_weight.dtype
         self._args = _Layer(
             hidden, shape.num_heads, shape.num_kv_heads, shape.head_dim, shape.rotary_dim // 2, inter,
             shape.sliding_window or 0, CHUNK_BYTES,
             shape.attn_norm_eps, shape.ffn_norm_eps, shape.scale, shape.softcap or 0.0,
             int(shape.interleaved), ACTIVATIONS[shape.activation], int(shape.attn_norm_unit_offset),
-            int(shape.ffn_norm_unit_offset), DTYPE_CODES[w.qkv_weight.dtype], DTYPE_CODES[w.attn_norm.dtype],
+            int(shape.ffn_norm_unit_offset), INT8_CODE if w.int8 else DTYPE_CODES[dtype], DTYPE_CODES[w.attn_norm.dtype],
             ptr(w.attn_norm), ptr(w.qkv_weight), ptr(w.qkv_bias), ptr(w.o_weight), ptr(w.o_bias),
             ptr(w.ffn_norm), ptr(w.gate_up_weight), ptr(w.gate_up_bias), ptr(w.down_weight), ptr(w.down_bias),
+            DTYPE_CODES[dtype], ptr(w.qkv_scale), ptr(w.o_scale), ptr(w.gate_up_scale), ptr(w.down_scale),
         )  # fmt: skip
         self._ref = ctypes.byref(self._args)
         #: the address of the bound layer's argument struct (``DecodeLayer`` in decode_layer.c)
         self.args_address = ctypes.addressof(self._args)
-        self.dtype = w.qkv_weight.dtype
+        #: the dtype of the hidden rows, activations and biases
+        self.dtype = dtype
         self.hidden = hidden
 
     def workspace_bytes(self, rows: int, dtype: torch.dtype) -> int:
@@ -287,7 +293,22 @@ def _check_layer(w: DecodeLayerWeights, s: DecodeLayerShape) -> tuple[int, int]:
         )
     hidden = w.attn_norm.shape[0] if w.attn_norm.dim() == 1 else -1
     inter = w.down_weight.shape[1] if w.down_weight.dim() == 2 else -1
-    dtype = w.qkv_weight.dtype
+    int8 = w.int8
+    dtype = w.attn_norm.dtype if int8 else w.qkv_weight.dtype  # the activations' and biases'
+    scales = {
+        "qkv_scale": (w.qkv_scale, (H + 2 * Hkv) * D), "o_scale": (w.o_scale, hidden),
+        "gate_up_scale": (w.gate_up_scale, 2 * inter), "down_scale": (w.down_scale, hidden),
+    }  # fmt: skip
+    for name, (t, rows) in scales.items():
+        if not int8:
+            if t is not None:
+                raise ValueError(f"NativeDecodeLayer: {name} is given but the weights are not int8")
+            continue
+        if t is None or tuple(t.shape) != (rows,) or t.dtype != torch.float32 or not t.is_contiguous() or not t.is_cpu:
+            got = None if t is None else (tuple(t.shape), t.dtype)
+            raise ValueError(
+                f"NativeDecodeLayer: int8 weights need {name} as a contiguous CPU float32 ({rows},) tensor, got {got}"
+            )
     shapes = {
         "attn_norm": (w.attn_norm, (hidden,)), "ffn_norm": (w.ffn_norm, (hidden,)),
         "qkv_weight": (w.qkv_weight, ((H + 2 * Hkv) * D, hidden)), "qkv_bias": (w.qkv_bias, ((H + 2 * Hkv) * D,)),
@@ -301,19 +322,23 @@ def _check_layer(w: DecodeLayerWeights, s: DecodeLayerShape) -> tuple[int, int]:
                 raise ValueError(f"NativeDecodeLayer: {name} is missing")
             continue
         norm = name.endswith("norm")
+        int8_weight = int8 and name.endswith("weight")
+        want = torch.int8 if int8_weight else w.attn_norm.dtype if norm else dtype
         if (
             tuple(t.shape) != shape
             or min(shape) < 1
             or not t.is_contiguous()
             or not t.is_cpu
-            or t.dtype not in DTYPE_CODES
-            or (not norm and t.dtype != dtype)
-            or (norm and t.dtype != w.attn_norm.dtype)
+            or (t.dtype not in DTYPE_CODES and not int8_weight)
+            or t.dtype != want
         ):
+            whose = "the norms'" if norm else "int8" if int8_weight else (
+                "the activations' (the norms')" if int8 else "the projections'"
+            )
             raise ValueError(
                 f"NativeDecodeLayer: {name} is {tuple(t.shape)} {t.dtype} "
                 f"({'contiguous' if t.is_contiguous() else 'strided'}, {t.device}); expected a contiguous CPU "
-                f"{shape} tensor in {'the norms' if norm else 'the projections'}' dtype"
+                f"{shape} tensor in {whose} dtype"
             )
     return hidden, inter
 

@@ -5,11 +5,13 @@
 #include <stdint.h>
 #include <string.h>
 
-enum { F32 = 0, BF16 = 1, F16 = 2 };
+enum { F32 = 0, BF16 = 1, F16 = 2, I8 = 3 }; /* I8: weights only (int8 codes, a scale per row) */
 
 #define INLINE static inline __attribute__((always_inline))
 
 INLINE __m256 load8(const void *base, int64_t i, int dtype) {
+    if (dtype == I8) /* 8 int8 codes widened to int32, then to float (exact) */
+        return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)((const int8_t *)base + i))));
     if (dtype == BF16) {
         __m128i h = _mm_loadu_si128((const __m128i *)((const uint16_t *)base + i));
         return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
@@ -20,6 +22,7 @@ INLINE __m256 load8(const void *base, int64_t i, int dtype) {
 }
 
 INLINE float load1(const void *base, int64_t i, int dtype) {
+    if (dtype == I8) return (float)((const int8_t *)base)[i];
     if (dtype == BF16) {
         uint32_t bits = (uint32_t)((const uint16_t *)base)[i] << 16;
         float f;
@@ -101,5 +104,8 @@ INLINE __m256 exp8(__m256 x) {
 }
 
 INLINE int valid_dtype(int t) { return t >= F32 && t <= F16; }
+/* A weight's dtype: an activation dtype, or int8 codes (which need per-row scales). */
+INLINE int valid_weight_dtype(int t) { return valid_dtype(t) || t == I8; }
+INLINE int64_t weight_bytes(int t) { return t == F32 ? 4 : t == I8 ? 1 : 2; }
 
 #endif

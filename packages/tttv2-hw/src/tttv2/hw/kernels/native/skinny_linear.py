@@ -41,6 +41,12 @@ SKINNY_MAX_ROWS = 16
 #: Weight bytes walked per chunk, so all row blocks reuse a chunk from L2.
 CHUNK_BYTES = 256 << 10  # half the L2 of the Zen 4 cores here
 _ARGTYPES = (ctypes.c_void_p, ctypes.c_int) * 4 + (ctypes.c_int64,) * 4
+#: ``tttv2_skinny_linear_scaled``: x, xt, w, wt, scale, bias, bt, y, yt, M, N, K, l2_bytes
+_SCALED_ARGTYPES = (
+    (ctypes.c_void_p, ctypes.c_int) * 2 + (ctypes.c_void_p,) + (ctypes.c_void_p, ctypes.c_int) * 2 + (ctypes.c_int64,) * 4
+)
+#: ``dtypes.h``'s code of int8 weights (with one float32 scale per row).
+INT8_CODE = 3
 
 
 @cache  # one lookup without hashing the argument types on every call
@@ -86,4 +92,55 @@ def skinny_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | No
     )  # fmt: skip
     if status != 0:
         raise RuntimeError(f"skinny_linear kernel failed with status {status}")
+    return y if flat else y.view(*x.shape[:-1], out_features)
+
+
+@cache
+def skinny_int8_kernel():
+    """The C function for int8 weights with per-row scales, or why there is none."""
+    return native_function("skinny_linear", "tttv2_skinny_linear_scaled", _SCALED_ARGTYPES)
+
+
+def skinny_int8_linear_applies(
+    x: torch.Tensor, weight: torch.Tensor, scale: torch.Tensor, bias: torch.Tensor | None, rows: int
+) -> bool:
+    """Whether :func:`skinny_int8_linear` serves this product: CPU, few rows, int8
+    ``weight`` and float32 ``scale`` (contiguous), ``bias`` in ``x``'s dtype, inference only."""
+    return (
+        0 < rows <= SKINNY_MAX_ROWS
+        and x.is_cpu
+        and weight.is_cpu
+        and x.dtype in DTYPE_CODES
+        and weight.dtype is torch.int8
+        and weight.is_contiguous()
+        and scale.dtype is torch.float32
+        and scale.is_cpu
+        and scale.is_contiguous()
+        and (bias is None or (bias.dtype is x.dtype and bias.is_contiguous() and bias.is_cpu))
+        and not records_grad(x, bias)
+        and native_allowed()
+        and not isinstance(skinny_int8_kernel(), NativeKernelUnavailable)
+    )
+
+
+def skinny_int8_linear(
+    x: torch.Tensor, weight: torch.Tensor, scale: torch.Tensor, bias: torch.Tensor | None = None
+) -> torch.Tensor:
+    """``x [..., in] @ (scale[:, None] * weight[out, in]).T (+ bias)`` in ``x``'s dtype, by
+    the native kernel (int8 codes widened in registers, each output's fp32 sum multiplied
+    by its scale, then rounded once). Call only where :func:`skinny_int8_linear_applies`."""
+    fn = skinny_int8_kernel()
+    if isinstance(fn, NativeKernelUnavailable):
+        raise fn
+    out_features, in_features = weight.shape
+    flat = x.dim() == 2 and x.is_contiguous()
+    x2 = x if flat else x.reshape(-1, in_features).contiguous()
+    y = torch.empty(x2.shape[0], out_features, dtype=x.dtype)
+    status = fn(
+        x2.data_ptr(), DTYPE_CODES[x.dtype], weight.data_ptr(), INT8_CODE, scale.data_ptr(),
+        bias.data_ptr() if bias is not None else None, DTYPE_CODES[bias.dtype] if bias is not None else 0,
+        y.data_ptr(), DTYPE_CODES[x.dtype], x2.shape[0], out_features, in_features, CHUNK_BYTES,
+    )  # fmt: skip
+    if status != 0:
+        raise RuntimeError(f"skinny_linear int8 kernel failed with status {status}")
     return y if flat else y.view(*x.shape[:-1], out_features)
