@@ -1,4 +1,4 @@
-"""The engine with the rope-parameters-layer-types Gemma 3 (global layer 0, local layers 1-2
+"""The engine with the rope-parameters-layer-types Gemma 3 (global layer 0, local layer 1
 with window 6: shorter than a 16-token cache block and than every prompt but the shortest;
 biases; one KV head): continuous batching and preemption give every request transformers'
 greedy fp32 tokens for its prompt run alone."""
