@@ -95,7 +95,7 @@ def test_rope_scaling_beside_rope_parameters_without_a_global_entry_is_refused()
 
 LAYER_TYPES_6 = ["full_attention", "sliding_attention", "sliding_attention"] * 2
 LAYER_CASES = [
-    {k: v for k, v in zip(("num_hidden_layers", "sliding_window_pattern", "layer_types", "sliding_window"), c) if v != "-"}
+    {k: v for k, v in zip(("num_hidden_layers", "sliding_window_pattern", "layer_types", "sliding_window"), c, strict=True) if v != "-"}
     for c in itertools.product([1, 6, 13], [1, 2, 6, "-"], [LAYER_TYPES_6, "-"], [7, 512, 4096, "-"])
     if not (c[2] != "-" and c[0] != 6)
 ]

@@ -17,7 +17,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from tttv2.blocks.hf_config import SLIDING, HFConfig, every_nth_full, read_activation, read_layer_types
+from tttv2.blocks.hf_config import (
+    SLIDING,
+    HFConfig,
+    every_nth_full,
+    read_activation,
+    read_layer_types,
+)
 from tttv2.core.specs import (
     AttentionSpec,
     DecoderLayerSpec,
