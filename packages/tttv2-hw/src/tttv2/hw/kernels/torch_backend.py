@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from tttv2.hw.kernels.decode_layers import NO_DECODE_LAYERS
 from tttv2.hw.kernels.int8_linear import cpu_int8_linear, int8_linear
-from tttv2.hw.kernels.routed_experts import no_routed_experts
 from tttv2.hw.kernels.linear import cpu_linear, linear
 from tttv2.hw.kernels.native.decode_layers import NATIVE_DECODE_LAYERS
 from tttv2.hw.kernels.native.routed_experts import native_routed_experts
@@ -23,6 +22,7 @@ from tttv2.hw.kernels.prefill_attention import prefill_attention
 from tttv2.hw.kernels.registry import Kernel, register_kernel
 from tttv2.hw.kernels.rms_norm import cpu_rms_norm, rms_norm
 from tttv2.hw.kernels.rotary import apply_rotary
+from tttv2.hw.kernels.routed_experts import no_routed_experts
 
 TORCH_KERNELS: dict[str, Kernel] = {
     "prefill_attention": prefill_attention,
