@@ -5,7 +5,6 @@ and the two together give the single-process logits."""
 
 from __future__ import annotations
 
-import torch
 from tttv2_model_mixtral import load, rename_rules
 
 from tttv2.testing.model_kit import prefill, prompt

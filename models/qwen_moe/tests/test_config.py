@@ -45,7 +45,7 @@ def transformers_sparse_layers(architecture: str, config: dict) -> list[bool]:
 
 
 SPARSE_CASES = [
-    {k: v for k, v in zip(("decoder_sparse_step", "mlp_only_layers", "num_experts"), c) if v != "-"}
+    {k: v for k, v in zip(("decoder_sparse_step", "mlp_only_layers", "num_experts"), c, strict=True) if v != "-"}
     for c in itertools.product([1, 2, 3, "-"], [[], [0, 3], [1], "-"], [4, 0, "-"])
 ]
 
@@ -63,7 +63,7 @@ def test_sparse_layers_are_the_ones_transformers_builds(architecture, extra):
 
 LAYER_TYPES = [None, ["sliding_attention", "full_attention", "full_attention", "sliding_attention"]]
 WINDOW_CASES = [
-    {k: v for k, v in zip(("use_sliding_window", "sliding_window", "max_window_layers", "layer_types"), c) if v != "-"}
+    {k: v for k, v in zip(("use_sliding_window", "sliding_window", "max_window_layers", "layer_types"), c, strict=True) if v != "-"}
     for c in itertools.product([True, False, "-"], [7, None, 512, "-"], [0, 3, "-"], LAYER_TYPES + ["-"])
 ]
 
