@@ -1,0 +1,83 @@
+"""config.json -> ModelSpec against what transformers' MixtralConfig makes of the same file:
+the window reaches every layer (or none), the expert count (and its ``num_experts`` alias)
+and top-k; README.md lists exactly the config keys the mapping and the loader read."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from tttv2_model_mixtral.config import model_spec
+
+from tttv2.blocks.hf_config import HFConfig, HFConfigError
+from tttv2.core.model_plugins import architecture_of
+
+BASE = {
+    "architectures": ["MixtralForCausalLM"], "vocab_size": 300, "hidden_size": 64, "intermediate_size": 96,
+    "num_hidden_layers": 3, "num_attention_heads": 4, "num_key_value_heads": 2, "max_position_embeddings": 512,
+}  # fmt: skip
+
+
+@pytest.mark.parametrize(("window", "expected"), [(7, 7), (511, 511), (512, None), (4096, None), (None, None)])
+def test_every_layer_gets_the_window_and_one_covering_the_context_is_none(window, expected):
+    spec = model_spec(BASE | {"sliding_window": window})
+    assert [layer.attention.sliding_window for layer in spec.layers] == [expected] * 3
+
+
+def test_an_absent_window_is_mixtralconfigs_default_none():
+    from transformers import MixtralConfig
+
+    assert MixtralConfig().sliding_window is None
+    assert {layer.attention.sliding_window for layer in model_spec(BASE).layers} == {None}
+
+
+@pytest.mark.parametrize(
+    "experts",
+    [{}, {"num_local_experts": 4}, {"num_experts": 4}, {"num_experts": 4, "num_local_experts": 6},
+     {"num_local_experts": 6, "num_experts": 4}, {"num_experts_per_tok": 1}, {"num_experts_per_tok": 3}],
+    ids=lambda e: ",".join(f"{k}={v}" for k, v in e.items()) or "defaults",
+)  # fmt: skip
+def test_experts_and_top_k_are_mixtralconfigs(experts):
+    from transformers import MixtralConfig
+
+    hf = MixtralConfig.from_dict(BASE | experts)
+    (moe,) = {layer.ffn for layer in model_spec(BASE | experts).layers}
+    assert (moe.num_experts, moe.top_k) == (hf.num_local_experts, hf.num_experts_per_tok)
+    assert moe.renormalize and moe.shared_expert is None
+    assert moe.expert.intermediate_dim == hf.intermediate_size and moe.expert.activation == hf.hidden_act
+
+
+def test_more_experts_per_token_than_experts_is_one_line():
+    with pytest.raises(HFConfigError, match="num_experts_per_tok"):
+        model_spec(BASE | {"num_local_experts": 2, "num_experts_per_tok": 3})
+
+
+class Recording(dict):
+    read: set[str] = set()
+
+    def get(self, key, default=None):
+        Recording.read.add(key)
+        return super().get(key, default)
+
+    def __contains__(self, key):
+        Recording.read.add(key)
+        return super().__contains__(key)
+
+    def __getitem__(self, key):
+        Recording.read.add(key)
+        return super().__getitem__(key)
+
+
+def test_readme_lists_exactly_the_config_keys_read():
+    Recording.read = set()
+    rope = {"rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 128}
+    for extra in ({}, {"sliding_window": 8, "head_dim": 16, "rope_scaling": rope}, {"num_experts": 4}):
+        config = Recording(BASE | extra)
+        model_spec(config)
+        architecture_of(config)
+        cfg = HFConfig(config, "MixtralConfig")  # what load_hf_checkpoint reads besides the mapping
+        cfg.token_ids("eos_token_id"), cfg.token_id("bos_token_id")
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    listed = re.search(r"<!-- config-keys -->(.*?)<!-- /config-keys -->", readme, re.S).group(1)
+    assert set(re.findall(r"`([a-z_]+)`", listed)) == Recording.read
