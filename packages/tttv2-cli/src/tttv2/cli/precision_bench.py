@@ -16,6 +16,7 @@ import argparse
 import json
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ from tttv2.cli.loading import DTYPES, load
 from tttv2.cli.measure import stream_bandwidth
 from tttv2.cli.roofline import Roofline, decode_roofline
 from tttv2.cli.throughput import Throughput, bench_ours, bench_prompts
+from tttv2.hw import DeviceConfig
 
 FIELDS = ("prefill_tokens_per_s", "ttft_s", "decode_tokens_per_s", "peak_memory_bytes")
 
@@ -44,10 +46,10 @@ def run_precision_bench(
     args: argparse.Namespace,
     checkpoint: Path,
     device: torch.device,
-    hw,
+    hw: DeviceConfig,
     show: bool,
-    note,
-    decode_path,
+    note: Callable[[bool, str], None],
+    decode_path: Callable[[object], dict[str, object] | None],
 ) -> int:
     from tttv2.blocks import apply_precision_policy
 

@@ -62,16 +62,18 @@ def bench_tp_loaded(args: argparse.Namespace, loaded: LoadedModel, checkpoint: P
         "gen_len": args.gen_len,
         "torch_threads_per_rank": torch.get_num_threads(),
         "prefill_tokens_per_s": stats.prefill_tokens_per_s,
-        "ttft_s": statistics.mean(o.timings.time_to_first_token for o in outputs),
+        "ttft_s": statistics.mean(t for o in outputs if (t := o.timings.time_to_first_token) is not None),
         "decode_tokens_per_s": stats.decode_tokens_per_s if stats.decode_tokens else None,
         "parameter_bytes_per_rank": sum(p.numel() * p.element_size() for p in loaded.model.parameters()),
     }
     for mode, key in ((ExecutionMode.PREFILL, "prefill"), (ExecutionMode.DECODE, "decode")):
         comm = leader.comm.get(mode) if leader is not None else None
         record[f"{key}_passes"] = comm.passes if comm else None
-        record[f"{key}_comm_ms_per_pass"] = comm.seconds_per_pass * 1e3 if comm and comm.passes else 0.0
+        per_pass = comm.seconds_per_pass if comm else None
+        record[f"{key}_comm_ms_per_pass"] = per_pass * 1e3 if per_pass is not None else 0.0
         record[f"{key}_collectives_per_pass"] = comm.calls / comm.passes if comm and comm.passes else 0
-    decode_step_ms = 1e3 * args.batch / record["decode_tokens_per_s"] if record["decode_tokens_per_s"] else None
+    decode_rate = record["decode_tokens_per_s"]
+    decode_step_ms = 1e3 * args.batch / decode_rate if decode_rate else None
     record["decode_step_ms"] = decode_step_ms
     if args.json:
         print(json.dumps(record), flush=True)

@@ -79,7 +79,7 @@ class DecoderLayer(BaseModule):
             return "attention without fused q/k/v, or with QK-norm"
         if type(ffn) is not FeedForward or not ffn.spec.gated or ffn.gate_up_proj is None:
             return "feed-forward is not a fused gated FeedForward"
-        kinds = {type(m) for m in (attn.qkv_proj, attn.o_proj, ffn.gate_up_proj, ffn.down_proj)}
+        kinds: set[type] = {type(m) for m in (attn.qkv_proj, attn.o_proj, ffn.gate_up_proj, ffn.down_proj)}
         if kinds != {nn.Linear} and kinds != {Int8Linear}:
             return "a projection is not a plain nn.Linear (or the projections are not all Int8Linear)"
         return None

@@ -159,7 +159,7 @@ def sampling_params(args: argparse.Namespace) -> SamplingParams:
     )
 
 
-def generate_loaded(args: argparse.Namespace, loaded, checkpoint: Path, device: torch.device) -> int:
+def generate_loaded(args: argparse.Namespace, loaded: LoadedModel, checkpoint: Path, device: torch.device) -> int:
     """Everything after loading (with --tp: on rank 0, the model driving the other ranks)."""
     sampling = sampling_params(args)
     hw = device_config(device)

@@ -19,6 +19,7 @@ from tttv2.cli.kv_pool import plan_kv_pool
 from tttv2.cli.loading import DTYPES, build_native_kernels, load, resolve_device
 from tttv2.cli.progress import progress_enabled
 from tttv2.cli.tensor_parallel import add_tp_options, run_tensor_parallel, tp_size
+from tttv2.core.model_plugins import LoadedModel
 from tttv2.serve.runtime import LLMEngine
 from tttv2.serve.server import (
     ChatTemplate,
@@ -151,13 +152,13 @@ def run(args: argparse.Namespace) -> int:
     return serve_loaded(args, loaded, checkpoint, device, sock)
 
 
-def serve_tensor_parallel(args: argparse.Namespace, sock: socket.socket, checkpoint: Path, device) -> int:
+def serve_tensor_parallel(args: argparse.Namespace, sock: socket.socket, checkpoint: Path, device: torch.device) -> int:
     """Rank 0 (a worker process) serves; the port checked here is handed to it. SIGTERM to
     this process ends the group like Ctrl-C (every rank is terminated, then killed)."""
     args.port = sock.getsockname()[1]  # port 0: the one the OS picked
     sock.close()
 
-    def interrupt(signum, frame):  # noqa: ARG001
+    def interrupt(signum: int, frame: object) -> None:  # noqa: ARG001
         raise KeyboardInterrupt
 
     previous = signal.signal(signal.SIGTERM, interrupt)
@@ -169,12 +170,14 @@ def serve_tensor_parallel(args: argparse.Namespace, sock: socket.socket, checkpo
         signal.signal(signal.SIGTERM, previous)
 
 
-def serve_rank0(args: argparse.Namespace, loaded, checkpoint: Path, device) -> int:
+def serve_rank0(args: argparse.Namespace, loaded: LoadedModel, checkpoint: Path, device: torch.device) -> int:
     """With --tp: rank 0 binds the port the launching process checked, then serves."""
     return serve_loaded(args, loaded, checkpoint, device, bind(args.host, args.port))
 
 
-def serve_loaded(args: argparse.Namespace, loaded, checkpoint: Path, device, sock: socket.socket) -> int:
+def serve_loaded(
+    args: argparse.Namespace, loaded: LoadedModel, checkpoint: Path, device: torch.device, sock: socket.socket
+) -> int:
     hw = device_config(device)
     tokenizer = loaded.tokenizer
     if tokenizer is None:

@@ -90,7 +90,9 @@ class MoE(torch.nn.Module):
         chosen = [e for e, count in enumerate(counts) if count]
         experts = []
         for e in chosen:
-            weights_of = _expert_weights(self.experts[e])
+            expert = self.experts[e]
+            assert isinstance(expert, FeedForward)  # built so in __init__
+            weights_of = _expert_weights(expert)
             if weights_of is None:
                 return None
             experts.append(weights_of)
@@ -110,7 +112,8 @@ def _expert_weights(expert: FeedForward) -> tuple[torch.Tensor, torch.Tensor, to
     layers.append(expert.down_proj)
     if any(type(layer) is not torch.nn.Linear or has_forward_hooks(layer) for layer in layers):
         return None
-    if expert.is_fused:
+    if expert.gate_up_proj is not None:
         gate, up = expert.gate_up_proj.weight.chunk(2, dim=0)
         return gate, up, expert.down_proj.weight
+    assert expert.gate_proj is not None and expert.up_proj is not None  # gated, not fused
     return expert.gate_proj.weight, expert.up_proj.weight, expert.down_proj.weight

@@ -13,12 +13,16 @@ from __future__ import annotations
 import ctypes
 from collections.abc import Sequence
 from functools import cache
+from typing import TYPE_CHECKING
 
 import torch
 
 from tttv2.hw.kernels.native.build import NativeKernelUnavailable, native_function
 from tttv2.hw.kernels.native.skinny_linear import CHUNK_BYTES, SKINNY_MAX_ROWS
 from tttv2.hw.kernels.native.tensors import DTYPE_CODES, native_allowed, records_grad
+
+if TYPE_CHECKING:
+    from _ctypes import CFuncPtr
 
 #: The gated activations the kernel computes, by their FeedForwardSpec names.
 ACTIVATIONS = {"silu": 0, "gelu_tanh": 1}
@@ -28,7 +32,7 @@ _ARGTYPES = (_p, ctypes.c_int, _p, _i64, _i64, _i64, _p, _p, _p, _i64, _p, _p, _
 
 
 @cache
-def routed_experts_kernel():
+def routed_experts_kernel() -> CFuncPtr | NativeKernelUnavailable:
     """The C function, or why there is none (built once per process, cached on disk)."""
     return native_function("routed_experts", "tttv2_routed_experts", _ARGTYPES)
 

@@ -96,7 +96,7 @@ def skinny_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | No
 
 
 @cache
-def skinny_int8_kernel():
+def skinny_int8_kernel() -> CFuncPtr | NativeKernelUnavailable:
     """The C function for int8 weights with per-row scales, or why there is none."""
     return native_function("skinny_linear", "tttv2_skinny_linear_scaled", _SCALED_ARGTYPES)
 
