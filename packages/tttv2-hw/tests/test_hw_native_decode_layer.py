@@ -38,12 +38,18 @@ def _weights(seed: int = 0, bias: bool = True) -> DecodeLayerWeights:
 SHAPE = DecodeLayerShape(H, HKV, D, D, False, "silu", 1e-5, 1e-6, False, False, 1 / math.sqrt(D), None, None)
 
 
-def _reference(w: DecodeLayerWeights, h, cos, sin, k_pool, v_pool, slots, tables, lens) -> torch.Tensor:
-    """The layer in plain PyTorch, fp32, reading the cache as whole sequences."""
+def _reference(
+    w: DecodeLayerWeights, h, cos, sin, k_pool, v_pool, slots, tables, lens, shape: DecodeLayerShape | None = None
+) -> torch.Tensor:
+    """The layer in plain PyTorch, fp32, reading the cache as whole sequences; the optional
+    norms of ``w`` (sandwich, QK) with ``shape``'s numbers where present."""
+    s = shape or SHAPE
     rms = lambda x, g, eps: x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps) * g  # noqa: E731
+    opt = lambda x, g, eps, unit: x if g is None else rms(x, g + 1 if unit else g, eps)  # noqa: E731
     qkv = F.linear(rms(h, w.attn_norm, 1e-5), w.qkv_weight, w.qkv_bias)
     q, k, v = qkv.split((H * D, HKV * D, HKV * D), -1)
     q, k, v = q.view(-1, H, D), k.view(-1, HKV, D), v.view(-1, HKV, D)
+    q, k = (opt(x, g, s.qk_norm_eps, s.qk_norm_unit_offset) for x, g in ((q, w.q_norm), (k, w.k_norm)))
 
     def rope(x):
         a, b = x[..., : D // 2], x[..., D // 2 :]
@@ -60,9 +66,11 @@ def _reference(w: DecodeLayerWeights, h, cos, sin, k_pool, v_pool, slots, tables
         vals = v_pool[tables[b]].reshape(-1, HKV, D)[:n].repeat_interleave(H // HKV, 1)
         p = torch.softmax(torch.einsum("hd,thd->ht", q[b], keys) / math.sqrt(D), -1)
         outs.append(torch.einsum("ht,thd->hd", p, vals).reshape(-1))
-    h = h + F.linear(torch.stack(outs), w.o_weight, w.o_bias)
+    attn = F.linear(torch.stack(outs), w.o_weight, w.o_bias)
+    h = h + opt(attn, w.post_attn_norm, s.post_attn_norm_eps, s.post_attn_norm_unit_offset)
     gate, up = F.linear(rms(h, w.ffn_norm, 1e-6), w.gate_up_weight, w.gate_up_bias).chunk(2, -1)
-    return h + F.linear(F.silu(gate) * up, w.down_weight, w.down_bias)
+    ffn = F.linear(F.silu(gate) * up, w.down_weight, w.down_bias)
+    return h + opt(ffn, w.post_ffn_norm, s.post_ffn_norm_eps, s.post_ffn_norm_unit_offset)
 
 
 def _batch(rows: int = 3, seed: int = 1):
@@ -86,6 +94,55 @@ def test_layer_equals_plain_pytorch() -> None:
         layer.check_step(step, k_pool, v_pool, cos)
         layer(step, k_pool, v_pool, cos, sin)
     torch.testing.assert_close(h, expected, rtol=1e-5, atol=1e-5)
+
+
+def _optional_norms(seed: int = 5) -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    r = lambda n: torch.randn(n, generator=g) * 0.5  # noqa: E731 (around 0: unit offsets matter)
+    return {"post_attn_norm": r(HID), "post_ffn_norm": r(HID), "q_norm": r(D), "k_norm": r(D)}
+
+
+OPTIONAL_NORMS = {
+    "sandwich": ({"post_attn_norm", "post_ffn_norm"}, {"post_attn_norm_eps": 1e-4, "post_ffn_norm_eps": 1e-3}),
+    "sandwich_unit_offset": (
+        {"post_attn_norm", "post_ffn_norm"}, {"post_attn_norm_unit_offset": True, "post_ffn_norm_unit_offset": True}
+    ),
+    "qk_norm": ({"q_norm", "k_norm"}, {"qk_norm_eps": 1e-3}),
+    "qk_norm_unit_offset_and_sandwich": (
+        {"q_norm", "k_norm", "post_attn_norm", "post_ffn_norm"},
+        {"qk_norm_unit_offset": True, "post_attn_norm_unit_offset": True, "post_ffn_norm_unit_offset": False},
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("variant", sorted(OPTIONAL_NORMS))
+def test_optional_norms_equal_plain_pytorch(variant: str) -> None:
+    """Sandwich norms (Gemma 2/3) and QK-norm (Qwen3, Gemma 3), with their own epsilons and
+    unit offsets, where the reference puts them."""
+    names, numbers = OPTIONAL_NORMS[variant]
+    w = DecodeLayerWeights(**{**_weights().__dict__, **{k: v for k, v in _optional_norms().items() if k in names}})
+    shape = DecodeLayerShape(**{**SHAPE.__dict__, **numbers})
+    h, cos, sin, k_pool, v_pool, slots, tables, lens = _batch()
+    expected = _reference(w, h.clone(), cos, sin, k_pool.clone(), v_pool.clone(), slots, tables, lens, shape)
+    without = _reference(_weights(), h.clone(), cos, sin, k_pool.clone(), v_pool.clone(), slots, tables, lens)
+    assert not torch.allclose(expected, without, rtol=1e-3, atol=1e-3)  # the norms matter
+    layer = NativeDecodeLayer(w, shape)
+    with torch.inference_mode():
+        step = NativeDecodeStep(h, slots, tables, lens, torch.float32, layer.workspace_bytes(3, torch.float32))
+        layer.check_step(step, k_pool, v_pool, cos)
+        layer(step, k_pool, v_pool, cos, sin)
+    torch.testing.assert_close(h, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_bad_optional_norms_are_named() -> None:
+    w, norms = _weights(), _optional_norms()
+    with pytest.raises(ValueError, match="q_norm and k_norm"):
+        NativeDecodeLayer(DecodeLayerWeights(**{**w.__dict__, "q_norm": norms["q_norm"]}), SHAPE)
+    with pytest.raises(ValueError, match="k_norm"):
+        bad = {"q_norm": norms["q_norm"], "k_norm": torch.ones(D + 1)}
+        NativeDecodeLayer(DecodeLayerWeights(**{**w.__dict__, **bad}), SHAPE)
+    with pytest.raises(ValueError, match="post_ffn_norm"):
+        NativeDecodeLayer(DecodeLayerWeights(**{**w.__dict__, "post_ffn_norm": torch.ones(HID).half()}), SHAPE)
 
 
 def test_bad_tensors_are_named() -> None:

@@ -101,4 +101,10 @@ def test_decode_weights_says_why_a_layer_cannot_be_fused() -> None:
     spec = _spec()
     norm = NormSpec(dim=64, eps=1e-5)
     sandwich = TransformerStack(replace(spec, layers=tuple(replace(lay, post_attn_norm=norm) for lay in spec.layers)))
-    assert sandwich.layers[0].decode_fusion_blocker() == "parallel or sandwich-norm layer"
+    sandwich.layers[0].attention.fuse_qkv()
+    sandwich.layers[0].ffn.fuse_gate_up()
+    assert sandwich.layers[0].decode_fusion_blocker() is None  # Gemma 2/3's sandwich norms are fused too
+    parallel = TransformerStack(replace(spec, layers=tuple(replace(lay, parallel=True) for lay in spec.layers)))
+    assert parallel.layers[0].decode_fusion_blocker() == (
+        "parallel attention and feed-forward (the kernel computes sequential layers)"
+    )

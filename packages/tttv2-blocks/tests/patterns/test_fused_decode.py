@@ -34,16 +34,21 @@ with torch.inference_mode():
 
 def _spec(
     *, bias=False, rotary_dim=16, interleaved=False, window=None, activation="silu", unit_offset=False, qk_norm=False,
-    softcap=None, kv_heads=2,
+    softcap=None, kv_heads=2, sandwich=False, scale=None, parallel=False, norm_type="rms",
 ) -> ModelSpec:  # fmt: skip
-    norm = NormSpec(dim=HIDDEN, eps=1e-5, unit_offset=unit_offset)
+    norm = NormSpec(dim=HIDDEN, eps=1e-5, unit_offset=unit_offset, norm_type=norm_type)
+    post = NormSpec(dim=HIDDEN, eps=1e-3, unit_offset=unit_offset) if sandwich else None  # its own eps
     rope = RopeSpec(head_dim=16, rotary_dim=rotary_dim, theta=500.0, interleaved=interleaved) if rotary_dim else None
     attention = AttentionSpec(
         hidden_dim=HIDDEN, num_heads=4, num_kv_heads=kv_heads, head_dim=16, max_seq_len=128, rope=rope,
         qkv_bias=bias, out_bias=bias, sliding_window=window, qk_norm=qk_norm, logit_softcap=softcap,
+        qk_norm_unit_offset=qk_norm and unit_offset, qk_norm_eps=1e-4, scale=scale,
     )  # fmt: skip
     ffn = FeedForwardSpec(hidden_dim=HIDDEN, intermediate_dim=96, activation=activation, bias=bias)
-    layer = DecoderLayerSpec(attention=attention, ffn=ffn, attn_norm=norm, ffn_norm=norm)
+    layer = DecoderLayerSpec(
+        attention=attention, ffn=ffn, attn_norm=norm, ffn_norm=norm, post_attn_norm=post, post_ffn_norm=post,
+        parallel=parallel,
+    )  # fmt: skip
     return ModelSpec(
         embedding=EmbeddingSpec(vocab_size=VOCAB, hidden_dim=HIDDEN),
         layers=(layer, layer, layer),
@@ -98,7 +103,16 @@ VARIANTS = {
     "sliding_window_softcap": {"window": 5, "softcap": 20.0},
     "geglu_unit_offset": {"activation": "gelu_tanh", "unit_offset": True},
     "no_rope": {"rotary_dim": 0},
-}
+    "sandwich_norms": {"sandwich": True},  # Gemma 2/3's post-attention and post-feed-forward norms
+    "qk_norm": {"qk_norm": True},  # Qwen3
+    "attention_scale": {"scale": 0.4},  # Gemma 2's query_pre_attn_scalar ** -0.5
+    # Gemma 2/3 as a whole: unit-offset norms everywhere, GeGLU, sandwich norms, QK-norm,
+    # soft-capped windowed attention with its own scale
+    "gemma_like": {
+        "activation": "gelu_tanh", "unit_offset": True, "sandwich": True, "qk_norm": True, "window": 5,
+        "softcap": 20.0, "scale": 0.3, "bias": True,
+    },
+}  # fmt: skip
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["fp32", "bf16"])
@@ -118,11 +132,16 @@ def test_fused_decode_equals_op_by_op(variant: str, dtype: torch.dtype) -> None:
         assert same >= 0.99 * sum(a.numel() for a in fused)
 
 
-def test_layers_the_kernel_does_not_compute_run_op_by_op_and_say_why() -> None:
-    spec = _spec(qk_norm=True)
+@pytest.mark.parametrize(
+    ("spec_args", "why"),
+    [({"parallel": True}, "parallel attention and feed-forward"), ({"norm_type": "layer"}, "norms are not RMSNorm")],
+    ids=["parallel", "layer_norm"],
+)
+def test_layers_the_kernel_does_not_compute_run_op_by_op_and_say_why(spec_args: dict, why: str) -> None:
+    spec = _spec(**spec_args)
     fused, reasons = _generate(_stack(spec, torch.float32, True), PROMPTS, 3)
     eager, _ = _generate(_stack(spec, torch.float32, False), PROMPTS, 3)
-    assert all(r is not None and "QK-norm" in r for r in reasons), reasons
+    assert all(r is not None and why in r for r in reasons), reasons
     for a, b in zip(fused, eager, strict=True):
         assert torch.equal(a, b)
 
@@ -155,6 +174,28 @@ def test_replaced_weights_are_used_not_the_bound_ones() -> None:
     fused, reasons = _generate(stack, PROMPTS, 3)
     eager, _ = _generate(reference, PROMPTS, 3)
     assert reasons == [None] * 3
+    for a, b in zip(fused, eager, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("norm", ["post_attn_norm", "post_ffn_norm", "q_norm", "k_norm"])
+def test_replaced_optional_norms_are_used_not_the_bound_ones(norm: str) -> None:
+    """The sandwich and QK norms are bound like the rest: a new weight Parameter (or a new
+    norm module) after the first pass is what the next fused pass computes with."""
+    spec = _spec(sandwich=True, qk_norm=True)
+    stack, reference = _stack(spec, torch.float32, True), _stack(spec, torch.float32, False)
+    _generate(stack, PROMPTS, 1)  # binds the plans
+    for s in (stack, reference):
+        layer = s.layers[1]
+        owner = layer.attention if norm in ("q_norm", "k_norm") else layer
+        module = getattr(owner, norm)
+        with torch.no_grad():
+            module.weight = torch.nn.Parameter(module.weight * -2.0 + 0.5)
+    fused, reasons = _generate(stack, PROMPTS, 3)
+    eager, _ = _generate(reference, PROMPTS, 3)
+    stale, _ = _generate(_stack(spec, torch.float32, False), PROMPTS, 3)
+    assert reasons == [None] * 3
+    assert not torch.allclose(stale[0], eager[0], rtol=1e-3, atol=1e-3)  # the change matters
     for a, b in zip(fused, eager, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from tttv2.blocks.building_blocks.attention import Attention
+from tttv2.blocks.building_blocks.attention import Attention, HeadRMSNorm
 from tttv2.blocks.building_blocks.attention.implementations.decode import DecodeAttention
 from tttv2.blocks.building_blocks.feed_forward import FeedForward
 from tttv2.blocks.building_blocks.kv_cache import LayerKVCache
@@ -66,17 +66,22 @@ class DecoderLayer(BaseModule):
 
     # -- fused decode ------------------------------------------------------------------
     def decode_fusion_blocker(self) -> str | None:
-        """Why this layer is not the pre-norm kind tttv2-hw's ``decode_layers`` op computes
-        (None: it is): RMSNorm, no sandwich norms, fused q/k/v without QK-norm, a fused gated
-        :class:`FeedForward` and plain ``nn.Linear`` projections. Decided by the structure
-        alone; the kernel may still refuse the dtypes or the activation."""
+        """Why this layer is not the sequential pre-norm kind tttv2-hw's ``decode_layers`` op
+        computes (None: it is): RMSNorms (the optional sandwich norms included), fused q/k/v
+        (optionally with QK-norm), a fused gated :class:`FeedForward` and plain ``nn.Linear``
+        projections. Decided by the structure alone; the kernel may still refuse the dtypes
+        or the activation."""
         attn, ffn = self.attention, self.ffn
-        if self.spec.parallel or self.post_attn_norm is not None or self.post_ffn_norm is not None:
-            return "parallel or sandwich-norm layer"
-        if type(self.attn_norm) is not RMSNorm or type(self.ffn_norm) is not RMSNorm:
-            return "norms are not RMSNorm"
-        if attn.qkv_proj is None or attn.q_norm is not None:
-            return "attention without fused q/k/v, or with QK-norm"
+        if self.spec.parallel:
+            return "parallel attention and feed-forward (the kernel computes sequential layers)"
+        norms = (self.attn_norm, self.ffn_norm, self.post_attn_norm, self.post_ffn_norm)
+        required = type(self.attn_norm) is RMSNorm and type(self.ffn_norm) is RMSNorm
+        if not required or any(type(n) not in (RMSNorm, type(None)) for n in norms):
+            return "norms are not RMSNorm (the kernel computes RMSNorm only)"
+        if attn.qkv_proj is None:
+            return "attention without fused q/k/v"
+        if (type(attn.q_norm), type(attn.k_norm)) not in ((HeadRMSNorm, HeadRMSNorm), (type(None), type(None))):
+            return "QK-norm that is not a per-head RMSNorm of both q and k"
         if type(ffn) is not FeedForward or not ffn.spec.gated or ffn.gate_up_proj is None:
             return "feed-forward is not a fused gated FeedForward"
         kinds: set[type] = {type(m) for m in (attn.qkv_proj, attn.o_proj, ffn.gate_up_proj, ffn.down_proj)}
@@ -104,16 +109,23 @@ class DecoderLayer(BaseModule):
         if isinstance(qkv, Int8Linear):  # all four are (decode_fusion_blocker)
             scales = {"qkv_scale": qkv.scale, "o_scale": o.scale, "gate_up_scale": gate_up.scale,
                       "down_scale": down.scale}  # fmt: skip
+        post_attn, post_ffn, q_norm, k_norm = self.post_attn_norm, self.post_ffn_norm, attn.q_norm, attn.k_norm
+        weight = lambda norm: norm.weight if norm is not None else None  # noqa: E731
+        eps = lambda norm: norm.eps if norm is not None else 1e-6  # noqa: E731
+        offset = lambda norm: norm.unit_offset if norm is not None else False  # noqa: E731
         return DecodeLayer(
             DecodeLayerWeights(
                 self.attn_norm.weight, qkv.weight, qkv.bias, o.weight, o.bias, self.ffn_norm.weight,
                 gate_up.weight, gate_up.bias, down.weight, down.bias, **scales,
+                post_attn_norm=weight(post_attn), post_ffn_norm=weight(post_ffn),
+                q_norm=weight(q_norm), k_norm=weight(k_norm),
             ),
             DecodeLayerShape(
                 s.num_heads, s.num_kv_heads, s.head_dim, rotary_dim,
                 s.rope.interleaved if s.rope is not None else False, ffn.spec.activation,
                 self.attn_norm.eps, self.ffn_norm.eps, self.attn_norm.unit_offset, self.ffn_norm.unit_offset,
                 s.softmax_scale, s.logit_softcap, s.sliding_window,
+                eps(post_attn), eps(post_ffn), offset(post_attn), offset(post_ffn), eps(q_norm), offset(q_norm),
             ),
             # RotaryRows declares a mutable ``spec: Hashable``; RotaryEmbedding's is a RopeSpec
             attn.rotary,  # type: ignore[arg-type]

@@ -9,8 +9,8 @@ the same kernels and the same roundings as the eager blocks, with the Python bet
 them gone.
 
 A layer qualifies when :meth:`DecoderLayer.decode_weights` says so (sequential pre-norm
-with RMSNorm, fused q/k/v without QK-norm in the paged DECODE implementation, a fused
-gated feed-forward, plain ``nn.Linear`` projections) and the kernel takes its dtypes and
+with RMSNorms, sandwich norms included, fused q/k/v with or without QK-norm in the paged
+DECODE implementation, a fused gated feed-forward, plain ``nn.Linear`` projections) and the kernel takes its dtypes and
 activation. Everything else, and any pass that is not plain inference (autograd
 recording, torch.compile tracing, forward hooks on any module of a layer, more rows than
 the kernel serves), runs eagerly, so behaviour never depends on whether the fast path was
@@ -80,14 +80,14 @@ def _watch(layer: DecoderLayer) -> list[tuple[dict[str, Any], str, object]]:
     slots, a, f = child_slots(layer), child_slots(attn), child_slots(ffn)
     tree: list[tuple[dict[str, Any], str, object]] = [
         *((slots, n, getattr(layer, n)) for n in ("attn_norm", "attention", "ffn_norm", "ffn")),
-        (slots, "post_attn_norm", None), (slots, "post_ffn_norm", None),
-        (a, "qkv_proj", attn.qkv_proj), (a, "o_proj", attn.o_proj), (a, "q_norm", None),
+        *((slots, n, getattr(layer, n)) for n in ("post_attn_norm", "post_ffn_norm")),
+        (a, "qkv_proj", attn.qkv_proj), (a, "o_proj", attn.o_proj),
+        (a, "q_norm", attn.q_norm), (a, "k_norm", attn.k_norm),
         (f, "gate_up_proj", ffn.gate_up_proj), (f, "down_proj", ffn.down_proj),
     ]  # fmt: skip
-    # only layers whose decode_weights() succeeded are watched: both norms and the fused
-    # projections exist (mypy sees the Optional attributes)
-    for norm in (layer.attn_norm, layer.ffn_norm):
-        tree.append((parameter_slots(norm), "weight", parameter_slots(norm)["weight"]))  # type: ignore[arg-type]
+    norms = (layer.attn_norm, layer.ffn_norm, layer.post_attn_norm, layer.post_ffn_norm, attn.q_norm, attn.k_norm)
+    for module in (m for m in norms if m is not None):
+        tree.append((parameter_slots(module), "weight", parameter_slots(module)["weight"]))
     for module in (attn.qkv_proj, attn.o_proj, ffn.gate_up_proj, ffn.down_proj):
         params = parameter_slots(module)  # type: ignore[arg-type]
         tree += [(params, n, params.get(n)) for n in ("weight", "bias")]

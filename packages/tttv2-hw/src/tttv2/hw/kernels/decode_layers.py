@@ -49,7 +49,12 @@ class DecodeLayersUnsupported(TTTv2Error, ValueError):
 class DecodeLayerWeights:
     """One layer's tensors in Hugging Face layout (``weight [out, in]``); biases may be None.
     ``qkv_weight`` rows are ``[q (H*D); k (Hkv*D); v (Hkv*D)]``, ``gate_up_weight`` rows
-    ``[gate (I); up (I)]``. Projection weights and biases share one dtype.
+    ``[gate (I); up (I)]``. Projection weights and biases share one dtype, the norms another.
+
+    Optional norms (None: absent): ``post_attn_norm`` and ``post_ffn_norm [hidden]`` (the
+    sandwich norms of Gemma 2/3, on the attention and feed-forward outputs before their
+    residual sums) and ``q_norm``, ``k_norm [head_dim]`` (QK-norm, Qwen3 and Gemma 3: each
+    q and k head normalized before the rotation; both or neither).
 
     Weight-only int8 (:func:`tttv2.hw.precision.quantize_int8`): the four projection
     weights are int8 codes and the ``*_scale`` tensors their float32 scales (one per
@@ -70,6 +75,10 @@ class DecodeLayerWeights:
     o_scale: torch.Tensor | None = None
     gate_up_scale: torch.Tensor | None = None
     down_scale: torch.Tensor | None = None
+    post_attn_norm: torch.Tensor | None = None
+    post_ffn_norm: torch.Tensor | None = None
+    q_norm: torch.Tensor | None = None
+    k_norm: torch.Tensor | None = None
 
     @property
     def int8(self) -> bool:
@@ -81,7 +90,8 @@ class DecodeLayerWeights:
 class DecodeLayerShape:
     """The numbers of the layer: heads, rotary width (0: no rotation), the gated
     activation (by its spec name), norm epsilons and unit offsets, attention scale,
-    soft-cap and window (``None``: none)."""
+    soft-cap and window (``None``: none). The optional norms' numbers (see
+    :class:`DecodeLayerWeights`) are read only where their weights are present."""
 
     num_heads: int
     num_kv_heads: int
@@ -96,6 +106,12 @@ class DecodeLayerShape:
     scale: float
     softcap: float | None
     sliding_window: int | None
+    post_attn_norm_eps: float = 1e-6
+    post_ffn_norm_eps: float = 1e-6
+    post_attn_norm_unit_offset: bool = False
+    post_ffn_norm_unit_offset: bool = False
+    qk_norm_eps: float = 1e-6
+    qk_norm_unit_offset: bool = False
 
 
 @runtime_checkable
@@ -114,9 +130,11 @@ class RotaryRows(Protocol):
 class DecodeLayer:
     """What a pre-norm decoder layer hands the ``decode_layers`` op::
 
-        h += o_proj(paged_attention(rope(q), rope(k) and v written at slot_mapping))
-             with q, k, v = qkv_proj(rms_norm(h))
-        h += down_proj(act(gate) * up) with gate, up = gate_up_proj(rms_norm(h))
+        h += [post_attn_norm](o_proj(paged_attention(rope(q), rope(k) and v written at slot_mapping)))
+             with q, k, v = qkv_proj(rms_norm(h)), q and k heads [q_norm, k_norm]-ed
+        h += [post_ffn_norm](down_proj(act(gate) * up)) with gate, up = gate_up_proj(rms_norm(h))
+
+    (bracketed: optional, all RMSNorms; see :class:`DecodeLayerWeights`).
 
     ``rotary`` is None for a layer without rotation (``shape.rotary_dim == 0``)."""
 

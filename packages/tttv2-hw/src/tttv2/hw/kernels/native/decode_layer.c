@@ -1,8 +1,12 @@
 /* One pre-norm decoder layer's decode step in one call, for a few rows (1-16 sequences):
  *
- *     n = rms_norm(h);  qkv = n @ Wqkv^T (+b);  rotate q and k;  write k, v to the paged cache
- *     h = h + (paged_attention(q) @ Wo^T (+b))
- *     n = rms_norm(h);  gu = n @ Wgu^T (+b);  h = h + ((act(gate) * up) @ Wdown^T (+b))
+ *     n = rms_norm(h);  qkv = n @ Wqkv^T (+b);  [rms_norm each q and k head (QK-norm)]
+ *     rotate q and k;  write k, v to the paged cache
+ *     h = h + [post_attn_rms_norm](paged_attention(q) @ Wo^T (+b))
+ *     n = rms_norm(h);  gu = n @ Wgu^T (+b);  h = h + [post_ffn_rms_norm]((act(gate) * up) @ Wdown^T (+b))
+ *
+ * The bracketed norms are optional (NULL weights: absent): QK-norm as Qwen3 and Gemma 3,
+ * the sandwich norms after attention and feed-forward as Gemma 2 and 3.
  *
  * The same arithmetic as the eager blocks calling the three kernels included below one
  * by one, rounded where they round: every intermediate is stored in the activation dtype;
@@ -29,6 +33,10 @@ typedef struct {
     const void *attn_norm, *qkv_w, *qkv_b, *o_w, *o_b, *ffn_norm, *gu_w, *gu_b, *down_w, *down_b;
     int32_t bt;
     const float *qkv_s, *o_s, *gu_s, *down_s;
+    /* optional norms (dtype nt; NULL: absent): after o_proj, after down_proj, q and k heads [head_dim] */
+    float post_attn_eps, post_ffn_eps, qk_eps;
+    int32_t post_attn_unit_offset, post_ffn_unit_offset, qk_unit_offset;
+    const void *post_attn_norm, *post_ffn_norm, *q_norm, *k_norm;
 } DecodeLayer;
 
 /* Per pass, shared by the layers: the hidden rows (updated in place) and the batch. */
@@ -145,6 +153,7 @@ int tttv2_decode_layer(const DecodeLayer *L, const DecodeStep *S, const void *co
     if (L->rot_half > 0 && (!cos || !sin || !valid_dtype(S->ct))) return 1;
     if (L->kv_heads <= 0 || L->heads % L->kv_heads || 2 * L->rot_half > L->head_dim) return 1;
     if (L->activation != ACT_SILU && L->activation != ACT_GELU_TANH) return 1;
+    if (!L->q_norm != !L->k_norm) return 1; /* QK-norm normalizes both or neither */
     const int64_t B = S->rows, E = dsize(ht), H = L->heads, D = L->head_dim, hidden = L->hidden;
     const int64_t qkvw = (H + 2 * L->kv_heads) * D, hd = H * D;
     if (S->work_bytes < tttv2_decode_layer_workspace(L, B, ht)) return 2;
@@ -158,6 +167,14 @@ int tttv2_decode_layer(const DecodeLayer *L, const DecodeStep *S, const void *co
     if (!status) status = tttv2_skinny_linear_scaled(n, ht, L->qkv_w, wt, L->qkv_s, L->qkv_b, bt, qkv, ht, B, qkvw, hidden, L->l2_bytes);
     if (status) return status;
     for (int64_t b = 0; b < B; b++) {
+        if (L->q_norm) { /* per head, in place: the q heads then the k heads of the row */
+            char *row = (char *)qkv + b * qkvw * E;
+            status = tttv2_rms_norm(row, ht, L->q_norm, L->nt, row, ht, H, D, L->qk_eps, L->qk_unit_offset);
+            if (!status)
+                status = tttv2_rms_norm(row + hd * E, ht, L->k_norm, L->nt, row + hd * E, ht, L->kv_heads, D, L->qk_eps,
+                                        L->qk_unit_offset);
+            if (status) return status;
+        }
         if (L->rot_half > 0) rotate_row(L, qkv, ht, cos, sin, S->ct, b);
         write_cache(L, qkv, ht, k_pool, v_pool, kvt, S->slots[b], b);
         memcpy((char *)q + b * hd * E, (char *)qkv + b * qkvw * E, (size_t)(hd * E));
@@ -165,6 +182,8 @@ int tttv2_decode_layer(const DecodeLayer *L, const DecodeStep *S, const void *co
     status = tttv2_paged_decode_attention(q, ht, k_pool, v_pool, kvt, S->tables, S->width, S->seq_lens, att, ht, B, H,
                                           L->kv_heads, D, num_blocks, block_size, L->scale, L->softcap, L->window);
     if (!status) status = tttv2_skinny_linear_scaled(att, ht, L->o_w, wt, L->o_s, L->o_b, bt, o, ht, B, hidden, hd, L->l2_bytes);
+    if (!status && L->post_attn_norm)
+        status = tttv2_rms_norm(o, ht, L->post_attn_norm, L->nt, o, ht, B, hidden, L->post_attn_eps, L->post_attn_unit_offset);
     if (status) return status;
     add_rows(S->h, o, ht, B * hidden);
 
@@ -175,6 +194,8 @@ int tttv2_decode_layer(const DecodeLayer *L, const DecodeStep *S, const void *co
     gated_activation(L, gu, act, ht, B);
     status = tttv2_skinny_linear_scaled(act, ht, L->down_w, wt, L->down_s, L->down_b, bt, o, ht, B, hidden, L->inter,
                                         L->l2_bytes);
+    if (!status && L->post_ffn_norm)
+        status = tttv2_rms_norm(o, ht, L->post_ffn_norm, L->nt, o, ht, B, hidden, L->post_ffn_eps, L->post_ffn_unit_offset);
     if (status) return status;
     add_rows(S->h, o, ht, B * hidden);
     return 0;

@@ -12,10 +12,15 @@ activation, whose ``exp`` differs).
 The layer it computes (a block spec decides whether a layer is one; nothing here knows
 a model)::
 
-    h += o_proj(paged_attention(rope(q), rope(k) and v written at slot_mapping))
+    h += [post_attn_norm](o_proj(paged_attention(rope(q), rope(k) and v written at slot_mapping)))
          with q, k, v = qkv_proj(rms_norm(h))            (fused projection, optional bias)
-    h += down_proj(act(gate) * up) with gate, up = gate_up_proj(rms_norm(h)),
+         and each q and k head [q_norm, k_norm]-ed        (QK-norm, before the rotation)
+    h += [post_ffn_norm](down_proj(act(gate) * up)) with gate, up = gate_up_proj(rms_norm(h)),
          act in {"silu", "gelu_tanh"}
+
+Bracketed norms are optional RMSNorms (absent when their weights are None), each with its
+own epsilon and unit offset; attention honours the layer's scale, logit soft-cap and
+sliding window.
 
 Inference only, CPU tensors, 1-16 rows (:data:`MAX_ROWS`).
 """
@@ -52,6 +57,9 @@ class _Layer(ctypes.Structure):  # DecodeLayer in decode_layer.c
         *((n, _p) for n in ("attn_norm", "qkv_w", "qkv_b", "o_w", "o_b", "ffn_norm", "gu_w", "gu_b", "down_w", "down_b")),
         ("bt", ctypes.c_int32),
         *((n, _p) for n in ("qkv_s", "o_s", "gu_s", "down_s")),
+        *((n, ctypes.c_float) for n in ("post_attn_eps", "post_ffn_eps", "qk_eps")),
+        *((n, ctypes.c_int32) for n in ("post_attn_unit_offset", "post_ffn_unit_offset", "qk_unit_offset")),
+        *((n, _p) for n in ("post_attn_norm", "post_ffn_norm", "q_norm", "k_norm")),
     ]  # fmt: skip
 
 
@@ -135,6 +143,9 @@ class NativeDecodeLayer:
             ptr(w.attn_norm), ptr(w.qkv_weight), ptr(w.qkv_bias), ptr(w.o_weight), ptr(w.o_bias),
             ptr(w.ffn_norm), ptr(w.gate_up_weight), ptr(w.gate_up_bias), ptr(w.down_weight), ptr(w.down_bias),
             DTYPE_CODES[dtype], ptr(w.qkv_scale), ptr(w.o_scale), ptr(w.gate_up_scale), ptr(w.down_scale),
+            shape.post_attn_norm_eps, shape.post_ffn_norm_eps, shape.qk_norm_eps,
+            int(shape.post_attn_norm_unit_offset), int(shape.post_ffn_norm_unit_offset), int(shape.qk_norm_unit_offset),
+            ptr(w.post_attn_norm), ptr(w.post_ffn_norm), ptr(w.q_norm), ptr(w.k_norm),
         )  # fmt: skip
         self._ref = ctypes.byref(self._args)
         #: the address of the bound layer's argument struct (``DecodeLayer`` in decode_layer.c)
@@ -280,6 +291,12 @@ class NativeDecodeStep:
         self.ref = ctypes.byref(self._args)
 
 
+#: The tensors of :class:`DecodeLayerWeights` that may be None.
+_OPTIONAL = frozenset(
+    ("qkv_bias", "o_bias", "gate_up_bias", "down_bias", "post_attn_norm", "post_ffn_norm", "q_norm", "k_norm")
+)
+
+
 def _check_layer(w: DecodeLayerWeights, s: DecodeLayerShape) -> tuple[int, int]:
     """(hidden, intermediate) after checking every tensor and number; ValueError names the bad one."""
     if s.activation not in ACTIVATIONS:
@@ -315,10 +332,14 @@ def _check_layer(w: DecodeLayerWeights, s: DecodeLayerShape) -> tuple[int, int]:
         "o_weight": (w.o_weight, (hidden, H * D)), "o_bias": (w.o_bias, (hidden,)),
         "gate_up_weight": (w.gate_up_weight, (2 * inter, hidden)), "gate_up_bias": (w.gate_up_bias, (2 * inter,)),
         "down_weight": (w.down_weight, (hidden, inter)), "down_bias": (w.down_bias, (hidden,)),
+        "post_attn_norm": (w.post_attn_norm, (hidden,)), "post_ffn_norm": (w.post_ffn_norm, (hidden,)),
+        "q_norm": (w.q_norm, (D,)), "k_norm": (w.k_norm, (D,)),
     }  # fmt: skip
+    if (w.q_norm is None) != (w.k_norm is None):
+        raise ValueError("NativeDecodeLayer: q_norm and k_norm must both be given (QK-norm) or both be None")
     for name, (t, shape) in shapes.items():
         if t is None:
-            if not name.endswith("bias"):
+            if name not in _OPTIONAL:
                 raise ValueError(f"NativeDecodeLayer: {name} is missing")
             continue
         norm = name.endswith("norm")
