@@ -55,7 +55,10 @@ def is_wanted(python: Path) -> bool:
     try:
         out = subprocess.run(
             [str(python), "-c", "import sys; print(*sys.version_info[:2])"],
-            capture_output=True, text=True, timeout=60, check=False,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
         ).stdout.split()
     except OSError:
         return False
@@ -105,11 +108,20 @@ def main() -> int:
     run([uv, "venv", "--no-config", "--allow-existing", "-p", str(python), str(VENV)], env=env)
     venv_python = VENV / "bin" / "python"
     install = [
-        uv, "pip", "install", "--no-config", "--python", str(venv_python),
-        "-r", str(TESTS / "requirements.txt"),
+        uv,
+        "pip",
+        "install",
+        "--no-config",
+        "--python",
+        str(venv_python),
+        "-r",
+        str(TESTS / "requirements.txt"),
         str(REPO_ROOT / "packages" / "tttv2-core"),
         str(REPO_ROOT / "packages" / "tttv2-hw"),
-        "--reinstall-package", "tttv2-core", "--reinstall-package", "tttv2-hw",
+        "--reinstall-package",
+        "tttv2-core",
+        "--reinstall-package",
+        "tttv2-hw",
     ]
     if args.torch_index:
         install += ["--extra-index-url", args.torch_index, "--index-strategy", "unsafe-best-match"]

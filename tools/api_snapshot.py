@@ -21,7 +21,9 @@ from typing import Any
 # -- snapshot ---------------------------------------------------------------------------
 
 
-def api_snapshot(package: str, *, search_paths: list[str | Path] | None = None) -> dict[str, dict[str, Any]]:
+def api_snapshot(
+    package: str, *, search_paths: list[str | Path] | None = None
+) -> dict[str, dict[str, Any]]:
     """``{qualified name: description}`` for every public object of ``package`` (an
     import name such as ``"tttv2.core"``), found on ``search_paths`` (default: where
     Python would import it from).
@@ -74,7 +76,9 @@ def _describe(obj: Any, path: str, out: dict[str, dict[str, Any]]) -> None:
         signature = None
         if init is not None:
             try:
-                signature = _signature(init.final_target if init.is_alias else init, skip_first=True)
+                signature = _signature(
+                    init.final_target if init.is_alias else init, skip_first=True
+                )
             except Exception:
                 signature = None
         out[path] = {"kind": "class", "bases": [str(b) for b in obj.bases], "signature": signature}
@@ -88,7 +92,10 @@ def _describe(obj: Any, path: str, out: dict[str, dict[str, Any]]) -> None:
             _describe(target, f"{path}.{name}", out)
     elif obj.is_attribute:
         kind = "property" if "property" in obj.labels else "attribute"
-        out[path] = {"kind": kind, "annotation": str(obj.annotation) if obj.annotation is not None else None}
+        out[path] = {
+            "kind": kind,
+            "annotation": str(obj.annotation) if obj.annotation is not None else None,
+        }
     else:
         out[path] = {"kind": str(obj.kind.value)}
 
@@ -97,7 +104,9 @@ def _signature(func: Any, skip_first: bool | None = None) -> str:
     """``(a: int, /, b=1, *, c) -> R`` from a griffe Function (``self``/``cls`` dropped)."""
     params = list(func.parameters)
     if skip_first is None:
-        skip_first = func.parent is not None and func.parent.is_class and "staticmethod" not in func.labels
+        skip_first = (
+            func.parent is not None and func.parent.is_class and "staticmethod" not in func.labels
+        )
     if skip_first and params:
         params = params[1:]
     parts: list[str] = []
@@ -112,7 +121,9 @@ def _signature(func: Any, skip_first: bool | None = None) -> str:
         if p.default is not None:
             text += f" = {p.default}" if p.annotation is not None else f"={p.default}"
         parts.append(text)
-        if kind == "positional_only" and (i + 1 == len(params) or params[i + 1].kind.name != "positional_only"):
+        if kind == "positional_only" and (
+            i + 1 == len(params) or params[i + 1].kind.name != "positional_only"
+        ):
             parts.append("/")
     returns = f" -> {func.returns}" if func.returns is not None else ""
     return "(" + ", ".join(parts) + ")" + returns
@@ -198,7 +209,12 @@ def _load(import_name: str, search_path: Path) -> Any:
     import griffe
 
     try:
-        return griffe.load(import_name, search_paths=[str(search_path)], try_relative_path=False, allow_inspection=False)
+        return griffe.load(
+            import_name,
+            search_paths=[str(search_path)],
+            try_relative_path=False,
+            allow_inspection=False,
+        )
     except ModuleNotFoundError:
         return None
 
@@ -214,7 +230,10 @@ def find_breaking_changes(
 
     root = Path(repo_root).resolve()
     for r in (ref, new_ref):
-        if r is not None and _git(root, "rev-parse", "--verify", "--quiet", f"{r}^{{commit}}").returncode != 0:
+        if (
+            r is not None
+            and _git(root, "rev-parse", "--verify", "--quiet", f"{r}^{{commit}}").returncode != 0
+        ):
             raise ValueError(f"unknown git ref {r!r} in {root}")
     source = resolve_package(root, package)
     rel = source.search_path.relative_to(root).as_posix()
@@ -229,9 +248,15 @@ def find_breaking_changes(
             new = _load(source.import_name, source.search_path)
         else:
             new_dir = Path(tmp) / "new"
-            new = _load(source.import_name, new_dir / rel) if _extract(root, new_ref, rel, new_dir) else None
+            new = (
+                _load(source.import_name, new_dir / rel)
+                if _extract(root, new_ref, rel, new_dir)
+                else None
+            )
         if new is None:
-            return [BreakingChange("Package was removed", source.import_name, source.import_name, "")]
+            return [
+                BreakingChange("Package was removed", source.import_name, source.import_name, "")
+            ]
         return [_convert(b) for b in griffe.find_breaking_changes(old, new)]
 
 
@@ -239,9 +264,14 @@ def _convert(breakage: Any) -> BreakingChange:
     path = breakage.obj.path
     old, new = breakage.old_value, breakage.new_value
     name = getattr(old, "name", None) or getattr(new, "name", None)
-    if name is not None and type(old).__name__ in ("Parameter", "NoneType") and type(new).__name__ in (
-        "Parameter",
-        "NoneType",
+    if (
+        name is not None
+        and type(old).__name__ in ("Parameter", "NoneType")
+        and type(new).__name__
+        in (
+            "Parameter",
+            "NoneType",
+        )
     ):
         path = f"{path}({name})"
     return BreakingChange(breakage.kind.value, path, _text(old), _text(new))

@@ -83,7 +83,9 @@ def meta_parameter_names(architecture: str) -> list[str]:
 
 def rename_rules_source(names: list[str]) -> list[str]:
     """Rule lines ``(pattern, replacement),`` for ``names`` (layer indices generalised)."""
-    sandwich = any("pre_feedforward_layernorm" in n for n in names)  # post_attention_* is then a post-norm
+    sandwich = any(
+        "pre_feedforward_layernorm" in n for n in names
+    )  # post_attention_* is then a post-norm
     lines: list[str] = []
     seen: set[str] = set()
     for name in names:
@@ -104,7 +106,9 @@ def rename_rules_source(names: list[str]) -> list[str]:
             continue
         seen.add(pattern)
         if repl is None:
-            lines.append(f'(r"{pattern}", "TODO.{name}"),  # TODO: map to a TransformerStack name (or None to skip on purpose)')
+            lines.append(
+                f'(r"{pattern}", "TODO.{name}"),  # TODO: map to a TransformerStack name (or None to skip on purpose)'
+            )
         elif pattern.startswith("lm_head"):
             lines.append(f'(r"{pattern}", None if spec.lm_head.tied else "{repl}"),')
         else:

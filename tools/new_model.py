@@ -197,14 +197,17 @@ def kit_values(architecture: str, testing_series: str) -> dict[str, str]:
         "act_default": default("hidden_act"),
         "partial": str("partial_rotary_factor" in fields),
         "theta": repr(default_theta(config_class)),
-        "kv_heads": 'cfg.int("num_key_value_heads", heads)' if "num_key_value_heads" in fields else "heads",
+        "kv_heads": 'cfg.int("num_key_value_heads", heads)'
+        if "num_key_value_heads" in fields
+        else "heads",
         "attention_bias": read("attention_bias", "bool", "False"),
         "mlp_bias": read("mlp_bias", "bool", "False"),
         "tied": read("tie_word_embeddings", "bool", "False"),
         "rules": "\n".join(" " * 12 + line for line in rules),
         "dev_extra": f', "tttv2-testing[hf]=={testing_series}"',
         "keys_read": KEYS_DOC.format(
-            owner=config_class.__name__, keys=", ".join(f"`{k}`" for k in ["architectures", *mapped])
+            owner=config_class.__name__,
+            keys=", ".join(f"`{k}`" for k in ["architectures", *mapped]),
         ),
     }
 
@@ -223,7 +226,11 @@ def add_to_workspace(repo_root: Path, name: str) -> None:
     sources = "[tool.uv.sources]\n"
     at = text.index(sources) + len(sources)
     block_end = text.find("\n\n", at)
-    text = text[:block_end] + f'\n{dist} = {{ path = "models/{name}", editable = true }}' + text[block_end:]
+    text = (
+        text[:block_end]
+        + f'\n{dist} = {{ path = "models/{name}", editable = true }}'
+        + text[block_end:]
+    )
     path.write_text(text)
     env = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"}
     if subprocess.run(["uv", "lock"], cwd=repo_root, env=env, check=False).returncode != 0:

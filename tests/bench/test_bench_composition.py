@@ -28,7 +28,9 @@ def tiny_llama(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
-def test_both_phases_for_every_batch_size(tiny_llama: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+def test_both_phases_for_every_batch_size(
+    tiny_llama: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     out = tmp_path / "composition.json"
     argv = ["--checkpoint", str(tiny_llama), "--dtype", "float32", "--batch", "1,3", "--steps", "4",
             "--prompt-len", "7", "--json", str(out)]  # fmt: skip
@@ -57,7 +59,9 @@ def test_both_phases_for_every_batch_size(tiny_llama: Path, tmp_path: Path, caps
         (["--checkpoint", "/nonexistent"], "no config.json"),
     ],
 )
-def test_bad_arguments_are_named(argv: list[str], message: str, capsys: pytest.CaptureFixture) -> None:
+def test_bad_arguments_are_named(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture
+) -> None:
     with pytest.raises(SystemExit) as exc:
         bench_composition.parse_args(argv)
     assert exc.value.code == 2

@@ -25,7 +25,9 @@ def assert_percentiles(row: dict, name: str, qs: tuple[int, ...]) -> None:
     assert values == sorted(values), (name, values)
 
 
-def test_quick_run_reports_throughput_and_latency_percentiles(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+def test_quick_run_reports_throughput_and_latency_percentiles(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     out = tmp_path / "serving.json"
     assert bench_serving.main([*ARGV, "--json", str(out)]) == 0
     results = json.loads(out.read_text())
@@ -33,7 +35,9 @@ def test_quick_run_reports_throughput_and_latency_percentiles(tmp_path: Path, ca
     assert [r["rate"] for r in rows] == [50.0, math.inf]
     for r in [*rows, results["baseline"]]:
         assert r["requests"] == 4
-        assert 4 * 3 <= r["output_tokens"] <= 4 * 5  # greedy, no EOS: each request runs to its limit
+        assert (
+            4 * 3 <= r["output_tokens"] <= 4 * 5
+        )  # greedy, no EOS: each request runs to its limit
         for key in ("output_tok_s", "req_s", "seconds"):
             assert math.isfinite(r[key]) and r[key] > 0, key
         assert_percentiles(r, "ttft", (50, 90, 99))
@@ -52,7 +56,9 @@ def test_quick_run_reports_throughput_and_latency_percentiles(tmp_path: Path, ca
 def test_explicit_options_override_quick() -> None:
     args = bench_serving.parse_args(ARGV)
     assert (args.layers, args.hidden, args.vocab) == (2, 64, 128)  # from --quick
-    assert args.num_requests == 4 and args.prompt_len == (4, 12) and args.rate_list == [50.0, math.inf]
+    assert (
+        args.num_requests == 4 and args.prompt_len == (4, 12) and args.rate_list == [50.0, math.inf]
+    )
     assert bench_serving.parse_args(["--quick"]).num_requests == 16
 
 

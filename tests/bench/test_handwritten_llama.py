@@ -32,9 +32,15 @@ from handwritten_llama import HandwrittenLlama  # noqa: E402
 def test_handwritten_matches_transformers(tmp_path: Path, extra: dict) -> None:
     torch.manual_seed(0)
     cfg = transformers.LlamaConfig(
-        vocab_size=97, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
-        rope_theta=10000.0, **extra,
+        vocab_size=97,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=256,
+        rope_theta=10000.0,
+        **extra,
     )
     hf = transformers.LlamaForCausalLM(cfg).eval()
     hf.save_pretrained(tmp_path)
@@ -44,7 +50,9 @@ def test_handwritten_matches_transformers(tmp_path: Path, extra: dict) -> None:
         ref = hf(torch.tensor([prompt])).logits[0, -1]
     got = ours.forward(torch.tensor([prompt]), 0)[0]
     assert (got - ref).abs().max().item() < 1e-4
-    ref_tokens = hf.generate(torch.tensor([prompt]), max_new_tokens=20, do_sample=False)[0, 11:].tolist()
+    ref_tokens = hf.generate(torch.tensor([prompt]), max_new_tokens=20, do_sample=False)[
+        0, 11:
+    ].tolist()
     ours = HandwrittenLlama(tmp_path, max_seq_len=256)
     assert ours.generate_greedy(prompt, 20) == ref_tokens
 
@@ -57,8 +65,13 @@ def test_handwritten_bf16_long_prompt_is_close_to_transformers(tmp_path: Path) -
 
     torch.manual_seed(1)
     cfg = transformers.LlamaConfig(
-        vocab_size=101, hidden_size=64, intermediate_size=160, num_hidden_layers=2,
-        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
+        vocab_size=101,
+        hidden_size=64,
+        intermediate_size=160,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=256,
         tie_word_embeddings=True,
     )
     hf = transformers.LlamaForCausalLM(cfg).eval()

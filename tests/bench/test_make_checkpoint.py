@@ -23,9 +23,13 @@ TINY = dict(
 @pytest.mark.parametrize("tied", [False, True])
 def test_names_shapes_and_shards_match_save_pretrained(tmp_path: Path, tied: bool) -> None:
     config = {**TINY, "tie_word_embeddings": tied}
-    ours = make_checkpoint.write_checkpoint(tmp_path / "ours", config, torch.bfloat16, shard_bytes=40_000)
+    ours = make_checkpoint.write_checkpoint(
+        tmp_path / "ours", config, torch.bfloat16, shard_bytes=40_000
+    )
     reference = tmp_path / "reference"
-    transformers.LlamaForCausalLM(transformers.LlamaConfig(**config)).to(torch.bfloat16).save_pretrained(reference)
+    transformers.LlamaForCausalLM(transformers.LlamaConfig(**config)).to(
+        torch.bfloat16
+    ).save_pretrained(reference)
 
     def tensors(folder: Path) -> dict[str, tuple[torch.dtype, tuple[int, ...]]]:
         from safetensors.torch import load_file
@@ -47,7 +51,9 @@ def test_names_shapes_and_shards_match_save_pretrained(tmp_path: Path, tied: boo
     assert not info["missing_keys"] and not info["unexpected_keys"] and not info["mismatched_keys"]
     assert model.config.tie_word_embeddings is tied
     state = model.state_dict()
-    assert torch.equal(state["model.norm.weight"], torch.ones(64, dtype=state["model.norm.weight"].dtype))
+    assert torch.equal(
+        state["model.norm.weight"], torch.ones(64, dtype=state["model.norm.weight"].dtype)
+    )
     std = state["model.layers.0.mlp.up_proj.weight"].float().std().item()
     assert 0.8 * model.config.initializer_range < std < 1.2 * model.config.initializer_range
 
@@ -59,7 +65,9 @@ def test_our_loader_reads_it_and_matches_transformers(tmp_path: Path) -> None:
 
     if "LlamaForCausalLM" not in list_model_plugins():
         pytest.skip("the LlamaForCausalLM model plugin (models/llama3) is not installed here")
-    folder = make_checkpoint.write_checkpoint(tmp_path / "ckpt", TINY, torch.float32, shard_bytes=60_000)
+    folder = make_checkpoint.write_checkpoint(
+        tmp_path / "ckpt", TINY, torch.float32, shard_bytes=60_000
+    )
     loaded = load_model(folder, dtype=torch.float32, device="cpu")
     hf = transformers.LlamaForCausalLM.from_pretrained(folder).eval()
     ids = [5, 17, 42, 8, 91]
@@ -70,7 +78,9 @@ def test_our_loader_reads_it_and_matches_transformers(tmp_path: Path) -> None:
     assert (got.float() - ref).abs().max().item() < 1e-4
 
 
-def test_an_existing_folder_is_refused_and_a_complete_one_reused(tmp_path: Path, monkeypatch) -> None:
+def test_an_existing_folder_is_refused_and_a_complete_one_reused(
+    tmp_path: Path, monkeypatch
+) -> None:
     folder = make_checkpoint.write_checkpoint(tmp_path / "tiny", TINY)
     with pytest.raises(FileExistsError, match="exists"):
         make_checkpoint.write_checkpoint(folder, TINY)
@@ -80,7 +90,9 @@ def test_an_existing_folder_is_refused_and_a_complete_one_reused(tmp_path: Path,
     assert (folder / "model.safetensors").stat().st_mtime_ns == before
 
 
-def test_the_tokenizer_covers_the_model_vocabulary_and_every_id_decodes(tmp_path: Path, monkeypatch) -> None:
+def test_the_tokenizer_covers_the_model_vocabulary_and_every_id_decodes(
+    tmp_path: Path, monkeypatch
+) -> None:
     from tttv2.testing.hf.tokenizer import train_tokenizer
 
     config = {**TINY, "vocab_size": 900}  # the corpus runs out of merges before 900 tokens
@@ -92,9 +104,15 @@ def test_the_tokenizer_covers_the_model_vocabulary_and_every_id_decodes(tmp_path
     text = "the quick brown fox jumps over the lazy dog"
     assert tok(text).input_ids == trained.encode(text).ids  # filling added no merges
     filled = range(trained.get_vocab_size(), 900)
-    assert all(tok.decode([i]).startswith(" ") and tok.decode([i]).strip().isalpha() for i in filled)
+    assert all(
+        tok.decode([i]).startswith(" ") and tok.decode([i]).strip().isalpha() for i in filled
+    )
     saved = json.loads((folder / "config.json").read_text())
-    assert (saved["bos_token_id"], saved["eos_token_id"]) == (tok.bos_token_id, tok.eos_token_id) == (0, 1)
+    assert (
+        (saved["bos_token_id"], saved["eos_token_id"])
+        == (tok.bos_token_id, tok.eos_token_id)
+        == (0, 1)
+    )
     before = (folder / "tokenizer.json").stat().st_mtime_ns
     assert make_checkpoint.checkpoint("tiny", tmp_path, tokenizer=True) == folder  # reused as it is
     assert (folder / "tokenizer.json").stat().st_mtime_ns == before

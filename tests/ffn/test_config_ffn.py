@@ -30,7 +30,9 @@ def _share_gated(ours: FeedForward, hf: torch.nn.Module) -> None:
 def test_llama31_8b_swiglu_equals_llama_mlp() -> None:
     torch.manual_seed(0)
     ours = FeedForward(FeedForwardSpec(hidden_dim=4096, intermediate_dim=14336, activation="silu"))
-    config = LlamaConfig(hidden_size=4096, intermediate_size=14336, num_attention_heads=32, hidden_act="silu")
+    config = LlamaConfig(
+        hidden_size=4096, intermediate_size=14336, num_attention_heads=32, hidden_act="silu"
+    )
     hf = _hf_on_meta(lambda: LlamaMLP(config))
     _share_gated(ours, hf)
     x = torch.randn(3, 4096)
@@ -40,12 +42,16 @@ def test_llama31_8b_swiglu_equals_llama_mlp() -> None:
 
 def test_gpt2_mlp_equals_hugging_face() -> None:
     torch.manual_seed(0)
-    spec = FeedForwardSpec(hidden_dim=768, intermediate_dim=3072, activation="gelu_tanh", gated=False, bias=True)
+    spec = FeedForwardSpec(
+        hidden_dim=768, intermediate_dim=3072, activation="gelu_tanh", gated=False, bias=True
+    )
     ours = FeedForward(spec)
     with torch.no_grad():
         ours.up_proj.bias.normal_()
         ours.down_proj.bias.normal_()
-    hf = GPT2MLP(3072, GPT2Config(n_embd=768, activation_function="gelu_new", resid_pdrop=0.0)).eval()
+    hf = GPT2MLP(
+        3072, GPT2Config(n_embd=768, activation_function="gelu_new", resid_pdrop=0.0)
+    ).eval()
     with torch.no_grad():  # Conv1D: [in, out]
         hf.c_fc.weight.copy_(ours.up_proj.weight.T)
         hf.c_fc.bias.copy_(ours.up_proj.bias)
@@ -57,9 +63,16 @@ def test_gpt2_mlp_equals_hugging_face() -> None:
 
 def test_gemma2_2b_geglu_equals_gemma2_mlp() -> None:
     torch.manual_seed(0)
-    ours = FeedForward(FeedForwardSpec(hidden_dim=2304, intermediate_dim=9216, activation="gelu_tanh"))
-    config = Gemma2Config(hidden_size=2304, intermediate_size=9216, num_attention_heads=8, head_dim=256,
-                          hidden_activation="gelu_pytorch_tanh")
+    ours = FeedForward(
+        FeedForwardSpec(hidden_dim=2304, intermediate_dim=9216, activation="gelu_tanh")
+    )
+    config = Gemma2Config(
+        hidden_size=2304,
+        intermediate_size=9216,
+        num_attention_heads=8,
+        head_dim=256,
+        hidden_activation="gelu_pytorch_tanh",
+    )
     hf = _hf_on_meta(lambda: Gemma2MLP(config))
     _share_gated(ours, hf)
     x = torch.randn(3, 2304)

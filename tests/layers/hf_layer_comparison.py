@@ -37,14 +37,20 @@ def _check(what: str, ours: torch.Tensor, ref: torch.Tensor, tol: float) -> None
 
 
 def compare_one_layer(
-    stack: TransformerStack, hf: torch.nn.Module, hf_layer: torch.nn.Module, vocab: int, tol: float = 1e-4
+    stack: TransformerStack,
+    hf: torch.nn.Module,
+    hf_layer: torch.nn.Module,
+    vocab: int,
+    tol: float = 1e-4,
 ) -> None:
     """``hf_layer`` is HF's decoder layer (its output is compared with ``stack.layers[0]``'s)."""
     assert stack.num_layers == 1
     ids = torch.randint(0, vocab, (PROMPT + DECODED,))
     seen: dict[str, list[torch.Tensor]] = {"ours": [], "hf": []}
     hooks = [
-        stack.layers[0].register_forward_hook(lambda _m, _a, out: seen["ours"].append(_output(out))),
+        stack.layers[0].register_forward_hook(
+            lambda _m, _a, out: seen["ours"].append(_output(out))
+        ),
         hf_layer.register_forward_hook(lambda _m, _a, out: seen["hf"].append(_output(out)[0])),
     ]
     with torch.no_grad():

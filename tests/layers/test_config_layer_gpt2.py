@@ -19,8 +19,16 @@ HIDDEN, HEADS, INTERMEDIATE = 768, 12, 3072
 
 def test_gpt2_small_layer_equals_hugging_face() -> None:
     torch.manual_seed(0)
-    config = GPT2Config(vocab_size=VOCAB, n_embd=HIDDEN, n_layer=1, n_head=HEADS, n_positions=POSITIONS,
-                        n_inner=INTERMEDIATE, activation_function="gelu_new", layer_norm_epsilon=1e-5)
+    config = GPT2Config(
+        vocab_size=VOCAB,
+        n_embd=HIDDEN,
+        n_layer=1,
+        n_head=HEADS,
+        n_positions=POSITIONS,
+        n_inner=INTERMEDIATE,
+        activation_function="gelu_new",
+        layer_norm_epsilon=1e-5,
+    )
     hf = GPT2LMHeadModel(config).eval()
     with torch.no_grad():  # HF initialises LayerNorms to (1, 0) and biases to 0: make them matter
         for name, p in hf.named_parameters():

@@ -22,9 +22,18 @@ HIDDEN, EXPERTS, TOP_K, EXPERT_DIM = 4096, 8, 2, 512
 def test_mixtral_8x7b_layer_equals_hugging_face() -> None:
     torch.manual_seed(0)
     config = MixtralConfig(
-        vocab_size=VOCAB, hidden_size=HIDDEN, intermediate_size=EXPERT_DIM, num_hidden_layers=1,
-        num_attention_heads=32, num_key_value_heads=8, max_position_embeddings=32768, rms_norm_eps=1e-5,
-        rope_theta=1e6, sliding_window=None, num_local_experts=EXPERTS, num_experts_per_tok=TOP_K,
+        vocab_size=VOCAB,
+        hidden_size=HIDDEN,
+        intermediate_size=EXPERT_DIM,
+        num_hidden_layers=1,
+        num_attention_heads=32,
+        num_key_value_heads=8,
+        max_position_embeddings=32768,
+        rms_norm_eps=1e-5,
+        rope_theta=1e6,
+        sliding_window=None,
+        num_local_experts=EXPERTS,
+        num_experts_per_tok=TOP_K,
         tie_word_embeddings=False,
     )
     hf = MixtralForCausalLM(config).eval()
@@ -34,9 +43,17 @@ def test_mixtral_8x7b_layer_equals_hugging_face() -> None:
                 p.normal_(1.0, 0.1)
     spec = model_spec(hf)
     moe = spec.layers[0].ffn
-    assert isinstance(moe, MoESpec) and (moe.num_experts, moe.top_k, moe.renormalize) == (EXPERTS, TOP_K, True)
+    assert isinstance(moe, MoESpec) and (moe.num_experts, moe.top_k, moe.renormalize) == (
+        EXPERTS,
+        TOP_K,
+        True,
+    )
     gate_up = hf.state_dict()["model.layers.0.mlp.experts.gate_up_proj"]
-    assert gate_up.shape == (EXPERTS, 2 * EXPERT_DIM, HIDDEN)  # the stacked layout is what is mapped
+    assert gate_up.shape == (
+        EXPERTS,
+        2 * EXPERT_DIM,
+        HIDDEN,
+    )  # the stacked layout is what is mapped
     stack = TransformerStack(spec.replace(max_seq_len=MAX_LEN))
     stack.load_state_dict(our_state(hf, spec), strict=True)
     compare_one_layer(stack, hf, hf.model.layers[0], VOCAB)

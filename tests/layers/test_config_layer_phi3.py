@@ -26,14 +26,29 @@ HIDDEN, HEADS, INTERMEDIATE = 3072, 32, 8192
 
 
 @pytest.mark.parametrize("original_max_position", [4096, 4], ids=["short_factors", "long_factors"])
-def test_phi3_mini_layer_with_fused_checkpoint_layout_equals_hugging_face(original_max_position: int) -> None:
+def test_phi3_mini_layer_with_fused_checkpoint_layout_equals_hugging_face(
+    original_max_position: int,
+) -> None:
     torch.manual_seed(0)
     config = Phi3Config(
-        vocab_size=VOCAB, hidden_size=HIDDEN, intermediate_size=INTERMEDIATE, num_hidden_layers=1,
-        num_attention_heads=HEADS, num_key_value_heads=HEADS, max_position_embeddings=MAX_POSITION,
-        original_max_position_embeddings=original_max_position, rms_norm_eps=1e-5, tie_word_embeddings=False,
-        pad_token_id=None, bos_token_id=None, eos_token_id=None,
-        rope_scaling={"type": "longrope", "short_factor": PHI3_SHORT_FACTOR, "long_factor": PHI3_LONG_FACTOR},
+        vocab_size=VOCAB,
+        hidden_size=HIDDEN,
+        intermediate_size=INTERMEDIATE,
+        num_hidden_layers=1,
+        num_attention_heads=HEADS,
+        num_key_value_heads=HEADS,
+        max_position_embeddings=MAX_POSITION,
+        original_max_position_embeddings=original_max_position,
+        rms_norm_eps=1e-5,
+        tie_word_embeddings=False,
+        pad_token_id=None,
+        bos_token_id=None,
+        eos_token_id=None,
+        rope_scaling={
+            "type": "longrope",
+            "short_factor": PHI3_SHORT_FACTOR,
+            "long_factor": PHI3_LONG_FACTOR,
+        },
     )
     hf = Phi3ForCausalLM(config).eval()
     with torch.no_grad():

@@ -62,15 +62,31 @@ def test_llama31_8b_layer_equals_hugging_face() -> None:
     """Spec and tensor names are models/llama3's (``families``)."""
     torch.manual_seed(0)
     config = LlamaConfig(
-        vocab_size=VOCAB, hidden_size=4096, intermediate_size=14336, num_hidden_layers=1, num_attention_heads=32,
-        num_key_value_heads=8, max_position_embeddings=131072, rms_norm_eps=1e-5, tie_word_embeddings=False,
-        rope_parameters={"rope_type": "llama3", "rope_theta": 500000.0, "factor": 8.0, "low_freq_factor": 1.0,
-                         "high_freq_factor": 4.0, "original_max_position_embeddings": 8192},
+        vocab_size=VOCAB,
+        hidden_size=4096,
+        intermediate_size=14336,
+        num_hidden_layers=1,
+        num_attention_heads=32,
+        num_key_value_heads=8,
+        max_position_embeddings=131072,
+        rms_norm_eps=1e-5,
+        tie_word_embeddings=False,
+        rope_parameters={
+            "rope_type": "llama3",
+            "rope_theta": 500000.0,
+            "factor": 8.0,
+            "low_freq_factor": 1.0,
+            "high_freq_factor": 4.0,
+            "original_max_position_embeddings": 8192,
+        },
     )
     with torch.device("meta"):  # HF shares our tensors: the 8B layer is held once
         hf = LlamaForCausalLM(config)
     spec = model_spec(hf)
-    assert spec.layers[0].attention.rope.scaling == "llama3" and spec.layers[0].attention.num_kv_heads == 8
+    assert (
+        spec.layers[0].attention.rope.scaling == "llama3"
+        and spec.layers[0].attention.num_kv_heads == 8
+    )
     stack = TransformerStack(spec.replace(max_seq_len=MAX_LEN))
     with torch.no_grad():
         for name, p in stack.named_parameters():
@@ -86,10 +102,20 @@ def test_gemma2_2b_layer_equals_hugging_face() -> None:
     """Spec and tensor names are models/gemma2's (``families``)."""
     torch.manual_seed(0)
     config = Gemma2Config(
-        vocab_size=VOCAB, hidden_size=2304, intermediate_size=9216, num_hidden_layers=1, num_attention_heads=8,
-        num_key_value_heads=4, head_dim=256, max_position_embeddings=8192, sliding_window=4096,
-        query_pre_attn_scalar=256, attn_logit_softcapping=50.0, final_logit_softcapping=30.0,
-        hidden_activation="gelu_pytorch_tanh", rms_norm_eps=1e-6,
+        vocab_size=VOCAB,
+        hidden_size=2304,
+        intermediate_size=9216,
+        num_hidden_layers=1,
+        num_attention_heads=8,
+        num_key_value_heads=4,
+        head_dim=256,
+        max_position_embeddings=8192,
+        sliding_window=4096,
+        query_pre_attn_scalar=256,
+        attn_logit_softcapping=50.0,
+        final_logit_softcapping=30.0,
+        hidden_activation="gelu_pytorch_tanh",
+        rms_norm_eps=1e-6,
     )
     hf = Gemma2ForCausalLM(config).eval()
     with torch.no_grad():
@@ -108,9 +134,17 @@ def test_gemma2_2b_layer_equals_hugging_face() -> None:
 
 def test_phi2_parallel_layer_equals_hugging_face() -> None:
     torch.manual_seed(0)
-    config = PhiConfig(vocab_size=VOCAB, hidden_size=2560, intermediate_size=10240, num_hidden_layers=1,
-                       num_attention_heads=32, max_position_embeddings=2048, partial_rotary_factor=0.4,
-                       hidden_act="gelu_new", layer_norm_eps=1e-5)
+    config = PhiConfig(
+        vocab_size=VOCAB,
+        hidden_size=2560,
+        intermediate_size=10240,
+        num_hidden_layers=1,
+        num_attention_heads=32,
+        max_position_embeddings=2048,
+        partial_rotary_factor=0.4,
+        hidden_act="gelu_new",
+        layer_norm_eps=1e-5,
+    )
     hf = PhiForCausalLM(config).eval()
     with torch.no_grad():
         for name, p in hf.named_parameters():
@@ -118,13 +152,27 @@ def test_phi2_parallel_layer_equals_hugging_face() -> None:
                 p.normal_(0, 0.2)
     norm = NormSpec(dim=2560, norm_type="layer", eps=1e-5, bias=True)
     layer = DecoderLayerSpec(
-        attention=AttentionSpec(hidden_dim=2560, num_heads=32, qkv_bias=True, out_bias=True, max_seq_len=2048,
-                                rope=RopeSpec(head_dim=80, rotary_dim=32, max_position=2048)),
-        ffn=FeedForwardSpec(hidden_dim=2560, intermediate_dim=10240, activation="gelu_tanh", gated=False, bias=True),
-        attn_norm=norm, parallel=True,
+        attention=AttentionSpec(
+            hidden_dim=2560,
+            num_heads=32,
+            qkv_bias=True,
+            out_bias=True,
+            max_seq_len=2048,
+            rope=RopeSpec(head_dim=80, rotary_dim=32, max_position=2048),
+        ),
+        ffn=FeedForwardSpec(
+            hidden_dim=2560, intermediate_dim=10240, activation="gelu_tanh", gated=False, bias=True
+        ),
+        attn_norm=norm,
+        parallel=True,
     )
-    spec = ModelSpec(embedding=EmbeddingSpec(vocab_size=VOCAB, hidden_dim=2560), layers=(layer,), final_norm=norm,
-                     lm_head=LMHeadSpec(hidden_dim=2560, vocab_size=VOCAB, bias=True), max_seq_len=MAX_LEN)
+    spec = ModelSpec(
+        embedding=EmbeddingSpec(vocab_size=VOCAB, hidden_dim=2560),
+        layers=(layer,),
+        final_norm=norm,
+        lm_head=LMHeadSpec(hidden_dim=2560, vocab_size=VOCAB, bias=True),
+        max_seq_len=MAX_LEN,
+    )
     stack = TransformerStack(spec)
     rules = [
         (r"embedding\.weight", "model.embed_tokens.weight"),
@@ -137,6 +185,8 @@ def test_phi2_parallel_layer_equals_hugging_face() -> None:
         (r"lm_head\.(weight|bias)", r"lm_head.\1"),
     ]
     hf_state = hf.state_dict()
-    names = {ours: hf_name for hf_name, ours in rename({n: n for n in stack.state_dict()}, rules).items()}
+    names = {
+        ours: hf_name for hf_name, ours in rename({n: n for n in stack.state_dict()}, rules).items()
+    }
     stack.load_state_dict({ours: hf_state[hf_name] for ours, hf_name in names.items()})
     _compare(stack, hf)

@@ -29,11 +29,15 @@ BASE = {"initializer_range": 0.3, "max_position_embeddings": 256, "pad_token_id"
 
 
 def test_the_workspace_has_the_model_projects() -> None:
-    assert {"LlamaForCausalLM", "GPT2LMHeadModel", "Gemma2ForCausalLM", "Phi3ForCausalLM"} <= set(ARCHITECTURES)
+    assert {"LlamaForCausalLM", "GPT2LMHeadModel", "Gemma2ForCausalLM", "Phi3ForCausalLM"} <= set(
+        ARCHITECTURES
+    )
 
 
 @pytest.mark.parametrize("architecture", ARCHITECTURES)
-def test_family_matches_transformers_on_the_workspace_packages(architecture: str, tmp_path_factory) -> None:
+def test_family_matches_transformers_on_the_workspace_packages(
+    architecture: str, tmp_path_factory
+) -> None:
     build = checkpoint_builder(shared_cache_dir(tmp_path_factory, "families"), architecture, BASE)
     checkpoint = build()
     check_fp32_parity(project(architecture).load, checkpoint, greedy_steps=16)

@@ -24,8 +24,12 @@ def project(architecture: str):
     """The plugin module of the installed model project for ``architecture`` (a
     ``config.json`` ``architectures`` entry); it names its ``model_spec`` and
     ``rename_rules`` in ``load``'s keywords."""
-    found = [ep for ep in importlib.metadata.entry_points(group=PLUGIN_GROUP) if ep.name == architecture]
-    assert found, f"no model project installed for {architecture} (entry point group {PLUGIN_GROUP})"
+    found = [
+        ep for ep in importlib.metadata.entry_points(group=PLUGIN_GROUP) if ep.name == architecture
+    ]
+    assert found, (
+        f"no model project installed for {architecture} (entry point group {PLUGIN_GROUP})"
+    )
     return found[0].load()
 
 
@@ -63,7 +67,9 @@ def layer_state(state: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.
     return {name[len(prefix) :]: t for name, t in state.items() if name.startswith(prefix)}
 
 
-def hf_state(hf_model: torch.nn.Module, spec: ModelSpec, ours: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+def hf_state(
+    hf_model: torch.nn.Module, spec: ModelSpec, ours: dict[str, torch.Tensor]
+) -> dict[str, torch.Tensor]:
     """The other way: ``ours`` under ``hf_model``'s tensor names, through the project's rename
     rules (only plain renames can be inverted; a split or transposed tensor raises), so a
     model built on the meta device can share our tensors (``load_state_dict(assign=True)``)."""

@@ -47,7 +47,9 @@ class Widget:
 def git(repo: Path, *args: str) -> str:
     return subprocess.run(
         ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t", *args],
-        check=True, capture_output=True, text=True,
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout.strip()
 
 
@@ -70,7 +72,10 @@ def write_version(repo: Path, source: str) -> None:
 
 def test_snapshot_lists_public_names_and_signatures(repo):
     snap = api_snapshot("demo.pkg", search_paths=[repo / "packages" / "demo-pkg" / "src"])
-    assert snap["demo.pkg.area"] == {"kind": "function", "signature": "(width: int, height: int = 1) -> int"}
+    assert snap["demo.pkg.area"] == {
+        "kind": "function",
+        "signature": "(width: int, height: int = 1) -> int",
+    }
     assert snap["demo.pkg.Widget"]["kind"] == "class"
     assert snap["demo.pkg.Widget"]["signature"] == "(size: int, *, name: str = 'w') -> None"
     assert snap["demo.pkg.Widget.grow"]["signature"] == "(by: int) -> int"
@@ -91,8 +96,12 @@ def test_unchanged_package_has_no_breaking_changes(repo):
 
 
 def test_removed_function_and_parameter_are_reported(repo):
-    write_version(repo, V1.replace("def scale(x: float, factor: float) -> float:\n    return x * factor\n", "")
-                  .replace('"scale"', "").replace("def area(width: int, height: int = 1)", "def area(width: int)"))
+    write_version(
+        repo,
+        V1.replace("def scale(x: float, factor: float) -> float:\n    return x * factor\n", "")
+        .replace('"scale"', "")
+        .replace("def area(width: int, height: int = 1)", "def area(width: int)"),
+    )
     changes = find_breaking_changes(repo, "demo-pkg", "HEAD")
     found = {(c.kind, c.path) for c in changes}
     assert ("Public object was removed", "demo.pkg.scale") in found
@@ -101,18 +110,26 @@ def test_removed_function_and_parameter_are_reported(repo):
 
 
 def test_new_required_parameter_and_method_change_are_reported(repo):
-    write_version(repo, V1.replace("def grow(self, by: int)", "def grow(self, by: int, limit: int)"))
+    write_version(
+        repo, V1.replace("def grow(self, by: int)", "def grow(self, by: int, limit: int)")
+    )
     git(repo, "commit", "-qam", "v2")
     changes = find_breaking_changes(repo, "packages/demo-pkg", "HEAD~1", new_ref="HEAD")
-    assert [(c.kind, c.path) for c in changes] == [("Parameter was added as required", "demo.pkg.Widget.grow(limit)")]
+    assert [(c.kind, c.path) for c in changes] == [
+        ("Parameter was added as required", "demo.pkg.Widget.grow(limit)")
+    ]
     # compatible change: a new optional parameter is not breaking
-    write_version(repo, V1.replace("def grow(self, by: int)", "def grow(self, by: int, limit: int = 0)"))
+    write_version(
+        repo, V1.replace("def grow(self, by: int)", "def grow(self, by: int, limit: int = 0)")
+    )
     assert find_breaking_changes(repo, "demo.pkg", "HEAD~1") == []
 
 
 def test_package_resolution_and_bad_input(repo):
     by_name = resolve_package(repo, "demo-pkg")
-    assert by_name == resolve_package(repo, "demo.pkg") == resolve_package(repo, "packages/demo-pkg")
+    assert (
+        by_name == resolve_package(repo, "demo.pkg") == resolve_package(repo, "packages/demo-pkg")
+    )
     assert by_name.import_name == "demo.pkg" and by_name.search_path.name == "src"
     with pytest.raises(ValueError, match="known: demo-pkg"):
         resolve_package(repo, "nope")

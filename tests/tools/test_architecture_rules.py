@@ -64,7 +64,9 @@ def _defined_here(tree: ast.AST) -> set[str]:
                 if isinstance(item, ast.Assign) and any(
                     isinstance(t, ast.Name) and t.id == "__slots__" for t in item.targets
                 ):
-                    names.update(c.value for c in ast.walk(item.value) if isinstance(c, ast.Constant))
+                    names.update(
+                        c.value for c in ast.walk(item.value) if isinstance(c, ast.Constant)
+                    )
         if isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store):
             if isinstance(node.value, ast.Name) and node.value.id in ("self", "cls"):
                 names.add(node.attr)
@@ -84,7 +86,11 @@ def private_reads(path: Path, source: str) -> Iterator[str]:
         owner = node.value
         if isinstance(owner, ast.Name) and owner.id in ("self", "cls"):
             continue
-        if isinstance(owner, ast.Call) and isinstance(owner.func, ast.Name) and owner.func.id == "super":
+        if (
+            isinstance(owner, ast.Call)
+            and isinstance(owner.func, ast.Name)
+            and owner.func.id == "super"
+        ):
             continue
         if node.attr in own:
             continue
@@ -98,13 +104,19 @@ def test_no_module_reads_another_modules_private_attributes() -> None:
         if rel == ADAPTER:
             continue
         found.update(f"{rel}: {read}" for read in private_reads(path, path.read_text()))
-    assert found - KNOWN == set(), "private reads of another module (use a public API):\n" + "\n".join(sorted(found - KNOWN))
+    assert found - KNOWN == set(), (
+        "private reads of another module (use a public API):\n" + "\n".join(sorted(found - KNOWN))
+    )
     assert KNOWN - found == set(), f"gone, drop from KNOWN: {sorted(KNOWN - found)}"
 
 
 def test_the_private_read_check_finds_what_it_must() -> None:
     bad = "import torch\nclass A:\n    def f(self, m):\n        return m._modules, torch._C\nfrom x import _y\n"
-    assert sorted(private_reads(Path("x.py"), bad)) == ["from x import _y", "m._modules", "torch._C"]
+    assert sorted(private_reads(Path("x.py"), bad)) == [
+        "from x import _y",
+        "m._modules",
+        "torch._C",
+    ]
     fine = (
         "import argparse\nclass A:\n    _k = 1\n    def __init__(self):\n        self._v = 0\n"
         "    def g(self, other: argparse._SubParsersAction) -> None:\n"
@@ -114,7 +126,11 @@ def test_the_private_read_check_finds_what_it_must() -> None:
 
 
 def _module_name(path: Path) -> str:
-    parts = path.relative_to(path.parents[len(path.parts) - 1 - path.parts.index("src")]).with_suffix("").parts[1:]
+    parts = (
+        path.relative_to(path.parents[len(path.parts) - 1 - path.parts.index("src")])
+        .with_suffix("")
+        .parts[1:]
+    )
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
@@ -141,7 +157,10 @@ def import_graph(sources: dict[str, tuple[str, bool]]) -> dict[str, set[str]]:
                 if node.level:
                     up = package.split(".")[: len(package.split(".")) - node.level + 1]
                     base = ".".join(up + ([base] if base else []))
-                targets = [f"{base}.{a.name}" if f"{base}.{a.name}" in sources else base for a in node.names]
+                targets = [
+                    f"{base}.{a.name}" if f"{base}.{a.name}" in sources else base
+                    for a in node.names
+                ]
             graph[name].update(t for t in targets if t in sources and t != name)
     return graph
 
@@ -190,7 +209,10 @@ def test_the_cycle_check_finds_a_cycle() -> None:
     sources = {
         "p": ("", True),
         "p.a": ("from p.b import thing\n", False),
-        "p.b": ("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from p import a\n", False),
+        "p.b": (
+            "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from p import a\n",
+            False,
+        ),
         "p.c": ("import p.a\n", False),
         "p.d": ("def f():\n    import p.e\n", False),
         "p.e": ("import p.d\n", False),

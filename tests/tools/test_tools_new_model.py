@@ -31,12 +31,19 @@ def test_scaffold_is_picked_up_by_ci_and_its_job_passes(workspace_clone: Path) -
     for lib in ("tttv2-core", "tttv2-hw", "tttv2-blocks", "tttv2-testing"):
         series = ".".join(last_release(repo, lib).version.split(".")[:2])
         assert f"{lib}=={series}.*" in project["dependencies"]
-    assert project["entry-points"]["tttv2.models"] == {"LlamaForCausalLM": "tttv2_model_tiny_llama.plugin"}
+    assert project["entry-points"]["tttv2.models"] == {
+        "LlamaForCausalLM": "tttv2_model_tiny_llama.plugin"
+    }
     # Every LlamaConfig field is mapped or known to be ignored: nothing left to do.
-    assert 'TODO: tuple[str, ...] = ()' in (model / "src/tttv2_model_tiny_llama/config.py").read_text()
+    assert (
+        "TODO: tuple[str, ...] = ()" in (model / "src/tttv2_model_tiny_llama/config.py").read_text()
+    )
     root = tomllib.loads((repo / "pyproject.toml").read_text())
     assert "tttv2-model-tiny-llama" in root["project"]["dependencies"]
-    assert root["tool"]["uv"]["sources"]["tttv2-model-tiny-llama"] == {"path": "models/tiny-llama", "editable": True}
+    assert root["tool"]["uv"]["sources"]["tttv2-model-tiny-llama"] == {
+        "path": "models/tiny-llama",
+        "editable": True,
+    }
 
     # The matrix found it and the committed-workflow rule holds (new_model regenerated it).
     assert "model:tiny-llama" in tool(repo, "ci", "list").stdout.split()

@@ -20,5 +20,7 @@ def test_every_model_plugin_project_is_a_root_dependency():
         plugins.append(project["name"])
         assert project["name"] in deps, f"{path.parent.name}: not in the root dependencies"
         want = {"path": f"models/{path.parent.name}", "editable": True}
-        assert sources.get(project["name"]) == want, f"{path.parent.name}: {sources.get(project['name'])}"
+        assert sources.get(project["name"]) == want, (
+            f"{path.parent.name}: {sources.get(project['name'])}"
+        )
     assert len(plugins) >= 1

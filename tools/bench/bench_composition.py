@@ -54,13 +54,21 @@ def ours_loop(ours: Ours, batch: list[list[int]], feed: list[list[int]]) -> Step
     """Prefill ``batch`` (untimed) and return one decode step of ``ModelRunner``: the
     next column of ``feed`` in, the greedy picks out."""
     per_seq = -(-(len(batch[0]) + len(feed[0])) // BLOCK_SIZE)
-    runner = ModelRunner(ours.loaded.model, len(batch) * per_seq, BLOCK_SIZE, ours.loaded.max_context, device="cpu")
-    greedy_tokens(joined_rows(runner.forward([Chunk(i, p) for i, p in enumerate(batch)], ExecutionMode.PREFILL)))
+    runner = ModelRunner(
+        ours.loaded.model, len(batch) * per_seq, BLOCK_SIZE, ours.loaded.max_context, device="cpu"
+    )
+    greedy_tokens(
+        joined_rows(
+            runner.forward([Chunk(i, p) for i, p in enumerate(batch)], ExecutionMode.PREFILL)
+        )
+    )
     column = iter(range(len(feed[0])))
 
     def step() -> list[int]:
         j = next(column)
-        logits = runner.forward([Chunk(i, [row[j]]) for i, row in enumerate(feed)], ExecutionMode.DECODE)
+        logits = runner.forward(
+            [Chunk(i, [row[j]]) for i, row in enumerate(feed)], ExecutionMode.DECODE
+        )
         return greedy_tokens(joined_rows(logits))
 
     return step
@@ -146,7 +154,11 @@ def measure(folder: Path, dtype: torch.dtype, batches: Sequence[int], prompt_len
 
 
 def _report(label: str, r: dict[str, Any]) -> None:
-    same = f", same greedy picks in {r['steps_with_same_picks']}/{r['steps']} steps" if "steps_with_same_picks" in r else ""
+    same = (
+        f", same greedy picks in {r['steps_with_same_picks']}/{r['steps']} steps"
+        if "steps_with_same_picks" in r
+        else ""
+    )
     print(f"{label:14s} ours {r['ours_ms']:8.2f} ms  hand {r['hand_ms']:8.2f} ms  per-step hand/ours median "
           f"{r['ratio_median']:.3f} (quartiles {r['ratio_quartiles'][0]:.3f}-{r['ratio_quartiles'][1]:.3f}), "
           f"of sums {r['ratio_of_sums']:.3f}{same}", flush=True)  # fmt: skip
@@ -159,13 +171,36 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--shape", default="smollm2-135m", choices=sorted(SHAPES),
                    help="random checkpoint at this model's sizes (default: %(default)s)")  # fmt: skip
-    p.add_argument("--checkpoint", type=Path, default=None, help="a Llama checkpoint folder instead of --shape")
-    p.add_argument("--dtype", default="bfloat16", choices=sorted(DTYPES), help="(default: %(default)s)")
-    p.add_argument("--batch", default="1,8", help="comma-separated batch sizes (default: %(default)s)")
-    p.add_argument("--prompt-len", type=int, default=128, help="prompt tokens per sequence (default: %(default)s)")
-    p.add_argument("--steps", type=int, default=100, help="timed decode steps per side and phase (default: %(default)s)")
-    p.add_argument("--threads", type=int, default=None, help="torch threads (default: tttv2-hw's num_threads for decode)")
-    p.add_argument("--no-capture", action="store_true", help="keep ours' per-pass fused-decode checks")
+    p.add_argument(
+        "--checkpoint", type=Path, default=None, help="a Llama checkpoint folder instead of --shape"
+    )
+    p.add_argument(
+        "--dtype", default="bfloat16", choices=sorted(DTYPES), help="(default: %(default)s)"
+    )
+    p.add_argument(
+        "--batch", default="1,8", help="comma-separated batch sizes (default: %(default)s)"
+    )
+    p.add_argument(
+        "--prompt-len",
+        type=int,
+        default=128,
+        help="prompt tokens per sequence (default: %(default)s)",
+    )
+    p.add_argument(
+        "--steps",
+        type=int,
+        default=100,
+        help="timed decode steps per side and phase (default: %(default)s)",
+    )
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch threads (default: tttv2-hw's num_threads for decode)",
+    )
+    p.add_argument(
+        "--no-capture", action="store_true", help="keep ours' per-pass fused-decode checks"
+    )
     p.add_argument("--cache-dir", type=Path, default=Path(tempfile.gettempdir()) / "tttv2-bench-checkpoints",
                    help="where the random checkpoints are kept (default: %(default)s)")  # fmt: skip
     p.add_argument("--json", type=Path, default=None, help="also write the results to this file")
@@ -195,7 +230,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         folder = args.checkpoint
     print(f"{folder.name} {args.dtype}, prompt {args.prompt_len}, {args.steps} steps per side, turns alternating",
           flush=True)  # fmt: skip
-    results = measure(folder, DTYPES[args.dtype], args.batch, args.prompt_len, args.steps, not args.no_capture)
+    results = measure(
+        folder, DTYPES[args.dtype], args.batch, args.prompt_len, args.steps, not args.no_capture
+    )
     if args.json is not None:
         settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
         args.json.write_text(json.dumps({"settings": settings, "results": results}, indent=1))

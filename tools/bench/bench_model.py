@@ -129,7 +129,9 @@ class Contender:
 class Ours(Contender):
     name = "ours"
 
-    def __init__(self, folder: Path, dtype: torch.dtype, compile_decode: bool, capture: bool) -> None:
+    def __init__(
+        self, folder: Path, dtype: torch.dtype, compile_decode: bool, capture: bool
+    ) -> None:
         from tttv2.core.model_plugins import load_model
 
         self.loaded = load_model(folder, dtype=dtype, device="cpu")
@@ -185,13 +187,21 @@ class OursLoop(Ours):
         from tttv2.serve.runtime import Chunk, ModelRunner
 
         per_seq = -(-(len(prompts[0]) + steps) // BLOCK_SIZE)
-        runner = ModelRunner(self.loaded.model, len(prompts) * per_seq, BLOCK_SIZE, self.loaded.max_context, device="cpu")
+        runner = ModelRunner(
+            self.loaded.model,
+            len(prompts) * per_seq,
+            BLOCK_SIZE,
+            self.loaded.max_context,
+            device="cpu",
+        )
         start = time.perf_counter()
         logits = runner.forward([Chunk(i, p) for i, p in enumerate(prompts)], ExecutionMode.PREFILL)
         tokens = greedy_tokens(joined_rows(logits))
         first, start = time.perf_counter() - start, time.perf_counter()
         for _ in range(steps - 1):
-            logits = runner.forward([Chunk(i, [t]) for i, t in enumerate(tokens)], ExecutionMode.DECODE)
+            logits = runner.forward(
+                [Chunk(i, [t]) for i, t in enumerate(tokens)], ExecutionMode.DECODE
+            )
             tokens = greedy_tokens(joined_rows(logits))
         return first, len(prompts) * (steps - 1) / (time.perf_counter() - start)
 
@@ -205,7 +215,9 @@ class OursLoop(Ours):
 class Hand(Contender):
     name = "hand"
 
-    def __init__(self, folder: Path, dtype: torch.dtype, max_seq_len: int, compile_decode: bool) -> None:
+    def __init__(
+        self, folder: Path, dtype: torch.dtype, max_seq_len: int, compile_decode: bool
+    ) -> None:
         self.model = HandwrittenLlama(folder, dtype=dtype, max_seq_len=max_seq_len, max_batch=8)
         self.forward: Callable[..., torch.Tensor] = self.model.forward
         self.compiled: Callable[..., torch.Tensor] | None = None
@@ -241,22 +253,30 @@ class HF(Contender):
         self.model = model.eval()
 
     def prefill(self, prompt: list[int]) -> float:
-        return run_hf(self.model, torch.tensor([prompt]), 1, torch.device("cpu"), logits_to_keep=1)[0]
+        return run_hf(self.model, torch.tensor([prompt]), 1, torch.device("cpu"), logits_to_keep=1)[
+            0
+        ]
 
     def decode(self, prompts: list[list[int]], steps: int) -> float:
         """``tttv2 bench``'s transformers loop (tttv2.cli.throughput.run_hf), last logits only."""
-        _, decode_s = run_hf(self.model, torch.tensor(prompts), steps, torch.device("cpu"), logits_to_keep=1)
+        _, decode_s = run_hf(
+            self.model, torch.tensor(prompts), steps, torch.device("cpu"), logits_to_keep=1
+        )
         return len(prompts) * (steps - 1) / decode_s
 
 
-def build(name: str, folder: Path, dtype: torch.dtype, args: argparse.Namespace) -> tuple[Contender, float]:
+def build(
+    name: str, folder: Path, dtype: torch.dtype, args: argparse.Namespace
+) -> tuple[Contender, float]:
     start = time.perf_counter()
     if name == "ours":
         contender: Contender = Ours(folder, dtype, args.compile, not args.no_capture)
     elif name == "ours-loop":
         contender = OursLoop(folder, dtype, args.compile, not args.no_capture)
     elif name == "hand":
-        contender = Hand(folder, dtype, args.prefill_len + args.prompt_len + args.gen_len + 8, args.compile)
+        contender = Hand(
+            folder, dtype, args.prefill_len + args.prompt_len + args.gen_len + 8, args.compile
+        )
     else:
         contender = HF(folder, dtype)
     return contender, time.perf_counter() - start
@@ -282,11 +302,15 @@ def run_config(shape: str, dtype_name: str, args: argparse.Namespace) -> dict[st
     long_prompt = prompts(1, args.prefill_len, vocab, seed=1)[0]
     one = prompts(1, args.prompt_len, vocab, seed=2)
     eight = prompts(args.batch, args.prompt_len, vocab, seed=3)
-    warm = prompts(1, args.prompt_len, vocab, seed=4)  # real lengths: a compiled step sees its shapes
+    warm = prompts(
+        1, args.prompt_len, vocab, seed=4
+    )  # real lengths: a compiled step sees its shapes
     runs = {name: Runs() for name in args.contenders}
     params = checkpoint_params(folder)
     itemsize = torch.empty((), dtype=dtype).element_size()
-    sequential = len(args.contenders) * params * itemsize > args.memory_fraction * _available_bytes()
+    sequential = (
+        len(args.contenders) * params * itemsize > args.memory_fraction * _available_bytes()
+    )
     bandwidths: list[float] = []
 
     phases: list[Callable[[Contender, Runs], None]] = [  # prefill, decode b1, decode b8
@@ -328,7 +352,10 @@ def run_config(shape: str, dtype_name: str, args: argparse.Namespace) -> dict[st
         for rep in range(args.repeats):
             bandwidths.append(stream_bandwidth(args.bandwidth_mib << 20))
             _note(f"  repeat {rep + 1}/{args.repeats}")
-            order = args.contenders[rep % len(args.contenders) :] + args.contenders[: rep % len(args.contenders)]
+            order = (
+                args.contenders[rep % len(args.contenders) :]
+                + args.contenders[: rep % len(args.contenders)]
+            )
             for phase in phases:
                 for name in order:
                     phase(loaded[name], runs[name])
@@ -336,13 +363,17 @@ def run_config(shape: str, dtype_name: str, args: argparse.Namespace) -> dict[st
                 report(name)
         del loaded
     gc.collect()
-    return summarise(shape, dtype_name, runs, params, itemsize, bandwidths, created_s, sequential, args)
+    return summarise(
+        shape, dtype_name, runs, params, itemsize, bandwidths, created_s, sequential, args
+    )
 
 
 def _paired(a: Runs, b: Runs, key: str) -> list[float]:
     """Per-repeat ratios a/b of the throughput ``key``."""
     if key == "prefill_tokens_per_s":
-        return [sb / sa for sa, sb in zip(a.prefill_s, b.prefill_s, strict=True)]  # seconds: b over a
+        return [
+            sb / sa for sa, sb in zip(a.prefill_s, b.prefill_s, strict=True)
+        ]  # seconds: b over a
     attr = "decode_b1" if key == "decode_b1_tokens_per_s" else "decode_b8"
     return [x / y for x, y in zip(getattr(a, attr), getattr(b, attr), strict=True)]
 
@@ -364,8 +395,13 @@ def summarise(
     weight_bytes = params * itemsize
     roofline_of = {}  # tttv2 bench's roofline (tttv2.cli.roofline) at both batch sizes
     for batch in (1, args.batch):
-        roof = roofline(bandwidth, weight_bytes, kv_bytes_read_per_step(spec, batch, context, itemsize), batch)
-        roofline_of[f"b{batch}"] = {"bytes_per_step": roof.bytes_per_decode_step, "tokens_per_s": roof.decode_tokens_per_s}
+        roof = roofline(
+            bandwidth, weight_bytes, kv_bytes_read_per_step(spec, batch, context, itemsize), batch
+        )
+        roofline_of[f"b{batch}"] = {
+            "bytes_per_step": roof.bytes_per_decode_step,
+            "tokens_per_s": roof.decode_tokens_per_s,
+        }
     medians: dict[str, dict[str, float]] = {}
     for name, r in runs.items():
         medians[name] = {
@@ -375,16 +411,23 @@ def summarise(
         }
         m = medians[name]
         m["b1_roofline_fraction"] = m["decode_b1_tokens_per_s"] / roofline_of["b1"]["tokens_per_s"]
-        m[f"b{args.batch}_over_b1"] = m[f"decode_b{args.batch}_tokens_per_s"] / m["decode_b1_tokens_per_s"]
+        m[f"b{args.batch}_over_b1"] = (
+            m[f"decode_b{args.batch}_tokens_per_s"] / m["decode_b1_tokens_per_s"]
+        )
     ratios: dict[str, dict[str, float]] = {}
     spreads: dict[str, dict[str, list[float]]] = {}
     for a, b in (("ours", "hf"), ("ours", "hand"), ("ours-loop", "hand"), ("hand", "hf")):
         if a in medians and b in medians:
             # interleaved: the median of the per-repeat ratios (pairs measured seconds apart);
             # one contender at a time: the ratio of the medians
-            per_repeat = {key: _paired(runs[a], runs[b], key) for key in medians[a] if key.endswith("tokens_per_s")}
+            per_repeat = {
+                key: _paired(runs[a], runs[b], key)
+                for key in medians[a]
+                if key.endswith("tokens_per_s")
+            }
             ratios[f"{a}/{b}"] = {
-                k: statistics.median(v) if not sequential else medians[a][k] / medians[b][k] for k, v in per_repeat.items()
+                k: statistics.median(v) if not sequential else medians[a][k] / medians[b][k]
+                for k, v in per_repeat.items()
             }
             spreads[f"{a}/{b}"] = per_repeat
     return {
@@ -427,12 +470,18 @@ def print_table(result: dict[str, Any], batch: int) -> None:
     print(f"{'b1 roofline':18}" + "".join(f"{med[n]['b1_roofline_fraction']:11.1%} " for n in names)
           + f"   (roofline {result['roofline']['b1']['tokens_per_s']:.2f} tok/s: "
           f"{result['roofline']['b1']['bytes_per_step'] / 1e6:.0f} MB/step)")  # fmt: skip
-    print(f"{'b' + str(batch) + ' / b1':18}" + "".join(f"{med[n][f'b{batch}_over_b1']:11.2f}x" for n in names))
+    print(
+        f"{'b' + str(batch) + ' / b1':18}"
+        + "".join(f"{med[n][f'b{batch}_over_b1']:11.2f}x" for n in names)
+    )
     for pair, per_key in result["ratio_per_repeat"].items():
         for key, label in keys:
             print(f"  {pair} {label} per repeat: " + ", ".join(f"{v:.2f}" for v in per_key[key]))
     warm = result["warmup_s"]
-    print(f"{'warm-up s (load+1st)':18}" + "".join(f"{warm[n]['load']:6.1f}+{warm[n]['first_calls']:<5.1f}" for n in names))
+    print(
+        f"{'warm-up s (load+1st)':18}"
+        + "".join(f"{warm[n]['load']:6.1f}+{warm[n]['first_calls']:<5.1f}" for n in names)
+    )
 
 
 def targets(results: list[dict[str, Any]], batch: int) -> list[dict[str, Any]]:
@@ -452,21 +501,64 @@ def targets(results: list[dict[str, Any]], batch: int) -> list[dict[str, Any]]:
     rows = []
 
     def add(target: str, value: float | None, goal: float) -> None:
-        rows.append({"target": target, "value": value, "goal": goal, "met": None if value is None else value >= goal})
+        rows.append(
+            {
+                "target": target,
+                "value": value,
+                "goal": goal,
+                "met": None if value is None else value >= goal,
+            }
+        )
 
     bf = "bfloat16"
-    add("1. decode b1 bf16 ours/hf, smollm2-135m", get("smollm2-135m", bf, "ratio", "ours/hf", "decode_b1_tokens_per_s"), 3.0)
-    add("1. decode b1 bf16 ours/hf, llama-3.2-1b", get("llama-3.2-1b", bf, "ratio", "ours/hf", "decode_b1_tokens_per_s"), 2.5)
-    add("1. decode b1 bf16 roofline fraction, llama-3.2-1b", get("llama-3.2-1b", bf, "median", "ours", "b1_roofline_fraction"), 0.75)
-    add("2. prefill 512 bf16 ours/hf, smollm2-135m", get("smollm2-135m", bf, "ratio", "ours/hf", "prefill_tokens_per_s"), 1.2)
-    add("2. prefill 512 bf16 ours/hf, llama-3.2-1b", get("llama-3.2-1b", bf, "ratio", "ours/hf", "prefill_tokens_per_s"), 1.2)
+    add(
+        "1. decode b1 bf16 ours/hf, smollm2-135m",
+        get("smollm2-135m", bf, "ratio", "ours/hf", "decode_b1_tokens_per_s"),
+        3.0,
+    )
+    add(
+        "1. decode b1 bf16 ours/hf, llama-3.2-1b",
+        get("llama-3.2-1b", bf, "ratio", "ours/hf", "decode_b1_tokens_per_s"),
+        2.5,
+    )
+    add(
+        "1. decode b1 bf16 roofline fraction, llama-3.2-1b",
+        get("llama-3.2-1b", bf, "median", "ours", "b1_roofline_fraction"),
+        0.75,
+    )
+    add(
+        "2. prefill 512 bf16 ours/hf, smollm2-135m",
+        get("smollm2-135m", bf, "ratio", "ours/hf", "prefill_tokens_per_s"),
+        1.2,
+    )
+    add(
+        "2. prefill 512 bf16 ours/hf, llama-3.2-1b",
+        get("llama-3.2-1b", bf, "ratio", "ours/hf", "prefill_tokens_per_s"),
+        1.2,
+    )
     for dtype in ("bfloat16", "float32"):
-        add(f"3. decode b{batch}/b1 ours, smollm2-135m {dtype}", get("smollm2-135m", dtype, "median", "ours", f"b{batch}_over_b1"), 4.0)
+        add(
+            f"3. decode b{batch}/b1 ours, smollm2-135m {dtype}",
+            get("smollm2-135m", dtype, "median", "ours", f"b{batch}_over_b1"),
+            4.0,
+        )
     for shape in SHAPES:
         for dtype in ("bfloat16", "float32"):
-            for key in ("prefill_tokens_per_s", "decode_b1_tokens_per_s", f"decode_b{batch}_tokens_per_s"):
-                add(f"4. ours-loop/hand {key}, {shape} {dtype}", get(shape, dtype, "ratio", "ours-loop/hand", key), 0.95)
-                add(f"   ours/hand (engine) {key}, {shape} {dtype}", get(shape, dtype, "ratio", "ours/hand", key), 0.95)
+            for key in (
+                "prefill_tokens_per_s",
+                "decode_b1_tokens_per_s",
+                f"decode_b{batch}_tokens_per_s",
+            ):
+                add(
+                    f"4. ours-loop/hand {key}, {shape} {dtype}",
+                    get(shape, dtype, "ratio", "ours-loop/hand", key),
+                    0.95,
+                )
+                add(
+                    f"   ours/hand (engine) {key}, {shape} {dtype}",
+                    get(shape, dtype, "ratio", "ours/hand", key),
+                    0.95,
+                )
     return rows
 
 
@@ -510,27 +602,79 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         description="Prefill and decode speed of TTTv2's Llama next to transformers and a hand-written "
         "Llama, with the memory-bandwidth roofline, all measured in one run (medians of interleaved repeats).",
     )
-    p.add_argument("--shapes", default=",".join(SHAPES), help="comma-separated: " + ", ".join(SHAPES) + " (default: all)")
-    p.add_argument("--dtypes", default="float32,bfloat16", help="comma-separated: float32, bfloat16 (default: both)")
-    p.add_argument("--contenders", default=",".join(CONTENDERS), help="comma-separated subset of ours, ours-loop, hand, hf")
-    p.add_argument("--repeats", type=int, default=3, help="measurement rounds (default: %(default)s)")
-    p.add_argument("--prefill-len", type=int, default=512, help="prompt tokens of the prefill test (default: %(default)s)")
-    p.add_argument("--prompt-len", type=int, default=128, help="prompt tokens before decoding (default: %(default)s)")
-    p.add_argument("--gen-len", type=int, default=33, help="tokens generated per decode test (default: %(default)s)")
-    p.add_argument("--batch", type=int, default=8, help="sequences of the batched decode test (default: %(default)s)")
-    p.add_argument("--threads", type=int, default=None, help="torch threads (default: tttv2-hw's num_threads for decode)")
-    p.add_argument("--compile", action="store_true", help="compile the decode step of ours and hand (torch.compile)")
+    p.add_argument(
+        "--shapes",
+        default=",".join(SHAPES),
+        help="comma-separated: " + ", ".join(SHAPES) + " (default: all)",
+    )
+    p.add_argument(
+        "--dtypes",
+        default="float32,bfloat16",
+        help="comma-separated: float32, bfloat16 (default: both)",
+    )
+    p.add_argument(
+        "--contenders",
+        default=",".join(CONTENDERS),
+        help="comma-separated subset of ours, ours-loop, hand, hf",
+    )
+    p.add_argument(
+        "--repeats", type=int, default=3, help="measurement rounds (default: %(default)s)"
+    )
+    p.add_argument(
+        "--prefill-len",
+        type=int,
+        default=512,
+        help="prompt tokens of the prefill test (default: %(default)s)",
+    )
+    p.add_argument(
+        "--prompt-len",
+        type=int,
+        default=128,
+        help="prompt tokens before decoding (default: %(default)s)",
+    )
+    p.add_argument(
+        "--gen-len",
+        type=int,
+        default=33,
+        help="tokens generated per decode test (default: %(default)s)",
+    )
+    p.add_argument(
+        "--batch",
+        type=int,
+        default=8,
+        help="sequences of the batched decode test (default: %(default)s)",
+    )
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch threads (default: tttv2-hw's num_threads for decode)",
+    )
+    p.add_argument(
+        "--compile",
+        action="store_true",
+        help="compile the decode step of ours and hand (torch.compile)",
+    )
     p.add_argument("--no-capture", action="store_true",
                    help="ours and ours-loop re-check their fused decode binding before every pass (the "
                    "library's default) instead of capturing it as tttv2 generate and bench do")  # fmt: skip
-    p.add_argument("--bandwidth-mib", type=int, default=256, help="size of the copied arrays (default: %(default)s)")
+    p.add_argument(
+        "--bandwidth-mib",
+        type=int,
+        default=256,
+        help="size of the copied arrays (default: %(default)s)",
+    )
     p.add_argument("--memory-fraction", type=float, default=0.6,
                    help="run contenders one at a time when three copies of the weights exceed this fraction "
                    "of available memory (default: %(default)s)")  # fmt: skip
     p.add_argument("--cache-dir", type=Path, default=Path(tempfile.gettempdir()) / "tttv2-bench-checkpoints",
                    help="where the random checkpoints are kept (default: %(default)s)")  # fmt: skip
     p.add_argument("--json", type=Path, default=None, help="also write the results to this file")
-    p.add_argument("--quick", action="store_true", help="smoke run: 1 repeat, prefill 64, prompt 16, generate 5")
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="smoke run: 1 repeat, prefill 64, prompt 16, generate 5",
+    )
     args = p.parse_args(argv)
     if args.quick:
         args.repeats, args.prefill_len, args.prompt_len, args.gen_len = 1, 64, 16, 5
@@ -568,7 +712,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"\nmachine: {facts}")
     if args.json is not None:
         settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
-        args.json.write_text(json.dumps({"machine": facts, "settings": settings, "results": results, "targets": rows}, indent=1))
+        args.json.write_text(
+            json.dumps(
+                {"machine": facts, "settings": settings, "results": results, "targets": rows},
+                indent=1,
+            )
+        )
     return 0
 
 

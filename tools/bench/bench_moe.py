@@ -76,23 +76,33 @@ def hf_block(key: str, shape: Shape, implementation: str) -> torch.nn.Module:
         from transformers import MixtralConfig
         from transformers.models.mixtral.modeling_mixtral import MixtralSparseMoeBlock
 
-        config = MixtralConfig(hidden_size=shape.hidden, intermediate_size=shape.inter,
-                               num_local_experts=shape.experts, num_experts_per_tok=shape.top_k)
+        config = MixtralConfig(
+            hidden_size=shape.hidden,
+            intermediate_size=shape.inter,
+            num_local_experts=shape.experts,
+            num_experts_per_tok=shape.top_k,
+        )
         cls = MixtralSparseMoeBlock
     else:
         from transformers import Qwen3MoeConfig
         from transformers.models.qwen3_moe.modeling_qwen3_moe import Qwen3MoeSparseMoeBlock
 
-        config = Qwen3MoeConfig(hidden_size=shape.hidden, moe_intermediate_size=shape.inter,
-                                num_experts=shape.experts, num_experts_per_tok=shape.top_k,
-                                norm_topk_prob=shape.renormalize)
+        config = Qwen3MoeConfig(
+            hidden_size=shape.hidden,
+            moe_intermediate_size=shape.inter,
+            num_experts=shape.experts,
+            num_experts_per_tok=shape.top_k,
+            norm_topk_prob=shape.renormalize,
+        )
         cls = Qwen3MoeSparseMoeBlock
     config._experts_implementation = implementation
     with torch.device("meta"):
         return cls(config).eval()
 
 
-def build(key: str, shape: Shape, dtype: torch.dtype, seed: int) -> tuple[MoE, dict[str, torch.nn.Module]]:
+def build(
+    key: str, shape: Shape, dtype: torch.dtype, seed: int
+) -> tuple[MoE, dict[str, torch.nn.Module]]:
     """Our block and transformers' (eager, grouped_mm) sharing one set of random weights."""
     g = torch.Generator().manual_seed(seed)
     e, h, i = shape.experts, shape.hidden, shape.inter
@@ -102,8 +112,13 @@ def build(key: str, shape: Shape, dtype: torch.dtype, seed: int) -> tuple[MoE, d
     for x in range(e):  # one expert at a time: no fp32 copy of the whole layer
         gate_up[x].copy_(torch.randn(2 * i, h, generator=g) * h**-0.5)
         down[x].copy_(torch.randn(h, i, generator=g) * i**-0.5)
-    spec = MoESpec(hidden_dim=h, num_experts=e, top_k=shape.top_k, renormalize=shape.renormalize,
-                   expert=FeedForwardSpec(hidden_dim=h, intermediate_dim=i))
+    spec = MoESpec(
+        hidden_dim=h,
+        num_experts=e,
+        top_k=shape.top_k,
+        renormalize=shape.renormalize,
+        expert=FeedForwardSpec(hidden_dim=h, intermediate_dim=i),
+    )
     with torch.device("meta"):
         ours = MoE(spec).eval()
     ours.gate.weight = torch.nn.Parameter(router, requires_grad=False)
@@ -130,7 +145,9 @@ def active_bytes(ours: MoE, x: torch.Tensor) -> int:
     return router + per_expert * len(set(chosen.flatten().tolist()))
 
 
-def timed(fn: Callable[[torch.Tensor], object], inputs: list[torch.Tensor], warmup: int = 2) -> list[float]:
+def timed(
+    fn: Callable[[torch.Tensor], object], inputs: list[torch.Tensor], warmup: int = 2
+) -> list[float]:
     """Seconds of ``fn(x)`` for each input, after ``warmup`` untimed calls."""
     with torch.inference_mode():
         for x in inputs[:warmup]:
@@ -143,8 +160,9 @@ def timed(fn: Callable[[torch.Tensor], object], inputs: list[torch.Tensor], warm
     return times
 
 
-def bench_phase(ours: MoE, theirs: dict[str, torch.nn.Module], inputs: list[torch.Tensor],
-                bandwidth: float) -> dict:
+def bench_phase(
+    ours: MoE, theirs: dict[str, torch.nn.Module], inputs: list[torch.Tensor], bandwidth: float
+) -> dict:
     """Mean seconds per step of each contender over ``inputs``, the roofline, the max diff."""
     result: dict = {"tokens": inputs[0].shape[0]}
     roof = [active_bytes(ours, x) / bandwidth for x in inputs]
@@ -179,18 +197,22 @@ def row(name: str, r: dict) -> str:
     def ratio(s: float | None) -> str:
         return f"{s / r['ours_s']:.2f}x" if s else "n/a"
 
-    return (f"{name:<14} {r['phase']:<12} {r['active_bytes'] / 1e6:>9.0f} {ms(r['roofline_s']):>8} "
-            f"{ms(r['ours_s']):>8} {ms(r['ours_per_expert_s']):>10} {ms(r['hf eager']):>9} {ms(r['hf grouped']):>10} "
-            f"{ratio(r['hf eager']) + '/' + ratio(r['hf grouped']):>15} "
-            f"{r['roofline_s'] / r['ours_s']:>8.2f} {r['max_abs_diff']:>10.2g} "
-            f"{r['bandwidth_bytes_per_s'] / 1e9:>9.1f}")
+    return (
+        f"{name:<14} {r['phase']:<12} {r['active_bytes'] / 1e6:>9.0f} {ms(r['roofline_s']):>8} "
+        f"{ms(r['ours_s']):>8} {ms(r['ours_per_expert_s']):>10} {ms(r['hf eager']):>9} {ms(r['hf grouped']):>10} "
+        f"{ratio(r['hf eager']) + '/' + ratio(r['hf grouped']):>15} "
+        f"{r['roofline_s'] / r['ours_s']:>8.2f} {r['max_abs_diff']:>10.2g} "
+        f"{r['bandwidth_bytes_per_s'] / 1e9:>9.1f}"
+    )
 
 
 def host_line() -> str:
     cpu = detect_cpu()
     load = f", load average {os.getloadavg()[0]:.1f}" if hasattr(os, "getloadavg") else ""
-    return (f"host: {cpu.model_name or 'unknown CPU'}, {cpu.usable_cores} usable cores, ISA {'/'.join(cpu.isa)}, "
-            f"torch {torch.__version__}, {torch.get_num_threads()} threads{load}")
+    return (
+        f"host: {cpu.model_name or 'unknown CPU'}, {cpu.usable_cores} usable cores, ISA {'/'.join(cpu.isa)}, "
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads{load}"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -198,15 +220,25 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="Columns: ms per step (mean over --steps distinct inputs); speedup = transformers ms / ours ms; "
-               "roofline = (active bytes / copy bandwidth) / ours ms. See the module docstring for details.",
+        "roofline = (active bytes / copy bandwidth) / ours ms. See the module docstring for details.",
     )
-    parser.add_argument("--models", default="mixtral,qwen3", help="comma list of: " + ", ".join(SHAPES))
-    parser.add_argument("--batches", default="1,8", help="decode batch sizes (tokens per step), comma list")
+    parser.add_argument(
+        "--models", default="mixtral,qwen3", help="comma list of: " + ", ".join(SHAPES)
+    )
+    parser.add_argument(
+        "--batches", default="1,8", help="decode batch sizes (tokens per step), comma list"
+    )
     parser.add_argument("--prefill", type=int, default=512, help="prefill tokens (0: skip prefill)")
-    parser.add_argument("--steps", type=int, default=20, help="timed steps per phase, each a different input")
-    parser.add_argument("--prefill-steps", type=int, default=3, help="timed steps for the prefill phase")
+    parser.add_argument(
+        "--steps", type=int, default=20, help="timed steps per phase, each a different input"
+    )
+    parser.add_argument(
+        "--prefill-steps", type=int, default=3, help="timed steps for the prefill phase"
+    )
     parser.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float16", "float32"])
-    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch threads (default: torch's choice)"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", default=None, help="also write the results to this file")
     args = parser.parse_args(argv)
@@ -222,11 +254,17 @@ def main(argv: list[str] | None = None) -> int:
         phases.append(("prefill", args.prefill, args.prefill_steps))
 
     print(host_line())
-    print("copy bandwidth: a torch copy of 512 MiB (read + write), measured right before each phase")
-    header = (f"{'model':<14} {'phase':<12} {'active MB':>9} {'roofline':>8} {'ours':>8} {'per-expert':>10} {'hf eager':>9} "
-              f"{'hf grouped':>10} {'speedup':>15} {'roofline':>8} {'max|diff|':>10} {'copy GB/s':>9}")
-    units = (f"{'':<14} {'':<12} {'':>9} {'ms':>8} {'ms':>8} {'ms':>10} {'ms':>9} {'ms':>10} "
-             f"{'eager/grouped':>15} {'fraction':>8} {'':>10} {'':>9}")
+    print(
+        "copy bandwidth: a torch copy of 512 MiB (read + write), measured right before each phase"
+    )
+    header = (
+        f"{'model':<14} {'phase':<12} {'active MB':>9} {'roofline':>8} {'ours':>8} {'per-expert':>10} {'hf eager':>9} "
+        f"{'hf grouped':>10} {'speedup':>15} {'roofline':>8} {'max|diff|':>10} {'copy GB/s':>9}"
+    )
+    units = (
+        f"{'':<14} {'':<12} {'':>9} {'ms':>8} {'ms':>8} {'ms':>10} {'ms':>9} {'ms':>10} "
+        f"{'eager/grouped':>15} {'fraction':>8} {'':>10} {'':>9}"
+    )
     records = []
     print(header)
     print(units)
@@ -235,7 +273,9 @@ def main(argv: list[str] | None = None) -> int:
         ours, theirs = build(key, shape, dtype, args.seed)
         g = torch.Generator().manual_seed(args.seed + 1)
         for phase, tokens, steps in phases:
-            inputs = [torch.randn(tokens, shape.hidden, generator=g).to(dtype) for _ in range(steps)]
+            inputs = [
+                torch.randn(tokens, shape.hidden, generator=g).to(dtype) for _ in range(steps)
+            ]
             # measured per phase: on a shared machine the bandwidth drifts over a long run
             bandwidth = stream_bandwidth(torch.device("cpu"), nbytes=512 * 1024**2)
             r = bench_phase(ours, theirs, inputs, bandwidth)

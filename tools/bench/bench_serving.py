@@ -79,8 +79,12 @@ def build_models(args):
         return target, target, target.truncated(1).to(args.device)
     stack_model = load_helper("stack_model")
     spec = stack_model.tiny_model_spec(args.layers, args.hidden, args.vocab, args.max_seq_len)
-    serving = stack_model.tiny_stack(spec, args.strategy, args.seed, args.device, later_layer_scale=args.draft_gap)
-    target = stack_model.tiny_stack(spec, "multi_mode", args.seed, args.device, later_layer_scale=args.draft_gap)
+    serving = stack_model.tiny_stack(
+        spec, args.strategy, args.seed, args.device, later_layer_scale=args.draft_gap
+    )
+    target = stack_model.tiny_stack(
+        spec, "multi_mode", args.seed, args.device, later_layer_scale=args.draft_gap
+    )
     return serving, target, stack_model.truncated_stack(target, 1)
 
 
@@ -101,7 +105,9 @@ def workload(args) -> list[Request]:
         n = int(torch.randint(lo, hi + 1, (), generator=g))
         prompt = torch.randint(0, args.vocab, (n,), generator=g).tolist()
         new = int(torch.randint(out_lo, out_hi + 1, (), generator=g))
-        sampling = SamplingParams() if args.greedy else SamplingParams(temperature=0.8, top_p=0.95, seed=i)
+        sampling = (
+            SamplingParams() if args.greedy else SamplingParams(temperature=0.8, top_p=0.95, seed=i)
+        )
         requests.append(Request(prompt, sampling, StopConditions(max_new_tokens=new), request_id=i))
     return requests
 
@@ -186,7 +192,11 @@ def print_table(rows: list[dict]) -> None:
         cells = []
         for key, _, fmt in cols:
             value = r[key]
-            cells.append(f"{'inf' if math.isinf(value) else value:>7}" if key == "rate" else fmt.format(value))
+            cells.append(
+                f"{'inf' if math.isinf(value) else value:>7}"
+                if key == "rate"
+                else fmt.format(value)
+            )
         print("  ".join(cells))
 
 
@@ -212,7 +222,11 @@ def parse_args(argv=None):
         default="reference",
         help="reference: plain-torch test model; stack: random tttv2.blocks.TransformerStack",
     )
-    p.add_argument("--strategy", default="continuous_batching", help="execution strategy of the stack (serving)")
+    p.add_argument(
+        "--strategy",
+        default="continuous_batching",
+        help="execution strategy of the stack (serving)",
+    )
     p.add_argument("--layers", type=int, default=4)
     p.add_argument("--hidden", type=int, default=128)
     p.add_argument("--heads", type=int, default=4, help="attention heads (reference model)")
@@ -227,8 +241,17 @@ def parse_args(argv=None):
     p.add_argument("--num-requests", type=int, default=48)
     p.add_argument("--prompt-len", type=parse_range, default=(16, 128), metavar="LO:HI")
     p.add_argument("--max-new-tokens", type=parse_range, default=(16, 64), metavar="LO:HI")
-    p.add_argument("--rates", default="4,16,inf", help="comma-separated request rates per second (inf: all at once)")
-    p.add_argument("--num-blocks", type=int, default=None, help="KV blocks (default: enough for every request at once)")
+    p.add_argument(
+        "--rates",
+        default="4,16,inf",
+        help="comma-separated request rates per second (inf: all at once)",
+    )
+    p.add_argument(
+        "--num-blocks",
+        type=int,
+        default=None,
+        help="KV blocks (default: enough for every request at once)",
+    )
     p.add_argument("--block-size", type=int, default=16)
     p.add_argument("--max-batched-tokens", type=int, default=256)
     p.add_argument("--max-num-seqs", type=int, default=64)
@@ -239,8 +262,17 @@ def parse_args(argv=None):
         help="tokens one prompt may take of a step before the other requests had their share "
         "(default: the engine's, a quarter of --max-batched-tokens)",
     )
-    p.add_argument("--greedy", action="store_true", help="greedy decoding (default: temperature 0.8, top-p 0.95)")
-    p.add_argument("--speculative-k", type=int, default=4, help="draft tokens per round; 0 skips the speculative part")
+    p.add_argument(
+        "--greedy",
+        action="store_true",
+        help="greedy decoding (default: temperature 0.8, top-p 0.95)",
+    )
+    p.add_argument(
+        "--speculative-k",
+        type=int,
+        default=4,
+        help="draft tokens per round; 0 skips the speculative part",
+    )
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
     p.add_argument("--seed", type=int, default=0)
@@ -261,7 +293,12 @@ def parse_args(argv=None):
     )
     p.add_argument("--dtype", default="float32", help="--http: the servers' dtype")
     p.add_argument("--no-baseline", action="store_true", help="--http: skip transformers serve")
-    p.add_argument("--startup-timeout", type=float, default=300.0, help="--http: seconds a server may take to start")
+    p.add_argument(
+        "--startup-timeout",
+        type=float,
+        default=300.0,
+        help="--http: seconds a server may take to start",
+    )
     p.add_argument(
         "--request-timeout",
         type=float,
@@ -375,7 +412,9 @@ def speculative(args, target, draft, requests, num_blocks) -> dict:
         f"(all {len(greedy)} requests at once):"
     )
     print(f"  target only : {tokens / t_plain:8.1f} tok/s  ({t_plain:.2f} s)")
-    print(f"  speculative : {tokens / t_spec:8.1f} tok/s  ({t_spec:.2f} s)  speed-up {t_plain / t_spec:.2f}x")
+    print(
+        f"  speculative : {tokens / t_spec:8.1f} tok/s  ({t_spec:.2f} s)  speed-up {t_plain / t_spec:.2f}x"
+    )
     print(
         f"  acceptance rate {s.acceptance_rate:.2f}, {s.tokens_per_round:.2f} tokens per target pass, "
         f"{s.target_passes} target / {s.draft_passes} draft passes; outputs identical: {'yes' if same else 'NO'}"

@@ -46,13 +46,20 @@ from tttv2.core import (
 from tttv2.hw.mesh import launch
 
 
-def model_spec(hidden: int, heads: int, kv_heads: int, layers: int, inter: int, vocab: int) -> ModelSpec:
+def model_spec(
+    hidden: int, heads: int, kv_heads: int, layers: int, inter: int, vocab: int
+) -> ModelSpec:
     head_dim = hidden // heads
     norm = NormSpec(dim=hidden, eps=1e-5)
     rope = RopeSpec(head_dim=head_dim, max_position=1024)
-    attention = AttentionSpec(hidden_dim=hidden, num_heads=heads, num_kv_heads=kv_heads, rope=rope, max_seq_len=1024)
+    attention = AttentionSpec(
+        hidden_dim=hidden, num_heads=heads, num_kv_heads=kv_heads, rope=rope, max_seq_len=1024
+    )
     layer = DecoderLayerSpec(
-        attention=attention, ffn=FeedForwardSpec(hidden_dim=hidden, intermediate_dim=inter), attn_norm=norm, ffn_norm=norm
+        attention=attention,
+        ffn=FeedForwardSpec(hidden_dim=hidden, intermediate_dim=inter),
+        attn_norm=norm,
+        ffn_norm=norm,
     )
     return ModelSpec(
         embedding=EmbeddingSpec(vocab_size=vocab, hidden_dim=hidden),
@@ -101,20 +108,36 @@ def worker(mesh, spec: ModelSpec, checkpoint: str, prompt_len: int, steps: int) 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--tp", type=int, nargs="+", default=[1, 2], help="tensor-parallel sizes to run (default: 1 2)")
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--tp",
+        type=int,
+        nargs="+",
+        default=[1, 2],
+        help="tensor-parallel sizes to run (default: 1 2)",
+    )
     parser.add_argument("--steps", type=int, default=32, help="timed decode steps (default 32)")
-    parser.add_argument("--prompt", type=int, default=64, help="prompt tokens prefilled first (default 64)")
+    parser.add_argument(
+        "--prompt", type=int, default=64, help="prompt tokens prefilled first (default 64)"
+    )
     parser.add_argument("--hidden", type=int, default=512)
     parser.add_argument("--heads", type=int, default=8)
     parser.add_argument("--kv-heads", type=int, default=4)
     parser.add_argument("--layers", type=int, default=4)
     parser.add_argument("--intermediate", type=int, default=1536)
     parser.add_argument("--vocab", type=int, default=16000)
-    parser.add_argument("--threads", type=int, default=None,
-                        help="intra-op threads per rank (default: usable cores / TP size)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="intra-op threads per rank (default: usable cores / TP size)",
+    )
     args = parser.parse_args()
-    spec = model_spec(args.hidden, args.heads, args.kv_heads, args.layers, args.intermediate, args.vocab)
+    spec = model_spec(
+        args.hidden, args.heads, args.kv_heads, args.layers, args.intermediate, args.vocab
+    )
     cores = len(os.sched_getaffinity(0))
     with tempfile.TemporaryDirectory() as tmp:
         torch.manual_seed(0)
@@ -123,16 +146,30 @@ def main() -> None:
         save_file({n: p.detach().contiguous() for n, p in ref.named_parameters()}, str(path))
         full = sum(p.numel() * p.element_size() for p in ref.parameters())
         del ref
-        print(f"model: {full / 2**20:.1f} MiB fp32 weights; {cores} usable cores; torch {torch.__version__}")
-        print(f"{'TP':>3} {'rank':>4} {'thr':>3} {'params MiB':>10} {'KV MiB':>7} {'RSS MiB':>8} "
-              f"{'prefill ms':>10} {'step ms':>8} {'comm ms':>8} {'colls/step':>10}")
+        print(
+            f"model: {full / 2**20:.1f} MiB fp32 weights; {cores} usable cores; torch {torch.__version__}"
+        )
+        print(
+            f"{'TP':>3} {'rank':>4} {'thr':>3} {'params MiB':>10} {'KV MiB':>7} {'RSS MiB':>8} "
+            f"{'prefill ms':>10} {'step ms':>8} {'comm ms':>8} {'colls/step':>10}"
+        )
         for tp in args.tp:
-            ranks = launch(worker, tp, spec, str(path), args.prompt, args.steps,
-                           timeout_s=900, threads_per_rank=args.threads or max(1, cores // tp))
+            ranks = launch(
+                worker,
+                tp,
+                spec,
+                str(path),
+                args.prompt,
+                args.steps,
+                timeout_s=900,
+                threads_per_rank=args.threads or max(1, cores // tp),
+            )
             for r in ranks:
-                print(f"{tp:>3} {r['rank']:>4} {r['threads']:>3} {r['parameter_bytes'] / 2**20:>10.1f} "
-                      f"{r['kv_bytes'] / 2**20:>7.2f} {r['max_rss'] / 2**20:>8.0f} {r['prefill_ms']:>10.1f} "
-                      f"{r['step_ms']:>8.2f} {r['comm_ms']:>8.2f} {r['comm_calls']:>10.0f}")
+                print(
+                    f"{tp:>3} {r['rank']:>4} {r['threads']:>3} {r['parameter_bytes'] / 2**20:>10.1f} "
+                    f"{r['kv_bytes'] / 2**20:>7.2f} {r['max_rss'] / 2**20:>8.0f} {r['prefill_ms']:>10.1f} "
+                    f"{r['step_ms']:>8.2f} {r['comm_ms']:>8.2f} {r['comm_calls']:>10.0f}"
+                )
 
 
 if __name__ == "__main__":

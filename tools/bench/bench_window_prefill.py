@@ -59,8 +59,20 @@ print(json.dumps({"seconds": seconds, "peak_mib": (peak - before) / 1024}))
 
 
 def run(which: str, S: int, window: int, args: argparse.Namespace, out_path: str) -> dict:
-    cmd = [sys.executable, "-c", _CHILD, which, str(S), str(window), str(args.heads), str(args.kv_heads),
-           str(args.head_dim), args.dtype, out_path, str(args.repeats)]
+    cmd = [
+        sys.executable,
+        "-c",
+        _CHILD,
+        which,
+        str(S),
+        str(window),
+        str(args.heads),
+        str(args.kv_heads),
+        str(args.head_dim),
+        args.dtype,
+        out_path,
+        str(args.repeats),
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode:
         return {"error": proc.stderr.strip().splitlines()[-1]}
@@ -69,20 +81,28 @@ def run(which: str, S: int, window: int, args: argparse.Namespace, out_path: str
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--cases", default="16384:4096,32768:512", help="S:window pairs, comma-separated")
+    p.add_argument(
+        "--cases", default="16384:4096,32768:512", help="S:window pairs, comma-separated"
+    )
     p.add_argument("--heads", type=int, default=4)
     p.add_argument("--kv-heads", type=int, default=1)
     p.add_argument("--head-dim", type=int, default=64)
     p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
-    p.add_argument("--repeats", type=int, default=3, help="calls per process; the fastest is reported")
+    p.add_argument(
+        "--repeats", type=int, default=3, help="calls per process; the fastest is reported"
+    )
     args = p.parse_args()
     import tempfile
 
     import torch
 
-    print(f"H {args.heads}/{args.kv_heads} kv, D {args.head_dim}, {args.dtype}, batch 1, one layer, "
-          f"{torch.get_num_threads()} threads, fastest of {args.repeats}")
-    print("| S | window | whole mask s | blocked s | time ratio | whole mask MiB | blocked MiB | max abs diff |")
+    print(
+        f"H {args.heads}/{args.kv_heads} kv, D {args.head_dim}, {args.dtype}, batch 1, one layer, "
+        f"{torch.get_num_threads()} threads, fastest of {args.repeats}"
+    )
+    print(
+        "| S | window | whole mask s | blocked s | time ratio | whole mask MiB | blocked MiB | max abs diff |"
+    )
     print("|---:|---:|---:|---:|---:|---:|---:|---:|")
     with tempfile.TemporaryDirectory() as tmp:
         for case in args.cases.split(","):

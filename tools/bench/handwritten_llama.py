@@ -78,7 +78,9 @@ def _packed(tensors: list[torch.Tensor]) -> list[torch.Tensor]:
     sizes = [-(-x.numel() * x.element_size() // 64) * 64 for x in unique]
     buf, out, at = huge_page_buffer(sum(sizes)), {}, 0
     for x, n in zip(unique, sizes, strict=True):
-        out[id(x)] = buf[at : at + x.numel() * x.element_size()].view(x.dtype).view(x.shape).copy_(x)
+        out[id(x)] = (
+            buf[at : at + x.numel() * x.element_size()].view(x.dtype).view(x.shape).copy_(x)
+        )
         at += n
     return [out[id(x)] for x in tensors]
 
@@ -88,8 +90,14 @@ UPCAST_SLICE_BYTES = 4 << 20  # one reused fp32 buffer for the converted weight 
 
 
 class HandwrittenLlama:
-    def __init__(self, checkpoint: str | Path, dtype: torch.dtype = torch.float32,
-                 max_seq_len: int = 2048, max_batch: int = 1, device: str = "cpu") -> None:
+    def __init__(
+        self,
+        checkpoint: str | Path,
+        dtype: torch.dtype = torch.float32,
+        max_seq_len: int = 2048,
+        max_batch: int = 1,
+        device: str = "cpu",
+    ) -> None:
         folder = Path(checkpoint)
         cfg = json.loads((folder / "config.json").read_text())
         self.dtype, self.device = dtype, torch.device(device)
@@ -99,28 +107,56 @@ class HandwrittenLlama:
         self.hidden = cfg["hidden_size"]
         self.head_dim = cfg.get("head_dim") or self.hidden // self.n_heads
         self.eps = cfg.get("rms_norm_eps", 1e-6)
-        self.upcast = dtype in (torch.bfloat16, torch.float16) and self.device.type == "cpu" and (
-            dtype == torch.float16 or not _cpu_has_native_bf16()
+        self.upcast = (
+            dtype in (torch.bfloat16, torch.float16)
+            and self.device.type == "cpu"
+            and (dtype == torch.float16 or not _cpu_has_native_bf16())
         )
-        self.native = self.device.type == "cpu" and not isinstance(skinny_kernel(), NativeKernelUnavailable)
-        self.scale = 1.0 / math.sqrt(cfg.get("head_dim") or cfg["hidden_size"] // cfg["num_attention_heads"])
+        self.native = self.device.type == "cpu" and not isinstance(
+            skinny_kernel(), NativeKernelUnavailable
+        )
+        self.scale = 1.0 / math.sqrt(
+            cfg.get("head_dim") or cfg["hidden_size"] // cfg["num_attention_heads"]
+        )
         t = self._read(folder)
         w = lambda name: t.pop(name).to(device=self.device, dtype=dtype).contiguous()  # noqa: E731
         self.embed = w("model.embed_tokens.weight")
         self.layers = []
         for i in range(self.n_layers):
             p = f"model.layers.{i}."
-            qkv = torch.cat([w(p + "self_attn.q_proj.weight"), w(p + "self_attn.k_proj.weight"),
-                             w(p + "self_attn.v_proj.weight")])
+            qkv = torch.cat(
+                [
+                    w(p + "self_attn.q_proj.weight"),
+                    w(p + "self_attn.k_proj.weight"),
+                    w(p + "self_attn.v_proj.weight"),
+                ]
+            )
             gate_up = torch.cat([w(p + "mlp.gate_proj.weight"), w(p + "mlp.up_proj.weight")])
-            self.layers.append((w(p + "input_layernorm.weight"), qkv, w(p + "self_attn.o_proj.weight"),
-                                w(p + "post_attention_layernorm.weight"), gate_up, w(p + "mlp.down_proj.weight")))
+            self.layers.append(
+                (
+                    w(p + "input_layernorm.weight"),
+                    qkv,
+                    w(p + "self_attn.o_proj.weight"),
+                    w(p + "post_attention_layernorm.weight"),
+                    gate_up,
+                    w(p + "mlp.down_proj.weight"),
+                )
+            )
         self.norm = w("model.norm.weight")
         self.lm_head = w("lm_head.weight") if "lm_head.weight" in t else self.embed
         if self.device.type == "cpu":  # one buffer on huge pages, in the order a step reads them
-            flat = [self.embed, *(x for layer in self.layers for x in layer), self.norm, self.lm_head]
+            flat = [
+                self.embed,
+                *(x for layer in self.layers for x in layer),
+                self.norm,
+                self.lm_head,
+            ]
             packed = dict(zip(map(id, flat), _packed(flat), strict=True))
-            self.embed, self.norm, self.lm_head = packed[id(self.embed)], packed[id(self.norm)], packed[id(self.lm_head)]
+            self.embed, self.norm, self.lm_head = (
+                packed[id(self.embed)],
+                packed[id(self.norm)],
+                packed[id(self.lm_head)],
+            )
             self.layers = [tuple(packed[id(x)] for x in layer) for layer in self.layers]
         inv, _ = _inv_freq(cfg, self.head_dim)
         ang = torch.outer(torch.arange(max_seq_len, dtype=torch.float32), inv)
@@ -128,8 +164,12 @@ class HandwrittenLlama:
         # [B, S, Hkv, D]: the layout the native decode attention reads (one block per sequence)
         shape = (max_batch, max_seq_len, self.n_kv, self.head_dim)
         self.rows = torch.arange(max_batch, device=self.device).view(max_batch, 1)
-        self.k_cache = [torch.zeros(shape, dtype=dtype, device=self.device) for _ in range(self.n_layers)]
-        self.v_cache = [torch.zeros(shape, dtype=dtype, device=self.device) for _ in range(self.n_layers)]
+        self.k_cache = [
+            torch.zeros(shape, dtype=dtype, device=self.device) for _ in range(self.n_layers)
+        ]
+        self.v_cache = [
+            torch.zeros(shape, dtype=dtype, device=self.device) for _ in range(self.n_layers)
+        ]
         self.max_seq_len = max_seq_len
         self.fused = []  # one native call per layer at decode (the caches are one block per sequence)
         if self.native and not isinstance(decode_layer_kernel(), NativeKernelUnavailable):
@@ -202,22 +242,37 @@ class HandwrittenLlama:
         for i, (ln1, wqkv, wo, ln2, wgu, wdown) in enumerate(self.layers):
             qkv = self._linear(self._rms(h, ln1), wqkv).view(bsz, seq, -1)
             # q and k heads are adjacent in the fused product: one rotation for both
-            qk = self._rope(qkv[..., : nq + nkv].view(bsz, seq, self.n_heads + self.n_kv, d), cos, sin)
+            qk = self._rope(
+                qkv[..., : nq + nkv].view(bsz, seq, self.n_heads + self.n_kv, d), cos, sin
+            )
             v = qkv[..., nq + nkv :].view(bsz, seq, self.n_kv, d)
             self.k_cache[i][:bsz, pos] = qk[:, :, self.n_heads :]
             self.v_cache[i][:bsz, pos] = v
             if seq == 1 and self.native:  # decode: keys and values read in place
-                args = (qk[:, 0, : self.n_heads], self.k_cache[i], self.v_cache[i], self.rows[:bsz], lens)
+                args = (
+                    qk[:, 0, : self.n_heads],
+                    self.k_cache[i],
+                    self.v_cache[i],
+                    self.rows[:bsz],
+                    lens,
+                )
                 if torch.compiler.is_compiling():
-                    o = torch.ops.tttv2_hw.cpu_paged_decode_attention(*args, self.scale, None, None).unsqueeze(1)
+                    o = torch.ops.tttv2_hw.cpu_paged_decode_attention(
+                        *args, self.scale, None, None
+                    ).unsqueeze(1)
                 else:
                     o = native_paged_decode_attention(*args, scale=self.scale).unsqueeze(1)
             else:
                 q = qk[:, :, : self.n_heads].transpose(1, 2)
                 kc = self.k_cache[i][:bsz, : start + seq].transpose(1, 2)
                 vc = self.v_cache[i][:bsz, : start + seq].transpose(1, 2)
-                o = F.scaled_dot_product_attention(q, kc, vc, is_causal=seq > 1 and start == 0,
-                                                   enable_gqa=self.n_heads != self.n_kv).transpose(1, 2)
+                o = F.scaled_dot_product_attention(
+                    q,
+                    kc,
+                    vc,
+                    is_causal=seq > 1 and start == 0,
+                    enable_gqa=self.n_heads != self.n_kv,
+                ).transpose(1, 2)
             h = h + self._linear(o.reshape(bsz * seq, nq), wo)
             gu = self._linear(self._rms(h, ln2), wgu)
             gate, up = gu.chunk(2, dim=-1)
@@ -229,7 +284,9 @@ class HandwrittenLlama:
         bsz = h.shape[0]
         h = h.contiguous()
         rows = self.rows[:bsz]
-        step = NativeDecodeStep(h, rows[:, 0] * self.max_seq_len + start, rows, lens, self.dtype, self.workspace)
+        step = NativeDecodeStep(
+            h, rows[:, 0] * self.max_seq_len + start, rows, lens, self.dtype, self.workspace
+        )
         self.cos_rows[:bsz] = self.cos[start]
         self.sin_rows[:bsz] = self.sin[start]
         self.stack(step)

@@ -85,7 +85,9 @@ def start(server: Server) -> None:
     # Its own session: stop() signals the whole process group, children included.
     server.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                    env=server.env, start_new_session=True)  # fmt: skip
-    threading.Thread(target=lambda: [server.log.append(line) for line in server.proc.stdout], daemon=True).start()
+    threading.Thread(
+        target=lambda: [server.log.append(line) for line in server.proc.stdout], daemon=True
+    ).start()
 
 
 def wait_ready(server: Server, timeout_s: float) -> None:
@@ -95,14 +97,18 @@ def wait_ready(server: Server, timeout_s: float) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if server.proc.poll() is not None:
-            raise BenchError(f"{server.title} exited with status {server.proc.returncode} while starting:\n{tail(server.log)}")
+            raise BenchError(
+                f"{server.title} exited with status {server.proc.returncode} while starting:\n{tail(server.log)}"
+            )
         try:
             if httpx.get(f"{server.url}/health", timeout=2).status_code == 200:
                 return
         except httpx.HTTPError:
             pass
         time.sleep(0.5)
-    raise BenchError(f"{server.title} not ready after {timeout_s:.0f} s (--startup-timeout):\n{tail(server.log)}")
+    raise BenchError(
+        f"{server.title} not ready after {timeout_s:.0f} s (--startup-timeout):\n{tail(server.log)}"
+    )
 
 
 def stop(server: Server) -> None:
@@ -201,7 +207,9 @@ async def load(
         for task in pending:
             task.cancel()
         results = [
-            task.result() if task in done else {"error": f"not finished within {timeout_s:.0f} s (--request-timeout)"}
+            task.result()
+            if task in done
+            else {"error": f"not finished within {timeout_s:.0f} s (--request-timeout)"}
             for task in tasks
         ]
     errors = [r["error"] for r in results if "error" in r]
@@ -266,14 +274,43 @@ def compare(ours: list[dict], base: list[dict]) -> dict:
 def servers_for(args, checkpoint: Path, hf_home: str) -> list[Server]:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_HOME": hf_home,
            "HF_HUB_CACHE": str(Path(hf_home) / "hub")}  # fmt: skip
-    per_request = -(-(2 * args.prompt_len[1] + 2 + args.max_new_tokens[1]) // BLOCK_SIZE)  # ~2 tokens a word, BOS
+    per_request = -(
+        -(2 * args.prompt_len[1] + 2 + args.max_new_tokens[1]) // BLOCK_SIZE
+    )  # ~2 tokens a word, BOS
     servers = [
-        Server("tttv2 serve", "tttv2", "bench", [
-            sys.executable, "-m", "tttv2.cli.main", "serve", "--checkpoint", str(checkpoint), "--host", "127.0.0.1",
-            "--port", "{port}", "--served-model-name", "bench", "--dtype", args.dtype, "--device", "cpu",
-            "--max-num-seqs", str(args.max_num_seqs), "--max-queue", str(args.num_requests),
-            "--max-num-batched-tokens", str(args.max_batched_tokens),
-            "--max-model-len", str(per_request * BLOCK_SIZE)], env, {"ignore_eos": True})  # fmt: skip
+        Server(
+            "tttv2 serve",
+            "tttv2",
+            "bench",
+            [
+                sys.executable,
+                "-m",
+                "tttv2.cli.main",
+                "serve",
+                "--checkpoint",
+                str(checkpoint),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                "{port}",
+                "--served-model-name",
+                "bench",
+                "--dtype",
+                args.dtype,
+                "--device",
+                "cpu",
+                "--max-num-seqs",
+                str(args.max_num_seqs),
+                "--max-queue",
+                str(args.num_requests),
+                "--max-num-batched-tokens",
+                str(args.max_batched_tokens),
+                "--max-model-len",
+                str(per_request * BLOCK_SIZE),
+            ],
+            env,
+            {"ignore_eos": True},
+        )  # fmt: skip
     ]
     if not args.no_baseline:
         servers.append(Server("transformers serve --continuous-batching", "transformers", str(checkpoint), [
@@ -292,7 +329,11 @@ def preflight(args, checkpoint: Path) -> None:
                 "`uv run python tools/bench/make_checkpoint.py smollm2-135m --tokenizer`"
             )
     if not args.no_baseline:
-        missing = [m for m in ("accelerate", "fastapi", "uvicorn", "openai") if importlib.util.find_spec(m) is None]
+        missing = [
+            m
+            for m in ("accelerate", "fastapi", "uvicorn", "openai")
+            if importlib.util.find_spec(m) is None
+        ]
         if missing:
             raise BenchError(
                 f"transformers serve (the baseline) needs {', '.join(missing)}, not installed here: run with "
@@ -324,9 +365,14 @@ def run(args) -> dict:
                 warm = asyncio.run(load(server, prompts[:2], [4, 4], math.inf, args.seed,
                                         args.request_timeout))  # fmt: skip
                 if warm["errors"]:
-                    raise BenchError(f"{server.title}: warm-up request failed: {warm['first_error']}\n{tail(server.log)}")
+                    raise BenchError(
+                        f"{server.title}: warm-up request failed: {warm['first_error']}\n{tail(server.log)}"
+                    )
             idle = idle_cpu_percent(servers)
-            print("idle CPU use while waiting for requests: " + ", ".join(f"{s.title} {idle[s.kind]:.0f}%" for s in servers))
+            print(
+                "idle CPU use while waiting for requests: "
+                + ", ".join(f"{s.title} {idle[s.kind]:.0f}%" for s in servers)
+            )
             results["idle_cpu_percent"] = idle
             rows: dict[str, list[dict]] = {s.kind: [] for s in servers}
             for i, rate in enumerate(args.rate_list):

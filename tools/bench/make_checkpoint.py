@@ -70,9 +70,14 @@ def write_checkpoint(folder: Path, config: dict[str, Any], dtype: torch.dtype = 
     if folder.exists():
         raise FileExistsError(f"{folder} exists: remove it or choose another folder")
     cfg = transformers.LlamaConfig(**config, dtype=str(dtype).removeprefix("torch."))
-    cfg.architectures = ["LlamaForCausalLM"]  # save_pretrained records the model class; loaders read it
+    cfg.architectures = [
+        "LlamaForCausalLM"
+    ]  # save_pretrained records the model class; loaders read it
     with torch.device("meta"):
-        shapes = {name: tuple(t.shape) for name, t in transformers.LlamaForCausalLM(cfg).state_dict().items()}
+        shapes = {
+            name: tuple(t.shape)
+            for name, t in transformers.LlamaForCausalLM(cfg).state_dict().items()
+        }
     if cfg.tie_word_embeddings:
         shapes.pop("lm_head.weight", None)  # save_pretrained stores a tied head once
     tmp = folder.with_name(folder.name + ".partial")
@@ -87,7 +92,9 @@ def write_checkpoint(folder: Path, config: dict[str, Any], dtype: torch.dtype = 
 
     def flush() -> None:
         shards.append(list(shard))
-        save_file(shard, str(tmp / f"shard-{len(shards):05d}.safetensors"), metadata={"format": "pt"})
+        save_file(
+            shard, str(tmp / f"shard-{len(shards):05d}.safetensors"), metadata={"format": "pt"}
+        )
         shard.clear()
 
     for name, shape in shapes.items():
@@ -98,16 +105,26 @@ def write_checkpoint(folder: Path, config: dict[str, Any], dtype: torch.dtype = 
         if name.endswith("norm.weight"):
             shard[name] = torch.ones(shape, dtype=dtype)
         else:
-            values = torch.empty(shape, dtype=torch.float32).normal_(0.0, cfg.initializer_range, generator=gen)
+            values = torch.empty(shape, dtype=torch.float32).normal_(
+                0.0, cfg.initializer_range, generator=gen
+            )
             shard[name] = values.to(dtype)
         size += nbytes
         written += nbytes
         if progress and written * 20 // total > (written - nbytes) * 20 // total:  # every 5%
-            print(f"\rwriting {written / 2**30:.1f} / {total / 2**30:.1f} GiB", end="", file=sys.stderr, flush=True)
+            print(
+                f"\rwriting {written / 2**30:.1f} / {total / 2**30:.1f} GiB",
+                end="",
+                file=sys.stderr,
+                flush=True,
+            )
     flush()
     _name_shards(tmp, shards, total)
     if progress:
-        print(f"\rwritten {total / 2**30:.1f} GiB in {time.perf_counter() - start:.0f} s", file=sys.stderr)
+        print(
+            f"\rwritten {total / 2**30:.1f} GiB in {time.perf_counter() - start:.0f} s",
+            file=sys.stderr,
+        )
     tmp.rename(folder)
     return folder
 
@@ -122,7 +139,9 @@ def _name_shards(folder: Path, shards: list[list[str]], total: int) -> None:
         final = f"model-{i:05d}-of-{len(shards):05d}.safetensors"
         (folder / f"shard-{i:05d}.safetensors").rename(folder / final)
         weight_map.update(dict.fromkeys(names, final))
-    (folder / INDEX).write_text(json.dumps({"metadata": {"total_size": total}, "weight_map": weight_map}, indent=2))
+    (folder / INDEX).write_text(
+        json.dumps({"metadata": {"total_size": total}, "weight_map": weight_map}, indent=2)
+    )
 
 
 def fill_vocab(vocab: dict[str, int], size: int) -> dict[str, int]:
@@ -166,9 +185,13 @@ def add_tokenizer(folder: Path) -> Path:
     tmp = folder / ".tokenizer.partial"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
-    save_tokenizer(tokenizer, tmp, model_max_length=int(config.get("max_position_embeddings", 2048)))
+    save_tokenizer(
+        tokenizer, tmp, model_max_length=int(config.get("max_position_embeddings", 2048))
+    )
     (tmp / "tokenizer_config.json").rename(folder / "tokenizer_config.json")
-    (tmp / "tokenizer.json").rename(folder / "tokenizer.json")  # last: its presence marks the folder complete
+    (tmp / "tokenizer.json").rename(
+        folder / "tokenizer.json"
+    )  # last: its presence marks the folder complete
     tmp.rmdir()
     return folder
 
@@ -177,7 +200,9 @@ def checkpoint(shape: str, cache_dir: Path, dtype: torch.dtype = torch.bfloat16,
                tokenizer: bool = False) -> Path:  # fmt: skip
     """The folder of ``shape``'s random checkpoint under ``cache_dir``, written on first use;
     with ``tokenizer``, also its tokenizer (:func:`add_tokenizer`)."""
-    folder = cache_dir / (shape if dtype == torch.bfloat16 else f"{shape}-{str(dtype).removeprefix('torch.')}")
+    folder = cache_dir / (
+        shape if dtype == torch.bfloat16 else f"{shape}-{str(dtype).removeprefix('torch.')}"
+    )
     if not ((folder / "config.json").is_file() and any(folder.glob("*.safetensors"))):
         cache_dir.mkdir(parents=True, exist_ok=True)
         write_checkpoint(folder, SHAPES[shape], dtype, progress=progress)
@@ -189,14 +214,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         description="Write (or find) a random Llama checkpoint at a real model's sizes and print its folder.",
     )
     p.add_argument("shape", choices=sorted(SHAPES), help="model sizes")
-    p.add_argument("--dtype", default="bfloat16", choices=sorted(DTYPES), help="(default: %(default)s)")
+    p.add_argument(
+        "--dtype", default="bfloat16", choices=sorted(DTYPES), help="(default: %(default)s)"
+    )
     p.add_argument("--cache-dir", type=Path, default=Path(tempfile.gettempdir()) / "tttv2-bench-checkpoints",
                    help="where checkpoints are kept (default: %(default)s)")  # fmt: skip
     p.add_argument("--tokenizer", action="store_true",
                    help="also write a real byte-level BPE tokenizer (tokenizer.json, trained on a small built-in "
                    "corpus; needs tttv2-testing), as `tttv2 serve` and `transformers serve` require")  # fmt: skip
     args = p.parse_args(argv)
-    print(checkpoint(args.shape, args.cache_dir, DTYPES[args.dtype], progress=True, tokenizer=args.tokenizer))
+    print(
+        checkpoint(
+            args.shape, args.cache_dir, DTYPES[args.dtype], progress=True, tokenizer=args.tokenizer
+        )
+    )
     return 0
 
 

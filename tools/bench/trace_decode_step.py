@@ -9,6 +9,7 @@ sources, put its packages' src folders first on PYTHONPATH).
 
     uv run python tools/bench/trace_decode_step.py tools/bench
 """
+
 import json
 import sys
 import tempfile
@@ -27,13 +28,16 @@ with torch.inference_mode():
     step = ours_engine(ours, [[1] * 16], [[2] * 8])
     step()
     step()
+
     def pkg(fn):
         if "/packages/tttv2-" in fn:
             return fn.split("/packages/")[1].split("/")[0]
         if "tttv2" in fn:
             return "tttv2?"
         return None
+
     files, crossings, calls = {}, [], 0
+
     def prof(frame, event, arg):
         global calls
         if event != "call":
@@ -51,8 +55,13 @@ with torch.inference_mode():
         if back is not None:
             q = pkg(back.f_code.co_filename)
             if q != p:
-                crossings.append(f"{back.f_code.co_filename.split('/src/')[-1]}:{back.f_code.co_name} -> {short}:{frame.f_code.co_name}")
+                crossings.append(
+                    f"{back.f_code.co_filename.split('/src/')[-1]}:{back.f_code.co_name} -> {short}:{frame.f_code.co_name}"
+                )
+
     sys.setprofile(prof)
     step()
     sys.setprofile(None)
-print(json.dumps({"files": files, "python_calls_in_tttv2": calls, "crossings": crossings}, indent=1))
+print(
+    json.dumps({"files": files, "python_calls_in_tttv2": calls, "crossings": crossings}, indent=1)
+)

@@ -16,14 +16,25 @@ VARIANTS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
     # name: (config overrides, build_tiny_checkpoint keyword arguments). Two layers: layer 0
     # local (window 8, shorter than every prompt), layer 1 global, unless layer_types says.
     "untied-softcaps-window": (
-        {"tie_word_embeddings": False, "sliding_window": 8, "query_pre_attn_scalar": 32, "initializer_range": 0.1,
-         "attn_logit_softcapping": 4.0, "final_logit_softcapping": 15.0},
+        {
+            "tie_word_embeddings": False,
+            "sliding_window": 8,
+            "query_pre_attn_scalar": 32,
+            "initializer_range": 0.1,
+            "attn_logit_softcapping": 4.0,
+            "final_logit_softcapping": 15.0,
+        },
         {},
     ),  # fmt: skip
     "untied-no-caps-layer-types-bias-sharded": (
-        {"sliding_window": 6, "layer_types": ["full_attention", "sliding_attention"],
-         "attn_logit_softcapping": None, "final_logit_softcapping": None, "attention_bias": True,
-         "tie_word_embeddings": False},
+        {
+            "sliding_window": 6,
+            "layer_types": ["full_attention", "sliding_attention"],
+            "attn_logit_softcapping": None,
+            "final_logit_softcapping": None,
+            "attention_bias": True,
+            "tie_word_embeddings": False,
+        },
         {"max_shard_size": "40KB"},
     ),  # fmt: skip
 }

@@ -28,29 +28,52 @@ import pytest
 from tttv2.testing.model_kit import checkpoint_builder, shared_cache_dir, trained_checkpoint
 
 #: Peaked logits (initializer_range 0.3) so greedy tokens and top-1 are not near-ties.
-BASE: dict[str, Any] = {"initializer_range": 0.3, "max_position_embeddings": 256, "query_pre_attn_scalar": 32}
+BASE: dict[str, Any] = {
+    "initializer_range": 0.3,
+    "max_position_embeddings": 256,
+    "query_pre_attn_scalar": 32,
+}
 
 #: The keys transformers 5's save_pretrained writes that an older Gemma 3 config.json spells
 #: differently (see legacy_spelling).
 MODERN_KEYS = ("rope_parameters", "layer_types", "_sliding_window_pattern")
 
 #: Older spelling of legacy-file's RoPE (what google/gemma-3-4b's text config looks like).
-LEGACY_ROPE = {"rope_theta": 5000.0, "rope_local_base_freq": 100.0, "rope_scaling": {"rope_type": "linear", "factor": 8.0}}
+LEGACY_ROPE = {
+    "rope_theta": 5000.0,
+    "rope_local_base_freq": 100.0,
+    "rope_scaling": {"rope_type": "linear", "factor": 8.0},
+}
 #: ... and its layers: layer i global when (i + 1) % 2 == 0.
 LEGACY_PATTERN = {"sliding_window_pattern": 2}
 
 VARIANTS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
     # name: (config overrides, build_tiny_checkpoint keyword arguments)
     "legacy-file": (
-        {"num_hidden_layers": 2, "sliding_window": 8, **LEGACY_PATTERN, "tie_word_embeddings": False, "initializer_range": 0.1,
-         "final_logit_softcapping": 15.0, "attn_logit_softcapping": 2.0, **LEGACY_ROPE},
+        {
+            "num_hidden_layers": 2,
+            "sliding_window": 8,
+            **LEGACY_PATTERN,
+            "tie_word_embeddings": False,
+            "initializer_range": 0.1,
+            "final_logit_softcapping": 15.0,
+            "attn_logit_softcapping": 2.0,
+            **LEGACY_ROPE,
+        },
         {},
     ),  # fmt: skip
     "rope-parameters-layer-types": (
-        {"num_hidden_layers": 2, "sliding_window": 6, "attention_bias": True, "num_key_value_heads": 1,
-         "layer_types": ["full_attention", "sliding_attention"],
-         "rope_parameters": {"full_attention": {"rope_type": "linear", "factor": 8.0, "rope_theta": 10000.0},
-                             "sliding_attention": {"rope_type": "default", "rope_theta": 50.0}}},
+        {
+            "num_hidden_layers": 2,
+            "sliding_window": 6,
+            "attention_bias": True,
+            "num_key_value_heads": 1,
+            "layer_types": ["full_attention", "sliding_attention"],
+            "rope_parameters": {
+                "full_attention": {"rope_type": "linear", "factor": 8.0, "rope_theta": 10000.0},
+                "sliding_attention": {"rope_type": "default", "rope_theta": 50.0},
+            },
+        },
         {"max_shard_size": "40KB"},
     ),  # fmt: skip
 }
@@ -61,7 +84,11 @@ def legacy_spelling(checkpoint: Any, cache_dir: Path) -> Any:
     and LEGACY_PATTERN, no ``rope_parameters`` / ``layer_types`` (transformers derives them).
     Weights are linked; the folder is shared by xdist workers (written atomically)."""
     folder = cache_dir / f"legacy-{checkpoint.path.name}"
-    config = {k: v for k, v in checkpoint.config.items() if k not in MODERN_KEYS} | LEGACY_ROPE | LEGACY_PATTERN
+    config = (
+        {k: v for k, v in checkpoint.config.items() if k not in MODERN_KEYS}
+        | LEGACY_ROPE
+        | LEGACY_PATTERN
+    )
     if not (folder / "config.json").is_file():
         tmp = Path(tempfile.mkdtemp(dir=cache_dir, prefix=".legacy-"))
         for f in checkpoint.path.iterdir():
@@ -87,7 +114,11 @@ def build(cache_dir):
 
     def build_variant(overrides=None, **kwargs):
         ck = builder(overrides, **kwargs)
-        return legacy_spelling(ck, cache_dir) if overrides and "rope_local_base_freq" in overrides else ck
+        return (
+            legacy_spelling(ck, cache_dir)
+            if overrides and "rope_local_base_freq" in overrides
+            else ck
+        )
 
     return build_variant
 

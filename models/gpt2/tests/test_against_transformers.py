@@ -1,4 +1,4 @@
-""""GPT2LMHeadModel" against transformers on tiny random checkpoints (tttv2.testing.model_kit):
+""" "GPT2LMHeadModel" against transformers on tiny random checkpoints (tttv2.testing.model_kit):
 fp32 logits max-abs error < 1e-4 and 64 identical greedy tokens through the engine; bf16
 PCC >= 0.99 for every layer and teacher-forced top-1 agreement >= 99% (trained checkpoint)."""
 

@@ -55,7 +55,9 @@ def test_fp32_other_rope_scalings_match_transformers(build, scaling):
     ],
     ids=["partial-rotary-ignored", "rope-theta-honoured", "sliding-window-ignored"],
 )
-def test_config_keys_change_our_output_exactly_when_they_change_transformers(build, extra, honoured):
+def test_config_keys_change_our_output_exactly_when_they_change_transformers(
+    build, extra, honoured
+):
     """Same checkpoint with and without ``extra``: ours matches transformers in both, and
     the key changes ours iff it changes transformers' logits."""
     plain, keyed = build(), build(extra)

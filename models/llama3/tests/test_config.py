@@ -122,7 +122,9 @@ def test_rope_frequencies_equal_transformers(name, layout):
     if layout == "rope_scaling":
         config = BASE | {"rope_theta": 250000.0} | ({"rope_scaling": scaling} if scaling else {})
     else:
-        config = BASE | {"rope_parameters": (scaling or {"rope_type": "default"}) | {"rope_theta": 250000.0}}
+        config = BASE | {
+            "rope_parameters": (scaling or {"rope_type": "default"}) | {"rope_theta": 250000.0}
+        }
     spec = rope_spec(config, head_dim=16)
     assert spec.theta == 250000.0 and spec.scaling == name
     for seq_len in (None, 1000):  # dynamic NTK changes past max_position_embeddings
@@ -209,8 +211,14 @@ def test_fuzz_malformed_configs_raise_only_one_line_spec_errors():
 
     from tttv2.blocks.weights import spec_from_config
 
-    leaf = st.none() | st.booleans() | st.integers(-(2**66), 2**66) | st.floats() | st.text(max_size=6)
-    json = st.recursive(leaf, lambda x: st.lists(x, max_size=3) | st.dictionaries(st.text(max_size=6), x, max_size=3), max_leaves=8)
+    leaf = (
+        st.none() | st.booleans() | st.integers(-(2**66), 2**66) | st.floats() | st.text(max_size=6)
+    )
+    json = st.recursive(
+        leaf,
+        lambda x: st.lists(x, max_size=3) | st.dictionaries(st.text(max_size=6), x, max_size=3),
+        max_leaves=8,
+    )
     keys = [*BASE, "head_dim", "hidden_act", "rope_theta", "num_key_value_heads", "rms_norm_eps",
             "attention_bias", "mlp_bias", "tie_word_embeddings", "original_max_position_embeddings"]  # fmt: skip
     rope = st.fixed_dictionaries({"rope_type": st.sampled_from([*SCALINGS, "x"])}, optional={
@@ -218,7 +226,9 @@ def test_fuzz_malformed_configs_raise_only_one_line_spec_errors():
     configs = st.builds(
         lambda changes, r: {**BASE, **changes, **r},
         st.dictionaries(st.sampled_from(keys), json, max_size=4),
-        st.fixed_dictionaries({}, optional={"rope_scaling": rope | json, "rope_parameters": rope | json}),
+        st.fixed_dictionaries(
+            {}, optional={"rope_scaling": rope | json, "rope_parameters": rope | json}
+        ),
     )
 
     @settings(max_examples=200, deadline=None, database=None)

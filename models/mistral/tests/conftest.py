@@ -17,7 +17,10 @@ VARIANTS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
     # name: (config overrides, build_tiny_checkpoint keyword arguments)
     "window-7-gqa": ({"sliding_window": 7, "num_key_value_heads": 2}, {}),
     "window-null-tied": ({"sliding_window": None, "tie_word_embeddings": True}, {}),
-    "window-12-mqa-sharded": ({"sliding_window": 12, "num_key_value_heads": 1}, {"max_shard_size": "40KB"}),
+    "window-12-mqa-sharded": (
+        {"sliding_window": 12, "num_key_value_heads": 1},
+        {"max_shard_size": "40KB"},
+    ),
 }
 
 

@@ -36,16 +36,21 @@ def test_bf16_random_weights_every_layer_pcc(variant):
     [(7, True), (None, False), (256, False), (1000, False)],
     ids=["window-7-honoured", "null-is-full", "window-of-the-context", "window-past-the-context"],
 )
-def test_sliding_window_changes_our_output_exactly_when_it_changes_transformers(build, window, honoured):
+def test_sliding_window_changes_our_output_exactly_when_it_changes_transformers(
+    build, window, honoured
+):
     """The same weights with ``sliding_window`` absent and set: ours matches transformers
     in both, and the window changes our spec iff it changes transformers' logits."""
     plain, keyed = build({"sliding_window": None}), build({"sliding_window": window})
     check_fp32_logits(load, keyed, prompt_len=48)
     ids = prompt(plain.vocab_size, n=48, seed=2)
     theirs_changed = not torch.equal(
-        reference_outputs(plain, ids, greedy_steps=0).logits, reference_outputs(keyed, ids, greedy_steps=0).logits
+        reference_outputs(plain, ids, greedy_steps=0).logits,
+        reference_outputs(keyed, ids, greedy_steps=0).logits,
     )
     ours = load(keyed.path).spec
     assert theirs_changed == honoured
     assert (ours != load(plain.path).spec) == honoured
-    assert {layer.attention.sliding_window for layer in ours.layers} == {window if honoured else None}
+    assert {layer.attention.sliding_window for layer in ours.layers} == {
+        window if honoured else None
+    }

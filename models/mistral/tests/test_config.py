@@ -18,7 +18,9 @@ BASE = {
 }  # fmt: skip
 
 
-@pytest.mark.parametrize(("window", "expected"), [(7, 7), (511, 511), (512, None), (4096, None), (None, None)])
+@pytest.mark.parametrize(
+    ("window", "expected"), [(7, 7), (511, 511), (512, None), (4096, None), (None, None)]
+)
 def test_every_layer_gets_the_window_and_one_covering_the_context_is_none(window, expected):
     spec = model_spec(BASE | {"sliding_window": window, "layer_types": ["full_attention"] * 3})
     assert [layer.attention.sliding_window for layer in spec.layers] == [expected] * 3
@@ -28,7 +30,9 @@ def test_an_absent_window_is_mistralconfigs_default():
     from transformers import MistralConfig
 
     config = BASE | {"max_position_embeddings": 32768}
-    assert {layer.attention.sliding_window for layer in model_spec(config).layers} == {MistralConfig().sliding_window}
+    assert {layer.attention.sliding_window for layer in model_spec(config).layers} == {
+        MistralConfig().sliding_window
+    }
 
 
 class Recording(dict):
@@ -49,7 +53,18 @@ class Recording(dict):
 
 def test_readme_lists_exactly_the_config_keys_read():
     Recording.read = set()
-    for extra in ({}, {"sliding_window": 8, "head_dim": 16, "rope_scaling": {"rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 128}}):
+    for extra in (
+        {},
+        {
+            "sliding_window": 8,
+            "head_dim": 16,
+            "rope_scaling": {
+                "rope_type": "yarn",
+                "factor": 4.0,
+                "original_max_position_embeddings": 128,
+            },
+        },
+    ):
         config = Recording(BASE | extra)
         model_spec(config)
         architecture_of(config)

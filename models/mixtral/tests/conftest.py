@@ -21,7 +21,12 @@ VARIANTS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
     # name: (config overrides, build_tiny_checkpoint keyword arguments)
     "8x2-window-7": ({"sliding_window": 7}, {}),
     "4x3-tied-sharded": (
-        {"num_local_experts": 4, "num_experts_per_tok": 3, "sliding_window": None, "tie_word_embeddings": True},
+        {
+            "num_local_experts": 4,
+            "num_experts_per_tok": 3,
+            "sliding_window": None,
+            "tie_word_embeddings": True,
+        },
         {"max_shard_size": "100KB"},
     ),
 }

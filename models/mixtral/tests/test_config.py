@@ -19,7 +19,9 @@ BASE = {
 }  # fmt: skip
 
 
-@pytest.mark.parametrize(("window", "expected"), [(7, 7), (511, 511), (512, None), (4096, None), (None, None)])
+@pytest.mark.parametrize(
+    ("window", "expected"), [(7, 7), (511, 511), (512, None), (4096, None), (None, None)]
+)
 def test_every_layer_gets_the_window_and_one_covering_the_context_is_none(window, expected):
     spec = model_spec(BASE | {"sliding_window": window})
     assert [layer.attention.sliding_window for layer in spec.layers] == [expected] * 3
@@ -45,7 +47,10 @@ def test_experts_and_top_k_are_mixtralconfigs(experts):
     (moe,) = {layer.ffn for layer in model_spec(BASE | experts).layers}
     assert (moe.num_experts, moe.top_k) == (hf.num_local_experts, hf.num_experts_per_tok)
     assert moe.renormalize and moe.shared_expert is None
-    assert moe.expert.intermediate_dim == hf.intermediate_size and moe.expert.activation == hf.hidden_act
+    assert (
+        moe.expert.intermediate_dim == hf.intermediate_size
+        and moe.expert.activation == hf.hidden_act
+    )
 
 
 def test_more_experts_per_token_than_experts_is_one_line():
@@ -72,7 +77,11 @@ class Recording(dict):
 def test_readme_lists_exactly_the_config_keys_read():
     Recording.read = set()
     rope = {"rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 128}
-    for extra in ({}, {"sliding_window": 8, "head_dim": 16, "rope_scaling": rope}, {"num_experts": 4}):
+    for extra in (
+        {},
+        {"sliding_window": 8, "head_dim": 16, "rope_scaling": rope},
+        {"num_experts": 4},
+    ):
         config = Recording(BASE | extra)
         model_spec(config)
         architecture_of(config)

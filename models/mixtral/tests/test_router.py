@@ -37,7 +37,9 @@ def blocks(windowed):
 @torch.inference_mode()
 def test_near_tied_bf16_logits_choose_transformers_experts_and_weights(blocks):
     ours, theirs = blocks
-    x = torch.randn(512, ours.spec.hidden_dim, generator=torch.Generator().manual_seed(1)).bfloat16()
+    x = torch.randn(
+        512, ours.spec.hidden_dim, generator=torch.Generator().manual_seed(1)
+    ).bfloat16()
     logits, their_weights, their_experts = theirs.gate(x)
     our_logits = ours.gate(x)
     assert torch.equal(our_logits, logits)

@@ -17,7 +17,9 @@ def run_rank(mesh, folder, ids):  # module level: the launcher's workers import 
     spec = load(folder).spec
     stack = ShardedTransformerStack(spec, mesh).eval()
     report = load_shard(stack, folder, stack.plan.tensors(), rename_rules(spec))
-    experts = sorted({int(n.split(".")[4]) for n, _ in stack.named_parameters() if ".ffn.experts." in n})
+    experts = sorted(
+        {int(n.split(".")[4]) for n, _ in stack.named_parameters() if ".ffn.experts." in n}
+    )
     logits, _ = run_prefill(stack, ids)
     return logits, experts, report.bytes_read, report.checkpoint_bytes
 

@@ -24,7 +24,10 @@ def stacked(tensors: dict[str, torch.Tensor], layers: int, experts: int) -> dict
     for i in range(layers):
         p = f"model.layers.{i}.block_sparse_moe.experts"
         out[f"model.layers.{i}.mlp.experts.gate_up_proj"] = torch.stack(
-            [torch.cat([tensors[f"{p}.{e}.w1.weight"], tensors[f"{p}.{e}.w3.weight"]]) for e in range(experts)]
+            [
+                torch.cat([tensors[f"{p}.{e}.w1.weight"], tensors[f"{p}.{e}.w3.weight"]])
+                for e in range(experts)
+            ]
         )
         out[f"model.layers.{i}.mlp.experts.down_proj"] = torch.stack(
             [tensors[f"{p}.{e}.w2.weight"] for e in range(experts)]
@@ -40,18 +43,26 @@ def stacked_copy(windowed, tmp_path_factory):
             shutil.copy(f, folder / f.name)
     tensors = load_file(windowed.path / "model.safetensors")
     experts = windowed.config["num_local_experts"]
-    save_file(stacked(tensors, windowed.num_layers, experts), folder / "model.safetensors", metadata={"format": "pt"})
+    save_file(
+        stacked(tensors, windowed.num_layers, experts),
+        folder / "model.safetensors",
+        metadata={"format": "pt"},
+    )
     return folder
 
 
-def test_stacked_experts_load_to_the_same_logits_and_transformers_reads_them_alike(windowed, stacked_copy):
+def test_stacked_experts_load_to_the_same_logits_and_transformers_reads_them_alike(
+    windowed, stacked_copy
+):
     from transformers import AutoModelForCausalLM
 
     ids = prompt(windowed.vocab_size, n=24)
     ours, _ = prefill(load(windowed.path).model, ids)
     from_stacked, _ = prefill(load(stacked_copy).model, ids)
     assert torch.equal(ours, from_stacked)
-    hf = AutoModelForCausalLM.from_pretrained(stacked_copy, dtype=torch.float32, use_safetensors=True).eval()
+    hf = AutoModelForCausalLM.from_pretrained(
+        stacked_copy, dtype=torch.float32, use_safetensors=True
+    ).eval()
     with torch.inference_mode():
         theirs = hf(torch.tensor([ids])).logits[0]
     assert (theirs - from_stacked).abs().max() < 1e-4

@@ -11,7 +11,11 @@ from tttv2.testing.model_kit import checkpoint_builder, shared_cache_dir, traine
 
 #: Peaked logits (initializer_range 0.3) so greedy tokens and top-1 are not near-ties.
 #: pad_token_id: Phi3Config defaults it to 32000, past the tiny vocabulary.
-BASE: dict[str, Any] = {"initializer_range": 0.3, "max_position_embeddings": 256, "pad_token_id": None}
+BASE: dict[str, Any] = {
+    "initializer_range": 0.3,
+    "max_position_embeddings": 256,
+    "pad_token_id": None,
+}
 
 #: head_dim 16 (TINY_DEFAULTS): 8 factors; LongRoPE switches past 128 tokens.
 ORIGINAL = 128

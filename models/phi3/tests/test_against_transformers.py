@@ -1,4 +1,4 @@
-""""Phi3ForCausalLM" against transformers on tiny random checkpoints (tttv2.testing.model_kit):
+""" "Phi3ForCausalLM" against transformers on tiny random checkpoints (tttv2.testing.model_kit):
 fp32 logits max-abs error < 1e-4 and 64 identical greedy tokens through the engine; bf16
 PCC >= 0.99 for every layer and teacher-forced top-1 agreement >= 99% (trained checkpoint)."""
 
@@ -29,7 +29,9 @@ def test_bf16_random_weights_every_layer_pcc(variant):
 
 
 @pytest.mark.parametrize("rope", [LONGROPE, PARTIAL], ids=["longrope", "partial-rotary"])
-@pytest.mark.parametrize("prompt_len", [ORIGINAL, ORIGINAL + 40], ids=["short-factor", "long-factor"])
+@pytest.mark.parametrize(
+    "prompt_len", [ORIGINAL, ORIGINAL + 40], ids=["short-factor", "long-factor"]
+)
 def test_fp32_longrope_either_side_of_original_max_position(build, rope, prompt_len):
     """Up to original_max_position_embeddings tokens the short factors rotate, past it the
     long ones (and transformers' attention factor): logits within 1e-4 in both regimes."""
@@ -39,4 +41,6 @@ def test_fp32_longrope_either_side_of_original_max_position(build, rope, prompt_
 def test_fp32_su_is_read_as_longrope_as_phi3config_does(build):
     """Early Phi-3 files name the rule "su" (Phi3Config rewrites it to "longrope")."""
     scaling = {k: v for k, v in LONGROPE["rope_scaling"].items() if k != "rope_type"}
-    check_fp32_logits(load, build(LONGROPE | {"rope_scaling": {"type": "su", **scaling}}), prompt_len=ORIGINAL + 8)
+    check_fp32_logits(
+        load, build(LONGROPE | {"rope_scaling": {"type": "su", **scaling}}), prompt_len=ORIGINAL + 8
+    )

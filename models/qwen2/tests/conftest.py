@@ -16,9 +16,17 @@ BASE: dict[str, Any] = {"initializer_range": 0.3, "max_position_embeddings": 256
 
 VARIANTS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
     # name: (config overrides, build_tiny_checkpoint keyword arguments)
-    "tied-window-off": ({"tie_word_embeddings": True, "use_sliding_window": False, "sliding_window": 5}, {}),
+    "tied-window-off": (
+        {"tie_word_embeddings": True, "use_sliding_window": False, "sliding_window": 5},
+        {},
+    ),
     "window-7-from-layer-1": (
-        {"use_sliding_window": True, "sliding_window": 7, "max_window_layers": 1, "num_key_value_heads": 1},
+        {
+            "use_sliding_window": True,
+            "sliding_window": 7,
+            "max_window_layers": 1,
+            "num_key_value_heads": 1,
+        },
         {},
     ),
     "layer-types-sharded": (

@@ -21,8 +21,18 @@ BASE = {
 
 LAYER_TYPES = [None, ["full_attention", "sliding_attention", "full_attention", "sliding_attention"]]
 CASES = [
-    {k: v for k, v in zip(("use_sliding_window", "sliding_window", "max_window_layers", "layer_types"), c, strict=True) if v != "-"}
-    for c in itertools.product([True, False, "-"], [7, None, 512, 4096, "-"], [0, 2, 4, "-"], LAYER_TYPES + ["-"])
+    {
+        k: v
+        for k, v in zip(
+            ("use_sliding_window", "sliding_window", "max_window_layers", "layer_types"),
+            c,
+            strict=True,
+        )
+        if v != "-"
+    }
+    for c in itertools.product(
+        [True, False, "-"], [7, None, 512, 4096, "-"], [0, 2, 4, "-"], LAYER_TYPES + ["-"]
+    )
 ]
 
 
@@ -37,7 +47,9 @@ def transformers_windows(config: dict) -> list[int | None] | None:
     return [hf.sliding_window if t == "sliding_attention" else None for t in hf.layer_types]
 
 
-@pytest.mark.parametrize("extra", CASES, ids=lambda c: ",".join(f"{k}={v}" for k, v in c.items()) or "none")
+@pytest.mark.parametrize(
+    "extra", CASES, ids=lambda c: ",".join(f"{k}={v}" for k, v in c.items()) or "none"
+)
 def test_layer_windows_are_the_ones_transformers_derives(extra):
     config = BASE | extra
     expected = transformers_windows(config)
@@ -75,7 +87,18 @@ def test_readme_lists_exactly_the_config_keys_read():
     from tttv2.blocks.hf_config import HFConfig
 
     Recording.read = set()
-    for extra in ({}, {"use_sliding_window": True, "head_dim": 16, "rope_scaling": {"rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 128}}):
+    for extra in (
+        {},
+        {
+            "use_sliding_window": True,
+            "head_dim": 16,
+            "rope_scaling": {
+                "rope_type": "yarn",
+                "factor": 4.0,
+                "original_max_position_embeddings": 128,
+            },
+        },
+    ):
         config = Recording(BASE | extra)
         model_spec(config)
         architecture_of(config)

@@ -20,7 +20,10 @@ VARIANTS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
     "head-dim-24-tied": ({"head_dim": 24, "tie_word_embeddings": True}, {}),
     "bias-window-7-sharded": (
         {
-            "attention_bias": True, "use_sliding_window": True, "sliding_window": 7, "max_window_layers": 1,
+            "attention_bias": True,
+            "use_sliding_window": True,
+            "sliding_window": 7,
+            "max_window_layers": 1,
             "num_key_value_heads": 1,
         },
         {"max_shard_size": "40KB"},

@@ -19,7 +19,9 @@ def test_requests_joining_and_leaving_a_batch_match_transformers_alone(windowed)
 def test_preempted_requests_are_recomputed_to_transformers_tokens(windowed):
     """Four 20-token prompts generating 40 tokens need 16 blocks; 9 force preemption."""
     loaded = load(windowed.path, dtype=torch.float32)
-    engine = LLMEngine(loaded.model, num_blocks=9, block_size=16, max_seq_len=loaded.max_context, max_num_seqs=4)
+    engine = LLMEngine(
+        loaded.model, num_blocks=9, block_size=16, max_seq_len=loaded.max_context, max_num_seqs=4
+    )
     prompts = [prompt(windowed.vocab_size, n=20, seed=s) for s in range(4)]
     outputs = engine.generate(prompts, SamplingParams(), StopConditions(max_new_tokens=40))
     assert engine.stats.preemptions > 0, "nothing was preempted: the test would check nothing"

@@ -50,8 +50,13 @@ def cache_dir(tmp_path_factory: pytest.TempPathFactory):
 @pytest.fixture(scope="session")
 def build(cache_dir):
     """``build(architecture, config_overrides=None, **kwargs) -> TinyCheckpoint``."""
-    builders = {a: checkpoint_builder(cache_dir, a, BASE) for a in ("Qwen2MoeForCausalLM", "Qwen3MoeForCausalLM")}
-    return lambda architecture, overrides=None, **kwargs: builders[architecture](overrides, **kwargs)
+    builders = {
+        a: checkpoint_builder(cache_dir, a, BASE)
+        for a in ("Qwen2MoeForCausalLM", "Qwen3MoeForCausalLM")
+    }
+    return lambda architecture, overrides=None, **kwargs: builders[architecture](
+        overrides, **kwargs
+    )
 
 
 def build_variant(build, name: str):
@@ -64,7 +69,9 @@ def variant(request: pytest.FixtureRequest, build):
     return build_variant(build, request.param)
 
 
-@pytest.fixture(scope="session", params=["qwen2-dense-0-renorm-window-7", "qwen3-dense-2-renorm-window-7-bias"])
+@pytest.fixture(
+    scope="session", params=["qwen2-dense-0-renorm-window-7", "qwen3-dense-2-renorm-window-7-bias"]
+)
 def windowed(request: pytest.FixtureRequest, build):
     """One windowed, mixed dense/sparse checkpoint of each architecture."""
     return build_variant(build, request.param)

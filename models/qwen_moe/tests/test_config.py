@@ -28,7 +28,9 @@ SPECS = {"Qwen2MoeForCausalLM": qwen2_moe_spec, "Qwen3MoeForCausalLM": qwen3_moe
 def hf_config(architecture: str, config: dict):
     from transformers import Qwen2MoeConfig, Qwen3MoeConfig
 
-    return {"Qwen2MoeForCausalLM": Qwen2MoeConfig, "Qwen3MoeForCausalLM": Qwen3MoeConfig}[architecture].from_dict(config)
+    return {"Qwen2MoeForCausalLM": Qwen2MoeConfig, "Qwen3MoeForCausalLM": Qwen3MoeConfig}[
+        architecture
+    ].from_dict(config)
 
 
 def transformers_sparse_layers(architecture: str, config: dict) -> list[bool]:
@@ -45,15 +47,23 @@ def transformers_sparse_layers(architecture: str, config: dict) -> list[bool]:
 
 
 SPARSE_CASES = [
-    {k: v for k, v in zip(("decoder_sparse_step", "mlp_only_layers", "num_experts"), c, strict=True) if v != "-"}
+    {
+        k: v
+        for k, v in zip(("decoder_sparse_step", "mlp_only_layers", "num_experts"), c, strict=True)
+        if v != "-"
+    }
     for c in itertools.product([1, 2, 3, "-"], [[], [0, 3], [1], "-"], [4, 0, "-"])
 ]
 
 
 @pytest.mark.parametrize("architecture", sorted(SPECS))
-@pytest.mark.parametrize("extra", SPARSE_CASES, ids=lambda c: ",".join(f"{k}={v}" for k, v in c.items()) or "none")
+@pytest.mark.parametrize(
+    "extra", SPARSE_CASES, ids=lambda c: ",".join(f"{k}={v}" for k, v in c.items()) or "none"
+)
 def test_sparse_layers_are_the_ones_transformers_builds(architecture, extra):
-    config = {k: v for k, v in BASE.items() if not (k == "num_experts" and "num_experts" in extra)} | extra
+    config = {
+        k: v for k, v in BASE.items() if not (k == "num_experts" and "num_experts" in extra)
+    } | extra
     if config.get("num_experts", 1) == 0:
         config["num_experts_per_tok"] = 1  # top-k is not read without sparse layers
     expected = transformers_sparse_layers(architecture, config)
@@ -63,8 +73,18 @@ def test_sparse_layers_are_the_ones_transformers_builds(architecture, extra):
 
 LAYER_TYPES = [None, ["sliding_attention", "full_attention", "full_attention", "sliding_attention"]]
 WINDOW_CASES = [
-    {k: v for k, v in zip(("use_sliding_window", "sliding_window", "max_window_layers", "layer_types"), c, strict=True) if v != "-"}
-    for c in itertools.product([True, False, "-"], [7, None, 512, "-"], [0, 3, "-"], LAYER_TYPES + ["-"])
+    {
+        k: v
+        for k, v in zip(
+            ("use_sliding_window", "sliding_window", "max_window_layers", "layer_types"),
+            c,
+            strict=True,
+        )
+        if v != "-"
+    }
+    for c in itertools.product(
+        [True, False, "-"], [7, None, 512, "-"], [0, 3, "-"], LAYER_TYPES + ["-"]
+    )
 ]
 
 
@@ -72,7 +92,9 @@ def transformers_windows(architecture: str, config: dict) -> list[int | None] | 
     """Each layer's window as transformers' mask takes it, or ``None`` where it refuses the
     config (Qwen2-MoE: a sliding layer without a window)."""
     hf = hf_config(architecture, config)
-    if architecture == "Qwen3MoeForCausalLM":  # one mask for every layer, windowed iff sliding_window
+    if (
+        architecture == "Qwen3MoeForCausalLM"
+    ):  # one mask for every layer, windowed iff sliding_window
         return [hf.sliding_window] * hf.num_hidden_layers
     if "sliding_attention" in hf.layer_types and not hf.sliding_window:
         return None
@@ -80,7 +102,9 @@ def transformers_windows(architecture: str, config: dict) -> list[int | None] | 
 
 
 @pytest.mark.parametrize("architecture", sorted(SPECS))
-@pytest.mark.parametrize("extra", WINDOW_CASES, ids=lambda c: ",".join(f"{k}={v}" for k, v in c.items()) or "none")
+@pytest.mark.parametrize(
+    "extra", WINDOW_CASES, ids=lambda c: ",".join(f"{k}={v}" for k, v in c.items()) or "none"
+)
 def test_layer_windows_are_the_ones_transformers_derives(architecture, extra):
     config = BASE | extra
     expected = transformers_windows(architecture, config)
@@ -89,25 +113,40 @@ def test_layer_windows_are_the_ones_transformers_derives(architecture, extra):
             SPECS[architecture](config)
         return
     expected = [None if w is not None and w >= 512 else w for w in expected]  # covers the context
-    assert [layer.attention.sliding_window for layer in SPECS[architecture](config).layers] == expected
+    assert [
+        layer.attention.sliding_window for layer in SPECS[architecture](config).layers
+    ] == expected
 
 
 @pytest.mark.parametrize("architecture", sorted(SPECS))
-@pytest.mark.parametrize("extra", [{}, {"norm_topk_prob": True}, {"num_experts_per_tok": 1}, {"hidden_act": "gelu"}])
+@pytest.mark.parametrize(
+    "extra", [{}, {"norm_topk_prob": True}, {"num_experts_per_tok": 1}, {"hidden_act": "gelu"}]
+)
 def test_router_and_experts_are_transformers(architecture, extra):
     config = BASE | extra
     hf = hf_config(architecture, config)
     moe = SPECS[architecture](config).layers[0].ffn
-    assert (moe.num_experts, moe.top_k, moe.renormalize) == (hf.num_experts, hf.num_experts_per_tok, hf.norm_topk_prob)
-    assert (moe.expert.intermediate_dim, moe.expert.activation) == (hf.moe_intermediate_size, hf.hidden_act)
+    assert (moe.num_experts, moe.top_k, moe.renormalize) == (
+        hf.num_experts,
+        hf.num_experts_per_tok,
+        hf.norm_topk_prob,
+    )
+    assert (moe.expert.intermediate_dim, moe.expert.activation) == (
+        hf.moe_intermediate_size,
+        hf.hidden_act,
+    )
     if architecture == "Qwen2MoeForCausalLM":
-        assert moe.shared_expert.intermediate_dim == hf.shared_expert_intermediate_size and moe.shared_expert_gate
+        assert (
+            moe.shared_expert.intermediate_dim == hf.shared_expert_intermediate_size
+            and moe.shared_expert_gate
+        )
     else:
         assert moe.shared_expert is None and not moe.shared_expert_gate
 
 
 @pytest.mark.parametrize(
-    "experts", [{"num_experts": 4}, {"num_local_experts": 4}, {"num_experts": 4, "num_local_experts": 6}]
+    "experts",
+    [{"num_experts": 4}, {"num_local_experts": 4}, {"num_experts": 4, "num_local_experts": 6}],
 )
 def test_qwen3_moe_expert_count_as_qwen3moeconfig_resolves_its_alias(experts):
     config = {k: v for k, v in BASE.items() if k != "num_experts"} | experts
@@ -166,5 +205,7 @@ def test_readme_lists_exactly_the_config_keys_read(architecture):
         cfg = HFConfig(config)  # what load_hf_checkpoint reads besides the mapping
         cfg.token_ids("eos_token_id"), cfg.token_id("bos_token_id")
     readme = (Path(__file__).parents[1] / "README.md").read_text()
-    section = re.search(rf"<!-- config-keys {architecture} -->(.*?)<!-- /config-keys -->", readme, re.S).group(1)
+    section = re.search(
+        rf"<!-- config-keys {architecture} -->(.*?)<!-- /config-keys -->", readme, re.S
+    ).group(1)
     assert set(re.findall(r"`([a-z_]+)`", section)) == Recording.read

@@ -19,11 +19,16 @@ from tttv2.testing.model_kit import (
 )
 
 
-@pytest.mark.parametrize(("architecture", "module"), [("Qwen2MoeForCausalLM", "qwen2_moe"), ("Qwen3MoeForCausalLM", "qwen3_moe")])
+@pytest.mark.parametrize(
+    ("architecture", "module"),
+    [("Qwen2MoeForCausalLM", "qwen2_moe"), ("Qwen3MoeForCausalLM", "qwen3_moe")],
+)
 def test_the_entry_points_are_this_projects_plugins(architecture, module):
     import importlib
 
-    assert find_model_plugin(architecture) is importlib.import_module(f"tttv2_model_qwen_moe.{module}")
+    assert find_model_plugin(architecture) is importlib.import_module(
+        f"tttv2_model_qwen_moe.{module}"
+    )
 
 
 def test_sampling_stops_and_streaming(windowed):

@@ -39,7 +39,10 @@ def test_tttv2_core_code_comes_from_this_environment():
     assert Path(tttv2.core.__file__).resolve().is_relative_to(ENV), tttv2.core.__file__
 
 
-@pytest.mark.parametrize(("architecture", "module"), [("Qwen2MoeForCausalLM", "qwen2_moe"), ("Qwen3MoeForCausalLM", "qwen3_moe")])
+@pytest.mark.parametrize(
+    ("architecture", "module"),
+    [("Qwen2MoeForCausalLM", "qwen2_moe"), ("Qwen3MoeForCausalLM", "qwen3_moe")],
+)
 def test_architecture_entry_point(architecture, module):
     import importlib
 

@@ -51,7 +51,9 @@ def blocks(request, windowed):
 @torch.inference_mode()
 def test_near_tied_bf16_logits_choose_transformers_experts_and_weights(blocks):
     ours, theirs = blocks
-    x = torch.randn(512, ours.spec.hidden_dim, generator=torch.Generator().manual_seed(1)).bfloat16()
+    x = torch.randn(
+        512, ours.spec.hidden_dim, generator=torch.Generator().manual_seed(1)
+    ).bfloat16()
     logits, their_weights, their_experts = theirs.gate(x)
     our_logits = ours.gate(x)
     assert torch.equal(our_logits, logits)
@@ -63,7 +65,9 @@ def test_near_tied_bf16_logits_choose_transformers_experts_and_weights(blocks):
 
     weights, experts = route(our_logits, k, ours.spec.renormalize)
     assert torch.equal(experts, their_experts)
-    assert weights.dtype == torch.float32 and their_weights.dtype == torch.bfloat16  # the known difference
+    assert (
+        weights.dtype == torch.float32 and their_weights.dtype == torch.bfloat16
+    )  # the known difference
     assert torch.equal(weights.to(torch.bfloat16), their_weights)
     if ours.spec.renormalize:
         assert torch.allclose(weights.sum(-1), torch.ones(len(x)))

@@ -29,7 +29,9 @@ def stacked(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     for layer, parts in experts.items():
         n = 1 + max(e for e, _ in parts)
         p = f"model.layers.{layer}.mlp.experts"
-        out[f"{p}.gate_up_proj"] = torch.stack([torch.cat([parts[(e, "gate")], parts[(e, "up")]]) for e in range(n)])
+        out[f"{p}.gate_up_proj"] = torch.stack(
+            [torch.cat([parts[(e, "gate")], parts[(e, "up")]]) for e in range(n)]
+        )
         out[f"{p}.down_proj"] = torch.stack([parts[(e, "down")] for e in range(n)])
     return out
 
@@ -40,11 +42,17 @@ def stacked_copy(windowed, tmp_path_factory):
     for f in windowed.path.iterdir():
         if f.suffix != ".safetensors":
             shutil.copy(f, folder / f.name)
-    save_file(stacked(load_file(windowed.path / "model.safetensors")), folder / "model.safetensors", metadata={"format": "pt"})
+    save_file(
+        stacked(load_file(windowed.path / "model.safetensors")),
+        folder / "model.safetensors",
+        metadata={"format": "pt"},
+    )
     return folder
 
 
-def test_stacked_experts_load_to_the_same_logits_and_transformers_reads_them_alike(windowed, stacked_copy):
+def test_stacked_experts_load_to_the_same_logits_and_transformers_reads_them_alike(
+    windowed, stacked_copy
+):
     from transformers import AutoModelForCausalLM
 
     load = load_for(windowed)
@@ -52,7 +60,9 @@ def test_stacked_experts_load_to_the_same_logits_and_transformers_reads_them_ali
     ours, _ = prefill(load(windowed.path).model, ids)
     from_stacked, _ = prefill(load(stacked_copy).model, ids)
     assert torch.equal(ours, from_stacked)
-    hf = AutoModelForCausalLM.from_pretrained(stacked_copy, dtype=torch.float32, use_safetensors=True).eval()
+    hf = AutoModelForCausalLM.from_pretrained(
+        stacked_copy, dtype=torch.float32, use_safetensors=True
+    ).eval()
     with torch.inference_mode():
         theirs = hf(torch.tensor([ids])).logits[0]
     assert (theirs - from_stacked).abs().max() < 1e-4

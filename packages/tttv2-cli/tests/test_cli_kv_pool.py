@@ -41,7 +41,9 @@ def engines(monkeypatch):
 
 
 def generate(capsys, ckpt, *extra: str) -> dict:
-    code, out, err = run(capsys, "generate", "--checkpoint", str(ckpt.path), *PROMPT, "--json", *extra)
+    code, out, err = run(
+        capsys, "generate", "--checkpoint", str(ckpt.path), *PROMPT, "--json", *extra
+    )
     assert code == 0, err
     return json.loads(out)
 
@@ -55,7 +57,9 @@ SETTINGS = [  # (TTTV2_DEVICE_PROFILE, TTTV2_PARAMS file, the block size tttv2-h
 
 def test_block_size_follows_tttv2_hw(capsys, tiny_llama, engines, monkeypatch, tmp_path):
     generated = []
-    pinned = os.environ.get("TTTV2_DEVICE_PROFILE")  # the session's profile (tttv2-testing's plugin)
+    pinned = os.environ.get(
+        "TTTV2_DEVICE_PROFILE"
+    )  # the session's profile (tttv2-testing's plugin)
     for i, (profile, params, block) in enumerate(SETTINGS):
         monkeypatch.delenv("TTTV2_DEVICE_PROFILE", raising=False)
         monkeypatch.delenv("TTTV2_PARAMS", raising=False)
@@ -84,7 +88,14 @@ def small_device(spec, kv_blocks: int) -> DeviceConfig:
     need = probe.weight_bytes + activations + (kv_blocks + 0.5) * probe.kv_bytes_per_block
     memory = math.ceil(need / (1 - DEFAULT_RUNTIME_FRACTION))
     device = dataclasses.replace(cpu, memory_total_bytes=memory, memory_available_bytes=memory)
-    plan = plan_memory(spec, device=device, weight_dtype="float32", kv_dtype="float32", block_size=16, context_len=16)
+    plan = plan_memory(
+        spec,
+        device=device,
+        weight_dtype="float32",
+        kv_dtype="float32",
+        block_size=16,
+        context_len=16,
+    )
     assert plan.num_blocks == kv_blocks  # the premise: room for exactly that many blocks
     return device
 
@@ -101,7 +112,9 @@ def test_jobs_get_what_they_need_up_to_the_memory_plan(capsys, tiny_llama, engin
     assert engines[-1] == (6, 16) and len(record["generated_ids"]) == 93
 
     path = str(tiny_llama.path)
-    code, out, err = run(capsys, "generate", "--checkpoint", path, *PROMPT, "--max-new-tokens", "94")
+    code, out, err = run(
+        capsys, "generate", "--checkpoint", path, *PROMPT, "--max-new-tokens", "94"
+    )
     assert code == 2 and out == "" and len(err.strip().splitlines()) == 1, err
     assert err.startswith(
         "tttv2 generate: error: a prompt of 3 tokens + --max-new-tokens 94: "

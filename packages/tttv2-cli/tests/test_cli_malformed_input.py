@@ -111,7 +111,15 @@ def test_a_shard_in_a_subfolder_of_the_checkpoint_is_fine(capsys, tiny_llama, tm
     ],
 )
 def test_sampling_values_that_would_overflow(capsys, tiny_llama, value, fragment):
-    argv = ("generate", "--checkpoint", str(tiny_llama.path), "--prompt-ids", "1,2", "--temperature", value)
+    argv = (
+        "generate",
+        "--checkpoint",
+        str(tiny_llama.path),
+        "--prompt-ids",
+        "1,2",
+        "--temperature",
+        value,
+    )
     assert_one_line_exit_2(*run(capsys, *argv), fragment)
 
 
@@ -137,7 +145,9 @@ def test_any_input_error_is_one_line_and_anything_else_a_traceback(capsys, tiny_
         raise NewKindOfBadInput("config.json: frobnication=7 is invalid: expected 0")
 
     monkeypatch.setattr(loading, "load_model", new_kind)
-    assert_one_line_exit_2(*run(capsys, *argv), "tttv2 generate: error: config.json: frobnication=7")
+    assert_one_line_exit_2(
+        *run(capsys, *argv), "tttv2 generate: error: config.json: frobnication=7"
+    )
 
     def bug(*args, **kwargs):
         raise KeyError("layers.0")  # an internal error, not a finding about the input
@@ -180,29 +190,43 @@ def nothing_unpickled_or_asked(monkeypatch):
 
 
 @pytest.mark.parametrize("verb", ["validate", "bench"])
-def test_a_config_needing_remote_code_is_refused(capsys, tiny_llama, tmp_path, nothing_unpickled_or_asked, verb):
+def test_a_config_needing_remote_code_is_refused(
+    capsys, tiny_llama, tmp_path, nothing_unpickled_or_asked, verb
+):
     folder = tmp_path / "ckpt"
     shutil.copytree(tiny_llama.path, folder)
     config = json.loads((folder / "config.json").read_text())
     config["auto_map"] = {"AutoModelForCausalLM": "modeling_evil.EvilForCausalLM"}
     (folder / "config.json").write_text(json.dumps(config))
     (folder / "modeling_evil.py").write_text(f"open({str(tmp_path / 'RAN')!r}, 'w')\n")
-    extra = ["--prompt-len", "4", "--gen-len", "2", "--bandwidth-mib", "1"] if verb == "bench" else ["--seq-len", "8"]
+    extra = (
+        ["--prompt-len", "4", "--gen-len", "2", "--bandwidth-mib", "1"]
+        if verb == "bench"
+        else ["--seq-len", "8"]
+    )
     assert_one_line_exit_2(
         *run(capsys, verb, "--checkpoint", str(folder), *extra),
-        f"tttv2 {verb}: error:", "auto_map=", "trust_remote_code=False",
+        f"tttv2 {verb}: error:",
+        "auto_map=",
+        "trust_remote_code=False",
     )
     assert not (tmp_path / "RAN").exists()
 
 
-def test_validate_reads_the_safetensors_never_the_pickle_beside_them(capsys, tiny_llama, tmp_path, nothing_unpickled_or_asked):
+def test_validate_reads_the_safetensors_never_the_pickle_beside_them(
+    capsys, tiny_llama, tmp_path, nothing_unpickled_or_asked
+):
     import torch
 
     folder = tmp_path / "ckpt"
     shutil.copytree(tiny_llama.path, folder)
-    (folder / "model.safetensors").rename(folder / "weights.safetensors")  # transformers' default name is gone
+    (folder / "model.safetensors").rename(
+        folder / "weights.safetensors"
+    )  # transformers' default name is gone
     with open(folder / "pytorch_model.bin", "wb") as f:
         torch.save({"model.embed_tokens.weight": Exploding()}, f)
-    code, out, err = run(capsys, "validate", "--checkpoint", str(folder), "--seq-len", "8", "--json")
+    code, out, err = run(
+        capsys, "validate", "--checkpoint", str(folder), "--seq-len", "8", "--json"
+    )
     assert code == 0, err
     assert json.loads(out)["passed"] is True

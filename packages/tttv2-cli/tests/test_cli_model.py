@@ -75,7 +75,9 @@ def test_generate_and_bench_capture_decode_validate_does_not(capsys, tiny_llama,
     generate_json(capsys, tiny_llama, "--prompt-ids", "5,17,42", "--max-new-tokens", "3")
     code, _, err = run(capsys, "bench", "--checkpoint", path, "--prompt-len", "8", "--gen-len", "3")
     assert code == 0, err
-    code, out, err = run(capsys, "validate", "--checkpoint", path, "--seq-len", "8", "--greedy-steps", "2")
+    code, out, err = run(
+        capsys, "validate", "--checkpoint", path, "--seq-len", "8", "--greedy-steps", "2"
+    )
     assert code == 0, out + err
     # validate compares layer outputs through hooks: its decode passes keep re-checking
     assert [m.decode_captured for m in models] == [True, True, False]
@@ -151,7 +153,9 @@ def test_seeded_sampling_reproducible_and_strategies_agree(capsys, tiny_llama):
     assert unified["generated_ids"] == greedy["generated_ids"] and unified["strategy"] == "unified"
 
 
-def test_generate_compiles_native_kernels_before_timing_and_says_so(capsys, tiny_llama, monkeypatch, tmp_path):
+def test_generate_compiles_native_kernels_before_timing_and_says_so(
+    capsys, tiny_llama, monkeypatch, tmp_path
+):
     from tttv2.hw.kernels.native import native_status
 
     status = native_status()
@@ -159,10 +163,14 @@ def test_generate_compiles_native_kernels_before_timing_and_says_so(capsys, tiny
         pytest.skip(f"tttv2-hw's native kernels cannot be built here: {status}")
     monkeypatch.setenv("TTTV2_CACHE_DIR", str(tmp_path))  # nothing compiled yet
     path = str(tiny_llama.path)
-    code, _, err = run(capsys, "generate", "--checkpoint", path, "--prompt-ids", "5,17", "--max-new-tokens", "2")
+    code, _, err = run(
+        capsys, "generate", "--checkpoint", path, "--prompt-ids", "5,17", "--max-new-tokens", "2"
+    )
     assert code == 0, err
     assert "warm-up: native kernels compiled in" in err
-    assert sorted(p.name.split("-")[0] for p in (tmp_path / "native").glob("*.so")) == sorted(status)
+    assert sorted(p.name.split("-")[0] for p in (tmp_path / "native").glob("*.so")) == sorted(
+        status
+    )
     again = generate_json(capsys, tiny_llama, "--prompt-ids", "5,17", "--max-new-tokens", "2")
     assert again["native_compile_s"] == 0.0  # loaded from the cache
 
@@ -213,11 +221,21 @@ def test_validate_passes_in_both_dtypes(capsys, tiny_llama, trained_llama):
     )
     assert code == 0, out + err
     record = json.loads(out)
-    assert record["passed"] and set(record["checks"]) == {"logits_max_abs_error", "greedy_identical"}
+    assert record["passed"] and set(record["checks"]) == {
+        "logits_max_abs_error",
+        "greedy_identical",
+    }
     # the default compares 64 greedy tokens: the fp32 bar is "identical for 64 steps"
     assert len(record["greedy"]["hf"]) == 64 and record["greedy"]["ours"] == record["greedy"]["hf"]
     code, out, err = run(
-        capsys, "validate", "--checkpoint", str(tiny_llama.path), "--seq-len", "24", "--greedy-steps", "16"
+        capsys,
+        "validate",
+        "--checkpoint",
+        str(tiny_llama.path),
+        "--seq-len",
+        "24",
+        "--greedy-steps",
+        "16",
     )
     assert code == 0, out + err
     assert "layer   0  PCC" in out and out.strip().endswith("PASS")
@@ -297,14 +315,18 @@ def test_bench_reports_ours_hf_ratio_and_roofline(capsys, tiny_llama):
         assert record[side]["prefill_tokens_per_s"] > 0 and record[side]["decode_tokens_per_s"] > 0
         assert record[side]["ttft_s"] > 0
         assert record[side]["load_s"] > 0 and record[side]["warmup_s"] > 0  # warm-up, apart
-    assert record["ratio"]["load_s"] == pytest.approx(record["ours"]["load_s"] / record["hf"]["load_s"])
+    assert record["ratio"]["load_s"] == pytest.approx(
+        record["ours"]["load_s"] / record["hf"]["load_s"]
+    )
     assert record["ratio"]["decode_tokens_per_s"] == pytest.approx(
         record["ours"]["decode_tokens_per_s"] / record["hf"]["decode_tokens_per_s"]
     )
     # the decode path the stack decided when prepared (fused on a CPU with the native kernel, else eager)
     path = record["config"]["decode_path"]
     assert path["kind"] in ("fused", "eager") and path["reason"]
-    assert path["kind"] != "fused" or path["last_pass_eager_because"] is None  # the fused passes ran fused
+    assert (
+        path["kind"] != "fused" or path["last_pass_eager_because"] is None
+    )  # the fused passes ran fused
     roof = record["roofline"]
     params = (
         sum(p.numel() for p in tiny_llama.load_model().parameters())
@@ -474,7 +496,9 @@ def test_bench_compile_runs_the_timed_decode_through_torch_compile(capsys, tiny_
         record = json.loads(out)
         assert calls == [{"max_batch": 2}] and record["config"]["compile"] is True
         # every graph is made in the untimed first run; the timed run compiles nothing
-        assert len(graphs_per_run) == 2 and graphs_per_run[0] >= 1 and graphs_per_run[1] == 0, graphs_per_run
+        assert len(graphs_per_run) == 2 and graphs_per_run[0] >= 1 and graphs_per_run[1] == 0, (
+            graphs_per_run
+        )
         assert record["ours"]["decode_tokens_per_s"] > 0 and record["ours"]["warmup_s"] > 0
     finally:
         torch._dynamo.reset()

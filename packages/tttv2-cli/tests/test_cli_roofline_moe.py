@@ -28,13 +28,26 @@ def moe_model() -> tuple[torch.nn.Module, ModelSpec]:
     """Layer 0 dense, layer 1 MoE (8 experts, top-2, gated shared expert), untied head."""
     norm = NormSpec(dim=HIDDEN)
     attention = AttentionSpec(hidden_dim=HIDDEN, num_heads=4, num_kv_heads=2, max_seq_len=64)
-    moe = MoESpec(hidden_dim=HIDDEN, num_experts=EXPERTS, top_k=TOP_K,
-                  expert=FeedForwardSpec(hidden_dim=HIDDEN, intermediate_dim=24),
-                  shared_expert=FeedForwardSpec(hidden_dim=HIDDEN, intermediate_dim=40), shared_expert_gate=True)
+    moe = MoESpec(
+        hidden_dim=HIDDEN,
+        num_experts=EXPERTS,
+        top_k=TOP_K,
+        expert=FeedForwardSpec(hidden_dim=HIDDEN, intermediate_dim=24),
+        shared_expert=FeedForwardSpec(hidden_dim=HIDDEN, intermediate_dim=40),
+        shared_expert_gate=True,
+    )
     dense = FeedForwardSpec(hidden_dim=HIDDEN, intermediate_dim=48)
-    layers = tuple(DecoderLayerSpec(attention=attention, ffn=ffn, attn_norm=norm, ffn_norm=norm) for ffn in (dense, moe))
-    spec = ModelSpec(embedding=EmbeddingSpec(vocab_size=VOCAB, hidden_dim=HIDDEN), layers=layers, final_norm=norm,
-                     lm_head=LMHeadSpec(hidden_dim=HIDDEN, vocab_size=VOCAB), max_seq_len=64)
+    layers = tuple(
+        DecoderLayerSpec(attention=attention, ffn=ffn, attn_norm=norm, ffn_norm=norm)
+        for ffn in (dense, moe)
+    )
+    spec = ModelSpec(
+        embedding=EmbeddingSpec(vocab_size=VOCAB, hidden_dim=HIDDEN),
+        layers=layers,
+        final_norm=norm,
+        lm_head=LMHeadSpec(hidden_dim=HIDDEN, vocab_size=VOCAB),
+        max_seq_len=64,
+    )
     return TransformerStack(spec), spec
 
 

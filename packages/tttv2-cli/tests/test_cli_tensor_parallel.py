@@ -22,7 +22,9 @@ def mqa_llama(llama_plugin, tmp_path_factory):
     from tttv2.testing.hf import build_tiny_checkpoint
 
     return build_tiny_checkpoint(
-        tmp_path_factory.mktemp("tp-mqa"), LLAMA, {"initializer_range": 0.3, "num_key_value_heads": 1}
+        tmp_path_factory.mktemp("tp-mqa"),
+        LLAMA,
+        {"initializer_range": 0.3, "num_key_value_heads": 1},
     )
 
 
@@ -44,12 +46,26 @@ def test_generate_tp2_equals_tp1(which, capsys, tiny_llama, mqa_llama):
 
 
 def test_tp_not_dividing_the_heads_is_one_line(capsys, tiny_llama):
-    code = main(["generate", "--checkpoint", str(tiny_llama.path), *GENERATE, "--tp", "3", "--tp-timeout", "60"])
+    code = main(
+        [
+            "generate",
+            "--checkpoint",
+            str(tiny_llama.path),
+            *GENERATE,
+            "--tp",
+            "3",
+            "--tp-timeout",
+            "60",
+        ]
+    )
     out, err = capsys.readouterr()
     assert code == 2 and out == "", (code, out, err)
     lines = err.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in err, err
-    assert lines[0].startswith("tttv2 generate: error: tensor parallel:") and "cannot be sharded" in lines[0]
+    assert (
+        lines[0].startswith("tttv2 generate: error: tensor parallel:")
+        and "cannot be sharded" in lines[0]
+    )
 
 
 @pytest.mark.parametrize("verb", ["generate", "bench", "serve"])
@@ -66,7 +82,9 @@ def test_a_failed_group_is_one_line_exit_1(capsys, monkeypatch, tiny_llama):
     from tttv2.hw.mesh import WorkerFailedError
 
     def dies(*args, **kwargs):
-        raise WorkerFailedError(1, "died (exit code 9)", "Traceback (most recent call last):\n  ...")
+        raise WorkerFailedError(
+            1, "died (exit code 9)", "Traceback (most recent call last):\n  ..."
+        )
 
     monkeypatch.setattr(generate, "run_tensor_parallel", dies)
     code = main(["generate", "--checkpoint", str(tiny_llama.path), *GENERATE, "--tp", "2"])

@@ -55,6 +55,14 @@ def test_threads_apply_to_the_job_only(capsys, tiny_llama, tmp_path, monkeypatch
     monkeypatch.setattr(generation, "LLMEngine", Recording)
     monkeypatch.setattr(batch_generation, "LLMEngine", Recording)
     before = torch.get_num_threads()
-    argv = ["generate", "--checkpoint", str(tiny_llama.path), "--prompt-ids", "1,2", "--max-new-tokens", "2"]
+    argv = [
+        "generate",
+        "--checkpoint",
+        str(tiny_llama.path),
+        "--prompt-ids",
+        "1,2",
+        "--max-new-tokens",
+        "2",
+    ]
     assert main(argv) == 0, capsys.readouterr().err
     assert during == [THREADS] and torch.get_num_threads() == before

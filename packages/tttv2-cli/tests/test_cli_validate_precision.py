@@ -19,8 +19,16 @@ def run(capsys, *argv: str) -> tuple[int, str, str]:
 
 def report(capsys, ckpt, *extra: str) -> dict:
     code, out, err = run(
-        capsys, "validate", "--checkpoint", str(ckpt), "--dtype", "float32", "--seq-len", "24",
-        "--json", *extra,
+        capsys,
+        "validate",
+        "--checkpoint",
+        str(ckpt),
+        "--dtype",
+        "float32",
+        "--seq-len",
+        "24",
+        "--json",
+        *extra,
     )
     assert code == 0, err
     return json.loads(out)
@@ -53,8 +61,18 @@ def test_text_file_and_table(capsys, trained_llama, tmp_path):
     text = tmp_path / "t.txt"
     text.write_text("Prefill processes the whole prompt at once; decode produces one token.")
     code, out, err = run(
-        capsys, "validate", "--checkpoint", str(trained_llama), "--dtype", "float32",
-        "--seq-len", "16", "--precision", "accuracy", "--text-file", str(text),
+        capsys,
+        "validate",
+        "--checkpoint",
+        str(trained_llama),
+        "--dtype",
+        "float32",
+        "--seq-len",
+        "16",
+        "--precision",
+        "accuracy",
+        "--text-file",
+        str(text),
     )
     assert code == 0, err
     assert "vs transformers" in out and "top-5" in out and "perplexity accuracy" in out
@@ -64,10 +82,20 @@ def test_text_file_needs_precision_and_bad_preset_is_refused(capsys, trained_lla
     text = tmp_path / "t.txt"
     text.write_text("hello")
     code, out, err = run(
-        capsys, "validate", "--checkpoint", str(trained_llama), "--text-file", str(text),
+        capsys,
+        "validate",
+        "--checkpoint",
+        str(trained_llama),
+        "--text-file",
+        str(text),
     )
     assert code == 2 and "--text-file needs --precision" in err
     code, out, err = run(
-        capsys, "validate", "--checkpoint", str(trained_llama), "--precision", "turbo",
+        capsys,
+        "validate",
+        "--checkpoint",
+        str(trained_llama),
+        "--precision",
+        "turbo",
     )
     assert code == 2 and "invalid choice: 'turbo'" in err and "performance" in err

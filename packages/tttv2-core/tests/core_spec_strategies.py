@@ -74,7 +74,13 @@ def moes(draw: st.DrawFn, hidden: int | None = None) -> MoESpec:
     )
 
 
-embeddings = st.builds(EmbeddingSpec, vocab_size=sizes, hidden_dim=sizes, scale=maybe(pos_floats), max_positions=maybe(sizes))
+embeddings = st.builds(
+    EmbeddingSpec,
+    vocab_size=sizes,
+    hidden_dim=sizes,
+    scale=maybe(pos_floats),
+    max_positions=maybe(sizes),
+)
 
 
 @st.composite
@@ -89,7 +95,9 @@ def lm_heads(draw: st.DrawFn) -> LMHeadSpec:
     )
 
 
-kv_caches = st.builds(KVCacheSpec, num_kv_heads=small, head_dim=sizes, max_seq_len=sizes, max_batch=small)
+kv_caches = st.builds(
+    KVCacheSpec, num_kv_heads=small, head_dim=sizes, max_seq_len=sizes, max_batch=small
+)
 
 
 @st.composite
@@ -147,7 +155,9 @@ def attentions(draw: st.DrawFn, hidden: int | None = None) -> AttentionSpec:
     return AttentionSpec(
         hidden_dim=hidden,
         num_heads=num_heads,
-        num_kv_heads=draw(st.sampled_from([num_kv_heads, None])) if num_kv_heads == num_heads else num_kv_heads,
+        num_kv_heads=draw(st.sampled_from([num_kv_heads, None]))
+        if num_kv_heads == num_heads
+        else num_kv_heads,
         head_dim=head_dim,
         qkv_bias=draw(st.booleans()),
         out_bias=draw(st.booleans()),
@@ -163,7 +173,9 @@ def attentions(draw: st.DrawFn, hidden: int | None = None) -> AttentionSpec:
 
 
 @st.composite
-def decoder_layers(draw: st.DrawFn, hidden: int | None = None, min_max_seq_len: int = 1) -> DecoderLayerSpec:
+def decoder_layers(
+    draw: st.DrawFn, hidden: int | None = None, min_max_seq_len: int = 1
+) -> DecoderLayerSpec:
     attention = draw(attentions(hidden))
     if attention.max_seq_len < min_max_seq_len:
         attention = attention.replace(max_seq_len=min_max_seq_len, sliding_window=None)
@@ -187,8 +199,12 @@ def models(draw: st.DrawFn) -> ModelSpec:
     max_seq_len = draw(st.integers(1, 8192))
     tied = draw(st.booleans())
     return ModelSpec(
-        embedding=EmbeddingSpec(vocab_size=vocab, hidden_dim=hidden, scale=draw(maybe(pos_floats)),
-                                max_positions=draw(maybe(st.integers(max_seq_len, 2 * max_seq_len)))),
+        embedding=EmbeddingSpec(
+            vocab_size=vocab,
+            hidden_dim=hidden,
+            scale=draw(maybe(pos_floats)),
+            max_positions=draw(maybe(st.integers(max_seq_len, 2 * max_seq_len))),
+        ),
         layers=draw(st.lists(decoder_layers(hidden, max_seq_len), min_size=1, max_size=3)),
         final_norm=draw(norms(hidden)),
         lm_head=LMHeadSpec(hidden_dim=hidden, vocab_size=vocab if tied else draw(sizes), tied=tied),
@@ -217,46 +233,109 @@ def valid_specs() -> st.SearchStrategy:
 # -- invalid values per field -----------------------------------------------------------
 not_positive_int = st.sampled_from([0, -1, -4096, 1.5, 2.0, "8", True, [4]])
 not_positive_int_required = st.one_of(not_positive_int, st.just(None))
-not_positive_float = st.sampled_from([0, 0.0, -1e-6, -3, math.nan, math.inf, -math.inf, "1e-5", True, [1.0]])
+not_positive_float = st.sampled_from(
+    [0, 0.0, -1e-6, -3, math.nan, math.inf, -math.inf, "1e-5", True, [1.0]]
+)
 not_positive_float_required = st.one_of(not_positive_float, st.just(None))
 not_bool = st.sampled_from([0, 1, "True", "false", None, 1.0])
 not_name = st.sampled_from(["", "nope", "RMS", None, 3, True])
 not_spec = st.sampled_from([3, "spec", {}, (), None, KVCacheSpec(1, 1, 1)])
 
 INVALID: dict[type, dict[str, st.SearchStrategy]] = {
-    NormSpec: {"dim": not_positive_int_required, "norm_type": not_name, "eps": not_positive_float_required,
-               "unit_offset": not_bool, "bias": not_bool},
-    FeedForwardSpec: {"hidden_dim": not_positive_int_required, "intermediate_dim": not_positive_int_required,
-                      "activation": not_name, "gated": not_bool, "bias": not_bool},
-    MoESpec: {"hidden_dim": not_positive_int_required, "num_experts": not_positive_int_required,
-              "top_k": not_positive_int_required, "expert": not_spec, "renormalize": not_bool,
-              "shared_expert": not_spec.filter(lambda v: v is not None), "shared_expert_gate": not_bool},
-    EmbeddingSpec: {"vocab_size": not_positive_int_required, "hidden_dim": not_positive_int_required,
-                    "scale": not_positive_float, "max_positions": not_positive_int},
-    LMHeadSpec: {"hidden_dim": not_positive_int_required, "vocab_size": not_positive_int_required,
-                 "tied": not_bool, "bias": not_bool, "final_logit_softcap": not_positive_float},
-    KVCacheSpec: {f: not_positive_int_required for f in ("num_kv_heads", "head_dim", "max_seq_len", "max_batch")},
-    RopeSpec: {"head_dim": not_positive_int_required, "rotary_dim": st.sampled_from([0, -2, 3, 4.0, "8", True]),
-               "theta": not_positive_float_required, "max_position": not_positive_int_required,
-               "scaling": not_name, "factor": not_positive_float,
-               "original_max_position": not_positive_int, "low_freq_factor": not_positive_float,
-               "high_freq_factor": not_positive_float, "beta_fast": not_positive_float,
-               "beta_slow": not_positive_float, "attention_factor": not_positive_float,
-               "mscale": st.sampled_from([-1, -0.5, math.nan, math.inf, "1", True]),
-               "mscale_all_dim": st.sampled_from([-1, math.nan, math.inf, "1", False]),
-               "truncate": not_bool, "interleaved": not_bool,
-               "short_factor": st.sampled_from([(), (1.0,) * 1000, "abc", 5, (0.0,) * 1000, ("x",) * 1000]),
-               "long_factor": st.sampled_from([(), (1.0,) * 1000, "abc", 5, (-1.0,) * 1000, (math.nan,) * 1000])},
-    AttentionSpec: {"hidden_dim": not_positive_int_required, "num_heads": not_positive_int_required,
-                    "num_kv_heads": not_positive_int, "head_dim": not_positive_int,
-                    "qkv_bias": not_bool, "out_bias": not_bool, "qk_norm": not_bool,
-                    "qk_norm_unit_offset": not_bool, "qk_norm_eps": not_positive_float_required, "sliding_window": not_positive_int,
-                    "logit_softcap": not_positive_float, "scale": not_positive_float,
-                    "max_seq_len": not_positive_int_required, "rope": not_spec.filter(lambda v: v is not None)},
-    DecoderLayerSpec: {"attention": not_spec, "ffn": not_spec, "attn_norm": not_spec,
-                       "ffn_norm": not_spec.filter(lambda v: v is not None),
-                       "post_attn_norm": not_spec.filter(lambda v: v is not None),
-                       "post_ffn_norm": not_spec.filter(lambda v: v is not None), "parallel": not_bool},
-    ModelSpec: {"embedding": not_spec, "layers": st.sampled_from([(), [], 3, "layers", None, (KVCacheSpec(1, 1, 1),)]),
-                "final_norm": not_spec, "lm_head": not_spec, "max_seq_len": not_positive_int_required},
+    NormSpec: {
+        "dim": not_positive_int_required,
+        "norm_type": not_name,
+        "eps": not_positive_float_required,
+        "unit_offset": not_bool,
+        "bias": not_bool,
+    },
+    FeedForwardSpec: {
+        "hidden_dim": not_positive_int_required,
+        "intermediate_dim": not_positive_int_required,
+        "activation": not_name,
+        "gated": not_bool,
+        "bias": not_bool,
+    },
+    MoESpec: {
+        "hidden_dim": not_positive_int_required,
+        "num_experts": not_positive_int_required,
+        "top_k": not_positive_int_required,
+        "expert": not_spec,
+        "renormalize": not_bool,
+        "shared_expert": not_spec.filter(lambda v: v is not None),
+        "shared_expert_gate": not_bool,
+    },
+    EmbeddingSpec: {
+        "vocab_size": not_positive_int_required,
+        "hidden_dim": not_positive_int_required,
+        "scale": not_positive_float,
+        "max_positions": not_positive_int,
+    },
+    LMHeadSpec: {
+        "hidden_dim": not_positive_int_required,
+        "vocab_size": not_positive_int_required,
+        "tied": not_bool,
+        "bias": not_bool,
+        "final_logit_softcap": not_positive_float,
+    },
+    KVCacheSpec: {
+        f: not_positive_int_required
+        for f in ("num_kv_heads", "head_dim", "max_seq_len", "max_batch")
+    },
+    RopeSpec: {
+        "head_dim": not_positive_int_required,
+        "rotary_dim": st.sampled_from([0, -2, 3, 4.0, "8", True]),
+        "theta": not_positive_float_required,
+        "max_position": not_positive_int_required,
+        "scaling": not_name,
+        "factor": not_positive_float,
+        "original_max_position": not_positive_int,
+        "low_freq_factor": not_positive_float,
+        "high_freq_factor": not_positive_float,
+        "beta_fast": not_positive_float,
+        "beta_slow": not_positive_float,
+        "attention_factor": not_positive_float,
+        "mscale": st.sampled_from([-1, -0.5, math.nan, math.inf, "1", True]),
+        "mscale_all_dim": st.sampled_from([-1, math.nan, math.inf, "1", False]),
+        "truncate": not_bool,
+        "interleaved": not_bool,
+        "short_factor": st.sampled_from(
+            [(), (1.0,) * 1000, "abc", 5, (0.0,) * 1000, ("x",) * 1000]
+        ),
+        "long_factor": st.sampled_from(
+            [(), (1.0,) * 1000, "abc", 5, (-1.0,) * 1000, (math.nan,) * 1000]
+        ),
+    },
+    AttentionSpec: {
+        "hidden_dim": not_positive_int_required,
+        "num_heads": not_positive_int_required,
+        "num_kv_heads": not_positive_int,
+        "head_dim": not_positive_int,
+        "qkv_bias": not_bool,
+        "out_bias": not_bool,
+        "qk_norm": not_bool,
+        "qk_norm_unit_offset": not_bool,
+        "qk_norm_eps": not_positive_float_required,
+        "sliding_window": not_positive_int,
+        "logit_softcap": not_positive_float,
+        "scale": not_positive_float,
+        "max_seq_len": not_positive_int_required,
+        "rope": not_spec.filter(lambda v: v is not None),
+    },
+    DecoderLayerSpec: {
+        "attention": not_spec,
+        "ffn": not_spec,
+        "attn_norm": not_spec,
+        "ffn_norm": not_spec.filter(lambda v: v is not None),
+        "post_attn_norm": not_spec.filter(lambda v: v is not None),
+        "post_ffn_norm": not_spec.filter(lambda v: v is not None),
+        "parallel": not_bool,
+    },
+    ModelSpec: {
+        "embedding": not_spec,
+        "layers": st.sampled_from([(), [], 3, "layers", None, (KVCacheSpec(1, 1, 1),)]),
+        "final_norm": not_spec,
+        "lm_head": not_spec,
+        "max_seq_len": not_positive_int_required,
+    },
 }

@@ -99,9 +99,13 @@ class ToyStack(BaseModule):
 
     specialized = False
 
-    def __init__(self, spec: ModuleSpec, device=None, execution_strategy=None, depth: int = 2) -> None:
+    def __init__(
+        self, spec: ModuleSpec, device=None, execution_strategy=None, depth: int = 2
+    ) -> None:
         super().__init__(spec, device, execution_strategy)
-        self.blocks = torch.nn.ModuleList(ToyBlock(spec, device, self.execution_strategy) for _ in range(depth))
+        self.blocks = torch.nn.ModuleList(
+            ToyBlock(spec, device, self.execution_strategy) for _ in range(depth)
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for block in self.blocks:
@@ -129,4 +133,6 @@ def mode(name: str) -> ExecutionMode:
 def assert_close(actual: torch.Tensor, expected: torch.Tensor) -> None:
     """fp32 comparison (cheaper to import than torch.testing)."""
     assert actual.shape == expected.shape, (actual.shape, expected.shape)
-    assert torch.allclose(actual, expected, rtol=1e-5, atol=1e-6), (actual - expected).abs().max().item()
+    assert torch.allclose(actual, expected, rtol=1e-5, atol=1e-6), (
+        (actual - expected).abs().max().item()
+    )

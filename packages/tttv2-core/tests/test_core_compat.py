@@ -54,7 +54,9 @@ def test_warning_points_at_the_caller_once_per_class() -> None:
     deprecations = [w for w in caught if issubclass(w.category, DeprecationWarning)]
     assert len(deprecations) == 2
     assert all(w.filename == __file__ for w in deprecations)
-    assert "set_mode()" in str(deprecations[0].message) and "decode_forward()" in str(deprecations[0].message)
+    assert "set_mode()" in str(deprecations[0].message) and "decode_forward()" in str(
+        deprecations[0].message
+    )
     assert "SubToy" in str(deprecations[1].message)
 
 

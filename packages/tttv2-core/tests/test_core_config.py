@@ -25,7 +25,11 @@ from tttv2.core.module_classes import module_class_for
 
 def test_create_module_from_python() -> None:
     config = ModuleConfig(spec=ToySpec(8))
-    assert (config.device, config.execution_strategy, config.strategy_config) == ("cpu", "prefill_decode", {})
+    assert (config.device, config.execution_strategy, config.strategy_config) == (
+        "cpu",
+        "prefill_decode",
+        {},
+    )
     module = create_module(config)
     assert type(module) is ToyLeaf and module.spec == ToySpec(8)
     assert module.device == torch.device("cpu")
@@ -35,7 +39,9 @@ def test_create_module_from_python() -> None:
 
 
 def test_create_module_from_json_file(tmp_path) -> None:
-    config = ModuleConfig(ToySpec(4), execution_strategy="multi_mode", strategy_config={"chunk_size": 128})
+    config = ModuleConfig(
+        ToySpec(4), execution_strategy="multi_mode", strategy_config={"chunk_size": 128}
+    )
     path = tmp_path / "toy.json"
     path.write_text(json.dumps(config.to_dict()))
     loaded = ModuleConfig.from_file(path)
@@ -50,7 +56,8 @@ def test_create_module_from_json_file(tmp_path) -> None:
 
 def test_create_module_from_toml_file(tmp_path) -> None:
     path = tmp_path / "toy.toml"
-    path.write_text(textwrap.dedent("""
+    path.write_text(
+        textwrap.dedent("""
         device = "cpu"
         execution_strategy = "dynamic"
 
@@ -64,7 +71,8 @@ def test_create_module_from_toml_file(tmp_path) -> None:
         [[strategy_config.rules]]
         strategy = "unified"
         when = { max_batch_size = 1, latency_critical = true }
-    """))
+    """)
+    )
     module = create_module(ModuleConfig.from_file(path))
     assert module.spec == ToySpec(6) and module.execution_strategy.name == "dynamic"
     module.set_mode("decode", context=RuntimeContext(batch_size=1, latency_critical=True))
@@ -76,7 +84,8 @@ def test_toml_spec_with_nested_specs_and_derived_fields(tmp_path) -> None:
     """A real spec written by hand: None fields are simply left out, nested single-kind
     specs need no kind key."""
     path = tmp_path / "attention.toml"
-    path.write_text(textwrap.dedent("""
+    path.write_text(
+        textwrap.dedent("""
         execution_strategy = "unified"
 
         [spec]
@@ -94,12 +103,23 @@ def test_toml_spec_with_nested_specs_and_derived_fields(tmp_path) -> None:
         original_max_position = 8192
         low_freq_factor = 1.0
         high_freq_factor = 4.0
-    """))
+    """)
+    )
     config = ModuleConfig.from_file(path)
     assert config.spec == AttentionSpec(
-        hidden_dim=256, num_heads=8, num_kv_heads=2, sliding_window=512,
-        rope=RopeSpec(head_dim=32, theta=500000.0, scaling="llama3", factor=8.0, original_max_position=8192,
-                      low_freq_factor=1.0, high_freq_factor=4.0),
+        hidden_dim=256,
+        num_heads=8,
+        num_kv_heads=2,
+        sliding_window=512,
+        rope=RopeSpec(
+            head_dim=32,
+            theta=500000.0,
+            scaling="llama3",
+            factor=8.0,
+            original_max_position=8192,
+            low_freq_factor=1.0,
+            high_freq_factor=4.0,
+        ),
     )
     assert config.spec.head_dim == 32
     assert ModuleConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
@@ -132,7 +152,9 @@ def test_module_class_lookup() -> None:
 def test_strategy_config_must_be_a_table_of_named_options(bad) -> None:
     with pytest.raises(SpecError) as info:
         ModuleConfig(ToySpec(4), execution_strategy="multi_mode", strategy_config=bad)
-    assert info.value.field == "strategy_config" and str(info.value).startswith("ModuleConfig.strategy_config=")
+    assert info.value.field == "strategy_config" and str(info.value).startswith(
+        "ModuleConfig.strategy_config="
+    )
     with pytest.raises(SpecError, match="ModuleConfig.strategy_config="):
         ModuleConfig.from_dict({"spec": ToySpec(4).to_dict(), "strategy_config": bad})
 

@@ -24,10 +24,18 @@ from tttv2.core.strategies import Rule
 P, D, LC = ExecutionMode.PREFILL, ExecutionMode.DECODE, ExecutionMode.LONG_CONTEXT
 
 CHUNKED = [
-    {"strategy": "multi_mode", "when": {"min_seq_len": 100_000}, "remap": {"prefill": "long_context"},
-     "options": {"chunk_size": 4096}},
-    {"strategy": "multi_mode", "when": {"min_seq_len": 1000}, "remap": {"prefill": "long_context"},
-     "options": {"chunk_size": 512}},
+    {
+        "strategy": "multi_mode",
+        "when": {"min_seq_len": 100_000},
+        "remap": {"prefill": "long_context"},
+        "options": {"chunk_size": 4096},
+    },
+    {
+        "strategy": "multi_mode",
+        "when": {"min_seq_len": 1000},
+        "remap": {"prefill": "long_context"},
+        "options": {"chunk_size": 512},
+    },
     {"strategy": "multi_mode", "when": {"max_available_memory": 1 << 30}},
 ]
 
@@ -55,7 +63,10 @@ def test_each_rule_passes_its_options_to_the_strategy_it_picks() -> None:
     assert chunk(seq_len=2000) == 512
     assert chunk(seq_len=10, available_memory=1 << 20) is None  # no options: the hardware's value
     assert set(strategy.candidates) == {
-        "multi_mode", "multi_mode(chunk_size=4096)", "multi_mode(chunk_size=512)", "prefill_decode",
+        "multi_mode",
+        "multi_mode(chunk_size=4096)",
+        "multi_mode(chunk_size=512)",
+        "prefill_decode",
     }
     # the options are plain data: the same strategy can be rebuilt from them
     assert strategy.options["rules"][0]["options"] == {"chunk_size": 4096}
@@ -66,7 +77,8 @@ def test_each_rule_passes_its_options_to_the_strategy_it_picks() -> None:
 
 def test_rule_options_from_a_toml_file(tmp_path) -> None:
     path = tmp_path / "dynamic.toml"
-    path.write_text(textwrap.dedent("""
+    path.write_text(
+        textwrap.dedent("""
         execution_strategy = "dynamic"
 
         [spec]
@@ -81,7 +93,8 @@ def test_rule_options_from_a_toml_file(tmp_path) -> None:
         when = { min_seq_len = 1000 }
         remap = { prefill = "long_context" }
         options = { chunk_size = 256 }
-    """))
+    """)
+    )
     module = create_module(ModuleConfig.from_file(path))
     strategy = module.execution_strategy
     assert strategy.select_strategy(RuntimeContext(seq_len=5000)).chunk_size == 256
@@ -102,7 +115,9 @@ def test_bad_rule_options_fail_naming_the_rule() -> None:
     with pytest.raises(SpecError, match=r"rules\[0\]\.options\.chunk_size=0"):
         DynamicStrategy(rules=[{"strategy": "multi_mode", "options": {"chunk_size": 0}}])
     with pytest.raises(SpecError, match=r"Rule\.options\['variants'\].*DynamicStrategy"):
-        DynamicStrategy(rules=[{"strategy": "multi_mode", "options": {"variants": {"decode": "alt"}}}])
+        DynamicStrategy(
+            rules=[{"strategy": "multi_mode", "options": {"variants": {"decode": "alt"}}}]
+        )
     with pytest.raises(SpecError, match="Rule.options=.*options by name"):
         Rule(strategy="multi_mode", options=[("chunk_size", 64)])  # type: ignore[arg-type]
 

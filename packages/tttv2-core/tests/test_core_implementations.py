@@ -48,7 +48,10 @@ class GraphGateImpl(GateImpl):
 def test_implements_registers_each_mode_and_returns_the_class() -> None:
     assert GateImpl.__name__ == "GateImpl"  # the decorator hands the class back
     assert implementations_for(GateSpec, "prefill") == {"default": GateImpl}
-    assert implementations_for(GateSpec, ExecutionMode.DECODE) == {"default": GateImpl, "graph": GraphGateImpl}
+    assert implementations_for(GateSpec, ExecutionMode.DECODE) == {
+        "default": GateImpl,
+        "graph": GraphGateImpl,
+    }
     assert implementations_for(GateSpec, "unified") == {}
     assert registered_modes(GateSpec) == (ExecutionMode.PREFILL, ExecutionMode.DECODE)
 
@@ -56,11 +59,17 @@ def test_implements_registers_each_mode_and_returns_the_class() -> None:
 def test_spec_subclasses_find_their_base_implementations() -> None:
     assert implementations_for(WideGateSpec, "decode")["graph"] is GraphGateImpl
     impl = build_implementation(WideGateSpec(3), ExecutionMode.DECODE, torch.device("cpu"), "graph")
-    assert type(impl) is GraphGateImpl and impl.spec == WideGateSpec(3) and impl.device == torch.device("cpu")
+    assert (
+        type(impl) is GraphGateImpl
+        and impl.spec == WideGateSpec(3)
+        and impl.device == torch.device("cpu")
+    )
 
 
 def test_build_implementation_explains_what_is_missing() -> None:
-    with pytest.raises(StrategyError, match=r"GateSpec for mode 'speculative'.*registered modes: prefill, decode"):
+    with pytest.raises(
+        StrategyError, match=r"GateSpec for mode 'speculative'.*registered modes: prefill, decode"
+    ):
         build_implementation(GateSpec(3), ExecutionMode.SPECULATIVE, "cpu")
     with pytest.raises(StrategyError, match="no variant 'paged'; registered: default, graph"):
         build_implementation(GateSpec(3), ExecutionMode.DECODE, "cpu", "paged")

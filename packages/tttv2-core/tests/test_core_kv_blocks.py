@@ -48,12 +48,21 @@ def check_metadata(meta, seq_ids, query_lens, context_lens, block_size, mgr) -> 
         n = ceil_div(context_lens[i] + query_lens[i], block_size)
         assert meta.block_tables[i, :n].tolist() == list(mgr.block_table(s))
         assert all(v == 0 for v in meta.block_tables[i, n:].tolist())  # padding
-    for t in (meta.positions, meta.slot_mapping, meta.block_tables, meta.seq_lens, meta.query_start, meta.logits_indices):
+    for t in (
+        meta.positions,
+        meta.slot_mapping,
+        meta.block_tables,
+        meta.seq_lens,
+        meta.query_start,
+        meta.logits_indices,
+    ):
         assert t.dtype == torch.long
 
 
 class KVBlocksMachine(RuleBasedStateMachine):
-    @initialize(num_blocks=st.integers(1, 24), block_size=st.integers(1, 8), max_seq_len=st.integers(1, 64))
+    @initialize(
+        num_blocks=st.integers(1, 24), block_size=st.integers(1, 8), max_seq_len=st.integers(1, 64)
+    )
     def setup(self, num_blocks: int, block_size: int, max_seq_len: int) -> None:
         self.mgr = KVBlockManager(num_blocks, block_size, max_seq_len)
         self.bs, self.limit, self.total = block_size, max_seq_len, num_blocks
@@ -62,23 +71,40 @@ class KVBlocksMachine(RuleBasedStateMachine):
         self.next_id = 0
 
     def snapshot(self):
-        return (self.mgr.num_free_blocks, {s: (self.mgr.block_table(s), self.mgr.seq_len(s)) for s in self.lens})
+        return (
+            self.mgr.num_free_blocks,
+            {s: (self.mgr.block_table(s), self.mgr.seq_len(s)) for s in self.lens},
+        )
 
     def used_by(self, seq: int) -> int:
         return ceil_div(self.lens.get(seq, 0), self.bs)
 
-    @rule(data=st.data(), mode=st.sampled_from(["prefill", "decode", "continuous_batch"]),
-          logits=st.sampled_from(["last", "all"]))
+    @rule(
+        data=st.data(),
+        mode=st.sampled_from(["prefill", "decode", "continuous_batch"]),
+        logits=st.sampled_from(["last", "all"]),
+    )
     def prepare(self, data, mode: str, logits: str) -> None:
         live = sorted(self.lens)
-        old = data.draw(st.lists(st.sampled_from(live), unique=True, max_size=3) if live else st.just([]))
+        old = data.draw(
+            st.lists(st.sampled_from(live), unique=True, max_size=3) if live else st.just([])
+        )
         new = list(range(self.next_id, self.next_id + data.draw(st.integers(0 if old else 1, 2))))
         seqs = data.draw(st.permutations(old + new))
         qs = [data.draw(st.integers(1, 12)) for _ in seqs]
         context = [self.lens.get(s, 0) for s in seqs]
-        need = sum(ceil_div(c + q, self.bs) - ceil_div(c, self.bs) for c, q in zip(context, qs, strict=True))
+        need = sum(
+            ceil_div(c + q, self.bs) - ceil_div(c, self.bs)
+            for c, q in zip(context, qs, strict=True)
+        )
         free = self.mgr.num_free_blocks
-        assert sum(self.mgr.blocks_needed(s if s in self.lens else None, q) for s, q in zip(seqs, qs, strict=True)) == need
+        assert (
+            sum(
+                self.mgr.blocks_needed(s if s in self.lens else None, q)
+                for s, q in zip(seqs, qs, strict=True)
+            )
+            == need
+        )
         before = self.snapshot()
         if any(c + q > self.limit for c, q in zip(context, qs, strict=True)):
             with pytest.raises(TTTv2Error) as info:
@@ -104,7 +130,9 @@ class KVBlocksMachine(RuleBasedStateMachine):
         assert meta.logits_indices.tolist() == (ends if logits == "last" else list(range(sum(qs))))
         # write each new token's (seq, position) where slot_mapping says
         owners = [s for s, q in zip(seqs, qs, strict=True) for _ in range(q)]
-        for owner, pos, slot in zip(owners, meta.positions.tolist(), meta.slot_mapping.tolist(), strict=True):
+        for owner, pos, slot in zip(
+            owners, meta.positions.tolist(), meta.slot_mapping.tolist(), strict=True
+        ):
             self.pool[slot] = (owner, pos)
 
     @precondition(lambda self: self.lens)
@@ -170,7 +198,10 @@ class KVBlocksMachine(RuleBasedStateMachine):
 
 TestKVBlocksMachine = KVBlocksMachine.TestCase
 TestKVBlocksMachine.settings = settings(
-    max_examples=60, stateful_step_count=25, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+    max_examples=60,
+    stateful_step_count=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
 )
 
 
@@ -269,7 +300,12 @@ def test_truncate_free_and_reset_return_blocks() -> None:
 
 
 def test_manager_arguments_are_checked() -> None:
-    for kwargs in ({"num_blocks": 0}, {"block_size": -1}, {"max_seq_len": 2.0}, {"num_blocks": True}):
+    for kwargs in (
+        {"num_blocks": 0},
+        {"block_size": -1},
+        {"max_seq_len": 2.0},
+        {"num_blocks": True},
+    ):
         args = {"num_blocks": 4, "block_size": 2, "max_seq_len": 8, **kwargs}
         with pytest.raises(ValueError, match=f"KVBlockManager.{next(iter(kwargs))}="):
             KVBlockManager(**args)

@@ -41,7 +41,9 @@ def test_third_party_mode_without_editing_the_library() -> None:
 def test_unknown_mode_lists_the_registered_ones() -> None:
     with pytest.raises(UnknownNameError) as info:
         ExecutionMode("prefil")
-    assert "prefil" in str(info.value) and "prefill" in str(info.value) and "decode" in str(info.value)
+    assert (
+        "prefil" in str(info.value) and "prefill" in str(info.value) and "decode" in str(info.value)
+    )
     with pytest.raises(LookupError):
         ExecutionMode["PREFIL"]
 
@@ -58,4 +60,3 @@ def test_modes_are_immutable_singletons_under_copy_and_pickle() -> None:
     with pytest.raises(AttributeError):
         ExecutionMode.PREFILL.value = "decode"  # type: ignore[misc]
     assert ExecutionMode.PREFILL.value == "prefill"
-

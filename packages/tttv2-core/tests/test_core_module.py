@@ -92,7 +92,11 @@ def test_unsupported_mode_is_a_clear_error_and_changes_nothing() -> None:
     with pytest.raises(ModeNotSupportedError) as info:
         leaf.set_mode(LC)
     message = str(info.value)
-    assert "'long_context'" in message and "'prefill_decode'" in message and "prefill, decode" in message
+    assert (
+        "'long_context'" in message
+        and "'prefill_decode'" in message
+        and "prefill, decode" in message
+    )
     assert leaf.current_mode is D
     leaf(x_for(leaf.spec))
     assert leaf.last_ran == "decode"
@@ -136,7 +140,9 @@ class NoForward(PrefillDecodeStrategy):
 
 
 def test_strategy_must_implement_every_mode_it_claims() -> None:
-    with pytest.raises(StrategyError, match=r"claims modes \['prefill', 'decode'\].*for \['decode'\]"):
+    with pytest.raises(
+        StrategyError, match=r"claims modes \['prefill', 'decode'\].*for \['decode'\]"
+    ):
         ToyLeaf(ToySpec(4), execution_strategy=ClaimsDecodeGivesPrefill())
     with pytest.raises(StrategyError, match="'decode' has no forward"):
         ToyLeaf(ToySpec(4), execution_strategy=NoForward())
@@ -146,7 +152,9 @@ def test_missing_registered_implementation_names_what_exists() -> None:
     with pytest.raises(StrategyError) as info:
         ToyLeaf(PrefillDecodeSpec(4), execution_strategy="unified")
     message = str(info.value)
-    assert "PrefillDecodeSpec" in message and "'unified'" in message and "prefill, decode" in message
+    assert (
+        "PrefillDecodeSpec" in message and "'unified'" in message and "prefill, decode" in message
+    )
 
 
 def test_variants_pick_among_registered_implementations() -> None:
@@ -242,10 +250,16 @@ def test_failed_switch_changes_nothing() -> None:
     block = ToyBlock(ToySpec(4))
     block.second = ToyLeaf(PrefillDecodeSpec(4))  # has no unified implementation
     block.set_mode(D)
-    old = [(m.execution_strategy, dict(m.implementations), m.current_mode) for m in (block, block.first, block.second)]
+    old = [
+        (m.execution_strategy, dict(m.implementations), m.current_mode)
+        for m in (block, block.first, block.second)
+    ]
     with pytest.raises(StrategyError, match="PrefillDecodeSpec"):
         block.switch_strategy("unified")
-    assert [(m.execution_strategy, dict(m.implementations), m.current_mode) for m in (block, block.first, block.second)] == old
+    assert [
+        (m.execution_strategy, dict(m.implementations), m.current_mode)
+        for m in (block, block.first, block.second)
+    ] == old
     block(x_for(block.spec))
     assert (block.first.last_ran, block.second.last_ran) == ("decode", "decode")
 
@@ -255,7 +269,9 @@ def test_composite_switch_strategy_reaches_every_leaf() -> None:
     stack.set_mode(D)
     before = params_of(stack)
     stack.switch_strategy("unified")
-    strategies = {id(m.execution_strategy) for m in stack.modules() if hasattr(m, "execution_strategy")}
+    strategies = {
+        id(m.execution_strategy) for m in stack.modules() if hasattr(m, "execution_strategy")
+    }
     assert len(strategies) == 1 and stack.execution_strategy.name == "unified"
     assert all(leaf.current_mode is D for leaf in leaves(stack))
     x = x_for(stack.spec)

@@ -174,6 +174,10 @@ def test_core_imports_no_blocks_or_models() -> None:
             elif isinstance(node, ast.ImportFrom) and node.module:
                 names = [node.module]
             for name in names:
-                if name.split(".")[:2] in (["tttv2", "blocks"], ["tttv2", "hw"], ["tttv2", "testing"]) or name.startswith("models"):
+                if name.split(".")[:2] in (
+                    ["tttv2", "blocks"],
+                    ["tttv2", "hw"],
+                    ["tttv2", "testing"],
+                ) or name.startswith("models"):
                     offenders.append(f"{path.relative_to(CORE_SRC)}: {name}")
     assert offenders == []

@@ -20,23 +20,48 @@ HALF = HEAD_DIM // 2
 def phi3_like(max_position: int, original: int) -> tuple[RopeSpec, object]:
     """The same LongRoPE model as a RopeSpec and as a Hugging Face config, without a factor."""
     short, long = [1.0, 1.5, 2.0, 3.0], [2.0, 4.0, 8.0, 16.0]
-    spec = RopeSpec(head_dim=HEAD_DIM, theta=10000.0, max_position=max_position, scaling="longrope",
-                    original_max_position=original, short_factor=short, long_factor=long)
+    spec = RopeSpec(
+        head_dim=HEAD_DIM,
+        theta=10000.0,
+        max_position=max_position,
+        scaling="longrope",
+        original_max_position=original,
+        short_factor=short,
+        long_factor=long,
+    )
     config = transformers.Phi3Config(
-        hidden_size=HEAD_DIM * 4, num_attention_heads=4, max_position_embeddings=max_position,
+        hidden_size=HEAD_DIM * 4,
+        num_attention_heads=4,
+        max_position_embeddings=max_position,
         original_max_position_embeddings=original,
-        rope_parameters={"rope_type": "longrope", "rope_theta": 10000.0, "short_factor": short, "long_factor": long},
+        rope_parameters={
+            "rope_type": "longrope",
+            "rope_theta": 10000.0,
+            "short_factor": short,
+            "long_factor": long,
+        },
     )
     return spec, config
 
 
 def yarn_like(max_position: int, original: int) -> tuple[RopeSpec, object]:
-    spec = RopeSpec(head_dim=HEAD_DIM, theta=10000.0, max_position=max_position, scaling="yarn",
-                    original_max_position=original)
+    spec = RopeSpec(
+        head_dim=HEAD_DIM,
+        theta=10000.0,
+        max_position=max_position,
+        scaling="yarn",
+        original_max_position=original,
+    )
     config = transformers.LlamaConfig(
-        hidden_size=HEAD_DIM * 4, num_attention_heads=4, max_position_embeddings=max_position,
-        rope_parameters={"rope_type": "yarn", "rope_theta": 10000.0, "factor": None,
-                         "original_max_position_embeddings": original},
+        hidden_size=HEAD_DIM * 4,
+        num_attention_heads=4,
+        max_position_embeddings=max_position,
+        rope_parameters={
+            "rope_type": "yarn",
+            "rope_theta": 10000.0,
+            "factor": None,
+            "original_max_position_embeddings": original,
+        },
     )
     return spec, config
 
@@ -53,7 +78,9 @@ def yarn_scaling(spec: RopeSpec) -> float:
 
 
 @pytest.mark.parametrize(("max_position", "original"), [(131072, 4096), (4096, 4096), (6000, 4096)])
-def test_longrope_without_factor_scales_attention_as_transformers(max_position: int, original: int) -> None:
+def test_longrope_without_factor_scales_attention_as_transformers(
+    max_position: int, original: int
+) -> None:
     spec, config = phi3_like(max_position, original)
     assert spec.factor == max_position / original
     _, hf_scaling = rope_utils.ROPE_INIT_FUNCTIONS["longrope"](config, "cpu")
@@ -61,7 +88,9 @@ def test_longrope_without_factor_scales_attention_as_transformers(max_position: 
 
 
 @pytest.mark.parametrize(("max_position", "original"), [(32768, 4096), (4096, 4096)])
-def test_yarn_without_factor_scales_attention_as_transformers(max_position: int, original: int) -> None:
+def test_yarn_without_factor_scales_attention_as_transformers(
+    max_position: int, original: int
+) -> None:
     spec, config = yarn_like(max_position, original)
     assert spec.factor == max_position / original
     _, hf_scaling = rope_utils.ROPE_INIT_FUNCTIONS["yarn"](config, "cpu")
@@ -78,8 +107,14 @@ def test_phi3_mini_128k_factor() -> None:
 @pytest.mark.parametrize("scaling", ["default", "linear", "dynamic"])
 def test_other_rules_default_to_factor_one(scaling: str) -> None:
     assert RopeSpec(head_dim=HEAD_DIM, scaling=scaling, max_position=8192).factor == 1.0
-    spec = RopeSpec(head_dim=HEAD_DIM, scaling="llama3", max_position=8192, original_max_position=1024,
-                    low_freq_factor=1.0, high_freq_factor=4.0)
+    spec = RopeSpec(
+        head_dim=HEAD_DIM,
+        scaling="llama3",
+        max_position=8192,
+        original_max_position=1024,
+        low_freq_factor=1.0,
+        high_freq_factor=4.0,
+    )
     assert spec.factor == 1.0
 
 

@@ -15,12 +15,21 @@ from tttv2.core import ModuleSpec, SpecError, UnknownNameError
 from tttv2.core.specs import spec_kinds
 
 scalars = st.one_of(
-    st.none(), st.booleans(), st.integers(-3, 300), st.floats(allow_nan=True), st.text(max_size=3),
+    st.none(),
+    st.booleans(),
+    st.integers(-3, 300),
+    st.floats(allow_nan=True),
+    st.text(max_size=3),
     st.sampled_from(spec_kinds()),
 )
-keys = st.one_of(st.text(max_size=4), st.integers(-1, 3), st.just("kind"), st.tuples(st.integers(0, 1)))
-garbage = st.recursive(scalars, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(keys, inner, max_size=3),
-                       max_leaves=6)
+keys = st.one_of(
+    st.text(max_size=4), st.integers(-1, 3), st.just("kind"), st.tuples(st.integers(0, 1))
+)
+garbage = st.recursive(
+    scalars,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(keys, inner, max_size=3),
+    max_leaves=6,
+)
 
 
 def containers(data: Any) -> list[Any]:
@@ -34,13 +43,18 @@ def containers(data: Any) -> list[Any]:
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(spec=valid_specs(), data=st.data())
-def test_corrupted_plain_data_raises_spec_errors_only(spec: ModuleSpec, data: st.DataObject) -> None:
+def test_corrupted_plain_data_raises_spec_errors_only(
+    spec: ModuleSpec, data: st.DataObject
+) -> None:
     plain = spec.to_dict()
     target = data.draw(st.sampled_from(containers(plain)), label="container")
     if isinstance(target, dict) and data.draw(st.booleans(), label="add a key"):
         target[data.draw(keys, label="key")] = data.draw(garbage, label="value")
     else:
-        slot = data.draw(st.sampled_from(list(target) if isinstance(target, dict) else range(len(target))), label="slot")
+        slot = data.draw(
+            st.sampled_from(list(target) if isinstance(target, dict) else range(len(target))),
+            label="slot",
+        )
         target[slot] = data.draw(garbage, label="value")
     try:
         ModuleSpec.from_dict(plain)
@@ -71,7 +85,8 @@ def test_malformed_nested_data_names_the_path() -> None:
     layer = {
         "attention": {"hidden_dim": 64, "num_heads": 4, "rope": {"kind": ["rope"], "head_dim": 16}},
         "ffn": {"kind": "feed_forward", "hidden_dim": 64, "intermediate_dim": 128},
-        "attn_norm": {"dim": 64}, "ffn_norm": {"dim": 64},
+        "attn_norm": {"dim": 64},
+        "ffn_norm": {"dim": 64},
     }
     with pytest.raises(SpecError) as info:
         ModuleSpec.from_dict({"kind": "decoder_layer", **layer})

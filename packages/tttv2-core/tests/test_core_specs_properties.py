@@ -30,8 +30,18 @@ def _is_plain_json(value: object) -> bool:
 def test_every_spec_kind_has_strategies() -> None:
     kinds = {cls.kind for cls in VALID}
     assert kinds <= set(spec_kinds())
-    assert kinds == {"attention", "feed_forward", "moe", "norm", "embedding", "rope", "kv_cache",
-                     "lm_head", "decoder_layer", "model"}
+    assert kinds == {
+        "attention",
+        "feed_forward",
+        "moe",
+        "norm",
+        "embedding",
+        "rope",
+        "kv_cache",
+        "lm_head",
+        "decoder_layer",
+        "model",
+    }
     assert set(INVALID) == set(VALID)
     for cls, fields in INVALID.items():  # every field has invalid values to try
         assert set(fields) == {f.name for f in dataclasses.fields(cls)}, cls.__name__
@@ -65,7 +75,11 @@ def test_derived_fields_are_concrete(spec: ModuleSpec) -> None:
             assert s.num_heads % s.num_kv_heads == 0
             assert s.group_size * s.num_kv_heads == s.num_heads
         if isinstance(s, RopeSpec):
-            assert isinstance(s.rotary_dim, int) and s.rotary_dim % 2 == 0 and s.rotary_dim <= s.head_dim
+            assert (
+                isinstance(s.rotary_dim, int)
+                and s.rotary_dim % 2 == 0
+                and s.rotary_dim <= s.head_dim
+            )
         if isinstance(s, ModuleSpec):
             for f in dataclasses.fields(s):  # type: ignore[arg-type]
                 walk(getattr(s, f.name))

@@ -74,12 +74,26 @@ def test_query_heads_divisible_by_kv_heads() -> None:
 
 
 def test_sliding_window_within_context() -> None:
-    fails("sliding_window", AttentionSpec, hidden_dim=64, num_heads=4, max_seq_len=128, sliding_window=129)
-    assert AttentionSpec(hidden_dim=64, num_heads=4, max_seq_len=128, sliding_window=128).sliding_window == 128
+    fails(
+        "sliding_window",
+        AttentionSpec,
+        hidden_dim=64,
+        num_heads=4,
+        max_seq_len=128,
+        sliding_window=129,
+    )
+    assert (
+        AttentionSpec(
+            hidden_dim=64, num_heads=4, max_seq_len=128, sliding_window=128
+        ).sliding_window
+        == 128
+    )
 
 
 def test_qk_norm_unit_offset_needs_qk_norm() -> None:
-    err = fails("qk_norm_unit_offset", AttentionSpec, hidden_dim=64, num_heads=4, qk_norm_unit_offset=True)
+    err = fails(
+        "qk_norm_unit_offset", AttentionSpec, hidden_dim=64, num_heads=4, qk_norm_unit_offset=True
+    )
     assert "unless qk_norm is True" in str(err)
     spec = AttentionSpec(hidden_dim=64, num_heads=4, qk_norm=True, qk_norm_unit_offset=True)
     assert AttentionSpec.from_dict(spec.to_dict()) == spec
@@ -87,7 +101,9 @@ def test_qk_norm_unit_offset_needs_qk_norm() -> None:
 
 def test_attention_rope_must_match_head_dim() -> None:
     fails("rope", AttentionSpec, hidden_dim=64, num_heads=4, rope=RopeSpec(head_dim=8))
-    assert AttentionSpec(hidden_dim=64, num_heads=4, rope=RopeSpec(head_dim=16)).rope.rotary_dim == 16
+    assert (
+        AttentionSpec(hidden_dim=64, num_heads=4, rope=RopeSpec(head_dim=16)).rope.rotary_dim == 16
+    )
 
 
 def test_replace_keeps_derived_fields_unless_reset() -> None:
@@ -107,14 +123,39 @@ def test_rope_rules() -> None:
     fails("rotary_dim", RopeSpec, head_dim=64, rotary_dim=66)
     fails("original_max_position", RopeSpec, head_dim=64, scaling="yarn", factor=4.0)
     fails("low_freq_factor", RopeSpec, head_dim=64, scaling="llama3", original_max_position=8192)
-    fails("high_freq_factor", RopeSpec, head_dim=64, scaling="llama3", original_max_position=8192,
-          low_freq_factor=4.0, high_freq_factor=1.0)
-    fails("short_factor", RopeSpec, head_dim=8, scaling="longrope", original_max_position=4096,
-          long_factor=[1, 1, 1, 1])
-    fails("long_factor", RopeSpec, head_dim=8, scaling="longrope", original_max_position=4096,
-          short_factor=[1, 1, 1, 1], long_factor=[1, 1, 1])
-    spec = RopeSpec(head_dim=8, scaling="longrope", original_max_position=4096,
-                    short_factor=[1, 2, 3, 4], long_factor=(1, 1, 1, 1))
+    fails(
+        "high_freq_factor",
+        RopeSpec,
+        head_dim=64,
+        scaling="llama3",
+        original_max_position=8192,
+        low_freq_factor=4.0,
+        high_freq_factor=1.0,
+    )
+    fails(
+        "short_factor",
+        RopeSpec,
+        head_dim=8,
+        scaling="longrope",
+        original_max_position=4096,
+        long_factor=[1, 1, 1, 1],
+    )
+    fails(
+        "long_factor",
+        RopeSpec,
+        head_dim=8,
+        scaling="longrope",
+        original_max_position=4096,
+        short_factor=[1, 1, 1, 1],
+        long_factor=[1, 1, 1],
+    )
+    spec = RopeSpec(
+        head_dim=8,
+        scaling="longrope",
+        original_max_position=4096,
+        short_factor=[1, 2, 3, 4],
+        long_factor=(1, 1, 1, 1),
+    )
     assert spec.short_factor == (1.0, 2.0, 3.0, 4.0) and spec.long_factor == (1.0,) * 4
     fails("theta", RopeSpec, head_dim=8, theta=math.inf)
     fails("mscale", RopeSpec, head_dim=8, mscale=-1.0)
@@ -130,8 +171,15 @@ def test_leaf_spec_rules() -> None:
     fails("bias", LMHeadSpec, 64, 100, tied=True, bias=True)
     fails("top_k", MoESpec, 64, num_experts=4, top_k=5, expert=FeedForwardSpec(64, 32))
     fails("expert", MoESpec, 64, num_experts=4, top_k=2, expert=FeedForwardSpec(32, 32))
-    fails("shared_expert_gate", MoESpec, 64, num_experts=4, top_k=2, expert=FeedForwardSpec(64, 32),
-          shared_expert_gate=True)
+    fails(
+        "shared_expert_gate",
+        MoESpec,
+        64,
+        num_experts=4,
+        top_k=2,
+        expert=FeedForwardSpec(64, 32),
+        shared_expert_gate=True,
+    )
     fails("max_positions", EmbeddingSpec, 100, 64, max_positions=0)
 
 
@@ -165,11 +213,21 @@ def test_model_rules() -> None:
 def test_model_max_seq_len_within_learned_positions() -> None:
     """GPT-2 learned 1024 positions: a longer context would index past the table."""
     gpt2_embedding = EmbeddingSpec(vocab_size=100, hidden_dim=64, max_positions=1024)
-    layers = [layer(attention=AttentionSpec(hidden_dim=64, num_heads=4))]  # attention max_seq_len 4096
-    err = fails("max_seq_len", ModelSpec, embedding=gpt2_embedding, layers=layers, final_norm=NormSpec(64),
-                lm_head=LMHeadSpec(hidden_dim=64, vocab_size=100, tied=True))  # default max_seq_len 4096
-    assert str(err) == ("ModelSpec.max_seq_len=4096 is invalid: expected <= embedding.max_positions (1024), "
-                        "the number of learned positions")
+    layers = [
+        layer(attention=AttentionSpec(hidden_dim=64, num_heads=4))
+    ]  # attention max_seq_len 4096
+    err = fails(
+        "max_seq_len",
+        ModelSpec,
+        embedding=gpt2_embedding,
+        layers=layers,
+        final_norm=NormSpec(64),
+        lm_head=LMHeadSpec(hidden_dim=64, vocab_size=100, tied=True),
+    )  # default max_seq_len 4096
+    assert str(err) == (
+        "ModelSpec.max_seq_len=4096 is invalid: expected <= embedding.max_positions (1024), "
+        "the number of learned positions"
+    )
     assert model(embedding=gpt2_embedding).max_seq_len == 1024  # the fixture's max_seq_len fits
     fails("max_seq_len", model, embedding=gpt2_embedding.replace(max_positions=1023))
     data = model(embedding=gpt2_embedding).to_dict()
@@ -183,7 +241,9 @@ def test_from_dict_nested_specs_need_kind_only_where_ambiguous() -> None:
     for key in ("attention", "attn_norm", "ffn_norm"):
         data[key].pop("kind")
     data["attention"]["rope"].pop("kind")
-    assert DecoderLayerSpec.from_dict(data) == layer(attention=AttentionSpec(64, 4, rope=RopeSpec(16)))
+    assert DecoderLayerSpec.from_dict(data) == layer(
+        attention=AttentionSpec(64, 4, rope=RopeSpec(16))
+    )
     data["ffn"].pop("kind")  # FeedForwardSpec | MoESpec: cannot guess
     err = fails("ffn", DecoderLayerSpec.from_dict, data)
     assert "'feed_forward', 'moe'" in str(err)

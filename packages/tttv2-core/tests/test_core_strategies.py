@@ -72,9 +72,16 @@ def test_multi_mode_options_and_prefill_fallback() -> None:
 def test_runtime_context_validates() -> None:
     ctx = RuntimeContext(batch_size=4, seq_len=100, num_new_tokens=4, available_memory=1 << 30)
     assert ctx.latency_critical is False
-    for bad in ({"batch_size": 0}, {"seq_len": -1}, {"num_new_tokens": 1.5}, {"batch_size": True},
-                {"available_memory": -1}, {"available_memory": 1.5}, {"available_memory": "1GB"},
-                {"latency_critical": 1}):
+    for bad in (
+        {"batch_size": 0},
+        {"seq_len": -1},
+        {"num_new_tokens": 1.5},
+        {"batch_size": True},
+        {"available_memory": -1},
+        {"available_memory": 1.5},
+        {"available_memory": "1GB"},
+        {"latency_critical": 1},
+    ):
         with pytest.raises(ValueError, match=f"RuntimeContext.{next(iter(bad))}="):
             RuntimeContext(**bad)
 
@@ -111,9 +118,15 @@ def test_dynamic_default_rules_select_chunked_prefill_for_long_prompts_or_low_me
 def test_dynamic_custom_rules_choose_among_registered_strategies() -> None:
     rules = [
         {"strategy": "unified", "when": {"max_batch_size": 1, "latency_critical": True}},
-        {"strategy": "continuous_batching", "when": {"min_batch_size": 8}, "remap": {"decode": "continuous_batch"}},
+        {
+            "strategy": "continuous_batching",
+            "when": {"min_batch_size": 8},
+            "remap": {"decode": "continuous_batch"},
+        },
     ]
-    stack = ToyStack(ToySpec(4), execution_strategy=DynamicStrategy(rules=rules, default="prefill_decode"))
+    stack = ToyStack(
+        ToySpec(4), execution_strategy=DynamicStrategy(rules=rules, default="prefill_decode")
+    )
     x = torch.ones(2, 4)
     assert stack.supported_modes() == (P, D, U, CB)
 
@@ -128,7 +141,9 @@ def test_dynamic_custom_rules_choose_among_registered_strategies() -> None:
     assert ran(P, batch_size=8) == {"prefill"}
     assert ran(P, batch_size=1, latency_critical=True) == {"unified"}
     # the first matching rule wins
-    both = DynamicStrategy(rules=[{"strategy": "unified", "when": {"min_seq_len": 1}}, {"strategy": "multi_mode"}])
+    both = DynamicStrategy(
+        rules=[{"strategy": "unified", "when": {"min_seq_len": 1}}, {"strategy": "multi_mode"}]
+    )
     assert type(both.select_strategy(RuntimeContext())) is UnifiedStrategy
 
 
@@ -144,7 +159,9 @@ def test_dynamic_supported_modes_follow_the_candidates() -> None:
 
 
 def test_dynamic_options_are_plain_data_and_rules_are_checked() -> None:
-    strategy = StrategyRegistry.get("dynamic", rules=[{"strategy": "unified", "when": {"max_seq_len": 16}}])
+    strategy = StrategyRegistry.get(
+        "dynamic", rules=[{"strategy": "unified", "when": {"max_seq_len": 16}}]
+    )
     assert strategy.options == {
         "rules": [{"strategy": "unified", "when": {"max_seq_len": 16}, "remap": {}}],
         "default": "prefill_decode",

@@ -45,7 +45,9 @@ class InheritsFromBuiltIn(PrefillDecodeStrategy):
 
 
 def test_a_typo_in_strategy_config_fails_naming_the_valid_option() -> None:
-    config = ModuleConfig(ToySpec(4), execution_strategy="multi_mode", strategy_config={"chunk_sise": 5})
+    config = ModuleConfig(
+        ToySpec(4), execution_strategy="multi_mode", strategy_config={"chunk_sise": 5}
+    )
     with pytest.raises(SpecError) as info:
         create_module(config)
     message = str(info.value)
@@ -67,13 +69,18 @@ def test_a_typo_in_strategy_config_fails_naming_the_valid_option() -> None:
 def test_built_ins_reject_unknown_options(cls: type[ExecutionStrategy], valid: str) -> None:
     with pytest.raises(SpecError) as info:
         cls(speed="fast")
-    assert str(info.value) == f"{cls.__name__}.speed='fast' is invalid: expected a known option: {valid}"
+    assert (
+        str(info.value)
+        == f"{cls.__name__}.speed='fast' is invalid: expected a known option: {valid}"
+    )
     with pytest.raises(SpecError, match="speed"):
         StrategyRegistry.get(cls.name, speed="fast")
 
 
 def test_declared_options_and_variants_are_accepted() -> None:
-    assert MultiModeStrategy(chunk_size=8, variants={"decode": "alt"}).variants == {ExecutionMode.DECODE: "alt"}
+    assert MultiModeStrategy(chunk_size=8, variants={"decode": "alt"}).variants == {
+        ExecutionMode.DECODE: "alt"
+    }
     assert PrefillDecodeStrategy(variants={"decode": "alt"}).options == {}
     assert DeclaredStrategy(depth=2).options == {"depth": 2}
     with pytest.raises(SpecError, match=r"DeclaredStrategy\.width=3 .*depth, variants"):

@@ -6,7 +6,9 @@ from __future__ import annotations
 import torch
 
 
-def assert_close(actual: torch.Tensor, expected: torch.Tensor, *, atol: float = 1e-5, rtol: float = 1e-5) -> None:
+def assert_close(
+    actual: torch.Tensor, expected: torch.Tensor, *, atol: float = 1e-5, rtol: float = 1e-5
+) -> None:
     """Shapes equal and ``|a - e| <= atol + rtol * |e|`` everywhere (NaN never passes)."""
     assert actual.shape == expected.shape, f"shape {tuple(actual.shape)} != {tuple(expected.shape)}"
     a, e = actual.double(), expected.double()

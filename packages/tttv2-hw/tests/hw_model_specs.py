@@ -30,8 +30,12 @@ def decoder(
     max_seq_len: int = 8192,
 ) -> ModelSpec:
     attention = AttentionSpec(
-        hidden_dim=hidden, num_heads=heads, num_kv_heads=kv_heads, qkv_bias=qkv_bias,
-        logit_softcap=softcap, max_seq_len=max_seq_len,
+        hidden_dim=hidden,
+        num_heads=heads,
+        num_kv_heads=kv_heads,
+        qkv_bias=qkv_bias,
+        logit_softcap=softcap,
+        max_seq_len=max_seq_len,
     )
     ffn = FeedForwardSpec(hidden_dim=hidden, intermediate_dim=intermediate)
     if experts:
@@ -48,20 +52,38 @@ def decoder(
 
 
 def llama31_8b() -> ModelSpec:
-    return decoder(hidden=4096, layers=32, heads=32, kv_heads=8, intermediate=14336, vocab=128256, tied=False)
+    return decoder(
+        hidden=4096, layers=32, heads=32, kv_heads=8, intermediate=14336, vocab=128256, tied=False
+    )
 
 
 def llama32_1b() -> ModelSpec:
-    return decoder(hidden=2048, layers=16, heads=32, kv_heads=8, intermediate=8192, vocab=128256, tied=True)
+    return decoder(
+        hidden=2048, layers=16, heads=32, kv_heads=8, intermediate=8192, vocab=128256, tied=True
+    )
 
 
 def qwen25_05b() -> ModelSpec:
     return decoder(
-        hidden=896, layers=24, heads=14, kv_heads=2, intermediate=4864, vocab=151936, tied=True, qkv_bias=True
+        hidden=896,
+        layers=24,
+        heads=14,
+        kv_heads=2,
+        intermediate=4864,
+        vocab=151936,
+        tied=True,
+        qkv_bias=True,
     )
 
 
 def mixtral_8x7b() -> ModelSpec:
     return decoder(
-        hidden=4096, layers=32, heads=32, kv_heads=8, intermediate=14336, vocab=32000, tied=False, experts=8
+        hidden=4096,
+        layers=32,
+        heads=32,
+        kv_heads=8,
+        intermediate=14336,
+        vocab=32000,
+        tied=False,
+        experts=8,
     )

@@ -42,11 +42,15 @@ def naive_paged_decode(q, k_pool, v_pool, block_tables, seq_lens, scale, window=
     out = torch.zeros(B, H, D, dtype=torch.float64)
     for b in range(B):
         n = int(seq_lens[b])
-        keys = torch.stack([k_pool[block_tables[b, p // bs], p % bs] for p in range(n)])  # [n, Hkv, D]
+        keys = torch.stack(
+            [k_pool[block_tables[b, p // bs], p % bs] for p in range(n)]
+        )  # [n, Hkv, D]
         vals = torch.stack([v_pool[block_tables[b, p // bs], p % bs] for p in range(n)])
         for h in range(H):
             kh = h // (H // Hkv)
-            out[b, h] = naive_attention_row(q[b, h], keys[:, kh], vals[:, kh], range(n), n - 1, scale, window, softcap)
+            out[b, h] = naive_attention_row(
+                q[b, h], keys[:, kh], vals[:, kh], range(n), n - 1, scale, window, softcap
+            )
     return out
 
 

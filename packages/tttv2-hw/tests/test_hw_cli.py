@@ -21,7 +21,22 @@ def test_tables_for_this_machine(capsys, monkeypatch):
 
 
 def test_json_for_a_forced_profile(capsys):
-    assert main(["--json", "--profile", "tt:N300", "--op", "ffn", "--mode", "prefill", "--mode", "decode"]) == 0
+    assert (
+        main(
+            [
+                "--json",
+                "--profile",
+                "tt:N300",
+                "--op",
+                "ffn",
+                "--mode",
+                "prefill",
+                "--mode",
+                "decode",
+            ]
+        )
+        == 0
+    )
     data = json.loads(capsys.readouterr().out)
     assert data["device"]["profile"] == "tt:N300"
     assert data["device"]["tenstorrent"]["arch"]["prefill_len_cutoff"] == 1024
@@ -63,10 +78,27 @@ def test_spec_file_gives_a_memory_plan(tmp_path, capsys):
 
     f = tmp_path / "llama.json"
     f.write_text(llama31_8b().to_json())
-    assert main(["--profile", "cuda:L4", "--spec", str(f), "--op", "model", "--mode", "decode"]) == 0
+    assert (
+        main(["--profile", "cuda:L4", "--spec", str(f), "--op", "model", "--mode", "decode"]) == 0
+    )
     out = capsys.readouterr().out
     assert "memory plan: cuda:L4" in out and "weights 16.06 GB" in out
-    assert main(["--json", "--profile", "cuda:L4", "--spec", str(f), "--op", "model", "--memory-gb", "24"]) == 0
+    assert (
+        main(
+            [
+                "--json",
+                "--profile",
+                "cuda:L4",
+                "--spec",
+                str(f),
+                "--op",
+                "model",
+                "--memory-gb",
+                "24",
+            ]
+        )
+        == 0
+    )
     plan = json.loads(capsys.readouterr().out)["memory_plan"]
     assert plan["weight_bytes"] == 16_060_522_496 and plan["kv_bytes_per_token"] == 131_072
     assert plan["memory_bytes"] == 24 * 10**9
@@ -85,11 +117,21 @@ def test_bad_spec_file(tmp_path, capsys):
 def test_native_kernel_status_on_cpu(capsys, monkeypatch):
     monkeypatch.setenv("TTTV2_NATIVE_KERNELS", "0")
     assert main(["--profile", "cpu", "--op", "ffn"]) == 0
-    assert "native kernels     none (turned off by TTTV2_NATIVE_KERNELS=0)" in capsys.readouterr().out
+    assert (
+        "native kernels     none (turned off by TTTV2_NATIVE_KERNELS=0)" in capsys.readouterr().out
+    )
     assert main(["--profile", "cpu", "--op", "ffn", "--json"]) == 0
     status = json.loads(capsys.readouterr().out)["native_kernels"]
-    assert set(status) == {"skinny_linear", "rms_norm", "paged_decode_attention", "decode_layer", "routed_experts"}
-    assert all(s["available"] is False and "TTTV2_NATIVE_KERNELS" in s["reason"] for s in status.values())
+    assert set(status) == {
+        "skinny_linear",
+        "rms_norm",
+        "paged_decode_attention",
+        "decode_layer",
+        "routed_experts",
+    }
+    assert all(
+        s["available"] is False and "TTTV2_NATIVE_KERNELS" in s["reason"] for s in status.values()
+    )
     assert main(["--profile", "cuda:H100", "--op", "ffn", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["native_kernels"] is None  # CPU kernels only
 

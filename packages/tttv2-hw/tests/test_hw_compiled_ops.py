@@ -16,7 +16,9 @@ from tttv2.hw.kernels.rms_norm import cpu_rms_norm
 
 def _step(x, w, n, q, kp, vp, tables, lens):
     h = cpu_linear(cpu_rms_norm(x, n, 1e-5, unit_offset=True), w)
-    attn = cpu_paged_decode_attention(q, kp, vp, tables, lens, scale=0.3, sliding_window=6, softcap=4.0)
+    attn = cpu_paged_decode_attention(
+        q, kp, vp, tables, lens, scale=0.3, sliding_window=6, softcap=4.0
+    )
     return torch.nn.functional.silu(h) * 2, attn * 3
 
 
@@ -35,6 +37,10 @@ def test_compiled_kernels_equal_eager(dtype):
     for node in counting.graphs[0].graph.nodes:
         if node.op == "call_function" and "tttv2_hw" in str(node.target):
             ops_seen.append(str(node.target))
-    assert sorted(ops_seen) == ["tttv2_hw.cpu_linear", "tttv2_hw.cpu_paged_decode_attention", "tttv2_hw.cpu_rms_norm"]
+    assert sorted(ops_seen) == [
+        "tttv2_hw.cpu_linear",
+        "tttv2_hw.cpu_paged_decode_attention",
+        "tttv2_hw.cpu_rms_norm",
+    ]
     for a, b in zip(got, want, strict=True):
         assert a.dtype == b.dtype and torch.equal(a, b)

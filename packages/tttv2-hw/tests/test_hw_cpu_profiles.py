@@ -28,11 +28,17 @@ PROFILES = {
     "cpu:avx2": (f"{X86_BASE} avx2 fma", ("AVX2",), False, "float32", True),  # Zen 2, Haswell
     "cpu:avx512": (
         f"{X86_BASE} avx2 fma avx512f avx512bw avx512vl avx512cd",  # Skylake-SP
-        ("AVX-512", "AVX2"), False, "float32", True,
+        ("AVX-512", "AVX2"),
+        False,
+        "float32",
+        True,
     ),
     "cpu:avx512-bf16": (
         f"{X86_BASE} avx2 fma avx512f avx512bw avx512vl avx512_bf16",  # Zen 4, Cooper Lake
-        ("AVX-512-BF16", "AVX-512", "AVX2"), True, "bfloat16", True,
+        ("AVX-512-BF16", "AVX-512", "AVX2"),
+        True,
+        "bfloat16",
+        True,
     ),
     "cpu:generic": ("fp asimd evtstrm crc32 cpuid", (), False, "float32", False),  # Neoverse N1
 }
@@ -75,7 +81,9 @@ def test_forced_profile_selects_the_half_precision_product(profile, monkeypatch)
     assert native_half_matmul(torch.bfloat16) is bf16
     assert native_half_matmul(torch.float16) is False
     calls = []
-    monkeypatch.setattr(linear_module, "upcast_linear", lambda *a: calls.append(a) or torch.zeros(20, 8))
+    monkeypatch.setattr(
+        linear_module, "upcast_linear", lambda *a: calls.append(a) or torch.zeros(20, 8)
+    )
     rows = SKINNY_MAX_ROWS + 4  # past the native decode kernel: F.linear or the fp32 path
     cpu_linear(torch.randn(rows, 16).bfloat16(), torch.randn(8, 16).bfloat16())
     assert len(calls) == (0 if bf16 else 1)  # converted to fp32 only without native bf16

@@ -24,7 +24,10 @@ def test_torch_cpu_registers_the_native_kernel_and_the_generic_backend_none() ->
 
 
 def test_choose_decode_path() -> None:
-    assert choose_decode_path("meta", compile=False, fuse=True, kernel=NO_DECODE_LAYERS).kind == "eager"
+    assert (
+        choose_decode_path("meta", compile=False, fuse=True, kernel=NO_DECODE_LAYERS).kind
+        == "eager"
+    )
     off = choose_decode_path("cpu", compile=False, fuse=False, kernel=NATIVE_DECODE_LAYERS)
     assert (off.kind, off.reason, off.fuse) == ("eager", "fuse_decode_layers is off", False)
     compiled = choose_decode_path("meta", compile=True, fuse=True, kernel=NO_DECODE_LAYERS)
@@ -56,4 +59,7 @@ def test_old_module_paths_import_the_moved_modules_with_a_warning() -> None:
         sys.modules.pop("tttv2.hw.kernels.native_rms_norm", None)
         old = importlib.import_module("tttv2.hw.kernels.native_rms_norm")
     assert old is moved
-    assert any(issubclass(w.category, DeprecationWarning) and "native.rms_norm" in str(w.message) for w in caught)
+    assert any(
+        issubclass(w.category, DeprecationWarning) and "native.rms_norm" in str(w.message)
+        for w in caught
+    )

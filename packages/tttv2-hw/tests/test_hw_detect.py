@@ -32,8 +32,12 @@ def test_detects_this_cpu():
         assert cpu.usable_cores <= len(os.sched_getaffinity(0))
     assert cpu.torch_capability == torch.backends.cpu.get_cpu_capability()
     _, flags = cpu_mod.parse_cpuinfo(Path("/proc/cpuinfo").read_text())
-    assert ("AVX2" in cpu.isa) == ({"avx2", "fma"} <= flags or cpu.torch_capability in ("AVX2", "AVX512"))
-    assert cpu.bf16_native == ("avx512_bf16" in flags or "amx_bf16" in flags or {"bf16", "asimd"} <= flags)
+    assert ("AVX2" in cpu.isa) == (
+        {"avx2", "fma"} <= flags or cpu.torch_capability in ("AVX2", "AVX512")
+    )
+    assert cpu.bf16_native == (
+        "avx512_bf16" in flags or "amx_bf16" in flags or {"bf16", "asimd"} <= flags
+    )
     assert 0 < cpu.memory_available_bytes <= cpu.memory_total_bytes
     assert config.num_threads == cpu.usable_cores
     assert config.preferred_dtype == ("bfloat16" if cpu.bf16_native else "float32")
@@ -60,14 +64,24 @@ def test_isa_from_x86_and_arm_flags():
 
 
 def test_cache_and_cgroup_readers(tmp_path):
-    for i, (level, kind, size) in enumerate([(1, "Data", "48K"), (1, "Instruction", "32K"), (2, "Unified", "2048K"), (3, "Unified", "105M")]):
+    for i, (level, kind, size) in enumerate(
+        [
+            (1, "Data", "48K"),
+            (1, "Instruction", "32K"),
+            (2, "Unified", "2048K"),
+            (3, "Unified", "105M"),
+        ]
+    ):
         d = tmp_path / "cache" / f"index{i}"
         d.mkdir(parents=True)
         (d / "level").write_text(f"{level}\n")
         (d / "type").write_text(f"{kind}\n")
         (d / "size").write_text(f"{size}\n")
     assert cpu_mod.parse_cache_dir(tmp_path / "cache") == {
-        "L1d": 48 << 10, "L1i": 32 << 10, "L2": 2 << 20, "L3": 105 << 20,
+        "L1d": 48 << 10,
+        "L1i": 32 << 10,
+        "L2": 2 << 20,
+        "L3": 105 << 20,
     }
     v2 = tmp_path / "v2"
     v2.mkdir()
@@ -86,15 +100,28 @@ def test_cache_and_cgroup_readers(tmp_path):
 
 
 def test_cuda_from_fake_properties():
-    props = SimpleNamespace(name="NVIDIA H100 80GB HBM3", major=9, minor=0, multi_processor_count=132, total_memory=80 << 30)
+    props = SimpleNamespace(
+        name="NVIDIA H100 80GB HBM3",
+        major=9,
+        minor=0,
+        multi_processor_count=132,
+        total_memory=80 << 30,
+    )
     gpu = CUDADeviceInfo.from_properties(0, props, free_bytes=79 << 30)
     assert gpu.bf16 and gpu.fp8 and gpu.sm_count == 132 and gpu.memory_free_bytes == 79 << 30
-    t4 = CUDADeviceInfo.from_properties(1, SimpleNamespace(name="T4", major=7, minor=5, multi_processor_count=40, total_memory=16 << 30))
+    t4 = CUDADeviceInfo.from_properties(
+        1,
+        SimpleNamespace(
+            name="T4", major=7, minor=5, multi_processor_count=40, total_memory=16 << 30
+        ),
+    )
     assert not t4.bf16 and not t4.fp8
 
 
 def _fake_ttnn(cluster: str, num_devices: int | None = None):
-    ns = SimpleNamespace(cluster=SimpleNamespace(get_cluster_type=lambda: SimpleNamespace(name=cluster)))
+    ns = SimpleNamespace(
+        cluster=SimpleNamespace(get_cluster_type=lambda: SimpleNamespace(name=cluster))
+    )
     if num_devices is not None:
         ns.get_num_devices = lambda: num_devices
     return ns
@@ -118,7 +145,9 @@ def test_tenstorrent_detection_errors_mean_no_device():
     def broken():
         raise RuntimeError("no chips")
 
-    assert describe_cluster(SimpleNamespace(cluster=SimpleNamespace(get_cluster_type=broken))) is None
+    assert (
+        describe_cluster(SimpleNamespace(cluster=SimpleNamespace(get_cluster_type=broken))) is None
+    )
 
 
 def test_detected_tenstorrent_becomes_the_target(monkeypatch):
@@ -127,7 +156,9 @@ def test_detected_tenstorrent_becomes_the_target(monkeypatch):
         "tttv2.hw.device.config.detect_tenstorrent", lambda: describe_cluster(_fake_ttnn("P150", 1))
     )
     config = DeviceConfig.auto_detect()
-    assert config.profile == "tt:P150" and config.device_type == "tt" and config.source == "detected"
+    assert (
+        config.profile == "tt:P150" and config.device_type == "tt" and config.source == "detected"
+    )
     assert config.prefill_len_cutoff == 512
 
 
@@ -139,7 +170,9 @@ def test_cgroup_limits_are_read_where_this_process_lives(tmp_path):
     own = tmp_path / "memory" / "process_api" / "abc"
     own.mkdir(parents=True)
     (own / "memory.limit_in_bytes").write_text("4294967296\n")
-    (tmp_path / "memory" / "memory.limit_in_bytes").write_text(str(1 << 62))  # unlimited at the root
+    (tmp_path / "memory" / "memory.limit_in_bytes").write_text(
+        str(1 << 62)
+    )  # unlimited at the root
     cpu_own = tmp_path / "cpu" / "jobs" / "one"
     cpu_own.mkdir(parents=True)
     (cpu_own / "cpu.cfs_quota_us").write_text("-1")
@@ -161,8 +194,12 @@ def test_cgroup_limits_are_read_where_this_process_lives(tmp_path):
 def test_detected_gpus_become_the_target(monkeypatch):
     """Two visible CUDA GPUs: the first is the target (memory and dtypes per device), all are counted."""
     monkeypatch.delenv("TTTV2_DEVICE_PROFILE", raising=False)
-    props = SimpleNamespace(name="NVIDIA L4", major=8, minor=9, multi_processor_count=58, total_memory=24 << 30)
-    gpus = tuple(CUDADeviceInfo.from_properties(i, props, free_bytes=(20 - i) << 30) for i in range(2))
+    props = SimpleNamespace(
+        name="NVIDIA L4", major=8, minor=9, multi_processor_count=58, total_memory=24 << 30
+    )
+    gpus = tuple(
+        CUDADeviceInfo.from_properties(i, props, free_bytes=(20 - i) << 30) for i in range(2)
+    )
     monkeypatch.setattr("tttv2.hw.device.config.detect_tenstorrent", lambda: None)
     monkeypatch.setattr("tttv2.hw.device.config.detect_cuda", lambda: gpus)
     config = DeviceConfig.auto_detect()
@@ -177,7 +214,9 @@ def test_detected_mps_becomes_the_target(monkeypatch):
     monkeypatch.setattr("tttv2.hw.device.config.detect_tenstorrent", lambda: None)
     monkeypatch.setattr("tttv2.hw.device.config.detect_cuda", lambda: ())
     monkeypatch.setattr("tttv2.hw.device.mps.mps_available", lambda: True)
-    monkeypatch.setattr("tttv2.hw.device.mps.platform.mac_ver", lambda: ("13.6.1", ("", "", ""), "arm64"))
+    monkeypatch.setattr(
+        "tttv2.hw.device.mps.platform.mac_ver", lambda: ("13.6.1", ("", "", ""), "arm64")
+    )
     config = DeviceConfig.auto_detect()
     assert (config.profile, config.device_type, config.torch_device) == ("mps", "mps", "mps")
     assert config.mps is not None and not config.mps.bf16  # bf16 on MPS needs macOS 14

@@ -18,7 +18,9 @@ huge_pages = importlib.import_module("tttv2.hw.memory.huge_pages")
 def madvise_calls(monkeypatch):
     calls = []
     monkeypatch.setattr(huge_pages, "huge_pages_available", lambda: True)
-    monkeypatch.setattr(huge_pages, "_madvise", lambda: lambda addr, n, advice: calls.append((addr, n, advice)) or 0)
+    monkeypatch.setattr(
+        huge_pages, "_madvise", lambda: lambda addr, n, advice: calls.append((addr, n, advice)) or 0
+    )
     return calls
 
 
@@ -35,7 +37,9 @@ def test_buffer_starts_on_a_huge_page_and_marks_every_page_it_covers(madvise_cal
     assert int(buf[-1]) == 7
 
 
-def test_small_buffers_and_platforms_without_thp_get_an_ordinary_allocation(madvise_calls, monkeypatch):
+def test_small_buffers_and_platforms_without_thp_get_an_ordinary_allocation(
+    madvise_calls, monkeypatch
+):
     assert huge_page_buffer(HUGE_PAGE_BYTES - 1).numel() == HUGE_PAGE_BYTES - 1
     monkeypatch.setattr(huge_pages, "huge_pages_available", lambda: False)
     assert huge_page_buffer(3 * HUGE_PAGE_BYTES).numel() == 3 * HUGE_PAGE_BYTES
@@ -47,7 +51,9 @@ def test_negative_size_is_refused():
         huge_page_buffer(-1)
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="transparent huge pages are a Linux feature")
+@pytest.mark.skipif(
+    not sys.platform.startswith("linux"), reason="transparent huge pages are a Linux feature"
+)
 def test_thp_mode_is_read_from_sysfs(tmp_path, monkeypatch):
     mode = tmp_path / "enabled"
     monkeypatch.setattr(huge_pages, "_THP_MODE", mode)
@@ -60,5 +66,9 @@ def test_thp_mode_is_read_from_sysfs(tmp_path, monkeypatch):
     huge_pages.huge_pages_available.cache_clear()
     missing = huge_pages.huge_pages_available()
     huge_pages.huge_pages_available.cache_clear()
-    assert results == {"always [madvise] never": True, "[always] madvise never": True, "always madvise [never]": False}
+    assert results == {
+        "always [madvise] never": True,
+        "[always] madvise never": True,
+        "always madvise [never]": False,
+    }
     assert missing is False

@@ -39,7 +39,9 @@ def test_prefill_bf16_keeps_dtype_and_is_close():
     g = torch.Generator().manual_seed(1)
     q, k, v = (torch.randn(1, 4, 6, 16, generator=g) for _ in range(3))
     for softcap in (None, 4.0):
-        out = prefill_attention(q.bfloat16(), k.bfloat16(), v.bfloat16(), scale=0.25, softcap=softcap)
+        out = prefill_attention(
+            q.bfloat16(), k.bfloat16(), v.bfloat16(), scale=0.25, softcap=softcap
+        )
         assert out.dtype == torch.bfloat16
         ref = naive_prefill(q, k, v, 0.25, None, softcap)
         assert_close(out.double(), ref, atol=3e-2, rtol=3e-2)
@@ -89,12 +91,22 @@ PAGED = [  # (seq_lens, block_size, H, Hkv, D, window, softcap)
 def test_paged_decode_matches_reference(case):
     seq_lens, bs, H, Hkv, D, window, softcap = case
     q, kp, vp, tables, lens = _paged_setup(seq_lens, bs, Hkv, D, H)
-    out = paged_decode_attention(q, kp, vp, tables, lens, scale=0.3, sliding_window=window, softcap=softcap)
+    out = paged_decode_attention(
+        q, kp, vp, tables, lens, scale=0.3, sliding_window=window, softcap=softcap
+    )
     assert out.shape == (len(seq_lens), H, D) and out.dtype == q.dtype
     ref = naive_paged_decode(q, kp, vp, tables, lens, 0.3, window, softcap)
     assert_close(out.double(), ref, atol=1e-5, rtol=1e-5)
     hinted = paged_decode_attention(
-        q, kp, vp, tables, lens, scale=0.3, sliding_window=window, softcap=softcap, max_seq_len=max(seq_lens)
+        q,
+        kp,
+        vp,
+        tables,
+        lens,
+        scale=0.3,
+        sliding_window=window,
+        softcap=softcap,
+        max_seq_len=max(seq_lens),
     )
     assert_close(hinted, out)
 
@@ -126,7 +138,9 @@ def test_paged_decode_never_reads_other_sequences_or_stale_tail():
 
 def test_paged_decode_bf16():
     q, kp, vp, tables, lens = _paged_setup((4, 10), 4, 2, 16, 4, seed=2)
-    out = paged_decode_attention(q.bfloat16(), kp.bfloat16(), vp.bfloat16(), tables, lens, scale=0.25)
+    out = paged_decode_attention(
+        q.bfloat16(), kp.bfloat16(), vp.bfloat16(), tables, lens, scale=0.25
+    )
     assert out.dtype == torch.bfloat16
     ref = naive_paged_decode(q, kp, vp, tables, lens, 0.25)
     assert_close(out.double(), ref, atol=3e-2, rtol=3e-2)
@@ -146,7 +160,9 @@ def test_paged_decode_agrees_with_prefill_last_row():
     kp.view(-1, Hkv, D)[:n] = k[0].transpose(0, 1)
     vp.view(-1, Hkv, D)[:n] = v[0].transpose(0, 1)
     tables = torch.arange(blocks).view(1, -1)
-    dec = paged_decode_attention(q[:, :, -1], kp, vp, tables, torch.tensor([n]), scale=0.4, sliding_window=6)
+    dec = paged_decode_attention(
+        q[:, :, -1], kp, vp, tables, torch.tensor([n]), scale=0.4, sliding_window=6
+    )
     assert_close(dec, full[:, :, -1])
 
 
@@ -170,11 +186,15 @@ def test_paged_decode_single_sequence_in_consecutive_blocks(first_block, window)
     table = torch.arange(first_block, first_block + blocks).view(1, -1)
     lens = torch.tensor([n])
     out = paged_decode_attention(q, kp, vp, table, lens, scale=0.3, sliding_window=window)
-    assert_close(out.double(), naive_paged_decode(q, kp, vp, table, lens, 0.3, window), atol=1e-5, rtol=1e-5)
+    assert_close(
+        out.double(), naive_paged_decode(q, kp, vp, table, lens, 0.3, window), atol=1e-5, rtol=1e-5
+    )
     perm = torch.tensor([0, 2, 1, 3])[:blocks]  # swap two blocks in the pool and the table
     kp2, vp2 = kp.clone(), vp.clone()
     kp2[table[0]] = kp[table[0, perm]]
     vp2[table[0]] = vp[table[0, perm]]
     scattered = table[:, perm.argsort()]
     assert scattered[0].tolist() != table[0].tolist()
-    assert_close(paged_decode_attention(q, kp2, vp2, scattered, lens, scale=0.3, sliding_window=window), out)
+    assert_close(
+        paged_decode_attention(q, kp2, vp2, scattered, lens, scale=0.3, sliding_window=window), out
+    )

@@ -38,7 +38,11 @@ def test_cpu_linear_half_precision_rows(rows):
     """bf16 at every row count (one row, few rows, the fp32 path from UPCAST_MIN_ROWS)."""
     assert linear_module.UPCAST_MIN_ROWS <= 70
     g = torch.Generator().manual_seed(1)
-    x, w, b = torch.randn(rows, 64, generator=g), torch.randn(48, 64, generator=g), torch.randn(48, generator=g)
+    x, w, b = (
+        torch.randn(rows, 64, generator=g),
+        torch.randn(48, 64, generator=g),
+        torch.randn(48, generator=g),
+    )
     out = cpu_linear(x.bfloat16(), w.bfloat16(), b.bfloat16())
     assert out.dtype == torch.bfloat16 and out.shape == (rows, 48)
     ref = _reference(x.bfloat16(), w.bfloat16(), b.bfloat16())
@@ -61,7 +65,9 @@ def test_upcast_linear_in_slices_equals_one_product(monkeypatch, bias):
 
 def test_upcast_path_taken_only_without_native_half(monkeypatch):
     calls = []
-    monkeypatch.setattr(linear_module, "upcast_linear", lambda *a: calls.append(a) or torch.zeros(8, 8))
+    monkeypatch.setattr(
+        linear_module, "upcast_linear", lambda *a: calls.append(a) or torch.zeros(8, 8)
+    )
     rows = max(linear_module.UPCAST_MIN_ROWS, SKINNY_MAX_ROWS + 1)  # past the native decode kernel
     x, w = torch.randn(rows, 16).bfloat16(), torch.randn(8, 16).bfloat16()
     cpu_linear(x, w)

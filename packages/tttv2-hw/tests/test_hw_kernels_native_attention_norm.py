@@ -32,7 +32,9 @@ HALF_TOL = {torch.float32: 1e-5, torch.bfloat16: 2e-2, torch.float16: 2e-3}
 @needs_kernel
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
 @pytest.mark.parametrize("unit_offset", [False, True])
-@pytest.mark.parametrize("shape", [(1, 576), (3, 37), (2100, 512), (2, 5, 16)])  # 2100 x 512: threaded
+@pytest.mark.parametrize(
+    "shape", [(1, 576), (3, 37), (2100, 512), (2, 5, 16)]
+)  # 2100 x 512: threaded
 def test_native_rms_norm_matches_reference(dtype, unit_offset, shape):
     g = torch.Generator().manual_seed(0)
     x = (torch.randn(*shape, generator=g) * 3).to(dtype)
@@ -47,7 +49,10 @@ def test_native_rms_norm_matches_reference(dtype, unit_offset, shape):
 def test_native_rms_norm_is_torch_rms_norm_up_to_the_last_bit():
     """Same operation order as F.rms_norm: bf16 outputs agree to one rounding step."""
     x, w = torch.randn(8, 2048).bfloat16(), torch.randn(2048).bfloat16()
-    ours, theirs = native_rms_norm(x, w, 1e-6).float(), torch.nn.functional.rms_norm(x, (2048,), w, 1e-6).float()
+    ours, theirs = (
+        native_rms_norm(x, w, 1e-6).float(),
+        torch.nn.functional.rms_norm(x, (2048,), w, 1e-6).float(),
+    )
     assert_close(ours, theirs, atol=1e-6, rtol=2.0**-7)
     assert (ours == theirs).float().mean() > 0.97
 
@@ -59,7 +64,9 @@ def test_native_paged_decode_matches_reference(case, dtype):
     seq_lens, bs, H, Hkv, D, window, softcap = case
     q, kp, vp, tables, lens = _paged_setup(seq_lens, bs, Hkv, D, H)
     q, kp, vp = q.to(dtype), kp.to(dtype), vp.to(dtype)
-    out = native_paged_decode_attention(q, kp, vp, tables, lens, scale=0.3, sliding_window=window, softcap=softcap)
+    out = native_paged_decode_attention(
+        q, kp, vp, tables, lens, scale=0.3, sliding_window=window, softcap=softcap
+    )
     assert out.dtype == dtype and out.shape == q.shape
     ref = naive_paged_decode(q, kp, vp, tables, lens, 0.3, window, softcap)
     tol = 1e-5 if dtype == torch.float32 else 2e-2
@@ -81,11 +88,15 @@ def test_native_paged_decode_head_dim_with_a_tail_and_long_context():
     [(9, 3, 64), (7, 1, 24), (10, 2, 40), (8, 8, 32), (16, 2, 16), (8, 2, 64), (4, 2, 32)],
     ids=lambda h: f"H{h[0]}_Hkv{h[1]}_D{h[2]}",
 )
-@pytest.mark.parametrize("window,softcap", [(None, None), (50, 30.0)], ids=["full", "window_softcap"])
+@pytest.mark.parametrize(
+    "window,softcap", [(None, None), (50, 30.0)], ids=["full", "window_softcap"]
+)
 def test_native_paged_decode_tiles_and_tails(heads, window, softcap, dtype):
     """Lengths around the 8-, 4-, 3- and 2-token score tiles and the 48-token chunks, in one batch."""
     H, Hkv, D = heads
-    _check_paged_decode(_paged_setup((1, 2, 3, 4, 7, 37, 49, 130), 16, Hkv, D, H, seed=5), window, softcap, dtype)
+    _check_paged_decode(
+        _paged_setup((1, 2, 3, 4, 7, 37, 49, 130), 16, Hkv, D, H, seed=5), window, softcap, dtype
+    )
 
 
 @needs_kernel
@@ -93,7 +104,9 @@ def test_native_paged_decode_tiles_and_tails(heads, window, softcap, dtype):
 @pytest.mark.parametrize(
     "heads", [(8, 1, 32), (8, 2, 24), (12, 3, 16)], ids=lambda h: f"H{h[0]}_Hkv{h[1]}_D{h[2]}"
 )  # MQA (one KV head: spans are the only parallelism), GQA with a head-dim tail, 3-head groups
-@pytest.mark.parametrize("window,softcap", [(None, None), (1300, 20.0)], ids=["full", "window_softcap"])
+@pytest.mark.parametrize(
+    "window,softcap", [(None, None), (1300, 20.0)], ids=["full", "window_softcap"]
+)
 def test_native_paged_decode_long_contexts_split_into_spans(heads, window, softcap, dtype):
     """Contexts long enough to be split into spans (>= 256 tokens each) merged by their
     softmax maxima, beside short ones in the same batch; one sequence's keys made large
@@ -109,7 +122,9 @@ def _check_paged_decode(setup, window, softcap, dtype):
     q, kp, vp, tables, lens = setup
     q, kp, vp = q.to(dtype), kp.to(dtype), vp.to(dtype)
     scale = q.shape[-1] ** -0.5
-    out = native_paged_decode_attention(q, kp, vp, tables, lens, scale=scale, sliding_window=window, softcap=softcap)
+    out = native_paged_decode_attention(
+        q, kp, vp, tables, lens, scale=scale, sliding_window=window, softcap=softcap
+    )
     ref = naive_paged_decode(q, kp, vp, tables, lens, scale, window, softcap)
     tol = 1e-5 if dtype == torch.float32 else 2e-2
     assert_close(out, ref, atol=tol, rtol=tol)
@@ -123,14 +138,22 @@ def test_native_paged_decode_refuses_out_of_range_tables():
     with pytest.raises(ValueError, match="out of range"):
         native_paged_decode_attention(q, kp, vp, bad, lens, scale=1.0)
     with pytest.raises(ValueError, match="out of range"):  # longer than the table covers
-        native_paged_decode_attention(q, kp, vp, tables, torch.tensor([4 * tables.shape[1] + 1]), scale=1.0)
+        native_paged_decode_attention(
+            q, kp, vp, tables, torch.tensor([4 * tables.shape[1] + 1]), scale=1.0
+        )
 
 
 @needs_kernel
 def test_cpu_kernels_use_native_only_where_it_applies(monkeypatch):
     calls = []
-    monkeypatch.setattr(norm_module, "native_rms_norm", lambda *a, **k: calls.append("norm") or a[0])
-    monkeypatch.setattr(attention_module, "native_paged_decode_attention", lambda *a, **k: calls.append("attn") or a[0])
+    monkeypatch.setattr(
+        norm_module, "native_rms_norm", lambda *a, **k: calls.append("norm") or a[0]
+    )
+    monkeypatch.setattr(
+        attention_module,
+        "native_paged_decode_attention",
+        lambda *a, **k: calls.append("attn") or a[0],
+    )
     x, w = torch.randn(2, 8), torch.randn(8)
     cpu_rms_norm(x, w, 1e-5)
     with pytest.raises(ValueError, match="does not match"):
@@ -138,7 +161,9 @@ def test_cpu_kernels_use_native_only_where_it_applies(monkeypatch):
     cpu_rms_norm(x, w.requires_grad_(), 1e-5)  # autograd: torch
     q, kp, vp, tables, lens = _paged_setup((5,), 4, 2, 8, 4)
     get_kernel("paged_decode_attention", "cpu")(q, kp, vp, tables, lens, scale=1.0)
-    get_kernel("paged_decode_attention", "cpu")(q, kp, vp, tables.int(), lens, scale=1.0)  # int32 table: torch
+    get_kernel("paged_decode_attention", "cpu")(
+        q, kp, vp, tables.int(), lens, scale=1.0
+    )  # int32 table: torch
     assert calls == ["norm", "attn"]
 
 

@@ -119,7 +119,9 @@ def test_nan_and_inf_propagate():
 @needs_kernel
 def test_cpu_linear_sends_decode_rows_to_the_kernel(monkeypatch):
     calls = []
-    monkeypatch.setattr(linear_module, "skinny_linear", lambda *a: calls.append(a) or torch.zeros(1))
+    monkeypatch.setattr(
+        linear_module, "skinny_linear", lambda *a: calls.append(a) or torch.zeros(1)
+    )
     w = torch.randn(8, 16).bfloat16()
     cpu_linear(torch.randn(1, 16).bfloat16(), w)
     cpu_linear(torch.randn(SKINNY_MAX_ROWS, 16).bfloat16(), w)

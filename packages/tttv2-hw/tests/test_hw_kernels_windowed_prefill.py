@@ -137,7 +137,9 @@ _LONG_PROMPT = textwrap.dedent(
 )
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="address-space limit read from /proc")
+@pytest.mark.skipif(
+    not sys.platform.startswith("linux"), reason="address-space limit read from /proc"
+)
 def test_long_windowed_prompt_runs_in_memory_proportional_to_the_window():
     """65,536 queries, window 64: an [S, S] bool mask alone is 4 GiB (SDPA's additive float
     mask 16 GiB more). Run with the address space capped at 1 GiB above what the process
@@ -146,8 +148,13 @@ def test_long_windowed_prompt_runs_in_memory_proportional_to_the_window():
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(
         [sys.executable, "-c", _LONG_PROMPT, str(S), str(window), str(budget)],
-        capture_output=True, text=True, timeout=300, env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
     )
-    assert proc.returncode == 0, f"long windowed prefill failed under a 1 GiB budget:\n{proc.stderr[-2000:]}"
+    assert proc.returncode == 0, (
+        f"long windowed prefill failed under a 1 GiB budget:\n{proc.stderr[-2000:]}"
+    )
     worst = float(proc.stdout.split("max_abs_diff")[1])
     assert worst < 1e-5, worst

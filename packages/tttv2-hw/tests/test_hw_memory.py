@@ -30,7 +30,9 @@ def test_parameter_counts_match_published_sizes(spec, expected):
 
 def test_llama_8b_bf16_on_24gb_device():
     device = DeviceConfig.auto_detect("cuda:L4")
-    plan = plan_memory(llama31_8b(), device=device, memory_bytes=24 * GB, reserve_bytes=2 * GB, context_len=8192)
+    plan = plan_memory(
+        llama31_8b(), device=device, memory_bytes=24 * GB, reserve_bytes=2 * GB, context_len=8192
+    )
     assert plan.weight_dtype == "bfloat16" and plan.kv_dtype == "bfloat16"
     assert plan.weight_bytes == 16_060_522_496  # ~16.06 GB
     assert plan.kv_bytes_per_token == 2 * 32 * 8 * 128 * 2 == 131_072
@@ -56,8 +58,16 @@ def test_default_reserve_is_activations_plus_runtime_fraction():
 
 def test_weights_that_do_not_fit_name_the_sizes():
     device = DeviceConfig.auto_detect("tt:N150")
-    with pytest.raises(MemoryPlanError, match=r"16\.06 GB .*8\.03B parameters in bfloat16.*12\.00 GB"):
-        plan_memory(llama31_8b(), device=device, memory_bytes=12 * GB, weight_dtype="bfloat16", reserve_bytes=0)
+    with pytest.raises(
+        MemoryPlanError, match=r"16\.06 GB .*8\.03B parameters in bfloat16.*12\.00 GB"
+    ):
+        plan_memory(
+            llama31_8b(),
+            device=device,
+            memory_bytes=12 * GB,
+            weight_dtype="bfloat16",
+            reserve_bytes=0,
+        )
 
 
 def test_tenstorrent_block_float_weights_and_kv():
@@ -89,8 +99,17 @@ def test_tenstorrent_profile_counts_the_performance_preset_packed():
 
 
 def test_sliding_window_and_tied_models_plan_on_cpu():
-    spec = decoder(hidden=256, layers=2, heads=4, kv_heads=2, intermediate=512, vocab=1000, tied=True,
-                   softcap=30.0, max_seq_len=512)
+    spec = decoder(
+        hidden=256,
+        layers=2,
+        heads=4,
+        kv_heads=2,
+        intermediate=512,
+        vocab=1000,
+        tied=True,
+        softcap=30.0,
+        max_seq_len=512,
+    )
     plan = DeviceConfig.auto_detect("cpu:avx2").plan_memory(spec, memory_bytes=GB)
     assert plan.weight_dtype == "float32"
     assert plan.weight_bytes == count_params(spec).total * 4
@@ -106,9 +125,20 @@ def test_rejects_nonsense_sizes():
 def test_context_that_does_not_fit_names_the_longest_that_does():
     """24 GB - 16.06 GB weights - 2 GB reserve = 2832 blocks of 16 tokens (45,312 tokens)."""
     device = DeviceConfig.auto_detect("cuda:L4")
-    with pytest.raises(MemoryPlanError, match=r"context_len=131072 needs 8192 blocks.*Longest context that fits: 45312"):
-        plan_memory(llama31_8b(), device=device, memory_bytes=24 * GB, reserve_bytes=2 * GB, context_len=131_072)
-    fits = plan_memory(llama31_8b(), device=device, memory_bytes=24 * GB, reserve_bytes=2 * GB, context_len=45_312)
+    with pytest.raises(
+        MemoryPlanError,
+        match=r"context_len=131072 needs 8192 blocks.*Longest context that fits: 45312",
+    ):
+        plan_memory(
+            llama31_8b(),
+            device=device,
+            memory_bytes=24 * GB,
+            reserve_bytes=2 * GB,
+            context_len=131_072,
+        )
+    fits = plan_memory(
+        llama31_8b(), device=device, memory_bytes=24 * GB, reserve_bytes=2 * GB, context_len=45_312
+    )
     assert fits.max_batch == 1
 
 
@@ -126,7 +156,11 @@ def test_rejects_negative_reserve_and_empty_batches():
 def test_plan_follows_the_kv_cache_parameters_the_cache_reads():
     """tttv2-blocks' paged cache takes its block size and dtype from the ``kv_cache`` op, so an
     override there must move the plan too (it read the ``model`` op's copies)."""
-    device = DeviceConfig.auto_detect("cuda:L4", params={"kv_cache": {"kv_block_size": 32, "kv_cache_dtype": "float32"}})
-    plan = plan_memory(llama31_8b(), device=device, memory_bytes=24 * GB, reserve_bytes=2 * GB, context_len=8192)
+    device = DeviceConfig.auto_detect(
+        "cuda:L4", params={"kv_cache": {"kv_block_size": 32, "kv_cache_dtype": "float32"}}
+    )
+    plan = plan_memory(
+        llama31_8b(), device=device, memory_bytes=24 * GB, reserve_bytes=2 * GB, context_len=8192
+    )
     assert plan.block_size == 32 and plan.kv_dtype == "float32"
     assert plan.kv_bytes_per_token == 2 * 32 * 8 * 128 * 4

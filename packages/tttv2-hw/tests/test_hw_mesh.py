@@ -71,7 +71,9 @@ def test_two_gloo_ranks_run_every_collective():
 
 def test_a_rank_that_raises_ends_the_group_with_its_error():
     start = time.monotonic()
-    with pytest.raises(WorkerFailedError, match="rank 1 raised RuntimeError: boom on purpose") as info:
+    with pytest.raises(
+        WorkerFailedError, match="rank 1 raised RuntimeError: boom on purpose"
+    ) as info:
         launch(raise_on_rank_1, 2, timeout_s=120)
     assert info.value.rank == 1
     assert time.monotonic() - start < 60  # not the 120 s timeout: the launcher saw it

@@ -62,7 +62,9 @@ def test_missing_compiler_is_reported(monkeypatch, tmp_path):
 
 def test_compile_error_carries_the_compiler_output(monkeypatch, tmp_path):
     fake = tmp_path / "fakecc"
-    fake.write_text("#!/bin/sh\n[ \"$1\" = --version ] && exit 0\necho 'error: broken on purpose' >&2\nexit 1\n")
+    fake.write_text(
+        "#!/bin/sh\n[ \"$1\" = --version ] && exit 0\necho 'error: broken on purpose' >&2\nexit 1\n"
+    )
     fake.chmod(0o755)
     monkeypatch.setenv("CC", str(fake))
     with pytest.raises(NativeKernelUnavailable, match="broken on purpose"):

@@ -35,11 +35,22 @@ def _weights(seed: int = 0, bias: bool = True) -> DecodeLayerWeights:
     )  # fmt: skip
 
 
-SHAPE = DecodeLayerShape(H, HKV, D, D, False, "silu", 1e-5, 1e-6, False, False, 1 / math.sqrt(D), None, None)
+SHAPE = DecodeLayerShape(
+    H, HKV, D, D, False, "silu", 1e-5, 1e-6, False, False, 1 / math.sqrt(D), None, None
+)
 
 
 def _reference(
-    w: DecodeLayerWeights, h, cos, sin, k_pool, v_pool, slots, tables, lens, shape: DecodeLayerShape | None = None
+    w: DecodeLayerWeights,
+    h,
+    cos,
+    sin,
+    k_pool,
+    v_pool,
+    slots,
+    tables,
+    lens,
+    shape: DecodeLayerShape | None = None,
 ) -> torch.Tensor:
     """The layer in plain PyTorch, fp32, reading the cache as whole sequences; the optional
     norms of ``w`` (sandwich, QK) with ``shape``'s numbers where present."""
@@ -49,7 +60,9 @@ def _reference(
     qkv = F.linear(rms(h, w.attn_norm, 1e-5), w.qkv_weight, w.qkv_bias)
     q, k, v = qkv.split((H * D, HKV * D, HKV * D), -1)
     q, k, v = q.view(-1, H, D), k.view(-1, HKV, D), v.view(-1, HKV, D)
-    q, k = (opt(x, g, s.qk_norm_eps, s.qk_norm_unit_offset) for x, g in ((q, w.q_norm), (k, w.k_norm)))
+    q, k = (
+        opt(x, g, s.qk_norm_eps, s.qk_norm_unit_offset) for x, g in ((q, w.q_norm), (k, w.k_norm))
+    )
 
     def rope(x):
         a, b = x[..., : D // 2], x[..., D // 2 :]
@@ -75,10 +88,15 @@ def _reference(
 
 def _batch(rows: int = 3, seed: int = 1):
     g = torch.Generator().manual_seed(seed)
-    k_pool, v_pool = torch.randn(12, BS, HKV, D, generator=g), torch.randn(12, BS, HKV, D, generator=g)
+    k_pool, v_pool = (
+        torch.randn(12, BS, HKV, D, generator=g),
+        torch.randn(12, BS, HKV, D, generator=g),
+    )
     lens = torch.tensor([5, 1, 9][:rows])
     tables = torch.tensor([[3, 7, 0], [5, 0, 0], [1, 2, 11]][:rows])
-    slots = torch.stack([tables[b, (int(lens[b]) - 1) // BS] * BS + (int(lens[b]) - 1) % BS for b in range(rows)])
+    slots = torch.stack(
+        [tables[b, (int(lens[b]) - 1) // BS] * BS + (int(lens[b]) - 1) % BS for b in range(rows)]
+    )
     angles = (lens - 1)[:, None].float() * torch.rand(D // 2, generator=g)
     h = torch.randn(rows, HID, generator=g)
     return h, angles.cos(), angles.sin(), k_pool, v_pool, slots, tables, lens
@@ -87,10 +105,14 @@ def _batch(rows: int = 3, seed: int = 1):
 def test_layer_equals_plain_pytorch() -> None:
     w = _weights()
     h, cos, sin, k_pool, v_pool, slots, tables, lens = _batch()
-    expected = _reference(w, h.clone(), cos, sin, k_pool.clone(), v_pool.clone(), slots, tables, lens)
+    expected = _reference(
+        w, h.clone(), cos, sin, k_pool.clone(), v_pool.clone(), slots, tables, lens
+    )
     layer = NativeDecodeLayer(w, SHAPE)
     with torch.inference_mode():
-        step = NativeDecodeStep(h, slots, tables, lens, torch.float32, layer.workspace_bytes(3, torch.float32))
+        step = NativeDecodeStep(
+            h, slots, tables, lens, torch.float32, layer.workspace_bytes(3, torch.float32)
+        )
         layer.check_step(step, k_pool, v_pool, cos)
         layer(step, k_pool, v_pool, cos, sin)
     torch.testing.assert_close(h, expected, rtol=1e-5, atol=1e-5)
@@ -120,15 +142,23 @@ def test_optional_norms_equal_plain_pytorch(variant: str) -> None:
     """Sandwich norms (Gemma 2/3) and QK-norm (Qwen3, Gemma 3), with their own epsilons and
     unit offsets, where the reference puts them."""
     names, numbers = OPTIONAL_NORMS[variant]
-    w = DecodeLayerWeights(**{**_weights().__dict__, **{k: v for k, v in _optional_norms().items() if k in names}})
+    w = DecodeLayerWeights(
+        **{**_weights().__dict__, **{k: v for k, v in _optional_norms().items() if k in names}}
+    )
     shape = DecodeLayerShape(**{**SHAPE.__dict__, **numbers})
     h, cos, sin, k_pool, v_pool, slots, tables, lens = _batch()
-    expected = _reference(w, h.clone(), cos, sin, k_pool.clone(), v_pool.clone(), slots, tables, lens, shape)
-    without = _reference(_weights(), h.clone(), cos, sin, k_pool.clone(), v_pool.clone(), slots, tables, lens)
+    expected = _reference(
+        w, h.clone(), cos, sin, k_pool.clone(), v_pool.clone(), slots, tables, lens, shape
+    )
+    without = _reference(
+        _weights(), h.clone(), cos, sin, k_pool.clone(), v_pool.clone(), slots, tables, lens
+    )
     assert not torch.allclose(expected, without, rtol=1e-3, atol=1e-3)  # the norms matter
     layer = NativeDecodeLayer(w, shape)
     with torch.inference_mode():
-        step = NativeDecodeStep(h, slots, tables, lens, torch.float32, layer.workspace_bytes(3, torch.float32))
+        step = NativeDecodeStep(
+            h, slots, tables, lens, torch.float32, layer.workspace_bytes(3, torch.float32)
+        )
         layer.check_step(step, k_pool, v_pool, cos)
         layer(step, k_pool, v_pool, cos, sin)
     torch.testing.assert_close(h, expected, rtol=1e-5, atol=1e-5)
@@ -142,7 +172,9 @@ def test_bad_optional_norms_are_named() -> None:
         bad = {"q_norm": norms["q_norm"], "k_norm": torch.ones(D + 1)}
         NativeDecodeLayer(DecodeLayerWeights(**{**w.__dict__, **bad}), SHAPE)
     with pytest.raises(ValueError, match="post_ffn_norm"):
-        NativeDecodeLayer(DecodeLayerWeights(**{**w.__dict__, "post_ffn_norm": torch.ones(HID).half()}), SHAPE)
+        NativeDecodeLayer(
+            DecodeLayerWeights(**{**w.__dict__, "post_ffn_norm": torch.ones(HID).half()}), SHAPE
+        )
 
 
 def test_bad_tensors_are_named() -> None:
@@ -151,7 +183,9 @@ def test_bad_tensors_are_named() -> None:
     with pytest.raises(ValueError, match="o_weight"):
         NativeDecodeLayer(bad, SHAPE)
     with pytest.raises(ValueError, match="gate_up_weight"):
-        NativeDecodeLayer(DecodeLayerWeights(**{**w.__dict__, "gate_up_weight": w.gate_up_weight.half()}), SHAPE)
+        NativeDecodeLayer(
+            DecodeLayerWeights(**{**w.__dict__, "gate_up_weight": w.gate_up_weight.half()}), SHAPE
+        )
     with pytest.raises(ValueError, match="activation 'relu'"):
         NativeDecodeLayer(w, DecodeLayerShape(**{**SHAPE.__dict__, "activation": "relu"}))
     with pytest.raises(ValueError, match=f"1..{MAX_ROWS}"):
@@ -166,13 +200,21 @@ def test_a_slot_outside_the_cache_is_refused_before_anything_is_written() -> Non
     slots[1] = 12 * BS  # one past the pool
     before = (h.clone(), k_pool.clone(), v_pool.clone())
     with torch.inference_mode():
-        step = NativeDecodeStep(h, slots, tables, lens, torch.float32, layer.workspace_bytes(3, torch.float32))
+        step = NativeDecodeStep(
+            h, slots, tables, lens, torch.float32, layer.workspace_bytes(3, torch.float32)
+        )
         with pytest.raises(ValueError, match="outside the cache"):
             layer(step, k_pool, v_pool, cos, sin)
-    assert torch.equal(h, before[0]) and torch.equal(k_pool, before[1]) and torch.equal(v_pool, before[2])
+    assert (
+        torch.equal(h, before[0])
+        and torch.equal(k_pool, before[1])
+        and torch.equal(v_pool, before[2])
+    )
 
 
-@pytest.mark.parametrize("kv_dtype", [torch.bfloat16, torch.float32], ids=["cache_bf16", "cache_fp32"])
+@pytest.mark.parametrize(
+    "kv_dtype", [torch.bfloat16, torch.float32], ids=["cache_bf16", "cache_fp32"]
+)
 def test_bf16_rotation_rounds_like_pytorch(kv_dtype: torch.dtype) -> None:
     """Keys rotated 8 pairs at a time (and the 4-pair tail of a 40-wide head one by one)
     round every product and sum as PyTorch's bf16 ops do: key and value projections both
@@ -181,20 +223,42 @@ def test_bf16_rotation_rounds_like_pytorch(kv_dtype: torch.dtype) -> None:
     w = _weights()
     pick = torch.eye(dim, hid)  # rows: the first `dim` normed inputs, exactly
     qkv = torch.cat((torch.randn(heads * dim, hid), pick, pick))
-    weights = DecodeLayerWeights(**{**w.__dict__, "qkv_weight": qkv, "qkv_bias": None, "o_weight": torch.randn(hid, heads * dim)})
-    weights = DecodeLayerWeights(**{k: v.bfloat16() if v is not None else None for k, v in weights.__dict__.items()})
-    shape = DecodeLayerShape(**{**SHAPE.__dict__, "num_heads": heads, "num_kv_heads": 1, "head_dim": dim, "rotary_dim": dim})
+    weights = DecodeLayerWeights(
+        **{
+            **w.__dict__,
+            "qkv_weight": qkv,
+            "qkv_bias": None,
+            "o_weight": torch.randn(hid, heads * dim),
+        }
+    )
+    weights = DecodeLayerWeights(
+        **{k: v.bfloat16() if v is not None else None for k, v in weights.__dict__.items()}
+    )
+    shape = DecodeLayerShape(
+        **{
+            **SHAPE.__dict__,
+            "num_heads": heads,
+            "num_kv_heads": 1,
+            "head_dim": dim,
+            "rotary_dim": dim,
+        }
+    )
     layer = NativeDecodeLayer(weights, shape)
     g = torch.Generator().manual_seed(3)
     rows = 3
-    k_pool, v_pool = torch.zeros(4, BS, 1, dim, dtype=kv_dtype), torch.zeros(4, BS, 1, dim, dtype=kv_dtype)
+    k_pool, v_pool = (
+        torch.zeros(4, BS, 1, dim, dtype=kv_dtype),
+        torch.zeros(4, BS, 1, dim, dtype=kv_dtype),
+    )
     tables, lens = torch.tensor([[0], [1], [2]]), torch.tensor([1, 2, 3])
     slots = tables[:, 0] * BS + lens - 1
     angles = torch.rand(rows, dim // 2, generator=g) * 6
     cos, sin = angles.cos().bfloat16(), angles.sin().bfloat16()
     h = torch.randn(rows, hid, generator=g).bfloat16()
     with torch.inference_mode():
-        step = NativeDecodeStep(h, slots, tables, lens, torch.bfloat16, layer.workspace_bytes(rows, torch.bfloat16))
+        step = NativeDecodeStep(
+            h, slots, tables, lens, torch.bfloat16, layer.workspace_bytes(rows, torch.bfloat16)
+        )
         layer(step, k_pool, v_pool, cos, sin)
     x = v_pool.view(-1, dim)[slots].bfloat16()  # the unrotated key, exactly as the kernel had it
     a, b = x[:, : dim // 2], x[:, dim // 2 :]

@@ -59,7 +59,11 @@ def test_a_step_that_does_not_fit_is_refused() -> None:
     rows = [torch.zeros(2, cos.shape[1])] * LAYERS  # room for 2 rows, the step has 3
     stack = NativeDecodeStack(layers, k_pools, v_pools, rows, rows)
     with torch.inference_mode(), pytest.raises(ValueError, match="buffers hold 2 rows"):
-        stack(NativeDecodeStep(h, slots, tables, lens, torch.float32, layers[0].workspace_bytes(3, torch.float32)))
+        stack(
+            NativeDecodeStep(
+                h, slots, tables, lens, torch.float32, layers[0].workspace_bytes(3, torch.float32)
+            )
+        )
     with torch.inference_mode(), pytest.raises(ValueError, match="do not fit"):
         stack(NativeDecodeStep(h[:, :-1].contiguous(), slots, tables, lens, torch.float32, 1 << 16))
 
@@ -71,6 +75,10 @@ def test_a_failing_layer_is_named_and_stops_the_call() -> None:
     stack = NativeDecodeStack(layers, small, [v[:2].clone() for v in v_pools], rows, rows)
     before = h.clone()
     with torch.inference_mode(), pytest.raises(ValueError, match="layer 0: .*outside the cache"):
-        stack(NativeDecodeStep(h, slots, tables, lens, torch.float32, layers[0].workspace_bytes(3, torch.float32)))
+        stack(
+            NativeDecodeStep(
+                h, slots, tables, lens, torch.float32, layers[0].workspace_bytes(3, torch.float32)
+            )
+        )
     assert torch.equal(h, before)
     assert BS == small[0].shape[1]

@@ -37,7 +37,13 @@ def _case(tokens: int, top_k: int, dtype: torch.dtype, seed: int = 0):
     order = torch.argsort(flat, stable=True)
     counts = torch.bincount(flat, minlength=EXPERTS).tolist()
     used = [e for e in range(EXPERTS) if counts[e]]
-    return x, order // top_k, route.reshape(-1)[order], [counts[e] for e in used], [weights[e] for e in used]
+    return (
+        x,
+        order // top_k,
+        route.reshape(-1)[order],
+        [counts[e] for e in used],
+        [weights[e] for e in used],
+    )
 
 
 def _reference(x, rows, route, counts, experts, activation):
@@ -48,7 +54,10 @@ def _reference(x, rows, route, counts, experts, activation):
         xs = x[r].double()
         g, u = (xs @ gate.double().T).to(dt), (xs @ up.double().T).to(dt)
         a = (ACT[activation](g.float()).to(dt).double() * u.double()).to(dt)
-        y = ((a.double() @ down.double().T).to(dt).double() * route[start : start + count, None].double()).to(dt)
+        y = (
+            (a.double() @ down.double().T).to(dt).double()
+            * route[start : start + count, None].double()
+        ).to(dt)
         out.index_add_(0, r, y.double())
         start += count
     return out
@@ -75,7 +84,9 @@ def test_native_routed_experts_declines_what_it_does_not_serve():
     big = _case(40, 6, torch.float32)  # 40 tokens on 6 experts: more than 16 rows per expert
     assert native_routed_experts(*big, "silu") is None
     grad = [(g.float().requires_grad_(), u.float(), d.float()) for g, u, d in experts]
-    assert native_routed_experts(x.float(), rows, route, counts, grad, "silu") is None  # autograd records
+    assert (
+        native_routed_experts(x.float(), rows, route, counts, grad, "silu") is None
+    )  # autograd records
 
 
 def test_registry_serves_routed_experts_per_device():

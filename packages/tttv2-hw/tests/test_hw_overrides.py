@@ -28,8 +28,11 @@ def test_dict_overrides_follow_precedence():
 
 @pytest.mark.parametrize(
     "params",
-    [{"model": {"attention_kernel": "math"}}, {"model": {"decode": {"attention_kernel": "math"}}},
-     {"defaults": {"attention_kernel": "math"}}],
+    [
+        {"model": {"attention_kernel": "math"}},
+        {"model": {"decode": {"attention_kernel": "math"}}},
+        {"defaults": {"attention_kernel": "math"}},
+    ],
 )
 def test_model_attention_kernel_override_lands(params):
     """``ModelParams.attention_kernel`` reads the tables' ``kernel`` knob; overriding it by its
@@ -40,7 +43,10 @@ def test_model_attention_kernel_override_lands(params):
 
 
 def test_device_scoped_overrides_apply_only_there():
-    params = {"cuda": {"attention": {"prefill_chunk_size": 16384}}, "attention": {"prefill_chunk_size": 512}}
+    params = {
+        "cuda": {"attention": {"prefill_chunk_size": 16384}},
+        "attention": {"prefill_chunk_size": 512},
+    }
     cuda = DeviceConfig.auto_detect("cuda:H100", params=params)
     cpu = DeviceConfig.auto_detect("cpu", params=params)
     assert cuda.get_optimal_params("attention", "prefill").prefill_chunk_size == 16384
@@ -77,13 +83,37 @@ def test_with_overrides_layers_on_top():
 @pytest.mark.parametrize(
     ("params", "error", "match"),
     [
-        ({"atention": {"kv_block_size": 8}}, ParamsOverrideError, "unknown override section 'atention'; valid: defaults, .*attention"),
-        ({"attention": {"fuse_gate_up": True}}, UnknownNameError, "parameter in override 'attention'.*fuse_qkv"),
+        (
+            {"atention": {"kv_block_size": 8}},
+            ParamsOverrideError,
+            "unknown override section 'atention'; valid: defaults, .*attention",
+        ),
+        (
+            {"attention": {"fuse_gate_up": True}},
+            UnknownNameError,
+            "parameter in override 'attention'.*fuse_qkv",
+        ),
         ({"defaults": {"threads": 2}}, UnknownNameError, "num_threads"),
-        ({"defaults": {"kv_block_size": 0}}, ParamsOverrideError, "kv_block_size=0: expected a positive integer"),
-        ({"defaults": {"fuse_qkv": "yes"}}, ParamsOverrideError, "fuse_qkv='yes': expected true or false"),
-        ({"attention": {"kernel": "flash"}}, ParamsOverrideError, "expected one of sdpa, math, paged_decode"),
-        ({"defaults": {"compute_dtype": "fp12"}}, ParamsOverrideError, "unknown dtype 'fp12'.*bfloat16"),
+        (
+            {"defaults": {"kv_block_size": 0}},
+            ParamsOverrideError,
+            "kv_block_size=0: expected a positive integer",
+        ),
+        (
+            {"defaults": {"fuse_qkv": "yes"}},
+            ParamsOverrideError,
+            "fuse_qkv='yes': expected true or false",
+        ),
+        (
+            {"attention": {"kernel": "flash"}},
+            ParamsOverrideError,
+            "expected one of sdpa, math, paged_decode",
+        ),
+        (
+            {"defaults": {"compute_dtype": "fp12"}},
+            ParamsOverrideError,
+            "unknown dtype 'fp12'.*bfloat16",
+        ),
         ({"decode": 3}, ParamsOverrideError, "must be a table"),
         ({"cuda": {"cuda": {}}}, ParamsOverrideError, "unknown override section 'cuda.cuda'"),
     ],

@@ -135,7 +135,7 @@ def test_round_trip_error_bound(rows, cols, scale, seed, fmt):
     groups = torch.nn.functional.pad(x, (0, pad)).reshape(rows, -1, 16)
     shared = torch.frexp(groups.abs().amax(-1))[1].float()  # max = m * 2**e, m in [0.5, 1)
     step = torch.exp2(shared - bits)  # value of one magnitude step
-    bound = step.repeat_interleave(16, dim=-1)[:, : cols]
+    bound = step.repeat_interleave(16, dim=-1)[:, :cols]
     assert torch.all((y - x).abs() <= bound)
     assert torch.equal(unpack_block_float(pack_block_float(x, fmt)), y)
     assert torch.equal(block_float_round_trip(y, fmt), y)

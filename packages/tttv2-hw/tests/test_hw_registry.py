@@ -72,7 +72,9 @@ def test_entry_points_register_backends(monkeypatch, scratch_backends):
         register_kernel("plugin-cpu", "rms_norm", rms_norm)
 
     ep = SimpleNamespace(name="plugin", value="plugin:register", load=lambda: register)
-    monkeypatch.setattr(registry, "entry_points", lambda group: [ep] if group == registry.ENTRY_POINT_GROUP else [])
+    monkeypatch.setattr(
+        registry, "entry_points", lambda group: [ep] if group == registry.ENTRY_POINT_GROUP else []
+    )
     registry.load_entry_points(force=True)
     assert calls == [1] and "plugin-cpu" in kernel_backends()
 
@@ -88,7 +90,9 @@ def test_broken_entry_point_is_reported_by_name(monkeypatch, scratch_backends):
 
 
 def test_unknown_op_lists_the_valid_ones():
-    with pytest.raises(UnknownNameError, match="paged_decode_attention, prefill_attention, rms_norm"):
+    with pytest.raises(
+        UnknownNameError, match="paged_decode_attention, prefill_attention, rms_norm"
+    ):
         get_kernel("flash_attention")
     with pytest.raises(UnknownNameError, match="kernel op"):
         register_kernel("torch", "no_such_op", rms_norm)
@@ -109,5 +113,7 @@ def test_new_ops_can_be_declared(scratch_backends):
 def test_no_backend_for_device_is_explained(scratch_backends):
     registry.define_kernel_op("only_on_tt", "()")
     register_kernel("ttnn-tt", "only_on_tt", lambda: None)
-    with pytest.raises(TTTv2Error, match="no kernel backend implements 'only_on_tt' for device type 'cpu'"):
+    with pytest.raises(
+        TTTv2Error, match="no kernel backend implements 'only_on_tt' for device type 'cpu'"
+    ):
         get_kernel("only_on_tt", "cpu")

@@ -86,8 +86,10 @@ def subnormals(shape, seed=2):
     g = _gen(seed)
     x = torch.randint(1, 1 << 23, shape, generator=g, dtype=torch.int32).view(torch.float32)
     x = x * torch.where(torch.rand(shape, generator=g) < 0.5, -1.0, 1.0)
-    tiny = torch.tensor(2.0**-126) * (1 + torch.rand(shape, generator=g)) * torch.exp2(
-        torch.randint(0, 3, shape, generator=g).to(torch.float32)
+    tiny = (
+        torch.tensor(2.0**-126)
+        * (1 + torch.rand(shape, generator=g))
+        * torch.exp2(torch.randint(0, 3, shape, generator=g).to(torch.float32))
     )
     pick = torch.randint(0, 3, shape, generator=g)
     return torch.where(pick == 0, x, torch.where(pick == 1, tiny, torch.randn(shape, generator=g)))
@@ -98,11 +100,25 @@ def specials(shape, seed=3):
     sharing rows with them."""
     g = _gen(seed)
     x = torch.randn(shape, generator=g)
-    words = torch.tensor(
-        [0x7F800000, 0xFF800000, 0x7FC00000, 0x7F800001, 0xFFC00000, 0x7FBFFFFF, 0x00000000,
-         0x80000000, 0x7F7FFFFF, 0xFF7FFFFF],
-        dtype=torch.int64,
-    ).to(torch.int32).view(torch.float32)
+    words = (
+        torch.tensor(
+            [
+                0x7F800000,
+                0xFF800000,
+                0x7FC00000,
+                0x7F800001,
+                0xFFC00000,
+                0x7FBFFFFF,
+                0x00000000,
+                0x80000000,
+                0x7F7FFFFF,
+                0xFF7FFFFF,
+            ],
+            dtype=torch.int64,
+        )
+        .to(torch.int32)
+        .view(torch.float32)
+    )
     idx = torch.randint(0, words.numel(), shape, generator=g)
     return torch.where(torch.rand(shape, generator=g) < 0.1, words[idx], x)
 

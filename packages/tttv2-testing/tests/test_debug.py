@@ -36,7 +36,12 @@ def test_matching_modules_pass_and_are_logged(caplog):
         model(x)
         model(x)
     assert [(r.name, r.call) for r in session.records] == [
-        ("layer0", 0), ("layer1", 0), ("layer2", 0), ("layer0", 1), ("layer1", 1), ("layer2", 1)
+        ("layer0", 0),
+        ("layer1", 0),
+        ("layer2", 0),
+        ("layer0", 1),
+        ("layer1", 1),
+        ("layer2", 1),
     ]
     assert all(r.passed and r.pcc > 0.9999 and r.max_abs_error < 1e-5 for r in session.records)
     assert session.first_failure() is None
@@ -51,7 +56,10 @@ def test_first_departing_module_is_found(caplog):
     refs = [linear_reference(layer) for layer in model.layers]
     with torch.no_grad():
         model.layers[1].weight[:, :4] = model.layers[1].weight[:, :4].flip(1)  # a "loading bug"
-    with caplog.at_level(logging.WARNING, logger="tttv2.testing.debug"), CompareSession() as session:
+    with (
+        caplog.at_level(logging.WARNING, logger="tttv2.testing.debug"),
+        CompareSession() as session,
+    ):
         for i, (layer, ref) in enumerate(zip(model.layers, refs, strict=True)):
             session.watch(layer, ref, name=f"layer{i}")
         model(torch.randn(16, 8))
@@ -97,7 +105,6 @@ def test_compare_to_torch_shortcut_and_tuple_outputs():
         session.watch(module, lambda x: x, name="pair")
 
 
-
 class Scaled(torch.nn.Module):
     """A layer whose output is right up to a scale and an offset: 2 * linear(x) + 3."""
 
@@ -125,6 +132,8 @@ def test_scale_and_offset_bugs_fail_although_pcc_passes(dtype):
     assert "relative L2 error" in bad.message and bad.rel_error > 1
     assert session.first_failure() is bad
     # the tolerance is the preset of the less precise output unless one is given
-    with compare_to_torch(wrong, linear_reference(wrong.layer), tolerance=Tolerance("loose", 10.0, 10.0, 0.9)) as s:
+    with compare_to_torch(
+        wrong, linear_reference(wrong.layer), tolerance=Tolerance("loose", 10.0, 10.0, 0.9)
+    ) as s:
         wrong(x)
     assert s.records[0].passed, s.records[0].message

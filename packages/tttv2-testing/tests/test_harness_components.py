@@ -75,7 +75,9 @@ def toy():
         "toy_scale",
         make_spec_strategy=lambda: st.builds(ToyScaleSpec, dim=st.integers(1, 16)),
         build_block=lambda spec, device, strategy: ToyScale(spec, device, strategy),
-        build_reference_inputs=lambda spec, gen, device, dtype: torch.randn(5, spec.dim, generator=gen).to(device, dtype),
+        build_reference_inputs=lambda spec, gen, device, dtype: torch.randn(
+            5, spec.dim, generator=gen
+        ).to(device, dtype),
         run_block=run_toy,
         run_reference=lambda block, x: x.double() * block.weight.double(),
     )
@@ -112,9 +114,13 @@ def test_reduced_precision_is_judged_by_pcc_and_error_norm(toy):
     assert report.passed, report.message
     assert report.tolerance.name == "bf16"
     assert all(r.relative is not None and r.relative.passed for r in report.results)
-    assert check_component("toy_scale", ToyScaleSpec(dim=16)).result("decode").relative is None  # fp32: allclose
+    assert (
+        check_component("toy_scale", ToyScaleSpec(dim=16)).result("decode").relative is None
+    )  # fp32: allclose
     broken = PrefillDecodeStrategy(variants={"decode": "off_by_one"})
-    assert not check_component("toy_scale", ToyScaleSpec(dim=16), dtype="bf16", execution_strategy=broken).passed
+    assert not check_component(
+        "toy_scale", ToyScaleSpec(dim=16), dtype="bf16", execution_strategy=broken
+    ).passed
 
 
 def test_exceptions_in_one_mode_are_reported_and_chained(toy):
@@ -123,8 +129,15 @@ def test_exceptions_in_one_mode_are_reported_and_chained(toy):
             raise RuntimeError("decode kernel missing")
         return block.run_in_mode(mode, x)
 
-    register_component("toy_scale", toy.make_spec_strategy, toy.build_block, toy.build_reference_inputs, run,
-                       toy.run_reference, replace=True)
+    register_component(
+        "toy_scale",
+        toy.make_spec_strategy,
+        toy.build_block,
+        toy.build_reference_inputs,
+        run,
+        toy.run_reference,
+        replace=True,
+    )
     report = check_component("toy_scale", ToyScaleSpec(dim=3))
     assert report.result("prefill").passed
     assert isinstance(report.result("decode").error, RuntimeError)
@@ -138,7 +151,9 @@ def test_plain_modules_are_checked_once(toy):
         "toy_linear",
         make_spec_strategy=lambda: st.builds(ToyScaleSpec, dim=st.integers(1, 8)),
         build_block=lambda spec, device, strategy: torch.nn.Linear(spec.dim, spec.dim),
-        build_reference_inputs=lambda spec, gen, device, dtype: torch.randn(4, spec.dim, generator=gen).to(device, dtype),
+        build_reference_inputs=lambda spec, gen, device, dtype: torch.randn(
+            4, spec.dim, generator=gen
+        ).to(device, dtype),
         run_block=lambda block, x, mode: block(x),
         run_reference=lambda block, x: x.double() @ block.weight.double().T + block.bias.double(),
     )
@@ -152,8 +167,19 @@ def test_plain_modules_are_checked_once(toy):
 
 def test_registry_rejects_duplicates_and_unknown_names(toy):
     with pytest.raises(ValueError, match="already registered"):
-        register_component("toy_scale", *[getattr(toy, f) for f in (
-            "make_spec_strategy", "build_block", "build_reference_inputs", "run_block", "run_reference")])
+        register_component(
+            "toy_scale",
+            *[
+                getattr(toy, f)
+                for f in (
+                    "make_spec_strategy",
+                    "build_block",
+                    "build_reference_inputs",
+                    "run_block",
+                    "run_reference",
+                )
+            ],
+        )
     with pytest.raises(LookupError, match="toy_scale"):
         get_component("no_such_block")
     with pytest.raises(ValueError, match="not supported"):
@@ -177,11 +203,25 @@ def test_constant_reference_is_judged_by_allclose(toy):
         return block.run_in_mode(mode, x) + noise * torch.randn_like(x)
 
     zeros = lambda spec, gen, device, dtype: torch.zeros(5, spec.dim, device=device, dtype=dtype)  # noqa: E731
-    register_component("toy_scale", toy.make_spec_strategy, toy.build_block, zeros, run, toy.run_reference,
-                       replace=True)
+    register_component(
+        "toy_scale",
+        toy.make_spec_strategy,
+        toy.build_block,
+        zeros,
+        run,
+        toy.run_reference,
+        replace=True,
+    )
     report = check_component("toy_scale", ToyScaleSpec(dim=4))
     assert report.passed, report.message
     assert not report.result("prefill").pcc.passed  # reported, but not the criterion here
-    register_component("toy_scale", toy.make_spec_strategy, toy.build_block, zeros,
-                       lambda block, x, mode: run(block, x, mode, noise=0.1), toy.run_reference, replace=True)
+    register_component(
+        "toy_scale",
+        toy.make_spec_strategy,
+        toy.build_block,
+        zeros,
+        lambda block, x, mode: run(block, x, mode, noise=0.1),
+        toy.run_reference,
+        replace=True,
+    )
     assert not check_component("toy_scale", ToyScaleSpec(dim=4)).passed

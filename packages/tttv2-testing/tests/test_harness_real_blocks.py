@@ -18,18 +18,28 @@ from tttv2.testing.spec_strategies import ffn_specs, norm_specs
 
 
 def tokens(size):
-    return lambda spec, gen, device, dtype: torch.randn(7, getattr(spec, size), generator=gen).to(device, dtype)
+    return lambda spec, gen, device, dtype: torch.randn(7, getattr(spec, size), generator=gen).to(
+        device, dtype
+    )
 
 
 @pytest.fixture(scope="module", autouse=True)
 def components():
     register_component(
-        "real_norm", norm_specs, lambda spec, device, strategy: make_norm(spec).to(device), tokens("dim"),
-        lambda block, x, mode: block(x), lambda block, x: reference_norm(x, block.state_dict(), block.spec),
+        "real_norm",
+        norm_specs,
+        lambda spec, device, strategy: make_norm(spec).to(device),
+        tokens("dim"),
+        lambda block, x, mode: block(x),
+        lambda block, x: reference_norm(x, block.state_dict(), block.spec),
     )
     register_component(
-        "real_ffn", ffn_specs, lambda spec, device, strategy: FeedForward(spec, device), tokens("hidden_dim"),
-        lambda block, x, mode: block(x), lambda block, x: reference_feed_forward(x, block.state_dict(), block.spec),
+        "real_ffn",
+        ffn_specs,
+        lambda spec, device, strategy: FeedForward(spec, device),
+        tokens("hidden_dim"),
+        lambda block, x, mode: block(x),
+        lambda block, x: reference_feed_forward(x, block.state_dict(), block.spec),
     )
     yield
     unregister_component("real_norm")
@@ -46,9 +56,14 @@ def test_a_wrong_reference_is_caught():
 
     spec = NormSpec(dim=16, norm_type="rms", unit_offset=True)
     wrong = register_component(
-        "wrong_norm", norm_specs, lambda spec, device, strategy: make_norm(spec), tokens("dim"),
+        "wrong_norm",
+        norm_specs,
+        lambda spec, device, strategy: make_norm(spec),
+        tokens("dim"),
         lambda block, x, mode: block(x),
-        lambda block, x: reference_norm(x, block.state_dict(), block.spec.replace(unit_offset=False)),
+        lambda block, x: reference_norm(
+            x, block.state_dict(), block.spec.replace(unit_offset=False)
+        ),
     )
     try:
         report = check_component(wrong, spec)
@@ -66,7 +81,10 @@ def test_a_scaled_norm_fails_in_every_precision(dtype):
 
     spec = NormSpec(dim=32, norm_type="rms")
     scaled = register_component(
-        "scaled_norm", norm_specs, lambda spec, device, strategy: make_norm(spec).to(device), tokens("dim"),
+        "scaled_norm",
+        norm_specs,
+        lambda spec, device, strategy: make_norm(spec).to(device),
+        tokens("dim"),
         lambda block, x, mode: 2 * block(x) + 3,
         lambda block, x: reference_norm(x, block.state_dict(), block.spec),
     )

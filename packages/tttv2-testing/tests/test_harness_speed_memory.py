@@ -47,7 +47,9 @@ def test_compare_speed_measures_each_side_with_the_given_clock():
         order.append("base")
         clock["now"] += 1.0
 
-    report = compare_speed(fn, base, repeats=4, warmup=1, timer=lambda: clock["now"], synchronize=lambda: None)
+    report = compare_speed(
+        fn, base, repeats=4, warmup=1, timer=lambda: clock["now"], synchronize=lambda: None
+    )
     assert report.times_s == (3.0,) * 4 and report.baseline_times_s == (1.0,) * 4
     assert report.ratio == 3.0 and report.speedup == pytest.approx(1 / 3) and not report.within(2.9)
     assert order[2:] == ["fn", "base", "base", "fn", "fn", "base", "base", "fn"]  # interleaved
@@ -55,7 +57,12 @@ def test_compare_speed_measures_each_side_with_the_given_clock():
 
 def test_speed_report_arithmetic_on_given_times():
     report = SpeedReport("a", "b", (2.0, 4.0, 3.0), (1.0, 1.0, 1.0))
-    assert report.median_s == 3.0 and report.ratio == 3.0 and report.within(3.0) and not report.within(2.9)
+    assert (
+        report.median_s == 3.0
+        and report.ratio == 3.0
+        and report.within(3.0)
+        and not report.within(2.9)
+    )
 
 
 def test_compare_speed_validates_arguments():

@@ -89,7 +89,9 @@ def toy():
         "toy_bias",
         make_spec_strategy=lambda: st.builds(ToyBiasSpec, dim=st.integers(1, 8)),
         build_block=lambda spec, device, strategy: ToyBias(spec, device, strategy),
-        build_reference_inputs=lambda spec, gen, device, dtype: torch.randn(5, spec.dim, generator=gen).to(device, dtype),
+        build_reference_inputs=lambda spec, gen, device, dtype: torch.randn(
+            5, spec.dim, generator=gen
+        ).to(device, dtype),
         run_block=run_toy,
         run_reference=lambda block, x: x.double() + block.bias.double(),
     )
@@ -97,7 +99,13 @@ def toy():
     unregister_component("toy_bias")
 
 
-BUILT_IN = {"continuous_batching", "dynamic", "multi_mode", "prefill_decode", "unified"}  # tttv2.core's own
+BUILT_IN = {
+    "continuous_batching",
+    "dynamic",
+    "multi_mode",
+    "prefill_decode",
+    "unified",
+}  # tttv2.core's own
 
 
 def pairs(report):
@@ -108,14 +116,24 @@ def test_all_strategies_are_checked_and_the_broken_pair_is_named(toy):
     report = check_component("toy_bias", ToyBiasSpec(dim=6), strategies="all")
     assert not report.passed
     checked = {name for name, _ in pairs(report)}
-    assert BUILT_IN <= checked and checked | set(dict(report.skipped_strategies)) == set(StrategyRegistry.names())
+    assert BUILT_IN <= checked and checked | set(dict(report.skipped_strategies)) == set(
+        StrategyRegistry.names()
+    )
     assert {
-        ("prefill_decode", "prefill"), ("prefill_decode", "decode"), ("unified", "unified"),
-        ("continuous_batching", "continuous_batch"), ("multi_mode", "long_context"),
+        ("prefill_decode", "prefill"),
+        ("prefill_decode", "decode"),
+        ("unified", "unified"),
+        ("continuous_batching", "continuous_batch"),
+        ("multi_mode", "long_context"),
     } <= pairs(report)
-    assert [(r.strategy, r.mode_name) for r in report.failures()] == [("continuous_batching", "continuous_batch")]
+    assert [(r.strategy, r.mode_name) for r in report.failures()] == [
+        ("continuous_batching", "continuous_batch")
+    ]
     assert "[continuous_batching:continuous_batch] FAILED" in report.message
-    assert "[continuous_batching:prefill] ok" in report.message and "[unified:unified] ok" in report.message
+    assert (
+        "[continuous_batching:prefill] ok" in report.message
+        and "[unified:unified] ok" in report.message
+    )
     assert not report.result("continuous_batch", strategy="continuous_batching").passed
     with pytest.raises(KeyError, match="pass strategy="):
         report.result("prefill")  # checked under several strategies
@@ -130,16 +148,24 @@ def test_strategies_the_implementations_do_not_cover_are_skipped_and_listed(toy)
     assert set(skipped) & BUILT_IN == {"continuous_batching", "unified"}
     assert "continuous_batch" in skipped["continuous_batching"] and "unified" in skipped["unified"]
     assert "[unified] skipped" in report.message
-    assert {name for name, _ in pairs(report)} & BUILT_IN == {"dynamic", "multi_mode", "prefill_decode"}
+    assert {name for name, _ in pairs(report)} & BUILT_IN == {
+        "dynamic",
+        "multi_mode",
+        "prefill_decode",
+    }
 
 
 def test_a_listed_strategy_must_build_the_block(toy):
     broken = PrefillDecodeStrategy(variants={"decode": "sign_bug"})
-    report = check_component("toy_bias", ToyBiasTwoModeSpec(dim=4), strategies=["multi_mode", broken])
+    report = check_component(
+        "toy_bias", ToyBiasTwoModeSpec(dim=4), strategies=["multi_mode", broken]
+    )
     assert [(r.strategy, r.mode_name) for r in report.failures()] == [("prefill_decode", "decode")]
     assert report.strategy == "multi_mode, prefill_decode"
     with pytest.raises(ValueError, match="strategy 'unified' cannot build this block"):
-        check_component("toy_bias", ToyBiasTwoModeSpec(dim=4), strategies=["prefill_decode", "unified"])
+        check_component(
+            "toy_bias", ToyBiasTwoModeSpec(dim=4), strategies=["prefill_decode", "unified"]
+        )
 
 
 def test_modes_restrict_each_strategy(toy):
@@ -147,11 +173,16 @@ def test_modes_restrict_each_strategy(toy):
     assert report.passed, report.message  # the broken continuous-batch mode is not checked
     assert {(name, "decode") for name in BUILT_IN} <= pairs(report)  # unified too, via UNIFIED
     assert {mode for _, mode in pairs(report)} == {"decode"}
-    report = check_component("toy_bias", ToyBiasSpec(dim=3), strategies="all", modes=["continuous_batch"])
+    report = check_component(
+        "toy_bias", ToyBiasSpec(dim=3), strategies="all", modes=["continuous_batch"]
+    )
     assert pairs(report) == {("continuous_batching", "continuous_batch")} and not report.passed
     skipped = dict(report.skipped_strategies)
     assert skipped.keys() >= BUILT_IN - {"continuous_batching"}
-    assert all("supports none of the requested modes" in skipped[name] for name in BUILT_IN - {"continuous_batching"})
+    assert all(
+        "supports none of the requested modes" in skipped[name]
+        for name in BUILT_IN - {"continuous_batching"}
+    )
 
 
 def test_default_checks_the_one_strategy_untagged(toy):
@@ -166,15 +197,22 @@ def test_property_check_over_all_strategies_finds_the_broken_pair(toy):
 
 
 def test_bad_strategies_arguments_are_refused(toy):
-    with pytest.raises(ValueError, match=r"strategies='unified' is invalid: expected 'all' or a list"):
+    with pytest.raises(
+        ValueError, match=r"strategies='unified' is invalid: expected 'all' or a list"
+    ):
         check_component("toy_bias", ToyBiasSpec(dim=2), strategies="unified")
     with pytest.raises(ValueError, match="execution_strategy=.* and strategies=.* were both given"):
-        check_component("toy_bias", ToyBiasSpec(dim=2), strategies="all", execution_strategy="unified")
+        check_component(
+            "toy_bias", ToyBiasSpec(dim=2), strategies="all", execution_strategy="unified"
+        )
     with pytest.raises(ValueError, match="non-empty list"):
         check_component("toy_bias", ToyBiasSpec(dim=2), strategies=[])
     plain = register_component(
-        "toy_plain", lambda: st.just(ToyBiasSpec(dim=2)), lambda spec, device, strategy: torch.nn.Identity(),
-        lambda spec, gen, device, dtype: torch.randn(3, 2, generator=gen), lambda block, x, mode: block(x),
+        "toy_plain",
+        lambda: st.just(ToyBiasSpec(dim=2)),
+        lambda spec, device, strategy: torch.nn.Identity(),
+        lambda spec, gen, device, dtype: torch.randn(3, 2, generator=gen),
+        lambda block, x, mode: block(x),
         lambda block, x: x,
     )
     try:

@@ -35,7 +35,13 @@ def _tensors(folder):
 
 def test_checkpoint_folder_is_complete(llama):
     names = {p.name for p in llama.path.iterdir()}
-    assert {"config.json", "generation_config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"} <= names
+    assert {
+        "config.json",
+        "generation_config.json",
+        "model.safetensors",
+        "tokenizer.json",
+        "tokenizer_config.json",
+    } <= names
     config = json.loads((llama.path / "config.json").read_text())
     assert config["architectures"] == ["LlamaForCausalLM"] and config["model_type"] == "llama"
     assert config["hidden_size"] == TINY_DEFAULTS["hidden_size"] and config["bos_token_id"] == 0
@@ -75,7 +81,9 @@ def test_weights_and_tokenizer_are_reproducible_from_the_seed(tmp_path, llama):
     assert again.path != llama.path
     first, second = _tensors(llama.path), _tensors(again.path)
     assert first.keys() == second.keys() and all(torch.equal(first[k], second[k]) for k in first)
-    assert (again.path / "tokenizer.json").read_bytes() == (llama.path / "tokenizer.json").read_bytes()
+    assert (again.path / "tokenizer.json").read_bytes() == (
+        llama.path / "tokenizer.json"
+    ).read_bytes()
     other = _tensors(build_tiny_checkpoint(tmp_path / "b", "LlamaForCausalLM", seed=1).path)
     assert not torch.equal(other["model.embed_tokens.weight"], first["model.embed_tokens.weight"])
 
@@ -85,7 +93,9 @@ def test_checkpoints_are_cached_per_configuration(tiny_checkpoint, llama):
     stamp = marker.stat().st_mtime_ns
     assert tiny_checkpoint("LlamaForCausalLM", seed=0) == llama
     assert marker.stat().st_mtime_ns == stamp  # reused, not rebuilt
-    wider = tiny_checkpoint("LlamaForCausalLM", {"num_hidden_layers": 1}, seed=0, with_tokenizer=False)
+    wider = tiny_checkpoint(
+        "LlamaForCausalLM", {"num_hidden_layers": 1}, seed=0, with_tokenizer=False
+    )
     assert wider.path != llama.path and wider.num_layers == 1 and not wider.has_tokenizer
 
 
@@ -108,18 +118,24 @@ def test_reference_outputs_agree_with_transformers_generate(llama):
     model = llama.load_model()
     with torch.no_grad():
         generated = model.generate(
-            torch.tensor([prompt]), max_new_tokens=6, min_new_tokens=6, do_sample=False, use_cache=True,
+            torch.tensor([prompt]),
+            max_new_tokens=6,
+            min_new_tokens=6,
+            do_sample=False,
+            use_cache=True,
             pad_token_id=1,
         )
         logits = model(torch.tensor([prompt])).logits[0]
-    assert ref.greedy_tokens.tolist() == generated[0, len(prompt):].tolist()
+    assert ref.greedy_tokens.tolist() == generated[0, len(prompt) :].tolist()
     assert_close(ref.logits, logits, dtype=torch.float32)
     # hooks see each layer's raw output: transformers' hidden_states[i + 1] for all but the
     # last layer, whose entry there has the final norm applied
     assert_close(ref.layer_outputs[0], ref.hidden_states[1], dtype=torch.float32)
     assert len(ref.hidden_states) == 3
     again = reference_outputs(llama.path, prompt, greedy_steps=6)  # a folder works as well
-    assert torch.equal(again.logits, ref.logits) and torch.equal(again.greedy_tokens, ref.greedy_tokens)
+    assert torch.equal(again.logits, ref.logits) and torch.equal(
+        again.greedy_tokens, ref.greedy_tokens
+    )
 
 
 def test_reference_accepts_text_and_reduced_precision(llama):
@@ -133,23 +149,39 @@ def test_reference_accepts_text_and_reduced_precision(llama):
 def test_a_given_model_is_run_in_the_dtype_and_device_asked_for_or_refused(llama):
     prompt = [0, 17, 101, 250]
     model = llama.load_model()  # float32 on cpu
-    with pytest.raises(ValueError, match=r"dtype=torch.bfloat16 does not match the model, which is in torch.float32"):
+    with pytest.raises(
+        ValueError,
+        match=r"dtype=torch.bfloat16 does not match the model, which is in torch.float32",
+    ):
         reference_outputs(model, prompt, greedy_steps=1, dtype=torch.bfloat16)
-    with pytest.raises(ValueError, match=r"device='cuda' does not match the model, which is on 'cpu'"):
+    with pytest.raises(
+        ValueError, match=r"device='cuda' does not match the model, which is on 'cpu'"
+    ):
         reference_outputs(model, prompt, greedy_steps=1, device="cuda")
-    assert all(p.dtype == torch.float32 for p in model.parameters())  # the caller's model is untouched
+    assert all(
+        p.dtype == torch.float32 for p in model.parameters()
+    )  # the caller's model is untouched
     fp32 = reference_outputs(model, prompt, greedy_steps=1)
-    half = reference_outputs(llama.load_model(torch.bfloat16), prompt, greedy_steps=1, dtype=torch.bfloat16)
+    half = reference_outputs(
+        llama.load_model(torch.bfloat16), prompt, greedy_steps=1, dtype=torch.bfloat16
+    )
     assert half.dtype == torch.bfloat16
     assert not torch.equal(half.logits, fp32.logits)  # it really ran in bf16
-    assert_close(half.logits, reference_outputs(llama, prompt, greedy_steps=1, dtype=torch.bfloat16).logits,
-                 dtype=torch.float32)  # the same as loading the checkpoint in bf16
+    assert_close(
+        half.logits,
+        reference_outputs(llama, prompt, greedy_steps=1, dtype=torch.bfloat16).logits,
+        dtype=torch.float32,
+    )  # the same as loading the checkpoint in bf16
     with pytest.raises(ValueError, match="in torch.bfloat16"):
-        reference_outputs(llama.load_model(torch.bfloat16), prompt, greedy_steps=1)  # default dtype is float32
+        reference_outputs(
+            llama.load_model(torch.bfloat16), prompt, greedy_steps=1
+        )  # default dtype is float32
 
 
 def test_other_architectures_work(tiny_checkpoint):
-    qwen = tiny_checkpoint("Qwen2ForCausalLM", {"tie_word_embeddings": True, "num_hidden_layers": 1}, seed=3)
+    qwen = tiny_checkpoint(
+        "Qwen2ForCausalLM", {"tie_word_embeddings": True, "num_hidden_layers": 1}, seed=3
+    )
     assert qwen.model_type == "qwen2"
     model = qwen.load_model()
     assert model.lm_head.weight.data_ptr() == model.model.embed_tokens.weight.data_ptr()

@@ -47,7 +47,9 @@ def no_unpickling(monkeypatch):
 
 def _logits_of_original(llama) -> torch.Tensor:
     """transformers on the untouched folder (model.safetensors only, nothing else to pick)."""
-    model = transformers.AutoModelForCausalLM.from_pretrained(llama.path, dtype=torch.float32).eval()
+    model = transformers.AutoModelForCausalLM.from_pretrained(
+        llama.path, dtype=torch.float32
+    ).eval()
     with torch.no_grad():
         return model(IDS).logits
 
@@ -81,7 +83,11 @@ def test_several_files_without_an_index_are_all_read(llama, tmp_path, no_unpickl
     save_file({n: state[n] for n in names[::2]}, folder / "part-a.safetensors")
     save_file({n: state[n] for n in names[1::2]}, folder / "part-b.safetensors")
     (folder / "all.safetensors").unlink()
-    assert sorted(reference_files(folder)) == ["config.json", "part-a.safetensors", "part-b.safetensors"]
+    assert sorted(reference_files(folder)) == [
+        "config.json",
+        "part-a.safetensors",
+        "part-b.safetensors",
+    ]
     model = load_reference_model(folder)
     with torch.no_grad():
         assert torch.equal(model(IDS).logits, want)
@@ -107,7 +113,9 @@ def _with_config(llama, folder, **changes):
         ({"model_type": "evil"}, "model_type='evil' is not an architecture transformers"),
     ],
 )
-def test_a_config_that_needs_remote_code_is_refused(llama, tmp_path, no_unpickling, changes, fragment):
+def test_a_config_that_needs_remote_code_is_refused(
+    llama, tmp_path, no_unpickling, changes, fragment
+):
     folder = tmp_path / "ckpt"
     _with_config(llama, folder, **changes)
     with pytest.raises(RemoteCodeRefusedError, match=fragment) as error:

@@ -76,7 +76,9 @@ def test_failure_names_worst_element_index_and_values():
         assert_close(actual, expected, dtype=torch.float32)
     message = str(err.value)
     assert "(1, 2, 3)" in message and "2 of 24 elements" in message
-    assert f"{actual[1, 2, 3].item():.6g}" in message and f"{expected[1, 2, 3].item():.6g}" in message
+    assert (
+        f"{actual[1, 2, 3].item():.6g}" in message and f"{expected[1, 2, 3].item():.6g}" in message
+    )
 
 
 def test_custom_tolerances_override_the_preset():
@@ -138,7 +140,9 @@ def test_swapped_heads_fail():
     tokens, heads, head_dim = 12, 4, 8
     out = _random(tokens, heads, head_dim)
     swapped = out[:, [1, 0, 2, 3]]
-    report = compare_close(swapped.reshape(tokens, -1), out.reshape(tokens, -1), dtype="bf16")  # loosest preset
+    report = compare_close(
+        swapped.reshape(tokens, -1), out.reshape(tokens, -1), dtype="bf16"
+    )  # loosest preset
     assert not report.passed
     assert report.num_mismatched > tokens  # most elements of the two swapped heads
     assert report.worst.index[1] < 2 * head_dim  # the worst element lies in head 0 or 1

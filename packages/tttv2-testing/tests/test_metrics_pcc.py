@@ -18,7 +18,10 @@ def _random(*shape, seed=0):
 
 
 @settings(max_examples=25, deadline=None)
-@given(arrays(np.float64, st.integers(2, 40), elements=st.floats(-1e3, 1e3)), arrays(np.float64, 1, elements=st.floats(-1e3, 1e3)))
+@given(
+    arrays(np.float64, st.integers(2, 40), elements=st.floats(-1e3, 1e3)),
+    arrays(np.float64, 1, elements=st.floats(-1e3, 1e3)),
+)
 def test_pcc_matches_numpy_corrcoef(x, noise_seed):
     rng = np.random.default_rng(abs(int(noise_seed[0])))
     y = x + rng.normal(size=x.shape)

@@ -88,7 +88,9 @@ def test_empty_sequences_fail():
 
 
 def test_float_tokens_are_rejected_not_truncated():
-    with pytest.raises(ValueError, match=r"actual_tokens has dtype torch.float32 .*1.7.*integer token ids"):
+    with pytest.raises(
+        ValueError, match=r"actual_tokens has dtype torch.float32 .*1.7.*integer token ids"
+    ):
         compare_tokens(torch.tensor([1.7, 2.2]), [1, 2])
     with pytest.raises(ValueError, match="expected_tokens has dtype torch.float32"):
         compare_tokens([1, 2], [1.0, 2.0])
@@ -106,7 +108,9 @@ def test_only_1d_sequences_are_compared():
         compare_tokens([7], torch.tensor(7))
     # integer dtypes of any width, lists and numpy arrays are token ids
     np = pytest.importorskip("numpy")
-    assert compare_tokens(torch.tensor([1, 2, 3], dtype=torch.int32), np.array([1, 2, 3], dtype=np.uint16)).passed
+    assert compare_tokens(
+        torch.tensor([1, 2, 3], dtype=torch.int32), np.array([1, 2, 3], dtype=np.uint16)
+    ).passed
 
 
 @settings(max_examples=50, deadline=None)

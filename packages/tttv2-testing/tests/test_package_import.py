@@ -10,7 +10,9 @@ def test_import_is_light():
         "heavy = [m for m in ('transformers', 'tokenizers', 'hypothesis', 'griffe') if m in sys.modules]; "
         "print(heavy)"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
     assert out.strip() == "[]"
 
 

@@ -11,13 +11,17 @@ def run(pytester):
     def run(source: str, *args: str):
         pytester.makepyfile(test_inner=source)
         # hypothesis' own plugin costs seconds per inner session and is not needed here
-        return pytester.runpytest_inprocess("-p", "no:cacheprovider", "-p", "no:hypothesispytest", "-rs", *args)
+        return pytester.runpytest_inprocess(
+            "-p", "no:cacheprovider", "-p", "no:hypothesispytest", "-rs", *args
+        )
 
     return run
 
 
 def test_plugin_is_loaded_from_its_entry_point(pytester):
-    result = pytester.runpytest_inprocess("--trace-config", "-p", "no:cacheprovider", "-p", "no:hypothesispytest", "--co")
+    result = pytester.runpytest_inprocess(
+        "--trace-config", "-p", "no:cacheprovider", "-p", "no:hypothesispytest", "--co"
+    )
     result.stdout.fnmatch_lines(["*tttv2*tttv2/testing/pytest_plugin.py*"])
 
 
@@ -57,7 +61,7 @@ def test_dtype_matrix_and_tolerance_presets(run):
 
 
 def _printed(result, tag):
-    return [line[line.index(tag):] for line in result.outlines if tag in line]
+    return [line[line.index(tag) :] for line in result.outlines if tag in line]
 
 
 def test_seed_is_deterministic_per_test(run):
@@ -136,13 +140,16 @@ def test_slow_tests_can_be_deselected(run):
         def test_fast():
             pass
         """,
-        "-m", "not slow",
+        "-m",
+        "not slow",
     )
     result.assert_outcomes(passed=1, deselected=1)
 
 
 def test_speed_compare_fixture_reports_ratio_to_pytest_benchmark(run, monkeypatch):
-    monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)  # else pytest-benchmark disables itself
+    monkeypatch.delenv(
+        "PYTEST_XDIST_WORKER", raising=False
+    )  # else pytest-benchmark disables itself
     result = run(
         """
         def test_speed(speed_compare, benchmark):

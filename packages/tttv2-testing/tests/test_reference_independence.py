@@ -29,10 +29,13 @@ def imported_modules(path: Path) -> list[str]:
 @pytest.mark.parametrize("path", FILES, ids=lambda p: p.name)
 def test_reference_imports_nothing_from_the_blocks(path):
     bad = [
-        name for name in imported_modules(path)
+        name
+        for name in imported_modules(path)
         if name.split(".")[0] == "tttv2" and not name.startswith(ALLOWED_TTTV2)
     ]
-    assert not bad, f"{path.name} imports {bad}; references may only use tttv2.core and other references"
+    assert not bad, (
+        f"{path.name} imports {bad}; references may only use tttv2.core and other references"
+    )
 
 
 def test_the_check_sees_a_forbidden_import(tmp_path):

@@ -77,7 +77,11 @@ def test_fixed_dimensions_are_respected(data):
     assert isinstance(attn, AttentionSpec) and attn.hidden_dim == 48 and attn.max_seq_len == 64
     assert isinstance(attn.rope, RopeSpec) and attn.rope.head_dim == attn.head_dim
     layer = data.draw(ss.decoder_layer_specs(hidden_dim=32, moe=True, parallel=False))
-    assert isinstance(layer, DecoderLayerSpec) and isinstance(layer.ffn, MoESpec) and layer.hidden_dim == 32
+    assert (
+        isinstance(layer, DecoderLayerSpec)
+        and isinstance(layer.ffn, MoESpec)
+        and layer.hidden_dim == 32
+    )
     model = data.draw(ss.model_specs(num_layers=2, hidden_dim=16, vocab_size=50))
     assert isinstance(model, ModelSpec) and model.num_layers == 2 and model.vocab_size == 50
 
@@ -87,7 +91,9 @@ def test_strategies_reach_the_interesting_variants():
     exercise GQA, rope, sliding windows, biases, sandwich and parallel layers, MoE)."""
     seen: dict[str, set] = {}
 
-    @settings(max_examples=60, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=60, deadline=None, database=None, suppress_health_check=list(HealthCheck)
+    )
     @given(ss.decoder_layer_specs())
     def collect(layer):
         a = layer.attention
@@ -110,9 +116,17 @@ def test_strategies_reach_the_interesting_variants():
 def test_invalid_cases_enumerates_single_changes():
     spec = AttentionSpec(hidden_dim=32, num_heads=4, num_kv_heads=2)
     cases = ss.invalid_cases(spec)
-    assert {c.field for c in cases} >= {"hidden_dim", "num_heads", "num_kv_heads", "sliding_window", "rope"}
+    assert {c.field for c in cases} >= {
+        "hidden_dim",
+        "num_heads",
+        "num_kv_heads",
+        "sliding_window",
+        "rope",
+    }
     for case in cases:
-        changed = {k for k, v in case.kwargs.items() if v is not getattr(spec, k) and v != getattr(spec, k)}
+        changed = {
+            k for k, v in case.kwargs.items() if v is not getattr(spec, k) and v != getattr(spec, k)
+        }
         assert len(changed) <= 2, case  # one change (two for the bias+tied style cases)
     with pytest.raises(ValueError, match="no invalid cases"):
         ss.invalid_cases(object())  # type: ignore[arg-type]

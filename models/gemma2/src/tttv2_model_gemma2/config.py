@@ -47,9 +47,19 @@ def model_spec(config: Mapping[str, Any]) -> ModelSpec:
     cfg = HFConfig(config, OWNER)
     if cfg.bool("use_bidirectional_attention", False):
         raise cfg.error("use_bidirectional_attention", True, "false or null (causal decoding only)")
-    hidden, vocab, heads = cfg.int("hidden_size"), cfg.int("vocab_size"), cfg.int("num_attention_heads")
-    head_dim, max_pos, layers = cfg.int("head_dim", 256), cfg.int("max_position_embeddings", 8192), cfg.int("num_hidden_layers")
-    norm = NormSpec(dim=hidden, eps=cfg.float("rms_norm_eps", 1e-6, positive=True), unit_offset=True)
+    hidden, vocab, heads = (
+        cfg.int("hidden_size"),
+        cfg.int("vocab_size"),
+        cfg.int("num_attention_heads"),
+    )
+    head_dim, max_pos, layers = (
+        cfg.int("head_dim", 256),
+        cfg.int("max_position_embeddings", 8192),
+        cfg.int("num_hidden_layers"),
+    )
+    norm = NormSpec(
+        dim=hidden, eps=cfg.float("rms_norm_eps", 1e-6, positive=True), unit_offset=True
+    )
     window = cfg.int("sliding_window", None) if "sliding_window" in config else 4096
     bias = cfg.bool("attention_bias", False)
     ffn = FeedForwardSpec(
@@ -67,7 +77,12 @@ def model_spec(config: Mapping[str, Any]) -> ModelSpec:
         local = kind == SLIDING and window is not None
         a = AttentionSpec(**attention, sliding_window=min(window, max_pos) if local else None)
         return DecoderLayerSpec(
-            attention=a, ffn=ffn, attn_norm=norm, post_attn_norm=norm, ffn_norm=norm, post_ffn_norm=norm
+            attention=a,
+            ffn=ffn,
+            attn_norm=norm,
+            post_attn_norm=norm,
+            ffn_norm=norm,
+            post_ffn_norm=norm,
         )
 
     return ModelSpec(
@@ -75,7 +90,9 @@ def model_spec(config: Mapping[str, Any]) -> ModelSpec:
         layers=tuple(layer(k) for k in read_layer_types(cfg, layers, every_nth_full(layers, 2))),
         final_norm=norm,
         lm_head=LMHeadSpec(
-            hidden_dim=hidden, vocab_size=vocab, tied=cfg.bool("tie_word_embeddings", True),
+            hidden_dim=hidden,
+            vocab_size=vocab,
+            tied=cfg.bool("tie_word_embeddings", True),
             final_logit_softcap=declared(cfg, config, "final_logit_softcapping", 30.0),
         ),  # fmt: skip
         max_seq_len=max_pos,

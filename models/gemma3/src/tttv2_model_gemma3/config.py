@@ -59,10 +59,15 @@ def model_spec(config: Mapping[str, Any]) -> ModelSpec:
         raise cfg.error("use_bidirectional_attention", True, "false or null (causal decoding only)")
     hidden, vocab = cfg.int("hidden_size", 2304), cfg.int("vocab_size", 262_208)
     heads, head_dim = cfg.int("num_attention_heads", 8), cfg.int("head_dim", 256)
-    max_pos, num_layers = cfg.int("max_position_embeddings", 131_072), cfg.int("num_hidden_layers", 26)
+    max_pos, num_layers = (
+        cfg.int("max_position_embeddings", 131_072),
+        cfg.int("num_hidden_layers", 26),
+    )
     eps = cfg.float("rms_norm_eps", 1e-6, positive=True)
     norm = NormSpec(dim=hidden, eps=eps, unit_offset=True)
-    if "sliding_window" in config and config["sliding_window"] is None:  # transformers fails building masks
+    if (
+        "sliding_window" in config and config["sliding_window"] is None
+    ):  # transformers fails building masks
         raise cfg.error("sliding_window", None, "a window in tokens (absent: 4096)")
     window = cfg.int("sliding_window", 4096)
     bias = cfg.bool("attention_bias", False)
@@ -81,7 +86,12 @@ def model_spec(config: Mapping[str, Any]) -> ModelSpec:
         local = kind == SLIDING and window < max_pos  # a window as long as the context is none
         a = AttentionSpec(**attention, rope=ropes[kind], sliding_window=window if local else None)
         return DecoderLayerSpec(
-            attention=a, ffn=ffn, attn_norm=norm, post_attn_norm=norm, ffn_norm=norm, post_ffn_norm=norm
+            attention=a,
+            ffn=ffn,
+            attn_norm=norm,
+            post_attn_norm=norm,
+            ffn_norm=norm,
+            post_ffn_norm=norm,
         )
 
     return ModelSpec(
@@ -89,7 +99,9 @@ def model_spec(config: Mapping[str, Any]) -> ModelSpec:
         layers=tuple(layer(kind) for kind in layer_types(cfg, num_layers)),
         final_norm=norm,
         lm_head=LMHeadSpec(
-            hidden_dim=hidden, vocab_size=vocab, tied=cfg.bool("tie_word_embeddings", True),
+            hidden_dim=hidden,
+            vocab_size=vocab,
+            tied=cfg.bool("tie_word_embeddings", True),
             final_logit_softcap=cfg.float("final_logit_softcapping", None, positive=True),
         ),  # fmt: skip
         max_seq_len=max_pos,

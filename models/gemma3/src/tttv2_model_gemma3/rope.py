@@ -45,7 +45,9 @@ def rope_parameters_by_layer_type(cfg: HFConfig) -> dict[str, dict[str, Any]]:
                 raise cfg.error(f"rope_parameters.{kind}", entry, "a JSON object or null")
     if scaling is not None:
         if entries[FULL] is None:
-            raise cfg.error("rope_scaling", "<set>", "absent, or rope_parameters with a full_attention entry")
+            raise cfg.error(
+                "rope_scaling", "<set>", "absent, or rope_parameters with a full_attention entry"
+            )
         entries[FULL] = {**entries[FULL], **scaling}
     result = {}
     for kind, entry in entries.items():
@@ -62,4 +64,6 @@ def ropes_by_layer_type(cfg: HFConfig, head_dim: int, max_position: int) -> dict
     entry, ``rope_parameters.<kind>.<field>`` (``rope_scaling`` is merged into
     ``rope_parameters.full_attention``)."""
     nested = HFConfig({"rope_parameters": rope_parameters_by_layer_type(cfg)}, cfg.owner)
-    return {kind: read_rope(nested, head_dim, max_position, layer_type=kind) for kind in (FULL, SLIDING)}
+    return {
+        kind: read_rope(nested, head_dim, max_position, layer_type=kind) for kind in (FULL, SLIDING)
+    }

@@ -38,7 +38,12 @@ def model_spec(config: Mapping[str, Any]) -> ModelSpec:
     cfg = HFConfig(config, OWNER)
     hidden, vocab, heads = cfg.int("n_embd"), cfg.int("vocab_size"), cfg.int("n_head")
     head_dim, positions = hidden // heads, cfg.int("n_positions", 1024)  # no head_dim key
-    norm = NormSpec(dim=hidden, norm_type="layer", eps=cfg.float("layer_norm_epsilon", 1e-5, positive=True), bias=True)
+    norm = NormSpec(
+        dim=hidden,
+        norm_type="layer",
+        eps=cfg.float("layer_norm_epsilon", 1e-5, positive=True),
+        bias=True,
+    )
     ffn = FeedForwardSpec(
         hidden_dim=hidden, intermediate_dim=cfg.int("n_inner", None) or 4 * hidden, gated=False, bias=True,
         activation=read_activation(cfg, "activation_function", "gelu_new"),
@@ -57,6 +62,8 @@ def model_spec(config: Mapping[str, Any]) -> ModelSpec:
         embedding=EmbeddingSpec(vocab_size=vocab, hidden_dim=hidden, max_positions=positions),
         layers=tuple(layer(i) for i in range(cfg.int("n_layer"))),
         final_norm=norm,
-        lm_head=LMHeadSpec(hidden_dim=hidden, vocab_size=vocab, tied=cfg.bool("tie_word_embeddings", True)),
+        lm_head=LMHeadSpec(
+            hidden_dim=hidden, vocab_size=vocab, tied=cfg.bool("tie_word_embeddings", True)
+        ),
         max_seq_len=positions,
     )

@@ -34,7 +34,11 @@ def rope_spec(config: Mapping[str, Any], head_dim: int) -> RopeSpec:
 def model_spec(config: Mapping[str, Any]) -> ModelSpec:
     """The spec of the model a Llama ``config.json`` describes."""
     cfg = HFConfig(config, OWNER)
-    hidden, vocab, heads = cfg.int("hidden_size"), cfg.int("vocab_size"), cfg.int("num_attention_heads")
+    hidden, vocab, heads = (
+        cfg.int("hidden_size"),
+        cfg.int("vocab_size"),
+        cfg.int("num_attention_heads"),
+    )
     head_dim, max_pos = cfg.head_dim(), cfg.int("max_position_embeddings", 2048)
     act, bias = read_activation(cfg), cfg.bool("attention_bias", False)
     norm = NormSpec(dim=hidden, norm_type="rms", eps=cfg.float("rms_norm_eps", 1e-6, positive=True))
@@ -54,6 +58,8 @@ def model_spec(config: Mapping[str, Any]) -> ModelSpec:
         embedding=EmbeddingSpec(vocab_size=vocab, hidden_dim=hidden),
         layers=(layer,) * cfg.int("num_hidden_layers"),
         final_norm=norm,
-        lm_head=LMHeadSpec(hidden_dim=hidden, vocab_size=vocab, tied=cfg.bool("tie_word_embeddings", False)),
+        lm_head=LMHeadSpec(
+            hidden_dim=hidden, vocab_size=vocab, tied=cfg.bool("tie_word_embeddings", False)
+        ),
         max_seq_len=max_pos,
     )

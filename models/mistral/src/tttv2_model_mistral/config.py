@@ -29,7 +29,11 @@ OWNER = "MistralConfig"
 def model_spec(config: Mapping[str, Any]) -> ModelSpec:
     """The spec of the model a Mistral ``config.json`` describes."""
     cfg = HFConfig(config, OWNER)
-    hidden, vocab, heads = cfg.int("hidden_size"), cfg.int("vocab_size"), cfg.int("num_attention_heads")
+    hidden, vocab, heads = (
+        cfg.int("hidden_size"),
+        cfg.int("vocab_size"),
+        cfg.int("num_attention_heads"),
+    )
     head_dim, max_pos = cfg.head_dim(), cfg.int("max_position_embeddings", 131072)
     norm = NormSpec(dim=hidden, norm_type="rms", eps=cfg.float("rms_norm_eps", 1e-6, positive=True))
     window = read_sliding_window(cfg) if "sliding_window" in cfg.data else DEFAULT_WINDOW
@@ -39,13 +43,17 @@ def model_spec(config: Mapping[str, Any]) -> ModelSpec:
         sliding_window=window if window is not None and window < max_pos else None,
     )  # fmt: skip
     ffn = FeedForwardSpec(
-        hidden_dim=hidden, intermediate_dim=cfg.int("intermediate_size"), activation=read_activation(cfg)
+        hidden_dim=hidden,
+        intermediate_dim=cfg.int("intermediate_size"),
+        activation=read_activation(cfg),
     )
     layer = DecoderLayerSpec(attention=attention, ffn=ffn, attn_norm=norm, ffn_norm=norm)
     return ModelSpec(
         embedding=EmbeddingSpec(vocab_size=vocab, hidden_dim=hidden),
         layers=(layer,) * cfg.int("num_hidden_layers"),
         final_norm=norm,
-        lm_head=LMHeadSpec(hidden_dim=hidden, vocab_size=vocab, tied=cfg.bool("tie_word_embeddings", False)),
+        lm_head=LMHeadSpec(
+            hidden_dim=hidden, vocab_size=vocab, tied=cfg.bool("tie_word_embeddings", False)
+        ),
         max_seq_len=max_pos,
     )

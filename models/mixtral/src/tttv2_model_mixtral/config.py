@@ -42,7 +42,11 @@ def num_experts(cfg: HFConfig) -> int:
 def model_spec(config: Mapping[str, Any]) -> ModelSpec:
     """The spec of the model a Mixtral ``config.json`` describes."""
     cfg = HFConfig(config, OWNER)
-    hidden, vocab, heads = cfg.int("hidden_size"), cfg.int("vocab_size"), cfg.int("num_attention_heads")
+    hidden, vocab, heads = (
+        cfg.int("hidden_size"),
+        cfg.int("vocab_size"),
+        cfg.int("num_attention_heads"),
+    )
     head_dim, max_pos = cfg.head_dim(), cfg.int("max_position_embeddings", 131072)
     norm = NormSpec(dim=hidden, norm_type="rms", eps=cfg.float("rms_norm_eps", 1e-5, positive=True))
     window = read_sliding_window(cfg)
@@ -52,18 +56,24 @@ def model_spec(config: Mapping[str, Any]) -> ModelSpec:
         sliding_window=window if window is not None and window < max_pos else None,
     )  # fmt: skip
     expert = FeedForwardSpec(
-        hidden_dim=hidden, intermediate_dim=cfg.int("intermediate_size"), activation=read_activation(cfg)
+        hidden_dim=hidden,
+        intermediate_dim=cfg.int("intermediate_size"),
+        activation=read_activation(cfg),
     )
     experts = num_experts(cfg)
     top_k = cfg.int("num_experts_per_tok", DEFAULT_TOP_K)
     if top_k > experts:
         raise cfg.error("num_experts_per_tok", top_k, f"at most the number of experts ({experts})")
-    moe = MoESpec(hidden_dim=hidden, num_experts=experts, top_k=top_k, expert=expert, renormalize=True)
+    moe = MoESpec(
+        hidden_dim=hidden, num_experts=experts, top_k=top_k, expert=expert, renormalize=True
+    )
     layer = DecoderLayerSpec(attention=attention, ffn=moe, attn_norm=norm, ffn_norm=norm)
     return ModelSpec(
         embedding=EmbeddingSpec(vocab_size=vocab, hidden_dim=hidden),
         layers=(layer,) * cfg.int("num_hidden_layers"),
         final_norm=norm,
-        lm_head=LMHeadSpec(hidden_dim=hidden, vocab_size=vocab, tied=cfg.bool("tie_word_embeddings", False)),
+        lm_head=LMHeadSpec(
+            hidden_dim=hidden, vocab_size=vocab, tied=cfg.bool("tie_word_embeddings", False)
+        ),
         max_seq_len=max_pos,
     )

@@ -14,4 +14,6 @@ ARCHITECTURE = "MixtralForCausalLM"
 
 #: ``load(folder, *, dtype, device, progress=None, execution_strategy=None,
 #: allow_nonfinite_weights=False) -> LoadedModel``
-load = partial(load_hf_checkpoint, model_spec=model_spec, rename_rules=rename_rules, config_name=OWNER)
+load = partial(
+    load_hf_checkpoint, model_spec=model_spec, rename_rules=rename_rules, config_name=OWNER
+)

@@ -51,7 +51,10 @@ def rename_rules(spec: ModelSpec) -> RenameRules:
             (LAYER + r"post_attention_layernorm\.weight", r"layers.\1.ffn_norm.weight"),
             (LAYER + r"(?:block_sparse_moe|mlp)\.gate\.weight", r"layers.\1.ffn.gate.weight"),
             *(
-                (LAYER + rf"block_sparse_moe\.experts\.(\d+)\.{w}\.weight", rf"layers.\1.ffn.experts.\2.{p}.weight")
+                (
+                    LAYER + rf"block_sparse_moe\.experts\.(\d+)\.{w}\.weight",
+                    rf"layers.\1.ffn.experts.\2.{p}.weight",
+                )
                 for w, p in EXPERT.items()
             ),
             *stacked_expert_rules(moe, LAYER + r"mlp\.experts\.", r"layers.\1.ffn.experts"),

@@ -44,7 +44,11 @@ def _with_longrope_aliases(config: Mapping[str, Any]) -> Mapping[str, Any]:
 def model_spec(config: Mapping[str, Any]) -> ModelSpec:
     """The spec of the model a Phi-3 ``config.json`` describes."""
     cfg = HFConfig(_with_longrope_aliases(config), OWNER)
-    hidden, vocab, heads = cfg.int("hidden_size"), cfg.int("vocab_size"), cfg.int("num_attention_heads")
+    hidden, vocab, heads = (
+        cfg.int("hidden_size"),
+        cfg.int("vocab_size"),
+        cfg.int("num_attention_heads"),
+    )
     head_dim, max_pos = cfg.head_dim(), cfg.int("max_position_embeddings", 4096)
     norm = NormSpec(dim=hidden, norm_type="rms", eps=cfg.float("rms_norm_eps", 1e-5, positive=True))
     rope = read_rope(cfg, head_dim, max_pos, partial_rotary=True)
@@ -60,6 +64,8 @@ def model_spec(config: Mapping[str, Any]) -> ModelSpec:
         embedding=EmbeddingSpec(vocab_size=vocab, hidden_dim=hidden),
         layers=(layer,) * cfg.int("num_hidden_layers"),
         final_norm=norm,
-        lm_head=LMHeadSpec(hidden_dim=hidden, vocab_size=vocab, tied=cfg.bool("tie_word_embeddings", False)),
+        lm_head=LMHeadSpec(
+            hidden_dim=hidden, vocab_size=vocab, tied=cfg.bool("tie_word_embeddings", False)
+        ),
         max_seq_len=max_pos,
     )

@@ -45,20 +45,30 @@ def layer_windows(cfg: HFConfig, num_layers: int, max_pos: int) -> tuple[int | N
     derived = [SLIDING if window is not None and i >= first else FULL for i in range(num_layers)]
     types = read_layer_types(cfg, num_layers, derived)
     if SLIDING in types and window is None:
-        raise cfg.error("layer_types", "sliding_attention", "full_attention only while use_sliding_window is false")
+        raise cfg.error(
+            "layer_types",
+            "sliding_attention",
+            "full_attention only while use_sliding_window is false",
+        )
     return tuple(window if t == SLIDING and window < max_pos else None for t in types)  # type: ignore[operator]
 
 
 def model_spec(config: Mapping[str, Any]) -> ModelSpec:
     """The spec of the model a Qwen2 ``config.json`` describes."""
     cfg = HFConfig(config, OWNER)
-    hidden, vocab, heads = cfg.int("hidden_size"), cfg.int("vocab_size"), cfg.int("num_attention_heads")
+    hidden, vocab, heads = (
+        cfg.int("hidden_size"),
+        cfg.int("vocab_size"),
+        cfg.int("num_attention_heads"),
+    )
     head_dim, max_pos = cfg.head_dim(), cfg.int("max_position_embeddings", 32768)
     norm = NormSpec(dim=hidden, norm_type="rms", eps=cfg.float("rms_norm_eps", 1e-6, positive=True))
     rope = read_rope(cfg, head_dim, max_pos)
     kv_heads = cfg.int("num_key_value_heads", heads)
     ffn = FeedForwardSpec(
-        hidden_dim=hidden, intermediate_dim=cfg.int("intermediate_size"), activation=read_activation(cfg)
+        hidden_dim=hidden,
+        intermediate_dim=cfg.int("intermediate_size"),
+        activation=read_activation(cfg),
     )
 
     def layer(window: int | None) -> DecoderLayerSpec:
@@ -72,6 +82,8 @@ def model_spec(config: Mapping[str, Any]) -> ModelSpec:
         embedding=EmbeddingSpec(vocab_size=vocab, hidden_dim=hidden),
         layers=tuple(layer(w) for w in layer_windows(cfg, cfg.int("num_hidden_layers"), max_pos)),
         final_norm=norm,
-        lm_head=LMHeadSpec(hidden_dim=hidden, vocab_size=vocab, tied=cfg.bool("tie_word_embeddings", False)),
+        lm_head=LMHeadSpec(
+            hidden_dim=hidden, vocab_size=vocab, tied=cfg.bool("tie_word_embeddings", False)
+        ),
         max_seq_len=max_pos,
     )

@@ -10,4 +10,11 @@ from tttv2_model_qwen_moe.weights import rename_rules
 
 ARCHITECTURES = (qwen2_moe.ARCHITECTURE, qwen3_moe.ARCHITECTURE)
 
-__all__ = ["ARCHITECTURES", "qwen2_moe", "qwen2_moe_spec", "qwen3_moe", "qwen3_moe_spec", "rename_rules"]
+__all__ = [
+    "ARCHITECTURES",
+    "qwen2_moe",
+    "qwen2_moe_spec",
+    "qwen3_moe",
+    "qwen3_moe_spec",
+    "rename_rules",
+]

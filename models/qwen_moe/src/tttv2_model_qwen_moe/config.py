@@ -59,9 +59,13 @@ def sparse_layers(cfg: HFConfig, num_layers: int, num_experts: int) -> tuple[boo
     ``Qwen3MoeDecoderLayer`` decide."""
     step = cfg.int("decoder_sparse_step", 1)
     dense = cfg.raw("mlp_only_layers", [])
-    if not isinstance(dense, list) or not all(isinstance(i, int) and not isinstance(i, bool) for i in dense):
+    if not isinstance(dense, list) or not all(
+        isinstance(i, int) and not isinstance(i, bool) for i in dense
+    ):
         raise cfg.error("mlp_only_layers", dense, "a list of layer indices")
-    return tuple(i not in dense and num_experts > 0 and (i + 1) % step == 0 for i in range(num_layers))
+    return tuple(
+        i not in dense and num_experts > 0 and (i + 1) % step == 0 for i in range(num_layers)
+    )
 
 
 def window_of(cfg: HFConfig) -> int | None:
@@ -74,10 +78,16 @@ def window_of(cfg: HFConfig) -> int | None:
 def qwen2_moe_windows(cfg: HFConfig, num_layers: int) -> tuple[int | None, ...]:
     window, windowed = window_of(cfg), cfg.bool("use_sliding_window", False)
     first_full = cfg.int("max_window_layers", 28, minimum=0)
-    derived = [SLIDING if windowed and i % 2 == 0 and i < first_full else FULL for i in range(num_layers)]
+    derived = [
+        SLIDING if windowed and i % 2 == 0 and i < first_full else FULL for i in range(num_layers)
+    ]
     types = read_layer_types(cfg, num_layers, derived)
     if SLIDING in types and not window:
-        raise cfg.error("layer_types", "sliding_attention", "full_attention only while use_sliding_window is false")
+        raise cfg.error(
+            "layer_types",
+            "sliding_attention",
+            "full_attention only while use_sliding_window is false",
+        )
     return tuple(window if t == SLIDING else None for t in types)
 
 
@@ -94,7 +104,11 @@ def build(
     default_moe_intermediate: int,
 ) -> ModelSpec:
     """The spec from what the two families share, given what differs."""
-    hidden, vocab, heads = cfg.int("hidden_size"), cfg.int("vocab_size"), cfg.int("num_attention_heads")
+    hidden, vocab, heads = (
+        cfg.int("hidden_size"),
+        cfg.int("vocab_size"),
+        cfg.int("num_attention_heads"),
+    )
     head_dim, max_pos = cfg.head_dim(), cfg.int("max_position_embeddings", 32768)
     eps = cfg.float("rms_norm_eps", 1e-6, positive=True)
     norm = NormSpec(dim=hidden, norm_type="rms", eps=eps)
@@ -111,7 +125,9 @@ def build(
     if any(sparse):
         top_k = cfg.int("num_experts_per_tok", default_top_k)
         if top_k > num_experts:
-            raise cfg.error("num_experts_per_tok", top_k, f"at most the number of experts ({num_experts})")
+            raise cfg.error(
+                "num_experts_per_tok", top_k, f"at most the number of experts ({num_experts})"
+            )
         shared = ffn("shared_expert_intermediate_size", 5632) if shared_expert else None
         moe = MoESpec(
             hidden_dim=hidden, num_experts=num_experts, top_k=top_k,
@@ -125,13 +141,17 @@ def build(
             out_bias=out_bias, qk_norm=qk_norm, qk_norm_eps=eps, max_seq_len=max_pos,
             rope=rope, sliding_window=window if window is not None and window < max_pos else None,
         )  # fmt: skip
-        return DecoderLayerSpec(attention=attention, ffn=moe if is_sparse else dense, attn_norm=norm, ffn_norm=norm)
+        return DecoderLayerSpec(
+            attention=attention, ffn=moe if is_sparse else dense, attn_norm=norm, ffn_norm=norm
+        )
 
     return ModelSpec(
         embedding=EmbeddingSpec(vocab_size=vocab, hidden_dim=hidden),
         layers=tuple(layer(w, s) for w, s in zip(windows, sparse, strict=True)),
         final_norm=norm,
-        lm_head=LMHeadSpec(hidden_dim=hidden, vocab_size=vocab, tied=cfg.bool("tie_word_embeddings", False)),
+        lm_head=LMHeadSpec(
+            hidden_dim=hidden, vocab_size=vocab, tied=cfg.bool("tie_word_embeddings", False)
+        ),
         max_seq_len=max_pos,
     )
 

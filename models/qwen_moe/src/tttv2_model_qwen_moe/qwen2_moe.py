@@ -14,4 +14,6 @@ ARCHITECTURE = "Qwen2MoeForCausalLM"
 
 #: ``load(folder, *, dtype, device, progress=None, execution_strategy=None,
 #: allow_nonfinite_weights=False) -> LoadedModel``
-load = partial(load_hf_checkpoint, model_spec=qwen2_moe_spec, rename_rules=rename_rules, config_name=QWEN2_MOE)
+load = partial(
+    load_hf_checkpoint, model_spec=qwen2_moe_spec, rename_rules=rename_rules, config_name=QWEN2_MOE
+)

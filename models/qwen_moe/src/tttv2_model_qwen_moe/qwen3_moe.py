@@ -14,4 +14,6 @@ ARCHITECTURE = "Qwen3MoeForCausalLM"
 
 #: ``load(folder, *, dtype, device, progress=None, execution_strategy=None,
 #: allow_nonfinite_weights=False) -> LoadedModel``
-load = partial(load_hf_checkpoint, model_spec=qwen3_moe_spec, rename_rules=rename_rules, config_name=QWEN3_MOE)
+load = partial(
+    load_hf_checkpoint, model_spec=qwen3_moe_spec, rename_rules=rename_rules, config_name=QWEN3_MOE
+)

@@ -51,9 +51,18 @@ def rename_rules(spec: ModelSpec) -> RenameRules:
             (LAYER + r"post_attention_layernorm\.weight", r"layers.\1.ffn_norm.weight"),
             (LAYER + r"mlp\.(gate|up|down)_proj\.weight", r"layers.\1.ffn.\2_proj.weight"),
             (LAYER + r"mlp\.gate\.weight", r"layers.\1.ffn.gate.weight"),
-            (LAYER + r"mlp\.experts\.(\d+)\.(gate|up|down)_proj\.weight", r"layers.\1.ffn.experts.\2.\3_proj.weight"),
-            (LAYER + r"mlp\.shared_expert\.(gate|up|down)_proj\.weight", r"layers.\1.ffn.shared_expert.\2_proj.weight"),
-            (LAYER + r"mlp\.shared_expert_gate\.weight", r"layers.\1.ffn.shared_expert_gate.weight"),
+            (
+                LAYER + r"mlp\.experts\.(\d+)\.(gate|up|down)_proj\.weight",
+                r"layers.\1.ffn.experts.\2.\3_proj.weight",
+            ),
+            (
+                LAYER + r"mlp\.shared_expert\.(gate|up|down)_proj\.weight",
+                r"layers.\1.ffn.shared_expert.\2_proj.weight",
+            ),
+            (
+                LAYER + r"mlp\.shared_expert_gate\.weight",
+                r"layers.\1.ffn.shared_expert_gate.weight",
+            ),
             *(stacked_expert_rules(moe) if moe is not None else []),
             (r"model\.norm\.weight", "final_norm.weight"),
             (r"lm_head\.weight", None if spec.lm_head.tied else "lm_head.weight"),

@@ -28,7 +28,12 @@ ROPE = AttentionSpec(
     max_seq_len=64,
     rope=RopeSpec(head_dim=8, rotary_dim=8, theta=100.0),
 )
-SCHEDULE = [("prefill", {0: 5, 1: 7}), ("decode", {0: 1, 1: 1}), ("decode", {0: 1, 1: 1}), ("prefill", {0: 2})]  # a chunk after cached context
+SCHEDULE = [
+    ("prefill", {0: 5, 1: 7}),
+    ("decode", {0: 1, 1: 1}),
+    ("decode", {0: 1, 1: 1}),
+    ("prefill", {0: 2}),
+]  # a chunk after cached context
 
 
 @pytest.mark.parametrize("interleaved", [False, True])

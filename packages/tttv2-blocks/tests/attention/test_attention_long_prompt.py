@@ -62,12 +62,18 @@ needs_peak_reset = pytest.mark.skipif(
 
 def _windowed_attention(seq: int, window: int) -> tuple[AttentionSpec, Attention, PagedKVCache]:
     spec = AttentionSpec(
-        hidden_dim=16, num_heads=HEADS, num_kv_heads=1, head_dim=8, max_seq_len=seq,
+        hidden_dim=16,
+        num_heads=HEADS,
+        num_kv_heads=1,
+        head_dim=8,
+        max_seq_len=seq,
         sliding_window=window,
     )
     torch.manual_seed(0)
     attn = Attention(spec, execution_strategy=MultiModeStrategy(chunk_size=CHUNK))
-    cache = PagedKVCache.for_specs([spec], num_blocks=seq // 256, block_size=256, dtype=torch.float32)
+    cache = PagedKVCache.for_specs(
+        [spec], num_blocks=seq // 256, block_size=256, dtype=torch.float32
+    )
     return spec, attn, cache
 
 
@@ -85,7 +91,9 @@ def test_32k_prompt_prefills_in_chunks_within_a_memory_bound() -> None:
     x = torch.randn(SEQ, spec.hidden_dim)
     with torch.inference_mode():
         meta = manager.prepare([0], [SEQ], "long_context")
-        y, peak = _peak_extra_bytes(lambda: attn.run_in_mode("long_context", x, meta, cache.layer(0)))
+        y, peak = _peak_extra_bytes(
+            lambda: attn.run_in_mode("long_context", x, meta, cache.layer(0))
+        )
 
         # The last token, decoded again through the paged-decode path, agrees.
         manager.truncate(0, SEQ - 1)

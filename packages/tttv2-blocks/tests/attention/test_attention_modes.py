@@ -203,7 +203,10 @@ def _forget_native_kernels() -> None:
     for name, module in list(sys.modules.items()):
         if name.startswith("tttv2.hw.kernels"):
             for obj in list(vars(module).values()):
-                if callable(getattr(obj, "cache_clear", None)) and getattr(obj, "__module__", None) == name:
+                if (
+                    callable(getattr(obj, "cache_clear", None))
+                    and getattr(obj, "__module__", None) == name
+                ):
                     obj.cache_clear()
 
 
@@ -216,10 +219,15 @@ def paged_kernel_calls(request, monkeypatch) -> Iterator[Counter]:
         monkeypatch.setenv("TTTV2_NATIVE_KERNELS", "0")
         _forget_native_kernels()
     calls: Counter = Counter()
-    for name, kind in (("native_paged_decode_attention", "native"), ("paged_decode_attention", "torch")):
+    for name, kind in (
+        ("native_paged_decode_attention", "native"),
+        ("paged_decode_attention", "torch"),
+    ):
         kernel = getattr(paged_kernels, name)
         monkeypatch.setattr(
-            paged_kernels, name, lambda *a, _k=kernel, _kind=kind, **kw: calls.update([_kind]) or _k(*a, **kw)
+            paged_kernels,
+            name,
+            lambda *a, _k=kernel, _kind=kind, **kw: calls.update([_kind]) or _k(*a, **kw),
         )
     yield calls
     if native_off:
@@ -237,7 +245,9 @@ def _native_paged_decode_builds() -> bool:
 
 @pytest.mark.parametrize(("mode", "kernels"), MODES_AND_KERNELS)
 @pytest.mark.parametrize("variant", list(VARIANTS))
-def test_every_variant_in_every_mode(variant: str, mode: str, kernels: str, paged_kernel_calls) -> None:
+def test_every_variant_in_every_mode(
+    variant: str, mode: str, kernels: str, paged_kernel_calls
+) -> None:
     spec = VARIANTS[variant]
     attn = make_attention(spec, STRATEGIES[mode])
     cache = PagedKVCache.for_specs([spec], num_blocks=48, block_size=3, dtype=torch.float32)
@@ -250,4 +260,6 @@ def test_every_variant_in_every_mode(variant: str, mode: str, kernels: str, page
     if mode in PAGED_MODES:
         ran = "native" if kernels == "native" and _native_paged_decode_builds() else "torch"
         other = "torch" if ran == "native" else "native"
-        assert paged_kernel_calls[ran] > 0 and paged_kernel_calls[other] == 0, dict(paged_kernel_calls)
+        assert paged_kernel_calls[ran] > 0 and paged_kernel_calls[other] == 0, dict(
+            paged_kernel_calls
+        )

@@ -54,10 +54,16 @@ def test_learned_positions_follow_gpt2() -> None:
     data=st.data(),
 )
 def test_embedding_matches_reference(vocab, hidden, scale, max_positions, data) -> None:
-    spec = EmbeddingSpec(vocab_size=vocab, hidden_dim=hidden, scale=scale, max_positions=max_positions)
+    spec = EmbeddingSpec(
+        vocab_size=vocab, hidden_dim=hidden, scale=scale, max_positions=max_positions
+    )
     emb = TokenEmbedding(spec)
     ids = torch.tensor(data.draw(st.lists(st.integers(0, vocab - 1), min_size=1, max_size=8)))
-    positions = torch.tensor(data.draw(st.lists(st.integers(0, (max_positions or 1) - 1), min_size=len(ids), max_size=len(ids))))
+    positions = torch.tensor(
+        data.draw(
+            st.lists(st.integers(0, (max_positions or 1) - 1), min_size=len(ids), max_size=len(ids))
+        )
+    )
     expected = reference_embedding(ids, dict(emb.state_dict()), spec, positions)
     torch.testing.assert_close(emb(ids, positions).double(), expected, rtol=1e-6, atol=1e-6)
 

@@ -29,7 +29,9 @@ def _copy_gated(ours: FeedForward, hf: torch.nn.Module) -> None:
 def test_swiglu_equals_llama_mlp() -> None:
     spec = FeedForwardSpec(hidden_dim=32, intermediate_dim=88, activation="silu")
     ours = FeedForward(spec)
-    hf = LlamaMLP(LlamaConfig(hidden_size=32, intermediate_size=88, num_attention_heads=4, hidden_act="silu"))
+    hf = LlamaMLP(
+        LlamaConfig(hidden_size=32, intermediate_size=88, num_attention_heads=4, hidden_act="silu")
+    )
     _copy_gated(ours, hf)
     x = torch.randn(5, 32)
     assert torch.equal(ours(x), hf(x))
@@ -38,7 +40,9 @@ def test_swiglu_equals_llama_mlp() -> None:
 def test_swiglu_with_bias_equals_llama_mlp_with_bias() -> None:
     spec = FeedForwardSpec(hidden_dim=16, intermediate_dim=40, bias=True)
     ours = FeedForward(spec)
-    hf = LlamaMLP(LlamaConfig(hidden_size=16, intermediate_size=40, num_attention_heads=4, mlp_bias=True))
+    hf = LlamaMLP(
+        LlamaConfig(hidden_size=16, intermediate_size=40, num_attention_heads=4, mlp_bias=True)
+    )
     _copy_gated(ours, hf)
     x = torch.randn(3, 16)
     assert torch.equal(ours(x), hf(x))
@@ -48,14 +52,24 @@ def test_swiglu_with_bias_equals_llama_mlp_with_bias() -> None:
 def test_geglu_equals_gemma_mlp(dtype: torch.dtype) -> None:
     spec = FeedForwardSpec(hidden_dim=32, intermediate_dim=64, activation="gelu_tanh")
     ours = FeedForward(spec).to(dtype)
-    hf = GemmaMLP(GemmaConfig(hidden_size=32, intermediate_size=64, num_attention_heads=4, head_dim=8, hidden_activation="gelu_pytorch_tanh")).to(dtype)
+    hf = GemmaMLP(
+        GemmaConfig(
+            hidden_size=32,
+            intermediate_size=64,
+            num_attention_heads=4,
+            head_dim=8,
+            hidden_activation="gelu_pytorch_tanh",
+        )
+    ).to(dtype)
     _copy_gated(ours, hf)
     x = torch.randn(4, 32, dtype=dtype)
     assert torch.equal(ours(x), hf(x))
 
 
 def test_plain_gelu_mlp_with_bias_equals_gpt2_mlp() -> None:
-    spec = FeedForwardSpec(hidden_dim=24, intermediate_dim=96, activation="gelu_tanh", gated=False, bias=True)
+    spec = FeedForwardSpec(
+        hidden_dim=24, intermediate_dim=96, activation="gelu_tanh", gated=False, bias=True
+    )
     ours = FeedForward(spec)
     assert ours.gate_proj is None
     hf = GPT2MLP(96, GPT2Config(n_embd=24, activation_function="gelu_new", resid_pdrop=0.0)).eval()
@@ -87,7 +101,9 @@ def test_feed_forward_matches_reference(spec: FeedForwardSpec, tokens: int, fuse
     if fuse and spec.gated:
         module.fuse_gate_up()
     x = torch.randn(tokens, spec.hidden_dim)
-    torch.testing.assert_close(module(x).double(), reference_feed_forward(x, weights, spec), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(
+        module(x).double(), reference_feed_forward(x, weights, spec), rtol=1e-5, atol=1e-5
+    )
 
 
 def test_fuse_gate_up_keeps_the_math_and_stores_weights_once() -> None:
@@ -111,7 +127,9 @@ def test_fuse_gate_up_keeps_the_math_and_stores_weights_once() -> None:
 
 @pytest.mark.parametrize("bias", [False, True])
 def test_fuse_gate_up_draws_nothing_and_keeps_requires_grad(bias: bool) -> None:
-    ffn = FeedForward(FeedForwardSpec(hidden_dim=16, intermediate_dim=24, bias=bias)).to(torch.bfloat16)
+    ffn = FeedForward(FeedForwardSpec(hidden_dim=16, intermediate_dim=24, bias=bias)).to(
+        torch.bfloat16
+    )
     ffn.requires_grad_(False)
     state = torch.random.get_rng_state()
     ffn.fuse_gate_up()
@@ -119,7 +137,9 @@ def test_fuse_gate_up_draws_nothing_and_keeps_requires_grad(bias: bool) -> None:
     assert torch.equal(torch.random.get_rng_state(), state)
     fused = list(ffn.gate_up_proj.parameters())
     assert len(fused) == (2 if bias else 1)
-    assert all(p.dtype == torch.bfloat16 and p.device.type == "cpu" and not p.requires_grad for p in fused)
+    assert all(
+        p.dtype == torch.bfloat16 and p.device.type == "cpu" and not p.requires_grad for p in fused
+    )
 
 
 def test_bad_input_is_reported() -> None:

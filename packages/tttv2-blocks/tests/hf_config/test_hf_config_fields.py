@@ -19,11 +19,20 @@ from tttv2.blocks.hf_config import (
 
 def test_typed_reads_refuse_other_json_types():
     cfg = HFConfig({"a": 4, "b": True, "c": 4.0, "d": "4", "e": 1e-5, "f": 3}, "C")
-    assert cfg.int("a") == 4 and cfg.bool("b") is True and cfg.float("e") == 1e-5 and cfg.float("f") == 3.0
+    assert (
+        cfg.int("a") == 4
+        and cfg.bool("b") is True
+        and cfg.float("e") == 1e-5
+        and cfg.float("f") == 3.0
+    )
     for key in "bcd":
-        with pytest.raises(HFConfigError, match=rf"^C\.{key}=.* is invalid: expected an integer >= 1$"):
+        with pytest.raises(
+            HFConfigError, match=rf"^C\.{key}=.* is invalid: expected an integer >= 1$"
+        ):
             cfg.int(key)
-    with pytest.raises(HFConfigError, match=r"^C\.missing=None is invalid: expected present in config.json$"):
+    with pytest.raises(
+        HFConfigError, match=r"^C\.missing=None is invalid: expected present in config.json$"
+    ):
         cfg.int("missing")
     assert cfg.int("missing", 7) == 7 and cfg.keys_read >= {"a", "b", "missing"}
     with pytest.raises(HFConfigError, match="a finite number"):
@@ -32,9 +41,7 @@ def test_typed_reads_refuse_other_json_types():
         HFConfig({"x": 2**80}, "C").int("x")
 
 
-@pytest.mark.parametrize(
-    ("value", "ids"), [(2, (2,)), ([2, 7], (2, 7)), (None, ()), ([], ())]
-)
+@pytest.mark.parametrize(("value", "ids"), [(2, (2,)), ([2, 7], (2, 7)), (None, ()), ([], ())])
 def test_token_ids_int_list_or_null(value, ids):
     assert HFConfig({"eos_token_id": value}).token_ids("eos_token_id") == ids
 

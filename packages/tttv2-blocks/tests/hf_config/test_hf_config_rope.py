@@ -14,23 +14,38 @@ transformers = pytest.importorskip("transformers")
 
 BASE = {"vocab_size": 300, "hidden_size": 64, "intermediate_size": 160, "num_hidden_layers": 1,
         "num_attention_heads": 4, "max_position_embeddings": 512}  # fmt: skip
-LLAMA3 = {"factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0, "original_max_position_embeddings": 128}
+LLAMA3 = {
+    "factor": 8.0,
+    "low_freq_factor": 1.0,
+    "high_freq_factor": 4.0,
+    "original_max_position_embeddings": 128,
+}
 YARN = {"factor": 4.0, "original_max_position_embeddings": 128, "beta_fast": 16.0}
 SPELLINGS = {
     "default-top-theta": {"rope_theta": 250000.0},
     "scaling-type": {"rope_theta": 5000.0, "rope_scaling": {"type": "linear", "factor": 4.0}},
     "scaling-rope_type": {"rope_scaling": {"rope_type": "dynamic", "factor": 2.0}},
-    "parameters-theta-inside": {"rope_parameters": {"rope_type": "llama3", "rope_theta": 5e5, **LLAMA3}},
+    "parameters-theta-inside": {
+        "rope_parameters": {"rope_type": "llama3", "rope_theta": 5e5, **LLAMA3}
+    },
     "parameters-yarn": {"rope_parameters": {"rope_type": "yarn", "rope_theta": 1e4, **YARN}},
-    "inside-wins": {"rope_theta": 7.0, "rope_parameters": {"rope_type": "default", "rope_theta": 5e5}},
+    "inside-wins": {
+        "rope_theta": 7.0,
+        "rope_parameters": {"rope_type": "default", "rope_theta": 5e5},
+    },
     # a top-level partial_rotary_factor: Llama's default rope ignores it
     "partial-default-ignored": {"partial_rotary_factor": 0.5},
 }
 #: For an architecture that rotates part of each head (partial_rotary=True), transformers'
 #: scaled rules read the factor at top level or inside.
 PARTIAL = {
-    "partial-linear-top": {"partial_rotary_factor": 0.5, "rope_scaling": {"rope_type": "linear", "factor": 2.0}},
-    "partial-yarn-inside": {"rope_parameters": {"rope_type": "yarn", "partial_rotary_factor": 0.5, **YARN}},
+    "partial-linear-top": {
+        "partial_rotary_factor": 0.5,
+        "rope_scaling": {"rope_type": "linear", "factor": 2.0},
+    },
+    "partial-yarn-inside": {
+        "rope_parameters": {"rope_type": "yarn", "partial_rotary_factor": 0.5, **YARN}
+    },
 }
 
 
@@ -49,7 +64,9 @@ def transformers_frequencies(config: dict, seq_len: int | None):
 @pytest.mark.parametrize("name", sorted(SPELLINGS) + sorted(PARTIAL))
 def test_frequencies_equal_transformers_llama(name):
     config = BASE | SPELLINGS.get(name, PARTIAL.get(name))
-    spec = read_rope(HFConfig(config, "C"), head_dim=16, max_position=512, partial_rotary=name in PARTIAL)
+    spec = read_rope(
+        HFConfig(config, "C"), head_dim=16, max_position=512, partial_rotary=name in PARTIAL
+    )
     for seq_len in (None, 1000):
         ours, our_scale = rope_frequencies(spec, seq_len)
         theirs, their_scale = transformers_frequencies(config, seq_len)

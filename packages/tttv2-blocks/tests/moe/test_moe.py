@@ -24,17 +24,26 @@ def copy_into_hf_experts(ours: MoE, hf_block: torch.nn.Module) -> None:
     with torch.no_grad():
         hf_block.gate.weight.copy_(ours.gate.weight)
         for e, expert in enumerate(ours.experts):
-            hf_block.experts.gate_up_proj[e].copy_(torch.cat((expert.gate_proj.weight, expert.up_proj.weight)))
+            hf_block.experts.gate_up_proj[e].copy_(
+                torch.cat((expert.gate_proj.weight, expert.up_proj.weight))
+            )
             hf_block.experts.down_proj[e].copy_(expert.down_proj.weight)
 
 
 def test_equals_mixtral_sparse_moe_block() -> None:
     spec = MoESpec(
-        hidden_dim=32, num_experts=8, top_k=2, expert=FeedForwardSpec(hidden_dim=32, intermediate_dim=48)
+        hidden_dim=32,
+        num_experts=8,
+        top_k=2,
+        expert=FeedForwardSpec(hidden_dim=32, intermediate_dim=48),
     )
     ours = MoE(spec)
     config = MixtralConfig(
-        hidden_size=32, intermediate_size=48, num_local_experts=8, num_experts_per_tok=2, num_attention_heads=4
+        hidden_size=32,
+        intermediate_size=48,
+        num_local_experts=8,
+        num_experts_per_tok=2,
+        num_attention_heads=4,
     )
     hf = MixtralSparseMoeBlock(config).eval()
     copy_into_hf_experts(ours, hf)
@@ -55,8 +64,14 @@ def test_equals_qwen2_moe_block_with_gated_shared_expert(norm_topk_prob: bool) -
     )
     ours = MoE(spec)
     config = Qwen2MoeConfig(
-        hidden_size=24, moe_intermediate_size=16, shared_expert_intermediate_size=40, num_experts=6,
-        num_experts_per_tok=3, norm_topk_prob=norm_topk_prob, num_attention_heads=4, num_key_value_heads=4,
+        hidden_size=24,
+        moe_intermediate_size=16,
+        shared_expert_intermediate_size=40,
+        num_experts=6,
+        num_experts_per_tok=3,
+        norm_topk_prob=norm_topk_prob,
+        num_attention_heads=4,
+        num_key_value_heads=4,
     )
     hf = Qwen2MoeSparseMoeBlock(config).eval()
     copy_into_hf_experts(ours, hf)
@@ -70,8 +85,12 @@ def test_equals_qwen2_moe_block_with_gated_shared_expert(norm_topk_prob: bool) -
 
 def test_parameter_names_follow_hugging_face_per_expert_layout() -> None:
     spec = MoESpec(
-        hidden_dim=8, num_experts=3, top_k=1, expert=FeedForwardSpec(hidden_dim=8, intermediate_dim=4),
-        shared_expert=FeedForwardSpec(hidden_dim=8, intermediate_dim=4), shared_expert_gate=True,
+        hidden_dim=8,
+        num_experts=3,
+        top_k=1,
+        expert=FeedForwardSpec(hidden_dim=8, intermediate_dim=4),
+        shared_expert=FeedForwardSpec(hidden_dim=8, intermediate_dim=4),
+        shared_expert_gate=True,
     )
     shapes = {k: tuple(v.shape) for k, v in MoE(spec).state_dict().items()}
     assert shapes["gate.weight"] == (3, 8)
@@ -86,13 +105,20 @@ def test_parameter_names_follow_hugging_face_per_expert_layout() -> None:
 def _count_expert_rows(moe: MoE) -> list[int]:
     rows = [0] * len(moe.experts)
     for e, expert in enumerate(moe.experts):
-        expert.register_forward_hook(lambda _m, args, _out, e=e: rows.__setitem__(e, rows[e] + args[0].shape[0]))
+        expert.register_forward_hook(
+            lambda _m, args, _out, e=e: rows.__setitem__(e, rows[e] + args[0].shape[0])
+        )
     return rows
 
 
 def test_experts_run_only_on_their_routed_rows() -> None:
     torch.manual_seed(0)
-    spec = MoESpec(hidden_dim=16, num_experts=8, top_k=2, expert=FeedForwardSpec(hidden_dim=16, intermediate_dim=8))
+    spec = MoESpec(
+        hidden_dim=16,
+        num_experts=8,
+        top_k=2,
+        expert=FeedForwardSpec(hidden_dim=16, intermediate_dim=8),
+    )
     moe = MoE(spec)
     with torch.no_grad():  # make expert 7 never win: a large negative router row
         moe.gate.weight[7] = -100 * moe.gate.weight[:7].abs().sum(0)
@@ -149,7 +175,12 @@ def test_moe_matches_reference(spec: MoESpec, tokens: int, seed: int) -> None:
 
 
 def test_bad_input_is_reported() -> None:
-    spec = MoESpec(hidden_dim=4, num_experts=2, top_k=1, expert=FeedForwardSpec(hidden_dim=4, intermediate_dim=4))
+    spec = MoESpec(
+        hidden_dim=4,
+        num_experts=2,
+        top_k=1,
+        expert=FeedForwardSpec(hidden_dim=4, intermediate_dim=4),
+    )
     with pytest.raises(ValueError, match=r"\[T, hidden\]"):
         MoE(spec)(torch.randn(1, 2, 4))
     assert isinstance(create_module(ModuleConfig(spec)), MoE)

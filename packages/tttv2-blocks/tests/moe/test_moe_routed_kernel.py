@@ -19,7 +19,12 @@ moe_module = importlib.import_module("tttv2.blocks.building_blocks.moe.moe")
 
 def moe(dtype: torch.dtype, fused: bool = False) -> MoE:
     torch.manual_seed(0)
-    spec = MoESpec(hidden_dim=64, num_experts=16, top_k=4, expert=FeedForwardSpec(hidden_dim=64, intermediate_dim=40))
+    spec = MoESpec(
+        hidden_dim=64,
+        num_experts=16,
+        top_k=4,
+        expert=FeedForwardSpec(hidden_dim=64, intermediate_dim=40),
+    )
     block = MoE(spec).to(dtype).eval()
     if fused:
         for expert in block.experts:
@@ -60,11 +65,15 @@ def test_kernel_is_handed_only_the_chosen_experts(kernel_calls, tokens):
     with torch.inference_mode():
         block(x)
         _, chosen = route(block.gate(x), 4, True)
-    (counts, experts), = kernel_calls
+    ((counts, experts),) = kernel_calls
     wanted = sorted(set(chosen.flatten().tolist()))
     assert len(experts) == len(wanted) and sum(counts) == tokens * 4
-    assert [e[0].data_ptr() for e in experts] == [block.experts[i].gate_proj.weight.data_ptr() for i in wanted]
-    assert [e[2].data_ptr() for e in experts] == [block.experts[i].down_proj.weight.data_ptr() for i in wanted]
+    assert [e[0].data_ptr() for e in experts] == [
+        block.experts[i].gate_proj.weight.data_ptr() for i in wanted
+    ]
+    assert [e[2].data_ptr() for e in experts] == [
+        block.experts[i].down_proj.weight.data_ptr() for i in wanted
+    ]
 
 
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])

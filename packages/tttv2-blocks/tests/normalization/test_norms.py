@@ -78,8 +78,15 @@ def norm_specs(draw) -> NormSpec:
 
 
 @settings(max_examples=40, deadline=None)
-@given(spec=norm_specs(), tokens=st.integers(1, 6), scale=st.floats(0.01, 100.0), leading_heads=st.booleans())
-def test_norms_match_reference(spec: NormSpec, tokens: int, scale: float, leading_heads: bool) -> None:
+@given(
+    spec=norm_specs(),
+    tokens=st.integers(1, 6),
+    scale=st.floats(0.01, 100.0),
+    leading_heads=st.booleans(),
+)
+def test_norms_match_reference(
+    spec: NormSpec, tokens: int, scale: float, leading_heads: bool
+) -> None:
     module = _randomize(make_norm(spec))
     assert isinstance(module, RMSNorm if spec.norm_type == "rms" else LayerNorm)
     shape = (tokens, 3, spec.dim) if leading_heads else (tokens, spec.dim)  # any leading dims

@@ -67,7 +67,12 @@ def test_mqa_over_two_ranks_replicates_the_kv_head_like_vllm():
 
 def test_gqa_over_four_ranks_puts_each_kv_head_on_consecutive_ranks():
     spec = AttentionSpec(hidden_dim=64, num_heads=8, num_kv_heads=2)
-    assert [AttentionShard(spec, 4, r).kv_heads for r in range(4)] == [(0, 1), (0, 1), (1, 2), (1, 2)]
+    assert [AttentionShard(spec, 4, r).kv_heads for r in range(4)] == [
+        (0, 1),
+        (0, 1),
+        (1, 2),
+        (1, 2),
+    ]
 
 
 @pytest.mark.parametrize(
@@ -99,7 +104,11 @@ def test_column_then_row_slices_rebuild_the_product():
     torch.manual_seed(0)
     w = {n: torch.randn(12, 8) for n in ("gate_proj.weight", "up_proj.weight")}
     w["down_proj.weight"] = torch.randn(8, 12)
-    w |= {"gate_proj.bias": torch.randn(12), "up_proj.bias": torch.randn(12), "down_proj.bias": torch.randn(8)}
+    w |= {
+        "gate_proj.bias": torch.randn(12),
+        "up_proj.bias": torch.randn(12),
+        "down_proj.bias": torch.randn(8),
+    }
     x = torch.randn(3, 8)
 
     def ffn(p, bias_once):
@@ -143,7 +152,11 @@ def test_moe_experts_split_whole_and_router_replicated():
 def test_model_plan_names_every_parameter_of_the_stack():
     from tttv2.blocks import TransformerStack
 
-    for spec in (llama_spec(), llama_spec(tied=True, qkv_bias=True, out_bias=True), llama_spec(moe=True)):
+    for spec in (
+        llama_spec(),
+        llama_spec(tied=True, qkv_bias=True, out_bias=True),
+        llama_spec(moe=True),
+    ):
         names = {n for n, _ in TransformerStack(spec).named_parameters()}
         planned = set(ModelShardPlan(spec, 1, 0).tensors())
         assert planned == names

@@ -32,7 +32,10 @@ def test_renamed_skipped_and_unmatched_names():
 
 @pytest.mark.parametrize(
     "name, how",
-    [("model.layers.1.self_attn.qkv_proj.weight", "part 1 of 3"), ("h.0.mlp.c_fc.weight", "transpose")],
+    [
+        ("model.layers.1.self_attn.qkv_proj.weight", "part 1 of 3"),
+        ("h.0.mlp.c_fc.weight", "transpose"),
+    ],
 )
 def test_split_or_transformed_tensor_is_refused_by_name(name, how):
     with pytest.raises(ShardLoadError, match=rf"{name.replace('.', '[.]')}.*{how}") as info:

@@ -35,13 +35,20 @@ def test_load_shard_names_missing_and_unexpected_tensors(tmp_path):
     with pytest.raises(ShardLoadError, match="lacks final_norm.weight"):
         load_shard(stack, path, stack.plan.tensors(), skip_norm)
     with pytest.raises(ShardLoadError, match="unexpected tensor 'model.norm.weight'"):
-        load_shard(stack, path, stack.plan.tensors(), lambda n: "no.such" if n == "model.norm.weight" else hf_to_module(n))
+        load_shard(
+            stack,
+            path,
+            stack.plan.tensors(),
+            lambda n: "no.such" if n == "model.norm.weight" else hf_to_module(n),
+        )
 
 
 def test_load_shard_refuses_a_checkpoint_of_another_shape(tmp_path):
     path = save_checkpoint(reference_stack(llama_spec(inter=96)), tmp_path)
     stack = ShardedTransformerStack(llama_spec(inter=128), DeviceMesh.single())
-    with pytest.raises(ValueError, match=r"layers\.0\.ffn\.\w+_proj\.weight has shape \((96, 64|64, 96)\)"):
+    with pytest.raises(
+        ValueError, match=r"layers\.0\.ffn\.\w+_proj\.weight has shape \((96, 64|64, 96)\)"
+    ):
         load_shard(stack, path, stack.plan.tensors(), hf_to_module)
 
 
@@ -89,9 +96,19 @@ def test_load_shard_reads_only_the_rank_slice_through_get_slice(tmp_path, monkey
     mesh = DeviceMesh(2, 1, 1, "cpu", group=object())
     stack = ShardedTransformerStack(spec, mesh)
     report = load_shard(stack, path, stack.plan.tensors(), hf_to_module)
-    d, inter, everything = spec.layers[0].attention.head_dim, spec.layers[0].ffn.intermediate_dim, slice(None)
-    assert asked["model.layers.0.self_attn.q_proj.weight"] == (slice(2 * d, 4 * d), everything)  # heads 2, 3
-    assert asked["model.layers.1.self_attn.k_proj.weight"] == (slice(d, 2 * d), everything)  # KV head 1
+    d, inter, everything = (
+        spec.layers[0].attention.head_dim,
+        spec.layers[0].ffn.intermediate_dim,
+        slice(None),
+    )
+    assert asked["model.layers.0.self_attn.q_proj.weight"] == (
+        slice(2 * d, 4 * d),
+        everything,
+    )  # heads 2, 3
+    assert asked["model.layers.1.self_attn.k_proj.weight"] == (
+        slice(d, 2 * d),
+        everything,
+    )  # KV head 1
     assert asked["model.layers.0.self_attn.o_proj.weight"] == (everything, slice(2 * d, 4 * d))
     assert asked["model.layers.0.mlp.down_proj.weight"] == (everything, slice(inter // 2, inter))
     assert asked["lm_head.weight"] == (slice(51, 101), everything)  # 101 rows: 51 + 50

@@ -54,7 +54,9 @@ def test_two_ranks_equal_the_unsharded_model(runs, name):
     for rank in ranks:
         got = rank[name]
         for key in ("prefill", "hidden", "decode", "continuation"):
-            torch.testing.assert_close(got[key], want[key], rtol=0, atol=1e-4, msg=f"rank {got['rank']} {key}")
+            torch.testing.assert_close(
+                got[key], want[key], rtol=0, atol=1e-4, msg=f"rank {got['rank']} {key}"
+            )
         assert got["tokens"] == want["tokens"]
     # the ranks agree bit for bit: they computed the same collectives
     assert torch.equal(ranks[0][name]["decode"], ranks[1][name]["decode"])
@@ -79,11 +81,21 @@ def test_each_rank_caches_only_its_kv_heads(runs):
     assert [r["mqa_tied"]["cache_heads"] for r in ranks] == [1, 1]  # 1 KV head replicated
 
 
-@pytest.mark.parametrize("how, message", [("raise", "rank 1 raised RuntimeError: rank 1 fails"), ("die", "rank 1 died")])
+@pytest.mark.parametrize(
+    "how, message", [("raise", "rank 1 raised RuntimeError: rank 1 fails"), ("die", "rank 1 died")]
+)
 def test_a_rank_failing_mid_generation_ends_the_group(tmp_path, how, message):
     spec = CONFIGS["gqa"]
     path = save_checkpoint(reference_stack(spec), tmp_path)
     start = time.monotonic()
     with pytest.raises(WorkerFailedError, match=message):
-        launch(fail_mid_generation, 2, spec, str(path), how, timeout_s=TIMEOUT_S, collective_timeout_s=60)
+        launch(
+            fail_mid_generation,
+            2,
+            spec,
+            str(path),
+            how,
+            timeout_s=TIMEOUT_S,
+            collective_timeout_s=60,
+        )
     assert time.monotonic() - start < 90  # seen by the launcher, not by the run's timeout

@@ -83,20 +83,36 @@ def llama_spec(
     rope = RopeSpec(head_dim=HEAD_DIM, theta=10000.0, max_position=MAX_LEN)
     norm = NormSpec(dim=HIDDEN, eps=1e-5)
     attention = AttentionSpec(
-        hidden_dim=HIDDEN, num_heads=heads, num_kv_heads=kv_heads, head_dim=HEAD_DIM, rope=rope,
-        max_seq_len=MAX_LEN, qkv_bias=qkv_bias, out_bias=out_bias,
+        hidden_dim=HIDDEN,
+        num_heads=heads,
+        num_kv_heads=kv_heads,
+        head_dim=HEAD_DIM,
+        rope=rope,
+        max_seq_len=MAX_LEN,
+        qkv_bias=qkv_bias,
+        out_bias=out_bias,
     )
-    ffn: FeedForwardSpec | MoESpec = FeedForwardSpec(hidden_dim=HIDDEN, intermediate_dim=inter, bias=ffn_bias)
+    ffn: FeedForwardSpec | MoESpec = FeedForwardSpec(
+        hidden_dim=HIDDEN, intermediate_dim=inter, bias=ffn_bias
+    )
     if moe:
         expert = FeedForwardSpec(hidden_dim=HIDDEN, intermediate_dim=32)
-        ffn = MoESpec(hidden_dim=HIDDEN, num_experts=4, top_k=2, expert=expert,
-                      shared_expert=replace(expert, intermediate_dim=64), shared_expert_gate=True)
+        ffn = MoESpec(
+            hidden_dim=HIDDEN,
+            num_experts=4,
+            top_k=2,
+            expert=expert,
+            shared_expert=replace(expert, intermediate_dim=64),
+            shared_expert_gate=True,
+        )
     layer = DecoderLayerSpec(attention=attention, ffn=ffn, attn_norm=norm, ffn_norm=norm)
     return ModelSpec(
         embedding=EmbeddingSpec(vocab_size=vocab, hidden_dim=HIDDEN, scale=embed_scale),
         layers=(layer,) * layers,
         final_norm=norm,
-        lm_head=LMHeadSpec(hidden_dim=HIDDEN, vocab_size=vocab, tied=tied, final_logit_softcap=softcap),
+        lm_head=LMHeadSpec(
+            hidden_dim=HIDDEN, vocab_size=vocab, tied=tied, final_logit_softcap=softcap
+        ),
         max_seq_len=MAX_LEN,
     )
 
@@ -123,7 +139,9 @@ def save_checkpoint(stack: TransformerStack, folder: Path) -> Path:
 
 
 @torch.no_grad()
-def generate(stack: torch.nn.Module, block_size: int = 4, num_blocks: int = 32) -> dict[str, object]:
+def generate(
+    stack: torch.nn.Module, block_size: int = 4, num_blocks: int = 32
+) -> dict[str, object]:
     """Ragged prefill of PROMPTS (logits of every token, per-layer hidden states), greedy
     decode of both sequences, then a cached-context prefill of CONTINUATION on sequence 0."""
     cache = stack.new_cache(num_blocks, block_size)

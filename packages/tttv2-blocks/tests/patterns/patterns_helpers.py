@@ -49,7 +49,9 @@ def record_router_logits(module: torch.nn.Module) -> list[torch.Tensor]:
     return seen
 
 
-def routing_is_clear(router_logits: list[torch.Tensor], top_k_of: list[int], gap: float = 1e-4) -> bool:
+def routing_is_clear(
+    router_logits: list[torch.Tensor], top_k_of: list[int], gap: float = 1e-4
+) -> bool:
     """False when some token's k-th and (k+1)-th expert probabilities are within ``gap``
     (float32 and the float64 reference could then route it differently)."""
     for logits, k in zip(router_logits, top_k_of, strict=True):

@@ -28,7 +28,9 @@ HIDDEN, VOCAB = 32, 61
 def _spec(tied: bool = True) -> ModelSpec:
     norm = NormSpec(dim=HIDDEN, eps=1e-5)
     rope = RopeSpec(head_dim=8, rotary_dim=8, theta=500.0)
-    attention = AttentionSpec(hidden_dim=HIDDEN, num_heads=4, num_kv_heads=2, head_dim=8, max_seq_len=128, rope=rope)
+    attention = AttentionSpec(
+        hidden_dim=HIDDEN, num_heads=4, num_kv_heads=2, head_dim=8, max_seq_len=128, rope=rope
+    )
     layer = DecoderLayerSpec(attention=attention, ffn=FeedForwardSpec(hidden_dim=HIDDEN, intermediate_dim=48),
                              attn_norm=norm, ffn_norm=norm)  # fmt: skip
     return ModelSpec(
@@ -59,11 +61,15 @@ def _generate(stack: TransformerStack, prompts: list[list[int]], steps: int) -> 
     blocks = cache.block_manager(128)
     out = []
     with torch.inference_mode():
-        meta = blocks.prepare(list(range(len(prompts))), [len(p) for p in prompts], ExecutionMode.PREFILL)
+        meta = blocks.prepare(
+            list(range(len(prompts))), [len(p) for p in prompts], ExecutionMode.PREFILL
+        )
         logits = stack(torch.tensor([t for p in prompts for t in p]), meta, cache)
         for _ in range(steps):
             out.append(logits)
-            meta = blocks.prepare(list(range(len(prompts))), [1] * len(prompts), ExecutionMode.DECODE)
+            meta = blocks.prepare(
+                list(range(len(prompts))), [1] * len(prompts), ExecutionMode.DECODE
+            )
             logits = stack(logits.argmax(-1), meta, cache)
     return out
 

@@ -29,12 +29,17 @@ def test_the_path_is_decided_at_construction_and_moves() -> None:
     assert meta_stack.decode_path.kind == "eager"
     assert "no decode_layers kernel" in meta_stack.decode_path.reason
     stack.fuse_decode_layers(False)
-    assert stack.decode_path.kind == "eager" and stack.decode_path.reason == "fuse_decode_layers is off"
+    assert (
+        stack.decode_path.kind == "eager"
+        and stack.decode_path.reason == "fuse_decode_layers is off"
+    )
     stack.fuse_decode_layers(True)
     assert stack.decode_path.kind == "fused"
 
 
-def test_forward_follows_the_recorded_path_without_deciding_again(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_forward_follows_the_recorded_path_without_deciding_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     stack = _stack(_spec(), torch.float32, None)
     import tttv2.blocks.patterns.transformer_stack as module
 
@@ -95,16 +100,24 @@ def test_decode_weights_says_why_a_layer_cannot_be_fused() -> None:
     stack = _stack(_spec(), torch.float32, None)
     layer = stack.layers[0]
     assert layer.decode_fusion_blocker() is None
-    assert layer.decode_weights() == "attention is not running the paged DECODE implementation"  # PREFILL now
+    assert (
+        layer.decode_weights() == "attention is not running the paged DECODE implementation"
+    )  # PREFILL now
     stack.set_mode("decode")
     assert isinstance(layer.decode_weights(), DecodeLayer)
     spec = _spec()
     norm = NormSpec(dim=64, eps=1e-5)
-    sandwich = TransformerStack(replace(spec, layers=tuple(replace(lay, post_attn_norm=norm) for lay in spec.layers)))
+    sandwich = TransformerStack(
+        replace(spec, layers=tuple(replace(lay, post_attn_norm=norm) for lay in spec.layers))
+    )
     sandwich.layers[0].attention.fuse_qkv()
     sandwich.layers[0].ffn.fuse_gate_up()
-    assert sandwich.layers[0].decode_fusion_blocker() is None  # Gemma 2/3's sandwich norms are fused too
-    parallel = TransformerStack(replace(spec, layers=tuple(replace(lay, parallel=True) for lay in spec.layers)))
+    assert (
+        sandwich.layers[0].decode_fusion_blocker() is None
+    )  # Gemma 2/3's sandwich norms are fused too
+    parallel = TransformerStack(
+        replace(spec, layers=tuple(replace(lay, parallel=True) for lay in spec.layers))
+    )
     assert parallel.layers[0].decode_fusion_blocker() == (
         "parallel attention and feed-forward (the kernel computes sequential layers)"
     )

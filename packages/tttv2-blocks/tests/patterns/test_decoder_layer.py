@@ -39,14 +39,22 @@ def _run_prefill(layer: DecoderLayer, xs: list[torch.Tensor]) -> list[torch.Tens
     spec = layer.spec.attention
     cache = PagedKVCache.for_specs([spec], num_blocks=32, block_size=4, dtype=torch.float32)
     blocks = KVBlockManager(32, 4, spec.max_seq_len)
-    meta = blocks.prepare(list(range(len(xs))), [len(x) for x in xs], ExecutionMode.PREFILL, logits="all")
+    meta = blocks.prepare(
+        list(range(len(xs))), [len(x) for x in xs], ExecutionMode.PREFILL, logits="all"
+    )
     out = layer(torch.cat(xs), meta, cache.layer(0))
     return list(out.split([len(x) for x in xs]))
 
 
 @settings(max_examples=15, deadline=None)
-@given(spec=decoder_layer_specs(), lens=st.lists(st.integers(1, 9), min_size=1, max_size=3), seed=st.integers(0, 999))
-def test_decoder_layer_matches_reference(spec: DecoderLayerSpec, lens: list[int], seed: int) -> None:
+@given(
+    spec=decoder_layer_specs(),
+    lens=st.lists(st.integers(1, 9), min_size=1, max_size=3),
+    seed=st.integers(0, 999),
+)
+def test_decoder_layer_matches_reference(
+    spec: DecoderLayerSpec, lens: list[int], seed: int
+) -> None:
     assume(max(lens) <= spec.attention.max_seq_len)
     torch.manual_seed(seed)
     layer = DecoderLayer(spec)
@@ -84,7 +92,9 @@ def test_submodules_follow_the_spec() -> None:
     assert isinstance(layer.post_attn_norm, RMSNorm) and layer.post_attn_norm.unit_offset
     assert isinstance(DecoderLayer(_spec(moe=True)).ffn, MoE)
     shared = DecoderLayer(_spec(parallel=True, ffn_norm=False))
-    assert shared.ffn_norm is None and shared.post_attn_norm is None and shared.post_ffn_norm is None
+    assert (
+        shared.ffn_norm is None and shared.post_attn_norm is None and shared.post_ffn_norm is None
+    )
 
 
 def test_parallel_layer_with_shared_norm_feeds_the_same_normed_input() -> None:

@@ -37,8 +37,14 @@ def _spec(
     softcap=None, kv_heads=2, sandwich=False, scale=None, parallel=False, norm_type="rms",
 ) -> ModelSpec:  # fmt: skip
     norm = NormSpec(dim=HIDDEN, eps=1e-5, unit_offset=unit_offset, norm_type=norm_type)
-    post = NormSpec(dim=HIDDEN, eps=1e-3, unit_offset=unit_offset) if sandwich else None  # its own eps
-    rope = RopeSpec(head_dim=16, rotary_dim=rotary_dim, theta=500.0, interleaved=interleaved) if rotary_dim else None
+    post = (
+        NormSpec(dim=HIDDEN, eps=1e-3, unit_offset=unit_offset) if sandwich else None
+    )  # its own eps
+    rope = (
+        RopeSpec(head_dim=16, rotary_dim=rotary_dim, theta=500.0, interleaved=interleaved)
+        if rotary_dim
+        else None
+    )
     attention = AttentionSpec(
         hidden_dim=HIDDEN, num_heads=4, num_kv_heads=kv_heads, head_dim=16, max_seq_len=128, rope=rope,
         qkv_bias=bias, out_bias=bias, sliding_window=window, qk_norm=qk_norm, logit_softcap=softcap,
@@ -58,7 +64,9 @@ def _spec(
     )
 
 
-def _stack(spec: ModelSpec, dtype: torch.dtype, fused: bool | None, seed: int = 0) -> TransformerStack:
+def _stack(
+    spec: ModelSpec, dtype: torch.dtype, fused: bool | None, seed: int = 0
+) -> TransformerStack:
     """A random stack; ``fused=None`` leaves fusion to tttv2-hw's choice at the first decode pass."""
     torch.manual_seed(seed)
     stack = TransformerStack(spec)
@@ -83,10 +91,14 @@ def _generate(
     blocks = cache.block_manager(128)
     out, reasons = [], []
     with torch.inference_mode():
-        meta = blocks.prepare(list(range(len(prompts))), [len(p) for p in prompts], ExecutionMode.PREFILL)
+        meta = blocks.prepare(
+            list(range(len(prompts))), [len(p) for p in prompts], ExecutionMode.PREFILL
+        )
         logits = stack(torch.tensor([t for p in prompts for t in p]), meta, cache)
         for _ in range(steps):
-            meta = blocks.prepare(list(range(len(prompts))), [1] * len(prompts), ExecutionMode.DECODE)
+            meta = blocks.prepare(
+                list(range(len(prompts))), [1] * len(prompts), ExecutionMode.DECODE
+            )
             logits = stack(logits.argmax(-1), meta, cache)
             out.append(logits.float())
             reasons.append(stack.fused_decode_reason)
@@ -134,10 +146,15 @@ def test_fused_decode_equals_op_by_op(variant: str, dtype: torch.dtype) -> None:
 
 @pytest.mark.parametrize(
     ("spec_args", "why"),
-    [({"parallel": True}, "parallel attention and feed-forward"), ({"norm_type": "layer"}, "norms are not RMSNorm")],
+    [
+        ({"parallel": True}, "parallel attention and feed-forward"),
+        ({"norm_type": "layer"}, "norms are not RMSNorm"),
+    ],
     ids=["parallel", "layer_norm"],
 )
-def test_layers_the_kernel_does_not_compute_run_op_by_op_and_say_why(spec_args: dict, why: str) -> None:
+def test_layers_the_kernel_does_not_compute_run_op_by_op_and_say_why(
+    spec_args: dict, why: str
+) -> None:
     spec = _spec(**spec_args)
     fused, reasons = _generate(_stack(spec, torch.float32, True), PROMPTS, 3)
     eager, _ = _generate(_stack(spec, torch.float32, False), PROMPTS, 3)
@@ -157,7 +174,11 @@ def test_forward_hooks_are_honoured() -> None:
     seen: list[int] = []
     handle = stack.layers[1].ffn.register_forward_hook(lambda m, i, o: seen.append(o.shape[0]))
     _, reasons = _generate(stack, PROMPTS, 2)
-    assert "hooks" in reasons[0] and seen == [sum(map(len, PROMPTS)), 3, 3]  # prefill, two decode passes
+    assert "hooks" in reasons[0] and seen == [
+        sum(map(len, PROMPTS)),
+        3,
+        3,
+    ]  # prefill, two decode passes
     handle.remove()
     _, reasons = _generate(stack, PROMPTS, 1)
     assert reasons == [None]
@@ -169,7 +190,9 @@ def test_replaced_weights_are_used_not_the_bound_ones() -> None:
     _generate(stack, PROMPTS, 1)  # binds the plans
     for s in (stack, reference):  # a new Parameter object and an in-place change of another
         with torch.no_grad():
-            s.layers[0].ffn.down_proj.weight = torch.nn.Parameter(s.layers[0].ffn.down_proj.weight * -1.5)
+            s.layers[0].ffn.down_proj.weight = torch.nn.Parameter(
+                s.layers[0].ffn.down_proj.weight * -1.5
+            )
             s.layers[2].attention.o_proj.weight.mul_(0.5)
     fused, reasons = _generate(stack, PROMPTS, 3)
     eager, _ = _generate(reference, PROMPTS, 3)
@@ -200,7 +223,9 @@ def test_replaced_optional_norms_are_used_not_the_bound_ones(norm: str) -> None:
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
 
 
-def _prefill_then_decode(stack: TransformerStack, decode_context=torch.inference_mode) -> PagedKVCache:
+def _prefill_then_decode(
+    stack: TransformerStack, decode_context=torch.inference_mode
+) -> PagedKVCache:
     """One 3-token prefill and one decode pass (in ``decode_context``); the cache they used."""
     cache = stack.new_cache(16, 4)
     blocks = cache.block_manager(128)
@@ -235,7 +260,9 @@ def test_a_dropped_cache_is_not_kept_alive_by_the_binding() -> None:
 def _scale_weights(stack: TransformerStack) -> None:
     """A new Parameter for one projection, new data under an existing Parameter for another."""
     with torch.no_grad():
-        stack.layers[0].ffn.down_proj.weight = torch.nn.Parameter(stack.layers[0].ffn.down_proj.weight * -1.5)
+        stack.layers[0].ffn.down_proj.weight = torch.nn.Parameter(
+            stack.layers[0].ffn.down_proj.weight * -1.5
+        )
         o_proj = stack.layers[2].attention.o_proj
         o_proj.weight.data = o_proj.weight.data * 0.5  # the bound storage loses its last owner
 
@@ -277,7 +304,9 @@ def test_releasing_a_capture_checks_every_pass_again() -> None:
     stack.capture_decode(False)
     _scale_weights(stack)
     _scale_weights(reference)
-    for a, b in zip(_generate(stack, PROMPTS, 2)[0], _generate(reference, PROMPTS, 2)[0], strict=True):
+    for a, b in zip(
+        _generate(stack, PROMPTS, 2)[0], _generate(reference, PROMPTS, 2)[0], strict=True
+    ):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
 
 

@@ -36,7 +36,9 @@ P, D = ExecutionMode.PREFILL, ExecutionMode.DECODE
 VOCAB, HIDDEN, HEADS, KV_HEADS, HEAD_DIM, INTER, MAX_LEN = 96, 32, 4, 2, 8, 48, 64
 
 
-def _rename(hf_state: dict[str, torch.Tensor], rules: list[tuple[str, str]]) -> dict[str, torch.Tensor]:
+def _rename(
+    hf_state: dict[str, torch.Tensor], rules: list[tuple[str, str]]
+) -> dict[str, torch.Tensor]:
     out = {}
     for name, tensor in hf_state.items():
         for pattern, target in rules:
@@ -57,29 +59,56 @@ def _load(stack: TransformerStack, state: dict[str, torch.Tensor]) -> None:
 def phi():
     from transformers import PhiConfig, PhiForCausalLM
 
-    hf = PhiForCausalLM(PhiConfig(
-        vocab_size=VOCAB, hidden_size=HIDDEN, intermediate_size=INTER, num_hidden_layers=2,
-        num_attention_heads=HEADS, max_position_embeddings=MAX_LEN, partial_rotary_factor=0.5,
-        hidden_act="gelu_new", layer_norm_eps=1e-5,
-    ))
+    hf = PhiForCausalLM(
+        PhiConfig(
+            vocab_size=VOCAB,
+            hidden_size=HIDDEN,
+            intermediate_size=INTER,
+            num_hidden_layers=2,
+            num_attention_heads=HEADS,
+            max_position_embeddings=MAX_LEN,
+            partial_rotary_factor=0.5,
+            hidden_act="gelu_new",
+            layer_norm_eps=1e-5,
+        )
+    )
     with torch.no_grad():
         for name, p in hf.named_parameters():
             if "bias" in name or "layernorm" in name:
                 p.normal_(0, 0.3)
     norm = NormSpec(dim=HIDDEN, norm_type="layer", eps=1e-5, bias=True)
     layer = DecoderLayerSpec(
-        attention=AttentionSpec(hidden_dim=HIDDEN, num_heads=HEADS, qkv_bias=True, out_bias=True, max_seq_len=MAX_LEN,
-                                rope=RopeSpec(head_dim=HEAD_DIM, rotary_dim=HEAD_DIM // 2, max_position=MAX_LEN)),
-        ffn=FeedForwardSpec(hidden_dim=HIDDEN, intermediate_dim=INTER, activation="gelu_tanh", gated=False, bias=True),
+        attention=AttentionSpec(
+            hidden_dim=HIDDEN,
+            num_heads=HEADS,
+            qkv_bias=True,
+            out_bias=True,
+            max_seq_len=MAX_LEN,
+            rope=RopeSpec(head_dim=HEAD_DIM, rotary_dim=HEAD_DIM // 2, max_position=MAX_LEN),
+        ),
+        ffn=FeedForwardSpec(
+            hidden_dim=HIDDEN,
+            intermediate_dim=INTER,
+            activation="gelu_tanh",
+            gated=False,
+            bias=True,
+        ),
         attn_norm=norm,
         parallel=True,
     )
-    spec = ModelSpec(embedding=EmbeddingSpec(vocab_size=VOCAB, hidden_dim=HIDDEN), layers=(layer, layer),
-                     final_norm=norm, lm_head=LMHeadSpec(hidden_dim=HIDDEN, vocab_size=VOCAB, bias=True),
-                     max_seq_len=MAX_LEN)
+    spec = ModelSpec(
+        embedding=EmbeddingSpec(vocab_size=VOCAB, hidden_dim=HIDDEN),
+        layers=(layer, layer),
+        final_norm=norm,
+        lm_head=LMHeadSpec(hidden_dim=HIDDEN, vocab_size=VOCAB, bias=True),
+        max_seq_len=MAX_LEN,
+    )
     rules = [
         (r"model\.embed_tokens\.weight", "embedding.weight"),
-        (r"model\.layers\.(\d+)\.self_attn\.dense\.(weight|bias)", r"layers.\1.attention.o_proj.\2"),
+        (
+            r"model\.layers\.(\d+)\.self_attn\.dense\.(weight|bias)",
+            r"layers.\1.attention.o_proj.\2",
+        ),
         (r"model\.layers\.(\d+)\.self_attn\.(\w+)\.(weight|bias)", r"layers.\1.attention.\2.\3"),
         (r"model\.layers\.(\d+)\.mlp\.fc1\.(weight|bias)", r"layers.\1.ffn.up_proj.\2"),
         (r"model\.layers\.(\d+)\.mlp\.fc2\.(weight|bias)", r"layers.\1.ffn.down_proj.\2"),
@@ -104,7 +133,13 @@ def test_stack_equals_hugging_face(family: str) -> None:
     with torch.no_grad():
         expected = {s: hf(torch.tensor([t]), output_hidden_states=True) for s, t in tokens.items()}
         # ragged prefill (9 and 4 tokens), then decode one token per sequence per pass
-        passes = [([(0, 9), (1, 4)], P), ([(0, 1), (1, 1)], D), ([(0, 1), (1, 1)], D), ([(0, 1)], D), ([(0, 1)], D)]
+        passes = [
+            ([(0, 9), (1, 4)], P),
+            ([(0, 1), (1, 1)], D),
+            ([(0, 1), (1, 1)], D),
+            ([(0, 1)], D),
+            ([(0, 1)], D),
+        ]
         rows = run_passes(stack, tokens, passes)
     for (s, p), row in rows.items():
         error = (row - expected[s].logits[0, p]).abs().max().item()

@@ -50,16 +50,24 @@ ROTARY_TABLE = 2 * FP32 * MAX_SEQ * HEAD_DIM // 2
 def _stack(fused: bool) -> TransformerStack:
     norm = NormSpec(dim=HIDDEN, eps=1e-5)
     attention = AttentionSpec(
-        hidden_dim=HIDDEN, num_heads=HEADS, num_kv_heads=KV_HEADS, max_seq_len=MAX_SEQ,
+        hidden_dim=HIDDEN,
+        num_heads=HEADS,
+        num_kv_heads=KV_HEADS,
+        max_seq_len=MAX_SEQ,
         rope=RopeSpec(head_dim=HEAD_DIM, max_position=MAX_SEQ),
     )
     layer = DecoderLayerSpec(
-        attention=attention, ffn=FeedForwardSpec(hidden_dim=HIDDEN, intermediate_dim=INTERMEDIATE),
-        attn_norm=norm, ffn_norm=norm,
+        attention=attention,
+        ffn=FeedForwardSpec(hidden_dim=HIDDEN, intermediate_dim=INTERMEDIATE),
+        attn_norm=norm,
+        ffn_norm=norm,
     )
     spec = ModelSpec(
-        embedding=EmbeddingSpec(vocab_size=VOCAB, hidden_dim=HIDDEN), layers=(layer,) * LAYERS,
-        final_norm=norm, lm_head=LMHeadSpec(hidden_dim=HIDDEN, vocab_size=VOCAB), max_seq_len=MAX_SEQ,
+        embedding=EmbeddingSpec(vocab_size=VOCAB, hidden_dim=HIDDEN),
+        layers=(layer,) * LAYERS,
+        final_norm=norm,
+        lm_head=LMHeadSpec(hidden_dim=HIDDEN, vocab_size=VOCAB),
+        max_seq_len=MAX_SEQ,
     )
     torch.manual_seed(0)
     stack = TransformerStack(spec)
@@ -101,7 +109,9 @@ def test_decode_steps_allocate_nothing_that_persists(fused: bool) -> None:
         stack(ids, meta, cache)
         report = check_no_memory_growth(_decode_step(stack, cache, blocks), steps=8, warmup=2)
     assert report.passed, report.message
-    assert (stack.fused_decode_reason is None) == fused, stack.fused_decode_reason  # the path meant ran
+    assert (stack.fused_decode_reason is None) == fused, (
+        stack.fused_decode_reason
+    )  # the path meant ran
     assert blocks.seq_len(0) == PROMPT + 10
 
 

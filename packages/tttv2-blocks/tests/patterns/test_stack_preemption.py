@@ -33,16 +33,24 @@ BLOCK, SMALL_POOL = 4, 10  # 40 token slots for 6 requests of 8-14 + 12 tokens
 def _stack(strategy: str) -> TransformerStack:
     norm = NormSpec(dim=HIDDEN, eps=1e-5)
     attention = AttentionSpec(
-        hidden_dim=HIDDEN, num_heads=4, num_kv_heads=2, max_seq_len=MAX_SEQ,
+        hidden_dim=HIDDEN,
+        num_heads=4,
+        num_kv_heads=2,
+        max_seq_len=MAX_SEQ,
         rope=RopeSpec(head_dim=HIDDEN // 4, max_position=MAX_SEQ),
     )
     layer = DecoderLayerSpec(
-        attention=attention, ffn=FeedForwardSpec(hidden_dim=HIDDEN, intermediate_dim=2 * HIDDEN),
-        attn_norm=norm, ffn_norm=norm,
+        attention=attention,
+        ffn=FeedForwardSpec(hidden_dim=HIDDEN, intermediate_dim=2 * HIDDEN),
+        attn_norm=norm,
+        ffn_norm=norm,
     )
     spec = ModelSpec(
-        embedding=EmbeddingSpec(vocab_size=VOCAB, hidden_dim=HIDDEN), layers=(layer, layer),
-        final_norm=norm, lm_head=LMHeadSpec(hidden_dim=HIDDEN, vocab_size=VOCAB), max_seq_len=MAX_SEQ,
+        embedding=EmbeddingSpec(vocab_size=VOCAB, hidden_dim=HIDDEN),
+        layers=(layer, layer),
+        final_norm=norm,
+        lm_head=LMHeadSpec(hidden_dim=HIDDEN, vocab_size=VOCAB),
+        max_seq_len=MAX_SEQ,
     )
     stack = TransformerStack(spec, execution_strategy=strategy)
     g = torch.Generator().manual_seed(11)
@@ -54,7 +62,9 @@ def _stack(strategy: str) -> TransformerStack:
             elif name.startswith("embedding"):
                 p.copy_(noise)
             else:
-                p.copy_((3.0 if name.startswith("lm_head") else 1.0) * noise / math.sqrt(p.shape[-1]))
+                p.copy_(
+                    (3.0 if name.startswith("lm_head") else 1.0) * noise / math.sqrt(p.shape[-1])
+                )
     return stack
 
 
@@ -77,7 +87,9 @@ def test_preempted_requests_get_the_tokens_they_get_alone(strategy: str) -> None
         outs = engine.generate(prompts, SamplingParams(), stop)
         hook.remove()
         alone = [
-            LLMEngine(stack, num_blocks=64, block_size=BLOCK).generate([p], SamplingParams(), stop)[0]
+            LLMEngine(stack, num_blocks=64, block_size=BLOCK).generate([p], SamplingParams(), stop)[
+                0
+            ]
             for p in prompts
         ]
 

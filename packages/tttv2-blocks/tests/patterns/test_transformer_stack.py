@@ -37,7 +37,11 @@ def _randomize(stack: TransformerStack) -> None:
     with torch.no_grad():
         for name, p in stack.named_parameters():
             if name.endswith(("norm.weight", "norm.bias")):
-                p.normal_(0.0, 0.3).add_(0.0 if "unit_offset=True" in repr(stack.get_submodule(name.rsplit(".", 1)[0])) else 1.0)
+                p.normal_(0.0, 0.3).add_(
+                    0.0
+                    if "unit_offset=True" in repr(stack.get_submodule(name.rsplit(".", 1)[0]))
+                    else 1.0
+                )
 
 
 @settings(max_examples=12, deadline=None)
@@ -65,17 +69,37 @@ def _alternating_spec() -> ModelSpec:
     """Local (sliding window 4, soft-capped) and global layers alternating, GQA, Llama-3
     RoPE, a MoE layer, tied head with final soft-cap."""
     H, max_len = 32, 64
-    rope = RopeSpec(head_dim=8, theta=500000.0, scaling="llama3", factor=8.0, original_max_position=16,
-                    low_freq_factor=1.0, high_freq_factor=4.0, max_position=max_len)
+    rope = RopeSpec(
+        head_dim=8,
+        theta=500000.0,
+        scaling="llama3",
+        factor=8.0,
+        original_max_position=16,
+        low_freq_factor=1.0,
+        high_freq_factor=4.0,
+        max_position=max_len,
+    )
     norm = NormSpec(dim=H, eps=1e-5)
     dense = FeedForwardSpec(hidden_dim=H, intermediate_dim=48)
 
     def layer(window, ffn=dense):
-        attention = AttentionSpec(hidden_dim=H, num_heads=4, num_kv_heads=2, rope=rope, max_seq_len=max_len,
-                                  sliding_window=window, logit_softcap=20.0 if window else None)
+        attention = AttentionSpec(
+            hidden_dim=H,
+            num_heads=4,
+            num_kv_heads=2,
+            rope=rope,
+            max_seq_len=max_len,
+            sliding_window=window,
+            logit_softcap=20.0 if window else None,
+        )
         return DecoderLayerSpec(attention=attention, ffn=ffn, attn_norm=norm, ffn_norm=norm)
 
-    moe = MoESpec(hidden_dim=H, num_experts=4, top_k=2, expert=FeedForwardSpec(hidden_dim=H, intermediate_dim=16))
+    moe = MoESpec(
+        hidden_dim=H,
+        num_experts=4,
+        top_k=2,
+        expert=FeedForwardSpec(hidden_dim=H, intermediate_dim=16),
+    )
     return ModelSpec(
         embedding=EmbeddingSpec(vocab_size=64, hidden_dim=H),
         layers=(layer(4), layer(None), layer(4, moe)),
@@ -90,20 +114,29 @@ def _passes(mode: ExecutionMode) -> list:
     single-token passes; DECODE takes one token per sequence, so it starts from a prefill."""
     if mode is D:
         return [([(0, 9), (1, 4)], P), ([(0, 1), (1, 1)], D), ([(0, 1), (1, 1)], D), ([(1, 1)], D)]
-    return [([(0, 9), (1, 4)], mode), ([(0, 3), (1, 1)], mode), ([(0, 1), (1, 1)], mode), ([(1, 1)], mode)]
+    return [
+        ([(0, 9), (1, 4)], mode),
+        ([(0, 3), (1, 1)], mode),
+        ([(0, 1), (1, 1)], mode),
+        ([(1, 1)], mode),
+    ]
 
 
 STRATEGIES = ["prefill_decode", "unified", MultiModeStrategy(chunk_size=3), "continuous_batching"]
 
 
-@pytest.mark.parametrize("strategy", STRATEGIES, ids=lambda s: s if isinstance(s, str) else "multi_mode")
+@pytest.mark.parametrize(
+    "strategy", STRATEGIES, ids=lambda s: s if isinstance(s, str) else "multi_mode"
+)
 def test_every_mode_of_every_strategy_matches_the_reference(strategy) -> None:
     torch.manual_seed(0)
     spec = _alternating_spec()
     stack = TransformerStack(spec, execution_strategy=strategy)
     tokens = {0: torch.randint(0, 64, (14,)).tolist(), 1: torch.randint(0, 64, (7,)).tolist()}
     weights = dict(stack.state_dict())
-    expected = {s: reference_transformer_stack(torch.tensor(t), weights, spec)[0] for s, t in tokens.items()}
+    expected = {
+        s: reference_transformer_stack(torch.tensor(t), weights, spec)[0] for s, t in tokens.items()
+    }
     modes = stack.supported_modes()
     assert {P, D} <= set(modes)
     for mode in modes:
@@ -148,7 +181,9 @@ def test_tied_head_is_stored_once_and_new_cache_follows_the_parameters() -> None
 
 def test_bad_inputs_are_reported_and_create_module_builds_a_stack() -> None:
     stack = create_module(ModuleConfig(_alternating_spec(), execution_strategy="unified"))
-    assert isinstance(stack, TransformerStack) and all(isinstance(x, DecoderLayer) for x in stack.layers)
+    assert isinstance(stack, TransformerStack) and all(
+        isinstance(x, DecoderLayer) for x in stack.layers
+    )
     cache = stack.new_cache(8, 4)
     meta = KVBlockManager(8, 4, 64).prepare([0], [3], P)
     with pytest.raises(ValueError, match="input_ids must be"):

@@ -89,30 +89,63 @@ SPECS = {
     "partial": RopeSpec(head_dim=64, rotary_dim=32, theta=25000.0),
     "linear": RopeSpec(head_dim=32, scaling="linear", factor=4.0),
     "dynamic": RopeSpec(head_dim=32, scaling="dynamic", factor=2.0, max_position=64),
-    "yarn": RopeSpec(head_dim=64, scaling="yarn", factor=4.0, original_max_position=256, max_position=1024),
+    "yarn": RopeSpec(
+        head_dim=64, scaling="yarn", factor=4.0, original_max_position=256, max_position=1024
+    ),
     "yarn_mscale": RopeSpec(
-        head_dim=64, scaling="yarn", factor=40.0, original_max_position=4096, mscale=0.707, mscale_all_dim=0.707,
-        beta_fast=16.0, beta_slow=2.0, truncate=False,
+        head_dim=64,
+        scaling="yarn",
+        factor=40.0,
+        original_max_position=4096,
+        mscale=0.707,
+        mscale_all_dim=0.707,
+        beta_fast=16.0,
+        beta_slow=2.0,
+        truncate=False,
     ),
     "llama3": RopeSpec(
-        head_dim=128, theta=500000.0, scaling="llama3", factor=8.0, original_max_position=8192,
-        low_freq_factor=1.0, high_freq_factor=4.0, max_position=131072,
+        head_dim=128,
+        theta=500000.0,
+        scaling="llama3",
+        factor=8.0,
+        original_max_position=8192,
+        low_freq_factor=1.0,
+        high_freq_factor=4.0,
+        max_position=131072,
     ),
     "longrope": RopeSpec(
-        head_dim=16, scaling="longrope", factor=8.0, original_max_position=64, max_position=512,
-        short_factor=[1.0 + i / 10 for i in range(8)], long_factor=[2.0 + i for i in range(8)],
+        head_dim=16,
+        scaling="longrope",
+        factor=8.0,
+        original_max_position=64,
+        max_position=512,
+        short_factor=[1.0 + i / 10 for i in range(8)],
+        long_factor=[2.0 + i for i in range(8)],
     ),
     "longrope_partial": RopeSpec(
-        head_dim=32, rotary_dim=16, scaling="longrope", factor=4.0, original_max_position=32, max_position=128,
-        attention_factor=1.3, short_factor=[1.0] * 8, long_factor=[1.5 + i for i in range(8)],
+        head_dim=32,
+        rotary_dim=16,
+        scaling="longrope",
+        factor=4.0,
+        original_max_position=32,
+        max_position=128,
+        attention_factor=1.3,
+        short_factor=[1.0] * 8,
+        long_factor=[1.5 + i for i in range(8)],
     ),
 }
 
 
 @st.composite
-def rope_specs(draw, scalings=("default", "linear", "dynamic", "yarn", "llama3", "longrope")) -> RopeSpec:
+def rope_specs(
+    draw, scalings=("default", "linear", "dynamic", "yarn", "llama3", "longrope")
+) -> RopeSpec:
     head_dim = draw(st.sampled_from([8, 16, 32, 64]))
-    rotary_dim = draw(st.sampled_from([d for d in (head_dim // 4, head_dim // 2, head_dim) if d % 2 == 0 and d >= 4]))
+    rotary_dim = draw(
+        st.sampled_from(
+            [d for d in (head_dim // 4, head_dim // 2, head_dim) if d % 2 == 0 and d >= 4]
+        )
+    )
     scaling = draw(st.sampled_from(scalings))
     kw: dict = {
         "head_dim": head_dim,
@@ -135,7 +168,10 @@ def rope_specs(draw, scalings=("default", "linear", "dynamic", "yarn", "llama3",
         kw["truncate"] = draw(st.booleans())
         kw["attention_factor"] = draw(st.none() | st.floats(0.5, 2.0))
         if draw(st.booleans()):
-            kw["mscale"], kw["mscale_all_dim"] = draw(st.floats(0.1, 1.0)), draw(st.floats(0.1, 1.0))
+            kw["mscale"], kw["mscale_all_dim"] = (
+                draw(st.floats(0.1, 1.0)),
+                draw(st.floats(0.1, 1.0)),
+            )
     if scaling == "longrope":
         half = rotary_dim // 2
         kw["short_factor"] = draw(st.lists(st.floats(1.0, 4.0), min_size=half, max_size=half))
@@ -158,18 +194,24 @@ def test_frequencies_equal_hugging_face_bit_for_bit(name: str, seq_len: int | No
 
 @settings(max_examples=40, deadline=None)
 @given(spec=rope_specs(), seq_len=st.none() | st.integers(1, 4096))
-def test_frequencies_equal_hugging_face_and_reference_for_random_specs(spec: RopeSpec, seq_len: int | None) -> None:
+def test_frequencies_equal_hugging_face_and_reference_for_random_specs(
+    spec: RopeSpec, seq_len: int | None
+) -> None:
     ours, our_scale = rope_frequencies(spec, seq_len)
     theirs, their_scale = hf_inv_freq(spec, seq_len)
     torch.testing.assert_close(ours, theirs, rtol=1e-6, atol=0)
     assert our_scale == pytest.approx(their_scale, rel=1e-12)
     ref, ref_scale = reference_inv_freq(spec, seq_len)
-    torch.testing.assert_close(ours.double(), torch.tensor(ref, dtype=torch.float64), rtol=2e-6, atol=0)
+    torch.testing.assert_close(
+        ours.double(), torch.tensor(ref, dtype=torch.float64), rtol=2e-6, atol=0
+    )
     assert our_scale == pytest.approx(ref_scale, rel=1e-12)
 
 
 # -- cos/sin against HF's rotary modules -----------------------------------------------
-def _hf_cos_sin(module: torch.nn.Module, positions: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+def _hf_cos_sin(
+    module: torch.nn.Module, positions: torch.Tensor, dtype: torch.dtype
+) -> tuple[torch.Tensor, torch.Tensor]:
     x = torch.zeros(1, dtype=dtype)
     cos, sin = module(x, positions[None])
     half = cos.shape[-1] // 2
@@ -177,7 +219,9 @@ def _hf_cos_sin(module: torch.nn.Module, positions: torch.Tensor, dtype: torch.d
     return cos[0, :, :half], sin[0, :, :half]
 
 
-@pytest.mark.parametrize("name", ["default", "partial", "linear", "yarn", "llama3", "longrope", "longrope_partial"])
+@pytest.mark.parametrize(
+    "name", ["default", "partial", "linear", "yarn", "llama3", "longrope", "longrope_partial"]
+)
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 def test_cos_sin_equal_hugging_face_rotary_module(name: str, dtype: torch.dtype) -> None:
     spec = SPECS[name]
@@ -208,7 +252,9 @@ def test_dynamic_ntk_follows_hugging_face_as_the_sequence_grows() -> None:
     # a fresh long prefill in one go equals HF too
     hf = hf_rotary_module(spec)
     positions = torch.arange(100)
-    torch.testing.assert_close(rope.cos_sin(positions), _hf_cos_sin(hf, positions, torch.float32), rtol=0, atol=2e-6)
+    torch.testing.assert_close(
+        rope.cos_sin(positions), _hf_cos_sin(hf, positions, torch.float32), rtol=0, atol=2e-6
+    )
 
 
 def test_longrope_switches_tables_at_original_max_position() -> None:
@@ -243,7 +289,9 @@ def test_cos_sin_into_writes_what_cos_sin_returns(name: str) -> None:
         cos, sin = rope.cos_sin(positions, dtype=torch.bfloat16, seq_len=seq_len)
         assert torch.equal(cos_out[1::2], cos) and torch.equal(sin_out[1::2], sin), (name, seq_len)
         assert cos_out[0::2].isnan().all() and sin_out[0::2].isnan().all()  # nothing else written
-        reference = rope.cos_sin(torch.tensor([int(positions[-1])]), dtype=torch.bfloat16, seq_len=seq_len)
+        reference = rope.cos_sin(
+            torch.tensor([int(positions[-1])]), dtype=torch.bfloat16, seq_len=seq_len
+        )
         assert torch.equal(cos[-1:], reference[0]), (name, seq_len)  # the row of that position
 
 
@@ -268,7 +316,9 @@ def test_apply_equals_hugging_face_apply_rotary_pos_emb(name: str, dtype: torch.
 
 def _meta_rotate(x: torch.Tensor, positions: torch.Tensor, inv_freq: torch.Tensor) -> torch.Tensor:
     """Meta's llama reference: pairs (2i, 2i+1) as complex numbers times e^{i p f}."""
-    freqs_cis = torch.polar(torch.ones(len(positions), len(inv_freq)), positions.float()[:, None] * inv_freq)
+    freqs_cis = torch.polar(
+        torch.ones(len(positions), len(inv_freq)), positions.float()[:, None] * inv_freq
+    )
     xc = torch.view_as_complex(x.float().reshape(*x.shape[:-1], -1, 2))
     return torch.view_as_real(xc * freqs_cis[:, None, :]).flatten(-2).type_as(x)
 
@@ -302,7 +352,9 @@ def test_interleaved_is_half_split_on_permuted_channels() -> None:
     heads=st.sampled_from([(1, 1), (4, 2), (4, 1)]),
     extra_len=st.integers(0, 200),
 )
-def test_apply_matches_reference(spec: RopeSpec, positions: list[int], heads: tuple[int, int], extra_len: int) -> None:
+def test_apply_matches_reference(
+    spec: RopeSpec, positions: list[int], heads: tuple[int, int], extra_len: int
+) -> None:
     pos = torch.tensor(positions)
     seq_len = max(positions) + 1 + extra_len  # another sequence of the batch may be longer
     q = torch.randn(len(positions), heads[0], spec.head_dim)

@@ -61,7 +61,10 @@ def test_building_under_no_init_weights_draws_no_random_numbers() -> None:
 def test_model_built_without_init_loads_to_the_same_logits(tmp_path) -> None:
     torch.manual_seed(1)
     reference = TransformerStack(_spec()).eval()
-    save_file({k: v.contiguous() for k, v in reference.state_dict().items()}, tmp_path / "model.safetensors")
+    save_file(
+        {k: v.contiguous() for k, v in reference.state_dict().items()},
+        tmp_path / "model.safetensors",
+    )
 
     with no_init_weights():
         built = TransformerStack(_spec()).eval()

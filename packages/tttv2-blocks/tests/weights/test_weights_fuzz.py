@@ -24,7 +24,9 @@ from tttv2.blocks.weights.safetensors_header import read_header
 
 JSON = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=12),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
     max_leaves=12,
 )
 # near-valid entries reach every check of the reader, not only the JSON parser
@@ -84,8 +86,12 @@ def test_arbitrary_json_headers(folder, header, raw_json, delta, data):
     tensors = _read(path)
     if tensors is not None:
         for info in tensors.values():  # what it accepted is what the file can hold
-            assert info.dtype in SAFETENSORS_ITEMSIZE and all(type(d) is int and d >= 0 for d in info.shape)
-            assert info.nbytes == math.prod(info.shape) * SAFETENSORS_ITEMSIZE[info.dtype] <= len(data)
+            assert info.dtype in SAFETENSORS_ITEMSIZE and all(
+                type(d) is int and d >= 0 for d in info.shape
+            )
+            assert (
+                info.nbytes == math.prod(info.shape) * SAFETENSORS_ITEMSIZE[info.dtype] <= len(data)
+            )
 
 
 DTYPES = [torch.float32, torch.bfloat16, torch.float16, torch.int32, torch.uint8]
@@ -103,22 +109,45 @@ def test_truncated_files(folder, shapes, dtype, cut):
     data = path.read_bytes()
     whole = read_header(path)
     with safe_open(str(path), framework="pt") as f:  # the reference: the safetensors library
-        assert {n: tuple(f.get_slice(n).get_shape()) for n in f.keys()} == {n: t.shape for n, t in whole.items()}
-    path.write_bytes(data[: int(cut * len(data))])  # every tensor holds >= 1 byte: any cut loses some
+        assert {n: tuple(f.get_slice(n).get_shape()) for n in f.keys()} == {
+            n: t.shape for n, t in whole.items()
+        }
+    path.write_bytes(
+        data[: int(cut * len(data))]
+    )  # every tensor holds >= 1 byte: any cut loses some
     with pytest.raises(CorruptCheckpointError):
         read_header(path)
 
 
-SHARD_NAMES = st.sampled_from(
-    ["a.safetensors", "../a.safetensors", "/a.safetensors", "sub/../a.safetensors", "", ".", "missing.safetensors",
-     "a" * 300, "a\x00b", "a.safetensors/"]  # too long for the OS, NUL, a trailing slash
-) | st.text(max_size=300) | JSON
+SHARD_NAMES = (
+    st.sampled_from(
+        [
+            "a.safetensors",
+            "../a.safetensors",
+            "/a.safetensors",
+            "sub/../a.safetensors",
+            "",
+            ".",
+            "missing.safetensors",
+            "a" * 300,
+            "a\x00b",
+            "a.safetensors/",
+        ]  # too long for the OS, NUL, a trailing slash
+    )
+    | st.text(max_size=300)
+    | JSON
+)
 
 
 @fuzz_settings()
 @given(
-    index=st.fixed_dictionaries({"weight_map": st.dictionaries(st.sampled_from(["w", "x"]) | st.text(max_size=6),
-                                                               SHARD_NAMES, max_size=3)})  # fmt: skip
+    index=st.fixed_dictionaries(
+        {
+            "weight_map": st.dictionaries(
+                st.sampled_from(["w", "x"]) | st.text(max_size=6), SHARD_NAMES, max_size=3
+            )
+        }
+    )  # fmt: skip
     | JSON
     | st.text(max_size=30)
 )
@@ -128,7 +157,9 @@ def test_arbitrary_index_files(folder, index):
     if not (ckpt / "a.safetensors").is_file():
         save_file({"w": torch.ones(2)}, str(ckpt / "a.safetensors"))
     text = index if isinstance(index, str) else json.dumps(index)
-    (ckpt / "model.safetensors.index.json").write_text(text, encoding="utf-8", errors="surrogatepass")
+    (ckpt / "model.safetensors.index.json").write_text(
+        text, encoding="utf-8", errors="surrogatepass"
+    )
     try:
         with SafetensorsCheckpoint(ckpt) as checkpoint:
             files = checkpoint.files

@@ -34,7 +34,9 @@ def rules(spec: ModelSpec) -> RenameRules:
 
 
 def load(folder: Path, **kwargs):
-    return load_hf_checkpoint(folder, model_spec=spec_of, rename_rules=rules, config_name="ToyConfig", **kwargs)
+    return load_hf_checkpoint(
+        folder, model_spec=spec_of, rename_rules=rules, config_name="ToyConfig", **kwargs
+    )
 
 
 @pytest.fixture
@@ -95,7 +97,11 @@ def test_weights_larger_than_free_memory_are_refused(folder, monkeypatch):
 def test_integer_tensors_of_any_byte_count_are_refused_by_name(folder, dtype):
     def to_int(state):
         w = state["stored.final_norm.weight"]
-        state["stored.final_norm.weight"] = torch.zeros(w.numel() * 4 // dtype.itemsize, dtype=dtype) if dtype != torch.int32 else torch.zeros_like(w, dtype=dtype)
+        state["stored.final_norm.weight"] = (
+            torch.zeros(w.numel() * 4 // dtype.itemsize, dtype=dtype)
+            if dtype != torch.int32
+            else torch.zeros_like(w, dtype=dtype)
+        )
 
     with pytest.raises(WeightDtypeError, match=r"stored\.final_norm\.weight \((I32|U8)\)"):
         load(edit(folder, tensors=to_int))
@@ -107,7 +113,10 @@ def test_nonfinite_weights_are_refused_by_default_and_loaded_on_request(folder):
         state["stored.layers.1.ffn.down_proj.weight"][1, 1] = float("inf")
 
     edit(folder, tensors=poison)
-    with pytest.raises(NonFiniteWeightError, match=r"'stored\.layers\.1\.ffn\.down_proj\.weight' holds 1 NaN and 1 infinite"):
+    with pytest.raises(
+        NonFiniteWeightError,
+        match=r"'stored\.layers\.1\.ffn\.down_proj\.weight' holds 1 NaN and 1 infinite",
+    ):
         load(folder)
     loaded = load(folder, allow_nonfinite_weights=True)
     assert loaded.model.layers[1].ffn.down_proj.weight.isnan().sum() == 1

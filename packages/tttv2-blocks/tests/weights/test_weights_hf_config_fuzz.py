@@ -23,26 +23,37 @@ def composed_mapping(config):
 
 JSON = st.recursive(
     st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats() | st.text(max_size=8),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
     max_leaves=12,
 )
 KEYS = ["hidden_size", "num_attention_heads", "num_hidden_layers", "vocab_size", "intermediate_size",
         "head_dim", "hidden_act", "rope_theta", "rope_scaling", "rope_parameters", "partial_rotary_factor",
         "max_position_embeddings", "layer_types", "eos_token_id", "bos_token_id",
         "original_max_position_embeddings"]  # fmt: skip
-VALID = {"hidden_size": 32, "num_attention_heads": 4, "num_hidden_layers": 2, "vocab_size": 64, "intermediate_size": 48}
+VALID = {
+    "hidden_size": 32,
+    "num_attention_heads": 4,
+    "num_hidden_layers": 2,
+    "vocab_size": 64,
+    "intermediate_size": 48,
+}
 ROPE = st.fixed_dictionaries(
     {}, optional={"rope_type": st.sampled_from(["default", "linear", "dynamic", "yarn", "llama3", "longrope", "x"]),
                   "type": st.sampled_from(["linear", "yarn"]), "factor": JSON, "rope_theta": JSON,
                   "original_max_position_embeddings": JSON, "low_freq_factor": JSON, "high_freq_factor": JSON,
                   "short_factor": JSON, "long_factor": JSON, "truncate": JSON, "beta_fast": JSON},
 )  # fmt: skip
-CONFIGS = st.builds(
-    lambda base, extra, rope: {**base, **extra, **rope},
-    st.fixed_dictionaries({}, optional={k: st.just(v) | JSON for k, v in VALID.items()}),
-    st.dictionaries(st.sampled_from(KEYS), JSON, max_size=5),
-    st.fixed_dictionaries({}, optional={"rope_scaling": ROPE, "rope_parameters": ROPE}),
-) | JSON
+CONFIGS = (
+    st.builds(
+        lambda base, extra, rope: {**base, **extra, **rope},
+        st.fixed_dictionaries({}, optional={k: st.just(v) | JSON for k, v in VALID.items()}),
+        st.dictionaries(st.sampled_from(KEYS), JSON, max_size=5),
+        st.fixed_dictionaries({}, optional={"rope_scaling": ROPE, "rope_parameters": ROPE}),
+    )
+    | JSON
+)
 
 
 @settings(max_examples=300, deadline=None, database=None)

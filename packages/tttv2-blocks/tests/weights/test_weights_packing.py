@@ -18,7 +18,9 @@ class Tied(nn.Module):
         super().__init__()
         g = torch.Generator().manual_seed(0)
         self.embed = nn.Embedding(50, 24)
-        self.inner = nn.Sequential(nn.Linear(24, 40), nn.Linear(40, 24, bias=False)).to(torch.bfloat16)
+        self.inner = nn.Sequential(nn.Linear(24, 40), nn.Linear(40, 24, bias=False)).to(
+            torch.bfloat16
+        )
         self.norm = nn.Parameter(torch.randn(24, generator=g))
         self.head = nn.Linear(24, 50, bias=False)
         self.head.weight = self.embed.weight  # tied: one Parameter
@@ -28,7 +30,10 @@ class Tied(nn.Module):
 
 
 def _snapshot(m: nn.Module) -> dict[str, tuple]:
-    return {n: (p, p.detach().clone(), p.shape, p.stride(), p.dtype) for n, p in m.named_parameters(remove_duplicate=False)}
+    return {
+        n: (p, p.detach().clone(), p.shape, p.stride(), p.dtype)
+        for n, p in m.named_parameters(remove_duplicate=False)
+    }
 
 
 def test_values_identity_shapes_and_strides_survive(monkeypatch):
@@ -55,7 +60,10 @@ def test_parameters_share_one_buffer_in_order_of_use_aligned():
     assert all(s % packing.ALIGN == 0 for s in starts)
     # model.parameters() order: the module's own, then each child's in registration order
     # (a decoder: embedding, layer after layer, final norm, head: the order a pass reads them)
-    firsts = [p.data_ptr() for p in (m.norm, m.embed.weight, m.inner[0].weight, m.inner[0].bias, m.inner[1].weight)]
+    firsts = [
+        p.data_ptr()
+        for p in (m.norm, m.embed.weight, m.inner[0].weight, m.inner[0].bias, m.inner[1].weight)
+    ]
     assert firsts == sorted(firsts)
 
 

@@ -24,14 +24,20 @@ class Block(torch.nn.Module):
         super().__init__()
         g = torch.Generator().manual_seed(0)
         self.embedding = TokenEmbedding(EmbeddingSpec(vocab_size=96, hidden_dim=64))
-        for name, shape in (("qkv_proj", (128, 64)), ("o_proj", (64, 64)),
-                            ("gate_up_proj", (256, 64)), ("down_proj", (64, 128)),
-                            ("router", (8, 64))):
+        for name, shape in (
+            ("qkv_proj", (128, 64)),
+            ("o_proj", (64, 64)),
+            ("gate_up_proj", (256, 64)),
+            ("down_proj", (64, 128)),
+            ("router", (8, 64)),
+        ):
             lin = torch.nn.Linear(shape[1], shape[0], bias=name == "o_proj")
             setattr(self, name, lin)
         self.norm = torch.nn.LayerNorm(64)
-        self.lm_head = LMHead(LMHeadSpec(vocab_size=96, hidden_dim=64, tied=tied),
-                              embedding=self.embedding if tied else None)
+        self.lm_head = LMHead(
+            LMHeadSpec(vocab_size=96, hidden_dim=64, tied=tied),
+            embedding=self.embedding if tied else None,
+        )
         with torch.no_grad():
             for p in self.parameters():
                 p.copy_(torch.randn(p.shape, generator=g) * 0.02)
@@ -44,8 +50,12 @@ def snapshot(m: torch.nn.Module) -> dict[str, torch.Tensor]:
 def test_roles_from_positions():
     roles = {k: v[0] for k, v in weight_roles(Block()).items()}
     assert roles == {
-        "embedding.weight": "embedding", "qkv_proj.weight": "wqkv", "o_proj.weight": "wo",
-        "gate_up_proj.weight": "w1_w3", "down_proj.weight": "w2", "router.weight": "other",
+        "embedding.weight": "embedding",
+        "qkv_proj.weight": "wqkv",
+        "o_proj.weight": "wo",
+        "gate_up_proj.weight": "w1_w3",
+        "down_proj.weight": "w2",
+        "router.weight": "other",
         "lm_head.weight": "lm_head",
     }
 
@@ -56,9 +66,14 @@ def test_performance_preset_round_trips_each_weight_in_its_format():
     counts = apply_precision_policy(m, "performance")
     assert counts == {"bfloat16": 2, "bfloat8_b": 4, "bfloat4_b": 1}
     after = m.state_dict()
-    for name, fmt in (("gate_up_proj.weight", "bfloat4_b"), ("down_proj.weight", "bfloat8_b"),
-                      ("qkv_proj.weight", "bfloat8_b"), ("lm_head.weight", "bfloat8_b"),
-                      ("embedding.weight", "bfloat16"), ("router.weight", "bfloat16")):
+    for name, fmt in (
+        ("gate_up_proj.weight", "bfloat4_b"),
+        ("down_proj.weight", "bfloat8_b"),
+        ("qkv_proj.weight", "bfloat8_b"),
+        ("lm_head.weight", "bfloat8_b"),
+        ("embedding.weight", "bfloat16"),
+        ("router.weight", "bfloat16"),
+    ):
         expected = round_trip_weight(before[name], fmt, matmul=name != "embedding.weight")
         assert torch.equal(after[name], expected), name
         assert not torch.equal(after[name], before[name]), name  # the format changed it
@@ -85,7 +100,9 @@ def test_device_precision_follows_the_profile():
 @pytest.mark.parametrize("profile,changed", [("tt:N150", True), ("cpu:avx2", False)])
 def test_load_weights_applies_the_detected_device_preset(tmp_path, monkeypatch, profile, changed):
     src = Block()
-    save_file({k: v.contiguous() for k, v in src.state_dict().items()}, tmp_path / "model.safetensors")
+    save_file(
+        {k: v.contiguous() for k, v in src.state_dict().items()}, tmp_path / "model.safetensors"
+    )
     monkeypatch.setenv("TTTV2_DEVICE_PROFILE", profile)
     dst = Block()
     load_weights(dst, SafetensorsCheckpoint(tmp_path))
@@ -115,7 +132,9 @@ def test_int8_preset_stores_int8_codes_and_scales():
     assert torch.equal(m.lm_head.int8_weight, q) and torch.equal(m.lm_head.int8_scale, scale)
     x = torch.randn(20, 64)
     with torch.no_grad():  # prefill rows: the round-tripped weight's product
-        assert torch.allclose(m.lm_head(x), x @ round_trip_weight(before["lm_head.weight"], "int8").T, atol=1e-5)
+        assert torch.allclose(
+            m.lm_head(x), x @ round_trip_weight(before["lm_head.weight"], "int8").T, atol=1e-5
+        )
     assert torch.equal(m.embedding.weight, before["embedding.weight"].to(torch.bfloat16).float())
     assert torch.equal(m.norm.weight, before["norm.weight"])
 

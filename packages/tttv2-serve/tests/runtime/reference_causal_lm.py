@@ -39,7 +39,12 @@ class Block(torch.nn.Module):
         def w(*shape: int) -> torch.nn.Parameter:
             return torch.nn.Parameter(torch.randn(*shape, generator=g) / math.sqrt(shape[0]))
 
-        self.wq, self.wk, self.wv, self.wo = w(hidden, hidden), w(hidden, hidden), w(hidden, hidden), w(hidden, hidden)
+        self.wq, self.wk, self.wv, self.wo = (
+            w(hidden, hidden),
+            w(hidden, hidden),
+            w(hidden, hidden),
+            w(hidden, hidden),
+        )
         self.w1, self.w2 = w(hidden, 4 * hidden), w(4 * hidden, hidden)
 
     def qkv(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -48,17 +53,23 @@ class Block(torch.nn.Module):
         return (h @ self.wq).view(shape), (h @ self.wk).view(shape), (h @ self.wv).view(shape)
 
     @staticmethod
-    def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, q_pos: torch.Tensor) -> torch.Tensor:
+    def attend(
+        q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, q_pos: torch.Tensor
+    ) -> torch.Tensor:
         """q [Q, H, D] at positions q_pos attends to k, v [L, H, D] at positions 0..L-1."""
         scores = torch.einsum("qhd,khd->hqk", q, k) / math.sqrt(q.shape[-1])
         future = torch.arange(k.shape[0], device=q.device)[None, :] > q_pos[:, None]
-        return torch.einsum("hqk,khd->qhd", scores.masked_fill(future, float("-inf")).softmax(-1), v)
+        return torch.einsum(
+            "hqk,khd->qhd", scores.masked_fill(future, float("-inf")).softmax(-1), v
+        )
 
     def finish(self, x: torch.Tensor, attn: torch.Tensor) -> torch.Tensor:
         x = x + self.scale * (attn.reshape(x.shape) @ self.wo)
         return x + self.scale * (F.gelu(F.layer_norm(x, x.shape[-1:]) @ self.w1) @ self.w2)
 
-    def forward(self, x: torch.Tensor, meta: BatchMetadata, k_pool: torch.Tensor, v_pool: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, meta: BatchMetadata, k_pool: torch.Tensor, v_pool: torch.Tensor
+    ) -> torch.Tensor:
         q, k, v = self.qkv(x)
         flat_k = k_pool.view(-1, self.num_heads, self.head_dim)
         flat_v = v_pool.view(-1, self.num_heads, self.head_dim)
@@ -97,8 +108,12 @@ class ReferenceCausalLM(torch.nn.Module):
         self.embed = torch.nn.Parameter(torch.randn(vocab_size, hidden, generator=g))
         self.pos = torch.nn.Parameter(0.5 * torch.randn(max_seq_len, hidden, generator=g))
         scales = list(layer_scales) if layer_scales is not None else [1.0] * num_layers
-        self.blocks = torch.nn.ModuleList(Block(hidden, num_heads, scales[i], g) for i in range(num_layers))
-        self.head = torch.nn.Parameter(logit_scale * torch.randn(hidden, vocab_size, generator=g) / math.sqrt(hidden))
+        self.blocks = torch.nn.ModuleList(
+            Block(hidden, num_heads, scales[i], g) for i in range(num_layers)
+        )
+        self.head = torch.nn.Parameter(
+            logit_scale * torch.randn(hidden, vocab_size, generator=g) / math.sqrt(hidden)
+        )
         self.modes = tuple(modes)
         self.current_mode: ExecutionMode | None = None
         self.passes: list[tuple[ExecutionMode, tuple[int, ...], tuple[int, ...]]] = []
@@ -116,12 +131,17 @@ class ReferenceCausalLM(torch.nn.Module):
         shape = (num_blocks, block_size, self.blocks[0].num_heads, self.blocks[0].head_dim)
         dtype = dtype or torch.float32
         return [
-            (torch.full(shape, float("nan"), dtype=dtype), torch.full(shape, float("nan"), dtype=dtype))
+            (
+                torch.full(shape, float("nan"), dtype=dtype),
+                torch.full(shape, float("nan"), dtype=dtype),
+            )
             for _ in self.blocks
         ]
 
     def forward(self, input_ids: torch.Tensor, meta: BatchMetadata, cache: list) -> torch.Tensor:
-        assert meta.mode is self.current_mode, f"pass in {meta.mode} but set_mode({self.current_mode})"
+        assert meta.mode is self.current_mode, (
+            f"pass in {meta.mode} but set_mode({self.current_mode})"
+        )
         assert input_ids.shape == (meta.num_tokens,), (input_ids.shape, meta.num_tokens)
         assert meta.positions.shape == meta.slot_mapping.shape == (meta.num_tokens,)
         assert meta.seq_lens.tolist() == list(meta.total_lens)
@@ -141,12 +161,21 @@ class ReferenceCausalLM(torch.nn.Module):
             x = block.dense(x)
         return F.layer_norm(x, (self.hidden,)) @ self.head
 
-    def truncated(self, num_layers: int, modes: Iterable[ExecutionMode] = ALL_MODES) -> ReferenceCausalLM:
+    def truncated(
+        self, num_layers: int, modes: Iterable[ExecutionMode] = ALL_MODES
+    ) -> ReferenceCausalLM:
         """A draft model: the same embeddings, first ``num_layers`` blocks and head."""
         draft = ReferenceCausalLM(
-            self.vocab_size, self.hidden, self.blocks[0].num_heads, num_layers, self.max_seq_len, modes=modes
+            self.vocab_size,
+            self.hidden,
+            self.blocks[0].num_heads,
+            num_layers,
+            self.max_seq_len,
+            modes=modes,
         )
-        draft.load_state_dict({k: v for k, v in self.state_dict().items() if k in draft.state_dict()})
+        draft.load_state_dict(
+            {k: v for k, v in self.state_dict().items() if k in draft.state_dict()}
+        )
         for mine, theirs in zip(draft.blocks, self.blocks, strict=False):
             mine.scale = theirs.scale
         return draft

@@ -15,7 +15,10 @@ def random_prompts(n: int, vocab: int, lo: int, hi: int, seed: int) -> list[list
 
 def random_limits(n: int, lo: int, hi: int, seed: int) -> list[StopConditions]:
     g = torch.Generator().manual_seed(seed + 1)
-    return [StopConditions(max_new_tokens=m) for m in torch.randint(lo, hi + 1, (n,), generator=g).tolist()]
+    return [
+        StopConditions(max_new_tokens=m)
+        for m in torch.randint(lo, hi + 1, (n,), generator=g).tolist()
+    ]
 
 
 def run_alone(make_engine, prompt, sampling, stop) -> list[int]:

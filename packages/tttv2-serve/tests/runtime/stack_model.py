@@ -8,7 +8,9 @@ import math
 import torch
 
 
-def tiny_model_spec(num_layers: int = 2, hidden: int = 32, vocab_size: int = 64, max_seq_len: int = 128):
+def tiny_model_spec(
+    num_layers: int = 2, hidden: int = 32, vocab_size: int = 64, max_seq_len: int = 128
+):
     from tttv2.core import (
         AttentionSpec,
         DecoderLayerSpec,
@@ -71,7 +73,9 @@ def tiny_stack(
                 p.copy_(3.0 * noise / math.sqrt(p.shape[-1]))
             else:
                 p.copy_(noise / math.sqrt(p.shape[-1]))
-                if not name.startswith("layers.0.") and name.endswith(("o_proj.weight", "down_proj.weight")):
+                if not name.startswith("layers.0.") and name.endswith(
+                    ("o_proj.weight", "down_proj.weight")
+                ):
                     p.mul_(later_layer_scale)
     return stack.to(device=device, dtype=dtype)
 

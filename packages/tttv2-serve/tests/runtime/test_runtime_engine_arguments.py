@@ -14,7 +14,9 @@ DRAFT = MODEL.truncated(1, modes=(ExecutionMode.PREFILL, ExecutionMode.DECODE))
 
 
 def test_max_seq_len_beyond_the_model_is_refused_naming_both():
-    with pytest.raises(InvalidParameterError, match=r"LLMEngine\.max_seq_len=200 .*model's max_seq_len \(64\)"):
+    with pytest.raises(
+        InvalidParameterError, match=r"LLMEngine\.max_seq_len=200 .*model's max_seq_len \(64\)"
+    ):
         LLMEngine(MODEL, num_blocks=64, block_size=4, max_seq_len=200)
     with pytest.raises(InvalidParameterError, match=r"SpeculativeDecoder\.max_seq_len=65 .*\(64\)"):
         SpeculativeDecoder(MODEL, DRAFT, 2, num_blocks=64, block_size=4, max_seq_len=65)
@@ -31,9 +33,13 @@ def test_max_seq_len_may_lower_the_models_limit():
 
 @pytest.mark.parametrize("vocab_size", [10, 63, 65])
 def test_vocab_size_other_than_the_models_is_refused_naming_both(vocab_size):
-    with pytest.raises(InvalidParameterError, match=rf"LLMEngine\.vocab_size={vocab_size} .*vocabulary size 64"):
+    with pytest.raises(
+        InvalidParameterError, match=rf"LLMEngine\.vocab_size={vocab_size} .*vocabulary size 64"
+    ):
         LLMEngine(MODEL, num_blocks=16, block_size=4, vocab_size=vocab_size)
-    with pytest.raises(InvalidParameterError, match=rf"SpeculativeDecoder\.vocab_size={vocab_size} .*size 64"):
+    with pytest.raises(
+        InvalidParameterError, match=rf"SpeculativeDecoder\.vocab_size={vocab_size} .*size 64"
+    ):
         SpeculativeDecoder(MODEL, DRAFT, 2, num_blocks=16, block_size=4, vocab_size=vocab_size)
 
 

@@ -22,11 +22,14 @@ def make_requests(sampling_for, n=18, seed=0):
     prompts = random_prompts(n, 64, 2, 40, seed=seed)
     limits = random_limits(n, 3, 24, seed=seed)
     return [
-        Request(p, sampling_for(i), s, request_id=f"r{i}") for i, (p, s) in enumerate(zip(prompts, limits, strict=True))
+        Request(p, sampling_for(i), s, request_id=f"r{i}")
+        for i, (p, s) in enumerate(zip(prompts, limits, strict=True))
     ]
 
 
-@pytest.mark.parametrize("modes", [PREFILL_DECODE, WITH_CB], ids=["prefill+decode passes", "continuous_batch pass"])
+@pytest.mark.parametrize(
+    "modes", [PREFILL_DECODE, WITH_CB], ids=["prefill+decode passes", "continuous_batch pass"]
+)
 def test_greedy_batch_invariance(modes):
     model = ReferenceCausalLM(seed=11, modes=modes)
     requests = make_requests(lambda i: SamplingParams())
@@ -34,7 +37,9 @@ def test_greedy_batch_invariance(modes):
     batched = run_staggered(engine, requests, join_every=1, first=6)
     assert len(batched) == len(requests)
     for r in requests:
-        alone = LLMEngine(model, num_blocks=64, block_size=4, max_num_batched_tokens=24).generate([r])[0]
+        alone = LLMEngine(model, num_blocks=64, block_size=4, max_num_batched_tokens=24).generate(
+            [r]
+        )[0]
         expected = greedy_reference(model, r.prompt_ids, r.stop.max_new_tokens)
         assert alone.token_ids == expected, r.request_id
         assert batched[r.request_id] == expected, r.request_id
@@ -82,7 +87,9 @@ def test_seeded_sampling_batch_invariance():
 def test_long_prompt_is_chunked_and_does_not_stall_decoding():
     model = ReferenceCausalLM(seed=13, modes=WITH_CB)
     engine = LLMEngine(model, num_blocks=128, block_size=8, max_num_batched_tokens=16)
-    short = [engine.add_request([1, 2, 3], stop=StopConditions(max_new_tokens=40)) for _ in range(3)]
+    short = [
+        engine.add_request([1, 2, 3], stop=StopConditions(max_new_tokens=40)) for _ in range(3)
+    ]
     for _ in range(4):
         engine.step()  # the short ones are decoding now
     long_prompt = random_prompts(1, 64, 150, 150, seed=5)[0]

@@ -15,7 +15,9 @@ MODEL = ReferenceCausalLM(seed=21, max_seq_len=128)
 def test_preemption_and_recompute_give_identical_greedy_outputs():
     prompts = random_prompts(8, 64, 8, 14, seed=3)
     stop = StopConditions(max_new_tokens=16)
-    small = LLMEngine(MODEL, num_blocks=12, block_size=4, max_num_batched_tokens=32)  # 48 token slots
+    small = LLMEngine(
+        MODEL, num_blocks=12, block_size=4, max_num_batched_tokens=32
+    )  # 48 token slots
     outs = small.generate(prompts, SamplingParams(), stop)
     assert small.stats.preemptions > 0
     assert sum(o.num_preemptions for o in outs) == small.stats.preemptions
@@ -27,7 +29,9 @@ def test_preemption_and_recompute_give_identical_greedy_outputs():
 def test_preemption_and_recompute_give_identical_seeded_samples():
     prompts = random_prompts(8, 64, 8, 14, seed=4)
     requests = [
-        Request(p, SamplingParams(temperature=1.0, top_p=0.9, seed=i), StopConditions(max_new_tokens=16))
+        Request(
+            p, SamplingParams(temperature=1.0, top_p=0.9, seed=i), StopConditions(max_new_tokens=16)
+        )
         for i, p in enumerate(prompts)
     ]
     big = LLMEngine(MODEL, num_blocks=200, block_size=4).generate(requests)
@@ -41,7 +45,9 @@ def test_sixty_four_queued_requests_on_a_small_pool_all_complete():
     n = 64
     prompts = random_prompts(n, 64, 3, 20, seed=5)
     limits = random_limits(n, 2, 12, seed=5)
-    engine = LLMEngine(MODEL, num_blocks=16, block_size=4, max_num_batched_tokens=48, max_num_seqs=32)
+    engine = LLMEngine(
+        MODEL, num_blocks=16, block_size=4, max_num_batched_tokens=48, max_num_seqs=32
+    )
     ids = [engine.add_request(p, SamplingParams(), s) for p, s in zip(prompts, limits, strict=True)]
     outs = {o.request_id: o for o in engine.run_until_done()}
     assert engine.stats.preemptions > 0  # the pool ran out: exhaustion handling ran
@@ -63,19 +69,30 @@ def test_sixty_four_queued_requests_on_a_small_pool_all_complete():
     seed=st.integers(0, 10_000),
     n=st.integers(1, 8),
 )
-def test_any_pool_and_budget_gives_the_reference_tokens(block_size, pool_tokens, budget, max_num_seqs, seed, n):
+def test_any_pool_and_budget_gives_the_reference_tokens(
+    block_size, pool_tokens, budget, max_num_seqs, seed, n
+):
     num_blocks = -(-pool_tokens // block_size)
     limit = num_blocks * block_size
     g = torch.Generator().manual_seed(seed)
     prompts = random_prompts(n, 64, 1, min(16, limit - 1), seed=seed)
     news = torch.randint(1, 10, (n,), generator=g).tolist()
     engine = LLMEngine(
-        MODEL, num_blocks=num_blocks, block_size=block_size, max_num_batched_tokens=budget, max_num_seqs=max_num_seqs
+        MODEL,
+        num_blocks=num_blocks,
+        block_size=block_size,
+        max_num_batched_tokens=budget,
+        max_num_seqs=max_num_seqs,
     )
-    ids = [engine.add_request(p, stop=StopConditions(max_new_tokens=m)) for p, m in zip(prompts, news, strict=True)]
+    ids = [
+        engine.add_request(p, stop=StopConditions(max_new_tokens=m))
+        for p, m in zip(prompts, news, strict=True)
+    ]
     outs = {o.request_id: o for o in engine.run_until_done()}
     for rid, p, m in zip(ids, prompts, news, strict=True):
         expected = greedy_reference(MODEL, p, min(m, limit - len(p)))
         assert outs[rid].token_ids == expected
-        assert outs[rid].finish_reason == ("length" if len(p) + m <= limit and m == len(expected) else "context")
+        assert outs[rid].finish_reason == (
+            "length" if len(p) + m <= limit and m == len(expected) else "context"
+        )
     assert engine.num_free_blocks == num_blocks

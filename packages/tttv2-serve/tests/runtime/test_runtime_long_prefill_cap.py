@@ -13,7 +13,9 @@ from tttv2.core.kv_blocks import KVBlockManager
 from tttv2.serve.runtime import InvalidParameterError, LLMEngine, Scheduler, StopConditions
 
 MODEL = ReferenceCausalLM(
-    seed=41, max_seq_len=320, modes=(ExecutionMode.PREFILL, ExecutionMode.DECODE, ExecutionMode.CONTINUOUS_BATCH)
+    seed=41,
+    max_seq_len=320,
+    modes=(ExecutionMode.PREFILL, ExecutionMode.DECODE, ExecutionMode.CONTINUOUS_BATCH),
 )
 LONG = random_prompts(1, 64, 295, 295, seed=41)[0]
 SHORT = [7, 8, 9]
@@ -67,7 +69,10 @@ def test_decoding_requests_keep_their_token_every_step_beside_two_long_prompts()
     e = engine()
     decoding = [e.add_request(SHORT, stop=StopConditions(max_new_tokens=30)) for _ in range(3)]
     e.step()
-    longs = [e.add_request(p, stop=StopConditions(max_new_tokens=1)) for p in random_prompts(2, 64, 120, 120, seed=4)]
+    longs = [
+        e.add_request(p, stop=StopConditions(max_new_tokens=1))
+        for p in random_prompts(2, 64, 120, 120, seed=4)
+    ]
     MODEL.passes.clear()
     for _ in range(6):
         produced = {ev.request_id for ev in e.step()}
@@ -83,7 +88,9 @@ def test_decoding_requests_keep_their_token_every_step_beside_two_long_prompts()
 
 @pytest.mark.parametrize("bad", [0, -3, 2.5, True])
 def test_a_bad_threshold_is_named(bad):
-    with pytest.raises(InvalidParameterError, match=r"long_prefill_token_threshold=.*positive integer"):
+    with pytest.raises(
+        InvalidParameterError, match=r"long_prefill_token_threshold=.*positive integer"
+    ):
         Scheduler(KVBlockManager(8, 4, 32), 16, 4, long_prefill_token_threshold=bad)
     with pytest.raises(ValueError, match="long_prefill_token_threshold"):
         engine(long_prefill_token_threshold=bad)
@@ -97,10 +104,16 @@ def test_a_bad_threshold_is_named(bad):
     seed=st.integers(0, 10_000),
     n=st.integers(2, 5),
 )
-def test_any_threshold_gives_the_reference_tokens_within_the_budget(budget, threshold, pool_blocks, seed, n):
+def test_any_threshold_gives_the_reference_tokens_within_the_budget(
+    budget, threshold, pool_blocks, seed, n
+):
     prompts = random_prompts(n, 64, 1, 30, seed=seed)
     e = LLMEngine(
-        MODEL, num_blocks=pool_blocks, block_size=4, max_num_batched_tokens=budget, long_prefill_token_threshold=threshold
+        MODEL,
+        num_blocks=pool_blocks,
+        block_size=4,
+        max_num_batched_tokens=budget,
+        long_prefill_token_threshold=threshold,
     )
     ids = [e.add_request(p, stop=StopConditions(max_new_tokens=4)) for p in prompts]
     MODEL.passes.clear()

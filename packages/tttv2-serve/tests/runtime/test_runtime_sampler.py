@@ -39,13 +39,19 @@ def test_top_k_keeps_the_k_largest():
 
 def test_top_k_keeps_ties_with_the_kth():
     logits = torch.tensor([[1.0, 2.0, 2.0, 0.0]])
-    assert torch.isfinite(top_k_filter(logits, torch.tensor([2]))).tolist() == [[False, True, True, False]]
-    assert torch.isfinite(top_k_filter(logits, torch.tensor([1]))).tolist() == [[False, True, True, False]]
+    assert torch.isfinite(top_k_filter(logits, torch.tensor([2]))).tolist() == [
+        [False, True, True, False]
+    ]
+    assert torch.isfinite(top_k_filter(logits, torch.tensor([1]))).tolist() == [
+        [False, True, True, False]
+    ]
 
 
 def test_top_p_keeps_the_smallest_set_reaching_p():
     # 0.4 < 0.65 so the second token is needed; 0.4 + 0.3 = 0.7 >= 0.65 so the third is not
-    assert_close(dist(top_p_filter(LOGITS, torch.tensor([0.65]))), torch.tensor([4 / 7, 3 / 7, 0, 0]))
+    assert_close(
+        dist(top_p_filter(LOGITS, torch.tensor([0.65]))), torch.tensor([4 / 7, 3 / 7, 0, 0])
+    )
     assert_close(dist(top_p_filter(LOGITS, torch.tensor([0.35]))), torch.tensor([1.0, 0, 0, 0]))
     assert_close(dist(top_p_filter(LOGITS, torch.tensor([0.85]))), torch.tensor([4, 3, 2, 0]) / 9)
     assert_close(dist(top_p_filter(LOGITS, torch.tensor([1.0]))), P)
@@ -89,13 +95,17 @@ def test_filters_apply_in_order_with_renormalisation():
 
 def test_penalties_see_prompt_for_repetition_and_output_for_presence():
     logits = torch.tensor([[2.0, 2.0, 2.0, 2.0]])
-    row = SamplingRow(SamplingParams(repetition_penalty=2.0, presence_penalty=1.0), None, (0,), (1, 1))
+    row = SamplingRow(
+        SamplingParams(repetition_penalty=2.0, presence_penalty=1.0), None, (0,), (1, 1)
+    )
     p = probabilities(logits, [row])  # greedy: one-hot of the argmax of [1.0, 0.0, 2.0, 2.0]
     assert p.tolist() == [[0.0, 0.0, 1.0, 0.0]]
 
 
 def test_draws_follow_the_filtered_distribution():
-    row = SamplingRow(SamplingParams(temperature=1.0, top_k=3, seed=0), torch.Generator().manual_seed(0))
+    row = SamplingRow(
+        SamplingParams(temperature=1.0, top_k=3, seed=0), torch.Generator().manual_seed(0)
+    )
     n = 3000
     counts = torch.bincount(torch.tensor([sample(LOGITS, [row])[0] for _ in range(n)]), minlength=4)
     expected = torch.tensor([4, 3, 2, 0]) / 9
@@ -126,7 +136,9 @@ def test_seeded_row_ignores_the_rest_of_the_batch():
     min_p=st.floats(0.0, 1.0),
     temperature=st.floats(0.05, 4.0),
 )
-def test_filtered_distribution_is_a_distribution_over_the_most_likely(logits, top_k, top_p, min_p, temperature):
+def test_filtered_distribution_is_a_distribution_over_the_most_likely(
+    logits, top_k, top_p, min_p, temperature
+):
     x = torch.tensor([logits])
     params = SamplingParams(temperature=temperature, top_k=top_k, top_p=top_p, min_p=min_p)
     p = probabilities(x, [SamplingRow(params)])[0]

@@ -44,7 +44,9 @@ def test_bad_sampling_params_name_field_and_range(field, value, valid):
 
 def test_valid_sampling_params_and_greedy_default():
     assert SamplingParams().greedy
-    p = SamplingParams(temperature=0.7, top_k=5, top_p=0.9, min_p=0.05, repetition_penalty=1.2, seed=0)
+    p = SamplingParams(
+        temperature=0.7, top_k=5, top_p=0.9, min_p=0.05, repetition_penalty=1.2, seed=0
+    )
     assert not p.greedy and p.has_penalties
 
 

@@ -31,7 +31,10 @@ def test_greedy_speculative_equals_target_greedy(k):
     news = [5, 17, 1, 24, 9, 30]
     spec = SpeculativeDecoder(TARGET, DRAFT, k, num_blocks=64, block_size=4)
     TARGET.passes.clear()
-    outs = [spec.add_request(p, stop=StopConditions(max_new_tokens=m)) for p, m in zip(prompts, news, strict=True)]
+    outs = [
+        spec.add_request(p, stop=StopConditions(max_new_tokens=m))
+        for p, m in zip(prompts, news, strict=True)
+    ]
     done = {o.request_id: o for o in spec.run_until_done()}
     for rid, p, m in zip(outs, prompts, news, strict=True):
         assert done[rid].token_ids == greedy_reference(TARGET, p, m), rid
@@ -41,8 +44,13 @@ def test_greedy_speculative_equals_target_greedy(k):
     assert stats.emitted == sum(news)
     # the target prefilled prompts, then verified in SPECULATIVE passes of k + 1 tokens per
     # sequence (fewer only where max_new_tokens leaves less room)
-    assert {mode for mode, _, _ in TARGET.passes} == {ExecutionMode.PREFILL, ExecutionMode.SPECULATIVE}
-    verify = [q for mode, lens, _ in TARGET.passes if mode is ExecutionMode.SPECULATIVE for q in lens]
+    assert {mode for mode, _, _ in TARGET.passes} == {
+        ExecutionMode.PREFILL,
+        ExecutionMode.SPECULATIVE,
+    }
+    verify = [
+        q for mode, lens, _ in TARGET.passes if mode is ExecutionMode.SPECULATIVE for q in lens
+    ]
     assert max(verify) == k + 1 and verify.count(k + 1) > len(verify) // 2
     assert spec.target.blocks.num_free_blocks == 64 and spec.draft.blocks.num_free_blocks == 64
 
@@ -57,7 +65,11 @@ def test_engine_and_speculative_agree_with_eos_and_stop_strings():
     stops = []
     for p in prompts:
         toks = greedy_reference(TARGET, p, 20)
-        stops.append(StopConditions(max_new_tokens=20, eos_token_ids=(toks[12],), stop_strings=(detok(toks[6:8])[1:],)))
+        stops.append(
+            StopConditions(
+                max_new_tokens=20, eos_token_ids=(toks[12],), stop_strings=(detok(toks[6:8])[1:],)
+            )
+        )
     engine = LLMEngine(TARGET, num_blocks=64, block_size=4, detokenize=detok)
     spec = SpeculativeDecoder(TARGET, DRAFT, 4, num_blocks=64, block_size=4, detokenize=detok)
     want = [engine.generate([Request(p, stop=s)])[0] for p, s in zip(prompts, stops, strict=True)]
@@ -96,7 +108,9 @@ def test_seeded_speculative_sampling_ignores_the_rest_of_the_batch():
         Request(p, SamplingParams(temperature=0.9, seed=i), StopConditions(max_new_tokens=15))
         for i, p in enumerate(random_prompts(5, 64, 2, 15, seed=4))
     ]
-    crowd = SpeculativeDecoder(TARGET, DRAFT, 3, num_blocks=96, block_size=4).generate([*others[:2], mine, *others[2:]])
+    crowd = SpeculativeDecoder(TARGET, DRAFT, 3, num_blocks=96, block_size=4).generate(
+        [*others[:2], mine, *others[2:]]
+    )
     assert crowd[2].token_ids == alone.token_ids
 
 
@@ -114,7 +128,10 @@ def test_verify_sampled_emits_the_target_distribution():
     first, second = torch.zeros(4), torch.zeros(4)
     accepted_first = 0
     for _ in range(n):
-        d = [int(torch.multinomial(q[0], 1, generator=g)), int(torch.multinomial(q[1], 1, generator=g))]
+        d = [
+            int(torch.multinomial(q[0], 1, generator=g)),
+            int(torch.multinomial(q[1], 1, generator=g)),
+        ]
         accepted, nxt = verify_sampled(p, q, d, g)
         tokens = [*d[:accepted], nxt]
         first[tokens[0]] += 1

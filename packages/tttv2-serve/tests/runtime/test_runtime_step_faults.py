@@ -127,7 +127,9 @@ def test_a_temperature_that_overflows_the_scaled_logits_ends_only_that_request()
         Request(p, SamplingParams(temperature=0.7, seed=i), StopConditions(max_new_tokens=8))
         for i, p in enumerate(others)
     ]
-    hot = Request(culprit, SamplingParams(temperature=0.01, seed=99), StopConditions(max_new_tokens=8))
+    hot = Request(
+        culprit, SamplingParams(temperature=0.01, seed=99), StopConditions(max_new_tokens=8)
+    )
     undisturbed = engine_for(MODEL).generate(requests)
     engine = engine_for(FaultyModel("huge"))
     outs = engine.generate([*requests[:3], hot, *requests[3:]])

@@ -17,7 +17,9 @@ from tttv2.serve.runtime.stop_checker import StopChecker
 
 MODEL = ReferenceCausalLM(seed=31, vocab_size=64, max_seq_len=64)
 # every token is a piece of 1-3 letters, so words run across token boundaries
-PIECES = [("ab", "c", "de", "a", "bca", "e", "d", "cab")[i % 8] + ("", "a", " ")[i % 3] for i in range(64)]
+PIECES = [
+    ("ab", "c", "de", "a", "bca", "e", "d", "cab")[i % 8] + ("", "a", " ")[i % 3] for i in range(64)
+]
 
 
 def detok(ids):
@@ -38,7 +40,9 @@ def test_incremental_detokenizer_holds_back_split_characters():
 
 
 def test_stop_string_split_inside_a_character():
-    checker = StopChecker(StopConditions(stop_strings=("ör",)), [], context_limit=1000, detokenize=utf8)
+    checker = StopChecker(
+        StopConditions(stop_strings=("ör",)), [], context_limit=1000, detokenize=utf8
+    )
     results = [checker.add(b, n + 1) for n, b in enumerate("wör".encode())]
     reasons = [r for _, r, _ in results]
     assert reasons == [None, None, None, "stop"]  # w, ö (2 bytes), r
@@ -48,7 +52,9 @@ def test_stop_string_split_inside_a_character():
 
 def test_text_that_may_become_a_stop_string_is_held_back():
     chars = "abxyxy"
-    checker = StopChecker(StopConditions(stop_strings=("xyz",)), [], 1000, lambda ids: "".join(chars[i] for i in ids))
+    checker = StopChecker(
+        StopConditions(stop_strings=("xyz",)), [], 1000, lambda ids: "".join(chars[i] for i in ids)
+    )
     released = [checker.add(i, i + 1)[0] for i in range(len(chars))]
     assert released == ["a", "b", "", "", "xy", ""]  # "xy" could still become "xyz"
     assert checker.finish() == "xy"
@@ -73,9 +79,15 @@ def test_stop_string_across_tokens_trims_text_and_stops():
     prompt, tokens, stop = stop_string_case()
     text = detok(tokens)
     cut = text.find(stop)
-    n = next(i for i in range(1, len(tokens) + 1) if stop in detok(tokens[:i]))  # token completing it
+    n = next(
+        i for i in range(1, len(tokens) + 1) if stop in detok(tokens[:i])
+    )  # token completing it
     engine = LLMEngine(MODEL, num_blocks=64, block_size=4, detokenize=detok)
-    events = list(engine.stream(prompt, SamplingParams(), StopConditions(max_new_tokens=30, stop_strings=(stop,))))
+    events = list(
+        engine.stream(
+            prompt, SamplingParams(), StopConditions(max_new_tokens=30, stop_strings=(stop,))
+        )
+    )
     out = events[-1].output
     assert out.finish_reason == "stop" and out.stop_reason == stop
     assert out.token_ids == tokens[:n]
@@ -89,7 +101,9 @@ def test_eos_ids_stop_generation():
     eos = tokens[4]
     first = tokens.index(eos)
     engine = LLMEngine(MODEL, num_blocks=64, block_size=4, detokenize=detok)
-    out = engine.generate([prompt], SamplingParams(), StopConditions(max_new_tokens=12, eos_token_ids=(63, eos)))[0]
+    out = engine.generate(
+        [prompt], SamplingParams(), StopConditions(max_new_tokens=12, eos_token_ids=(63, eos))
+    )[0]
     assert out.token_ids == tokens[: first + 1]  # the EOS token is kept in token_ids...
     assert out.text == detok(tokens[:first])  # ...but not in the text
     assert out.finish_reason == "stop" and out.stop_reason == eos

@@ -22,7 +22,9 @@ def test_interleaved_streams_each_get_their_own_tokens_in_order():
     assert [e.token_id for e in got_b] == greedy_reference(MODEL, b, 9)
     assert [e.index for e in got_b] == list(range(9))
     assert [e.finished for e in got_a] == [False] * 5 + [True]
-    assert got_a[-1].finish_reason == "length" and got_a[-1].output.token_ids == [e.token_id for e in got_a]
+    assert got_a[-1].finish_reason == "length" and got_a[-1].output.token_ids == [
+        e.token_id for e in got_a
+    ]
     assert not engine.has_unfinished()
 
 
@@ -34,7 +36,8 @@ def test_callbacks_receive_every_token_and_timings_are_consistent():
         rid = f"r{i}"
         seen[rid] = []
         engine.add_request(
-            Request(p, SamplingParams(), StopConditions(max_new_tokens=4 + i), rid), callback=seen[rid].append
+            Request(p, SamplingParams(), StopConditions(max_new_tokens=4 + i), rid),
+            callback=seen[rid].append,
         )
     outs = {o.request_id: o for o in engine.run_until_done()}
     for i, p in enumerate(prompts):
@@ -48,7 +51,9 @@ def test_callbacks_receive_every_token_and_timings_are_consistent():
         assert [e.time for e in seen[rid]] == t.token_times
     stats = engine.stats
     assert stats.prefill_tokens == sum(len(p) for p in prompts)  # no preemption: each prompt once
-    assert stats.decode_tokens == sum(3 + i for i in range(5))  # every token but the first is a decode
+    assert stats.decode_tokens == sum(
+        3 + i for i in range(5)
+    )  # every token but the first is a decode
     assert stats.generated_tokens == sum(4 + i for i in range(5)) and stats.finished_requests == 5
     assert stats.prefill_tokens_per_s > 0 and stats.decode_tokens_per_s > 0
 

@@ -47,7 +47,9 @@ def test_engine_tokens_at_tp2_equal_tp1(runs, name):
     leader, follower = ranks[0][name], ranks[1][name]
     assert leader["tokens"] == expected[name]
     assert all(len(t) == 6 for t in expected[name])
-    assert leader["passes"] == follower["passes"] > len(expected[name][0])  # the follower ran every pass
+    assert (
+        leader["passes"] == follower["passes"] > len(expected[name][0])
+    )  # the follower ran every pass
     assert leader["comm_seconds"] > 0
 
 
@@ -62,5 +64,13 @@ def test_follower_killed_mid_generation_ends_the_group(tmp_path):
     path = save_checkpoint(reference_stack(spec), tmp_path)
     start = time.monotonic()
     with pytest.raises(WorkerFailedError, match=r"rank 1 died \(exit code 9\)"):
-        launch(rank_dies_mid_generation, 2, spec, path, timeout_s=TIMEOUT_S, collective_timeout_s=60, threads_per_rank=1)
+        launch(
+            rank_dies_mid_generation,
+            2,
+            spec,
+            path,
+            timeout_s=TIMEOUT_S,
+            collective_timeout_s=60,
+            threads_per_rank=1,
+        )
     assert time.monotonic() - start < 120  # seen by the launcher, not by any timeout

@@ -39,7 +39,10 @@ def test_stack_batch_invariance(strategy):
     stack = tiny_stack(SPEC, strategy, seed=1)
     prompts = random_prompts(17, 64, 2, 30, seed=2)
     limits = random_limits(17, 3, 16, seed=2)
-    requests = [Request(p, SamplingParams(), s, f"r{i}") for i, (p, s) in enumerate(zip(prompts, limits, strict=True))]
+    requests = [
+        Request(p, SamplingParams(), s, f"r{i}")
+        for i, (p, s) in enumerate(zip(prompts, limits, strict=True))
+    ]
     engine = LLMEngine(stack, num_blocks=128, block_size=8, max_num_batched_tokens=24)
     batched = run_staggered(engine, requests, join_every=1, first=6)
     for r in requests:
@@ -52,7 +55,12 @@ def test_stack_seeded_sampling_batch_invariance():
     stack = tiny_stack(SPEC, "continuous_batching", seed=3)
     prompts = random_prompts(12, 64, 2, 30, seed=4)
     requests = [
-        Request(p, SamplingParams(temperature=0.9, top_p=0.95, seed=i), StopConditions(max_new_tokens=10), f"r{i}")
+        Request(
+            p,
+            SamplingParams(temperature=0.9, top_p=0.95, seed=i),
+            StopConditions(max_new_tokens=10),
+            f"r{i}",
+        )
         for i, p in enumerate(prompts)
     ]
     engine = LLMEngine(stack, num_blocks=128, block_size=8, max_num_batched_tokens=24)

@@ -94,7 +94,12 @@ def _line_ids(item: dict[str, Any], loaded: LoadedModel, where: str) -> list[int
 
 
 def make_engine(
-    loaded: LoadedModel, pool: KVPool, device: torch.device, *, max_num_seqs: int, longest_prompt: int
+    loaded: LoadedModel,
+    pool: KVPool,
+    device: torch.device,
+    *,
+    max_num_seqs: int,
+    longest_prompt: int,
 ) -> LLMEngine:
     tokenizer = loaded.tokenizer
     return LLMEngine(

@@ -84,7 +84,11 @@ def default_checkpoint(show_progress: bool = False) -> Path:
             "architecture": ARCHITECTURE,
             "seed": SEED,
             "config": DEFAULT_CONFIG,
-            "training": {**default_training.RECIPE, "paragraphs": len(PARAGRAPHS), "final_loss": loss},
+            "training": {
+                **default_training.RECIPE,
+                "paragraphs": len(PARAGRAPHS),
+                "final_loss": loss,
+            },
         }
         (built / READY).write_text(json.dumps(ready) + "\n")
         try:
@@ -105,7 +109,9 @@ def train_in_place(checkpoint: Any, show_progress: bool = False) -> float:
     inputs, labels = default_training.training_batch(
         tokenizer, int(checkpoint.config["eos_token_id"])
     )
-    with Bar(show_progress, default_training.STEPS, "training the built-in checkpoint", unit="step") as bar:
+    with Bar(
+        show_progress, default_training.STEPS, "training the built-in checkpoint", unit="step"
+    ) as bar:
         loss = default_training.train(model, inputs, labels, on_step=bar.update_to)
     model.save_pretrained(checkpoint.path)
     return loss

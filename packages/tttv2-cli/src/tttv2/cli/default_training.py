@@ -65,9 +65,7 @@ def train(
             torch.manual_seed(SEED)
             model.train()
             params = [p for p in model.parameters() if p.requires_grad]
-            optimizer = torch.optim.AdamW(
-                params, lr=LEARNING_RATE, betas=BETAS, weight_decay=0.0
-            )
+            optimizer = torch.optim.AdamW(params, lr=LEARNING_RATE, betas=BETAS, weight_decay=0.0)
             loss = torch.tensor(float("nan"))
             for step in range(steps):
                 loss = model(input_ids=inputs, labels=labels).loss

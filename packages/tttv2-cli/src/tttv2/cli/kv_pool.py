@@ -69,7 +69,9 @@ def plan_kv_pool(
             context_len=seq_len,
         )
     except MemoryPlanError as exc:
-        raise UsageError(f"{where}a sequence of {seq_len} tokens does not fit in memory: {exc}") from None
+        raise UsageError(
+            f"{where}a sequence of {seq_len} tokens does not fit in memory: {exc}"
+        ) from None
     per_seq = math.ceil(seq_len / block)
     needed = num_seqs * per_seq
     if needed > plan.num_blocks:
@@ -81,7 +83,9 @@ def plan_kv_pool(
     return KVPool(block_size=block, num_blocks=needed, plan_blocks=plan.num_blocks)
 
 
-def loaded_kv_pool(loaded: Any, device: torch.device, *, seq_len: int, num_seqs: int = 1, job: str = "") -> KVPool:
+def loaded_kv_pool(
+    loaded: Any, device: torch.device, *, seq_len: int, num_seqs: int = 1, job: str = ""
+) -> KVPool:
     """:func:`plan_kv_pool` for a loaded model on ``device`` (tttv2-hw's config for it)."""
     from tttv2.cli.hardware import device_config
 

@@ -25,6 +25,8 @@ def check_output_file(path: Path, option: str) -> None:
         fd, probe = tempfile.mkstemp(dir=folder.resolve(), prefix=f".{path.name}.", suffix=".probe")
     except OSError as exc:
         reason = exc.strerror or type(exc).__name__
-        raise UsageError(f"{option} {path}: cannot create a file in folder {folder} ({reason})") from None
+        raise UsageError(
+            f"{option} {path}: cannot create a file in folder {folder} ({reason})"
+        ) from None
     os.close(fd)
     os.unlink(probe)

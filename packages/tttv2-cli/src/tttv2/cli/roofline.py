@@ -93,14 +93,21 @@ def decode_roofline(
     """Averaged over the decode steps of a run (context grows from ``prompt_len + 1``)."""
     itemsize = _param_itemsize(model)
     weights = weight_bytes_read_per_step(model, spec, batch)
-    return roofline(bandwidth, weights, kv_bytes_read_per_step(spec, batch, prompt_len + gen_len / 2, itemsize), batch)
+    return roofline(
+        bandwidth,
+        weights,
+        kv_bytes_read_per_step(spec, batch, prompt_len + gen_len / 2, itemsize),
+        batch,
+    )
 
 
 def roofline(bandwidth: float, weight_bytes: int, kv_bytes_per_step: int, batch: int) -> Roofline:
     """The roofline of a decode step that reads ``weight_bytes`` and ``kv_bytes_per_step``
     (all sequences) at ``bandwidth`` bytes/s, for ``batch`` sequences."""
     per_step = weight_bytes + kv_bytes_per_step
-    return Roofline(bandwidth, weight_bytes, kv_bytes_per_step, per_step, batch * bandwidth / per_step)
+    return Roofline(
+        bandwidth, weight_bytes, kv_bytes_per_step, per_step, batch * bandwidth / per_step
+    )
 
 
 def _param_itemsize(model: torch.nn.Module) -> int:

@@ -47,7 +47,9 @@ Body = Callable[[argparse.Namespace, LoadedModel, Path, torch.device], int]
 RUN_TIMEOUT_S = 24 * 3600.0
 
 
-def add_tp_options(parser: argparse.ArgumentParser, *, timeout_default: float, timeout_note: str) -> None:
+def add_tp_options(
+    parser: argparse.ArgumentParser, *, timeout_default: float, timeout_note: str
+) -> None:
     parser.add_argument(
         "--tp",
         type=options.int_at_least(1),
@@ -101,7 +103,12 @@ def check_plugin_takes_mesh(checkpoint: Path, tp: int) -> None:
 
 
 def run_tensor_parallel(
-    args: argparse.Namespace, checkpoint: Path, device: torch.device, body: Body, *, run_timeout_s: float = RUN_TIMEOUT_S
+    args: argparse.Namespace,
+    checkpoint: Path,
+    device: torch.device,
+    body: Body,
+    *,
+    run_timeout_s: float = RUN_TIMEOUT_S,
 ) -> int:
     """Run ``body`` on rank 0 of a group of ``tp_size(args)`` ranks; its exit status."""
     from tttv2.hw.mesh import DeviceMesh, launch
@@ -110,7 +117,9 @@ def run_tensor_parallel(
     check_strategy(args.strategy)
     check_plugin_takes_mesh(checkpoint, tp)
     if device.type == "cuda" and torchrun_world() == 1 and torch.cuda.device_count() < tp:
-        raise UsageError(f"--tp {tp}: {torch.cuda.device_count()} CUDA devices here, {tp} needed (one per rank)")
+        raise UsageError(
+            f"--tp {tp}: {torch.cuda.device_count()} CUDA devices here, {tp} needed (one per rank)"
+        )
     if torchrun_world() > 1:  # torchrun started this process as one rank of the group
         dev = f"cuda:{os.environ.get('LOCAL_RANK', '0')}" if device.type == "cuda" else "cpu"
         mesh = DeviceMesh.from_env(dev, timeout_s=args.tp_timeout)
@@ -163,7 +172,11 @@ def rank_main(mesh: Any, args: argparse.Namespace, checkpoint: Path, body: Body)
     leader = TensorParallelLeader(loaded.model, mesh)
     loaded.model = leader
     out = io.StringIO()
-    with contextlib.redirect_stdout(out) if getattr(args, "json", False) else contextlib.nullcontext():
+    with (
+        contextlib.redirect_stdout(out)
+        if getattr(args, "json", False)
+        else contextlib.nullcontext()
+    ):
         try:
             outcome: tuple[Any, ...] = ("ok", body(args, loaded, checkpoint, mesh.device))
         except InputError as exc:

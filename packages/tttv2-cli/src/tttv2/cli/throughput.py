@@ -36,7 +36,9 @@ class Throughput:
     decode_tokens_per_s: float | None  # all sequences together
     peak_memory_bytes: int | None  # weights + the most the run added (KV cache, activations)
     warmup_s: float | None = None  # the first (warm-up) run: one-time costs of the first call
-    load_s: float | None = None  # reading the checkpoint and preparing the weights (set by the caller)
+    load_s: float | None = (
+        None  # reading the checkpoint and preparing the weights (set by the caller)
+    )
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -127,7 +129,11 @@ def bench_hf(model: Any, prompts: torch.Tensor, gen_len: int, device: torch.devi
 
 @torch.inference_mode()
 def run_hf(
-    model: Any, prompts: torch.Tensor, gen_len: int, device: torch.device, logits_to_keep: int | None = None
+    model: Any,
+    prompts: torch.Tensor,
+    gen_len: int,
+    device: torch.device,
+    logits_to_keep: int | None = None,
 ) -> tuple[float, float]:
     """(prefill seconds, seconds of the ``gen_len - 1`` greedy decode steps) of a manual
     loop over transformers' model with its own KV cache; ``logits_to_keep=1`` computes only

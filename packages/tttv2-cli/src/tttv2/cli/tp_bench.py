@@ -28,7 +28,9 @@ from tttv2.core.modes import ExecutionMode
 from tttv2.serve.runtime import TensorParallelLeader
 
 
-def bench_tp_loaded(args: argparse.Namespace, loaded: LoadedModel, checkpoint: Path, device: torch.device) -> int:
+def bench_tp_loaded(
+    args: argparse.Namespace, loaded: LoadedModel, checkpoint: Path, device: torch.device
+) -> int:
     """Rank 0's part (or the only rank's with --tp 1): measure and print."""
     if args.prompt_len + args.gen_len > loaded.max_context:
         from tttv2.cli.errors import UsageError
@@ -62,16 +64,22 @@ def bench_tp_loaded(args: argparse.Namespace, loaded: LoadedModel, checkpoint: P
         "gen_len": args.gen_len,
         "torch_threads_per_rank": torch.get_num_threads(),
         "prefill_tokens_per_s": stats.prefill_tokens_per_s,
-        "ttft_s": statistics.mean(t for o in outputs if (t := o.timings.time_to_first_token) is not None),
+        "ttft_s": statistics.mean(
+            t for o in outputs if (t := o.timings.time_to_first_token) is not None
+        ),
         "decode_tokens_per_s": stats.decode_tokens_per_s if stats.decode_tokens else None,
-        "parameter_bytes_per_rank": sum(p.numel() * p.element_size() for p in loaded.model.parameters()),
+        "parameter_bytes_per_rank": sum(
+            p.numel() * p.element_size() for p in loaded.model.parameters()
+        ),
     }
     for mode, key in ((ExecutionMode.PREFILL, "prefill"), (ExecutionMode.DECODE, "decode")):
         comm = leader.comm.get(mode) if leader is not None else None
         record[f"{key}_passes"] = comm.passes if comm else None
         per_pass = comm.seconds_per_pass if comm else None
         record[f"{key}_comm_ms_per_pass"] = per_pass * 1e3 if per_pass is not None else 0.0
-        record[f"{key}_collectives_per_pass"] = comm.calls / comm.passes if comm and comm.passes else 0
+        record[f"{key}_collectives_per_pass"] = (
+            comm.calls / comm.passes if comm and comm.passes else 0
+        )
     decode_rate = record["decode_tokens_per_s"]
     decode_step_ms = 1e3 * args.batch / decode_rate if decode_rate else None
     record["decode_step_ms"] = decode_step_ms
@@ -96,5 +104,7 @@ def bench_tp_loaded(args: argparse.Namespace, loaded: LoadedModel, checkpoint: P
         f"prefill pass comm ms      {record['prefill_comm_ms_per_pass']:.2f} "
         f"({record['prefill_collectives_per_pass']:.0f} collectives per pass)"
     )
-    print(f"weights per rank MiB      {record['parameter_bytes_per_rank'] / 1024**2:.1f}", flush=True)
+    print(
+        f"weights per rank MiB      {record['parameter_bytes_per_rank'] / 1024**2:.1f}", flush=True
+    )
     return 0

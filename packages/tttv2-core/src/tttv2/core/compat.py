@@ -44,7 +44,8 @@ def _caller_stacklevel() -> int:
     here = inspect.currentframe()  # this helper; 1: its caller (forward)
     level, frame = 2, here.f_back.f_back if here is not None and here.f_back is not None else None
     while frame is not None and (
-        frame.f_code.co_filename == __file__ or frame.f_globals.get("__name__", "").startswith("torch.nn.modules")
+        frame.f_code.co_filename == __file__
+        or frame.f_globals.get("__name__", "").startswith("torch.nn.modules")
     ):
         level, frame = level + 1, frame.f_back
     return level

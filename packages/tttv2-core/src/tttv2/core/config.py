@@ -37,17 +37,34 @@ class ModuleConfig:
         if isinstance(self.device, torch.device):
             object.__setattr__(self, "device", str(self.device))
         if not isinstance(self.device, str) or not self.device:
-            raise SpecError("ModuleConfig", "device", self.device, "a device name such as 'cpu' or 'cuda:0'")
+            raise SpecError(
+                "ModuleConfig", "device", self.device, "a device name such as 'cpu' or 'cuda:0'"
+            )
         if not isinstance(self.execution_strategy, str) or not self.execution_strategy:
-            raise SpecError("ModuleConfig", "execution_strategy", self.execution_strategy, "a registered strategy name")
+            raise SpecError(
+                "ModuleConfig",
+                "execution_strategy",
+                self.execution_strategy,
+                "a registered strategy name",
+            )
         StrategyRegistry.get_class(self.execution_strategy)  # unknown names fail here
         if self.strategy_config is None:
             object.__setattr__(self, "strategy_config", {})
         if not isinstance(self.strategy_config, Mapping):
-            raise SpecError("ModuleConfig", "strategy_config", self.strategy_config, "a table of strategy options by name")
+            raise SpecError(
+                "ModuleConfig",
+                "strategy_config",
+                self.strategy_config,
+                "a table of strategy options by name",
+            )
         for key in self.strategy_config:
             if not isinstance(key, str):
-                raise SpecError("ModuleConfig", "strategy_config", self.strategy_config, "option names that are strings")
+                raise SpecError(
+                    "ModuleConfig",
+                    "strategy_config",
+                    self.strategy_config,
+                    "option names that are strings",
+                )
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -64,7 +81,12 @@ class ModuleConfig:
             raise SpecError("ModuleConfig", "spec", None, "a spec table with a 'kind' key")
         unknown = sorted(set(data) - {"spec", "device", "execution_strategy", "strategy_config"})
         if unknown:
-            raise SpecError("ModuleConfig", unknown[0], data[unknown[0]], "spec, device, execution_strategy, strategy_config")
+            raise SpecError(
+                "ModuleConfig",
+                unknown[0],
+                data[unknown[0]],
+                "spec, device, execution_strategy, strategy_config",
+            )
         data["spec"] = ModuleSpec.from_dict(data["spec"])
         return cls(**data)
 

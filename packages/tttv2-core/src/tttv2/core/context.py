@@ -23,7 +23,9 @@ class RuntimeContext:
         for name in ("batch_size", "seq_len", "num_new_tokens"):
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
-                raise ValueError(f"RuntimeContext.{name}={v!r} is invalid: expected a positive integer")
+                raise ValueError(
+                    f"RuntimeContext.{name}={v!r} is invalid: expected a positive integer"
+                )
         mem = self.available_memory
         if mem is not None and (isinstance(mem, bool) or not isinstance(mem, int) or mem < 0):
             raise ValueError(

@@ -26,7 +26,9 @@ class Implementation(Protocol):
 ImplementationFactory = Callable[[ModuleSpec, Any], Implementation]
 F = TypeVar("F", bound=ImplementationFactory)
 
-_IMPLEMENTATIONS: dict[tuple[type[ModuleSpec], ExecutionMode], dict[str, ImplementationFactory]] = {}
+_IMPLEMENTATIONS: dict[
+    tuple[type[ModuleSpec], ExecutionMode], dict[str, ImplementationFactory]
+] = {}
 
 
 def register_implementation(
@@ -43,7 +45,9 @@ def register_implementation(
     _IMPLEMENTATIONS.setdefault((spec_type, ExecutionMode(mode)), {})[variant] = factory
 
 
-def implements(spec_type: type[ModuleSpec], *modes: ExecutionMode | str, variant: str = "default") -> Callable[[F], F]:
+def implements(
+    spec_type: type[ModuleSpec], *modes: ExecutionMode | str, variant: str = "default"
+) -> Callable[[F], F]:
     """Class decorator form of :func:`register_implementation` for one or more modes."""
 
     def wrap(factory: F) -> F:
@@ -54,7 +58,9 @@ def implements(spec_type: type[ModuleSpec], *modes: ExecutionMode | str, variant
     return wrap
 
 
-def implementations_for(spec_type: type[ModuleSpec], mode: ExecutionMode | str) -> dict[str, ImplementationFactory]:
+def implementations_for(
+    spec_type: type[ModuleSpec], mode: ExecutionMode | str
+) -> dict[str, ImplementationFactory]:
     """Registered variants for ``(spec_type, mode)``, searching the spec's base classes."""
     mode = ExecutionMode(mode)
     for cls in spec_type.__mro__:

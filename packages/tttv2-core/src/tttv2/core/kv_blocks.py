@@ -31,10 +31,18 @@ class BlockBookkeeping:
 
 
 class KVBlockManager:
-    def __init__(self, num_blocks: int, block_size: int, max_seq_len: int, device: torch.device | str = "cpu") -> None:
-        for name, v in (("num_blocks", num_blocks), ("block_size", block_size), ("max_seq_len", max_seq_len)):
+    def __init__(
+        self, num_blocks: int, block_size: int, max_seq_len: int, device: torch.device | str = "cpu"
+    ) -> None:
+        for name, v in (
+            ("num_blocks", num_blocks),
+            ("block_size", block_size),
+            ("max_seq_len", max_seq_len),
+        ):
             if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
-                raise ValueError(f"KVBlockManager.{name}={v!r} is invalid: expected a positive integer")
+                raise ValueError(
+                    f"KVBlockManager.{name}={v!r} is invalid: expected a positive integer"
+                )
         self.num_blocks = num_blocks
         self.block_size = block_size
         self.max_seq_len = max_seq_len
@@ -95,7 +103,9 @@ class KVBlockManager:
         longer needed go back to the pool."""
         self._check(seq_id)
         if not 0 <= new_len <= self._lens[seq_id]:
-            raise ValueError(f"truncate to {new_len}: sequence {seq_id} holds {self._lens[seq_id]} tokens")
+            raise ValueError(
+                f"truncate to {new_len}: sequence {seq_id} holds {self._lens[seq_id]} tokens"
+            )
         keep = -(-new_len // self.block_size)
         table = self._tables[seq_id]
         self._free.extend(reversed(table[keep:]))
@@ -139,7 +149,9 @@ class KVBlockManager:
         then :class:`KVCacheExhaustedError`) nothing changes."""
         seq_ids, query_lens = tuple(seq_ids), tuple(map(operator.index, query_lens))
         if len(seq_ids) != len(query_lens) or not seq_ids:
-            raise ValueError("prepare() needs one query length per sequence and at least one sequence")
+            raise ValueError(
+                "prepare() needs one query length per sequence and at least one sequence"
+            )
         if len(set(seq_ids)) != len(seq_ids):
             raise ValueError(f"prepare(): a sequence appears twice in {seq_ids}")
         if min(query_lens) <= 0:
@@ -148,10 +160,16 @@ class KVBlockManager:
         which = _logits_indices(query_lens, logits)
         lens, tables = self._lens, self._tables
         context_lens = tuple(lens.get(s, 0) for s in seq_ids)
-        for s, q, c in zip(seq_ids, query_lens, context_lens, strict=True):  # permanent error before transient
+        for s, q, c in zip(
+            seq_ids, query_lens, context_lens, strict=True
+        ):  # permanent error before transient
             if c + q > self.max_seq_len:
-                raise TTTv2Error(f"sequence {s} would hold {c + q} tokens; the context limit is {self.max_seq_len}")
-        grow = [self.blocks_needed(s, q) for s, q in zip(seq_ids, query_lens, strict=True)]  # unknown ids: 0 held
+                raise TTTv2Error(
+                    f"sequence {s} would hold {c + q} tokens; the context limit is {self.max_seq_len}"
+                )
+        grow = [
+            self.blocks_needed(s, q) for s, q in zip(seq_ids, query_lens, strict=True)
+        ]  # unknown ids: 0 held
         need = sum(grow)
         if need > len(self._free):
             raise KVCacheExhaustedError(need, len(self._free))
@@ -171,7 +189,13 @@ class KVBlockManager:
     ) -> BatchMetadata:
         """Metadata for tokens already reserved (positions ``context .. context+query``)."""
         query_lens = tuple(query_lens)
-        return self._describe(seq_ids, query_lens, context_lens, ExecutionMode(mode), _logits_indices(query_lens, logits))
+        return self._describe(
+            seq_ids,
+            query_lens,
+            context_lens,
+            ExecutionMode(mode),
+            _logits_indices(query_lens, logits),
+        )
 
     def _describe(
         self,
@@ -190,7 +214,9 @@ class KVBlockManager:
                 positions.append(p)
                 slots.append(table[p // bs] * bs + p % bs)
         width = max(len(self._tables[s]) for s in seq_ids)
-        tables = [b for s in seq_ids for b in self._tables[s] + [0] * (width - len(self._tables[s]))]
+        tables = [
+            b for s in seq_ids for b in self._tables[s] + [0] * (width - len(self._tables[s]))
+        ]
         seq_lens = [c + q for c, q in zip(context_lens, query_lens, strict=True)]
         starts = [0]
         for q in query_lens:
@@ -199,7 +225,9 @@ class KVBlockManager:
         # small model is a few milliseconds, and each tensor made costs microseconds
         parts = (positions, slots, tables, seq_lens, starts, which)
         flat = int64_tensor([v for part in parts for v in part], self.device)
-        pos_t, slot_t, table_t, len_t, start_t, which_t = flat.split_with_sizes([len(part) for part in parts])
+        pos_t, slot_t, table_t, len_t, start_t, which_t = flat.split_with_sizes(
+            [len(part) for part in parts]
+        )
         return BatchMetadata(
             mode=mode,
             seq_ids=tuple(seq_ids),

@@ -61,12 +61,16 @@ class BaseModule(torch.nn.Module):
         if self.specialized:
             self.implementations = self._specialize(self.execution_strategy)
             try:  # start in PREFILL (the seed's default) when the strategy serves it
-                self._active = self.execution_strategy.select_implementation(ExecutionMode.PREFILL, self.implementations)
+                self._active = self.execution_strategy.select_implementation(
+                    ExecutionMode.PREFILL, self.implementations
+                )
                 self.current_mode = ExecutionMode.PREFILL
             except ModeNotSupportedError:
                 pass
         elif self.execution_strategy.supports(ExecutionMode.PREFILL):
-            self.current_mode = ExecutionMode.PREFILL  # its leaves, built with this strategy, do too
+            self.current_mode = (
+                ExecutionMode.PREFILL
+            )  # its leaves, built with this strategy, do too
 
     # -- strategy handling ------------------------------------------------------------
     @property
@@ -87,7 +91,9 @@ class BaseModule(torch.nn.Module):
             )
         for mode, impl in impls.items():
             if not callable(getattr(impl, "forward", None)):
-                raise StrategyError(f"implementation for mode {mode.value!r} has no forward(): {impl!r}")
+                raise StrategyError(
+                    f"implementation for mode {mode.value!r} has no forward(): {impl!r}"
+                )
         return impls
 
     def _mode_children(self) -> list[BaseModule]:
@@ -119,7 +125,14 @@ class BaseModule(torch.nn.Module):
         when some module cannot run ``mode``, :class:`ModeNotSupportedError` names it and
         no module changes mode. Allocates nothing and touches no weights."""
         mode = ExecutionMode(mode)
-        members = [("", self), *((n, m) for n, m in self.named_modules() if isinstance(m, BaseModule) and m is not self)]
+        members = [
+            ("", self),
+            *(
+                (n, m)
+                for n, m in self.named_modules()
+                if isinstance(m, BaseModule) and m is not self
+            ),
+        ]
         if context is not None:
             for _, m in members:
                 update = getattr(m.execution_strategy, "update_context", None)
@@ -131,7 +144,9 @@ class BaseModule(torch.nn.Module):
                 chosen.append((m, None))
                 continue
             try:
-                chosen.append((m, m.execution_strategy.select_implementation(mode, m.implementations)))
+                chosen.append(
+                    (m, m.execution_strategy.select_implementation(mode, m.implementations))
+                )
             except ModeNotSupportedError as exc:
                 where = f" ({name})" if name else ""
                 raise ModeNotSupportedError(f"{type(m).__name__}{where}: {exc}") from None

@@ -31,4 +31,6 @@ def module_class_for(spec_type: type[ModuleSpec]) -> type:
     for cls in spec_type.__mro__:
         if cls in _MODULE_CLASSES:
             return _MODULE_CLASSES[cls]
-    raise UnknownNameError("module for spec", spec_type.__name__, (c.__name__ for c in _MODULE_CLASSES))
+    raise UnknownNameError(
+        "module for spec", spec_type.__name__, (c.__name__ for c in _MODULE_CLASSES)
+    )

@@ -40,13 +40,17 @@ class MovedModuleFinder(importlib.abc.MetaPathFinder):
     def __init__(self, moved: Mapping[str, str], note: str) -> None:
         self.moved, self.note = dict(moved), note
 
-    def find_spec(self, fullname: str, path: object = None, target: object = None) -> importlib.machinery.ModuleSpec | None:
+    def find_spec(
+        self, fullname: str, path: object = None, target: object = None
+    ) -> importlib.machinery.ModuleSpec | None:
         new = self.moved.get(fullname)
         if new is None:
             return None
         return importlib.machinery.ModuleSpec(fullname, _MovedLoader(new, self.note))
 
 
-def alias_moved_modules(moved: Mapping[str, str], note: str = "the old path goes at the next major release") -> None:
+def alias_moved_modules(
+    moved: Mapping[str, str], note: str = "the old path goes at the next major release"
+) -> None:
     """Keep each old module name in ``moved`` importable as its new module (see the module docstring)."""
     sys.meta_path.append(MovedModuleFinder(moved, note))

@@ -26,7 +26,9 @@ class StrategyRegistry:
     _broken: ClassVar[dict[str, str]] = {}  # entry-point name -> why it failed to load
 
     @classmethod
-    def register(cls, name: str, strategy_class: type[ExecutionStrategy]) -> type[ExecutionStrategy]:
+    def register(
+        cls, name: str, strategy_class: type[ExecutionStrategy]
+    ) -> type[ExecutionStrategy]:
         """Register ``strategy_class`` under ``name`` (replacing any earlier one).
 
         ``name`` must be a non-empty string (:class:`SpecError` otherwise)."""

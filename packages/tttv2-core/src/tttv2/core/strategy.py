@@ -41,7 +41,9 @@ class ExecutionStrategy(ABC):
         if accepted is not None:
             for option in sorted(set(options) - accepted):
                 valid = ", ".join(sorted({*accepted, "variants"}))
-                raise SpecError(type(self).__name__, option, options[option], f"a known option: {valid}")
+                raise SpecError(
+                    type(self).__name__, option, options[option], f"a known option: {valid}"
+                )
         self.variants = {ExecutionMode(k): v for k, v in (variants or {}).items()}
         self.options = options
 
@@ -49,7 +51,9 @@ class ExecutionStrategy(ABC):
     def get_execution_modes(self) -> list[ExecutionMode]:
         """Which execution modes this strategy supports."""
 
-    def specialize_module(self, module_spec: ModuleSpec, device: Any) -> dict[ExecutionMode, Implementation]:
+    def specialize_module(
+        self, module_spec: ModuleSpec, device: Any
+    ) -> dict[ExecutionMode, Implementation]:
         """One implementation per supported mode, built from the implementation registry.
 
         Modes a spec kind has no implementation for are left out only when the strategy
@@ -59,7 +63,9 @@ class ExecutionStrategy(ABC):
         for mode in self.get_execution_modes():
             if mode in self.optional_modes() and not implementations_for(type(module_spec), mode):
                 continue
-            impls[mode] = build_implementation(module_spec, mode, device, self.variants.get(mode, "default"))
+            impls[mode] = build_implementation(
+                module_spec, mode, device, self.variants.get(mode, "default")
+            )
         return impls
 
     def optional_modes(self) -> frozenset[ExecutionMode]:

@@ -59,18 +59,31 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
         prog=prog,
         description="Show the device TTTv2 detects and the parameters it picks per operation and mode.",
     )
-    parser.add_argument("--profile", metavar="NAME", help="force a device profile (see --list-profiles)")
+    parser.add_argument(
+        "--profile", metavar="NAME", help="force a device profile (see --list-profiles)"
+    )
     parser.add_argument("--params", metavar="FILE", help="TOML/JSON file of parameter overrides")
-    parser.add_argument("--op", action="append", choices=OPS, help="only this operation (repeatable)")
+    parser.add_argument(
+        "--op", action="append", choices=OPS, help="only this operation (repeatable)"
+    )
     parser.add_argument(
         "--mode", action="append", metavar="MODE", help="only this execution mode (repeatable)"
     )
     parser.add_argument(
-        "--spec", metavar="FILE", help="ModelSpec JSON (ModelSpec.to_json()): adjust 'model' params and plan memory"
+        "--spec",
+        metavar="FILE",
+        help="ModelSpec JSON (ModelSpec.to_json()): adjust 'model' params and plan memory",
     )
-    parser.add_argument("--memory-gb", type=positive_gb, metavar="GB", help="plan memory for this many GB (10^9 bytes)")
+    parser.add_argument(
+        "--memory-gb",
+        type=positive_gb,
+        metavar="GB",
+        help="plan memory for this many GB (10^9 bytes)",
+    )
     parser.add_argument("--json", action="store_true", help="print JSON instead of tables")
-    parser.add_argument("--list-profiles", action="store_true", help="print the known profile names and exit")
+    parser.add_argument(
+        "--list-profiles", action="store_true", help="print the known profile names and exit"
+    )
     return parser
 
 
@@ -79,7 +92,10 @@ def collect(
 ) -> dict[str, dict[str, OpParams]]:
     """Parameters per op and mode; ``spec`` adjusts the whole-model ("model") ones."""
     return {
-        op: {mode: config.get_optimal_params(op, mode, spec if op == "model" else None) for mode in modes}
+        op: {
+            mode: config.get_optimal_params(op, mode, spec if op == "model" else None)
+            for mode in modes
+        }
         for op in ops
     }
 
@@ -100,7 +116,9 @@ def to_json(
     return {
         "device": config.to_dict(),
         "kernel_backends": backend_preference(config.device_type),
-        "params": {op: {mode: p.to_dict() for mode, p in by_mode.items()} for op, by_mode in table.items()},
+        "params": {
+            op: {mode: p.to_dict() for mode, p in by_mode.items()} for op, by_mode in table.items()
+        },
         "memory_plan": plan.to_dict() if plan else None,
         "native_kernels": native_status() if config.device_type == "cpu" else None,
         "decode_path": _decode_path_json(decode_path(config)),
@@ -130,25 +148,37 @@ def format_device(config: DeviceConfig) -> str:
         ("profile", f"{config.profile} ({config.source})"),
         ("device", f"{config.name} [{config.device_type}, torch device {config.torch_device}]"),
         ("devices", str(config.num_devices)),
-        ("memory", f"{config.memory_available_bytes / GB:.2f} GB available of {config.memory_total_bytes / GB:.2f} GB"),
+        (
+            "memory",
+            f"{config.memory_available_bytes / GB:.2f} GB available of {config.memory_total_bytes / GB:.2f} GB",
+        ),
         ("bf16 / fp8 native", f"{config.bf16_native} / {config.fp8_native}"),
         ("preferred dtype", config.preferred_dtype),
         ("host CPU", f"{cpu.model_name}, {cpu.usable_cores} usable of {cpu.logical_cores} cores"),
         ("CPU ISA", f"{', '.join(cpu.isa) or 'baseline'} (torch: {cpu.torch_capability})"),
-        ("CPU caches", ", ".join(f"{k} {v // 1024} KiB" for k, v in cpu.caches.items()) or "unknown"),
+        (
+            "CPU caches",
+            ", ".join(f"{k} {v // 1024} KiB" for k, v in cpu.caches.items()) or "unknown",
+        ),
     ]
     for gpu in config.cuda:
         rows.append(
-            (f"cuda:{gpu.index}", f"{gpu.name}, sm_{gpu.compute_capability[0]}{gpu.compute_capability[1]}, "
-             f"{gpu.sm_count} SMs, {gpu.memory_total_bytes / GB:.1f} GB, bf16 {gpu.bf16}, fp8 {gpu.fp8}")
+            (
+                f"cuda:{gpu.index}",
+                f"{gpu.name}, sm_{gpu.compute_capability[0]}{gpu.compute_capability[1]}, "
+                f"{gpu.sm_count} SMs, {gpu.memory_total_bytes / GB:.1f} GB, bf16 {gpu.bf16}, fp8 {gpu.fp8}",
+            )
         )
     if config.tenstorrent:
         tt = config.tenstorrent
         rows.append(
-            ("tenstorrent", f"{tt.product}: {tt.num_chips} x {tt.arch.name}, mesh {tt.mesh_shape}, "
-             f"grid {tt.core_grid[0]}x{tt.core_grid[1]}, {tt.dram_banks} DRAM banks, "
-             f"shard width {tt.dram_shard_grid_width}, tile {tt.arch.tile_size}, "
-             f"prefill cut-off {tt.arch.prefill_len_cutoff}")
+            (
+                "tenstorrent",
+                f"{tt.product}: {tt.num_chips} x {tt.arch.name}, mesh {tt.mesh_shape}, "
+                f"grid {tt.core_grid[0]}x{tt.core_grid[1]}, {tt.dram_banks} DRAM banks, "
+                f"shard width {tt.dram_shard_grid_width}, tile {tt.arch.tile_size}, "
+                f"prefill cut-off {tt.arch.prefill_len_cutoff}",
+            )
         )
     rows.append(("kernel backends", " > ".join(backend_preference(config.device_type))))
     if config.device_type == "cpu":
@@ -179,6 +209,7 @@ def format_table(op: str, by_mode: dict[str, OpParams]) -> str:
     cells = [[name, *(str(getattr(by_mode[m], name)) for m in modes)] for name in fields]
     header = [op, *modes]
     widths = [max(len(r[i]) for r in [header, *cells]) for i in range(len(header))]
+
     def line(row: list[str]) -> str:
         return "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
 
@@ -197,7 +228,11 @@ def main(argv: list[str] | None = None, prog: str = PROG) -> int:
         print("\n".join(profile_names()))
         return 0
     try:
-        modes = [ExecutionMode(m).value for m in args.mode] if args.mode else [m.value for m in ExecutionMode.all()]
+        modes = (
+            [ExecutionMode(m).value for m in args.mode]
+            if args.mode
+            else [m.value for m in ExecutionMode.all()]
+        )
         config = DeviceConfig.auto_detect(args.profile, params=args.params)
         spec = read_spec(args.spec) if args.spec else None
         table = collect(config, args.op or OPS, modes, spec)

@@ -24,7 +24,10 @@ def default_device() -> DeviceConfig:
 
 
 def get_optimal_params(
-    op: str, mode: ExecutionMode | str, spec: ModuleSpec | None = None, device: DeviceConfig | None = None
+    op: str,
+    mode: ExecutionMode | str,
+    spec: ModuleSpec | None = None,
+    device: DeviceConfig | None = None,
 ) -> OpParams:
     """Parameters for ``op`` in ``mode`` on ``device`` (the detected one when None)."""
     return (device or default_device()).get_optimal_params(op, mode, spec)

@@ -72,7 +72,11 @@ class CompareSession:
     less precise of the two compared outputs' dtypes."""
 
     def __init__(
-        self, threshold: float = 0.99, logger: logging.Logger = LOGGER, *, tolerance: ToleranceOption = None
+        self,
+        threshold: float = 0.99,
+        logger: logging.Logger = LOGGER,
+        *,
+        tolerance: ToleranceOption = None,
     ) -> None:
         self.threshold = threshold
         self.logger = logger
@@ -105,7 +109,9 @@ class CompareSession:
         limit = self.threshold if threshold is None else threshold
         bound = self.tolerance if tolerance is None else tolerance
 
-        def hook(mod: torch.nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any], output: Any) -> Any:
+        def hook(
+            mod: torch.nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any], output: Any
+        ) -> Any:
             with torch.no_grad():
                 expected = select(reference(*args, **kwargs))
             actual = select(output)
@@ -117,17 +123,29 @@ class CompareSession:
         self._handles.append(module.register_forward_hook(hook, with_kwargs=True))
 
     def _record(
-        self, name: str, actual: torch.Tensor, expected: torch.Tensor, threshold: float, tolerance: ToleranceOption
+        self,
+        name: str,
+        actual: torch.Tensor,
+        expected: torch.Tensor,
+        threshold: float,
+        tolerance: ToleranceOption,
     ) -> None:
         call = self._calls[name]
         self._calls[name] = call + 1
-        expected_view = expected.reshape(actual.shape) if expected.numel() == actual.numel() else expected
+        expected_view = (
+            expected.reshape(actual.shape) if expected.numel() == actual.numel() else expected
+        )
         report = compare_pcc(actual, expected_view, threshold, label=f"{name}#{call}")
         size = _compare_size(actual, expected_view, tolerance)
         record = DebugRecord(
-            name=name, call=call, shape=tuple(actual.shape), pcc=report.pcc,
-            max_abs_error=report.max_abs_error, passed=report.passed and size.passed,
-            message=f"{report.message}; {size.message}", rel_error=size.rel_error,
+            name=name,
+            call=call,
+            shape=tuple(actual.shape),
+            pcc=report.pcc,
+            max_abs_error=report.max_abs_error,
+            passed=report.passed and size.passed,
+            message=f"{report.message}; {size.message}",
+            rel_error=size.rel_error,
         )
         self.records.append(record)
         self.logger.log(logging.INFO if record.passed else logging.WARNING, record.message)
@@ -137,7 +155,9 @@ class CompareSession:
         return next((r for r in self.records if not r.passed), None)
 
     def summary(self) -> str:
-        lines = [f"{'module':<32} {'call':>4} {'pcc':>10} {'max abs err':>12} {'rel L2 err':>12}  status"]
+        lines = [
+            f"{'module':<32} {'call':>4} {'pcc':>10} {'max abs err':>12} {'rel L2 err':>12}  status"
+        ]
         for r in self.records:
             lines.append(
                 f"{r.name:<32} {r.call:>4} {r.pcc:>10.6f} {r.max_abs_error:>12.4g} {r.rel_error:>12.4g}  "
@@ -157,7 +177,9 @@ class CompareSession:
         self.close()
 
 
-def _compare_size(actual: torch.Tensor, expected: torch.Tensor, tolerance: ToleranceOption) -> RelativeErrorReport:
+def _compare_size(
+    actual: torch.Tensor, expected: torch.Tensor, tolerance: ToleranceOption
+) -> RelativeErrorReport:
     """The norm-wise check with a Tolerance's atol/rtol, a dtype's preset or (None) the
     preset of the less precise input."""
     if isinstance(tolerance, Tolerance):

@@ -81,8 +81,13 @@ def pytest_configure(config: pytest.Config) -> None:
         os.environ.pop(PROFILE_ENV, None)
     else:
         os.environ[PROFILE_ENV] = profile
-    config.addinivalue_line("markers", "slow: takes more than a few seconds; runs by default, deselect with -m 'not slow'")
-    config.addinivalue_line("markers", "gpu: needs a CUDA device; skipped with a reason when none is available")
+    config.addinivalue_line(
+        "markers",
+        "slow: takes more than a few seconds; runs by default, deselect with -m 'not slow'",
+    )
+    config.addinivalue_line(
+        "markers", "gpu: needs a CUDA device; skipped with a reason when none is available"
+    )
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -152,7 +157,11 @@ def seed(request: pytest.FixtureRequest) -> Iterator[int]:
     import torch
 
     value = seed_for(request.node.nodeid, request.config.getoption("--tttv2-seed"))
-    py_state, np_state, torch_state = random.getstate(), np.random.get_state(), torch.random.get_rng_state()
+    py_state, np_state, torch_state = (
+        random.getstate(),
+        np.random.get_state(),
+        torch.random.get_rng_state(),
+    )
     cuda_states = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
     random.seed(value)
     np.random.seed(value)
@@ -182,7 +191,9 @@ def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., A
     else:
         cache = tmp_path_factory.mktemp("tttv2-checkpoints")
 
-    def make(architecture: str = "LlamaForCausalLM", config: dict[str, Any] | None = None, **kwargs: Any) -> Any:
+    def make(
+        architecture: str = "LlamaForCausalLM", config: dict[str, Any] | None = None, **kwargs: Any
+    ) -> Any:
         return build_tiny_checkpoint(cache, architecture, config, **kwargs)
 
     return make
@@ -202,12 +213,14 @@ def speed_compare(request: pytest.FixtureRequest) -> Callable[..., Any]:
     def run(fn: Callable[[], Any], baseline: Callable[[], Any], **kwargs: Any) -> Any:
         report = compare_speed(fn, baseline, **kwargs)
         if benchmark is not None:  # when disabled (--benchmark-disable, xdist) it runs fn once
-            benchmark.extra_info.update({
-                "baseline": report.baseline_name,
-                "baseline_median_s": report.baseline_median_s,
-                "median_s": report.median_s,
-                "ratio": report.ratio,
-            })
+            benchmark.extra_info.update(
+                {
+                    "baseline": report.baseline_name,
+                    "baseline_median_s": report.baseline_median_s,
+                    "median_s": report.median_s,
+                    "ratio": report.ratio,
+                }
+            )
             benchmark.pedantic(fn, rounds=len(report.times_s), warmup_rounds=1)
         print(report)
         return report

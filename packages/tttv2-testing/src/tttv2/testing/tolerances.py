@@ -33,7 +33,9 @@ class Tolerance:
 
     def __post_init__(self) -> None:
         if not (self.atol >= 0 and self.rtol >= 0):
-            raise ValueError(f"Tolerance {self.name!r}: atol and rtol must be >= 0, got {self.atol}, {self.rtol}")
+            raise ValueError(
+                f"Tolerance {self.name!r}: atol and rtol must be >= 0, got {self.atol}, {self.rtol}"
+            )
         if not -1.0 <= self.pcc <= 1.0:
             raise ValueError(f"Tolerance {self.name!r}: pcc must be in [-1, 1], got {self.pcc}")
 
@@ -74,7 +76,9 @@ def as_dtype(dtype: torch.dtype | str) -> torch.dtype:
         key = dtype.lower().removeprefix("torch.")
         if key in _ALIASES:
             return _ALIASES[key]
-    raise ValueError(f"unknown dtype {dtype!r}; expected a torch dtype or one of {', '.join(sorted(_ALIASES))}")
+    raise ValueError(
+        f"unknown dtype {dtype!r}; expected a torch dtype or one of {', '.join(sorted(_ALIASES))}"
+    )
 
 
 def tolerance_for(dtype: torch.dtype | str) -> Tolerance:

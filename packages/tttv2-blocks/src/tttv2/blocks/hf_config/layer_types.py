@@ -18,15 +18,27 @@ def every_nth_full(num_layers: int, period: int) -> tuple[str, ...]:
     return tuple(FULL if (i + 1) % period == 0 else SLIDING for i in range(num_layers))
 
 
-def read_layer_types(cfg: HFConfig, num_layers: int, default: Sequence[str] | None = None) -> tuple[str, ...]:
+def read_layer_types(
+    cfg: HFConfig, num_layers: int, default: Sequence[str] | None = None
+) -> tuple[str, ...]:
     """``config["layer_types"]`` checked (length ``num_layers``, known names); ``default``
     when absent (all full attention when that is ``None`` too)."""
     value = cfg.raw("layer_types", None)
     if value is None:
         return tuple(default) if default is not None else (FULL,) * num_layers
-    if not isinstance(value, list) or len(value) != num_layers or not all(v in LAYER_TYPES for v in value):
-        shown = value if not isinstance(value, list) or len(value) <= 8 else f"<list of {len(value)}>"
-        raise cfg.error("layer_types", shown, f"a list of {num_layers} entries, each one of {', '.join(LAYER_TYPES)}")
+    if (
+        not isinstance(value, list)
+        or len(value) != num_layers
+        or not all(v in LAYER_TYPES for v in value)
+    ):
+        shown = (
+            value if not isinstance(value, list) or len(value) <= 8 else f"<list of {len(value)}>"
+        )
+        raise cfg.error(
+            "layer_types",
+            shown,
+            f"a list of {num_layers} entries, each one of {', '.join(LAYER_TYPES)}",
+        )
     return tuple(value)
 
 

@@ -82,7 +82,11 @@ class HFConfig:
             raise self.error(key, value, "one of " + ", ".join(choices) if choices else "a string")
         return value
 
-    def head_dim(self, hidden_key: builtins.str = "hidden_size", heads_key: builtins.str = "num_attention_heads") -> builtins.int:
+    def head_dim(
+        self,
+        hidden_key: builtins.str = "hidden_size",
+        heads_key: builtins.str = "num_attention_heads",
+    ) -> builtins.int:
         """``head_dim`` when set, else ``hidden // heads`` as transformers derives it."""
         if self.has("head_dim"):
             return self.int("head_dim")
@@ -104,7 +108,9 @@ class HFConfig:
             raise self.error(key, value, "an integer >= 0 or null")
         return value
 
-    def float_list(self, key: builtins.str, length: builtins.int | None = None) -> tuple[builtins.float, ...]:
+    def float_list(
+        self, key: builtins.str, length: builtins.int | None = None
+    ) -> tuple[builtins.float, ...]:
         value = self.raw(key)
         return check_float_list(self, key, value, length)
 
@@ -134,7 +140,9 @@ def check_float(cfg: HFConfig, key: str, value: Any, positive: bool = False) -> 
 def check_float_list(cfg: HFConfig, key: str, value: Any, length: int | None) -> tuple[float, ...]:
     want = f"a list of {length} numbers" if length is not None else "a list of numbers"
     if not isinstance(value, list) or (length is not None and len(value) != length):
-        raise cfg.error(key, value if not isinstance(value, list) else f"<list of {len(value)}>", want)
+        raise cfg.error(
+            key, value if not isinstance(value, list) else f"<list of {len(value)}>", want
+        )
     return tuple(check_float(cfg, f"{key}[{i}]", v) for i, v in enumerate(value))
 
 

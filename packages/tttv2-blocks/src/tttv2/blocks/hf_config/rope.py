@@ -74,14 +74,22 @@ def read_rope(
     if kind not in RULES:
         raise cfg.error(field("rope_type"), kind, "one of " + ", ".join(repr(r) for r in RULES))
     theta = params.get("rope_theta")
-    theta = check_float(cfg, field("rope_theta"), theta, positive=True) if theta is not None else cfg.float("rope_theta", default_theta, positive=True)
+    theta = (
+        check_float(cfg, field("rope_theta"), theta, positive=True)
+        if theta is not None
+        else cfg.float("rope_theta", default_theta, positive=True)
+    )
     partial = None
     if partial_rotary and params.get("partial_rotary_factor") is not None:
-        partial = check_float(cfg, field("partial_rotary_factor"), params["partial_rotary_factor"], positive=True)
+        partial = check_float(
+            cfg, field("partial_rotary_factor"), params["partial_rotary_factor"], positive=True
+        )
     elif partial_rotary:
         partial = cfg.float("partial_rotary_factor", None, positive=True)
     rotary = head_dim if partial is None else int(head_dim * partial)
-    base: dict[str, Any] = dict(head_dim=head_dim, rotary_dim=rotary, theta=theta, max_position=max_position)
+    base: dict[str, Any] = dict(
+        head_dim=head_dim, rotary_dim=rotary, theta=theta, max_position=max_position
+    )
 
     def need(name: str, check: Any = check_float) -> Any:
         value = params.get(name)

@@ -10,5 +10,7 @@ class ShardPlanError(InputError, ValueError):
     (bad input: a command line reports it in one line)."""
 
     def __init__(self, where: str, field: str, value: object, valid: str) -> None:
-        super().__init__(f"tensor parallel: {where}.{field}={value!r} cannot be sharded: expected {valid}")
+        super().__init__(
+            f"tensor parallel: {where}.{field}={value!r} cannot be sharded: expected {valid}"
+        )
         self.where, self.field, self.value, self.valid = where, field, value, valid

@@ -21,9 +21,13 @@ from tttv2.hw.mesh import DeviceMesh
 
 
 class ShardedFeedForward(FeedForward):
-    def __init__(self, shard: FeedForwardShard, mesh: DeviceMesh, device: Any = None, reduce: bool = True) -> None:
+    def __init__(
+        self, shard: FeedForwardShard, mesh: DeviceMesh, device: Any = None, reduce: bool = True
+    ) -> None:
         if not isinstance(shard, FeedForwardShard):
-            raise TypeError(f"ShardedFeedForward needs a FeedForwardShard, got {type(shard).__name__}")
+            raise TypeError(
+                f"ShardedFeedForward needs a FeedForwardShard, got {type(shard).__name__}"
+            )
         super().__init__(shard.local_spec, device=device)
         self.shard = shard
         self.mesh = mesh
@@ -33,7 +37,9 @@ class ShardedFeedForward(FeedForward):
     def partial(self, x: torch.Tensor) -> torch.Tensor:
         """This rank's share of the output, before the sum over ranks and without the bias."""
         if x.shape[-1] != self.spec.hidden_dim:
-            raise ValueError(f"FeedForward(hidden_dim={self.spec.hidden_dim}) got input of shape {tuple(x.shape)}")
+            raise ValueError(
+                f"FeedForward(hidden_dim={self.spec.hidden_dim}) got input of shape {tuple(x.shape)}"
+            )
         linear = self._kernels.get(x.device.type)
         if linear is None:
             linear = self._kernels[x.device.type] = get_kernel("linear", x.device)

@@ -28,8 +28,23 @@ from safetensors import safe_open
 from tttv2.blocks.parallel.slices import TensorSlice
 from tttv2.core.errors import InputError
 
-_DTYPE_BYTES = {"F64": 8, "I64": 8, "U64": 8, "F32": 4, "I32": 4, "U32": 4, "F16": 2, "BF16": 2, "I16": 2,
-                "U16": 2, "I8": 1, "U8": 1, "BOOL": 1, "F8_E4M3": 1, "F8_E5M2": 1}
+_DTYPE_BYTES = {
+    "F64": 8,
+    "I64": 8,
+    "U64": 8,
+    "F32": 4,
+    "I32": 4,
+    "U32": 4,
+    "F16": 2,
+    "BF16": 2,
+    "I16": 2,
+    "U16": 2,
+    "I8": 1,
+    "U8": 1,
+    "BOOL": 1,
+    "F8_E4M3": 1,
+    "F8_E5M2": 1,
+}
 
 
 class ShardLoadError(InputError, ValueError):
@@ -79,7 +94,9 @@ def load_shard(
                 if name in plan and plan[name] is None:
                     continue  # another rank's tensor
                 if name not in params:
-                    raise ShardLoadError(f"tensor parallel: unexpected tensor {key!r} (as {name!r}) in {Path(path).name}")
+                    raise ShardLoadError(
+                        f"tensor parallel: unexpected tensor {key!r} (as {name!r}) in {Path(path).name}"
+                    )
                 part = plan.get(name) or TensorSlice.replicated()
                 part.check(name, full_shape)
                 param = params[name]
@@ -94,7 +111,9 @@ def load_shard(
                 bytes_read += value.numel() * value.element_size()
     missing = sorted(set(params) - loaded)
     if missing:
-        shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+        shown = ", ".join(missing[:5]) + (
+            f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+        )
         raise ShardLoadError(f"tensor parallel: checkpoint lacks {shown}")
     return ShardLoadReport(len(loaded), bytes_read, checkpoint_bytes)
 

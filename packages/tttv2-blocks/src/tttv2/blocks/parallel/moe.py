@@ -37,15 +37,21 @@ class ShardedMoE(MoE):
             {str(e): FeedForward(spec.expert, device=device) for e in range(*shard.experts)}
         )
         self.shared_expert: ShardedFeedForward | None = (
-            ShardedFeedForward(shard.shared, mesh, device=device, reduce=False) if shard.shared is not None else None
+            ShardedFeedForward(shard.shared, mesh, device=device, reduce=False)
+            if shard.shared is not None
+            else None
         )
         self.shared_expert_gate = (
-            torch.nn.Linear(spec.hidden_dim, 1, bias=False, device=device) if spec.shared_expert_gate else None
+            torch.nn.Linear(spec.hidden_dim, 1, bias=False, device=device)
+            if spec.shared_expert_gate
+            else None
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 2 or x.shape[-1] != self.spec.hidden_dim:
-            raise ValueError(f"MoE(hidden_dim={self.spec.hidden_dim}) expects [T, hidden], got {tuple(x.shape)}")
+            raise ValueError(
+                f"MoE(hidden_dim={self.spec.hidden_dim}) expects [T, hidden], got {tuple(x.shape)}"
+            )
         weights, experts = route(self.gate(x), self.spec.top_k, self.spec.renormalize)
         out = self._own_experts(x, weights, experts)
         scale = None
@@ -61,7 +67,9 @@ class ShardedMoE(MoE):
             out = out + (scale * bias if scale is not None else bias)
         return out
 
-    def _own_experts(self, x: torch.Tensor, weights: torch.Tensor, experts: torch.Tensor) -> torch.Tensor:
+    def _own_experts(
+        self, x: torch.Tensor, weights: torch.Tensor, experts: torch.Tensor
+    ) -> torch.Tensor:
         top_k = self.spec.top_k
         flat_experts = experts.reshape(-1)
         flat_weights = weights.reshape(-1)

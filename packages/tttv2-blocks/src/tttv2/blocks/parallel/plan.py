@@ -199,7 +199,9 @@ class MoEShard:
             )
         first, last = self.experts
         for e in range(self.spec.num_experts):  # None: held by another rank, not loaded here
-            out |= {f"experts.{e}.{name}": REPLICATED if first <= e < last else None for name in whole}
+            out |= {
+                f"experts.{e}.{name}": REPLICATED if first <= e < last else None for name in whole
+            }
         if self.shared is not None:
             out |= {f"shared_expert.{k}": v for k, v in self.shared.tensors().items()}
         if self.spec.shared_expert_gate:

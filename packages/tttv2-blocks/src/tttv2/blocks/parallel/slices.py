@@ -49,7 +49,9 @@ class TensorSlice:
         """The index that selects the slice from a tensor (or a safetensors slice) of ``ndim`` dims."""
         if self.dim is None:
             return tuple(slice(None) for _ in range(ndim))
-        return tuple(slice(self.start, self.stop) if i == self.dim else slice(None) for i in range(ndim))
+        return tuple(
+            slice(self.start, self.stop) if i == self.dim else slice(None) for i in range(ndim)
+        )
 
     def take(self, tensor: Any) -> Any:
         """The rank's part of ``tensor`` (a torch tensor or safetensors' ``get_slice`` object:

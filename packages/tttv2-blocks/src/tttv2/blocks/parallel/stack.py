@@ -55,13 +55,17 @@ class ShardedDecoderLayer(DecoderLayer):
         attn_shard, ffn_shard = shards
         self.attn_norm = make_norm(spec.attn_norm, device=dev)
         self.attention = ShardedAttention(attn_shard, mesh, dev, self.execution_strategy)
-        self.post_attn_norm = make_norm(spec.post_attn_norm, device=dev) if spec.post_attn_norm else None
+        self.post_attn_norm = (
+            make_norm(spec.post_attn_norm, device=dev) if spec.post_attn_norm else None
+        )
         self.ffn_norm = make_norm(spec.ffn_norm, device=dev) if spec.ffn_norm else None
         if isinstance(ffn_shard, FeedForwardShard):
             self.ffn = ShardedFeedForward(ffn_shard, mesh, device=dev)
         else:
             self.ffn = ShardedMoE(ffn_shard, mesh, device=dev)
-        self.post_ffn_norm = make_norm(spec.post_ffn_norm, device=dev) if spec.post_ffn_norm else None
+        self.post_ffn_norm = (
+            make_norm(spec.post_ffn_norm, device=dev) if spec.post_ffn_norm else None
+        )
 
 
 class ShardedTransformerStack(BaseModule):
@@ -89,7 +93,11 @@ class ShardedTransformerStack(BaseModule):
         )
         self.final_norm = make_norm(spec.final_norm, device=dev)
         self.lm_head = ShardedLMHead(
-            spec.lm_head, plan.lm_head, mesh, embedding=self.embedding if spec.lm_head.tied else None, device=dev
+            spec.lm_head,
+            plan.lm_head,
+            mesh,
+            embedding=self.embedding if spec.lm_head.tied else None,
+            device=dev,
         )
         self._by_context = selects_by_context(self)
 
@@ -102,11 +110,23 @@ class ShardedTransformerStack(BaseModule):
     ) -> torch.Tensor | tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
         """Logits ``[len(meta.logits_indices), vocab]`` (on every rank) for ``input_ids [T]``;
         every layer writes the rank's KV heads of the new tokens into ``cache``."""
-        if not isinstance(input_ids, torch.Tensor) or input_ids.dim() != 1 or input_ids.shape[0] != meta.num_tokens:
-            got = tuple(input_ids.shape) if isinstance(input_ids, torch.Tensor) else type(input_ids).__name__
-            raise ValueError(f"ShardedTransformerStack: input_ids must be [T={meta.num_tokens}], got {got}")
+        if (
+            not isinstance(input_ids, torch.Tensor)
+            or input_ids.dim() != 1
+            or input_ids.shape[0] != meta.num_tokens
+        ):
+            got = (
+                tuple(input_ids.shape)
+                if isinstance(input_ids, torch.Tensor)
+                else type(input_ids).__name__
+            )
+            raise ValueError(
+                f"ShardedTransformerStack: input_ids must be [T={meta.num_tokens}], got {got}"
+            )
         if len(cache) != len(self.layers):
-            raise ValueError(f"ShardedTransformerStack: cache has {len(cache)} layers, the model {len(self.layers)}")
+            raise ValueError(
+                f"ShardedTransformerStack: cache has {len(cache)} layers, the model {len(self.layers)}"
+            )
         if self._by_context:
             self.set_mode(meta.mode, context=pass_context(meta))
         elif self.current_mode is not meta.mode:
@@ -124,7 +144,9 @@ class ShardedTransformerStack(BaseModule):
         hidden[-1] = self.final_norm(h)
         return logits, tuple(hidden)
 
-    def new_cache(self, num_blocks: int, block_size: int | None = None, dtype: torch.dtype | None = None) -> PagedKVCache:
+    def new_cache(
+        self, num_blocks: int, block_size: int | None = None, dtype: torch.dtype | None = None
+    ) -> PagedKVCache:
         """A zeroed paged KV cache of this rank's KV heads for every layer."""
         weight = self.embedding.weight
         return PagedKVCache.for_specs(

@@ -26,19 +26,29 @@ from tttv2.hw.mesh import DeviceMesh
 class ShardedEmbedding(TokenEmbedding):
     """``weight [rows, hidden]``: the rank's rows; ``position_embedding`` whole."""
 
-    def __init__(self, spec: EmbeddingSpec, shard: VocabShard, mesh: DeviceMesh, device: Any = None) -> None:
+    def __init__(
+        self, spec: EmbeddingSpec, shard: VocabShard, mesh: DeviceMesh, device: Any = None
+    ) -> None:
         if not isinstance(spec, EmbeddingSpec) or spec.vocab_size != shard.vocab_size:
-            raise ValueError(f"ShardedEmbedding: spec.vocab_size must equal the shard's vocab_size ({shard.vocab_size})")
+            raise ValueError(
+                f"ShardedEmbedding: spec.vocab_size must equal the shard's vocab_size ({shard.vocab_size})"
+            )
         super().__init__(dataclasses.replace(spec, vocab_size=shard.size), device=device)
         self.full_spec = spec
         self.shard = shard
         self.mesh = mesh
 
-    def forward(self, input_ids: torch.Tensor, positions: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, input_ids: torch.Tensor, positions: torch.Tensor | None = None
+    ) -> torch.Tensor:
         if input_ids.dtype not in (torch.int64, torch.int32):
-            raise ValueError(f"TokenEmbedding expects integer token ids, got dtype {input_ids.dtype}")
+            raise ValueError(
+                f"TokenEmbedding expects integer token ids, got dtype {input_ids.dtype}"
+            )
         if self.position_embedding is not None and positions is None:
-            raise ValueError("TokenEmbedding with learned positions (max_positions set) needs positions")
+            raise ValueError(
+                "TokenEmbedding with learned positions (max_positions set) needs positions"
+            )
         self.check_inputs(input_ids, positions)
         start, stop = self.shard.rows
         mine = (input_ids >= start) & (input_ids < stop)
@@ -77,7 +87,9 @@ class ShardedLMHead(LMHead):
         device: Any = None,
     ) -> None:
         if not isinstance(spec, LMHeadSpec) or spec.vocab_size != shard.vocab_size:
-            raise ValueError(f"ShardedLMHead: spec.vocab_size must equal the shard's vocab_size ({shard.vocab_size})")
+            raise ValueError(
+                f"ShardedLMHead: spec.vocab_size must equal the shard's vocab_size ({shard.vocab_size})"
+            )
         local = dataclasses.replace(spec, vocab_size=shard.size, final_logit_softcap=None)
         super().__init__(local, embedding=embedding, device=device)
         self.full_spec = spec

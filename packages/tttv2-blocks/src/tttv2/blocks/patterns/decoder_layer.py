@@ -61,7 +61,11 @@ class DecoderLayer(BaseModule):
         self.attention = Attention(spec.attention, dev, self.execution_strategy)
         self.post_attn_norm = _optional_norm(spec.post_attn_norm, dev)
         self.ffn_norm = _optional_norm(spec.ffn_norm, dev)
-        self.ffn = MoE(spec.ffn, device=dev) if isinstance(spec.ffn, MoESpec) else FeedForward(spec.ffn, device=dev)
+        self.ffn = (
+            MoE(spec.ffn, device=dev)
+            if isinstance(spec.ffn, MoESpec)
+            else FeedForward(spec.ffn, device=dev)
+        )
         self.post_ffn_norm = _optional_norm(spec.post_ffn_norm, dev)
 
     # -- fused decode ------------------------------------------------------------------
@@ -80,13 +84,20 @@ class DecoderLayer(BaseModule):
             return "norms are not RMSNorm (the kernel computes RMSNorm only)"
         if attn.qkv_proj is None:
             return "attention without fused q/k/v"
-        if (type(attn.q_norm), type(attn.k_norm)) not in ((HeadRMSNorm, HeadRMSNorm), (type(None), type(None))):
+        if (type(attn.q_norm), type(attn.k_norm)) not in (
+            (HeadRMSNorm, HeadRMSNorm),
+            (type(None), type(None)),
+        ):
             return "QK-norm that is not a per-head RMSNorm of both q and k"
         if type(ffn) is not FeedForward or not ffn.spec.gated or ffn.gate_up_proj is None:
             return "feed-forward is not a fused gated FeedForward"
-        kinds: set[type] = {type(m) for m in (attn.qkv_proj, attn.o_proj, ffn.gate_up_proj, ffn.down_proj)}
+        kinds: set[type] = {
+            type(m) for m in (attn.qkv_proj, attn.o_proj, ffn.gate_up_proj, ffn.down_proj)
+        }
         if kinds != {nn.Linear} and kinds != {Int8Linear}:
-            return "a projection is not a plain nn.Linear (or the projections are not all Int8Linear)"
+            return (
+                "a projection is not a plain nn.Linear (or the projections are not all Int8Linear)"
+            )
         return None
 
     def decode_weights(self) -> DecodeLayer | str:
@@ -99,9 +110,19 @@ class DecoderLayer(BaseModule):
         attn, ffn = self.attention, self.ffn
         if type(attn.active_implementation) is not DecodeAttention:
             return "attention is not running the paged DECODE implementation"
-        assert attn.qkv_proj is not None and isinstance(ffn, FeedForward) and ffn.gate_up_proj is not None
+        assert (
+            attn.qkv_proj is not None
+            and isinstance(ffn, FeedForward)
+            and ffn.gate_up_proj is not None
+        )
         assert isinstance(self.attn_norm, RMSNorm) and isinstance(self.ffn_norm, RMSNorm)
-        s, qkv, o, gate_up, down = attn.spec, attn.qkv_proj, attn.o_proj, ffn.gate_up_proj, ffn.down_proj
+        s, qkv, o, gate_up, down = (
+            attn.spec,
+            attn.qkv_proj,
+            attn.o_proj,
+            ffn.gate_up_proj,
+            ffn.down_proj,
+        )
         # AttentionSpec.validate() / RopeSpec.validate() set these
         rotary_dim = s.rope.rotary_dim if s.rope is not None else 0
         assert s.num_kv_heads is not None and s.head_dim is not None and rotary_dim is not None
@@ -109,23 +130,26 @@ class DecoderLayer(BaseModule):
         if isinstance(qkv, Int8Linear):  # all four are (decode_fusion_blocker)
             scales = {"qkv_scale": qkv.scale, "o_scale": o.scale, "gate_up_scale": gate_up.scale,
                       "down_scale": down.scale}  # fmt: skip
-        post_attn, post_ffn, q_norm, k_norm = self.post_attn_norm, self.post_ffn_norm, attn.q_norm, attn.k_norm
-        weight = lambda norm: norm.weight if norm is not None else None  # noqa: E731
-        eps = lambda norm: norm.eps if norm is not None else 1e-6  # noqa: E731
-        offset = lambda norm: norm.unit_offset if norm is not None else False  # noqa: E731
+        post_attn, post_ffn, q_norm, k_norm = (
+            self.post_attn_norm,
+            self.post_ffn_norm,
+            attn.q_norm,
+            attn.k_norm,
+        )
         return DecodeLayer(
             DecodeLayerWeights(
                 self.attn_norm.weight, qkv.weight, qkv.bias, o.weight, o.bias, self.ffn_norm.weight,
                 gate_up.weight, gate_up.bias, down.weight, down.bias, **scales,
-                post_attn_norm=weight(post_attn), post_ffn_norm=weight(post_ffn),
-                q_norm=weight(q_norm), k_norm=weight(k_norm),
+                post_attn_norm=_norm_weight(post_attn), post_ffn_norm=_norm_weight(post_ffn),
+                q_norm=_norm_weight(q_norm), k_norm=_norm_weight(k_norm),
             ),
             DecodeLayerShape(
                 s.num_heads, s.num_kv_heads, s.head_dim, rotary_dim,
                 s.rope.interleaved if s.rope is not None else False, ffn.spec.activation,
                 self.attn_norm.eps, self.ffn_norm.eps, self.attn_norm.unit_offset, self.ffn_norm.unit_offset,
                 s.softmax_scale, s.logit_softcap, s.sliding_window,
-                eps(post_attn), eps(post_ffn), offset(post_attn), offset(post_ffn), eps(q_norm), offset(q_norm),
+                _norm_eps(post_attn), _norm_eps(post_ffn), _norm_unit_offset(post_attn), _norm_unit_offset(post_ffn),
+                _norm_eps(q_norm), _norm_unit_offset(q_norm),
             ),
             # RotaryRows declares a mutable ``spec: Hashable``; RotaryEmbedding's is a RopeSpec
             attn.rotary,  # type: ignore[arg-type]
@@ -150,3 +174,16 @@ class DecoderLayer(BaseModule):
         attn = self.attention(normed, meta, cache)
         ffn = self.ffn(normed if self.ffn_norm is None else self.ffn_norm(x))
         return attn + ffn + x
+
+
+def _norm_weight(norm: nn.Module | None) -> torch.Tensor | None:
+    """An optional norm's weight for the ``decode_layers`` op (None: absent)."""
+    return None if norm is None else norm.weight  # type: ignore[return-value]  # RMSNorm / HeadRMSNorm
+
+
+def _norm_eps(norm: nn.Module | None) -> float:
+    return 1e-6 if norm is None else float(norm.eps)  # type: ignore[arg-type]  # read only when present
+
+
+def _norm_unit_offset(norm: nn.Module | None) -> bool:
+    return False if norm is None else bool(norm.unit_offset)

@@ -85,9 +85,16 @@ def _watch(layer: DecoderLayer) -> list[tuple[dict[str, Any], str, object]]:
         (a, "q_norm", attn.q_norm), (a, "k_norm", attn.k_norm),
         (f, "gate_up_proj", ffn.gate_up_proj), (f, "down_proj", ffn.down_proj),
     ]  # fmt: skip
-    norms = (layer.attn_norm, layer.ffn_norm, layer.post_attn_norm, layer.post_ffn_norm, attn.q_norm, attn.k_norm)
-    for module in (m for m in norms if m is not None):
-        tree.append((parameter_slots(module), "weight", parameter_slots(module)["weight"]))
+    norms = (
+        layer.attn_norm,
+        layer.ffn_norm,
+        layer.post_attn_norm,
+        layer.post_ffn_norm,
+        attn.q_norm,
+        attn.k_norm,
+    )
+    for norm in (m for m in norms if m is not None):
+        tree.append((parameter_slots(norm), "weight", parameter_slots(norm)["weight"]))
     for module in (attn.qkv_proj, attn.o_proj, ffn.gate_up_proj, ffn.down_proj):
         params = parameter_slots(module)  # type: ignore[arg-type]
         tree += [(params, n, params.get(n)) for n in ("weight", "bias")]
@@ -130,7 +137,9 @@ class BoundProgram:
     """The layers bound to one cache's pools by the kernel: valid while the cache's pools
     are the tensors it bound."""
 
-    def __init__(self, kernel: DecodeLayersKernel, layers: list[DecodeLayer], cache: PagedKVCache) -> None:
+    def __init__(
+        self, kernel: DecodeLayersKernel, layers: list[DecodeLayer], cache: PagedKVCache
+    ) -> None:
         self.cache = weakref.ref(cache)
         self.pools = _pools(cache)
         self._pointers = [t.data_ptr() for t in self.pools]
@@ -179,7 +188,9 @@ class FusedDecode:
         """Logits of a DECODE pass, or None when this pass must run eagerly (``reason`` says why)."""
         rows = input_ids.shape[0]
         if len(meta.query_lens) != rows:
-            return self._eager(f"{rows} tokens for {len(meta.query_lens)} sequences (one token per sequence)")
+            return self._eager(
+                f"{rows} tokens for {len(meta.query_lens)} sequences (one token per sequence)"
+            )
         if global_forward_hooks():
             return self._eager("global forward hooks")
         layers = self._layers()
@@ -193,13 +204,17 @@ class FusedDecode:
         except DecodeLayersUnsupported as reason:  # a cache or layers the kernel does not take
             return self._eager(str(reason))
         if rows > program.max_rows:
-            return self._eager(f"{rows} rows (the kernel serves 1..{program.max_rows}, one token per sequence)")
+            return self._eager(
+                f"{rows} rows (the kernel serves 1..{program.max_rows}, one token per sequence)"
+            )
         blocker = program.blocker()
         if blocker is not None:
             return self._eager(blocker)
         stack = self.stack
         h = stack.embedding(input_ids, meta.positions).contiguous()
-        program(h, meta.positions, meta.slot_mapping, meta.block_tables, meta.seq_lens, meta.max_seq_len)
+        program(
+            h, meta.positions, meta.slot_mapping, meta.block_tables, meta.seq_lens, meta.max_seq_len
+        )
         self.reason = None
         return stack.lm_head(stack.final_norm(h.index_select(0, meta.logits_indices)))
 
@@ -214,7 +229,11 @@ class FusedDecode:
 
     def _layers(self) -> list[DecodeLayer] | None:
         bindings = self._bindings
-        if self.layers is not None and bindings is not None and (self.captured or bindings.intact()):
+        if (
+            self.layers is not None
+            and bindings is not None
+            and (self.captured or bindings.intact())
+        ):
             return self.layers
         modules: list[DecoderLayer] = list(self.stack.layers)  # type: ignore[arg-type]
         layers = []
@@ -228,6 +247,8 @@ class FusedDecode:
         self._hooked = self._bindings.hooked()
         return layers
 
-    def _eager(self, reason: str) -> Any:  # always None ("run eagerly"), returned by run() and _layers()
+    def _eager(
+        self, reason: str
+    ) -> Any:  # always None ("run eagerly"), returned by run() and _layers()
         self.reason = reason
         return None

@@ -103,13 +103,21 @@ class TransformerStack(BaseModule):
         super().__init__(spec, device, execution_strategy)
         dev = self.device
         self.embedding = TokenEmbedding(spec.embedding, device=dev)
-        self.layers = torch.nn.ModuleList(DecoderLayer(layer, dev, self.execution_strategy) for layer in spec.layers)
+        self.layers = torch.nn.ModuleList(
+            DecoderLayer(layer, dev, self.execution_strategy) for layer in spec.layers
+        )
         self.final_norm = make_norm(spec.final_norm, device=dev)
-        self.lm_head = LMHead(spec.lm_head, embedding=self.embedding if spec.lm_head.tied else None, device=dev)
+        self.lm_head = LMHead(
+            spec.lm_head, embedding=self.embedding if spec.lm_head.tied else None, device=dev
+        )
         self._by_context = selects_by_context(self)  # set_mode with a context on every pass
         # what the caller asked (None: tttv2-hw's knob for the device); prepare_decode decides
         self._compile_request: bool | None = None
-        self._compile_options: dict[str, Any] = {"max_batch": 1, "capture_graph": None, "backend": "inductor"}
+        self._compile_options: dict[str, Any] = {
+            "max_batch": 1,
+            "capture_graph": None,
+            "backend": "inductor",
+        }
         self._fuse_request: bool | None = None
         self._capture = False  # whether fused decode trusts its binding (capture_decode)
         self._decode_step: Callable[..., Any] | None = None  # compiled DECODE pass
@@ -134,7 +142,9 @@ class TransformerStack(BaseModule):
         if meta.mode is ExecutionMode.DECODE and not output_hidden_states:
             step = self._decode_step
             if step is not None and len(meta.seq_ids) <= self._decode_max_batch:
-                self.embedding.check_inputs(input_ids, meta.positions)  # left out of the traced graph
+                self.embedding.check_inputs(
+                    input_ids, meta.positions
+                )  # left out of the traced graph
                 return step(input_ids, meta, cache)
             fused = self._fused
             if fused is not None and not torch.compiler.is_compiling():
@@ -169,7 +179,9 @@ class TransformerStack(BaseModule):
         self._fused = FusedDecode(self, kernel) if choice.fuse else None  # type: ignore[arg-type]
         if self._fused is not None:
             self._fused.capture(self._capture)
-        self._decode_step = self._compiled_step(device, params) if choice.kind == "compiled" else None
+        self._decode_step = (
+            self._compiled_step(device, params) if choice.kind == "compiled" else None
+        )
         max_batch = self._compile_options["max_batch"] if self._decode_step is not None else 1
         path = DecodePath(choice.kind, choice.reason, device.type, choice.fuse, max_batch)  # type: ignore[arg-type]
         self._decode_path = path
@@ -205,7 +217,9 @@ class TransformerStack(BaseModule):
         self._by_context = selects_by_context(self)
         self.prepare_decode()
 
-    def _apply(self, fn: Callable[[torch.Tensor], torch.Tensor], recurse: bool = True) -> TransformerStack:
+    def _apply(
+        self, fn: Callable[[torch.Tensor], torch.Tensor], recurse: bool = True
+    ) -> TransformerStack:
         out = super()._apply(fn, recurse)  # type: ignore[no-untyped-call]  # .to(), .float(), .cuda(), ...
         if "_decode_path" in self.__dict__:  # _apply also runs before __init__ has prepared
             self.prepare_decode()  # another device or dtype: decide (and bind) afresh
@@ -218,7 +232,11 @@ class TransformerStack(BaseModule):
         return self._fused.reason if self._fused is not None else self._decode_path.reason
 
     def _run(
-        self, input_ids: torch.Tensor, meta: BatchMetadata, cache: PagedKVCache, output_hidden_states: bool = False
+        self,
+        input_ids: torch.Tensor,
+        meta: BatchMetadata,
+        cache: PagedKVCache,
+        output_hidden_states: bool = False,
     ) -> torch.Tensor | tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
         h = self.embedding(input_ids, meta.positions)
         hidden: list[torch.Tensor] = [h]
@@ -250,9 +268,15 @@ class TransformerStack(BaseModule):
         choice for this device) also captures the step as a CUDA graph on CUDA devices.
         ``backend`` is torch.compile's. ``enabled=False`` goes back to eager."""
         if isinstance(max_batch, bool) or not isinstance(max_batch, int) or max_batch < 1:
-            raise ValueError(f"compile_decode: max_batch={max_batch!r} is invalid: expected an integer >= 1")
+            raise ValueError(
+                f"compile_decode: max_batch={max_batch!r} is invalid: expected an integer >= 1"
+            )
         self._compile_request = bool(enabled)
-        self._compile_options = {"max_batch": max_batch, "capture_graph": capture_graph, "backend": backend}
+        self._compile_options = {
+            "max_batch": max_batch,
+            "capture_graph": capture_graph,
+            "backend": backend,
+        }
         self.prepare_decode()
 
     def _compiled_step(self, device: torch.device, params: Any) -> Callable[..., Any]:
@@ -270,7 +294,9 @@ class TransformerStack(BaseModule):
     def decode_compiled(self) -> bool:
         return self._decode_step is not None
 
-    def new_cache(self, num_blocks: int, block_size: int | None = None, dtype: torch.dtype | None = None) -> PagedKVCache:
+    def new_cache(
+        self, num_blocks: int, block_size: int | None = None, dtype: torch.dtype | None = None
+    ) -> PagedKVCache:
         """A zeroed paged KV cache for this stack's layers, on the parameters' device and,
         unless ``dtype`` is given, in their dtype (``block_size=None``: tttv2-hw's default)."""
         weight = self.embedding.weight
@@ -284,15 +310,23 @@ class TransformerStack(BaseModule):
 
     def _check(self, input_ids: torch.Tensor, meta: BatchMetadata, cache: PagedKVCache) -> None:
         if not isinstance(input_ids, torch.Tensor) or input_ids.dim() != 1:
-            got = tuple(input_ids.shape) if isinstance(input_ids, torch.Tensor) else type(input_ids).__name__
-            raise ValueError(f"TransformerStack: input_ids must be [T] (tokens flattened), got {got}")
+            got = (
+                tuple(input_ids.shape)
+                if isinstance(input_ids, torch.Tensor)
+                else type(input_ids).__name__
+            )
+            raise ValueError(
+                f"TransformerStack: input_ids must be [T] (tokens flattened), got {got}"
+            )
         if input_ids.shape[0] != meta.num_tokens:
             raise ValueError(
                 f"TransformerStack: {input_ids.shape[0]} input ids but meta describes {meta.num_tokens} "
                 f"tokens (query_lens {meta.query_lens})"
             )
         if len(cache) != len(self.layers):
-            raise ValueError(f"TransformerStack: cache has {len(cache)} layers, the model {len(self.layers)}")
+            raise ValueError(
+                f"TransformerStack: cache has {len(cache)} layers, the model {len(self.layers)}"
+            )
 
     @property
     def num_layers(self) -> int:

@@ -45,7 +45,9 @@ def check_tensor_dtypes(
 LAYER_COUNT_KEYS = ("num_hidden_layers", "n_layer", "num_layers")
 
 
-def check_layer_count(config: Any, checkpoint: SafetensorsCheckpoint, source: Any = "config.json") -> None:
+def check_layer_count(
+    config: Any, checkpoint: SafetensorsCheckpoint, source: Any = "config.json"
+) -> None:
     """Before any spec is built: a layer count (an integer under one of
     :data:`LAYER_COUNT_KEYS`) above the number of stored tensors cannot be these weights
     (every layer stores at least one), and building ten million layer specs would take
@@ -105,9 +107,7 @@ def check_sizes(
     memory; the parameter count otherwise."""
     params = implied_parameters(spec)
     stored = sum(math.prod(info.shape) for info in checkpoint.tensors.values())
-    what = (
-        f"{spec.num_layers} layers, hidden size {spec.hidden_dim}, vocabulary {spec.vocab_size}"
-    )
+    what = f"{spec.num_layers} layers, hidden size {spec.hidden_dim}, vocabulary {spec.vocab_size}"
     if params > SIZE_MARGIN * stored:
         raise CheckpointSizeError(
             f"{source} implies {params:,} parameters ({what}) but the safetensors in "

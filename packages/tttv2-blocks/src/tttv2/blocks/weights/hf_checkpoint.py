@@ -51,7 +51,10 @@ def spec_from_config(
         raise
     except (TypeError, KeyError, IndexError, ValueError, ArithmeticError, AttributeError) as exc:
         raise HFConfigError(
-            owner, "<config>", f"<{type(exc).__name__}: {exc}>", "a config the model's mapping can read"
+            owner,
+            "<config>",
+            f"<{type(exc).__name__}: {exc}>",
+            "a config the model's mapping can read",
         ) from None
 
 
@@ -120,7 +123,12 @@ def load_hf_checkpoint(
 
 
 def _loaded(
-    model: torch.nn.Module, spec: ModelSpec, config: Mapping[str, Any], folder: Path, eos: Any, bos: Any
+    model: torch.nn.Module,
+    spec: ModelSpec,
+    config: Mapping[str, Any],
+    folder: Path,
+    eos: Any,
+    bos: Any,
 ) -> LoadedModel:
     return LoadedModel(
         model=model,

@@ -87,10 +87,14 @@ def _plan(
         for p in placements:
             how = f"{p.how}, " if p.how else ""
             if p.target not in targets:
-                unexpected.append(name if p.target == name and not how else f"{name} ({how}as {p.target})")
+                unexpected.append(
+                    name if p.target == name and not how else f"{name} ({how}as {p.target})"
+                )
                 continue
             if p.target in claimed:
-                unexpected.append(f"{name} ({how}as {p.target}, already loaded from {claimed[p.target]})")
+                unexpected.append(
+                    f"{name} ({how}as {p.target}, already loaded from {claimed[p.target]})"
+                )
                 continue
             claimed[p.target] = name
             want = tuple(targets[p.target].shape)
@@ -98,7 +102,11 @@ def _plan(
             label = f"{name} ({how}as {p.target})" if p.derive is not None else name
             try:
                 got = p.shape(info.shape, info.dtype)
-            except (RuntimeError, ValueError, IndexError) as exc:  # a transform or split that cannot apply
+            except (
+                RuntimeError,
+                ValueError,
+                IndexError,
+            ) as exc:  # a transform or split that cannot apply
                 mismatched.append((f"{label}: {exc}", info.shape, want))
                 continue
             if want != got:
@@ -106,7 +114,9 @@ def _plan(
             kept.append(p)
         if kept:
             plan[name] = tuple(kept)
-    filled = {id(targets[t]) for t in claimed}  # mis-shaped ones are reported as such, not as missing
+    filled = {
+        id(targets[t]) for t in claimed
+    }  # mis-shaped ones are reported as such, not as missing
     missing, seen = [], set()
     for pname, tensor in targets.items():
         if id(tensor) not in filled and id(tensor) not in seen:

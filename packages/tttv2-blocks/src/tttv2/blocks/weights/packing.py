@@ -29,18 +29,24 @@ def pack_weights(module: torch.nn.Module) -> int:
             storages.setdefault(p.untyped_storage().data_ptr(), []).append(p)
     if not storages:
         return 0
-    sizes = {key: _round_up(params[0].untyped_storage().nbytes()) for key, params in storages.items()}
+    sizes = {
+        key: _round_up(params[0].untyped_storage().nbytes()) for key, params in storages.items()
+    }
     buffer = huge_page_buffer(sum(sizes.values()))
     offset = 0
     with torch.no_grad():
         for key, params in storages.items():
             old = params[0].untyped_storage()
             region = buffer[offset : offset + old.nbytes()]
-            region.copy_(torch.empty(0, dtype=torch.uint8).set_(old))  # the storage's bytes as they are
+            region.copy_(
+                torch.empty(0, dtype=torch.uint8).set_(old)
+            )  # the storage's bytes as they are
             base = region.storage_offset()  # bytes into the buffer's storage; 64-byte aligned
             for p in params:
                 at = base // p.element_size() + p.storage_offset()
-                p.data = torch.empty(0, dtype=p.dtype).set_(region.untyped_storage(), at, p.shape, p.stride())
+                p.data = torch.empty(0, dtype=p.dtype).set_(
+                    region.untyped_storage(), at, p.shape, p.stride()
+                )
             offset += sizes[key]
     return offset
 

@@ -70,9 +70,7 @@ def weight_roles(model: torch.nn.Module) -> dict[str, tuple[str, torch.nn.Parame
     return out
 
 
-def apply_precision_policy(
-    model: torch.nn.Module, policy: PrecisionPolicy | str
-) -> dict[str, int]:
+def apply_precision_policy(model: torch.nn.Module, policy: PrecisionPolicy | str) -> dict[str, int]:
     """Round-trip ``model``'s weights in place through ``policy``'s formats (a preset name
     or a :class:`~tttv2.hw.precision.PrecisionPolicy`); ``int8`` projections and LM heads
     are stored as int8 (see the module docstring). Returns how many weights each format
@@ -94,7 +92,9 @@ def apply_precision_policy(
                 weight.copy_(round_trip_weight(weight.detach(), fmt, matmul=matmul))
             counts[fmt] += 1
         if policy.weight_format("lm_head") == "int8":
-            for module in modules.values():  # tied heads: their weight was listed as the embedding's
+            for (
+                module
+            ) in modules.values():  # tied heads: their weight was listed as the embedding's
                 if isinstance(module, LMHead) and module.spec.tied and module.int8_weight is None:
                     module.quantize_int8()
                     counts["int8"] += 1
@@ -121,7 +121,9 @@ def _replace_module(model: torch.nn.Module, name: str, new: torch.nn.Module) -> 
     setattr(parent, child, new)
 
 
-def apply_device_precision(model: torch.nn.Module, device: DeviceConfig | None = None) -> dict[str, int]:
+def apply_device_precision(
+    model: torch.nn.Module, device: DeviceConfig | None = None
+) -> dict[str, int]:
     """:func:`apply_precision_policy` with the preset ``device`` (default: the detected or
     forced one) names in its model parameters' ``precision`` (the ``tt:*`` profiles:
     ``performance``; any profile through a params override); nothing when it names none."""

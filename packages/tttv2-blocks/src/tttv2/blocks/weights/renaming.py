@@ -41,7 +41,9 @@ class Split:
     def __post_init__(self) -> None:
         targets = (self.targets,) if isinstance(self.targets, str) else tuple(self.targets)
         if len(targets) < 2 or not all(isinstance(t, str) for t in targets):
-            raise RenameRuleError("Split", "targets", self.targets, "two or more replacement strings")
+            raise RenameRuleError(
+                "Split", "targets", self.targets, "two or more replacement strings"
+            )
         object.__setattr__(self, "targets", targets)
         if isinstance(self.dim, bool) or not isinstance(self.dim, int):
             raise RenameRuleError("Split", "dim", self.dim, "an integer dimension")
@@ -51,7 +53,10 @@ class Split:
                 isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in sizes
             ):
                 raise RenameRuleError(
-                    "Split", "sizes", self.sizes, f"{len(targets)} positive integers (one per target) or None"
+                    "Split",
+                    "sizes",
+                    self.sizes,
+                    f"{len(targets)} positive integers (one per target) or None",
                 )
             object.__setattr__(self, "sizes", sizes)
 
@@ -101,19 +106,31 @@ class RenameRules:
         for i, rule in enumerate(items):
             if len(rule) not in (2, 3):
                 raise RenameRuleError(
-                    "RenameRules", f"rules[{i}]", rule, "(pattern, replacement) or (pattern, replacement, transform)"
+                    "RenameRules",
+                    f"rules[{i}]",
+                    rule,
+                    "(pattern, replacement) or (pattern, replacement, transform)",
                 )
             pattern, replacement, transform = (*rule, None) if len(rule) == 2 else rule
             try:
                 compiled = re.compile(pattern)
             except (re.error, TypeError) as exc:
-                raise RenameRuleError("RenameRules", f"rules[{i}] pattern", pattern, f"a regular expression ({exc})") from None
+                raise RenameRuleError(
+                    "RenameRules", f"rules[{i}] pattern", pattern, f"a regular expression ({exc})"
+                ) from None
             if replacement is not None and not isinstance(replacement, str | Split):
                 raise RenameRuleError(
-                    "RenameRules", f"rules[{i}] replacement", replacement, "a string, a Split or None (skip)"
+                    "RenameRules",
+                    f"rules[{i}] replacement",
+                    replacement,
+                    "a string, a Split or None (skip)",
                 )
             if transform is not None and (replacement is None or not callable(transform)):
-                expected = "None for a skipped tensor" if replacement is None else "a function of a tensor or None"
+                expected = (
+                    "None for a skipped tensor"
+                    if replacement is None
+                    else "a function of a tensor or None"
+                )
                 raise RenameRuleError("RenameRules", f"rules[{i}] transform", transform, expected)
             self.rules.append((compiled, replacement))
             self.transforms.append(transform)

@@ -86,7 +86,9 @@ def run(args: argparse.Namespace) -> int:
     if args.compile and (args.tp is not None or tp_size(args) > 1):
         raise UsageError("--compile cannot be combined with --tp (the split model runs op by op)")
     if args.precision is not None and (args.tp is not None or tp_size(args) > 1):
-        raise UsageError("--precision cannot be combined with --tp (the precision comparison runs in one process)")
+        raise UsageError(
+            "--precision cannot be combined with --tp (the precision comparison runs in one process)"
+        )
     device = resolve_device(args.device)
     hw = device_config(device)
     apply_num_threads(hw)
@@ -106,7 +108,12 @@ def run(args: argparse.Namespace) -> int:
         return run_precision_bench(args, checkpoint, device, hw, show, _note, _decode_path)
     start = time.perf_counter()
     loaded = load(
-        checkpoint, args.dtype, device, args.strategy, show_progress=show, capture_decode=True,
+        checkpoint,
+        args.dtype,
+        device,
+        args.strategy,
+        show_progress=show,
+        capture_decode=True,
         allow_nonfinite_weights=args.allow_nonfinite_weights,
     )
     load_s = time.perf_counter() - start
@@ -222,7 +229,9 @@ def _decode_path(model: object) -> dict[str, object] | None:
     return {
         "kind": path.kind,
         "reason": path.reason,
-        "last_pass_eager_because": getattr(model, "fused_decode_reason", None) if path.fused else None,
+        "last_pass_eager_because": getattr(model, "fused_decode_reason", None)
+        if path.fused
+        else None,
     }
 
 

@@ -147,7 +147,12 @@ def run(args: argparse.Namespace) -> int:
     if tp_size(args) > 1:  # rank 0 runs generate_loaded; the others follow its passes
         return run_tensor_parallel(args, checkpoint, device, generate_loaded)
     loaded = load(
-        checkpoint, args.dtype, device, args.strategy, show_progress=show, capture_decode=True,
+        checkpoint,
+        args.dtype,
+        device,
+        args.strategy,
+        show_progress=show,
+        capture_decode=True,
         allow_nonfinite_weights=args.allow_nonfinite_weights,
     )
     return generate_loaded(args, loaded, checkpoint, device)
@@ -159,7 +164,9 @@ def sampling_params(args: argparse.Namespace) -> SamplingParams:
     )
 
 
-def generate_loaded(args: argparse.Namespace, loaded: LoadedModel, checkpoint: Path, device: torch.device) -> int:
+def generate_loaded(
+    args: argparse.Namespace, loaded: LoadedModel, checkpoint: Path, device: torch.device
+) -> int:
     """Everything after loading (with --tp: on rank 0, the model driving the other ranks)."""
     sampling = sampling_params(args)
     hw = device_config(device)

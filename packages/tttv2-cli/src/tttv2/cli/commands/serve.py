@@ -152,7 +152,9 @@ def run(args: argparse.Namespace) -> int:
     return serve_loaded(args, loaded, checkpoint, device, sock)
 
 
-def serve_tensor_parallel(args: argparse.Namespace, sock: socket.socket, checkpoint: Path, device: torch.device) -> int:
+def serve_tensor_parallel(
+    args: argparse.Namespace, sock: socket.socket, checkpoint: Path, device: torch.device
+) -> int:
     """Rank 0 (a worker process) serves; the port checked here is handed to it. SIGTERM to
     this process ends the group like Ctrl-C (every rank is terminated, then killed)."""
     args.port = sock.getsockname()[1]  # port 0: the one the OS picked
@@ -163,20 +165,28 @@ def serve_tensor_parallel(args: argparse.Namespace, sock: socket.socket, checkpo
 
     previous = signal.signal(signal.SIGTERM, interrupt)
     try:
-        return run_tensor_parallel(args, checkpoint, device, serve_rank0, run_timeout_s=10 * 365 * 24 * 3600.0)
+        return run_tensor_parallel(
+            args, checkpoint, device, serve_rank0, run_timeout_s=10 * 365 * 24 * 3600.0
+        )
     except KeyboardInterrupt:  # the workers were ended; rank 0's server said "stopped"
         return 0
     finally:
         signal.signal(signal.SIGTERM, previous)
 
 
-def serve_rank0(args: argparse.Namespace, loaded: LoadedModel, checkpoint: Path, device: torch.device) -> int:
+def serve_rank0(
+    args: argparse.Namespace, loaded: LoadedModel, checkpoint: Path, device: torch.device
+) -> int:
     """With --tp: rank 0 binds the port the launching process checked, then serves."""
     return serve_loaded(args, loaded, checkpoint, device, bind(args.host, args.port))
 
 
 def serve_loaded(
-    args: argparse.Namespace, loaded: LoadedModel, checkpoint: Path, device: torch.device, sock: socket.socket
+    args: argparse.Namespace,
+    loaded: LoadedModel,
+    checkpoint: Path,
+    device: torch.device,
+    sock: socket.socket,
 ) -> int:
     hw = device_config(device)
     tokenizer = loaded.tokenizer

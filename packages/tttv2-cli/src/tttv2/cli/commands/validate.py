@@ -102,7 +102,11 @@ def run(args: argparse.Namespace) -> int:
     apply_num_threads(hw)
     show = progress_enabled(args.json)
     loaded = load(
-        args.checkpoint, args.dtype, device, args.strategy, show_progress=show,
+        args.checkpoint,
+        args.dtype,
+        device,
+        args.strategy,
+        show_progress=show,
         allow_nonfinite_weights=args.allow_nonfinite_weights,
     )
     if args.seq_len + args.greedy_steps > loaded.max_context:
@@ -206,7 +210,9 @@ def _agreement(logits: torch.Tensor, ref: torch.Tensor) -> tuple[float, float]:
     )
 
 
-def run_precision(args: argparse.Namespace, loaded: LoadedModel, device: torch.device, block_size: int) -> int:
+def run_precision(
+    args: argparse.Namespace, loaded: LoadedModel, device: torch.device, block_size: int
+) -> int:
     """``--precision``: the preset's weights against the unchanged checkpoint and
     transformers, as a report (exit 0)."""
     from tttv2.blocks import apply_precision_policy
@@ -227,7 +233,9 @@ def run_precision(args: argparse.Namespace, loaded: LoadedModel, device: torch.d
     base_logits, base_layers = our_outputs(loaded, ids, device, block_size)
     counts = apply_precision_policy(loaded.model, args.precision)
     logits, layers = our_outputs(loaded, ids, device, block_size)
-    ref = reference_outputs(args.checkpoint, ids, greedy_steps=1, dtype=DTYPES[args.dtype], device=device)
+    ref = reference_outputs(
+        args.checkpoint, ids, greedy_steps=1, dtype=DTYPES[args.dtype], device=device
+    )
     rows: list[dict[str, Any]] = []
     for name, other_logits, other_layers in (
         (args.dtype, base_logits, base_layers),

@@ -113,7 +113,9 @@ class ModuleSpec:
             except SpecError as exc:  # a nested spec: name the path from this spec down
                 if exc.spec == target.__name__ and exc.field.split(".")[0].split("[")[0] == k:
                     raise
-                raise SpecError(target.__name__, f"{k}.{exc.field}", exc.value, exc.expected) from exc
+                raise SpecError(
+                    target.__name__, f"{k}.{exc.field}", exc.value, exc.expected
+                ) from exc
         return target(**kwargs)  # type: ignore[return-value]
 
     @classmethod

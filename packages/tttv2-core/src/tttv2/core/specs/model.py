@@ -35,23 +35,39 @@ class ModelSpec(ModuleSpec):
                 self._set("layers", tuple(self.layers))
             except TypeError:  # not iterable: rejected just below
                 pass
-        if not isinstance(self.layers, tuple) or not self.layers or not all(isinstance(x, DecoderLayerSpec) for x in self.layers):
+        if (
+            not isinstance(self.layers, tuple)
+            or not self.layers
+            or not all(isinstance(x, DecoderLayerSpec) for x in self.layers)
+        ):
             self._fail("layers", "a non-empty sequence of DecoderLayerSpec")
         hidden = self.embedding.hidden_dim
         for i, layer in enumerate(self.layers):
             if layer.hidden_dim != hidden:
-                self._fail("layers", f"layer {i} with hidden_dim == embedding.hidden_dim ({hidden})")
+                self._fail(
+                    "layers", f"layer {i} with hidden_dim == embedding.hidden_dim ({hidden})"
+                )
             if layer.attention.max_seq_len < self.max_seq_len:
-                self._fail("layers", f"layer {i} attention.max_seq_len >= max_seq_len ({self.max_seq_len})")
+                self._fail(
+                    "layers", f"layer {i} attention.max_seq_len >= max_seq_len ({self.max_seq_len})"
+                )
         if not isinstance(self.final_norm, NormSpec) or self.final_norm.dim != hidden:
             self._fail("final_norm", f"a NormSpec with dim == embedding.hidden_dim ({hidden})")
         if not isinstance(self.lm_head, LMHeadSpec) or self.lm_head.hidden_dim != hidden:
-            self._fail("lm_head", f"an LMHeadSpec with hidden_dim == embedding.hidden_dim ({hidden})")
+            self._fail(
+                "lm_head", f"an LMHeadSpec with hidden_dim == embedding.hidden_dim ({hidden})"
+            )
         if self.lm_head.vocab_size != self.embedding.vocab_size and self.lm_head.tied:
-            self._fail("lm_head", f"vocab_size == embedding.vocab_size ({self.embedding.vocab_size}) when tied")
+            self._fail(
+                "lm_head",
+                f"vocab_size == embedding.vocab_size ({self.embedding.vocab_size}) when tied",
+            )
         positions = self.embedding.max_positions
         if positions is not None and self.max_seq_len > positions:
-            self._fail("max_seq_len", f"<= embedding.max_positions ({positions}), the number of learned positions")
+            self._fail(
+                "max_seq_len",
+                f"<= embedding.max_positions ({positions}), the number of learned positions",
+            )
 
     @property
     def num_layers(self) -> int:

@@ -72,7 +72,9 @@ class RopeSpec(ModuleSpec):
         self._positive_float("attention_factor", "beta_fast", "beta_slow", allow_none=True)
         for f in ("mscale", "mscale_all_dim"):
             v = getattr(self, f)
-            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v < math.inf):
+            if v is not None and (
+                isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v < math.inf
+            ):
                 self._fail(f, "a finite number >= 0 or None")
         half = self.rotary_dim // 2  # type: ignore[operator]  # set at the top of validate()
         for f in ("short_factor", "long_factor"):
@@ -84,6 +86,9 @@ class RopeSpec(ModuleSpec):
                 continue
             if isinstance(v, (str, bytes)) or not isinstance(v, (list, tuple)) or len(v) != half:
                 self._fail(f, expected)
-            if any(isinstance(x, bool) or not isinstance(x, (int, float)) or not 0 < x < math.inf for x in v):
+            if any(
+                isinstance(x, bool) or not isinstance(x, (int, float)) or not 0 < x < math.inf
+                for x in v
+            ):
                 self._fail(f, expected)
             self._set(f, tuple(float(x) for x in v))

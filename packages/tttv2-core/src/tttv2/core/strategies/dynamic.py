@@ -40,7 +40,9 @@ class Rule:
 
     def __post_init__(self) -> None:
         if not isinstance(self.strategy, str) or not self.strategy:
-            raise SpecError("Rule", "strategy", self.strategy, "a registered strategy name (a non-empty str)")
+            raise SpecError(
+                "Rule", "strategy", self.strategy, "a registered strategy name (a non-empty str)"
+            )
         for f in ("when", "remap"):
             if not isinstance(getattr(self, f), Mapping):
                 raise SpecError("Rule", f, getattr(self, f), "a table (mapping)")
@@ -57,11 +59,17 @@ class Rule:
                 raise ValueError(f"Rule.when[{k!r}]={v!r} is invalid: expected an integer >= 0")
         for k, v in self.remap.items():
             ExecutionMode(k), ExecutionMode(v)  # validate names early
-        if not isinstance(self.options, Mapping) or not all(isinstance(k, str) for k in self.options):
-            raise SpecError("Rule", "options", self.options, f"a table of {self.strategy!r}'s options by name")
+        if not isinstance(self.options, Mapping) or not all(
+            isinstance(k, str) for k in self.options
+        ):
+            raise SpecError(
+                "Rule", "options", self.options, f"a table of {self.strategy!r}'s options by name"
+            )
         if "variants" in self.options:
             raise SpecError(
-                "Rule", "options['variants']", self.options["variants"],
+                "Rule",
+                "options['variants']",
+                self.options["variants"],
                 "no per-rule variants; pass variants=... to the DynamicStrategy (its candidates share implementations)",
             )
 
@@ -72,18 +80,26 @@ class Rule:
     def from_dict(cls, data: Mapping[str, Any]) -> Rule:
         """A rule from plain data (a configuration file's table)."""
         if not isinstance(data, Mapping):
-            raise SpecError("DynamicStrategy", "rules", data, "a sequence of rule tables or Rule objects")
+            raise SpecError(
+                "DynamicStrategy", "rules", data, "a sequence of rule tables or Rule objects"
+            )
         names = [f.name for f in fields(cls)]
         for key in data:
             if key not in names:
                 raise SpecError("Rule", str(key), data[key], "one of " + ", ".join(names))
         if "strategy" not in data:
-            raise SpecError("Rule", "strategy", None, "a registered strategy name (the key is required)")
+            raise SpecError(
+                "Rule", "strategy", None, "a registered strategy name (the key is required)"
+            )
         return cls(**data)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data (``options`` only when there are some)."""
-        out: dict[str, Any] = {"strategy": self.strategy, "when": dict(self.when), "remap": dict(self.remap)}
+        out: dict[str, Any] = {
+            "strategy": self.strategy,
+            "when": dict(self.when),
+            "remap": dict(self.remap),
+        }
         if self.options:
             out["options"] = dict(self.options)
         return out
@@ -100,7 +116,11 @@ def candidate_key(strategy: str, options: Mapping[str, Any]) -> str:
 DEFAULT_RULES: tuple[dict[str, Any], ...] = (
     # Long prompts, or too little memory for one-shot activations: chunked prefill.
     {"strategy": "multi_mode", "when": {"min_seq_len": 8192}, "remap": {"prefill": "long_context"}},
-    {"strategy": "multi_mode", "when": {"max_available_memory": 1 << 30}, "remap": {"prefill": "long_context"}},
+    {
+        "strategy": "multi_mode",
+        "when": {"max_available_memory": 1 << 30},
+        "remap": {"prefill": "long_context"},
+    },
 )
 
 
@@ -128,10 +148,19 @@ class DynamicStrategy(ExecutionStrategy):
 
         self.rules = tuple(r if isinstance(r, Rule) else Rule.from_dict(r) for r in rules)
         if not isinstance(default, str) or not default:
-            raise SpecError("DynamicStrategy", "default", default, "a registered strategy name (a non-empty str)")
-        super().__init__(variants=variants, rules=[r.to_dict() for r in self.rules], default=default, **options)
+            raise SpecError(
+                "DynamicStrategy",
+                "default",
+                default,
+                "a registered strategy name (a non-empty str)",
+            )
+        super().__init__(
+            variants=variants, rules=[r.to_dict() for r in self.rules], default=default, **options
+        )
         self._rule_keys = tuple(candidate_key(r.strategy, r.options) for r in self.rules)
-        shared = {"variants": dict(variants)} if variants else {}  # strategies taking no arguments keep working
+        shared = (
+            {"variants": dict(variants)} if variants else {}
+        )  # strategies taking no arguments keep working
         built: dict[str, ExecutionStrategy] = {default: StrategyRegistry.get(default, **shared)}
         for i, (rule, key) in enumerate(zip(self.rules, self._rule_keys, strict=True)):
             if key not in built:
@@ -147,7 +176,9 @@ class DynamicStrategy(ExecutionStrategy):
     def update_context(self, context: RuntimeContext) -> None:
         self.context = context
 
-    def choose(self, context: RuntimeContext | None = None) -> tuple[ExecutionStrategy, Mapping[str, str]]:
+    def choose(
+        self, context: RuntimeContext | None = None
+    ) -> tuple[ExecutionStrategy, Mapping[str, str]]:
         """The strategy (and mode remapping) the context selects."""
         ctx = context or self.context
         for rule, key in zip(self.rules, self._rule_keys, strict=True):
@@ -169,10 +200,16 @@ class DynamicStrategy(ExecutionStrategy):
         return frozenset(
             m
             for m in self.get_execution_modes()
-            if all(m in s.optional_modes() for s in self.candidates.values() if m in s.get_execution_modes())
+            if all(
+                m in s.optional_modes()
+                for s in self.candidates.values()
+                if m in s.get_execution_modes()
+            )
         )
 
-    def specialize_module(self, module_spec: ModuleSpec, device: Any) -> dict[ExecutionMode, Implementation]:
+    def specialize_module(
+        self, module_spec: ModuleSpec, device: Any
+    ) -> dict[ExecutionMode, Implementation]:
         impls: dict[ExecutionMode, Implementation] = {}
         for s in self.candidates.values():
             for mode, impl in s.specialize_module(module_spec, device).items():

@@ -47,7 +47,9 @@ class MultiModeStrategy(ExecutionStrategy):
     def optional_modes(self) -> frozenset[ExecutionMode]:
         return _PREFILL_LIKE
 
-    def specialize_module(self, module_spec: ModuleSpec, device: Any) -> dict[ExecutionMode, Implementation]:
+    def specialize_module(
+        self, module_spec: ModuleSpec, device: Any
+    ) -> dict[ExecutionMode, Implementation]:
         impls = super().specialize_module(module_spec, device)
         for mode in _PREFILL_LIKE:
             impls.setdefault(mode, impls[ExecutionMode.PREFILL])

@@ -99,7 +99,9 @@ class DeviceConfig:
         if kind == "cpu":
             if model:
                 isa = CPU_ISA_PROFILES[model]
-                cpu = dataclasses.replace(cpu, isa=isa, bf16_native=any(i in BF16_NATIVE_ISAS for i in isa))
+                cpu = dataclasses.replace(
+                    cpu, isa=isa, bf16_native=any(i in BF16_NATIVE_ISAS for i in isa)
+                )
             return _cpu_config(cpu, profile, source)
         if kind == "cuda":
             gpus = (cuda_profile(model),) if model else detect_cuda()
@@ -178,7 +180,9 @@ def _cpu_config(cpu: CPUInfo, profile: str, source: str) -> DeviceConfig:
     )
 
 
-def _cuda_config(gpus: tuple[CUDADeviceInfo, ...], cpu: CPUInfo, profile: str, source: str) -> DeviceConfig:
+def _cuda_config(
+    gpus: tuple[CUDADeviceInfo, ...], cpu: CPUInfo, profile: str, source: str
+) -> DeviceConfig:
     first = gpus[0]
     return DeviceConfig(
         profile=profile,

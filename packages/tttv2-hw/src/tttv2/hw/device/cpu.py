@@ -164,17 +164,27 @@ def _memory_limit_in(directory: Path) -> int | None:
     return None
 
 
-def cgroup_cpu_limit(root: Path = Path("/sys/fs/cgroup"), proc_cgroup: str | None = None) -> int | None:
+def cgroup_cpu_limit(
+    root: Path = Path("/sys/fs/cgroup"), proc_cgroup: str | None = None
+) -> int | None:
     """Whole CPUs allowed by the tightest cgroup quota over this process's cgroup and its
     ancestors (v2 ``cpu.max`` or v1 ``cfs_quota_us``); None when unlimited."""
-    limits = [q for d in cgroup_dirs(root, "cpu", proc_cgroup) if (q := _cpu_quota_in(d)) is not None]
+    limits = [
+        q for d in cgroup_dirs(root, "cpu", proc_cgroup) if (q := _cpu_quota_in(d)) is not None
+    ]
     return min(limits) if limits else None
 
 
-def cgroup_memory_limit(root: Path = Path("/sys/fs/cgroup"), proc_cgroup: str | None = None) -> int | None:
+def cgroup_memory_limit(
+    root: Path = Path("/sys/fs/cgroup"), proc_cgroup: str | None = None
+) -> int | None:
     """Memory limit in bytes: the tightest over this process's cgroup and its ancestors
     (v2 ``memory.max`` or v1 ``memory.limit_in_bytes``); None when unlimited."""
-    limits = [m for d in cgroup_dirs(root, "memory", proc_cgroup) if (m := _memory_limit_in(d)) is not None]
+    limits = [
+        m
+        for d in cgroup_dirs(root, "memory", proc_cgroup)
+        if (m := _memory_limit_in(d)) is not None
+    ]
     return min(limits) if limits else None
 
 

@@ -31,7 +31,9 @@ class CUDADeviceInfo:
         return self.compute_capability >= (8, 9)
 
     @classmethod
-    def from_properties(cls, index: int, props: Any, free_bytes: int | None = None) -> CUDADeviceInfo:
+    def from_properties(
+        cls, index: int, props: Any, free_bytes: int | None = None
+    ) -> CUDADeviceInfo:
         """From a ``torch.cuda.get_device_properties`` result (or any object with its fields)."""
         total = int(props.total_memory)
         return cls(

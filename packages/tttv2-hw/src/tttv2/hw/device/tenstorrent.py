@@ -149,8 +149,14 @@ def describe_cluster(ttnn: Any) -> TenstorrentInfo | None:
         chips = info.num_chips
     if 0 < chips != info.num_chips:
         info = TenstorrentInfo(
-            info.product, info.arch, chips, (1, chips), info.dram_bytes_per_chip,
-            info.dram_banks, info.dram_shard_grid_width, info.core_grid,
+            info.product,
+            info.arch,
+            chips,
+            (1, chips),
+            info.dram_bytes_per_chip,
+            info.dram_banks,
+            info.dram_shard_grid_width,
+            info.core_grid,
         )
     return info
 

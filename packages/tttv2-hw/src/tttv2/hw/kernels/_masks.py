@@ -19,7 +19,12 @@ def causal_window_mask(
 
 
 def softcapped_attention(
-    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None, scale: float, softcap: float
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    mask: torch.Tensor | None,
+    scale: float,
+    softcap: float,
 ) -> torch.Tensor:
     """fp32 ``softmax(cap * tanh(q k^T * scale / cap)) v`` over the last two dims.
 

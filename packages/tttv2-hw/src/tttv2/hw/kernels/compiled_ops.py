@@ -9,7 +9,6 @@ runs the eager function, which picks the native kernel or PyTorch as in eager mo
 (No ``from __future__ import annotations`` here: ``custom_op`` reads the annotations.)
 """
 
-
 import torch
 
 
@@ -26,7 +25,9 @@ def _(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch
 
 
 @torch.library.custom_op("tttv2_hw::cpu_rms_norm", mutates_args=())
-def cpu_rms_norm_op(x: torch.Tensor, weight: torch.Tensor, eps: float, unit_offset: bool) -> torch.Tensor:
+def cpu_rms_norm_op(
+    x: torch.Tensor, weight: torch.Tensor, eps: float, unit_offset: bool
+) -> torch.Tensor:
     from tttv2.hw.kernels.rms_norm import cpu_rms_norm
 
     return cpu_rms_norm(x, weight, eps, unit_offset=unit_offset)
@@ -51,7 +52,14 @@ def cpu_paged_decode_attention_op(
     from tttv2.hw.kernels.paged_decode_attention import cpu_paged_decode_attention
 
     return cpu_paged_decode_attention(
-        q, k_pool, v_pool, block_tables, seq_lens, scale=scale, sliding_window=sliding_window, softcap=softcap
+        q,
+        k_pool,
+        v_pool,
+        block_tables,
+        seq_lens,
+        scale=scale,
+        sliding_window=sliding_window,
+        softcap=softcap,
     )
 
 

@@ -220,8 +220,13 @@ def choose_decode_path(
     if fuse:
         reason = kernel.unavailable() or ""
         fuse = not reason
-        reason = reason or "tttv2-hw's decode_layers kernel runs the layers in one call where they qualify"
+        reason = (
+            reason
+            or "tttv2-hw's decode_layers kernel runs the layers in one call where they qualify"
+        )
     if compile:
         beyond = "fused" if fuse else "eager"
-        return DecodeChoice("compiled", f"torch.compile of the whole step ({beyond} beyond its batch)", fuse, kernel)
+        return DecodeChoice(
+            "compiled", f"torch.compile of the whole step ({beyond} beyond its batch)", fuse, kernel
+        )
     return DecodeChoice("fused" if fuse else "eager", reason, fuse, kernel)

@@ -45,7 +45,9 @@ def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = No
     return F.linear(x, weight, bias)
 
 
-def cpu_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+def cpu_linear(
+    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None
+) -> torch.Tensor:
     """:func:`linear` for CPU tensors: matrix-vector for one row, fp32 for long half inputs."""
     if x.dim() == 0 or weight.dim() != 2 or x.shape[-1] != weight.shape[1]:
         raise ValueError(
@@ -53,7 +55,9 @@ def cpu_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None 
         )
     rows = x.numel() // weight.shape[1] if weight.shape[1] else 0
     if torch.compiler.is_compiling():
-        if 0 < rows <= SKINNY_MAX_ROWS and not records_grad(x, weight, bias):  # decode: the opaque op
+        if 0 < rows <= SKINNY_MAX_ROWS and not records_grad(
+            x, weight, bias
+        ):  # decode: the opaque op
             return torch.ops.tttv2_hw.cpu_linear(x, weight, bias)
         return F.linear(x, weight, bias)
     if skinny_linear_applies(x, weight, bias, rows):
@@ -73,7 +77,9 @@ def cpu_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None 
     return F.linear(x, weight, bias)
 
 
-def upcast_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+def upcast_linear(
+    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None
+) -> torch.Tensor:
     """``F.linear`` computed in fp32 and rounded once to ``x``'s dtype. The weight goes
     through one fp32 buffer of at most :data:`UPCAST_CHUNK_BYTES`, a slice at a time."""
     out_features, in_features = weight.shape

@@ -89,9 +89,18 @@ def cpu_paged_decode_attention(
             q, k_pool, v_pool, block_tables, seq_lens, scale, sliding_window, softcap
         )
     _check_shapes(q, k_pool, v_pool)
-    if block_tables.dim() == 2 and native_paged_decode_attention_applies(q, k_pool, v_pool, block_tables, seq_lens):
+    if block_tables.dim() == 2 and native_paged_decode_attention_applies(
+        q, k_pool, v_pool, block_tables, seq_lens
+    ):
         return native_paged_decode_attention(
-            q, k_pool, v_pool, block_tables, seq_lens, scale=scale, sliding_window=sliding_window, softcap=softcap
+            q,
+            k_pool,
+            v_pool,
+            block_tables,
+            seq_lens,
+            scale=scale,
+            sliding_window=sliding_window,
+            softcap=softcap,
         )
     return paged_decode_attention(
         q, k_pool, v_pool, block_tables, seq_lens,
@@ -113,7 +122,11 @@ def _check_shapes(q: torch.Tensor, k_pool: torch.Tensor, v_pool: torch.Tensor) -
 
 
 def _single_sequence(
-    k_pool: torch.Tensor, v_pool: torch.Tensor, block_tables: torch.Tensor, length: int, window: int | None
+    k_pool: torch.Tensor,
+    v_pool: torch.Tensor,
+    block_tables: torch.Tensor,
+    length: int,
+    window: int | None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Exactly the visible tokens of one sequence: ``[S, Hkv, D]``, no mask needed."""
     bs = k_pool.shape[1]
@@ -164,7 +177,11 @@ def _batch(
         pos = torch.arange(max_len, device=k_pool.device).view(1, max_len)
     else:
         if window is None:
-            cols = torch.arange(-(-max_len // bs), device=block_tables.device).view(1, -1).expand(B, -1)
+            cols = (
+                torch.arange(-(-max_len // bs), device=block_tables.device)
+                .view(1, -1)
+                .expand(B, -1)
+            )
         else:  # only the blocks covering each sequence's last `window` tokens
             span = min(-(-max_len // bs), (window - 1) // bs + 2)
             first = (lens - window).clamp(min=0) // bs
@@ -173,7 +190,9 @@ def _batch(
         idx = block_tables.gather(1, cols.clamp(max=block_tables.shape[1] - 1)).reshape(-1)
         k = k_pool.index_select(0, idx).view(B, nb * bs, Hkv, D)
         v = v_pool.index_select(0, idx).view(B, nb * bs, Hkv, D)
-        pos = (cols.unsqueeze(-1) * bs + torch.arange(bs, device=cols.device)).view(cols.shape[0], nb * bs)
+        pos = (cols.unsqueeze(-1) * bs + torch.arange(bs, device=cols.device)).view(
+            cols.shape[0], nb * bs
+        )
     visible = pos < lens
     if window is not None:
         visible = visible & (pos >= lens - window)

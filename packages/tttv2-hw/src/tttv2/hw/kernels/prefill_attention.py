@@ -60,7 +60,12 @@ def prefill_attention(
 
 
 def _attend_windowed(
-    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float, window: int, softcap: float | None
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    scale: float,
+    window: int,
+    softcap: float | None,
 ) -> torch.Tensor:
     """Query blocks in turn, each against only the keys its rows can see. A block's queries
     are the last rows of its key span, so each block is the same causal problem as the
@@ -74,13 +79,23 @@ def _attend_windowed(
         k_start, k_end = max(0, first + a - window + 1), first + b
         span_window = window if window < k_end - k_start else None
         out[:, :, a:b] = _attend(
-            q[:, :, a:b], k[:, :, k_start:k_end], v[:, :, k_start:k_end], scale, span_window, softcap
+            q[:, :, a:b],
+            k[:, :, k_start:k_end],
+            v[:, :, k_start:k_end],
+            scale,
+            span_window,
+            softcap,
         )
     return out
 
 
 def _attend(
-    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float, window: int | None, softcap: float | None
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    scale: float,
+    window: int | None,
+    softcap: float | None,
 ) -> torch.Tensor:
     """One call over all of ``q`` and ``k``; ``window`` is None or narrower than ``Sk``."""
     B, H, Sq, D = q.shape
@@ -114,8 +129,12 @@ def _check(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> None:
         )
     (B, H, Sq, D), (Bk, Hkv, Sk, Dk) = q.shape, k.shape
     if B != Bk or D != Dk:
-        raise ValueError(f"prefill_attention: q {tuple(q.shape)} and k {tuple(k.shape)} differ in batch or head_dim")
+        raise ValueError(
+            f"prefill_attention: q {tuple(q.shape)} and k {tuple(k.shape)} differ in batch or head_dim"
+        )
     if H % Hkv:
         raise ValueError(f"prefill_attention: {H} query heads is not a multiple of {Hkv} KV heads")
     if Sk < Sq:
-        raise ValueError(f"prefill_attention: {Sk} keys for {Sq} queries; need at least as many keys as queries")
+        raise ValueError(
+            f"prefill_attention: {Sk} keys for {Sq} queries; need at least as many keys as queries"
+        )

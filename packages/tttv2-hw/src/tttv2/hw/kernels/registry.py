@@ -120,7 +120,9 @@ def backend_preference(dev_type: str) -> list[str]:
     return [b for b in ordered if b in _BACKENDS]
 
 
-def get_kernel(op: str, device: torch.device | str | None = None, *, backend: str | None = None) -> Kernel:
+def get_kernel(
+    op: str, device: torch.device | str | None = None, *, backend: str | None = None
+) -> Kernel:
     """The function implementing ``op`` for ``device`` (or from the named ``backend``)."""
     load_entry_points()
     if op not in KERNEL_OPS:
@@ -156,4 +158,6 @@ def load_entry_points(force: bool = False) -> None:
             if callable(register):
                 register()
         except Exception as exc:
-            raise TTTv2Error(f"kernel entry point {ep.name!r} ({ep.value}) failed to load: {exc}") from exc
+            raise TTTv2Error(
+                f"kernel entry point {ep.name!r} ({ep.value}) failed to load: {exc}"
+            ) from exc

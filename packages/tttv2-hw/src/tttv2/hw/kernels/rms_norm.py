@@ -15,10 +15,14 @@ import torch.nn.functional as F
 from tttv2.hw.kernels.native.rms_norm import native_rms_norm, native_rms_norm_applies
 
 
-def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float, *, unit_offset: bool = False) -> torch.Tensor:
+def rms_norm(
+    x: torch.Tensor, weight: torch.Tensor, eps: float, *, unit_offset: bool = False
+) -> torch.Tensor:
     """Normalise over the last dim with fp32 accumulation; the result has x's dtype."""
     if weight.shape[-1] != x.shape[-1] or weight.dim() != 1:
-        raise ValueError(f"rms_norm: weight {tuple(weight.shape)} does not match x {tuple(x.shape)} (need [dim])")
+        raise ValueError(
+            f"rms_norm: weight {tuple(weight.shape)} does not match x {tuple(x.shape)} (need [dim])"
+        )
     if unit_offset:
         return F.rms_norm(x.float(), (x.shape[-1],), weight.float() + 1.0, eps).to(x.dtype)
     if weight.dtype != x.dtype:
@@ -26,7 +30,9 @@ def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float, *, unit_offset: 
     return F.rms_norm(x, (x.shape[-1],), weight, eps)
 
 
-def cpu_rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float, *, unit_offset: bool = False) -> torch.Tensor:
+def cpu_rms_norm(
+    x: torch.Tensor, weight: torch.Tensor, eps: float, *, unit_offset: bool = False
+) -> torch.Tensor:
     """:func:`rms_norm` for CPU tensors: the native kernel where it is built, else torch."""
     if torch.compiler.is_compiling():  # the opaque op, which runs this function eagerly
         return torch.ops.tttv2_hw.cpu_rms_norm(x, weight, eps, unit_offset)

@@ -10,7 +10,9 @@ from __future__ import annotations
 import torch
 
 
-def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, *, interleaved: bool = False) -> torch.Tensor:
+def apply_rotary(
+    x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, *, interleaved: bool = False
+) -> torch.Tensor:
     """``x [T, H, D]``, ``cos, sin [T, R/2]`` -> ``[T, H, D]`` in x's dtype.
 
     Arithmetic runs in the promoted dtype of x and cos (fp32 tables give fp32 math)."""

@@ -75,7 +75,8 @@ class LayerParamCount:
 def layer_params(spec: DecoderLayerSpec) -> LayerParamCount:
     ffn = moe_params(spec.ffn) if isinstance(spec.ffn, MoESpec) else ffn_params(spec.ffn)
     norms = sum(
-        norm_params(n) for n in (spec.attn_norm, spec.ffn_norm, spec.post_attn_norm, spec.post_ffn_norm)
+        norm_params(n)
+        for n in (spec.attn_norm, spec.ffn_norm, spec.post_attn_norm, spec.post_ffn_norm)
     )
     return LayerParamCount(attention_params(spec.attention), ffn, norms)
 
@@ -103,7 +104,12 @@ class ModelParamCount:
 
     @property
     def total(self) -> int:
-        return self.embedding + sum(layer.total for layer in self.layers) + self.final_norm + self.lm_head
+        return (
+            self.embedding
+            + sum(layer.total for layer in self.layers)
+            + self.final_norm
+            + self.lm_head
+        )
 
 
 def count_params(spec: ModelSpec) -> ModelParamCount:

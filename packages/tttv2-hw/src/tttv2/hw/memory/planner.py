@@ -29,6 +29,7 @@ class DeviceConfig(Protocol):
     def memory_available_bytes(self) -> int: ...
     def get_optimal_params(self, op: str, mode: Any, spec: Any = None) -> Any: ...
 
+
 GB = 10**9
 DEFAULT_RUNTIME_FRACTION = 0.05
 
@@ -90,13 +91,24 @@ class MemoryPlan:
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
-        data["params"] = {"embedding": self.params.embedding, "attention": self.params.attention,
-                          "ffn": self.params.ffn, "norms": self.params.norms, "lm_head": self.params.lm_head}
-        data.update(max_tokens=self.max_tokens, max_batch=self.max_batch, kv_bytes_per_block=self.kv_bytes_per_block)
+        data["params"] = {
+            "embedding": self.params.embedding,
+            "attention": self.params.attention,
+            "ffn": self.params.ffn,
+            "norms": self.params.norms,
+            "lm_head": self.params.lm_head,
+        }
+        data.update(
+            max_tokens=self.max_tokens,
+            max_batch=self.max_batch,
+            kv_bytes_per_block=self.kv_bytes_per_block,
+        )
         return data
 
 
-def activation_bytes(spec: ModelSpec, chunk_tokens: int, logit_rows: int, bytes_per_element: float) -> int:
+def activation_bytes(
+    spec: ModelSpec, chunk_tokens: int, logit_rows: int, bytes_per_element: float
+) -> int:
     """Peak activations of one prefill chunk (residual stream, normed input, attention and
     MLP outputs, the widest intermediate) plus fp32 logits for ``logit_rows`` rows, plus
     fp32 attention scores of one chunk when a layer needs explicit (soft-capped) attention."""
@@ -106,12 +118,18 @@ def activation_bytes(spec: ModelSpec, chunk_tokens: int, logit_rows: int, bytes_
         att = layer.attention
         qkv = (att.num_heads + 2 * att.num_kv_heads) * att.head_dim  # type: ignore[operator]
         ffn = layer.ffn
-        inter = ffn.expert.intermediate_dim * ffn.top_k if isinstance(ffn, MoESpec) else ffn.intermediate_dim
+        inter = (
+            ffn.expert.intermediate_dim * ffn.top_k
+            if isinstance(ffn, MoESpec)
+            else ffn.intermediate_dim
+        )
         widest = max(widest, qkv, 2 * inter)
         if att.logit_softcap is not None:
             scores = max(scores, att.num_heads * chunk_tokens * chunk_tokens * 4)
     hidden = 4 * spec.hidden_dim + widest
-    return int(chunk_tokens * hidden * bytes_per_element) + logit_rows * spec.vocab_size * 4 + scores
+    return (
+        int(chunk_tokens * hidden * bytes_per_element) + logit_rows * spec.vocab_size * 4 + scores
+    )
 
 
 def plan_memory(

@@ -17,5 +17,7 @@ class WorkerFailedError(RuntimeError):
 
     def __init__(self, rank: int | None, reason: str, details: str = "") -> None:
         where = f"rank {rank}" if rank is not None else "the group"
-        super().__init__(f"tensor-parallel group failed: {where} {reason}" + (f"\n{details}" if details else ""))
+        super().__init__(
+            f"tensor-parallel group failed: {where} {reason}" + (f"\n{details}" if details else "")
+        )
         self.rank, self.reason, self.details = rank, reason, details

@@ -131,7 +131,9 @@ def _worker(
     results.join_thread()
 
 
-def _collect(procs: list[Any], results: Any, world: int, deadline: float, timeout_s: float) -> list[Any]:
+def _collect(
+    procs: list[Any], results: Any, world: int, deadline: float, timeout_s: float
+) -> list[Any]:
     values: dict[int, Any] = {}
     errors: dict[int, str] = {}
     exited_at: dict[int, float] = {}
@@ -141,11 +143,17 @@ def _collect(procs: list[Any], results: Any, world: int, deadline: float, timeou
             raise _failure(procs, results, values, errors)
         now = time.monotonic()
         for rank, p in enumerate(procs):
-            if rank not in values and p.exitcode == 0 and now - exited_at.setdefault(rank, now) > 5.0:
+            if (
+                rank not in values
+                and p.exitcode == 0
+                and now - exited_at.setdefault(rank, now) > 5.0
+            ):
                 raise WorkerFailedError(rank, "exited without returning a result")
         if now > deadline:
             missing = sorted(set(range(world)) - set(values))
-            raise WorkerFailedError(None, f"did not finish within {timeout_s:g} s (ranks {missing} still running)")
+            raise WorkerFailedError(
+                None, f"did not finish within {timeout_s:g} s (ranks {missing} still running)"
+            )
     return [values[r] for r in range(world)]
 
 
@@ -160,7 +168,9 @@ def _drain(results: Any, values: dict[int, Any], errors: dict[int, str], wait: f
         values[rank] = pickle.loads(payload)
 
 
-def _failure(procs: list[Any], results: Any, values: dict[int, Any], errors: dict[int, str]) -> WorkerFailedError:
+def _failure(
+    procs: list[Any], results: Any, values: dict[int, Any], errors: dict[int, str]
+) -> WorkerFailedError:
     """The group's error once something failed. A failure makes its peers fail too (their
     collectives lose the connection), so reports are gathered for a moment and the cause
     is chosen: a rank that died without a report first, else the first rank that raised."""
@@ -174,7 +184,9 @@ def _failure(procs: list[Any], results: Any, values: dict[int, Any], errors: dic
         return WorkerFailedError(rank, f"died (exit code {procs[rank].exitcode})", others)
     rank = next(iter(errors))
     text = errors[rank]
-    rest = "\n".join(f"(then rank {r}: {t.splitlines()[0]})" for r, t in errors.items() if r != rank)
+    rest = "\n".join(
+        f"(then rank {r}: {t.splitlines()[0]})" for r, t in errors.items() if r != rank
+    )
     return WorkerFailedError(rank, "raised " + text.splitlines()[0], text + rest)
 
 

@@ -44,13 +44,19 @@ class DeviceMesh:
         device: torch.device | str = "cpu",
         group: Any = None,
     ) -> None:
-        for field, value, low in (("world_size", world_size, 1), ("rank", rank, 0), ("local_rank", local_rank, 0)):
+        for field, value, low in (
+            ("world_size", world_size, 1),
+            ("rank", rank, 0),
+            ("local_rank", local_rank, 0),
+        ):
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise MeshConfigError(field, value, f"an integer >= {low}")
         if rank >= world_size:
             raise MeshConfigError("rank", rank, f"0 .. world_size - 1 = {world_size - 1}")
         if world_size > 1 and group is None:
-            raise MeshConfigError("group", None, "a process group when world_size > 1 (use from_env or launch)")
+            raise MeshConfigError(
+                "group", None, "a process group when world_size > 1 (use from_env or launch)"
+            )
         self.world_size = world_size
         self.rank = rank
         self.local_rank = local_rank
@@ -93,7 +99,9 @@ class DeviceMesh:
             raise MeshConfigError("timeout_s", timeout_s, "a number of seconds > 0")
         for name in ("MASTER_ADDR", "MASTER_PORT"):
             if not env.get(name):
-                raise MeshConfigError(name, env.get(name), f"set when WORLD_SIZE={world} (torchrun sets it)")
+                raise MeshConfigError(
+                    name, env.get(name), f"set when WORLD_SIZE={world} (torchrun sets it)"
+                )
         if not 0 <= rank < world:
             raise MeshConfigError("RANK", rank, f"0 .. WORLD_SIZE - 1 = {world - 1}")
         backend = backend_for(device)
@@ -110,7 +118,8 @@ class DeviceMesh:
             )
         elif dist.get_world_size() != world or dist.get_rank() != rank:
             raise MeshConfigError(
-                "WORLD_SIZE/RANK", (world, rank),
+                "WORLD_SIZE/RANK",
+                (world, rank),
                 f"the initialised process group's ({dist.get_world_size()}, {dist.get_rank()})",
             )
         return cls(world, rank, local_rank, device, dist.group.WORLD)

@@ -67,7 +67,9 @@ def load_overrides(source: Mapping[str, Any] | str | os.PathLike[str] | None) ->
     if isinstance(source, (str, os.PathLike)):
         source = read_file(Path(source))
     if not isinstance(source, Mapping):
-        raise ParamsOverrideError(f"parameter overrides must be a mapping, got {type(source).__name__}")
+        raise ParamsOverrideError(
+            f"parameter overrides must be a mapping, got {type(source).__name__}"
+        )
     rules: list[Rule] = []
     _collect(source, "*", rules, where="")
     order = {"defaults": 0, "mode": 1, "op": 2, "op_mode": 3}
@@ -95,7 +97,9 @@ def read_file(path: Path) -> Any:
             return json.loads(text)
         return tomllib.loads(text)
     except (ValueError, tomllib.TOMLDecodeError) as exc:
-        raise ParamsOverrideError(f"parameter file {path} is not valid {path.suffix[1:] or 'TOML'}: {exc}") from exc
+        raise ParamsOverrideError(
+            f"parameter file {path} is not valid {path.suffix[1:] or 'TOML'}: {exc}"
+        ) from exc
 
 
 def _level(selector: Selector) -> str:
@@ -109,7 +113,12 @@ def _level(selector: Selector) -> str:
 
 def _collect(section: Mapping[str, Any], device: str, rules: list[Rule], where: str) -> None:
     modes = {m.value for m in ExecutionMode.all()}
-    valid = [DEFAULTS_KEY, *sorted(modes), *PARAMS_CLASSES, *(DEVICE_TYPES if device == "*" else ())]
+    valid = [
+        DEFAULTS_KEY,
+        *sorted(modes),
+        *PARAMS_CLASSES,
+        *(DEVICE_TYPES if device == "*" else ()),
+    ]
     for key, value in section.items():
         path = f"{where}{key}"
         if not isinstance(value, Mapping):
@@ -125,12 +134,16 @@ def _collect(section: Mapping[str, Any], device: str, rules: list[Rule], where: 
             rules.append(((device, "*", key), _knobs(plain, key, path)))
             for mode in sorted(set(value) & modes):
                 if not isinstance(value[mode], Mapping):
-                    raise ParamsOverrideError(f"override {path}.{mode} must be a table of parameters")
+                    raise ParamsOverrideError(
+                        f"override {path}.{mode} must be a table of parameters"
+                    )
                 rules.append(((device, mode, key), _knobs(value[mode], key, f"{path}.{mode}")))
         elif key in DEVICE_TYPES and device == "*":
             _collect(value, key, rules, where=f"{path}.")
         else:
-            raise ParamsOverrideError(f"unknown override section {path!r}; valid: {', '.join(valid)}")
+            raise ParamsOverrideError(
+                f"unknown override section {path!r}; valid: {', '.join(valid)}"
+            )
 
 
 def _knobs(values: Mapping[str, Any], op: str | None, where: str) -> dict[str, Any]:
@@ -168,5 +181,7 @@ def check_value(name: str, value: Any, hint: Any) -> Any:
             raise ParamsOverrideError(f"parameter {name}={value!r}: {exc}") from None
     choices = KNOB_CHOICES.get(name)
     if choices is not None and value not in choices:
-        raise ParamsOverrideError(f"parameter {name}={value!r}: expected one of {', '.join(choices)}")
+        raise ParamsOverrideError(
+            f"parameter {name}={value!r}: expected one of {', '.join(choices)}"
+        )
     return value

@@ -44,7 +44,9 @@ def resolve_params(
     for selector, values in device.overrides:
         if matches(selector, device.device_type, mode_name, op):
             # an override names the field (``attention_kernel``); the tables name the knob it reads
-            knobs.update({FIELD_ALIASES.get(k, k) if k in names else k: v for k, v in values.items()})
+            knobs.update(
+                {FIELD_ALIASES.get(k, k) if k in names else k: v for k, v in values.items()}
+            )
     fields = {name: knobs[FIELD_ALIASES.get(name, name)] for name in names}
     return cls(mode=mode_name, device=device.profile, **fields)
 

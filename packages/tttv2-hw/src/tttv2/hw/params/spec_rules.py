@@ -67,7 +67,9 @@ def _model(spec: ModelSpec, knobs: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {"prefill_chunk_size": min(knobs["prefill_chunk_size"], spec.max_seq_len)}
     if knobs["kernel"] == "sdpa" and any(layer.attention.logit_softcap for layer in spec.layers):
         out["kernel"] = "math"
-    ffns = [layer.ffn.expert if isinstance(layer.ffn, MoESpec) else layer.ffn for layer in spec.layers]
+    ffns = [
+        layer.ffn.expert if isinstance(layer.ffn, MoESpec) else layer.ffn for layer in spec.layers
+    ]
     if not any(f.gated for f in ffns):
         out["fuse_gate_up"] = False
     return out

@@ -88,7 +88,9 @@ class PrecisionPolicy:
         acts = {}
         for mode, dt in dict(self.activations).items():
             if mode not in MODES:
-                raise PrecisionPolicyError(f"activation mode {mode!r} is not one of {', '.join(MODES)}")
+                raise PrecisionPolicyError(
+                    f"activation mode {mode!r} is not one of {', '.join(MODES)}"
+                )
             acts[mode] = _check(f"activations[{mode!r}]", dt, ACTIVATION_DTYPES)
         for mode in MODES:
             acts.setdefault(mode, "bfloat16")
@@ -98,7 +100,9 @@ class PrecisionPolicy:
 
     def weight_format(self, role: str) -> str:
         if role not in WEIGHT_ROLES:
-            raise PrecisionPolicyError(f"weight role {role!r} is not one of {', '.join(WEIGHT_ROLES)}")
+            raise PrecisionPolicyError(
+                f"weight role {role!r} is not one of {', '.join(WEIGHT_ROLES)}"
+            )
         return self.weights[role]
 
     def with_weights(self, **formats: str) -> PrecisionPolicy:
@@ -119,7 +123,13 @@ PRESETS: dict[str, PrecisionPolicy] = {
     "bf16": PrecisionPolicy("bf16", _BF16),
     "accuracy": PrecisionPolicy(
         "accuracy",
-        {**_BF16, "wo": "bfloat8_b", "w1_w3": "bfloat8_b", "w2": "bfloat8_b", "lm_head": "bfloat8_b"},
+        {
+            **_BF16,
+            "wo": "bfloat8_b",
+            "w1_w3": "bfloat8_b",
+            "w2": "bfloat8_b",
+            "lm_head": "bfloat8_b",
+        },
         kv_cache="bfloat16",
     ),
     "performance": PrecisionPolicy(
@@ -163,7 +173,9 @@ def quantize_int8(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return q, scale.squeeze(-1)
 
 
-def dequantize_int8(q: torch.Tensor, scale: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+def dequantize_int8(
+    q: torch.Tensor, scale: torch.Tensor, dtype: torch.dtype = torch.float32
+) -> torch.Tensor:
     """``q [out, in]`` int8 times ``scale [out]``, computed in float32 and rounded to ``dtype``."""
     return (q.to(torch.float32) * scale.to(torch.float32).unsqueeze(-1)).to(dtype)
 

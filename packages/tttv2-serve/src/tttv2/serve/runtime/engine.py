@@ -50,7 +50,9 @@ def resolve_max_seq_len(model: Any, max_seq_len: int | None, owner: str = "LLMEn
     limit = model_attribute(model, "max_seq_len")
     value = max_seq_len if max_seq_len is not None else limit
     if value is None:
-        raise ValueError(f"max_seq_len is needed: {type(model).__name__} has no max_seq_len (nor spec.max_seq_len)")
+        raise ValueError(
+            f"max_seq_len is needed: {type(model).__name__} has no max_seq_len (nor spec.max_seq_len)"
+        )
     if not isinstance(value, int) or isinstance(value, bool) or value <= 1:
         raise InvalidParameterError(owner, "max_seq_len", value, "an integer >= 2")
     if limit is not None and value > limit:
@@ -74,7 +76,9 @@ def probe_vocab_size(runner: ModelRunner) -> int:
     return logits.shape[-1]
 
 
-def resolve_vocab_size(runner: ModelRunner, vocab_size: int | None, owner: str = "LLMEngine") -> int:
+def resolve_vocab_size(
+    runner: ModelRunner, vocab_size: int | None, owner: str = "LLMEngine"
+) -> int:
     """The engine's ``vocab_size``: the model's (``model.vocab_size``,
     ``model.spec.vocab_size``, else the width of a one-token probe pass's logits). A
     caller's ``vocab_size`` must equal it: a smaller one would let the engine sample ids
@@ -116,7 +120,9 @@ class StepSnapshot:
     scheduler: SchedulerSnapshot
     stats: EngineStats
     generators: list[tuple[torch.Generator, torch.Tensor]]  # filled just before sampling
-    outputs: list[tuple[SequenceState, SequenceMark]]  # the scheduled requests, filled once scheduled
+    outputs: list[
+        tuple[SequenceState, SequenceMark]
+    ]  # the scheduled requests, filled once scheduled
 
 
 class LLMEngine(EngineBase):
@@ -158,14 +164,24 @@ class LLMEngine(EngineBase):
     ) -> None:
         check_causal_lm(model)
         if swap_blocks is None:
-            swap_blocks = num_blocks // 4 if isinstance(num_blocks, int) and not isinstance(num_blocks, bool) else 0
+            swap_blocks = (
+                num_blocks // 4
+                if isinstance(num_blocks, int) and not isinstance(num_blocks, bool)
+                else 0
+            )
         if isinstance(swap_blocks, bool) or not isinstance(swap_blocks, int) or swap_blocks < 0:
-            raise InvalidParameterError("LLMEngine", "swap_blocks", swap_blocks, "an integer >= 0 (0: no swapping)")
+            raise InvalidParameterError(
+                "LLMEngine", "swap_blocks", swap_blocks, "an integer >= 0 (0: no swapping)"
+            )
         max_seq_len = resolve_max_seq_len(model, max_seq_len)
-        self.runner = ModelRunner(model, num_blocks, block_size, max_seq_len, device, dtype, EngineStats())
+        self.runner = ModelRunner(
+            model, num_blocks, block_size, max_seq_len, device, dtype, EngineStats()
+        )
         vocab_size = resolve_vocab_size(self.runner, vocab_size)
         self.max_seq_len = max_seq_len
-        super().__init__(detokenize, min(max_seq_len, num_blocks * block_size), self.runner.device, vocab_size)
+        super().__init__(
+            detokenize, min(max_seq_len, num_blocks * block_size), self.runner.device, vocab_size
+        )
         self.runner.stats = self.stats
         self.host_pool = HostKVPool(self.runner.cache, num_blocks, swap_blocks, self.stats)
         self.scheduler = Scheduler(
@@ -224,7 +240,9 @@ class LLMEngine(EngineBase):
 
     # -- the transaction ----------------------------------------------------------------
     def _snapshot(self) -> StepSnapshot:
-        self._snap = StepSnapshot(self.scheduler.snapshot(), dataclasses.replace(self.stats), [], [])
+        self._snap = StepSnapshot(
+            self.scheduler.snapshot(), dataclasses.replace(self.stats), [], []
+        )
         return self._snap
 
     def _restore(self, snap: StepSnapshot) -> None:
@@ -240,7 +258,9 @@ class LLMEngine(EngineBase):
         self.stats.preemptions += len(scheduled.preempted)
         if not scheduled.chunks:
             if self.scheduler.waiting:
-                raise TTTv2Error("scheduler could not admit the oldest waiting request into an empty batch")
+                raise TTTv2Error(
+                    "scheduler could not admit the oldest waiting request into an empty batch"
+                )
             return []
         self.stats.steps += 1
         if self._snap is not None:
@@ -253,7 +273,11 @@ class LLMEngine(EngineBase):
             start = seq.num_computed
             reaches_end = start + n == len(seq.token_ids)
             generated = start >= seq.num_prefill  # decode; otherwise prompt or recomputation
-            chunks.append(Chunk(seq.seq_id, seq.token_ids[start : start + n], 1 if reaches_end else 0, generated))
+            chunks.append(
+                Chunk(
+                    seq.seq_id, seq.token_ids[start : start + n], 1 if reaches_end else 0, generated
+                )
+            )
         failed: dict[SequenceState, str] = {}
         if isolate:
             logits = self._run_each(scheduled.chunks, chunks, failed)
@@ -310,10 +334,15 @@ class LLMEngine(EngineBase):
 
     def _save_generators(self, rows: list[SamplingRow]) -> None:
         if self._snap is not None:
-            self._snap.generators = [(r.generator, r.generator.get_state()) for r in rows if r.generator is not None]
+            self._snap.generators = [
+                (r.generator, r.generator.get_state()) for r in rows if r.generator is not None
+            ]
 
     def _run_each(
-        self, scheduled: list[tuple[SequenceState, int]], chunks: list[Chunk], failed: dict[SequenceState, str]
+        self,
+        scheduled: list[tuple[SequenceState, int]],
+        chunks: list[Chunk],
+        failed: dict[SequenceState, str],
     ) -> list[torch.Tensor | None]:
         """Each chunk in a pass of its own; a chunk whose pass raises marks its request
         failed (the runner undoes that pass's cache reservation)."""

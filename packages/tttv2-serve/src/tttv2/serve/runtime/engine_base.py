@@ -45,13 +45,19 @@ def check_prompt_list(prompts: object) -> None:
         else:
             hint = "for one prompt pass [prompt]; for a [batch, seq_len] tensor pass list(prompts)"
         raise TypeError(f"{accepted}; got a {prompts.dim()}-D tensor of shape {shape}: {hint}")
-    if isinstance(prompts, Request) or (isinstance(prompts, Sequence) and prompts and isinstance(prompts[0], int)):
+    if isinstance(prompts, Request) or (
+        isinstance(prompts, Sequence) and prompts and isinstance(prompts[0], int)
+    ):
         raise TypeError(f"{accepted}; got a single prompt: pass [prompt]")
 
 
 class EngineBase(ABC):
     def __init__(
-        self, detokenize: Detokenize | None, context_limit: int, device: torch.device, vocab_size: int | None
+        self,
+        detokenize: Detokenize | None,
+        context_limit: int,
+        device: torch.device,
+        vocab_size: int | None,
     ) -> None:
         if detokenize is not None and not callable(detokenize):
             raise TypeError(f"detokenize must be a callable list[int] -> str, got {detokenize!r}")
@@ -116,7 +122,9 @@ class EngineBase(ABC):
             checked.append((rid, request))
         for rid, request in checked:
             seq_id = next(self._seq_ids)
-            seq = SequenceState(request, rid, seq_id, self.context_limit, self.detokenize, self.device, callback)
+            seq = SequenceState(
+                request, rid, seq_id, self.context_limit, self.detokenize, self.device, callback
+            )
             self._states[rid] = seq
             self._enqueue(seq)
         return [rid for rid, _ in checked]
@@ -130,7 +138,11 @@ class EngineBase(ABC):
             request = Request(request, sampling or SamplingParams(), stop or StopConditions())  # type: ignore[arg-type]
         elif sampling is not None or stop is not None:
             raise InvalidRequestError("pass sampling/stop inside the Request, not next to it")
-        rid = request.request_id if request.request_id is not None else f"req-{next(self._request_numbers)}"
+        rid = (
+            request.request_id
+            if request.request_id is not None
+            else f"req-{next(self._request_numbers)}"
+        )
         if rid in self._states:
             raise InvalidRequestError(f"request id {rid!r} is already in use")
         n = len(request.prompt_ids)

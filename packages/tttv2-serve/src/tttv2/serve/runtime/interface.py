@@ -44,7 +44,9 @@ class SupportsModes(Protocol):
 
 def check_causal_lm(model: object, role: str = "model") -> None:
     """Raise ``TypeError`` naming what is missing when ``model`` is not a :class:`CausalLM`."""
-    missing = [name for name in ("forward", "new_cache") if not callable(getattr(model, name, None))]
+    missing = [
+        name for name in ("forward", "new_cache") if not callable(getattr(model, name, None))
+    ]
     if missing:
         raise TypeError(
             f"{role} {type(model).__name__} is not a CausalLM: it has no {' / '.join(missing)}() "
@@ -69,7 +71,9 @@ def switch_mode(model: object, mode: ExecutionMode, last: ExecutionMode | None =
         set_mode(mode)
 
 
-def call_model(model: Any, input_ids: torch.Tensor, meta: BatchMetadata, cache: Any) -> torch.Tensor:
+def call_model(
+    model: Any, input_ids: torch.Tensor, meta: BatchMetadata, cache: Any
+) -> torch.Tensor:
     """Run one pass; through ``__call__`` for torch modules so their hooks run."""
     fn = model if isinstance(model, torch.nn.Module) else model.forward
     return fn(input_ids, meta, cache)

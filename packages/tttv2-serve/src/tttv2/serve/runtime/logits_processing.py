@@ -10,7 +10,9 @@ from __future__ import annotations
 import torch
 
 
-def apply_repetition_penalty(logits: torch.Tensor, seen: torch.Tensor, penalty: torch.Tensor) -> torch.Tensor:
+def apply_repetition_penalty(
+    logits: torch.Tensor, seen: torch.Tensor, penalty: torch.Tensor
+) -> torch.Tensor:
     """CTRL repetition penalty on tokens marked in ``seen [N, V]``: a positive logit is
     divided by ``penalty [N]``, a negative one multiplied by it."""
     p = penalty[:, None]

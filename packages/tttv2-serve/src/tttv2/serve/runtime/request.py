@@ -26,7 +26,9 @@ class Request:
     def __post_init__(self) -> None:
         object.__setattr__(self, "prompt_ids", as_token_ids(self.prompt_ids))
         if not isinstance(self.sampling, SamplingParams):
-            raise TypeError(f"Request.sampling must be SamplingParams, got {type(self.sampling).__name__}")
+            raise TypeError(
+                f"Request.sampling must be SamplingParams, got {type(self.sampling).__name__}"
+            )
         if not isinstance(self.stop, StopConditions):
             raise TypeError(f"Request.stop must be StopConditions, got {type(self.stop).__name__}")
 
@@ -35,10 +37,14 @@ def as_token_ids(ids: Sequence[int] | torch.Tensor) -> tuple[int, ...]:
     """A non-empty tuple of token ids >= 0 from a list, tuple or 1-D integer tensor."""
     if isinstance(ids, torch.Tensor):
         if ids.dim() != 1 or ids.is_floating_point() or ids.is_complex():
-            raise InvalidRequestError(f"prompt_ids must be a 1-D integer tensor, got {ids.dim()}-D {ids.dtype}")
+            raise InvalidRequestError(
+                f"prompt_ids must be a 1-D integer tensor, got {ids.dim()}-D {ids.dtype}"
+            )
         ids = ids.tolist()
     if isinstance(ids, str | bytes) or not isinstance(ids, Sequence):
-        raise InvalidRequestError(f"prompt_ids must be a sequence of token ids, got {type(ids).__name__}")
+        raise InvalidRequestError(
+            f"prompt_ids must be a sequence of token ids, got {type(ids).__name__}"
+        )
     out = tuple(ids)
     if not out:
         raise InvalidRequestError("prompt_ids is empty: a request needs at least one prompt token")

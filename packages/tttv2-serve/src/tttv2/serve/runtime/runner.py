@@ -117,13 +117,17 @@ class ModelRunner:
             return [(ExecutionMode.CONTINUOUS_BATCH, list(range(len(chunks))))]
         return [(ExecutionMode.PREFILL, prefill), (ExecutionMode.DECODE, decode)]
 
-    def run(self, chunks: Sequence[Chunk], mode: ExecutionMode | None = None) -> list[torch.Tensor | None]:
+    def run(
+        self, chunks: Sequence[Chunk], mode: ExecutionMode | None = None
+    ) -> list[torch.Tensor | None]:
         """Logits rows ``[num_logits, vocab]`` per chunk (``None`` where none were asked)."""
         if mode is not None:
             return self.forward(chunks, mode)
         out: list[torch.Tensor | None] = [None] * len(chunks)
         for pass_mode, idx in self.plan(chunks):
-            for i, logits in zip(idx, self.forward([chunks[i] for i in idx], pass_mode), strict=True):
+            for i, logits in zip(
+                idx, self.forward([chunks[i] for i in idx], pass_mode), strict=True
+            ):
                 out[i] = logits
         return out
 

@@ -56,7 +56,9 @@ def penalised_logits(logits: torch.Tensor, rows: Sequence[SamplingRow]) -> torch
         seen[j, out] = True
 
     def param(name: str) -> torch.Tensor:
-        return torch.tensor([getattr(rows[i].params, name) for i in idx], dtype=torch.float32, device=dev)
+        return torch.tensor(
+            [getattr(rows[i].params, name) for i in idx], dtype=torch.float32, device=dev
+        )
 
     sub = apply_repetition_penalty(logits[idx], seen, param("repetition_penalty"))
     sub = apply_count_penalties(sub, counts, param("presence_penalty"), param("frequency_penalty"))
@@ -90,7 +92,9 @@ def probabilities(logits: torch.Tensor, rows: Sequence[SamplingRow]) -> torch.Te
     greedy = [i for i, r in enumerate(rows) if r.params.greedy]
     sampled = [i for i, r in enumerate(rows) if not r.params.greedy]
     if greedy:
-        probs[greedy] = torch.nn.functional.one_hot(logits[greedy].argmax(dim=-1), logits.shape[-1]).float()
+        probs[greedy] = torch.nn.functional.one_hot(
+            logits[greedy].argmax(dim=-1), logits.shape[-1]
+        ).float()
     if sampled:
         probs[sampled] = filtered_probabilities(logits[sampled], [rows[i].params for i in sampled])
     return probs
@@ -135,12 +139,16 @@ def _failure(logits_row: torch.Tensor, params: SamplingParams) -> str:
     )
 
 
-def sample_rows(logits: torch.Tensor, rows: Sequence[SamplingRow]) -> tuple[list[int | None], dict[int, str]]:
+def sample_rows(
+    logits: torch.Tensor, rows: Sequence[SamplingRow]
+) -> tuple[list[int | None], dict[int, str]]:
     """One token per logits row, and the rows that have no valid distribution (``None``
     in the tokens, a message in the dict). A failed row draws nothing from its generator;
     every other row is sampled exactly as without it (rows never see each other)."""
     if logits.dim() != 2 or logits.shape[0] != len(rows):
-        raise ValueError(f"sample(): expected logits [{len(rows)}, vocab], got {tuple(logits.shape)}")
+        raise ValueError(
+            f"sample(): expected logits [{len(rows)}, vocab], got {tuple(logits.shape)}"
+        )
     out: list[int | None] = [None] * len(rows)
     failures: dict[int, str] = {}
     if all(r.params.greedy and not r.params.has_penalties for r in rows):

@@ -38,7 +38,9 @@ MIN_TEMPERATURE, MAX_TEMPERATURE = 1e-2, 1e2
 TEMPERATURE_HINT = f"0 (greedy) or a float in [{MIN_TEMPERATURE}, {MAX_TEMPERATURE:g}]"
 
 
-def _number(name: str, value: object, lo: float, hi: float, lo_open: bool, hi_open: bool, hint: str) -> None:
+def _number(
+    name: str, value: object, lo: float, hi: float, lo_open: bool, hi_open: bool, hint: str
+) -> None:
     ok = False
     if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
         ok = (value > lo if lo_open else value >= lo) and (value < hi if hi_open else value <= hi)
@@ -59,25 +61,68 @@ class SamplingParams:
     logprobs: int | None = None
 
     def __post_init__(self) -> None:
-        if isinstance(self.temperature, bool) or self.temperature != 0:  # 1e-300 -> 0 in float32 -> inf logits
-            _number("temperature", self.temperature, MIN_TEMPERATURE, MAX_TEMPERATURE, False, False, TEMPERATURE_HINT)
+        if (
+            isinstance(self.temperature, bool) or self.temperature != 0
+        ):  # 1e-300 -> 0 in float32 -> inf logits
+            _number(
+                "temperature",
+                self.temperature,
+                MIN_TEMPERATURE,
+                MAX_TEMPERATURE,
+                False,
+                False,
+                TEMPERATURE_HINT,
+            )
         if not isinstance(self.top_k, int) or isinstance(self.top_k, bool) or self.top_k < 0:
-            raise InvalidParameterError("SamplingParams", "top_k", self.top_k, "an integer >= 0 (0 = off)")
+            raise InvalidParameterError(
+                "SamplingParams", "top_k", self.top_k, "an integer >= 0 (0 = off)"
+            )
         _number("top_p", self.top_p, 0.0, 1.0, True, False, "a float in (0, 1] (1 = off)")
         _number("min_p", self.min_p, 0.0, 1.0, False, False, "a float in [0, 1] (0 = off)")
         _number(
-            "repetition_penalty", self.repetition_penalty, 0.0, math.inf, True, True, "a finite float > 0 (1 = off)"
+            "repetition_penalty",
+            self.repetition_penalty,
+            0.0,
+            math.inf,
+            True,
+            True,
+            "a finite float > 0 (1 = off)",
         )
-        _number("presence_penalty", self.presence_penalty, -2.0, 2.0, False, False, "a float in [-2, 2] (0 = off)")
-        _number("frequency_penalty", self.frequency_penalty, -2.0, 2.0, False, False, "a float in [-2, 2] (0 = off)")
+        _number(
+            "presence_penalty",
+            self.presence_penalty,
+            -2.0,
+            2.0,
+            False,
+            False,
+            "a float in [-2, 2] (0 = off)",
+        )
+        _number(
+            "frequency_penalty",
+            self.frequency_penalty,
+            -2.0,
+            2.0,
+            False,
+            False,
+            "a float in [-2, 2] (0 = off)",
+        )
         if self.seed is not None and (
-            not isinstance(self.seed, int) or isinstance(self.seed, bool) or not 0 <= self.seed < 2**63
+            not isinstance(self.seed, int)
+            or isinstance(self.seed, bool)
+            or not 0 <= self.seed < 2**63
         ):
-            raise InvalidParameterError("SamplingParams", "seed", self.seed, "None or an integer in [0, 2**63)")
-        lp = self.logprobs
-        if lp is not None and (not isinstance(lp, int) or isinstance(lp, bool) or not 0 <= lp <= MAX_LOGPROBS):
             raise InvalidParameterError(
-                "SamplingParams", "logprobs", lp, f"None (off) or an integer in [0, {MAX_LOGPROBS}] (top tokens returned)"
+                "SamplingParams", "seed", self.seed, "None or an integer in [0, 2**63)"
+            )
+        lp = self.logprobs
+        if lp is not None and (
+            not isinstance(lp, int) or isinstance(lp, bool) or not 0 <= lp <= MAX_LOGPROBS
+        ):
+            raise InvalidParameterError(
+                "SamplingParams",
+                "logprobs",
+                lp,
+                f"None (off) or an integer in [0, {MAX_LOGPROBS}] (top tokens returned)",
             )
 
     @property
@@ -86,4 +131,8 @@ class SamplingParams:
 
     @property
     def has_penalties(self) -> bool:
-        return self.repetition_penalty != 1.0 or self.presence_penalty != 0.0 or self.frequency_penalty != 0.0
+        return (
+            self.repetition_penalty != 1.0
+            or self.presence_penalty != 0.0
+            or self.frequency_penalty != 0.0
+        )

@@ -45,7 +45,9 @@ def is_positive_int(v: object) -> bool:
 
 @dataclass
 class ScheduledStep:
-    chunks: list[tuple[SequenceState, int]] = field(default_factory=list)  # (request, tokens to feed)
+    chunks: list[tuple[SequenceState, int]] = field(
+        default_factory=list
+    )  # (request, tokens to feed)
     preempted: list[SequenceState] = field(default_factory=list)
 
 
@@ -53,7 +55,9 @@ class ScheduledStep:
 class SchedulerSnapshot:
     waiting: tuple[SequenceState, ...]
     running: tuple[SequenceState, ...]
-    progress: tuple[tuple[SequenceState, str, int, int, int], ...]  # status, computed, prefill, preemptions
+    progress: tuple[
+        tuple[SequenceState, str, int, int, int], ...
+    ]  # status, computed, prefill, preemptions
     blocks: BlockBookkeeping
     host: HostPoolBookkeeping | None
 
@@ -79,7 +83,9 @@ class Scheduler:
         stats: EngineStats | None = None,
     ) -> None:
         if long_prefill_token_threshold is None and is_positive_int(max_num_batched_tokens):
-            long_prefill_token_threshold = default_long_prefill_token_threshold(max_num_batched_tokens)
+            long_prefill_token_threshold = default_long_prefill_token_threshold(
+                max_num_batched_tokens
+            )
         for name, v in (
             ("max_num_batched_tokens", max_num_batched_tokens),
             ("max_num_seqs", max_num_seqs),
@@ -193,7 +199,12 @@ class Scheduler:
         self.waiting = deque(snap.waiting)
         self.running = list(snap.running)
         for seq, status, computed, prefill, preemptions in snap.progress:
-            seq.status, seq.num_computed, seq.num_prefill, seq.num_preemptions = status, computed, prefill, preemptions
+            seq.status, seq.num_computed, seq.num_prefill, seq.num_preemptions = (
+                status,
+                computed,
+                prefill,
+                preemptions,
+            )
         self.victims = []
         for v in victims:
             if v.status != RUNNING:
@@ -209,7 +220,9 @@ class Scheduler:
     def _blocks_needed(self, seq: SequenceState, n: int) -> int:
         if self.blocks.has_sequence(seq.seq_id):
             return self.blocks.blocks_needed(seq.seq_id, n)
-        return self.blocks.blocks_needed(None, seq.num_computed + n)  # a swapped request brings its KV back
+        return self.blocks.blocks_needed(
+            None, seq.num_computed + n
+        )  # a swapped request brings its KV back
 
     def _room(self, seq: SequenceState, n: int, free: int) -> int:
         """Tokens ``seq`` can take beyond ``n`` in the blocks it will hold after ``n``

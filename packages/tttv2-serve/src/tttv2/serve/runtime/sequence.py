@@ -71,7 +71,9 @@ class SequenceState:
         self.checker = StopChecker(request.stop, request.prompt_ids, context_limit, detokenize)
         self.has_text = detokenize is not None
         seed = request.sampling.seed
-        self.generator = torch.Generator(device=device).manual_seed(seed) if seed is not None else None
+        self.generator = (
+            torch.Generator(device=device).manual_seed(seed) if seed is not None else None
+        )
 
     @property
     def output_ids(self) -> list[int]:
@@ -94,7 +96,9 @@ class SequenceState:
         output = self.output_ids + (extra_output or [])
         return SamplingRow(self.request.sampling, self.generator, self.request.prompt_ids, output)
 
-    def append(self, token_id: int, now: float, logprobs: TokenLogprobs | None = None) -> TokenEvent:
+    def append(
+        self, token_id: int, now: float, logprobs: TokenLogprobs | None = None
+    ) -> TokenEvent:
         """Add a generated token, check the stop conditions, return its event (with the
         token's log-probabilities when given). All or nothing: if the stop check raises,
         the request is left as it was."""
@@ -137,7 +141,11 @@ class SequenceState:
     def rollback(self, mark: SequenceMark) -> None:
         del self.token_ids[mark.num_tokens :]
         del self.timings.token_times[mark.num_times :]
-        self.status, self.finish_reason, self.stop_reason = mark.status, mark.finish_reason, mark.stop_reason
+        self.status, self.finish_reason, self.stop_reason = (
+            mark.status,
+            mark.finish_reason,
+            mark.stop_reason,
+        )
         self.error, self.timings.finished = mark.error, mark.finished_at
         self.checker.rollback(mark.checker)
 

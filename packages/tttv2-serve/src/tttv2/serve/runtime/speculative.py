@@ -89,7 +89,9 @@ class SpeculativeDecoder(EngineBase):
         if not isinstance(k, int) or isinstance(k, bool) or k < 1:
             raise ValueError(f"SpeculativeDecoder.k={k!r} is invalid: expected an integer >= 1")
         if not isinstance(max_num_seqs, int) or max_num_seqs < 1:
-            raise ValueError(f"SpeculativeDecoder.max_num_seqs={max_num_seqs!r} is invalid: expected an integer >= 1")
+            raise ValueError(
+                f"SpeculativeDecoder.max_num_seqs={max_num_seqs!r} is invalid: expected an integer >= 1"
+            )
         check_causal_lm(target, "target")
         check_causal_lm(draft, "draft")
         max_seq_len = resolve_max_seq_len(target, max_seq_len, "SpeculativeDecoder")
@@ -98,16 +100,27 @@ class SpeculativeDecoder(EngineBase):
             max_seq_len = min(max_seq_len, draft_limit)
         draft_num_blocks = num_blocks if draft_num_blocks is None else draft_num_blocks
         self.k = k
-        self.target = ModelRunner(target, num_blocks, block_size, max_seq_len, device, dtype, EngineStats(), "target")
+        self.target = ModelRunner(
+            target, num_blocks, block_size, max_seq_len, device, dtype, EngineStats(), "target"
+        )
         self.draft = ModelRunner(
-            draft, draft_num_blocks, block_size, max_seq_len, self.target.device, dtype, EngineStats(), "draft"
+            draft,
+            draft_num_blocks,
+            block_size,
+            max_seq_len,
+            self.target.device,
+            dtype,
+            EngineStats(),
+            "draft",
         )
         self.target.require(ExecutionMode.SPECULATIVE, "verifying draft tokens")
         self.target.require(ExecutionMode.PREFILL, "prefilling prompts")
         vocab_size = resolve_vocab_size(self.target, vocab_size, "SpeculativeDecoder")
         draft_vocab = model_attribute(draft, "vocab_size") or probe_vocab_size(self.draft)
         if draft_vocab != vocab_size:
-            raise ValueError(f"draft vocabulary ({draft_vocab}) differs from the target's ({vocab_size})")
+            raise ValueError(
+                f"draft vocabulary ({draft_vocab}) differs from the target's ({vocab_size})"
+            )
         limit = min(max_seq_len, num_blocks * block_size, draft_num_blocks * block_size)
         super().__init__(detokenize, limit, self.target.device, vocab_size)
         self.target.stats = self.stats
@@ -170,7 +183,8 @@ class SpeculativeDecoder(EngineBase):
         ks = [min(self.k, self._max_total(s) - len(s.token_ids) - 1) for s in seqs]
         drafts, q = self._propose(seqs, ks)
         chunks = [
-            Chunk(s.seq_id, s.token_ids[-1:] + d, len(d) + 1, generated=True) for s, d in zip(seqs, drafts, strict=True)
+            Chunk(s.seq_id, s.token_ids[-1:] + d, len(d) + 1, generated=True)
+            for s, d in zip(seqs, drafts, strict=True)
         ]
         target_logits = self.target.run(chunks, ExecutionMode.SPECULATIVE)
         self.spec_stats.target_passes += 1
@@ -182,7 +196,9 @@ class SpeculativeDecoder(EngineBase):
             if seq.request.sampling.greedy:
                 accepted, nxt = verify_greedy(p.argmax(dim=-1).tolist(), d)
             else:
-                accepted, nxt = verify_sampled(p, torch.stack(q_seq) if d else p[:0], d, seq.generator)
+                accepted, nxt = verify_sampled(
+                    p, torch.stack(q_seq) if d else p[:0], d, seq.generator
+                )
             self.spec_stats.rounds += 1
             self.spec_stats.proposed += len(d)
             self.spec_stats.accepted += accepted
@@ -195,7 +211,9 @@ class SpeculativeDecoder(EngineBase):
                 self._drop(seq)
             else:
                 self.target.truncate(seq.seq_id, len(seq.token_ids) - 1)
-                self.draft.truncate(seq.seq_id, min(self.draft.num_cached(seq.seq_id), len(seq.token_ids) - 1))
+                self.draft.truncate(
+                    seq.seq_id, min(self.draft.num_cached(seq.seq_id), len(seq.token_ids) - 1)
+                )
         self._dispatch(events)
         return events
 
@@ -204,16 +222,24 @@ class SpeculativeDecoder(EngineBase):
         all tokens but the last (one PREFILL pass for all of them, no logits)."""
         fresh = [s for s in seqs if self.target.num_cached(s.seq_id) < len(s.token_ids) - 1]
         if fresh:
-            chunks = [Chunk(s.seq_id, s.token_ids[self.target.num_cached(s.seq_id) : -1], 0) for s in fresh]
+            chunks = [
+                Chunk(s.seq_id, s.token_ids[self.target.num_cached(s.seq_id) : -1], 0)
+                for s in fresh
+            ]
             self.target.run(chunks, ExecutionMode.PREFILL)
 
-    def _propose(self, seqs: list[SequenceState], ks: list[int]) -> tuple[list[list[int]], list[list[torch.Tensor]]]:
+    def _propose(
+        self, seqs: list[SequenceState], ks: list[int]
+    ) -> tuple[list[list[int]], list[list[torch.Tensor]]]:
         """Draft tokens per request (``ks[i]`` of them) and the draft distributions they
         were drawn from."""
         drafts: list[list[int]] = [[] for _ in seqs]
         dists: list[list[torch.Tensor]] = [[] for _ in seqs]
         active = [i for i, k in enumerate(ks) if k > 0]
-        chunks = [Chunk(seqs[i].seq_id, seqs[i].token_ids[self.draft.num_cached(seqs[i].seq_id) :]) for i in active]
+        chunks = [
+            Chunk(seqs[i].seq_id, seqs[i].token_ids[self.draft.num_cached(seqs[i].seq_id) :])
+            for i in active
+        ]
         while active:
             logits = self.draft.run(chunks)
             self.spec_stats.draft_passes += 1
@@ -221,7 +247,9 @@ class SpeculativeDecoder(EngineBase):
             probs = probabilities(rows, [seqs[i].sampling_row(drafts[i]) for i in active])
             for row, i in zip(probs, active, strict=True):
                 seq = seqs[i]
-                token = int(row.argmax()) if seq.request.sampling.greedy else draw(row, seq.generator)
+                token = (
+                    int(row.argmax()) if seq.request.sampling.greedy else draw(row, seq.generator)
+                )
                 drafts[i].append(token)
                 dists[i].append(row)
             active = [i for i in active if len(drafts[i]) < ks[i]]

@@ -27,15 +27,25 @@ class StopConditions:
     def __post_init__(self) -> None:
         m = self.max_new_tokens
         if m is not None and (not isinstance(m, int) or isinstance(m, bool) or m <= 0):
-            raise InvalidParameterError("StopConditions", "max_new_tokens", m, "None or an integer >= 1")
+            raise InvalidParameterError(
+                "StopConditions", "max_new_tokens", m, "None or an integer >= 1"
+            )
         eos: tuple[object, ...] | int = self.eos_token_ids
-        eos = (eos,) if isinstance(eos, int) and not isinstance(eos, bool) else tuple(_iterable("eos_token_ids", eos))
+        eos = (
+            (eos,)
+            if isinstance(eos, int) and not isinstance(eos, bool)
+            else tuple(_iterable("eos_token_ids", eos))
+        )
         if not all(isinstance(t, int) and not isinstance(t, bool) and t >= 0 for t in eos):
-            raise InvalidParameterError("StopConditions", "eos_token_ids", self.eos_token_ids, "token ids >= 0")
+            raise InvalidParameterError(
+                "StopConditions", "eos_token_ids", self.eos_token_ids, "token ids >= 0"
+            )
         stops: tuple[object, ...] | str = self.stop_strings
         stops = (stops,) if isinstance(stops, str) else tuple(_iterable("stop_strings", stops))
         if not all(isinstance(s, str) and s for s in stops):
-            raise InvalidParameterError("StopConditions", "stop_strings", self.stop_strings, "non-empty strings")
+            raise InvalidParameterError(
+                "StopConditions", "stop_strings", self.stop_strings, "non-empty strings"
+            )
         object.__setattr__(self, "eos_token_ids", eos)
         object.__setattr__(self, "stop_strings", stops)
 

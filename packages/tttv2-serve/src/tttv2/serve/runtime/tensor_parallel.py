@@ -70,7 +70,9 @@ class TensorParallelLeader:
 
     def __init__(self, model: Any, mesh: Any) -> None:
         if getattr(mesh, "rank", 0) != 0:
-            raise ValueError(f"TensorParallelLeader runs on rank 0; this is rank {mesh.rank} (use follow_leader())")
+            raise ValueError(
+                f"TensorParallelLeader runs on rank 0; this is rank {mesh.rank} (use follow_leader())"
+            )
         self.model = model
         self.mesh = mesh
         self.comm: dict[ExecutionMode, CommunicationStats] = {}
@@ -86,11 +88,15 @@ class TensorParallelLeader:
         return self.model.parameters()
 
     # -- the CausalLM protocol -------------------------------------------------------------------
-    def new_cache(self, num_blocks: int, block_size: int, dtype: torch.dtype | None = None) -> RankLocalCache:
+    def new_cache(
+        self, num_blocks: int, block_size: int, dtype: torch.dtype | None = None
+    ) -> RankLocalCache:
         self._send((CACHE, num_blocks, block_size, dtype))
         return RankLocalCache(self.model.new_cache(num_blocks, block_size, dtype=dtype))
 
-    def forward(self, input_ids: torch.Tensor, meta: BatchMetadata, cache: RankLocalCache) -> torch.Tensor:
+    def forward(
+        self, input_ids: torch.Tensor, meta: BatchMetadata, cache: RankLocalCache
+    ) -> torch.Tensor:
         before, calls = self.mesh.comm_seconds, getattr(self.mesh, "comm_calls", 0)
         self._send((PASS, input_ids.cpu(), metadata_on(meta, torch.device("cpu"))))
         logits = call_model(self.model, input_ids, meta, cache.cache)
@@ -110,7 +116,9 @@ class TensorParallelLeader:
 
     def _send(self, message: tuple[Any, ...]) -> None:
         if self.stopped:
-            raise RuntimeError("TensorParallelLeader: used after stop(); the followers have returned")
+            raise RuntimeError(
+                "TensorParallelLeader: used after stop(); the followers have returned"
+            )
         self.mesh.broadcast_object(message, src=0)
 
 
@@ -118,7 +126,9 @@ def follow_leader(model: Any, mesh: Any, device: torch.device | str | None = Non
     """The loop of a rank > 0: receive the leader's calls and run them on ``model`` (this
     rank's shard) until it stops; returns the number of passes run."""
     if getattr(mesh, "rank", 0) == 0:
-        raise ValueError("follow_leader() runs on ranks > 0; rank 0 drives the model with TensorParallelLeader")
+        raise ValueError(
+            "follow_leader() runs on ranks > 0; rank 0 drives the model with TensorParallelLeader"
+        )
     dev = torch.device(device) if device is not None else _device_of(model)
     cache = None
     passes = 0
@@ -132,7 +142,9 @@ def follow_leader(model: Any, mesh: Any, device: torch.device | str | None = Non
             cache = model.new_cache(num_blocks, block_size, dtype=dtype)
         elif kind == PASS:
             if cache is None:
-                raise RuntimeError("tensor parallel: the leader sent a pass before allocating a cache")
+                raise RuntimeError(
+                    "tensor parallel: the leader sent a pass before allocating a cache"
+                )
             _, input_ids, meta = message
             with torch.inference_mode():
                 call_model(model, input_ids.to(dev), metadata_on(meta, dev), cache)

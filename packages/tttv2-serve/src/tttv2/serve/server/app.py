@@ -310,7 +310,9 @@ class Job:
                 stop_strings=body.stop_strings(),
             )
             self.requests = [
-                EngineRequest(tuple(prompt_ids), self._sampling(i), stop, request_id=f"{self.id}-{i}")
+                EngineRequest(
+                    tuple(prompt_ids), self._sampling(i), stop, request_id=f"{self.id}-{i}"
+                )
                 for i in range(body.n)
             ]
         except (InvalidParameterError, InvalidRequestError) as exc:

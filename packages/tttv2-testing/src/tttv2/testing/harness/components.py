@@ -89,9 +89,17 @@ def register_component(
     unless ``replace=True`` (two test modules silently overriding each other would
     test the wrong thing)."""
     if kind in _COMPONENTS and not replace:
-        raise ValueError(f"component {kind!r} is already registered; pass replace=True to override it")
+        raise ValueError(
+            f"component {kind!r} is already registered; pass replace=True to override it"
+        )
     component = Component(
-        kind, make_spec_strategy, build_block, build_reference_inputs, run_block, run_reference, randomize_weights
+        kind,
+        make_spec_strategy,
+        build_block,
+        build_reference_inputs,
+        run_block,
+        run_reference,
+        randomize_weights,
     )
     _COMPONENTS[kind] = component
     return component
@@ -176,7 +184,11 @@ class ComponentReport(ReportMixin):
     def result(self, mode: ExecutionMode | str | None, strategy: str | None = None) -> ModeResult:
         """The result of ``mode`` (and, when several strategies were checked, ``strategy``)."""
         wanted = ExecutionMode(mode) if mode is not None else None
-        found = [r for r in self.results if r.mode is wanted and (strategy is None or r.strategy == strategy)]
+        found = [
+            r
+            for r in self.results
+            if r.mode is wanted and (strategy is None or r.strategy == strategy)
+        ]
         if len(found) > 1:
             raise KeyError(
                 f"mode {mode!r} was checked with several strategies {[r.strategy for r in found]}; pass strategy="
@@ -236,7 +248,9 @@ def check_component(
                 f"{comp.kind}: execution_strategy={execution_strategy!r} and strategies={strategies!r} were both "
                 "given; pass one of them"
             )
-        return _check_strategies(comp, spec, device, dtype, seed, tol, modes, strategy_candidates(strategies))
+        return _check_strategies(
+            comp, spec, device, dtype, seed, tol, modes, strategy_candidates(strategies)
+        )
 
     block = _build(comp, spec, device, dtype, execution_strategy, seed)
     available = modes_of(block)
@@ -244,12 +258,18 @@ def check_component(
         checked = available
     else:
         checked = tuple(ExecutionMode(m) for m in modes)
-        missing = [m.value for m in checked if m is not None and m not in available]  # none is None here
+        missing = [
+            m.value for m in checked if m is not None and m not in available
+        ]  # none is None here
         if missing:
             have = [m.value if m is not None else "forward" for m in available]
-            raise ValueError(f"{comp.kind}: modes {missing} are not supported by this block (supported: {have})")
+            raise ValueError(
+                f"{comp.kind}: modes {missing} are not supported by this block (supported: {have})"
+            )
     if not checked:
-        raise ValueError(f"{comp.kind}: the block supports no execution mode; nothing would be checked")
+        raise ValueError(
+            f"{comp.kind}: the block supports no execution mode; nothing would be checked"
+        )
 
     results = _check_modes(comp, spec, block, checked, device, dtype, seed, tol, None)
     strategy = getattr(getattr(block, "execution_strategy", None), "name", None) or "-"
@@ -275,7 +295,9 @@ def _check_strategies(
             block = _build(comp, spec, device, dtype, strategy, seed)
         except StrategyError as exc:  # the block's implementations do not cover this strategy
             if candidates.explicit:
-                raise ValueError(f"{comp.kind}: strategy {label!r} cannot build this block: {exc}") from exc
+                raise ValueError(
+                    f"{comp.kind}: strategy {label!r} cannot build this block: {exc}"
+                ) from exc
             skipped.append((label, str(exc)))
             continue
         built_with = getattr(getattr(block, "execution_strategy", None), "name", None)
@@ -294,13 +316,22 @@ def _check_strategies(
         results += _check_modes(comp, spec, block, in_scope, device, dtype, seed, tol, label)
     if not results:
         why = "; ".join(f"{name}: {reason}" for name, reason in skipped) or "no strategy given"
-        raise ValueError(f"{comp.kind}: no strategy could check this block; nothing would be checked ({why})")
+        raise ValueError(
+            f"{comp.kind}: no strategy could check this block; nothing would be checked ({why})"
+        )
     names = ", ".join(checked)
-    return _report(comp, spec, device, dtype, f"strategies {names}", names, tol, results, tuple(skipped))
+    return _report(
+        comp, spec, device, dtype, f"strategies {names}", names, tol, results, tuple(skipped)
+    )
 
 
 def _build(
-    comp: Component, spec: ModuleSpec, device: torch.device, dtype: torch.dtype, strategy: Strategy, seed: int
+    comp: Component,
+    spec: ModuleSpec,
+    device: torch.device,
+    dtype: torch.dtype,
+    strategy: Strategy,
+    seed: int,
 ) -> torch.nn.Module:
     block = comp.build_block(spec, device, strategy)
     if comp.randomize_weights:
@@ -323,7 +354,9 @@ def _check_modes(
     inputs = comp.build_reference_inputs(spec, gen, device, dtype)
     with torch.no_grad():
         expected = comp.run_reference(block, inputs)
-        return [_check_mode(comp, block, inputs, mode, expected, dtype, tol, strategy) for mode in modes]
+        return [
+            _check_mode(comp, block, inputs, mode, expected, dtype, tol, strategy) for mode in modes
+        ]
 
 
 def _report(
@@ -346,8 +379,16 @@ def _report(
     lines = [head, f"spec: {spec!r}", *(r.describe() for r in results)]
     lines += [f"[{name}] skipped: {reason}" for name, reason in skipped]
     return ComponentReport(
-        kind=comp.kind, spec=spec, dtype=dtype, device=device, strategy=strategy, tolerance=tol,
-        results=tuple(results), passed=passed, message="\n".join(lines), skipped_strategies=skipped,
+        kind=comp.kind,
+        spec=spec,
+        dtype=dtype,
+        device=device,
+        strategy=strategy,
+        tolerance=tol,
+        results=tuple(results),
+        passed=passed,
+        message="\n".join(lines),
+        skipped_strategies=skipped,
     )
 
 
@@ -366,14 +407,20 @@ def _check_mode(
     except Exception as exc:  # reported per mode, so one broken mode does not hide the others
         return ModeResult(mode, False, None, None, exc, strategy=strategy)
     mode_name = mode.value if mode is not None else "forward"
-    label = f"{comp.kind}[{strategy}:{mode_name}]" if strategy is not None else f"{comp.kind}[{mode_name}]"
+    label = (
+        f"{comp.kind}[{strategy}:{mode_name}]"
+        if strategy is not None
+        else f"{comp.kind}[{mode_name}]"
+    )
     close = compare_close(actual, expected, dtype, atol=tol.atol, rtol=tol.rtol, label=label)
     corr = compare_pcc(actual, expected, tol.pcc, label=label)
     relative = None
     if _is_constant(expected):  # e.g. LayerNorm over one channel: PCC is undefined there
         passed = close.passed
     elif tol.prefers_pcc:  # PCC for the shape of the values, the error norm for their size
-        relative = compare_relative_error(actual, expected, dtype, atol=tol.atol, rtol=tol.rtol, label=label)
+        relative = compare_relative_error(
+            actual, expected, dtype, atol=tol.atol, rtol=tol.rtol, label=label
+        )
         passed = corr.passed and relative.passed
     else:
         passed = corr.passed and close.passed
@@ -401,11 +448,18 @@ def check_component_property(
     ``strategies`` is passed on (e.g. ``"all"``: every registered strategy the block covers)."""
     comp = get_component(component) if isinstance(component, str) else component
 
-    @settings(max_examples=max_examples, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @settings(
+        max_examples=max_examples, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+    )
     @given(spec=specs if specs is not None else comp.make_spec_strategy())
     def run(spec: ModuleSpec) -> None:
         check_component(
-            comp, spec, device=device, dtype=dtype, execution_strategy=execution_strategy, seed=seed,
+            comp,
+            spec,
+            device=device,
+            dtype=dtype,
+            execution_strategy=execution_strategy,
+            seed=seed,
             strategies=strategies,
         ).raise_if_failed()
 

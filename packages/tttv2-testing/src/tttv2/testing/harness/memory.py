@@ -104,9 +104,11 @@ class MemoryReport:
     num_allocations: int | None
 
     def __str__(self) -> str:
-        extra = f", {self.num_allocations} allocations totalling {_mib(self.total_allocated_bytes)}" if (
-            self.num_allocations is not None
-        ) else ""
+        extra = (
+            f", {self.num_allocations} allocations totalling {_mib(self.total_allocated_bytes)}"
+            if (self.num_allocations is not None)
+            else ""
+        )
         return f"peak {_mib(self.peak_bytes)}, retained {_mib(self.retained_bytes)} ({self.device}{extra})"
 
 
@@ -139,7 +141,11 @@ def peak_memory(fn: Callable[[], Any], *, device: torch.device | str = "cpu") ->
         del result
         gc.collect()
     return MemoryReport(
-        "cpu", tracker.peak_bytes, tracker.live_bytes, tracker.total_allocated_bytes, tracker.num_allocations
+        "cpu",
+        tracker.peak_bytes,
+        tracker.live_bytes,
+        tracker.total_allocated_bytes,
+        tracker.num_allocations,
     )
 
 
@@ -195,6 +201,10 @@ def check_no_memory_growth(
         f"after {warmup} warmup step(s): growth {growth} B; per-step changes {per_step}"
     )
     return GrowthReport(
-        passed=passed, live_bytes=tuple(live), warmup=warmup, growth_bytes=growth,
-        tolerance_bytes=tolerance_bytes, message=message,
+        passed=passed,
+        live_bytes=tuple(live),
+        warmup=warmup,
+        growth_bytes=growth,
+        tolerance_bytes=tolerance_bytes,
+        message=message,
     )

@@ -34,7 +34,9 @@ class SpeedReport:
     @property
     def ratio(self) -> float:
         """``median / baseline median``: below 1 means faster than the baseline."""
-        return self.median_s / self.baseline_median_s if self.baseline_median_s > 0 else float("inf")
+        return (
+            self.median_s / self.baseline_median_s if self.baseline_median_s > 0 else float("inf")
+        )
 
     @property
     def speedup(self) -> float:
@@ -104,7 +106,9 @@ def compare_speed(
     alternating which runs first so drift and caches affect both alike. ``timer`` is the
     clock (``time.perf_counter``; ``time.process_time`` ignores other processes' load)."""
     if repeats < 1 or warmup < 0:
-        raise ValueError(f"repeats must be >= 1 and warmup >= 0, got repeats={repeats}, warmup={warmup}")
+        raise ValueError(
+            f"repeats must be >= 1 and warmup >= 0, got repeats={repeats}, warmup={warmup}"
+        )
     with torch.no_grad():
         for _ in range(warmup):
             fn()

@@ -11,7 +11,9 @@ import torch
 
 
 @torch.no_grad()
-def randomize_parameters(module: torch.nn.Module, seed: int = 0, spread: float = 0.5) -> torch.nn.Module:
+def randomize_parameters(
+    module: torch.nn.Module, seed: int = 0, spread: float = 0.5
+) -> torch.nn.Module:
     """Fill every parameter from a generator seeded with ``seed``.
 
     Matrices (``ndim >= 2``) get ``N(0, 1/fan_in)`` (fan-in = last dimension), keeping
@@ -20,7 +22,9 @@ def randomize_parameters(module: torch.nn.Module, seed: int = 0, spread: float =
     Parameters shared between modules (tied embeddings) are filled once."""
     gen = torch.Generator().manual_seed(seed)
     seen: set[int] = set()
-    for _, param in sorted(module.named_parameters(remove_duplicate=False), key=lambda item: item[0]):
+    for _, param in sorted(
+        module.named_parameters(remove_duplicate=False), key=lambda item: item[0]
+    ):
         if id(param) in seen:
             continue
         seen.add(id(param))

@@ -68,7 +68,9 @@ class TinyCheckpoint:
     def num_layers(self) -> int:
         return int(self.config.get("num_hidden_layers", self.config.get("n_layer", 0)))
 
-    def load_model(self, dtype: torch.dtype = torch.float32, device: str | torch.device = "cpu") -> Any:
+    def load_model(
+        self, dtype: torch.dtype = torch.float32, device: str | torch.device = "cpu"
+    ) -> Any:
         """The ``transformers`` model, in eval mode."""
         from tttv2.testing.hf.reference_model import load_reference_model
 
@@ -100,9 +102,15 @@ def model_type_of(architecture: str) -> str:
         for model_type, class_name in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES.items():
             if class_name == architecture:
                 return model_type
-    close = sorted(c for c in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES.values() if c[:4].lower() == architecture[:4].lower())
+    close = sorted(
+        c
+        for c in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES.values()
+        if c[:4].lower() == architecture[:4].lower()
+    )
     hint = f"; similar: {', '.join(close)}" if close else ""
-    raise ValueError(f"{architecture!r} is not a causal-LM architecture known to transformers{hint}")
+    raise ValueError(
+        f"{architecture!r} is not a causal-LM architecture known to transformers{hint}"
+    )
 
 
 def checkpoint_key(
@@ -149,7 +157,9 @@ def build_tiny_checkpoint(
     ``N(0, perturb_vectors)`` noise, so that norms and biases are not the identity and
     zero that would hide bugs in them (``perturb_vectors=0`` keeps HF's values)."""
     merged = {**TINY_DEFAULTS, **(config or {})}
-    key = checkpoint_key(architecture, merged, seed, max_shard_size, dtype, perturb_vectors, with_tokenizer)
+    key = checkpoint_key(
+        architecture, merged, seed, max_shard_size, dtype, perturb_vectors, with_tokenizer
+    )
     cache_dir = Path(cache_dir)
     folder = cache_dir / f"{architecture}-{key}"
     if (folder / MARKER).is_file():
@@ -157,9 +167,19 @@ def build_tiny_checkpoint(
     cache_dir.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=cache_dir))
     try:
-        _build(tmp, architecture, merged, seed, max_shard_size, dtype, perturb_vectors, with_tokenizer)
+        _build(
+            tmp, architecture, merged, seed, max_shard_size, dtype, perturb_vectors, with_tokenizer
+        )
         (tmp / MARKER).write_text(
-            json.dumps({"architecture": architecture, "seed": seed, "key": key, "with_tokenizer": with_tokenizer}) + "\n"
+            json.dumps(
+                {
+                    "architecture": architecture,
+                    "seed": seed,
+                    "key": key,
+                    "with_tokenizer": with_tokenizer,
+                }
+            )
+            + "\n"
         )
         try:
             os.rename(tmp, folder)
@@ -194,7 +214,10 @@ def _build(
                 "raise it or pass with_tokenizer=False"
             )
         tokenizer = train_tokenizer(vocab_size)
-        special = {"bos_token_id": tokenizer.token_to_id(BOS_TOKEN), "eos_token_id": tokenizer.token_to_id(EOS_TOKEN)}
+        special = {
+            "bos_token_id": tokenizer.token_to_id(BOS_TOKEN),
+            "eos_token_id": tokenizer.token_to_id(EOS_TOKEN),
+        }
     hf_config = tf.AutoConfig.for_model(model_type, **{**special, **config})
     hf_config.architectures = [architecture]
     with torch.random.fork_rng(devices=[]):
@@ -212,7 +235,9 @@ def _build(
         kwargs["max_shard_size"] = max_shard_size
     model.save_pretrained(folder, **kwargs)
     if with_tokenizer:
-        save_tokenizer(tokenizer, folder, model_max_length=int(config.get("max_position_embeddings", 2048)))
+        save_tokenizer(
+            tokenizer, folder, model_max_length=int(config.get("max_position_embeddings", 2048))
+        )
     if not (folder / "generation_config.json").is_file():  # architectures that cannot generate
         tf.GenerationConfig.from_model_config(hf_config).save_pretrained(folder)
 

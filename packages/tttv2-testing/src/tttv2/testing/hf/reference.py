@@ -34,7 +34,9 @@ def find_decoder_layers(model: torch.nn.Module) -> torch.nn.ModuleList:
     n = getattr(model.config, "num_hidden_layers", None)
     candidates = [m for m in model.modules() if isinstance(m, torch.nn.ModuleList) and len(m) == n]
     if not candidates:
-        raise ValueError(f"{type(model).__name__}: no ModuleList of num_hidden_layers={n} decoder layers found")
+        raise ValueError(
+            f"{type(model).__name__}: no ModuleList of num_hidden_layers={n} decoder layers found"
+        )
     return max(candidates, key=lambda m: sum(p.numel() for p in m.parameters()))
 
 
@@ -52,7 +54,9 @@ def _as_ids(input_ids: Any, tokenizer_path: Path | None) -> torch.Tensor:
     return ids
 
 
-def _check_model_placement(model: torch.nn.Module, dtype: torch.dtype, device: str | torch.device) -> None:
+def _check_model_placement(
+    model: torch.nn.Module, dtype: torch.dtype, device: str | torch.device
+) -> None:
     """Raise ``ValueError`` unless ``model``'s parameters are in ``dtype`` on ``device``
     (a device without an index, like ``"cuda"``, matches any index)."""
     params = [p for p in model.parameters() if p.is_floating_point()]
@@ -67,7 +71,9 @@ def _check_model_placement(model: torch.nn.Module, dtype: torch.dtype, device: s
             f"{dtype})"
         )
     want = torch.device(device)
-    if have_device.type != want.type or (want.index is not None and have_device.index != want.index):
+    if have_device.type != want.type or (
+        want.index is not None and have_device.index != want.index
+    ):
         raise ValueError(
             f"device={str(want)!r} does not match the model, which is on {str(have_device)!r}: reference_outputs "
             f"does not move a model it is given; pass device={str(have_device)!r} or model.to({str(want)!r})"
@@ -114,7 +120,9 @@ def reference_outputs(
     captured: list[torch.Tensor] = []
 
     def hook(_module: Any, _args: Any, output: Any) -> None:
-        captured.append((output[0] if isinstance(output, tuple) else output)[0].detach().float().cpu())
+        captured.append(
+            (output[0] if isinstance(output, tuple) else output)[0].detach().float().cpu()
+        )
 
     handles = [layer.register_forward_hook(hook) for layer in find_decoder_layers(model)]
     try:

@@ -71,7 +71,9 @@ def check_no_remote_code(folder: Path, tf: Any) -> None:
         )
     architectures = config.get("architectures") or []
     if not isinstance(architectures, list):
-        raise RemoteCodeRefusedError(f"{path}: architectures={architectures!r} is not a list of class names")
+        raise RemoteCodeRefusedError(
+            f"{path}: architectures={architectures!r} is not a list of class names"
+        )
     for name in architectures:
         if not isinstance(name, str) or not name.isidentifier() or not hasattr(tf, name):
             raise RemoteCodeRefusedError(
@@ -123,7 +125,9 @@ def _link(target: Path, link: Path) -> None:
         shutil.copyfile(target, link)
 
 
-def load_reference_model(folder: Path, dtype: torch.dtype = torch.float32, device: str | torch.device = "cpu") -> Any:
+def load_reference_model(
+    folder: Path, dtype: torch.dtype = torch.float32, device: str | torch.device = "cpu"
+) -> Any:
     """``transformers``' model for ``folder`` in ``dtype`` on ``device``, eval mode: built-in
     classes only, safetensors only, from exactly the files our loader reads (see the
     module docstring); :class:`RemoteCodeRefusedError` when the config needs remote code."""

@@ -43,7 +43,9 @@ def train_tokenizer(vocab_size: int) -> Any:
     tok.train_from_iterator(CORPUS, trainer=trainer)
     bos = tok.token_to_id(BOS_TOKEN)
     tok.post_processor = processors.TemplateProcessing(
-        single=f"{BOS_TOKEN} $A", pair=f"{BOS_TOKEN} $A {BOS_TOKEN} $B", special_tokens=[(BOS_TOKEN, bos)]
+        single=f"{BOS_TOKEN} $A",
+        pair=f"{BOS_TOKEN} $A {BOS_TOKEN} $B",
+        special_tokens=[(BOS_TOKEN, bos)],
     )
     return tok
 

@@ -57,16 +57,26 @@ def compare_close(
         problem = nonfinite_problem(a, e, allow_matching_inf=True)
     if problem is not None:
         return CloseReport(
-            passed=False, atol=atol, rtol=rtol, preset=preset.name, num_elements=a.numel(),
-            num_mismatched=a.numel(), max_abs_error=float("nan"), max_abs_index=None,
-            max_rel_error=float("nan"), worst=None, message=f"{head} failed: {problem}",
+            passed=False,
+            atol=atol,
+            rtol=rtol,
+            preset=preset.name,
+            num_elements=a.numel(),
+            num_mismatched=a.numel(),
+            max_abs_error=float("nan"),
+            max_abs_index=None,
+            max_rel_error=float("nan"),
+            worst=None,
+            message=f"{head} failed: {problem}",
         )
 
     same = a == e  # also covers equal infinities, whose difference is NaN
     diff = torch.where(same, torch.zeros_like(a), (a - e).abs())
     allowed = atol + rtol * torch.where(same, torch.zeros_like(e), e.abs())
     over = diff > allowed
-    ratio = torch.where(allowed > 0, diff / allowed.clamp_min(torch.finfo(torch.float64).tiny), diff * float("inf"))
+    ratio = torch.where(
+        allowed > 0, diff / allowed.clamp_min(torch.finfo(torch.float64).tiny), diff * float("inf")
+    )
     ratio = torch.where(diff > 0, ratio, torch.zeros_like(ratio))
     num_bad = int(over.sum())
 
@@ -78,7 +88,9 @@ def compare_close(
     max_rel = float(rel.max())
 
     worst_flat = int(ratio.flatten().argmax())
-    worst = Element(unravel(worst_flat, a.shape), a.flatten()[worst_flat].item(), e.flatten()[worst_flat].item())
+    worst = Element(
+        unravel(worst_flat, a.shape), a.flatten()[worst_flat].item(), e.flatten()[worst_flat].item()
+    )
     stats = f"max abs err {max_abs:.3g} at {format_index(max_abs_index)}, max rel err {max_rel:.3g}"
     if num_bad == 0:
         message = f"{head} passed for {a.numel()} elements; {stats}"
@@ -89,13 +101,23 @@ def compare_close(
             f"tolerance; worst at {worst.describe()}, allowed {limit:.3g}; {stats}"
         )
     return CloseReport(
-        passed=num_bad == 0, atol=atol, rtol=rtol, preset=preset.name, num_elements=a.numel(),
-        num_mismatched=num_bad, max_abs_error=max_abs, max_abs_index=max_abs_index, max_rel_error=max_rel,
-        worst=worst, message=message,
+        passed=num_bad == 0,
+        atol=atol,
+        rtol=rtol,
+        preset=preset.name,
+        num_elements=a.numel(),
+        num_mismatched=num_bad,
+        max_abs_error=max_abs,
+        max_abs_index=max_abs_index,
+        max_rel_error=max_rel,
+        worst=worst,
+        message=message,
     )
 
 
-def allclose(actual: Any, expected: Any, dtype: torch.dtype | str | None = None, **tolerances: float) -> bool:
+def allclose(
+    actual: Any, expected: Any, dtype: torch.dtype | str | None = None, **tolerances: float
+) -> bool:
     """``compare_close(...).passed``."""
     # mypy matches **tolerances against label: str too; only atol/rtol are meant
     return compare_close(actual, expected, dtype, **tolerances).passed  # type: ignore[arg-type]

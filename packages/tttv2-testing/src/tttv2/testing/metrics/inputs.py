@@ -30,7 +30,9 @@ def to_float64(actual: torch.Tensor, expected: torch.Tensor) -> tuple[torch.Tens
     """Both as float64 on ``actual``'s device (complex is rejected)."""
     for name, t in (("actual", actual), ("expected", expected)):
         if t.is_complex():
-            raise TypeError(f"{name} is complex ({t.dtype}); compare real and imaginary parts separately")
+            raise TypeError(
+                f"{name} is complex ({t.dtype}); compare real and imaginary parts separately"
+            )
     return actual.to(torch.float64), expected.to(device=actual.device, dtype=torch.float64)
 
 
@@ -45,7 +47,9 @@ def unravel(flat_index: int, shape: tuple[int, ...]) -> tuple[int, ...]:
     return tuple(reversed(index))
 
 
-def nonfinite_problem(actual: torch.Tensor, expected: torch.Tensor, allow_matching_inf: bool) -> str | None:
+def nonfinite_problem(
+    actual: torch.Tensor, expected: torch.Tensor, allow_matching_inf: bool
+) -> str | None:
     """A message if NaN (always) or Inf (unless equal Inf in both at the same place) appears."""
     parts = []
     nan_a, nan_e = torch.isnan(actual), torch.isnan(expected)
@@ -70,17 +74,26 @@ def nonfinite_problem(actual: torch.Tensor, expected: torch.Tensor, allow_matchi
             count = int(mask.sum())
             if count:
                 first = unravel(int(mask.flatten().nonzero()[0]), actual.shape)
-                parts.append(f"{name} has {count} infinite value(s), first at index {format_index(first)}")
+                parts.append(
+                    f"{name} has {count} infinite value(s), first at index {format_index(first)}"
+                )
     return "; ".join(parts) or None
 
 
 def resolve_tolerance(
-    a: torch.Tensor, e: torch.Tensor, dtype: torch.dtype | str | None, atol: float | None, rtol: float | None,
-    label: str, check: str,
+    a: torch.Tensor,
+    e: torch.Tensor,
+    dtype: torch.dtype | str | None,
+    atol: float | None,
+    rtol: float | None,
+    label: str,
+    check: str,
 ) -> tuple[Tolerance, float, float, str]:
     """The preset of ``dtype`` (default: the least precise of the two inputs), ``atol``/``rtol``
     with the caller's overrides, and the report's head line naming ``check`` and the tolerances."""
-    preset = tolerance_for(as_dtype(dtype) if dtype is not None else least_precise(a.dtype, e.dtype))
+    preset = tolerance_for(
+        as_dtype(dtype) if dtype is not None else least_precise(a.dtype, e.dtype)
+    )
     atol = preset.atol if atol is None else atol
     rtol = preset.rtol if rtol is None else rtol
     if atol < 0 or rtol < 0:

@@ -44,7 +44,9 @@ def pcc(actual: Any, expected: Any) -> float:
     return report.pcc
 
 
-def compare_pcc(actual: Any, expected: Any, threshold: float = 0.99, *, label: str = "") -> PCCReport:
+def compare_pcc(
+    actual: Any, expected: Any, threshold: float = 0.99, *, label: str = ""
+) -> PCCReport:
     """Report whether ``pcc(actual, expected) >= threshold``."""
     if not -1.0 <= threshold <= 1.0:
         raise ValueError(f"threshold must be in [-1, 1], got {threshold}")
@@ -56,8 +58,13 @@ def compare_pcc(actual: Any, expected: Any, threshold: float = 0.99, *, label: s
         problem = nonfinite_problem(a, e, allow_matching_inf=False)
     if problem is not None:
         return PCCReport(
-            passed=False, pcc=float("nan"), threshold=threshold, max_abs_error=float("nan"), worst=None,
-            num_elements=a.numel(), message=f"{prefix}PCC check failed: {problem}",
+            passed=False,
+            pcc=float("nan"),
+            threshold=threshold,
+            max_abs_error=float("nan"),
+            worst=None,
+            num_elements=a.numel(),
+            message=f"{prefix}PCC check failed: {problem}",
         )
 
     diff = (a - e).abs().flatten()
@@ -70,11 +77,18 @@ def compare_pcc(actual: Any, expected: Any, threshold: float = 0.99, *, label: s
     if passed:
         message = f"{prefix}PCC {value:.6f} >= {threshold} over {a.numel()} elements; {detail}"
     else:
-        message = f"{prefix}PCC {value:.6f} < {threshold} over {a.numel()} elements" + (f" ({why})" if why else "")
+        message = f"{prefix}PCC {value:.6f} < {threshold} over {a.numel()} elements" + (
+            f" ({why})" if why else ""
+        )
         message += f"; {detail}"
     return PCCReport(
-        passed=passed, pcc=value, threshold=threshold, max_abs_error=worst.abs_error, worst=worst,
-        num_elements=a.numel(), message=message,
+        passed=passed,
+        pcc=value,
+        threshold=threshold,
+        max_abs_error=worst.abs_error,
+        worst=worst,
+        num_elements=a.numel(),
+        message=message,
     )
 
 
@@ -85,17 +99,25 @@ def _correlation(a: torch.Tensor, e: torch.Tensor) -> tuple[float, str]:
     if a_const and e_const:
         if torch.equal(a, e):
             return 1.0, ""
-        return 0.0, f"both constant but different: actual={a[0].item():.6g}, expected={e[0].item():.6g}"
+        return (
+            0.0,
+            f"both constant but different: actual={a[0].item():.6g}, expected={e[0].item():.6g}",
+        )
     if a_const or e_const:
         which = "actual" if a_const else "expected"
         value = (a if a_const else e)[0].item()
-        return 0.0, f"{which} is constant ({value:.6g} everywhere) while the other varies; PCC is undefined"
+        return (
+            0.0,
+            f"{which} is constant ({value:.6g} everywhere) while the other varies; PCC is undefined",
+        )
     ac, ec = a - a.mean(), e - e.mean()
     r = (ac @ ec) / torch.sqrt((ac @ ac) * (ec @ ec))
     return float(r.clamp(-1.0, 1.0)), ""
 
 
-def assert_pcc(actual: Any, expected: Any, threshold: float = 0.99, *, label: str = "") -> PCCReport:
+def assert_pcc(
+    actual: Any, expected: Any, threshold: float = 0.99, *, label: str = ""
+) -> PCCReport:
     """Raise ``AssertionError`` (naming the worst element) unless PCC >= ``threshold``."""
     report = compare_pcc(actual, expected, threshold, label=label)
     report.raise_if_failed()

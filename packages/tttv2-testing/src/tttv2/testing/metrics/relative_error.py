@@ -56,7 +56,9 @@ def compare_relative_error(
     with the preset of ``dtype`` (default: the least precise dtype of the two inputs);
     ``atol``/``rtol`` override the preset. NaN or Inf anywhere fails."""
     a, e = as_tensor(actual), as_tensor(expected)
-    preset, atol, rtol, head = resolve_tolerance(a, e, dtype, atol, rtol, label, "relative L2 error")
+    preset, atol, rtol, head = resolve_tolerance(
+        a, e, dtype, atol, rtol, label, "relative L2 error"
+    )
 
     problem = pair_problem(a, e)
     if problem is None:
@@ -65,8 +67,16 @@ def compare_relative_error(
     if problem is not None:
         nan = float("nan")
         return RelativeErrorReport(
-            passed=False, rel_error=nan, error_norm=nan, expected_norm=nan, bound=nan, atol=atol, rtol=rtol,
-            preset=preset.name, num_elements=a.numel(), message=f"{head} failed: {problem}",
+            passed=False,
+            rel_error=nan,
+            error_norm=nan,
+            expected_norm=nan,
+            bound=nan,
+            atol=atol,
+            rtol=rtol,
+            preset=preset.name,
+            num_elements=a.numel(),
+            message=f"{head} failed: {problem}",
         )
 
     n = a.numel()
@@ -84,8 +94,16 @@ def compare_relative_error(
         f"{expected_norm:.4g}); relative error {rel:.4g}"
     )
     return RelativeErrorReport(
-        passed=passed, rel_error=rel, error_norm=error_norm, expected_norm=expected_norm, bound=bound,
-        atol=atol, rtol=rtol, preset=preset.name, num_elements=n, message=message,
+        passed=passed,
+        rel_error=rel,
+        error_norm=error_norm,
+        expected_norm=expected_norm,
+        bound=bound,
+        atol=atol,
+        rtol=rtol,
+        preset=preset.name,
+        num_elements=n,
+        message=message,
     )
 
 

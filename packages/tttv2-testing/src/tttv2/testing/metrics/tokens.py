@@ -53,8 +53,13 @@ def topk_agreement(
             problem = "a position has only infinite logits"
     if problem is not None:
         return TopKReport(
-            passed=False, agreement=float("nan"), k=k, threshold=threshold, num_positions=0,
-            first_disagreement=None, message=f"{prefix}top-{k} agreement failed: {problem}",
+            passed=False,
+            agreement=float("nan"),
+            k=k,
+            threshold=threshold,
+            num_positions=0,
+            first_disagreement=None,
+            message=f"{prefix}top-{k} agreement failed: {problem}",
         )
 
     lead = a.shape[:-1]
@@ -79,8 +84,13 @@ def topk_agreement(
         )
     message = summary + (f" >= {threshold}" if passed else f" < {threshold}")
     return TopKReport(
-        passed=passed, agreement=agreement, k=k, threshold=threshold, num_positions=n,
-        first_disagreement=first, message=message,
+        passed=passed,
+        agreement=agreement,
+        k=k,
+        threshold=threshold,
+        num_positions=n,
+        first_disagreement=first,
+        message=message,
     )
 
 
@@ -127,7 +137,11 @@ def compare_tokens(
     n = max(len(a), len(e))
     if n == 0:
         return TokenMatchReport(
-            passed=False, match_rate=float("nan"), threshold=threshold, num_positions=0, first_mismatch=None,
+            passed=False,
+            match_rate=float("nan"),
+            threshold=threshold,
+            num_positions=0,
+            first_mismatch=None,
             message=f"{prefix}token match failed: nothing to compare (both sequences are empty)",
         )
     matches = [i < len(a) and i < len(e) and a[i] == e[i] for i in range(n)]
@@ -144,10 +158,15 @@ def compare_tokens(
         want = e[first] if first < len(e) else "<missing>"
         message += (
             f"; first mismatch at position {first}: actual {got}, expected {want}; "
-            f"actual[{first}:{first + 5}]={a[first:first + 5]}, expected[{first}:{first + 5}]={e[first:first + 5]}"
+            f"actual[{first}:{first + 5}]={a[first : first + 5]}, expected[{first}:{first + 5}]={e[first : first + 5]}"
         )
     return TokenMatchReport(
-        passed=passed, match_rate=rate, threshold=threshold, num_positions=n, first_mismatch=first, message=message,
+        passed=passed,
+        match_rate=rate,
+        threshold=threshold,
+        num_positions=n,
+        first_mismatch=first,
+        message=message,
     )
 
 
@@ -168,7 +187,9 @@ def _token_ids(tokens: Any, argument: str) -> list[int]:
     return [int(v) for v in t.tolist()]
 
 
-def assert_tokens_match(actual_tokens: Any, expected_tokens: Any, threshold: float = 1.0, *, label: str = "") -> TokenMatchReport:
+def assert_tokens_match(
+    actual_tokens: Any, expected_tokens: Any, threshold: float = 1.0, *, label: str = ""
+) -> TokenMatchReport:
     report = compare_tokens(actual_tokens, expected_tokens, threshold, label=label)
     report.raise_if_failed()
     return report

@@ -25,6 +25,8 @@ def checkpoint_builder(
     from tttv2.testing.hf import build_tiny_checkpoint
 
     def build(overrides: Mapping[str, Any] | None = None, **kwargs: Any) -> Any:
-        return build_tiny_checkpoint(cache_dir, architecture, {**(base or {}), **(overrides or {})}, **kwargs)
+        return build_tiny_checkpoint(
+            cache_dir, architecture, {**(base or {}), **(overrides or {})}, **kwargs
+        )
 
     return build

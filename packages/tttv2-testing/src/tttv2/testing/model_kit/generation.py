@@ -60,7 +60,9 @@ def check_streamed_text(loaded: Any, vocab_size: int) -> None:
     tok = loaded.tokenizer
     assert tok is not None, "the checkpoint has no tokenizer.json"
     ids = tok.encode("The quick brown fox").ids
-    engine = engine_for(loaded, len(ids) + 16, detokenize=lambda t: tok.decode(t, skip_special_tokens=True))
+    engine = engine_for(
+        loaded, len(ids) + 16, detokenize=lambda t: tok.decode(t, skip_special_tokens=True)
+    )
     events = list(engine.stream(ids, SamplingParams(), StopConditions(max_new_tokens=16)))
     output = events[-1].output
     assert output is not None, "the last event of a finished request carries its output"

@@ -31,7 +31,12 @@ Load = Callable[..., Any]
 
 
 def check_fp32_parity(
-    load: Load, checkpoint: Any, *, greedy_steps: int = GREEDY_STEPS, prompt_len: int = 24, seed: int = 0
+    load: Load,
+    checkpoint: Any,
+    *,
+    greedy_steps: int = GREEDY_STEPS,
+    prompt_len: int = 24,
+    seed: int = 0,
 ) -> None:
     """Layers and logits within 1e-4 and ``greedy_steps`` identical greedy tokens."""
     loaded = load(checkpoint.path, dtype=torch.float32)
@@ -45,7 +50,9 @@ def check_fp32_parity(
     assert error < FP32_ATOL, f"fp32 logits max-abs error {error} >= {FP32_ATOL}"
     greedy = generate(loaded, ids, greedy_steps).token_ids
     assert greedy == ref.greedy_tokens.tolist()
-    assert len(set(greedy)) > 4, "the greedy tokens are nearly constant: the test would compare nothing"
+    assert len(set(greedy)) > 4, (
+        "the greedy tokens are nearly constant: the test would compare nothing"
+    )
 
 
 def check_fp32_logits(load: Load, checkpoint: Any, *, prompt_len: int = 64, seed: int = 2) -> None:

@@ -62,4 +62,6 @@ def generate(
 
 def prompt(vocab_size: int, n: int = 24, seed: int = 0) -> list[int]:
     """``n`` seeded random token ids in ``[2, vocab_size)``."""
-    return torch.randint(2, vocab_size, (n,), generator=torch.Generator().manual_seed(seed)).tolist()
+    return torch.randint(
+        2, vocab_size, (n,), generator=torch.Generator().manual_seed(seed)
+    ).tolist()

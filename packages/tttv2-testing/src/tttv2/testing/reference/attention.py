@@ -111,5 +111,3 @@ def _linear(x: torch.Tensor, w: Mapping[str, torch.Tensor], name: str) -> torch.
     y = x @ w[f"{name}.weight"].T
     bias = w.get(f"{name}.bias")
     return y + bias if bias is not None else y
-
-

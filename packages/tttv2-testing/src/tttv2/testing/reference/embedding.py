@@ -32,7 +32,9 @@ def reference_embedding(
     return h
 
 
-def reference_lm_head(x: torch.Tensor, weights: Mapping[str, torch.Tensor], spec: LMHeadSpec) -> torch.Tensor:
+def reference_lm_head(
+    x: torch.Tensor, weights: Mapping[str, torch.Tensor], spec: LMHeadSpec
+) -> torch.Tensor:
     logits = x.detach().to(torch.float64) @ weights["weight"].detach().to(torch.float64).T
     if spec.bias:
         logits = logits + weights["bias"].detach().to(torch.float64)

@@ -41,7 +41,9 @@ def reference_routing(
     return chosen, chosen_weights, probs
 
 
-def reference_moe(x: torch.Tensor, weights: Mapping[str, torch.Tensor], spec: MoESpec) -> torch.Tensor:
+def reference_moe(
+    x: torch.Tensor, weights: Mapping[str, torch.Tensor], spec: MoESpec
+) -> torch.Tensor:
     """``[T, hidden]`` -> ``[T, hidden]`` in float64."""
     x = x.detach().to(torch.float64)
     chosen, chosen_weights, _ = reference_routing(x, weights, spec)
@@ -52,9 +54,13 @@ def reference_moe(x: torch.Tensor, weights: Mapping[str, torch.Tensor], spec: Mo
         for e, w in zip(chosen[t], chosen_weights[t], strict=True):
             y = y + w * reference_feed_forward(token, _sub(weights, f"experts.{e}."), spec.expert)
         if spec.shared_expert is not None:
-            shared = reference_feed_forward(token, _sub(weights, "shared_expert."), spec.shared_expert)
+            shared = reference_feed_forward(
+                token, _sub(weights, "shared_expert."), spec.shared_expert
+            )
             if spec.shared_expert_gate:
-                gate_logit = token @ weights["shared_expert_gate.weight"].detach().to(torch.float64).T
+                gate_logit = (
+                    token @ weights["shared_expert_gate.weight"].detach().to(torch.float64).T
+                )
                 shared = torch.sigmoid(gate_logit) * shared
             y = y + shared
         rows.append(y)

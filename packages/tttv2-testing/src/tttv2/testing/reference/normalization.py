@@ -12,7 +12,9 @@ import torch
 from tttv2.core.specs import NormSpec
 
 
-def reference_rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float, unit_offset: bool = False) -> torch.Tensor:
+def reference_rms_norm(
+    x: torch.Tensor, weight: torch.Tensor, eps: float, unit_offset: bool = False
+) -> torch.Tensor:
     x = x.detach().to(torch.float64)
     scale = weight.detach().to(torch.float64)
     if unit_offset:
@@ -22,7 +24,11 @@ def reference_rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float, unit_o
 
 
 def reference_layer_norm(
-    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, eps: float, unit_offset: bool = False
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    eps: float,
+    unit_offset: bool = False,
 ) -> torch.Tensor:
     x = x.detach().to(torch.float64)
     scale = weight.detach().to(torch.float64)
@@ -36,8 +42,12 @@ def reference_layer_norm(
     return y
 
 
-def reference_norm(x: torch.Tensor, weights: Mapping[str, torch.Tensor], spec: NormSpec) -> torch.Tensor:
+def reference_norm(
+    x: torch.Tensor, weights: Mapping[str, torch.Tensor], spec: NormSpec
+) -> torch.Tensor:
     """The norm ``spec`` describes, with ``weights`` from its ``state_dict()``."""
     if spec.norm_type == "rms":
         return reference_rms_norm(x, weights["weight"], spec.eps, spec.unit_offset)
-    return reference_layer_norm(x, weights["weight"], weights.get("bias"), spec.eps, spec.unit_offset)
+    return reference_layer_norm(
+        x, weights["weight"], weights.get("bias"), spec.eps, spec.unit_offset
+    )

@@ -42,7 +42,11 @@ def reference_inv_freq(spec: RopeSpec, seq_len: int | None = None) -> tuple[list
     if spec.scaling == "llama3":
         original = spec.original_max_position
         # validate() requires these for scaling="llama3"
-        assert original is not None and spec.low_freq_factor is not None and spec.high_freq_factor is not None
+        assert (
+            original is not None
+            and spec.low_freq_factor is not None
+            and spec.high_freq_factor is not None
+        )
         low_wavelen = original / spec.low_freq_factor
         high_wavelen = original / spec.high_freq_factor
         out = []
@@ -53,7 +57,9 @@ def reference_inv_freq(spec: RopeSpec, seq_len: int | None = None) -> tuple[list
             elif wavelen > low_wavelen:  # low frequency: interpolated
                 out.append(f / spec.factor)
             else:  # in between: blend
-                smooth = (original / wavelen - spec.low_freq_factor) / (spec.high_freq_factor - spec.low_freq_factor)
+                smooth = (original / wavelen - spec.low_freq_factor) / (
+                    spec.high_freq_factor - spec.low_freq_factor
+                )
                 out.append((1 - smooth) * f / spec.factor + smooth * f)
         return out, 1.0
 
@@ -80,7 +86,9 @@ def reference_inv_freq(spec: RopeSpec, seq_len: int | None = None) -> tuple[list
 def _yarn(spec: RopeSpec) -> tuple[list[float], float]:
     dim, base, factor = spec.rotary_dim, spec.theta, spec.factor
     original = spec.original_max_position
-    assert dim is not None and factor is not None and original is not None  # validate() checked them
+    assert (
+        dim is not None and factor is not None and original is not None
+    )  # validate() checked them
 
     def mscale(scale: float, m: float = 1.0) -> float:
         return 1.0 if scale <= 1 else 0.1 * m * math.log(scale) + 1.0
@@ -132,10 +140,16 @@ def reference_rotate(
 
 
 def reference_rope(
-    q: torch.Tensor, k: torch.Tensor, positions: torch.Tensor, spec: RopeSpec, seq_len: int | None = None
+    q: torch.Tensor,
+    k: torch.Tensor,
+    positions: torch.Tensor,
+    spec: RopeSpec,
+    seq_len: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``(q, k)`` rotated; ``seq_len`` defaults to ``max(positions) + 1``. Usable as the
     ``rope`` argument of ``reference_attention`` via ``functools.partial(spec=...)``."""
     if seq_len is None:
         seq_len = int(positions.max()) + 1
-    return reference_rotate(q, positions, spec, seq_len), reference_rotate(k, positions, spec, seq_len)
+    return reference_rotate(q, positions, spec, seq_len), reference_rotate(
+        k, positions, spec, seq_len
+    )

@@ -73,7 +73,9 @@ def attention_specs(
 
 
 @st.composite
-def norm_specs(draw: st.DrawFn, dim: int | None = None, norm_types: tuple[str, ...] = NORM_TYPES) -> NormSpec:
+def norm_specs(
+    draw: st.DrawFn, dim: int | None = None, norm_types: tuple[str, ...] = NORM_TYPES
+) -> NormSpec:
     """RMSNorm or LayerNorm, with or without unit offset and (LayerNorm) bias."""
     norm_type = draw(st.sampled_from(norm_types))
     return NormSpec(
@@ -86,7 +88,9 @@ def norm_specs(draw: st.DrawFn, dim: int | None = None, norm_types: tuple[str, .
 
 
 @st.composite
-def ffn_specs(draw: st.DrawFn, hidden_dim: int | None = None, gated: bool | None = None) -> FeedForwardSpec:
+def ffn_specs(
+    draw: st.DrawFn, hidden_dim: int | None = None, gated: bool | None = None
+) -> FeedForwardSpec:
     """Gated (SwiGLU/GeGLU) or plain MLP with any activation, with or without bias."""
     return FeedForwardSpec(
         hidden_dim=hidden_dim or draw(st.integers(1, 64)),
@@ -116,7 +120,10 @@ def moe_specs(draw: st.DrawFn, hidden_dim: int | None = None, max_experts: int =
 
 @st.composite
 def embedding_specs(
-    draw: st.DrawFn, hidden_dim: int | None = None, vocab_size: int | None = None, min_positions: int = 16
+    draw: st.DrawFn,
+    hidden_dim: int | None = None,
+    vocab_size: int | None = None,
+    min_positions: int = 16,
 ) -> EmbeddingSpec:
     """Token embedding, optionally scaled (Gemma) and with learned positions (GPT-2): at
     least ``min_positions`` of them (a model's ``max_seq_len``), at most 256 or that."""
@@ -125,12 +132,16 @@ def embedding_specs(
         vocab_size=vocab_size or draw(st.integers(2, 256)),
         hidden_dim=hidden_dim,
         scale=draw(st.one_of(st.none(), st.just(float(hidden_dim) ** 0.5), st.floats(0.1, 10.0))),
-        max_positions=draw(st.one_of(st.none(), st.integers(min_positions, max(min_positions, 256)))),
+        max_positions=draw(
+            st.one_of(st.none(), st.integers(min_positions, max(min_positions, 256)))
+        ),
     )
 
 
 @st.composite
-def lm_head_specs(draw: st.DrawFn, hidden_dim: int | None = None, vocab_size: int | None = None) -> LMHeadSpec:
+def lm_head_specs(
+    draw: st.DrawFn, hidden_dim: int | None = None, vocab_size: int | None = None
+) -> LMHeadSpec:
     """Tied or untied head, with or without bias (untied only) and final soft-capping."""
     tied = draw(st.booleans())
     return LMHeadSpec(

@@ -32,7 +32,9 @@ def decoder_layer_specs(
     sandwich = not is_parallel and draw(st.booleans())
     return DecoderLayerSpec(
         attention=draw(attention_specs(hidden_dim=hidden_dim, max_seq_len=max_seq_len)),
-        ffn=draw(moe_specs(hidden_dim=hidden_dim, max_experts=4)) if use_moe else draw(ffn_specs(hidden_dim=hidden_dim)),
+        ffn=draw(moe_specs(hidden_dim=hidden_dim, max_experts=4))
+        if use_moe
+        else draw(ffn_specs(hidden_dim=hidden_dim)),
         attn_norm=draw(norms),
         ffn_norm=draw(st.one_of(st.none(), norms) if is_parallel else norms),
         post_attn_norm=draw(norms) if sandwich else None,
@@ -55,9 +57,14 @@ def model_specs(
     vocab_size = vocab_size or draw(st.integers(8, 128))
     max_seq_len = draw(st.integers(16, 128))
     n = num_layers or draw(st.integers(1, 3))
-    layers = tuple(draw(decoder_layer_specs(hidden_dim=hidden_dim, max_seq_len=max_seq_len, moe=moe)) for _ in range(n))
+    layers = tuple(
+        draw(decoder_layer_specs(hidden_dim=hidden_dim, max_seq_len=max_seq_len, moe=moe))
+        for _ in range(n)
+    )
     return ModelSpec(
-        embedding=draw(embedding_specs(hidden_dim=hidden_dim, vocab_size=vocab_size, min_positions=max_seq_len)),
+        embedding=draw(
+            embedding_specs(hidden_dim=hidden_dim, vocab_size=vocab_size, min_positions=max_seq_len)
+        ),
         layers=layers,
         final_norm=draw(norm_specs(dim=hidden_dim)),
         lm_head=draw(lm_head_specs(hidden_dim=hidden_dim, vocab_size=vocab_size)),

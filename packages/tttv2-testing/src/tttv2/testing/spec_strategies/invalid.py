@@ -171,7 +171,9 @@ def _model(spec: ModelSpec) -> list[Change]:
     # a first layer whose context is one short of the model's (only buildable without a
     # sliding window, which may not exceed the narrowed context)
     narrowable = spec.max_seq_len > 1 and layer.attention.sliding_window is None
-    narrow_attention = layer.attention.replace(max_seq_len=spec.max_seq_len - 1) if narrowable else None
+    narrow_attention = (
+        layer.attention.replace(max_seq_len=spec.max_seq_len - 1) if narrowable else None
+    )
     out: list[Change] = [
         ({"embedding": "embedding"}, "embedding"),
         ({"layers": ()}, "layers"),
@@ -179,11 +181,20 @@ def _model(spec: ModelSpec) -> list[Change]:
         ({"layers": layer}, "layers"),
         ({"final_norm": NormSpec(dim=h + 1)}, "final_norm"),
         ({"lm_head": LMHeadSpec(hidden_dim=h + 1, vocab_size=spec.vocab_size)}, "lm_head"),
-        ({"lm_head": LMHeadSpec(hidden_dim=h, vocab_size=spec.embedding.vocab_size + 1, tied=True)}, "lm_head"),
+        (
+            {
+                "lm_head": LMHeadSpec(
+                    hidden_dim=h, vocab_size=spec.embedding.vocab_size + 1, tied=True
+                )
+            },
+            "lm_head",
+        ),
         ({"max_seq_len": max(x.attention.max_seq_len for x in spec.layers) + 1}, "layers"),
     ]
     if narrow_attention is not None:
-        out.append(({"layers": (layer.replace(attention=narrow_attention), *spec.layers[1:])}, "layers"))
+        out.append(
+            ({"layers": (layer.replace(attention=narrow_attention), *spec.layers[1:])}, "layers")
+        )
     return out
 
 
@@ -230,7 +241,9 @@ MUTATORS: dict[type[ModuleSpec], list[Mutator]] = {
         _each("final_logit_softcap", (0.0, -1.0, math.inf)),
         _lm_head,
     ],
-    KVCacheSpec: [*_fields(NOT_POSITIVE_INT, "num_kv_heads", "head_dim", "max_seq_len", "max_batch")],
+    KVCacheSpec: [
+        *_fields(NOT_POSITIVE_INT, "num_kv_heads", "head_dim", "max_seq_len", "max_batch")
+    ],
     DecoderLayerSpec: [_each("parallel", ("yes", 1)), _decoder_layer],
     ModelSpec: [_each("max_seq_len", (0, -1)), _model],
 }

@@ -28,7 +28,9 @@ def rope_specs(
         head_dim = draw(st.integers(1, 16).map(lambda n: 2 * n))
     if head_dim < 2:
         raise ValueError(f"head_dim must be >= 2 to hold a rotary pair, got {head_dim}")
-    rotary_dim = draw(st.one_of(st.just(head_dim), st.integers(1, head_dim // 2).map(lambda n: 2 * n)))
+    rotary_dim = draw(
+        st.one_of(st.just(head_dim), st.integers(1, head_dim // 2).map(lambda n: 2 * n))
+    )
     scaling = draw(st.sampled_from(scalings))
     kwargs: dict[str, Any] = {
         "head_dim": head_dim,

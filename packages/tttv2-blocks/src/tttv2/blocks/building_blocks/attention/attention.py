@@ -62,8 +62,12 @@ class Attention(BaseModule):
         self.qkv_proj: nn.Linear | None = None
         self.o_proj = nn.Linear(H * D, hidden, bias=spec.out_bias, device=dev)
         offset = spec.qk_norm_unit_offset
-        self.q_norm = HeadRMSNorm(D, spec.qk_norm_eps, dev, unit_offset=offset) if spec.qk_norm else None
-        self.k_norm = HeadRMSNorm(D, spec.qk_norm_eps, dev, unit_offset=offset) if spec.qk_norm else None
+        self.q_norm = (
+            HeadRMSNorm(D, spec.qk_norm_eps, dev, unit_offset=offset) if spec.qk_norm else None
+        )
+        self.k_norm = (
+            HeadRMSNorm(D, spec.qk_norm_eps, dev, unit_offset=offset) if spec.qk_norm else None
+        )
         self.rotary = RotaryEmbedding(spec.rope) if spec.rope is not None else None
         self._linear = KernelLinear()
         self._rotate: dict[str, Callable[..., Any]] = {}  # device type -> apply_rotary kernel
@@ -105,13 +109,20 @@ class Attention(BaseModule):
         assert Hkv is not None and D is not None  # AttentionSpec.validate() resolved both
         T = qkv.shape[0]
         if positions.dim() != 1 or positions.shape[0] != T:
-            raise ValueError(f"{type(self).__name__}: positions must be [T={T}], got {tuple(positions.shape)}")
+            raise ValueError(
+                f"{type(self).__name__}: positions must be [T={T}], got {tuple(positions.shape)}"
+            )
         device = qkv.device
         cos, sin = pass_cos_sin(rotary, positions, device, qkv.dtype, seq_len)
         rotate = self._rotate.get(device.type)
         if rotate is None:
             rotate = self._rotate[device.type] = get_kernel("apply_rotary", device)
-        qk = rotate(qkv[:, : (H + Hkv) * D].view(T, H + Hkv, D), cos, sin, interleaved=rotary.spec.interleaved)
+        qk = rotate(
+            qkv[:, : (H + Hkv) * D].view(T, H + Hkv, D),
+            cos,
+            sin,
+            interleaved=rotary.spec.interleaved,
+        )
         return qk[:, :H], qk[:, H:], qkv[:, (H + Hkv) * D :].view(T, Hkv, D)
 
     def output(self, attn: torch.Tensor) -> torch.Tensor:

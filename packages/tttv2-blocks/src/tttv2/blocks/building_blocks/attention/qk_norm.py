@@ -16,7 +16,12 @@ class HeadRMSNorm(nn.Module):
     the checkpoint stores it."""
 
     def __init__(
-        self, head_dim: int, eps: float, device: torch.device | str | None = None, *, unit_offset: bool = False
+        self,
+        head_dim: int,
+        eps: float,
+        device: torch.device | str | None = None,
+        *,
+        unit_offset: bool = False,
     ) -> None:
         super().__init__()
         init = torch.zeros if unit_offset else torch.ones

@@ -30,30 +30,42 @@ from tttv2.core.specs import EmbeddingSpec
 
 
 class TokenEmbedding(torch.nn.Module):
-    def __init__(self, spec: EmbeddingSpec, device: Any = None, execution_strategy: Any = None) -> None:
+    def __init__(
+        self, spec: EmbeddingSpec, device: Any = None, execution_strategy: Any = None
+    ) -> None:
         super().__init__()
         if not isinstance(spec, EmbeddingSpec):
             raise TypeError(f"TokenEmbedding needs an EmbeddingSpec, got {type(spec).__name__}")
         self.spec = spec
         # through torch.nn.init, so tttv2.blocks.weights.no_init_weights can skip the draw
         self.weight = torch.nn.Parameter(
-            torch.nn.init.normal_(torch.empty(spec.vocab_size, spec.hidden_dim, device=device), 0.0, 0.02)
+            torch.nn.init.normal_(
+                torch.empty(spec.vocab_size, spec.hidden_dim, device=device), 0.0, 0.02
+            )
         )
         self.position_embedding = (
             torch.nn.Parameter(
-                torch.nn.init.normal_(torch.empty(spec.max_positions, spec.hidden_dim, device=device), 0.0, 0.02)
+                torch.nn.init.normal_(
+                    torch.empty(spec.max_positions, spec.hidden_dim, device=device), 0.0, 0.02
+                )
             )
             if spec.max_positions is not None
             else None
         )
 
-    def forward(self, input_ids: torch.Tensor, positions: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, input_ids: torch.Tensor, positions: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """``input_ids [T]`` int64 (and ``positions [T]`` when the spec has learned
         positions) to ``[T, hidden]``."""
         if input_ids.dtype not in (torch.int64, torch.int32):
-            raise ValueError(f"TokenEmbedding expects integer token ids, got dtype {input_ids.dtype}")
+            raise ValueError(
+                f"TokenEmbedding expects integer token ids, got dtype {input_ids.dtype}"
+            )
         if self.position_embedding is not None and positions is None:
-            raise ValueError("TokenEmbedding with learned positions (max_positions set) needs positions")
+            raise ValueError(
+                "TokenEmbedding with learned positions (max_positions set) needs positions"
+            )
         if not torch.compiler.is_compiling():
             self.check_inputs(input_ids, positions)
         h = F.embedding(input_ids, self.weight)
@@ -68,7 +80,13 @@ class TokenEmbedding(torch.nn.Module):
         position) has no row in its table."""
         _check_range(input_ids, "input_ids", "token id", self.spec.vocab_size, "vocab_size")
         if self.position_embedding is not None and positions is not None:
-            _check_range(positions, "positions", "position", self.position_embedding.shape[0], "max_positions")
+            _check_range(
+                positions,
+                "positions",
+                "position",
+                self.position_embedding.shape[0],
+                "max_positions",
+            )
 
     def extra_repr(self) -> str:
         s = self.spec

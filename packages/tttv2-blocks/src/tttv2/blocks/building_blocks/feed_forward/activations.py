@@ -20,4 +20,6 @@ def activation(name: str) -> Callable[[torch.Tensor], torch.Tensor]:
     try:
         return ACTIVATION_FUNCTIONS[name]
     except KeyError:
-        raise ValueError(f"unknown activation {name!r}; expected one of {sorted(ACTIVATION_FUNCTIONS)}") from None
+        raise ValueError(
+            f"unknown activation {name!r}; expected one of {sorted(ACTIVATION_FUNCTIONS)}"
+        ) from None

@@ -26,7 +26,9 @@ from tttv2.core.specs import FeedForwardSpec
 
 
 class FeedForward(torch.nn.Module):
-    def __init__(self, spec: FeedForwardSpec, device: Any = None, execution_strategy: Any = None) -> None:
+    def __init__(
+        self, spec: FeedForwardSpec, device: Any = None, execution_strategy: Any = None
+    ) -> None:
         super().__init__()
         if not isinstance(spec, FeedForwardSpec):
             raise TypeError(f"FeedForward needs a FeedForwardSpec, got {type(spec).__name__}")
@@ -36,14 +38,18 @@ class FeedForward(torch.nn.Module):
         self.gate_proj: torch.nn.Linear | None = (
             torch.nn.Linear(hidden, inter, bias=bias, device=device) if spec.gated else None
         )
-        self.up_proj: torch.nn.Linear | None = torch.nn.Linear(hidden, inter, bias=bias, device=device)
+        self.up_proj: torch.nn.Linear | None = torch.nn.Linear(
+            hidden, inter, bias=bias, device=device
+        )
         self.down_proj = torch.nn.Linear(inter, hidden, bias=bias, device=device)
         self.gate_up_proj: torch.nn.Linear | None = None
         self._linear = KernelLinear()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[-1] != self.spec.hidden_dim:
-            raise ValueError(f"FeedForward(hidden_dim={self.spec.hidden_dim}) got input of shape {tuple(x.shape)}")
+            raise ValueError(
+                f"FeedForward(hidden_dim={self.spec.hidden_dim}) got input of shape {tuple(x.shape)}"
+            )
         linear = self._linear
         if not self.spec.gated:
             assert self.up_proj is not None  # fuse_gate_up() refuses an ungated FeedForward
@@ -73,9 +79,13 @@ class FeedForward(torch.nn.Module):
         fused = torch.nn.Linear(
             self.spec.hidden_dim, 2 * self.spec.intermediate_dim, bias=self.spec.bias, device="meta"
         )
-        fused.weight = torch.nn.Parameter(torch.cat((gate.weight, up.weight), dim=0), requires_grad=keep_grad)
+        fused.weight = torch.nn.Parameter(
+            torch.cat((gate.weight, up.weight), dim=0), requires_grad=keep_grad
+        )
         if self.spec.bias:
-            fused.bias = torch.nn.Parameter(torch.cat((gate.bias, up.bias), dim=0), requires_grad=keep_grad)
+            fused.bias = torch.nn.Parameter(
+                torch.cat((gate.bias, up.bias), dim=0), requires_grad=keep_grad
+            )
         self.gate_proj = None
         self.up_proj = None
         self.gate_up_proj = fused

@@ -43,7 +43,9 @@ class LMHead(torch.nn.Module):
         if spec.tied:
             weight = getattr(embedding, "weight", None)
             if not isinstance(weight, torch.nn.Parameter):
-                raise ValueError("LMHead(tied=True) needs embedding=<a TokenEmbedding> whose weight it shares")
+                raise ValueError(
+                    "LMHead(tied=True) needs embedding=<a TokenEmbedding> whose weight it shares"
+                )
             if tuple(weight.shape) != (spec.vocab_size, spec.hidden_dim):
                 raise ValueError(
                     f"LMHead(tied=True): embedding weight {tuple(weight.shape)} does not match "
@@ -52,9 +54,13 @@ class LMHead(torch.nn.Module):
             self.weight = weight
         else:
             self.weight = torch.nn.Parameter(
-                torch.nn.init.normal_(torch.empty(spec.vocab_size, spec.hidden_dim, device=device), 0.0, 0.02)
+                torch.nn.init.normal_(
+                    torch.empty(spec.vocab_size, spec.hidden_dim, device=device), 0.0, 0.02
+                )
             )
-        self.bias = torch.nn.Parameter(torch.zeros(spec.vocab_size, device=device)) if spec.bias else None
+        self.bias = (
+            torch.nn.Parameter(torch.zeros(spec.vocab_size, device=device)) if spec.bias else None
+        )
         self.int8_weight: torch.nn.Parameter | None
         self.int8_scale: torch.nn.Parameter | None
         self.register_parameter("int8_weight", None)  # set by quantize_int8()
@@ -64,7 +70,9 @@ class LMHead(torch.nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``[N, hidden]`` to ``[N, vocab]`` logits, in ``x``'s dtype."""
         if x.shape[-1] != self.spec.hidden_dim:
-            raise ValueError(f"LMHead(hidden_dim={self.spec.hidden_dim}) got input of shape {tuple(x.shape)}")
+            raise ValueError(
+                f"LMHead(hidden_dim={self.spec.hidden_dim}) got input of shape {tuple(x.shape)}"
+            )
         if self.int8_weight is not None:
             logits = self._int8_logits(x)
         else:

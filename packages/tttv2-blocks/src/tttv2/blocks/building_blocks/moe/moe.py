@@ -37,16 +37,24 @@ class MoE(torch.nn.Module):
             raise TypeError(f"MoE needs a MoESpec, got {type(spec).__name__}")
         self.spec = spec
         self.gate = torch.nn.Linear(spec.hidden_dim, spec.num_experts, bias=False, device=device)
-        self.experts = torch.nn.ModuleList(FeedForward(spec.expert, device=device) for _ in range(spec.num_experts))
-        self.shared_expert = FeedForward(spec.shared_expert, device=device) if spec.shared_expert else None
+        self.experts = torch.nn.ModuleList(
+            FeedForward(spec.expert, device=device) for _ in range(spec.num_experts)
+        )
+        self.shared_expert = (
+            FeedForward(spec.shared_expert, device=device) if spec.shared_expert else None
+        )
         self.shared_expert_gate = (
-            torch.nn.Linear(spec.hidden_dim, 1, bias=False, device=device) if spec.shared_expert_gate else None
+            torch.nn.Linear(spec.hidden_dim, 1, bias=False, device=device)
+            if spec.shared_expert_gate
+            else None
         )
         self._routed_kernels: dict[str, Any] = {}  # device type -> the routed_experts kernel
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 2 or x.shape[-1] != self.spec.hidden_dim:
-            raise ValueError(f"MoE(hidden_dim={self.spec.hidden_dim}) expects [T, hidden], got {tuple(x.shape)}")
+            raise ValueError(
+                f"MoE(hidden_dim={self.spec.hidden_dim}) expects [T, hidden], got {tuple(x.shape)}"
+            )
         weights, experts = route(self.gate(x), self.spec.top_k, self.spec.renormalize)
         out = self._run_experts(x, weights, experts)
         if self.shared_expert is not None:
@@ -56,7 +64,9 @@ class MoE(torch.nn.Module):
             out = out + shared
         return out
 
-    def _run_experts(self, x: torch.Tensor, weights: torch.Tensor, experts: torch.Tensor) -> torch.Tensor:
+    def _run_experts(
+        self, x: torch.Tensor, weights: torch.Tensor, experts: torch.Tensor
+    ) -> torch.Tensor:
         top_k = self.spec.top_k
         flat_experts = experts.reshape(-1)  # assignment a = token * top_k + slot
         flat_weights = weights.reshape(-1)
@@ -96,7 +106,9 @@ class MoE(torch.nn.Module):
             if weights_of is None:
                 return None
             experts.append(weights_of)
-        return kernel(x, rows, weights, [counts[e] for e in chosen], experts, self.spec.expert.activation)
+        return kernel(
+            x, rows, weights, [counts[e] for e in chosen], experts, self.spec.expert.activation
+        )
 
     def extra_repr(self) -> str:
         s = self.spec

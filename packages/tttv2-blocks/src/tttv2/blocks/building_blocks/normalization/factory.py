@@ -13,7 +13,9 @@ from tttv2.core.specs import NormSpec
 NORM_CLASSES: dict[str, type[torch.nn.Module]] = {"rms": RMSNorm, "layer": LayerNorm}
 
 
-def make_norm(spec: NormSpec, device: Any = None, execution_strategy: Any = None) -> torch.nn.Module:
+def make_norm(
+    spec: NormSpec, device: Any = None, execution_strategy: Any = None
+) -> torch.nn.Module:
     """``RMSNorm`` for ``norm_type="rms"``, ``LayerNorm`` for ``"layer"``."""
     if not isinstance(spec, NormSpec):
         raise TypeError(f"make_norm needs a NormSpec, got {type(spec).__name__}")

@@ -20,22 +20,30 @@ import torch
 
 from tttv2.core.specs import RopeSpec
 
-FrequencyRule = Callable[[RopeSpec, "int | None", "torch.device | None"], tuple[torch.Tensor, float]]
+FrequencyRule = Callable[
+    [RopeSpec, "int | None", "torch.device | None"], tuple[torch.Tensor, float]
+]
 
 
 def _base_frequencies(theta: float, dim: int, device: torch.device | None) -> torch.Tensor:
     """``1 / theta ** (2i / dim)`` for ``i < dim / 2``, in float32."""
-    exponents = torch.arange(0, dim, 2, dtype=torch.int64).to(device=device, dtype=torch.float) / dim
+    exponents = (
+        torch.arange(0, dim, 2, dtype=torch.int64).to(device=device, dtype=torch.float) / dim
+    )
     return 1.0 / (theta**exponents)
 
 
-def default_frequencies(spec: RopeSpec, seq_len: int | None = None, device: torch.device | None = None) -> tuple[torch.Tensor, float]:
+def default_frequencies(
+    spec: RopeSpec, seq_len: int | None = None, device: torch.device | None = None
+) -> tuple[torch.Tensor, float]:
     """The original RoPE: ``theta ** (-2i / rotary_dim)``."""
     assert spec.rotary_dim is not None  # RopeSpec.validate() set it
     return _base_frequencies(spec.theta, spec.rotary_dim, device), 1.0
 
 
-def linear_frequencies(spec: RopeSpec, seq_len: int | None = None, device: torch.device | None = None) -> tuple[torch.Tensor, float]:
+def linear_frequencies(
+    spec: RopeSpec, seq_len: int | None = None, device: torch.device | None = None
+) -> tuple[torch.Tensor, float]:
     """Position interpolation: every frequency divided by ``factor``."""
     assert spec.rotary_dim is not None and spec.factor is not None  # RopeSpec.validate() set them
     inv_freq = _base_frequencies(spec.theta, spec.rotary_dim, device)
@@ -43,7 +51,9 @@ def linear_frequencies(spec: RopeSpec, seq_len: int | None = None, device: torch
     return inv_freq, 1.0
 
 
-def dynamic_ntk_frequencies(spec: RopeSpec, seq_len: int | None = None, device: torch.device | None = None) -> tuple[torch.Tensor, float]:
+def dynamic_ntk_frequencies(
+    spec: RopeSpec, seq_len: int | None = None, device: torch.device | None = None
+) -> tuple[torch.Tensor, float]:
     """Dynamic NTK: once a sequence is longer than ``max_position`` the base grows to
     ``theta * (factor * seq_len / max_position - (factor - 1)) ** (d / (d - 2))``;
     up to ``max_position`` this is the default RoPE. With ``rotary_dim == 2`` the one
@@ -63,18 +73,24 @@ def _yarn_mscale(scale: float, mscale: float = 1.0) -> float:
     return 0.1 * mscale * math.log(scale) + 1.0
 
 
-def yarn_frequencies(spec: RopeSpec, seq_len: int | None = None, device: torch.device | None = None) -> tuple[torch.Tensor, float]:
+def yarn_frequencies(
+    spec: RopeSpec, seq_len: int | None = None, device: torch.device | None = None
+) -> tuple[torch.Tensor, float]:
     """YaRN: interpolate (divide by ``factor``) the low frequencies, keep the high ones,
     blend linearly between the correction dimensions given by ``beta_fast``/``beta_slow``
     (defaults 32 and 1); cos/sin are scaled by ``attention_factor`` (default
     ``0.1 * ln(factor) + 1``, or the ``mscale``/``mscale_all_dim`` ratio when both are set)."""
     dim, base, factor = spec.rotary_dim, spec.theta, spec.factor
     original = spec.original_max_position
-    assert dim is not None and factor is not None and original is not None  # validate() checked them
+    assert (
+        dim is not None and factor is not None and original is not None
+    )  # validate() checked them
     attention_factor = spec.attention_factor
     if attention_factor is None:
         if spec.mscale and spec.mscale_all_dim:
-            attention_factor = float(_yarn_mscale(factor, spec.mscale) / _yarn_mscale(factor, spec.mscale_all_dim))
+            attention_factor = float(
+                _yarn_mscale(factor, spec.mscale) / _yarn_mscale(factor, spec.mscale_all_dim)
+            )
         else:
             attention_factor = _yarn_mscale(factor)
     beta_fast = spec.beta_fast or 32
@@ -97,11 +113,16 @@ def yarn_frequencies(spec: RopeSpec, seq_len: int | None = None, device: torch.d
     pos_freqs = base ** (torch.arange(0, dim, 2).to(device=device, dtype=torch.float) / dim)
     inv_freq_extrapolation = 1.0 / pos_freqs
     inv_freq_interpolation = 1.0 / (factor * pos_freqs)
-    inv_freq = inv_freq_interpolation * (1 - extrapolation_weight) + inv_freq_extrapolation * extrapolation_weight
+    inv_freq = (
+        inv_freq_interpolation * (1 - extrapolation_weight)
+        + inv_freq_extrapolation * extrapolation_weight
+    )
     return inv_freq, attention_factor
 
 
-def llama3_frequencies(spec: RopeSpec, seq_len: int | None = None, device: torch.device | None = None) -> tuple[torch.Tensor, float]:
+def llama3_frequencies(
+    spec: RopeSpec, seq_len: int | None = None, device: torch.device | None = None
+) -> tuple[torch.Tensor, float]:
     """Llama 3.1: wavelengths longer than ``original_max_position / low_freq_factor`` are
     divided by ``factor``, shorter than ``original_max_position / high_freq_factor`` kept,
     and the band between blended smoothly."""
@@ -127,16 +148,22 @@ def longrope_attention_factor(spec: RopeSpec) -> float:
     ``sqrt(1 + ln(factor) / ln(original_max_position))`` (1.0 when ``factor <= 1``)."""
     if spec.attention_factor is not None:
         return spec.attention_factor
-    assert spec.factor is not None and spec.original_max_position is not None  # validate() checked them
+    assert (
+        spec.factor is not None and spec.original_max_position is not None
+    )  # validate() checked them
     if spec.factor <= 1.0:
         return 1.0
     return math.sqrt(1 + math.log(spec.factor) / math.log(spec.original_max_position))
 
 
-def longrope_frequencies(spec: RopeSpec, seq_len: int | None = None, device: torch.device | None = None) -> tuple[torch.Tensor, float]:
+def longrope_frequencies(
+    spec: RopeSpec, seq_len: int | None = None, device: torch.device | None = None
+) -> tuple[torch.Tensor, float]:
     """LongRoPE (Phi-3): per-frequency divisors, ``long_factor`` when the current sequence
     is longer than ``original_max_position``, ``short_factor`` otherwise."""
-    assert spec.original_max_position is not None and spec.rotary_dim is not None  # validate() checked them
+    assert (
+        spec.original_max_position is not None and spec.rotary_dim is not None
+    )  # validate() checked them
     use_long = seq_len is not None and seq_len > spec.original_max_position
     factors = spec.long_factor if use_long else spec.short_factor
     ext_factors = torch.tensor(factors, dtype=torch.float32, device=device)
@@ -160,4 +187,6 @@ def rope_frequencies(
 ) -> tuple[torch.Tensor, float]:
     """``(inv_freq [rotary_dim/2] float32, attention_scaling)`` for ``spec`` when the
     longest sequence of the batch is ``seq_len`` tokens long (``None``: at start-up)."""
-    return FREQUENCY_RULES[spec.scaling](spec, seq_len, None if device is None else torch.device(device))
+    return FREQUENCY_RULES[spec.scaling](
+        spec, seq_len, None if device is None else torch.device(device)
+    )

@@ -143,7 +143,9 @@ class RotaryEmbedding(torch.nn.Module):
         if rotate is None:
             rotate = self._kernels[q.device.type] = get_kernel("apply_rotary", q.device)
         interleaved = self.spec.interleaved
-        return rotate(q, cos, sin, interleaved=interleaved), rotate(k, cos, sin, interleaved=interleaved)
+        return rotate(q, cos, sin, interleaved=interleaved), rotate(
+            k, cos, sin, interleaved=interleaved
+        )
 
     forward = apply
 

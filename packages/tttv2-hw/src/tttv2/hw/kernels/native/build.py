@@ -65,7 +65,13 @@ class NativeBuild:
 
 
 #: The kernels of this package (``native/<name>.c``).
-NATIVE_KERNELS = ("skinny_linear", "rms_norm", "paged_decode_attention", "decode_layer", "routed_experts")
+NATIVE_KERNELS = (
+    "skinny_linear",
+    "rms_norm",
+    "paged_decode_attention",
+    "decode_layer",
+    "routed_experts",
+)
 
 
 def native_status() -> dict[str, dict[str, object]]:
@@ -93,14 +99,18 @@ def check_cpu(flags: frozenset[str], machine: str) -> None:
         raise NativeKernelUnavailable(f"native kernels are x86-64 only (this machine: {machine})")
     missing = sorted(REQUIRED_CPU_FLAGS - flags)
     if missing:
-        raise NativeKernelUnavailable(f"CPU lacks {', '.join(missing)} (needed by the native kernels)")
+        raise NativeKernelUnavailable(
+            f"CPU lacks {', '.join(missing)} (needed by the native kernels)"
+        )
 
 
 def check_profile(profile: str, isa: tuple[str, ...]) -> None:
     """Raise unless the device profile's ISA list has what the kernels are built for."""
     if REQUIRED_ISA not in isa:
         shown = ", ".join(isa) or "no vector ISA"
-        raise NativeKernelUnavailable(f"device profile {profile} has {shown}; the native kernels need {REQUIRED_ISA}")
+        raise NativeKernelUnavailable(
+            f"device profile {profile} has {shown}; the native kernels need {REQUIRED_ISA}"
+        )
 
 
 def find_compiler() -> str:
@@ -111,7 +121,9 @@ def find_compiler() -> str:
     raise NativeKernelUnavailable("no C compiler found (set CC, or install gcc)")
 
 
-def build_native(name: str, *, flags: frozenset[str] | None = None, out_dir: Path | None = None) -> NativeBuild:
+def build_native(
+    name: str, *, flags: frozenset[str] | None = None, out_dir: Path | None = None
+) -> NativeBuild:
     """Compile (or load from the cache) the kernel ``native/<name>.c`` of this package."""
     started = time.perf_counter()
     if native_disabled():
@@ -124,10 +136,18 @@ def build_native(name: str, *, flags: frozenset[str] | None = None, out_dir: Pat
     # a kernel may include headers and other kernels' sources: all of them are its source
     sources = {f.name: f.read_bytes() for f in package.iterdir() if f.name.endswith((".c", ".h"))}
     if f"{name}.c" not in sources:
-        raise NativeKernelUnavailable(f"no native kernel named {name!r} (have {', '.join(NATIVE_KERNELS)})")
+        raise NativeKernelUnavailable(
+            f"no native kernel named {name!r} (have {', '.join(NATIVE_KERNELS)})"
+        )
     compiler = find_compiler()
     version = _compiler_version(compiler)
-    parts = [name.encode(), *(sources[f] for f in sorted(sources)), " ".join(CFLAGS).encode(), compiler.encode(), version]
+    parts = [
+        name.encode(),
+        *(sources[f] for f in sorted(sources)),
+        " ".join(CFLAGS).encode(),
+        compiler.encode(),
+        version,
+    ]
     key = hashlib.sha256(b"\0".join(parts)).hexdigest()
     out_dir = out_dir or cache_dir() / "native"
     target = out_dir / f"{name}-{key[:16]}.so"
@@ -148,9 +168,13 @@ def _compile(compiler: str, sources: dict[str, bytes], target: Path, name: str) 
         src, out = Path(tmp) / f"{name}.c", Path(tmp) / f"{name}.so"
         for file, text in sources.items():
             (Path(tmp) / file).write_bytes(text)
-        result = subprocess.run([compiler, *CFLAGS, str(src), "-o", str(out)], capture_output=True, text=True)
+        result = subprocess.run(
+            [compiler, *CFLAGS, str(src), "-o", str(out)], capture_output=True, text=True
+        )
         if result.returncode != 0:
-            raise NativeKernelUnavailable(f"{compiler} failed on {name}.c:\n{result.stderr.strip()}")
+            raise NativeKernelUnavailable(
+                f"{compiler} failed on {name}.c:\n{result.stderr.strip()}"
+            )
         os.replace(out, target)  # atomic: a concurrent process sees no file or a whole one
 
 

@@ -129,6 +129,7 @@ class NativeDecodeLayer:
         self.weights, self.shape = weights, shape
         hidden, inter = _check_layer(weights, shape)
         w = weights
+
         def ptr(t: torch.Tensor | None) -> int | None:
             return t.data_ptr() if t is not None else None
 
@@ -293,7 +294,16 @@ class NativeDecodeStep:
 
 #: The tensors of :class:`DecodeLayerWeights` that may be None.
 _OPTIONAL = frozenset(
-    ("qkv_bias", "o_bias", "gate_up_bias", "down_bias", "post_attn_norm", "post_ffn_norm", "q_norm", "k_norm")
+    (
+        "qkv_bias",
+        "o_bias",
+        "gate_up_bias",
+        "down_bias",
+        "post_attn_norm",
+        "post_ffn_norm",
+        "q_norm",
+        "k_norm",
+    )
 )
 
 
@@ -321,7 +331,13 @@ def _check_layer(w: DecodeLayerWeights, s: DecodeLayerShape) -> tuple[int, int]:
             if t is not None:
                 raise ValueError(f"NativeDecodeLayer: {name} is given but the weights are not int8")
             continue
-        if t is None or tuple(t.shape) != (rows,) or t.dtype != torch.float32 or not t.is_contiguous() or not t.is_cpu:
+        if (
+            t is None
+            or tuple(t.shape) != (rows,)
+            or t.dtype != torch.float32
+            or not t.is_contiguous()
+            or not t.is_cpu
+        ):
             got = None if t is None else (tuple(t.shape), t.dtype)
             raise ValueError(
                 f"NativeDecodeLayer: int8 weights need {name} as a contiguous CPU float32 ({rows},) tensor, got {got}"
@@ -336,7 +352,9 @@ def _check_layer(w: DecodeLayerWeights, s: DecodeLayerShape) -> tuple[int, int]:
         "q_norm": (w.q_norm, (D,)), "k_norm": (w.k_norm, (D,)),
     }  # fmt: skip
     if (w.q_norm is None) != (w.k_norm is None):
-        raise ValueError("NativeDecodeLayer: q_norm and k_norm must both be given (QK-norm) or both be None")
+        raise ValueError(
+            "NativeDecodeLayer: q_norm and k_norm must both be given (QK-norm) or both be None"
+        )
     for name, (t, shape) in shapes.items():
         if t is None:
             if name not in _OPTIONAL:
@@ -353,8 +371,12 @@ def _check_layer(w: DecodeLayerWeights, s: DecodeLayerShape) -> tuple[int, int]:
             or (t.dtype not in DTYPE_CODES and not int8_weight)
             or t.dtype != want
         ):
-            whose = "the norms'" if norm else "int8" if int8_weight else (
-                "the activations' (the norms')" if int8 else "the projections'"
+            whose = (
+                "the norms'"
+                if norm
+                else "int8"
+                if int8_weight
+                else ("the activations' (the norms')" if int8 else "the projections'")
             )
             raise ValueError(
                 f"NativeDecodeLayer: {name} is {tuple(t.shape)} {t.dtype} "

@@ -45,7 +45,9 @@ class NativeDecodeLayersProgram:
             raise DecodeLayersUnsupported("decode_layers: no layers to bind")
         try:
             kernels = [NativeDecodeLayer(layer.weights, layer.shape) for layer in layers]
-        except ValueError as reason:  # dtypes, devices, layouts, activations the kernel does not take
+        except (
+            ValueError
+        ) as reason:  # dtypes, devices, layouts, activations the kernel does not take
             raise DecodeLayersUnsupported(str(reason)) from None
         dtype = kernels[0].dtype
         # (rotary, cos rows, sin rows) per distinct rotary spec; layers without rotation get Nones
@@ -58,7 +60,11 @@ class NativeDecodeLayersProgram:
                 continue
             if rotary.spec not in shared:
                 rows = (MAX_ROWS, layer.shape.rotary_dim // 2)
-                shared[rotary.spec] = (rotary, torch.zeros(rows, dtype=dtype), torch.zeros(rows, dtype=dtype))
+                shared[rotary.spec] = (
+                    rotary,
+                    torch.zeros(rows, dtype=dtype),
+                    torch.zeros(rows, dtype=dtype),
+                )
             per_layer.append(shared[rotary.spec][1:])
         self.rotations = list(shared.values())
         try:
@@ -85,7 +91,12 @@ class NativeDecodeLayersProgram:
     ) -> None:
         rows = hidden.shape[0]
         step = NativeDecodeStep(
-            hidden, slot_mapping, block_tables.contiguous(), seq_lens, hidden.dtype, rows * self.workspace_bytes
+            hidden,
+            slot_mapping,
+            block_tables.contiguous(),
+            seq_lens,
+            hidden.dtype,
+            rows * self.workspace_bytes,
         )
         for rotary, cos_rows, sin_rows in self.rotations:
             rotary.cos_sin_into(positions, cos_rows[:rows], sin_rows[:rows], max_seq_len)

@@ -85,7 +85,9 @@ class NativeDecodeStack:
         rotating = [c for layer, c in zip(layers, cos, strict=True) if layer.shape.rotary_dim]
         self.dtype, self.hidden = first.dtype, first.hidden
         self.cos_dtype = rotating[0].dtype if rotating and rotating[0] is not None else None
-        self.max_rows = min((c.shape[0] for c in rotating if c is not None and c.dim() == 2), default=None)
+        self.max_rows = min(
+            (c.shape[0] for c in rotating if c is not None and c.dim() == 2), default=None
+        )
         for i, layer in enumerate(layers):
             where = f"NativeDecodeStack: layer {i}: "
             if layer.dtype != self.dtype or layer.hidden != self.hidden:
@@ -103,6 +105,7 @@ class NativeDecodeStack:
         self._fn = fn
         self._k_pools = list(k_pools)  # named in errors
         self._keep = (list(layers), list(v_pools), list(cos), list(sin))
+
         def ptr(t: torch.Tensor | None) -> int | None:
             return t.data_ptr() if t is not None else None
 
@@ -123,7 +126,9 @@ class NativeDecodeStack:
                 f"NativeDecodeStack: hidden rows {tuple(step.hidden.shape)} {step.hidden.dtype} do not fit "
                 f"layers of width {self.hidden} in {self.dtype}"
             )
-        if self.cos_dtype is not None and (step.cos_dtype != self.cos_dtype or step.rows > (self.max_rows or 0)):
+        if self.cos_dtype is not None and (
+            step.cos_dtype != self.cos_dtype or step.rows > (self.max_rows or 0)
+        ):
             raise ValueError(
                 f"NativeDecodeStack: the step has {step.rows} rows with cos/sin in {step.cos_dtype}; the "
                 f"buffers hold {self.max_rows} rows in {self.cos_dtype}"

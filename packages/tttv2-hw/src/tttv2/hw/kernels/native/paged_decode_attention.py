@@ -40,7 +40,11 @@ def _kernel() -> CFuncPtr | NativeKernelUnavailable:
 
 
 def native_paged_decode_attention_applies(
-    q: torch.Tensor, k_pool: torch.Tensor, v_pool: torch.Tensor, block_tables: torch.Tensor, seq_lens: torch.Tensor
+    q: torch.Tensor,
+    k_pool: torch.Tensor,
+    v_pool: torch.Tensor,
+    block_tables: torch.Tensor,
+    seq_lens: torch.Tensor,
 ) -> bool:
     """CPU tensors of float dtypes, contiguous pools, int64 tables, inference outside torch.compile."""
     return (

@@ -24,7 +24,9 @@ from tttv2.hw.kernels.native import (
 if TYPE_CHECKING:
     from _ctypes import CFuncPtr
 
-_ARGTYPES = (ctypes.c_void_p, ctypes.c_int) * 3 + (ctypes.c_int64,) * 2 + (ctypes.c_float, ctypes.c_int)
+_ARGTYPES = (
+    (ctypes.c_void_p, ctypes.c_int) * 3 + (ctypes.c_int64,) * 2 + (ctypes.c_float, ctypes.c_int)
+)
 
 
 @cache  # one lookup without hashing the argument types on every call
@@ -49,7 +51,9 @@ def native_rms_norm_applies(x: torch.Tensor, weight: torch.Tensor) -> bool:
     )
 
 
-def native_rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float, *, unit_offset: bool = False) -> torch.Tensor:
+def native_rms_norm(
+    x: torch.Tensor, weight: torch.Tensor, eps: float, *, unit_offset: bool = False
+) -> torch.Tensor:
     """``x / sqrt(mean(x^2) + eps) * w`` (``* (1 + w)`` with ``unit_offset``) in x's dtype.
     Call only where :func:`native_rms_norm_applies`."""
     fn = _kernel()
@@ -60,7 +64,18 @@ def native_rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float, *, unit_o
     dim = x.shape[-1]
     rows = xc.numel() // dim if dim else 0
     code = DTYPE_CODES[x.dtype]
-    status = fn(xc.data_ptr(), code, weight.data_ptr(), DTYPE_CODES[weight.dtype], y.data_ptr(), code, rows, dim, eps, int(unit_offset))
+    status = fn(
+        xc.data_ptr(),
+        code,
+        weight.data_ptr(),
+        DTYPE_CODES[weight.dtype],
+        y.data_ptr(),
+        code,
+        rows,
+        dim,
+        eps,
+        int(unit_offset),
+    )
     if status != 0:
         raise RuntimeError(f"rms_norm kernel failed with status {status}")
     return y

@@ -28,7 +28,24 @@ if TYPE_CHECKING:
 ACTIVATIONS = {"silu": 0, "gelu_tanh": 1}
 
 _p, _i64 = ctypes.c_void_p, ctypes.c_int64
-_ARGTYPES = (_p, ctypes.c_int, _p, _i64, _i64, _i64, _p, _p, _p, _i64, _p, _p, _p, ctypes.c_int, ctypes.c_int, _i64)
+_ARGTYPES = (
+    _p,
+    ctypes.c_int,
+    _p,
+    _i64,
+    _i64,
+    _i64,
+    _p,
+    _p,
+    _p,
+    _i64,
+    _p,
+    _p,
+    _p,
+    ctypes.c_int,
+    ctypes.c_int,
+    _i64,
+)
 
 
 @cache
@@ -57,7 +74,12 @@ def native_routed_experts(
     inter = gate0.shape[0]
     for gate, up, down in experts:
         for w, shape in ((gate, (inter, hidden)), (up, (inter, hidden)), (down, (hidden, inter))):
-            if w.dtype is not x.dtype or tuple(w.shape) != shape or not w.is_contiguous() or not w.is_cpu:
+            if (
+                w.dtype is not x.dtype
+                or tuple(w.shape) != shape
+                or not w.is_contiguous()
+                or not w.is_cpu
+            ):
                 return None
     if not native_allowed() or records_grad(x, *(w for e in experts for w in e)):
         return None

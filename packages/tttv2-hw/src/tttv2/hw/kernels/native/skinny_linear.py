@@ -43,7 +43,10 @@ CHUNK_BYTES = 256 << 10  # half the L2 of the Zen 4 cores here
 _ARGTYPES = (ctypes.c_void_p, ctypes.c_int) * 4 + (ctypes.c_int64,) * 4
 #: ``tttv2_skinny_linear_scaled``: x, xt, w, wt, scale, bias, bt, y, yt, M, N, K, l2_bytes
 _SCALED_ARGTYPES = (
-    (ctypes.c_void_p, ctypes.c_int) * 2 + (ctypes.c_void_p,) + (ctypes.c_void_p, ctypes.c_int) * 2 + (ctypes.c_int64,) * 4
+    (ctypes.c_void_p, ctypes.c_int) * 2
+    + (ctypes.c_void_p,)
+    + (ctypes.c_void_p, ctypes.c_int) * 2
+    + (ctypes.c_int64,) * 4
 )
 #: ``dtypes.h``'s code of int8 weights (with one float32 scale per row).
 INT8_CODE = 3
@@ -55,7 +58,9 @@ def skinny_kernel() -> CFuncPtr | NativeKernelUnavailable:
     return native_function("skinny_linear", "tttv2_skinny_linear", _ARGTYPES)
 
 
-def skinny_linear_applies(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, rows: int) -> bool:
+def skinny_linear_applies(
+    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, rows: int
+) -> bool:
     """Whether :func:`skinny_linear` serves this product: CPU, few rows, one dtype as
     ``F.linear`` requires, inference only (the kernel has no backward and torch.compile
     cannot trace it)."""
@@ -73,7 +78,9 @@ def skinny_linear_applies(x: torch.Tensor, weight: torch.Tensor, bias: torch.Ten
     )
 
 
-def skinny_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+def skinny_linear(
+    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None
+) -> torch.Tensor:
     """``x [..., in] @ weight[out, in].T (+ bias)`` in ``x``'s dtype, by the native kernel.
     Call only where :func:`skinny_linear_applies`."""
     fn = skinny_kernel()
