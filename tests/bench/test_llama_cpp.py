@@ -186,3 +186,31 @@ def test_placeholder_tokenizer_is_a_llama_bpe_vocabulary_of_exactly_vocab_size(t
     assert tok.convert_tokens_to_ids("<0x41>") == 3 + 0x41
     with pytest.raises(llama_cpp.LlamaCppError, match="vocab_size 100"):
         llama_cpp.placeholder_tokenizer(100)
+
+
+def test_bench_model_refuses_a_missing_llama_bench_before_measuring(tmp_path: Path, capsys) -> None:
+    bench_model = pytest.importorskip("bench_model")
+    argv = ["--shapes", "smollm2-135m", "--dtypes", "bfloat16", "--cache-dir", str(tmp_path / "cache"),
+            "--llama-bench", str(tmp_path / "nope")]  # fmt: skip
+    assert bench_model.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.strip().splitlines() == [f"error: --llama-bench {tmp_path / 'nope'}: no such file "
+                                        "(build llama-bench from ggml-org/llama.cpp first)"]  # fmt: skip
+    assert not (tmp_path / "cache" / "smollm2-135m").exists()  # nothing was built or measured
+
+
+def test_bench_model_prints_ours_over_llama_cpp_beside_ours_over_hf(capsys) -> None:
+    bench_model = pytest.importorskip("bench_model")
+    lc = llama_cpp.summary([llama_cpp.parse_bench_json(json.dumps(TESTS), 512, 32, 128)])
+    result = {
+        "median": {"ours": {"prefill_tokens_per_s": 803.0, "decode_b1_tokens_per_s": 27.75}},
+        "ratio": {"ours/hf": {"prefill_tokens_per_s": 1.5, "decode_b1_tokens_per_s": 3.25}},
+        "llama_cpp": lc,
+        "ratio_llama_cpp": {"ours/llama.cpp": {"prefill_tokens_per_s": 2.0, "decode_b1_tokens_per_s": 0.5}},
+    }
+    bench_model.print_llama_cpp(result)
+    out = capsys.readouterr().out.splitlines()
+    assert "abc1234" in out[1] and "AMD EPYC 7B13" in out[1] and "2 threads" in out[1]
+    assert out[2].split() == ["ours", "llama.cpp", "ours/llama.cpp", "ours/hf"]
+    assert out[3].split() == ["prefill", "tok/s", "803.00", "401.50", "2.00x", "1.50x"]
+    assert out[4].split() == ["decode", "b1", "tok/s", "27.75", "55.50", "0.50x", "3.25x"]
