@@ -30,6 +30,17 @@ kept in the JSON. When memory only holds one contender at a time, ratios are of 
 Decode rates are wall-clock over whole generation steps (scheduling and sampling included),
 for every contender.
 
+With ``--llama-bench PATH`` (a ``llama-bench`` binary built from ggml-org/llama.cpp by
+whoever runs this; nothing of llama.cpp is in this repository), bfloat16 runs also put
+llama.cpp beside us: the same checkpoint is converted to a bf16 GGUF by llama.cpp's own
+``convert_hf_to_gguf.py`` (cached beside the checkpoint; see ``llama_cpp.py``), and
+``llama-bench`` measures prefill and decode b1 at our lengths once before and once after our
+repeats. The table gains ours/llama.cpp next to ours/hf (ratios of medians: llama.cpp runs
+as its own process, not interleaved phase by phase). The converter needs llama.cpp's Python
+requirements; this environment has all but ``sentencepiece``, so run it as
+``uv run --with sentencepiece python tools/bench/bench_model.py --llama-bench ...`` or pass
+``--llama-python`` an interpreter that has them.
+
 Warm-up (checkpoint creation, loading with weight preparation, first call, compilation
 when ``--compile`` is given) is measured and reported separately. Checkpoints are written
 once by ``make_checkpoint.py`` (random bf16 weights under transformers' Llama names) and
@@ -37,6 +48,8 @@ cached in ``--cache-dir``; nothing is downloaded. Nothing here asserts a time.
 
     uv run python tools/bench/bench_model.py --quick
     uv run python tools/bench/bench_model.py --shapes smollm2-135m --dtypes bfloat16 --json out.json
+    uv run --with sentencepiece python tools/bench/bench_model.py --shapes smollm2-135m --dtypes bfloat16 \
+        --llama-bench ~/llama.cpp/build/bin/llama-bench
 """
 
 from __future__ import annotations
@@ -58,6 +71,7 @@ from typing import Any
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import llama_cpp  # noqa: E402
 from handwritten_llama import HandwrittenLlama  # noqa: E402
 from make_checkpoint import SHAPES as ALL_SHAPES  # noqa: E402
 from make_checkpoint import checkpoint as cached_checkpoint  # noqa: E402
@@ -312,6 +326,17 @@ def run_config(shape: str, dtype_name: str, args: argparse.Namespace) -> dict[st
         len(args.contenders) * params * itemsize > args.memory_fraction * _available_bytes()
     )
     bandwidths: list[float] = []
+    llama_runs: list[llama_cpp.LlamaBenchResult] = []  # one before and one after our repeats
+    llama_command = _llama_command(folder, dtype_name, args)
+
+    def llama_bench(when: str) -> None:
+        if llama_command is not None:
+            _note(f"  llama-bench ({when} our repeats)")
+            llama_runs.append(
+                llama_cpp.run_bench(
+                    llama_command, args.prefill_len, args.gen_len - 1, args.prompt_len
+                )
+            )
 
     phases: list[Callable[[Contender, Runs], None]] = [  # prefill, decode b1, decode b8
         lambda c, r: r.prefill_s.append(c.prefill(long_prompt)),
@@ -335,6 +360,7 @@ def run_config(shape: str, dtype_name: str, args: argparse.Namespace) -> dict[st
 
     _note(f"{shape} {dtype_name}: {params / 1e6:.1f}M parameters, "
           f"{'one contender at a time' if sequential else 'contenders interleaved'}")  # fmt: skip
+    llama_bench("before")
     if sequential:  # not enough memory for three copies of the weights
         for name in args.contenders:
             contender = load(name)
@@ -363,9 +389,39 @@ def run_config(shape: str, dtype_name: str, args: argparse.Namespace) -> dict[st
                 report(name)
         del loaded
     gc.collect()
-    return summarise(
+    llama_bench("after")
+    result = summarise(
         shape, dtype_name, runs, params, itemsize, bandwidths, created_s, sequential, args
     )
+    if llama_runs:
+        result["llama_cpp"] = llama_cpp.summary(llama_runs)
+        result["ratio_llama_cpp"] = {  # ratios of medians: llama-bench is not interleaved with us
+            f"{name}/llama.cpp": {
+                k: result["median"][name][k] / result["llama_cpp"][k] for k in LLAMA_KEYS
+            }
+            for name in ("ours", "hf")
+            if name in result["median"]
+        }
+    return result
+
+
+LLAMA_KEYS = ("prefill_tokens_per_s", "decode_b1_tokens_per_s")  # what llama-bench measures here
+
+
+def _llama_command(folder: Path, dtype_name: str, args: argparse.Namespace) -> list[str] | None:
+    """The llama-bench command for this checkpoint (converting it on first use), or None
+    without ``--llama-bench`` or for float32 (the GGUF is bf16, like the checkpoint)."""
+    if args.llama_bench is None or dtype_name != "bfloat16":
+        return None
+    start = time.perf_counter()
+    fresh = not llama_cpp.gguf_path(folder).is_file()
+    gguf = llama_cpp.convert(folder, args.llama_converter, args.llama_python)
+    if fresh:
+        _note(
+            f"  converted to {gguf} with llama.cpp's converter in {time.perf_counter() - start:.0f} s"
+        )
+    return llama_cpp.bench_command(args.llama_bench, gguf, args.llama_threads, args.prefill_len, args.gen_len - 1,
+                                   args.prompt_len, args.llama_repetitions)  # fmt: skip
 
 
 def _paired(a: Runs, b: Runs, key: str) -> list[float]:
@@ -482,6 +538,31 @@ def print_table(result: dict[str, Any], batch: int) -> None:
         f"{'warm-up s (load+1st)':18}"
         + "".join(f"{warm[n]['load']:6.1f}+{warm[n]['first_calls']:<5.1f}" for n in names)
     )
+    if "llama_cpp" in result:
+        print_llama_cpp(result)
+
+
+def print_llama_cpp(result: dict[str, Any]) -> None:
+    """ours / llama.cpp beside ours / transformers, with llama-bench's build and host."""
+    lc, med = result["llama_cpp"], result["median"]
+    pairs = list(result["ratio_llama_cpp"])
+    print(
+        f"\nllama.cpp (llama-bench {lc['build_commit']}, bf16 GGUF, {lc['n_threads']} threads, CPU: {lc['cpu_info']})"
+    )
+    print(
+        f"{'':18}{'ours':>12}{'llama.cpp':>12}"
+        + "".join(f"{p:>16}" for p in pairs)
+        + f"{'ours/hf':>12}"
+    )
+    for key, label in zip(LLAMA_KEYS, ("prefill tok/s", "decode b1 tok/s"), strict=True):
+        ours = f"{med['ours'][key]:12.2f}" if "ours" in med else f"{'-':>12}"
+        row = f"{label:18}{ours}{lc[key]:12.2f}"
+        row += "".join(f"{result['ratio_llama_cpp'][p][key]:15.2f}x" for p in pairs)
+        hf = result["ratio"].get("ours/hf")
+        print(row + (f"{hf[key]:11.2f}x" if hf else f"{'-':>12}"))
+    for key, label in (("prefill_tokens_per_s", "prefill"), ("decode_tokens_per_s", "decode b1")):
+        print(f"  llama.cpp {label} per run (before, after our repeats): "
+              + ", ".join(f"{run[key]:.2f}" for run in lc["runs"]))  # fmt: skip
 
 
 def targets(results: list[dict[str, Any]], batch: int) -> list[dict[str, Any]]:
@@ -669,6 +750,36 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                    "of available memory (default: %(default)s)")  # fmt: skip
     p.add_argument("--cache-dir", type=Path, default=Path(tempfile.gettempdir()) / "tttv2-bench-checkpoints",
                    help="where the random checkpoints are kept (default: %(default)s)")  # fmt: skip
+    p.add_argument(
+        "--llama-bench",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="also measure llama.cpp: its llama-bench binary, built by you from ggml-org/llama.cpp "
+        "(bfloat16 runs only; the checkpoint is converted with llama.cpp's convert_hf_to_gguf.py)",
+    )
+    p.add_argument(
+        "--llama-cpp-dir",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="the llama.cpp checkout holding convert_hf_to_gguf.py (default: found above the "
+        "llama-bench binary, e.g. DIR/build/bin/llama-bench)",
+    )
+    p.add_argument(
+        "--llama-python",
+        default=sys.executable,
+        metavar="PY",
+        help="interpreter that runs the converter; it needs llama.cpp's convert requirements "
+        "(torch, transformers, safetensors, numpy, pyyaml, sentencepiece) (default: this one; "
+        "run under 'uv run --with sentencepiece' to give it sentencepiece)",
+    )
+    p.add_argument(
+        "--llama-repetitions",
+        type=int,
+        default=3,
+        help="llama-bench -r per run (default: %(default)s)",
+    )
     p.add_argument("--json", type=Path, default=None, help="also write the results to this file")
     p.add_argument(
         "--quick",
@@ -681,7 +792,15 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     args.shapes = _choices(args.shapes, SHAPES, "--shapes", p)
     args.dtypes = _choices(args.dtypes, DTYPES, "--dtypes", p)
     args.contenders = _choices(args.contenders, CONTENDERS, "--contenders", p)
-    for name in ("repeats", "prefill_len", "prompt_len", "gen_len", "batch", "bandwidth_mib"):
+    for name in (
+        "repeats",
+        "prefill_len",
+        "prompt_len",
+        "gen_len",
+        "batch",
+        "bandwidth_mib",
+        "llama_repetitions",
+    ):
         if getattr(args, name) < (2 if name == "gen_len" else 1):
             p.error(f"--{name.replace('_', '-')} must be at least {2 if name == 'gen_len' else 1}")
     return args
@@ -702,8 +821,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     threads = args.threads or get_optimal_params("model", "decode").num_threads
     torch.set_num_threads(threads)
     args.cache_dir.mkdir(parents=True, exist_ok=True)
+    args.llama_threads = threads  # llama-bench -t: the threads torch has
+    if args.llama_bench is not None:
+        try:  # before anything is measured: a wrong path fails in a second, not after the suite
+            llama_cpp.check_binary(args.llama_bench)
+            args.llama_converter = llama_cpp.find_converter(args.llama_bench, args.llama_cpp_dir)
+        except llama_cpp.LlamaCppError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
     facts = machine()
-    results = [run_config(shape, dtype, args) for shape in args.shapes for dtype in args.dtypes]
+    try:
+        results = [run_config(shape, dtype, args) for shape in args.shapes for dtype in args.dtypes]
+    except llama_cpp.LlamaCppError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
     for result in results:
         print_table(result, args.batch)
     rows = targets(results, args.batch)
