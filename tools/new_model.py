@@ -23,9 +23,8 @@ from pathlib import Path
 from string import Template
 
 from releases import last_release
-from workspace import REPO_ROOT, ToolError, main_guard, run
-
 from wheelhouse import DEFAULT_OUT, ensure
+from workspace import REPO_ROOT, ToolError, main_guard, run
 
 LIBRARIES = ("tttv2-core", "tttv2-hw", "tttv2-blocks", "tttv2-testing")
 #: Released packages the pinned libraries depend on (not pinned by the model, but its lock

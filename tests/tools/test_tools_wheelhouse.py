@@ -7,9 +7,8 @@ from pathlib import Path
 import pytest
 from conftest import REPO_ROOT, tool
 from releases import last_release
-from workspace import ToolError
-
 from wheelhouse import build_wheel, model_requirements
+from workspace import ToolError
 
 
 def _sha(path: Path) -> str:
