@@ -116,3 +116,53 @@ def test_the_tokenizer_covers_the_model_vocabulary_and_every_id_decodes(
     before = (folder / "tokenizer.json").stat().st_mtime_ns
     assert make_checkpoint.checkpoint("tiny", tmp_path, tokenizer=True) == folder  # reused as it is
     assert (folder / "tokenizer.json").stat().st_mtime_ns == before
+
+
+#: Tiny versions of the non-Llama shapes: the same keys as make_checkpoint.SHAPES' entries.
+FAMILIES = {
+    "qwen2": dict(TINY, model_type="qwen2", tie_word_embeddings=True, use_sliding_window=False),
+    "gemma2": dict(TINY, model_type="gemma2", norm_weight=0.0, head_dim=32, query_pre_attn_scalar=32,
+                   sliding_window=8, attn_logit_softcapping=50.0, final_logit_softcapping=30.0),
+    "phi3": dict(TINY, model_type="phi3", tie_word_embeddings=False, num_key_value_heads=4,
+                 original_max_position_embeddings=128, pad_token_id=0),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_other_families_match_their_save_pretrained_and_our_loader(
+    tmp_path: Path, family: str
+) -> None:
+    from safetensors.torch import load_file
+
+    from tttv2.core.model_plugins import list_model_plugins, load_model
+    from tttv2.core.modes import ExecutionMode
+    from tttv2.serve.runtime import Chunk, ModelRunner
+
+    config = FAMILIES[family]
+    ours = make_checkpoint.write_checkpoint(tmp_path / "ours", config, torch.float32)
+    saved = json.loads((ours / "config.json").read_text())
+    kwargs = {k: v for k, v in config.items() if k not in ("model_type", "norm_weight")}
+    reference_config = transformers.AutoConfig.for_model(config["model_type"], **kwargs)
+    reference = transformers.AutoModelForCausalLM.from_config(reference_config)
+    (architecture,) = saved["architectures"]
+    assert saved["model_type"] == config["model_type"] and architecture == type(reference).__name__
+    reference.save_pretrained(tmp_path / "reference")
+    written = load_file(ours / "model.safetensors")
+    expected = load_file(tmp_path / "reference" / "model.safetensors")
+    assert {k: v.shape for k, v in written.items()} == {k: v.shape for k, v in expected.items()}
+    norms = [k for k in written if k.endswith("norm.weight")]
+    biases = [k for k in written if k.endswith(".bias")]
+    assert norms and all(bool((written[k] == config.get("norm_weight", 1.0)).all()) for k in norms)
+    assert all(bool((written[k] == 0).all()) for k in biases)
+    assert bool(biases) == (family == "qwen2")  # Qwen2's q/k/v biases
+
+    if architecture not in list_model_plugins():
+        pytest.skip(f"the {architecture} model plugin is not installed here")
+    loaded = load_model(ours, dtype=torch.float32, device="cpu")
+    hf = transformers.AutoModelForCausalLM.from_pretrained(ours).eval()
+    ids = [5, 17, 42, 8, 91, 3, 60, 12, 33, 7]  # longer than Gemma 2's window of 8
+    runner = ModelRunner(loaded.model, 4, 16, loaded.max_context, device="cpu")
+    with torch.no_grad():
+        ref = hf(torch.tensor([ids])).logits[0, -1]
+        got = runner.forward([Chunk(0, ids)], ExecutionMode.PREFILL)[0][-1]
+    assert (got.float() - ref).abs().max().item() < 1e-4

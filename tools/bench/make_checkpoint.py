@@ -1,10 +1,12 @@
-"""Random Llama checkpoints at real model sizes, written one tensor at a time.
+"""Random checkpoints at real model sizes, written one tensor at a time.
 
 The benchmarks need checkpoints at the sizes of real models, and nothing can be downloaded,
 so they are made here: a Hugging Face folder (``config.json``, ``*.safetensors`` shards and
 ``model.safetensors.index.json`` when there are several) with random weights, normal(0,
-``initializer_range``) as transformers initialises Llama, norms at one. Names and shapes come
-from ``transformers.LlamaForCausalLM`` built on the meta device, so the folder is exactly what
+``initializer_range``) as transformers initialises its models, norms at one (zero for the
+families whose RMSNorm scales by ``1 + w``: Gemma), biases at zero. Names and shapes come from
+transformers' own model class for the shape's ``model_type`` (Llama unless a shape names
+another) built on the meta device, so the folder is exactly what
 ``save_pretrained`` would write (a tied head is not stored), but no model is materialised:
 memory holds one shard at a time, not the fp32 model (32 GB for Llama-3.1-8B). The folder is
 written under a temporary name and renamed when complete; an existing complete folder is
@@ -33,8 +35,10 @@ from typing import Any
 
 import torch
 
-#: ``LlamaConfig`` arguments at real models' sizes: the CPU suite's two (bench_model.py) and
-#: Llama-3.1-8B, which only GPU runs need (target 5 of issue 10).
+#: Config arguments at real models' sizes: the CPU suite's two (bench_model.py), Llama-3.1-8B,
+#: which only GPU runs need (target 5 of issue 10), and other families. ``model_type`` (default
+#: ``llama``) picks transformers' config and model class; ``norm_weight`` (default 1.0, not a
+#: config key) is the value norms are written with.
 SHAPES: dict[str, dict[str, Any]] = {
     "smollm2-135m": dict(
         hidden_size=576, intermediate_size=1536, num_hidden_layers=30, num_attention_heads=9,
@@ -55,6 +59,29 @@ SHAPES: dict[str, dict[str, Any]] = {
         rope_scaling={"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
                       "high_freq_factor": 4.0, "original_max_position_embeddings": 8192},
     ),
+    # The other dense families at their published sizes (config.json of Qwen/Qwen2.5-0.5B,
+    # google/gemma-2-2b, microsoft/Phi-3-mini-4k-instruct): issue 24's decode benchmarks.
+    "qwen2.5-0.5b": dict(
+        model_type="qwen2", hidden_size=896, intermediate_size=4864, num_hidden_layers=24,
+        num_attention_heads=14, num_key_value_heads=2, vocab_size=151936, tie_word_embeddings=True,
+        rope_theta=1000000.0, rms_norm_eps=1e-6, max_position_embeddings=32768,
+        use_sliding_window=False, sliding_window=32768, max_window_layers=24,
+    ),
+    "gemma-2-2b": dict(
+        model_type="gemma2", norm_weight=0.0, hidden_size=2304, intermediate_size=9216,
+        num_hidden_layers=26, num_attention_heads=8, num_key_value_heads=4, head_dim=256,
+        vocab_size=256000, tie_word_embeddings=True, rope_theta=10000.0, rms_norm_eps=1e-6,
+        max_position_embeddings=8192, query_pre_attn_scalar=256, sliding_window=4096,
+        attn_logit_softcapping=50.0, final_logit_softcapping=30.0,
+        hidden_activation="gelu_pytorch_tanh",
+    ),
+    "phi-3-mini": dict(
+        model_type="phi3", hidden_size=3072, intermediate_size=8192, num_hidden_layers=32,
+        num_attention_heads=32, num_key_value_heads=32, vocab_size=32064,
+        tie_word_embeddings=False, rope_theta=10000.0, rms_norm_eps=1e-5,
+        max_position_embeddings=4096, original_max_position_embeddings=4096, sliding_window=2047,
+        hidden_act="silu",
+    ),
 }  # fmt: skip
 DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
 INDEX = "model.safetensors.index.json"
@@ -62,22 +89,26 @@ INDEX = "model.safetensors.index.json"
 
 def write_checkpoint(folder: Path, config: dict[str, Any], dtype: torch.dtype = torch.bfloat16,
                      shard_bytes: int = 2 << 30, seed: int = 0, progress: bool = False) -> Path:  # fmt: skip
-    """A random Llama checkpoint for ``config`` (``LlamaConfig`` keyword arguments) in
-    ``folder``, which must not exist yet. Returns ``folder``."""
+    """A random checkpoint for ``config`` (an entry of :data:`SHAPES`: config keyword arguments,
+    ``model_type`` and ``norm_weight`` optional) in ``folder``, which must not exist yet.
+    Returns ``folder``."""
     import transformers
     from safetensors.torch import save_file
 
     if folder.exists():
         raise FileExistsError(f"{folder} exists: remove it or choose another folder")
-    cfg = transformers.LlamaConfig(**config, dtype=str(dtype).removeprefix("torch."))
-    cfg.architectures = [
-        "LlamaForCausalLM"
-    ]  # save_pretrained records the model class; loaders read it
+    kwargs = dict(config)
+    model_type = kwargs.pop("model_type", "llama")
+    norm_weight = float(kwargs.pop("norm_weight", 1.0))
+    cfg = transformers.AutoConfig.for_model(
+        model_type, **kwargs, dtype=str(dtype).removeprefix("torch.")
+    )
     with torch.device("meta"):
-        shapes = {
-            name: tuple(t.shape)
-            for name, t in transformers.LlamaForCausalLM(cfg).state_dict().items()
-        }
+        model = transformers.AutoModelForCausalLM.from_config(cfg)
+    # save_pretrained records the model class; loaders read it
+    cfg.architectures = [type(model).__name__]
+    shapes = {name: tuple(t.shape) for name, t in model.state_dict().items()}
+    del model
     if cfg.tie_word_embeddings:
         shapes.pop("lm_head.weight", None)  # save_pretrained stores a tied head once
     tmp = folder.with_name(folder.name + ".partial")
@@ -103,7 +134,9 @@ def write_checkpoint(folder: Path, config: dict[str, Any], dtype: torch.dtype = 
             flush()
             size = 0
         if name.endswith("norm.weight"):
-            shard[name] = torch.ones(shape, dtype=dtype)
+            shard[name] = torch.full(shape, norm_weight, dtype=dtype)
+        elif name.endswith(".bias"):
+            shard[name] = torch.zeros(shape, dtype=dtype)
         else:
             values = torch.empty(shape, dtype=torch.float32).normal_(
                 0.0, cfg.initializer_range, generator=gen
@@ -211,7 +244,7 @@ def checkpoint(shape: str, cache_dir: Path, dtype: torch.dtype = torch.bfloat16,
 
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(
-        description="Write (or find) a random Llama checkpoint at a real model's sizes and print its folder.",
+        description="Write (or find) a random checkpoint at a real model's sizes (Llama, Qwen2.5, Gemma 2, Phi-3 shapes) and print its folder.",
     )
     p.add_argument("shape", choices=sorted(SHAPES), help="model sizes")
     p.add_argument(
