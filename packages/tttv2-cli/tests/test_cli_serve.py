@@ -88,6 +88,21 @@ def test_serve_answers_the_openai_client_and_drains_on_sigterm(tiny_llama) -> No
             proc.wait(timeout=10)
 
 
+def test_the_socket_accepts_connections_before_the_server_starts() -> None:
+    """The address is printed before uvicorn starts; a client connecting then must be queued,
+    not refused (a bound socket that does not listen yet answers with a reset)."""
+    import socket
+
+    from tttv2.cli.commands.serve import bind
+
+    sock = bind("127.0.0.1", 0)
+    try:
+        with socket.create_connection(sock.getsockname()[:2], timeout=5):
+            pass
+    finally:
+        sock.close()
+
+
 def test_serve_refuses_a_port_in_use(tiny_llama) -> None:
     import socket
 

@@ -120,13 +120,22 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     )
 
 
+#: Connections the kernel queues before the server accepts them (uvicorn's default backlog).
+LISTEN_BACKLOG = 2048
+
+
 def bind(host: str, port: int) -> socket.socket:
-    """A listening socket (port 0: the OS picks one); a clear error when the port is taken."""
+    """A listening socket (port 0: the OS picks one); a clear error when the port is taken.
+
+    It listens from here on, so a client that connects as soon as the address is printed
+    waits in the kernel's queue until the server accepts, instead of being refused while
+    the app still starts (uvicorn listens on the socket it is given only when it starts)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
+        sock.listen(LISTEN_BACKLOG)
     except OSError as exc:
         sock.close()
         raise UsageError(
