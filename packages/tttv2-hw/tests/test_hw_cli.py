@@ -145,7 +145,10 @@ def test_isa_variant_per_native_kernel_and_why(capsys, monkeypatch):
     assert main(["--profile", "cpu:generic", "--op", "ffn"]) == 0
     out = capsys.readouterr().out
     assert "native kernel           ISA variant  why" in out
-    assert "\nskinny_linear           portable     PyTorch's kernels: device profile cpu:generic" in out
+    assert (
+        "\nskinny_linear           portable     PyTorch's kernels: device profile cpu:generic"
+        in out
+    )
     assert "\nrms_norm                portable     " in out
     assert main(["--profile", "cpu:avx2", "--op", "ffn", "--json"]) == 0
     status = json.loads(capsys.readouterr().out)["native_kernels"]

@@ -21,8 +21,8 @@ import pytest
 import torch
 from hw_close import assert_close
 
-from tttv2.hw.kernels.native import NativeKernelUnavailable, build_native
 from tttv2.hw.device.cpu import parse_cpuinfo
+from tttv2.hw.kernels.native import NativeKernelUnavailable, build_native
 from tttv2.hw.kernels.native.build import compile_native
 from tttv2.hw.kernels.native.isa import (
     KERNEL_VARIANTS,
@@ -71,7 +71,11 @@ SELECTIONS = {
 def test_selection_from_cpu_flags_and_profile(case):
     flags, machine, profile, isa, kernel, expected, why = SELECTIONS[case]
     choice = select_variant(
-        kernel, cpu_flags=frozenset(flags.split()), machine=machine, profile=profile, profile_isa=isa
+        kernel,
+        cpu_flags=frozenset(flags.split()),
+        machine=machine,
+        profile=profile,
+        profile_isa=isa,
     )
     assert choice.variant.name == expected
     text = choice.reason + " " + " ".join(r for _, r in choice.passed_over)
@@ -99,10 +103,14 @@ def test_variant_flags_follow_the_cpu_isa_names():
     assert variant("avx512_bf16").cpu_flags == frozenset(
         "avx2 fma f16c avx512f avx512bw avx512vl avx512_bf16".split()
     )
-    assert variant("avx512f").cpu_flags == frozenset("avx2 fma f16c avx512f avx512bw avx512vl".split())
+    assert variant("avx512f").cpu_flags == frozenset(
+        "avx2 fma f16c avx512f avx512bw avx512vl".split()
+    )
     assert variant("avx2").cpu_flags == frozenset("avx2 fma f16c".split())
     assert "-mavx512bf16" in variant("avx512_bf16").cflags
-    assert "-mavx512bf16" not in variant("avx512f").cflags and "-mavx512f" in variant("avx512f").cflags
+    assert (
+        "-mavx512bf16" not in variant("avx512f").cflags and "-mavx512f" in variant("avx512f").cflags
+    )
     assert variant("avx2").cflags == ("-mavx2", "-mfma", "-mf16c")  # today's build, unchanged
     assert not variant("portable").native
     with pytest.raises(ValueError, match="unknown ISA variant 'sse9'"):
@@ -111,7 +119,9 @@ def test_variant_flags_follow_the_cpu_isa_names():
 
 def test_a_named_variant_the_cpu_cannot_run_is_refused(monkeypatch, tmp_path):
     monkeypatch.setenv("TTTV2_DEVICE_PROFILE", "cpu:avx2")
-    with pytest.raises(NativeKernelUnavailable, match="CPU lacks avx512_bf16 .*avx512_bf16 variant"):
+    with pytest.raises(
+        NativeKernelUnavailable, match="CPU lacks avx512_bf16 .*avx512_bf16 variant"
+    ):
         build_native(
             "skinny_linear",
             flags=frozenset(SKYLAKE_SP.split()),
@@ -155,7 +165,9 @@ try:
     HOST_FLAGS = parse_cpuinfo(Path("/proc/cpuinfo").read_text())[1]
 except OSError:  # not Linux: no native variant is run
     HOST_FLAGS = frozenset()
-_SCALED = (ctypes.c_void_p, ctypes.c_int) * 2 + (ctypes.c_void_p,) + (ctypes.c_void_p, ctypes.c_int) * 2
+_SCALED = (
+    (ctypes.c_void_p, ctypes.c_int) * 2 + (ctypes.c_void_p,) + (ctypes.c_void_p, ctypes.c_int) * 2
+)
 _SCALED += (ctypes.c_int64,) * 4
 CODES = {torch.float32: 0, torch.bfloat16: 1, torch.float16: 2, torch.int8: 3}
 #: One rounding of the output in each dtype, plus fp32 sums over K <= 300 terms in any order.
@@ -169,7 +181,9 @@ def _runnable(isa: str):
     if v.native and not X86:
         reason = f"{isa}: x86-64 code, this host is {platform.machine()}"
     elif v.native and missing:
-        reason = f"{isa}: this host's CPU lacks {', '.join(missing)} (compiled above, cannot run here)"
+        reason = (
+            f"{isa}: this host's CPU lacks {', '.join(missing)} (compiled above, cannot run here)"
+        )
     elif v.native and not COMPILER:
         reason = f"{isa}: no C compiler here"
     return pytest.param(isa, marks=pytest.mark.skipif(bool(reason), reason=reason or "runs"))
@@ -205,7 +219,9 @@ def _run(isa: str, x, w, scale, b, monkeypatch) -> torch.Tensor:
 
 @pytest.mark.parametrize("isa", [_runnable(v.name) for v in VARIANTS])
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16, torch.float32])
-@pytest.mark.parametrize(("rows", "n", "k"), [(1, 77, 203), (3, 37, 256), (4, 24, 96), (8, 77, 300)])
+@pytest.mark.parametrize(
+    ("rows", "n", "k"), [(1, 77, 203), (3, 37, 256), (4, 24, 96), (8, 77, 300)]
+)
 def test_runnable_variant_matches_the_reference(isa, dtype, rows, n, k, monkeypatch):
     # K with and without tails of 8, 16 and 32; N with tails of the 3- and 4-row blocks
     monkeypatch.setenv("TTTV2_DEVICE_PROFILE", "cpu")  # the host's own: the CPU decides

@@ -188,7 +188,9 @@ def build_native(
     return NativeBuild(name, target, library, compiled, seconds, choice.variant.name, choice.reason)
 
 
-def compile_native(name: str, isa: str = BASELINE, *, out_dir: Path | None = None) -> tuple[Path, bool]:
+def compile_native(
+    name: str, isa: str = BASELINE, *, out_dir: Path | None = None
+) -> tuple[Path, bool]:
     """The shared library of kernel ``name`` built as variant ``isa``, compiled unless the
     cache has it, and whether it was compiled now. Nothing is loaded, and the host's CPU is
     not consulted: any variant compiles on any x86-64 host with a C compiler."""
@@ -247,7 +249,11 @@ def choose_variant(
 
 
 def _compile(
-    compiler: str, sources: dict[str, bytes], target: Path, name: str, cflags: tuple[str, ...] = CFLAGS
+    compiler: str,
+    sources: dict[str, bytes],
+    target: Path,
+    name: str,
+    cflags: tuple[str, ...] = CFLAGS,
 ) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent) as tmp:

@@ -7,16 +7,12 @@ first, each with the ISA names (:data:`tttv2.hw.device.cpu.ISA_FLAGS`, the same 
 device profiles use) it needs, the ``/proc/cpuinfo`` flags those names stand for, and the
 compiler flags:
 
-=============  ==============================  ==================================================
-variant        needs (ISA; cpuinfo flags)      compiled with
-=============  ==============================  ==================================================
-avx512_bf16    AVX-512-BF16, AVX-512, AVX2;    -mavx2 -mfma -mf16c -mavx512f -mavx512bw
-               + avx512_bf16                   -mavx512vl -mavx512bf16
-avx512f        AVX-512, AVX2; avx512f          -mavx2 -mfma -mf16c -mavx512f -mavx512bw
-               avx512bw avx512vl + avx2...     -mavx512vl
-avx2           AVX2; avx2 fma f16c             -mavx2 -mfma -mf16c
-portable       nothing                         not compiled: PyTorch's kernels (any CPU, ARM too)
-=============  ==============================  ==================================================
+* ``avx512_bf16``: ISA AVX-512-BF16, AVX-512, AVX2 (cpuinfo: avx512_bf16 avx512f avx512bw
+  avx512vl avx2 fma f16c); ``-mavx2 -mfma -mf16c -mavx512f -mavx512bw -mavx512vl -mavx512bf16``
+* ``avx512f``: ISA AVX-512, AVX2 (cpuinfo: avx512f avx512bw avx512vl avx2 fma f16c);
+  ``-mavx2 -mfma -mf16c -mavx512f -mavx512bw -mavx512vl``
+* ``avx2``: ISA AVX2 (cpuinfo: avx2 fma f16c); ``-mavx2 -mfma -mf16c`` (the original build)
+* ``portable``: nothing; not compiled, PyTorch's kernels run (any CPU, ARM included)
 
 :func:`select_variant` gives a kernel the first variant of those it has code for
 (:data:`KERNEL_VARIANTS`) that the CPU's flags, the machine (x86-64) and the device
@@ -124,7 +120,11 @@ def variant(name: str) -> IsaVariant:
 
 
 def why_not(
-    v: IsaVariant, cpu_flags: frozenset[str], machine: str, profile: str, profile_isa: tuple[str, ...]
+    v: IsaVariant,
+    cpu_flags: frozenset[str],
+    machine: str,
+    profile: str,
+    profile_isa: tuple[str, ...],
 ) -> str:
     """Why ``v`` cannot run here, or ``""`` when it can."""
     if not v.native:
@@ -167,7 +167,9 @@ def select_variant(
             why = "no native variant runs here" if passed else "the only variant"
             return IsaChoice(kernel, v, f"PyTorch's kernels: {why}", tuple(passed))
         better = [n for n in VARIANT_NAMES[: VARIANT_NAMES.index(name)] if n not in names]
-        why = f"CPU has {', '.join(sorted(v.cpu_flags))}; profile {profile} lists {', '.join(v.isa)}"
+        why = (
+            f"CPU has {', '.join(sorted(v.cpu_flags))}; profile {profile} lists {', '.join(v.isa)}"
+        )
         if better:
             why += f"; {kernel} has no {'/'.join(better)} code"
         return IsaChoice(kernel, v, why, tuple(passed))
