@@ -132,8 +132,31 @@ def test_native_kernel_status_on_cpu(capsys, monkeypatch):
     assert all(
         s["available"] is False and "TTTV2_NATIVE_KERNELS" in s["reason"] for s in status.values()
     )
+    assert {s["variant"] for s in status.values()} == {"portable"}  # PyTorch's kernels
     assert main(["--profile", "cuda:H100", "--op", "ffn", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["native_kernels"] is None  # CPU kernels only
+
+
+def test_isa_variant_per_native_kernel_and_why(capsys, monkeypatch):
+    """Under cpu:generic every kernel is the portable variant, with the profile named as
+    the reason; under cpu:avx2 the AVX-512 variants are passed over because the profile
+    lacks them, whatever the host CPU has."""
+    monkeypatch.delenv("TTTV2_NATIVE_KERNELS", raising=False)
+    assert main(["--profile", "cpu:generic", "--op", "ffn"]) == 0
+    out = capsys.readouterr().out
+    assert "native kernel           ISA variant  why" in out
+    assert (
+        "\nskinny_linear           portable     PyTorch's kernels: device profile cpu:generic"
+        in out
+    )
+    assert "\nrms_norm                portable     " in out
+    assert main(["--profile", "cpu:avx2", "--op", "ffn", "--json"]) == 0
+    status = json.loads(capsys.readouterr().out)["native_kernels"]
+    skinny = status["skinny_linear"]
+    assert "device profile cpu:avx2 lacks AVX-512-BF16" in skinny["passed_over"]["avx512_bf16"]
+    assert "device profile cpu:avx2 lacks AVX-512" in skinny["passed_over"]["avx512f"]
+    assert skinny["variant"] == ("avx2" if skinny["available"] else "portable")
+    assert set(status["rms_norm"]["passed_over"]) <= {"avx2"}  # it has no AVX-512 code to pass over
 
 
 @pytest.mark.parametrize(

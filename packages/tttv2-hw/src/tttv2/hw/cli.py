@@ -120,7 +120,7 @@ def to_json(
             op: {mode: p.to_dict() for mode, p in by_mode.items()} for op, by_mode in table.items()
         },
         "memory_plan": plan.to_dict() if plan else None,
-        "native_kernels": native_status() if config.device_type == "cpu" else None,
+        "native_kernels": native_status(config) if config.device_type == "cpu" else None,
         "decode_path": _decode_path_json(decode_path(config)),
     }
 
@@ -181,12 +181,32 @@ def format_device(config: DeviceConfig) -> str:
             )
         )
     rows.append(("kernel backends", " > ".join(backend_preference(config.device_type))))
-    if config.device_type == "cpu":
-        rows.append(("native kernels", format_native(native_status())))
+    status = native_status(config) if config.device_type == "cpu" else None
+    if status is not None:
+        rows.append(("native kernels", format_native(status)))
     choice = decode_path(config)
     rows.append(("decode path", f"{choice.kind}: {choice.reason}"))
     width = max(len(k) for k, _ in rows)
-    return "\n".join(f"{k.ljust(width)}  {v}" for k, v in rows)
+    text = "\n".join(f"{k.ljust(width)}  {v}" for k, v in rows)
+    return text + ("\n\n" + format_variants(status) if status is not None else "")
+
+
+def format_variants(status: dict[str, dict[str, Any]]) -> str:
+    """Per native kernel, the ISA variant it runs as here and why (``portable``: PyTorch's
+    kernels), then why each better variant was passed over."""
+    header = ["native kernel", "ISA variant", "why"]
+    cells = []
+    for name, s in status.items():
+        why = str(s.get("variant_reason", ""))
+        passed = cast(dict[str, str], s.get("passed_over") or {})
+        if passed:
+            why += " (passed over " + "; ".join(f"{v}: {r}" for v, r in passed.items()) + ")"
+        cells.append([name, str(s.get("variant", "")), why])
+    widths = [max(len(r[i]) for r in [header, *cells]) for i in range(2)]
+    return "\n".join(
+        f"{r[0].ljust(widths[0])}  {r[1].ljust(widths[1])}  {r[2]}".rstrip()
+        for r in [header, ["-" * widths[0], "-" * widths[1], "---"], *cells]
+    )
 
 
 def format_native(status: dict[str, dict[str, Any]]) -> str:

@@ -7,9 +7,13 @@ The library is cached under ``$TTTV2_CACHE_DIR/native`` by a hash of all three, 
 temporary name and renamed into place, so parallel processes (pytest-xdist workers) never
 load a half-written file. ``TTTV2_NATIVE_KERNELS=0`` turns native kernels off.
 
-The kernels also follow the device profile (``TTTV2_DEVICE_PROFILE``): a profile whose ISA
-list lacks AVX2 (``cpu:generic``, the non-x86 fallback) turns them off even on a host that
-could run them, so that profile's kernel selection is the same on every host.
+Each kernel is built in the instruction-set variant :mod:`tttv2.hw.kernels.native.isa`
+selects for it (``avx512_bf16``, ``avx512f``, ``avx2`` or ``portable``: PyTorch's kernels)
+from the CPU's flags and the device profile (``TTTV2_DEVICE_PROFILE``); the variant's
+compiler flags are part of the cache key. A profile whose ISA list lacks AVX2
+(``cpu:generic``, the non-x86 fallback) turns native kernels off even on a host that could
+run them, and ``cpu:avx2`` pins the AVX2 build on any x86 host, so a profile's kernel
+selection is the same on every host that can run it.
 
 Anything that stops a build (no compiler, a CPU without the ISA, a compile error) raises
 :class:`NativeKernelUnavailable` with the reason; callers fall back to PyTorch's kernels.
@@ -35,18 +39,30 @@ from typing import TYPE_CHECKING, Any
 import torch  # noqa: F401  loads the OpenMP runtime (libgomp) the kernels link to and share
 
 from tttv2.hw.cache import cache_dir
+from tttv2.hw.kernels.native.isa import (
+    BASELINE,
+    PORTABLE,
+    IsaChoice,
+    IsaVariant,
+    select_variant,
+    variant,
+)
 
 if TYPE_CHECKING:
     from _ctypes import CFuncPtr
 
+    from tttv2.hw.device.config import DeviceConfig
+
 log = logging.getLogger(__name__)
 
 DISABLE_ENV = "TTTV2_NATIVE_KERNELS"
-#: /proc/cpuinfo flags every kernel here is compiled for.
-REQUIRED_CPU_FLAGS = frozenset({"avx2", "fma", "f16c"})
-#: The ISA (tttv2.hw.device.cpu names) a device profile must list for the kernels to run.
+#: /proc/cpuinfo flags the least native variant (``avx2``) needs: without them, no kernel.
+REQUIRED_CPU_FLAGS = variant(BASELINE).cpu_flags
+#: The ISA (tttv2.hw.device.cpu names) a device profile must list for any native kernel.
 REQUIRED_ISA = "AVX2"
-CFLAGS = ("-O3", "-mavx2", "-mfma", "-mf16c", "-fopenmp", "-fPIC", "-shared", "-std=c11", "-Wall")
+#: Compiler flags of every variant; the variant adds its ``-m`` flags (:data:`CFLAGS`: avx2's).
+COMMON_CFLAGS = ("-O3", "-fopenmp", "-fPIC", "-shared", "-std=c11", "-Wall")
+CFLAGS = (COMMON_CFLAGS[0], *variant(BASELINE).cflags, *COMMON_CFLAGS[1:])
 
 
 class NativeKernelUnavailable(RuntimeError):
@@ -62,6 +78,8 @@ class NativeBuild:
     library: ctypes.CDLL
     compiled: bool  # False: loaded from the cache
     seconds: float
+    variant: str = BASELINE  # the ISA variant (tttv2.hw.kernels.native.isa) it was built as
+    reason: str = ""  # why that variant
 
 
 #: The kernels of this package (``native/<name>.c``).
@@ -74,18 +92,27 @@ NATIVE_KERNELS = (
 )
 
 
-def native_status() -> dict[str, dict[str, object]]:
+def native_status(device: DeviceConfig | None = None) -> dict[str, dict[str, object]]:
     """Per kernel: built or loaded from the cache, in how many seconds, or why not (what
-    ``tttv2-hw`` reports; building here is the warm-up a first decode would pay)."""
+    ``tttv2-hw`` reports; building here is the warm-up a first decode would pay), and the
+    ISA variant it runs as (``portable``: PyTorch's kernels), why, and why not the better
+    ones, under ``device``'s profile (default: :func:`~tttv2.hw.optimal.default_device`)."""
     status: dict[str, dict[str, object]] = {}
     for name in NATIVE_KERNELS:
+        choice = choose_variant(name, device=device)
+        passed = dict(choice.passed_over)
         try:
-            build = build_native(name)
+            build = build_native(name, device=device)
         except NativeKernelUnavailable as reason:
-            status[name] = {"available": False, "reason": str(reason)}
+            why = str(reason).splitlines()[0]
+            if choice.variant.native:
+                passed[choice.variant.name] = why
+            status[name] = {"available": False, "reason": str(reason), "variant": PORTABLE,
+                            "variant_reason": f"PyTorch's kernels: {why}", "passed_over": passed}  # fmt: skip
         else:
             status[name] = {"available": True, "compiled": build.compiled, "seconds": round(build.seconds, 3),
-                            "path": str(build.path)}  # fmt: skip
+                            "path": str(build.path), "variant": build.variant,
+                            "variant_reason": build.reason, "passed_over": passed}  # fmt: skip
     return status
 
 
@@ -122,16 +149,54 @@ def find_compiler() -> str:
 
 
 def build_native(
-    name: str, *, flags: frozenset[str] | None = None, out_dir: Path | None = None
+    name: str,
+    *,
+    flags: frozenset[str] | None = None,
+    out_dir: Path | None = None,
+    isa: str | None = None,
+    device: DeviceConfig | None = None,
 ) -> NativeBuild:
-    """Compile (or load from the cache) the kernel ``native/<name>.c`` of this package."""
+    """Compile (or load from the cache) the kernel ``native/<name>.c`` of this package, in
+    the ISA variant selected for it here (:func:`choose_variant`) or the one named by
+    ``isa`` (refused when the CPU lacks its flags: such a library would not run). The
+    device profile is ``device``'s, by default :func:`~tttv2.hw.optimal.default_device`'s."""
     started = time.perf_counter()
     if native_disabled():
         raise NativeKernelUnavailable(f"turned off by {DISABLE_ENV}={os.environ[DISABLE_ENV]}")
     if flags is None:
         flags = _cpu_flags()
     check_cpu(flags, platform.machine())
-    _check_device_profile()
+    _check_device_profile(device)
+    if isa is None:
+        choice = choose_variant(name, flags=flags, device=device)
+    else:
+        chosen = variant(isa)
+        missing = sorted(chosen.cpu_flags - flags)
+        if missing:
+            raise NativeKernelUnavailable(
+                f"CPU lacks {', '.join(missing)} (needed by the {isa} variant)"
+            )
+        choice = IsaChoice(name, chosen, "named by the caller")
+    if not choice.variant.native:
+        raise NativeKernelUnavailable(f"{name}: {choice.reason}")
+    target, compiled = compile_native(name, choice.variant.name, out_dir=out_dir)
+    try:
+        library = ctypes.CDLL(str(target))
+    except OSError as error:
+        raise NativeKernelUnavailable(f"cannot load {target}: {error}") from error
+    seconds = time.perf_counter() - started
+    return NativeBuild(name, target, library, compiled, seconds, choice.variant.name, choice.reason)
+
+
+def compile_native(
+    name: str, isa: str = BASELINE, *, out_dir: Path | None = None
+) -> tuple[Path, bool]:
+    """The shared library of kernel ``name`` built as variant ``isa``, compiled unless the
+    cache has it, and whether it was compiled now. Nothing is loaded, and the host's CPU is
+    not consulted: any variant compiles on any x86-64 host with a C compiler."""
+    chosen = variant(isa)
+    if not chosen.native:
+        raise NativeKernelUnavailable(f"the {isa} variant is PyTorch's kernels: nothing to compile")
     package = resources.files(__package__)
     # a kernel may include headers and other kernels' sources: all of them are its source
     sources = {f.name: f.read_bytes() for f in package.iterdir() if f.name.endswith((".c", ".h"))}
@@ -141,35 +206,62 @@ def build_native(
         )
     compiler = find_compiler()
     version = _compiler_version(compiler)
+    cflags = variant_cflags(chosen)
     parts = [
         name.encode(),
         *(sources[f] for f in sorted(sources)),
-        " ".join(CFLAGS).encode(),
+        " ".join(cflags).encode(),
         compiler.encode(),
         version,
     ]
     key = hashlib.sha256(b"\0".join(parts)).hexdigest()
     out_dir = out_dir or cache_dir() / "native"
-    target = out_dir / f"{name}-{key[:16]}.so"
+    suffix = "" if chosen.name == BASELINE else f"-{chosen.name}"
+    target = out_dir / f"{name}{suffix}-{key[:16]}.so"
     compiled = not target.is_file()
     if compiled:
-        log.info("compiling native kernel %s into %s (first use)", name, target)
-        _compile(compiler, sources, target, name)
-    try:
-        library = ctypes.CDLL(str(target))
-    except OSError as error:
-        raise NativeKernelUnavailable(f"cannot load {target}: {error}") from error
-    return NativeBuild(name, target, library, compiled, time.perf_counter() - started)
+        log.info("compiling native kernel %s (%s) into %s (first use)", name, isa, target)
+        _compile(compiler, sources, target, name, cflags)
+    return target, compiled
 
 
-def _compile(compiler: str, sources: dict[str, bytes], target: Path, name: str) -> None:
+def variant_cflags(v: IsaVariant) -> tuple[str, ...]:
+    """The full compiler command-line flags of variant ``v`` (``-O3``, its ``-m`` flags, ...)."""
+    return (COMMON_CFLAGS[0], *v.cflags, *COMMON_CFLAGS[1:])
+
+
+def choose_variant(
+    name: str, *, flags: frozenset[str] | None = None, device: DeviceConfig | None = None
+) -> IsaChoice:
+    """The ISA variant kernel ``name`` gets here: this CPU's flags (or ``flags``), this
+    machine and the device profile (``device``'s, by default the default device's), by
+    :func:`~tttv2.hw.kernels.native.isa.select_variant`."""
+    device = device or _default_device()
+    disabled = f"{DISABLE_ENV}={os.environ[DISABLE_ENV]}" if native_disabled() else ""
+    return select_variant(
+        name,
+        cpu_flags=_cpu_flags() if flags is None else flags,
+        machine=platform.machine(),
+        profile=device.profile,
+        profile_isa=device.cpu.isa,
+        disabled_by=disabled,
+    )
+
+
+def _compile(
+    compiler: str,
+    sources: dict[str, bytes],
+    target: Path,
+    name: str,
+    cflags: tuple[str, ...] = CFLAGS,
+) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
         src, out = Path(tmp) / f"{name}.c", Path(tmp) / f"{name}.so"
         for file, text in sources.items():
             (Path(tmp) / file).write_bytes(text)
         result = subprocess.run(
-            [compiler, *CFLAGS, str(src), "-o", str(out)], capture_output=True, text=True
+            [compiler, *cflags, str(src), "-o", str(out)], capture_output=True, text=True
         )
         if result.returncode != 0:
             raise NativeKernelUnavailable(
@@ -201,10 +293,14 @@ def _compiler_version(compiler: str) -> bytes:
         raise NativeKernelUnavailable(f"cannot run {compiler}: {error}") from error
 
 
-def _check_device_profile() -> None:
+def _default_device() -> DeviceConfig:
     from tttv2.hw.optimal import default_device
 
-    device = default_device()
+    return default_device()
+
+
+def _check_device_profile(device: DeviceConfig | None = None) -> None:
+    device = device or _default_device()
     check_profile(device.profile, device.cpu.isa)
 
 

@@ -108,4 +108,29 @@ INLINE int valid_dtype(int t) { return t >= F32 && t <= F16; }
 INLINE int valid_weight_dtype(int t) { return valid_dtype(t) || t == I8; }
 INLINE int64_t weight_bytes(int t) { return t == F32 ? 4 : t == I8 ? 1 : 2; }
 
+#if defined(__AVX512F__)
+/* AVX-512 builds (the avx512f and avx512_bf16 variants) only: load8 16 wide. */
+INLINE __m512 load16(const void *base, int64_t i, int dtype) {
+    if (dtype == I8)
+        return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)((const int8_t *)base + i))));
+    if (dtype == BF16) {
+        __m256i h = _mm256_loadu_si256((const __m256i *)((const uint16_t *)base + i));
+        return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+    }
+    if (dtype == F16)
+        return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)((const uint16_t *)base + i)));
+    return _mm512_loadu_ps((const float *)base + i);
+}
+#endif
+
+#if defined(__AVX512BF16__)
+/* 32 bf16 values (a, b: at least 32 readable) as the operand vdpbf16ps takes. */
+INLINE __m512bh load32_bf16(const uint16_t *a) { return (__m512bh)_mm512_loadu_si512((const void *)a); }
+
+/* acc (16 fp32 sums) += products of 32 bf16 pairs in one instruction (vdpbf16ps): lane i
+ * adds a[2i] * b[2i] + a[2i+1] * b[2i+1], each product exact in fp32, no conversion of
+ * either operand. Unlike the fp32 path, it flushes denormal inputs and results to zero. */
+INLINE __m512 dot32_bf16(__m512 acc, __m512bh a, __m512bh b) { return _mm512_dpbf16_ps(acc, a, b); }
+#endif
+
 #endif
