@@ -77,9 +77,7 @@ def test_bench_engine_holds_exactly_the_run_and_generates_it(tiny_llama) -> None
     assert engine.runner.blocks.block_size == pool.block_size
     assert engine.runner.blocks.num_blocks == 2 * math.ceil(12 / pool.block_size)
     prompt = list(range(3, 10))
-    outputs = engine.generate(
-        [prompt, prompt], SamplingParams(), StopConditions(max_new_tokens=5)
-    )
+    outputs = engine.generate([prompt, prompt], SamplingParams(), StopConditions(max_new_tokens=5))
     ref = reference_outputs(tiny_llama, prompt, greedy_steps=5)
     assert [o.token_ids for o in outputs] == [ref.greedy_tokens.tolist()] * 2
 
