@@ -41,8 +41,10 @@ from typing import Any
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_model import BLOCK_SIZE, DTYPES, SHAPES, Hand, Ours, checkpoint, prompts  # noqa: E402
+from bench_model import CPU, DTYPES, SHAPES, Hand, Ours, checkpoint, prompts  # noqa: E402
 
+from tttv2.cli.kv_pool import loaded_kv_pool  # noqa: E402
+from tttv2.cli.throughput import bench_engine  # noqa: E402
 from tttv2.core.modes import ExecutionMode  # noqa: E402
 from tttv2.serve.runtime import Chunk, ModelRunner, SamplingParams, StopConditions, greedy_tokens  # noqa: E402
 from tttv2.serve.runtime.engine import joined_rows  # noqa: E402
@@ -53,9 +55,11 @@ Step = Callable[[], list[int]]
 def ours_loop(ours: Ours, batch: list[list[int]], feed: list[list[int]]) -> Step:
     """Prefill ``batch`` (untimed) and return one decode step of ``ModelRunner``: the
     next column of ``feed`` in, the greedy picks out."""
-    per_seq = -(-(len(batch[0]) + len(feed[0])) // BLOCK_SIZE)
+    pool = loaded_kv_pool(
+        ours.loaded, CPU, seq_len=len(batch[0]) + len(feed[0]), num_seqs=len(batch)
+    )
     runner = ModelRunner(
-        ours.loaded.model, len(batch) * per_seq, BLOCK_SIZE, ours.loaded.max_context, device="cpu"
+        ours.loaded.model, pool.num_blocks, pool.block_size, ours.loaded.max_context, device=CPU
     )
     greedy_tokens(
         joined_rows(
@@ -78,7 +82,7 @@ def ours_engine(ours: Ours, batch: list[list[int]], feed: list[list[int]]) -> St
     """Prefill ``batch`` through an engine step (untimed) and return one engine step (the
     engine feeds its own greedy picks back: same work per step)."""
     steps = len(feed[0])
-    engine = ours._engine(len(batch), len(batch[0]), steps + 1)
+    engine = bench_engine(ours.loaded, len(batch), len(batch[0]), steps + 1, CPU)
     for prompt in batch:
         engine.add_request(prompt, SamplingParams(), StopConditions(max_new_tokens=steps + 1))
     engine.step()

@@ -41,6 +41,15 @@ requirements; this environment has all but ``sentencepiece``, so run it as
 ``uv run --with sentencepiece python tools/bench/bench_model.py --llama-bench ...`` or pass
 ``--llama-python`` an interpreter that has them.
 
+What is measured and how is tttv2-cli's, the code ``tttv2 bench`` runs, not a copy of it:
+loading (``tttv2.cli.loading.load``, ``throughput.load_hf``), the engine run
+(``throughput.run_ours``), the greedy timing loop of hf, ours-loop and hand
+(``throughput.time_greedy_loop``), prompts (``throughput.bench_prompts``), the copy bandwidth
+(``measure.stream_bandwidth``), the roofline (``roofline.decode_roofline``: weights as our
+model stores them, KV cache at the mean decode context), ratios (``ratios``) and the thread
+count (``hardware.apply_num_threads``). This file only lines the contenders up, interleaves
+them and prints the tables; ``hand`` and llama.cpp are tool-only.
+
 Warm-up (checkpoint creation, loading with weight preparation, first call, compilation
 when ``--compile`` is given) is measured and reported separately. Checkpoints are written
 once by ``make_checkpoint.py`` (random bf16 weights under transformers' Llama names) and
@@ -76,18 +85,26 @@ from handwritten_llama import HandwrittenLlama  # noqa: E402
 from make_checkpoint import SHAPES as ALL_SHAPES  # noqa: E402
 from make_checkpoint import checkpoint as cached_checkpoint  # noqa: E402
 
-from tttv2.cli.measure import stream_bandwidth as measure_bandwidth  # noqa: E402
-from tttv2.cli.roofline import kv_bytes_read_per_step, roofline  # noqa: E402
-from tttv2.cli.throughput import bench_prompts, parameter_bytes, run_hf, run_ours  # noqa: E402
-from tttv2.hw import default_kv_block_size  # noqa: E402
-from tttv2.serve.runtime import greedy_tokens  # noqa: E402
-from tttv2.serve.runtime.engine import joined_rows  # noqa: E402
+from tttv2.cli.hardware import apply_num_threads, device_config  # noqa: E402
+from tttv2.cli.kv_pool import loaded_kv_pool  # noqa: E402
+from tttv2.cli.loading import DTYPES, load  # noqa: E402
+from tttv2.cli.measure import stream_bandwidth  # noqa: E402
+from tttv2.cli.options import int_at_least  # noqa: E402
+from tttv2.cli.ratios import median_present, per_repeat_ratios, ratio  # noqa: E402
+from tttv2.cli.roofline import Roofline, decode_roofline, roofline  # noqa: E402
+from tttv2.cli.throughput import (  # noqa: E402
+    bench_prompts,
+    load_hf,
+    run_hf,
+    run_ours,
+    time_greedy_loop,
+)
+from tttv2.hw import count_params  # noqa: E402
 
 SUITE_SHAPES = ("smollm2-135m", "llama-3.2-1b")
 SHAPES: dict[str, dict[str, Any]] = {name: ALL_SHAPES[name] for name in SUITE_SHAPES}
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 CONTENDERS = ("ours", "ours-loop", "hand", "hf")
-BLOCK_SIZE = default_kv_block_size("cpu")  # the KV block size `tttv2 bench` uses (tttv2-hw's)
+CPU = torch.device("cpu")
 
 
 # -- checkpoints ------------------------------------------------------------------------
@@ -98,21 +115,6 @@ def checkpoint(shape: str, cache_dir: Path) -> tuple[Path, float]:
     exists = (cache_dir / shape / "config.json").is_file()
     folder = cached_checkpoint(shape, cache_dir)
     return folder, 0.0 if exists else time.perf_counter() - start
-
-
-def checkpoint_params(folder: Path) -> int:
-    """Parameters stored in the checkpoint (a tied head is stored once)."""
-    from safetensors import safe_open
-
-    total = 0
-    for f in folder.glob("*.safetensors"):
-        with safe_open(str(f), framework="pt") as fh:
-            for name in fh.keys():
-                n = 1
-                for size in fh.get_slice(name).get_shape():
-                    n *= size
-                total += n
-    return total
 
 
 # -- contenders -------------------------------------------------------------------------
@@ -128,63 +130,47 @@ class Runs:
 
 
 class Contender:
-    """``prefill(prompt) -> seconds to the first token``; ``decode(prompts, steps) ->
-    aggregate decode tokens/s`` over ``steps - 1`` greedy steps after the prefill."""
+    """``run(prompts, steps) -> (seconds to the first tokens, seconds of the steps - 1
+    greedy decode steps after them)``; ``prefill`` and ``decode`` are its two measures."""
 
     name = ""
 
-    def prefill(self, prompt: list[int]) -> float:
+    def run(self, prompts: list[list[int]], steps: int) -> tuple[float, float]:
         raise NotImplementedError
 
+    def prefill(self, prompt: list[int]) -> float:
+        """Seconds to the first token of ``prompt``."""
+        return self.run([prompt], 1)[0]
+
     def decode(self, prompts: list[list[int]], steps: int) -> float:
-        raise NotImplementedError
+        """Aggregate decode tokens/s over ``steps - 1`` greedy steps after the prefill."""
+        return len(prompts) * (steps - 1) / self.run(prompts, steps)[1]
 
 
 class Ours(Contender):
+    """Loaded as ``tttv2 bench`` loads (tttv2.cli.loading.load) and run as it runs
+    (tttv2.cli.throughput.run_ours: ``LLMEngine``, greedy, no EOS)."""
+
     name = "ours"
 
     def __init__(
-        self, folder: Path, dtype: torch.dtype, compile_decode: bool, capture: bool
+        self,
+        folder: Path,
+        dtype: torch.dtype,
+        compile_decode: bool,
+        capture: bool,
+        max_batch: int = 1,
     ) -> None:
-        from tttv2.core.model_plugins import load_model
+        dtype_name = next(name for name, d in DTYPES.items() if d == dtype)
+        self.loaded = load(folder, dtype_name, CPU, capture_decode=capture)
+        if compile_decode:  # as tttv2 bench --compile: one graph for batches up to max_batch
+            self.loaded.model.compile_decode(max_batch=max_batch)
 
-        self.loaded = load_model(folder, dtype=dtype, device="cpu")
-        self.compile_decode = compile_decode
-        if compile_decode:
-            self.loaded.model.compile_decode()
-        if capture:
-            self.loaded.model.capture_decode()
-
-    def _engine(self, batch: int, prompt_len: int, steps: int):  # the `tttv2 bench` setup
-        from tttv2.serve.runtime import LLMEngine
-
-        per_seq = -(-(prompt_len + steps) // BLOCK_SIZE)
-        return LLMEngine(
-            self.loaded.model,
-            num_blocks=batch * per_seq,
-            block_size=BLOCK_SIZE,
-            max_seq_len=self.loaded.max_context,
-            max_num_batched_tokens=batch * prompt_len,
-            max_num_seqs=batch,
-            device="cpu",
-            vocab_size=self.loaded.spec.vocab_size,
-        )
-
-    def _generate(self, prompts: list[list[int]], steps: int) -> list[Any]:
-        """``tttv2 bench``'s run (tttv2.cli.throughput.run_ours): the engine, greedy, no EOS."""
-        return run_ours(self.loaded, torch.tensor(prompts), steps, torch.device("cpu"))[1]
-
-    def prefill(self, prompt: list[int]) -> float:
-        return self._generate([prompt], 1)[0].timings.time_to_first_token
-
-    def decode(self, prompts: list[list[int]], steps: int) -> float:
-        outputs = self._generate(prompts, steps)
+    def run(self, prompts: list[list[int]], steps: int) -> tuple[float, float]:
+        outputs = run_ours(self.loaded, torch.tensor(prompts), steps, CPU)[1]
+        ttft = max(o.timings.time_to_first_token or 0.0 for o in outputs)
         first = max(o.timings.token_times[0] for o in outputs)  # all prefilled in one step
-        last = max(o.timings.token_times[-1] for o in outputs)
-        return len(prompts) * (steps - 1) / (last - first)
-
-    def parameter_bytes(self) -> int:
-        return parameter_bytes(self.loaded.model)
+        return ttft, max(o.timings.token_times[-1] for o in outputs) - first
 
 
 class OursLoop(Ours):
@@ -195,35 +181,30 @@ class OursLoop(Ours):
 
     name = "ours-loop"
 
-    def _run(self, prompts: list[list[int]], steps: int) -> tuple[float, float]:
-        """(seconds to the first tokens, decode tokens/s over ``steps - 1`` steps)."""
+    def run(self, prompts: list[list[int]], steps: int) -> tuple[float, float]:
         from tttv2.core.modes import ExecutionMode
         from tttv2.serve.runtime import Chunk, ModelRunner
+        from tttv2.serve.runtime.engine import joined_rows
 
-        per_seq = -(-(len(prompts[0]) + steps) // BLOCK_SIZE)
-        runner = ModelRunner(
-            self.loaded.model,
-            len(prompts) * per_seq,
-            BLOCK_SIZE,
-            self.loaded.max_context,
-            device="cpu",
+        pool = loaded_kv_pool(  # the KV cache run_ours plans for the same job
+            self.loaded, CPU, seq_len=len(prompts[0]) + steps, num_seqs=len(prompts)
         )
-        start = time.perf_counter()
-        logits = runner.forward([Chunk(i, p) for i, p in enumerate(prompts)], ExecutionMode.PREFILL)
-        tokens = greedy_tokens(joined_rows(logits))
-        first, start = time.perf_counter() - start, time.perf_counter()
-        for _ in range(steps - 1):
-            logits = runner.forward(
-                [Chunk(i, [t]) for i, t in enumerate(tokens)], ExecutionMode.DECODE
-            )
-            tokens = greedy_tokens(joined_rows(logits))
-        return first, len(prompts) * (steps - 1) / (time.perf_counter() - start)
+        runner = ModelRunner(
+            self.loaded.model, pool.num_blocks, pool.block_size, self.loaded.max_context, device=CPU
+        )
 
-    def prefill(self, prompt: list[int]) -> float:
-        return self._run([prompt], 1)[0]
+        def forward(chunks: list[Chunk], mode: ExecutionMode) -> torch.Tensor:
+            return joined_rows(runner.forward(chunks, mode))
 
-    def decode(self, prompts: list[list[int]], steps: int) -> float:
-        return self._run(prompts, steps)[1]
+        return time_greedy_loop(
+            lambda: forward([Chunk(i, p) for i, p in enumerate(prompts)], ExecutionMode.PREFILL),
+            lambda tokens: forward(
+                [Chunk(i, [t]) for i, t in enumerate(tokens.view(-1).tolist())],
+                ExecutionMode.DECODE,
+            ),
+            steps,
+            CPU,
+        )
 
 
 class Hand(Contender):
@@ -239,54 +220,39 @@ class Hand(Contender):
             self.compiled = torch.compile(self.model.forward, dynamic=True)
 
     @torch.no_grad()
-    def prefill(self, prompt: list[int]) -> float:
-        start = time.perf_counter()
-        int(self.forward(torch.tensor([prompt]), 0).argmax(-1)[0])
-        return time.perf_counter() - start
-
-    @torch.no_grad()
-    def decode(self, prompts: list[list[int]], steps: int) -> float:
+    def run(self, prompts: list[list[int]], steps: int) -> tuple[float, float]:
         step_fn = self.compiled or self.forward
         ids = torch.tensor(prompts)
-        tokens = greedy_tokens(self.forward(ids, 0))
-        pos, start = ids.shape[1], time.perf_counter()
-        for _ in range(steps - 1):
-            tokens = greedy_tokens(step_fn(torch.tensor(tokens).view(-1, 1), pos))
+        pos = ids.shape[1]
+
+        def step(tokens: torch.Tensor) -> torch.Tensor:
+            nonlocal pos
             pos += 1
-        return len(prompts) * (steps - 1) / (time.perf_counter() - start)
+            return step_fn(tokens, pos - 1)
+
+        return time_greedy_loop(lambda: self.forward(ids, 0), step, steps, CPU)
 
 
 class HF(Contender):
+    """transformers loaded as ``tttv2 bench`` loads it (tttv2.cli.throughput.load_hf) and
+    run by its loop (tttv2.cli.throughput.run_hf), last logits only."""
+
     name = "hf"
 
     def __init__(self, folder: Path, dtype: torch.dtype) -> None:
-        import transformers
+        self.model = load_hf(folder, dtype, CPU)
 
-        transformers.logging.set_verbosity_error()
-        model = transformers.AutoModelForCausalLM.from_pretrained(folder, dtype=dtype)
-        self.model = model.eval()
-
-    def prefill(self, prompt: list[int]) -> float:
-        return run_hf(self.model, torch.tensor([prompt]), 1, torch.device("cpu"), logits_to_keep=1)[
-            0
-        ]
-
-    def decode(self, prompts: list[list[int]], steps: int) -> float:
-        """``tttv2 bench``'s transformers loop (tttv2.cli.throughput.run_hf), last logits only."""
-        _, decode_s = run_hf(
-            self.model, torch.tensor(prompts), steps, torch.device("cpu"), logits_to_keep=1
-        )
-        return len(prompts) * (steps - 1) / decode_s
+    def run(self, prompts: list[list[int]], steps: int) -> tuple[float, float]:
+        return run_hf(self.model, torch.tensor(prompts), steps, CPU, logits_to_keep=1)
 
 
 def build(
     name: str, folder: Path, dtype: torch.dtype, args: argparse.Namespace
 ) -> tuple[Contender, float]:
     start = time.perf_counter()
-    if name == "ours":
-        contender: Contender = Ours(folder, dtype, args.compile, not args.no_capture)
-    elif name == "ours-loop":
-        contender = OursLoop(folder, dtype, args.compile, not args.no_capture)
+    if name in ("ours", "ours-loop"):
+        kind = Ours if name == "ours" else OursLoop
+        contender: Contender = kind(folder, dtype, args.compile, not args.no_capture, args.batch)
     elif name == "hand":
         contender = Hand(
             folder, dtype, args.prefill_len + args.prompt_len + args.gen_len + 8, args.compile
@@ -302,10 +268,22 @@ def prompts(batch: int, length: int, vocab: int, seed: int) -> list[list[int]]:
     return bench_prompts(batch, length, vocab, seed).tolist()
 
 
-def stream_bandwidth(nbytes: int) -> float:
-    """Bytes/s of a torch copy of ``nbytes`` (reads and writes ``nbytes``: STREAM copy),
-    the measure ``tttv2 bench`` uses (tttv2.cli.measure.stream_bandwidth)."""
-    return measure_bandwidth(torch.device("cpu"), nbytes)
+def decode_bytes(
+    folder: Path, dtype_name: str, args: argparse.Namespace
+) -> tuple[dict[int, Roofline], int]:
+    """``tttv2 bench``'s decode roofline (tttv2.cli.roofline.decode_roofline) at batch 1 and
+    ``--batch`` at 1 byte/s, i.e. the bytes a step reads (weights as our model stores them,
+    the KV cache at the mean context of the decode steps), and the model's parameters
+    (tttv2-hw's count_params: a tied head once); the run's bandwidth comes later."""
+    loaded = load(folder, dtype_name, CPU)
+    roofs = {
+        b: decode_roofline(loaded.model, loaded.spec, b, args.prompt_len, args.gen_len, 1.0)
+        for b in (1, args.batch)
+    }
+    params = count_params(loaded.spec).total
+    del loaded
+    gc.collect()
+    return roofs, params
 
 
 def run_config(shape: str, dtype_name: str, args: argparse.Namespace) -> dict[str, Any]:
@@ -320,10 +298,9 @@ def run_config(shape: str, dtype_name: str, args: argparse.Namespace) -> dict[st
         1, args.prompt_len, vocab, seed=4
     )  # real lengths: a compiled step sees its shapes
     runs = {name: Runs() for name in args.contenders}
-    params = checkpoint_params(folder)
-    itemsize = torch.empty((), dtype=dtype).element_size()
+    roofs, params = decode_bytes(folder, dtype_name, args)
     sequential = (
-        len(args.contenders) * params * itemsize > args.memory_fraction * _available_bytes()
+        len(args.contenders) * params * dtype.itemsize > args.memory_fraction * _available_bytes()
     )
     bandwidths: list[float] = []
     llama_runs: list[llama_cpp.LlamaBenchResult] = []  # one before and one after our repeats
@@ -365,7 +342,7 @@ def run_config(shape: str, dtype_name: str, args: argparse.Namespace) -> dict[st
         for name in args.contenders:
             contender = load(name)
             for rep in range(args.repeats):
-                bandwidths.append(stream_bandwidth(args.bandwidth_mib << 20))
+                bandwidths.append(stream_bandwidth(CPU, args.bandwidth_mib << 20))
                 _note(f"  repeat {rep + 1}/{args.repeats}")
                 for phase in phases:
                     phase(contender, runs[name])
@@ -376,7 +353,7 @@ def run_config(shape: str, dtype_name: str, args: argparse.Namespace) -> dict[st
         # repeat): what is compared is measured seconds apart, so per-repeat ratios pair up
         loaded = {name: load(name) for name in args.contenders}
         for rep in range(args.repeats):
-            bandwidths.append(stream_bandwidth(args.bandwidth_mib << 20))
+            bandwidths.append(stream_bandwidth(CPU, args.bandwidth_mib << 20))
             _note(f"  repeat {rep + 1}/{args.repeats}")
             order = (
                 args.contenders[rep % len(args.contenders) :]
@@ -391,13 +368,13 @@ def run_config(shape: str, dtype_name: str, args: argparse.Namespace) -> dict[st
     gc.collect()
     llama_bench("after")
     result = summarise(
-        shape, dtype_name, runs, params, itemsize, bandwidths, created_s, sequential, args
+        shape, dtype_name, runs, params, roofs, bandwidths, created_s, sequential, args
     )
     if llama_runs:
         result["llama_cpp"] = llama_cpp.summary(llama_runs)
         result["ratio_llama_cpp"] = {  # ratios of medians: llama-bench is not interleaved with us
             f"{name}/llama.cpp": {
-                k: result["median"][name][k] / result["llama_cpp"][k] for k in LLAMA_KEYS
+                k: ratio(result["median"][name][k], result["llama_cpp"][k]) for k in LLAMA_KEYS
             }
             for name in ("ours", "hf")
             if name in result["median"]
@@ -424,14 +401,11 @@ def _llama_command(folder: Path, dtype_name: str, args: argparse.Namespace) -> l
                                    args.prompt_len, args.llama_repetitions)  # fmt: skip
 
 
-def _paired(a: Runs, b: Runs, key: str) -> list[float]:
-    """Per-repeat ratios a/b of the throughput ``key``."""
+def _rates(r: Runs, key: str, prefill_len: int) -> list[float]:
+    """Per-repeat tokens/s of the throughput ``key``."""
     if key == "prefill_tokens_per_s":
-        return [
-            sb / sa for sa, sb in zip(a.prefill_s, b.prefill_s, strict=True)
-        ]  # seconds: b over a
-    attr = "decode_b1" if key == "decode_b1_tokens_per_s" else "decode_b8"
-    return [x / y for x, y in zip(getattr(a, attr), getattr(b, attr), strict=True)]
+        return [prefill_len / s for s in r.prefill_s]
+    return r.decode_b1 if key == "decode_b1_tokens_per_s" else r.decode_b8
 
 
 def summarise(
@@ -439,21 +413,16 @@ def summarise(
     dtype_name: str,
     runs: dict[str, Runs],
     params: int,
-    itemsize: int,
+    roofs: dict[int, Roofline],
     bandwidths: list[float],
     created_s: float,
     sequential: bool,
     args: argparse.Namespace,
 ) -> dict[str, Any]:
     bandwidth = statistics.median(bandwidths)
-    spec = _model_spec(shape)
-    context = args.prompt_len + args.gen_len / 2  # mean context over the decode steps
-    weight_bytes = params * itemsize
     roofline_of = {}  # tttv2 bench's roofline (tttv2.cli.roofline) at both batch sizes
-    for batch in (1, args.batch):
-        roof = roofline(
-            bandwidth, weight_bytes, kv_bytes_read_per_step(spec, batch, context, itemsize), batch
-        )
+    for batch, at_one in roofs.items():
+        roof = roofline(bandwidth, at_one.weight_bytes, at_one.kv_bytes_per_step, batch)
         roofline_of[f"b{batch}"] = {
             "bytes_per_step": roof.bytes_per_decode_step,
             "tokens_per_s": roof.decode_tokens_per_s,
@@ -470,20 +439,24 @@ def summarise(
         m[f"b{args.batch}_over_b1"] = (
             m[f"decode_b{args.batch}_tokens_per_s"] / m["decode_b1_tokens_per_s"]
         )
-    ratios: dict[str, dict[str, float]] = {}
-    spreads: dict[str, dict[str, list[float]]] = {}
+    ratios: dict[str, dict[str, Any]] = {}
+    spreads: dict[str, dict[str, list[Any]]] = {}
     for a, b in (("ours", "hf"), ("ours", "hand"), ("ours-loop", "hand"), ("hand", "hf")):
         if a in medians and b in medians:
             # interleaved: the median of the per-repeat ratios (pairs measured seconds apart);
-            # one contender at a time: the ratio of the medians
+            # one contender at a time: the ratio of the medians (tttv2.cli.ratios)
+            keys = [key for key in medians[a] if key.endswith("tokens_per_s")]
             per_repeat = {
-                key: _paired(runs[a], runs[b], key)
-                for key in medians[a]
-                if key.endswith("tokens_per_s")
+                k: per_repeat_ratios(
+                    _rates(runs[a], k, args.prefill_len), _rates(runs[b], k, args.prefill_len)
+                )
+                for k in keys
             }
             ratios[f"{a}/{b}"] = {
-                k: statistics.median(v) if not sequential else medians[a][k] / medians[b][k]
-                for k, v in per_repeat.items()
+                k: ratio(medians[a][k], medians[b][k])
+                if sequential
+                else median_present(per_repeat[k])
+                for k in keys
             }
             spreads[f"{a}/{b}"] = per_repeat
     return {
@@ -501,13 +474,6 @@ def summarise(
         "warmup_s": {n: {"load": r.load_s, "first_calls": r.first_call_s} for n, r in runs.items()},
         "samples": {n: vars(r) for n, r in runs.items()},
     }
-
-
-def _model_spec(shape: str) -> Any:
-    """The ModelSpec of ``shape``'s checkpoint config (the Llama project's reading of it)."""
-    from tttv2_llama3.config import model_spec
-
-    return model_spec(dict(SHAPES[shape]))
 
 
 # -- report -----------------------------------------------------------------------------
@@ -699,37 +665,41 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="comma-separated subset of ours, ours-loop, hand, hf",
     )
     p.add_argument(
-        "--repeats", type=int, default=3, help="measurement rounds (default: %(default)s)"
+        "--repeats",
+        type=int_at_least(1),
+        default=3,
+        help="measurement rounds (default: %(default)s)",
     )
     p.add_argument(
         "--prefill-len",
-        type=int,
+        type=int_at_least(1),
         default=512,
         help="prompt tokens of the prefill test (default: %(default)s)",
     )
     p.add_argument(
         "--prompt-len",
-        type=int,
+        type=int_at_least(1),
         default=128,
         help="prompt tokens before decoding (default: %(default)s)",
     )
     p.add_argument(
         "--gen-len",
-        type=int,
+        type=int_at_least(2),
         default=33,
         help="tokens generated per decode test (default: %(default)s)",
     )
     p.add_argument(
         "--batch",
-        type=int,
+        type=int_at_least(1),
         default=8,
         help="sequences of the batched decode test (default: %(default)s)",
     )
     p.add_argument(
         "--threads",
-        type=int,
+        type=int_at_least(1),
         default=None,
-        help="torch threads (default: tttv2-hw's num_threads for decode)",
+        help="torch threads (default: as tttv2 bench: tttv2-hw's num_threads for decode, unless "
+        "OMP_NUM_THREADS or MKL_NUM_THREADS is set)",
     )
     p.add_argument(
         "--compile",
@@ -741,7 +711,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                    "library's default) instead of capturing it as tttv2 generate and bench do")  # fmt: skip
     p.add_argument(
         "--bandwidth-mib",
-        type=int,
+        type=int_at_least(1),
         default=256,
         help="size of the copied arrays (default: %(default)s)",
     )
@@ -776,7 +746,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument(
         "--llama-repetitions",
-        type=int,
+        type=int_at_least(1),
         default=3,
         help="llama-bench -r per run (default: %(default)s)",
     )
@@ -792,17 +762,6 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     args.shapes = _choices(args.shapes, SHAPES, "--shapes", p)
     args.dtypes = _choices(args.dtypes, DTYPES, "--dtypes", p)
     args.contenders = _choices(args.contenders, CONTENDERS, "--contenders", p)
-    for name in (
-        "repeats",
-        "prefill_len",
-        "prompt_len",
-        "gen_len",
-        "batch",
-        "bandwidth_mib",
-        "llama_repetitions",
-    ):
-        if getattr(args, name) < (2 if name == "gen_len" else 1):
-            p.error(f"--{name.replace('_', '-')} must be at least {2 if name == 'gen_len' else 1}")
     return args
 
 
@@ -816,10 +775,11 @@ def _choices(text: str, allowed: Sequence[str], flag: str, p: argparse.ArgumentP
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    from tttv2.hw import get_optimal_params
-
-    threads = args.threads or get_optimal_params("model", "decode").num_threads
-    torch.set_num_threads(threads)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    else:  # tttv2 bench's choice (tttv2.cli.hardware): tttv2-hw's, or OMP/MKL_NUM_THREADS
+        apply_num_threads(device_config(CPU))
+    threads = torch.get_num_threads()
     args.cache_dir.mkdir(parents=True, exist_ok=True)
     args.llama_threads = threads  # llama-bench -t: the threads torch has
     if args.llama_bench is not None:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,6 +26,8 @@ from tttv2.cli.errors import UsageError
 from tttv2.cli.kv_pool import plan_kv_pool
 from tttv2.cli.loading import DTYPES, load
 from tttv2.cli.measure import stream_bandwidth
+from tttv2.cli.ratios import median_present, per_repeat_ratios
+from tttv2.cli.ratios import ratio as ratio_of
 from tttv2.cli.roofline import Roofline, decode_roofline
 from tttv2.cli.throughput import Throughput, bench_ours, bench_prompts
 from tttv2.hw import DeviceConfig
@@ -94,14 +95,15 @@ def run_precision_bench(
     }
     base, prec = contenders
     medians = {
-        c.name: {f: _median([getattr(t, f) for t in c.runs]) for f in FIELDS} for c in contenders
+        c.name: {f: median_present([getattr(t, f) for t in c.runs]) for f in FIELDS}
+        for c in contenders
     }
     per_repeat = {
-        f: [_ratio(getattr(p, f), getattr(b, f)) for b, p in zip(base.runs, prec.runs, strict=True)]
+        f: per_repeat_ratios([getattr(p, f) for p in prec.runs], [getattr(b, f) for b in base.runs])
         for f in FIELDS
     }
-    ratio = {f: _median(v) for f, v in per_repeat.items()}
-    fractions = {c.name: _ratio(medians[c.name]["decode_tokens_per_s"], roofs[c.name].decode_tokens_per_s)
+    ratio = {f: median_present(v) for f, v in per_repeat.items()}
+    fractions = {c.name: ratio_of(medians[c.name]["decode_tokens_per_s"], roofs[c.name].decode_tokens_per_s)
                  for c in contenders}  # fmt: skip
     config = {
         "checkpoint": str(checkpoint), "dtype": args.dtype, "precision": args.precision, "device": str(device),
@@ -158,15 +160,6 @@ def run_precision_bench(
 
 def _roof_dict(roof: Roofline, fraction: float | None) -> dict[str, Any]:
     return roof.to_dict() | {"fraction": fraction}
-
-
-def _median(values: list[float | None]) -> float | None:
-    present = [v for v in values if v is not None]
-    return statistics.median(present) if present else None
-
-
-def _ratio(a: float | None, b: float | None) -> float | None:
-    return a / b if a is not None and b else None
 
 
 def _fmt(value: float | None, k: float, fmt: str) -> str:

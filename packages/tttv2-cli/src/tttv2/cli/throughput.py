@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -91,9 +92,26 @@ def run_ours(
     through ``LLMEngine`` (the engine and its outputs, with their timings); ``pool``
     defaults to what the run needs, planned with tttv2-hw."""
     batch, prompt_len = prompts.shape
+    engine = bench_engine(loaded, batch, prompt_len, gen_len, device, pool)
+    stop = StopConditions(max_new_tokens=gen_len)  # no EOS: every run does the same work
+    outputs = engine.generate([row.tolist() for row in prompts], SamplingParams(), stop)
+    return engine, outputs
+
+
+def bench_engine(
+    loaded: LoadedModel,
+    batch: int,
+    prompt_len: int,
+    gen_len: int,
+    device: torch.device,
+    pool: KVPool | None = None,
+) -> LLMEngine:
+    """The ``LLMEngine`` that :func:`run_ours` generates with: ``batch`` sequences of
+    ``prompt_len`` prompt tokens prefilled in one step, room for ``gen_len`` more each;
+    ``pool`` (the KV cache) defaults to what that needs, planned with tttv2-hw."""
     if pool is None:
         pool = loaded_kv_pool(loaded, device, seq_len=prompt_len + gen_len, num_seqs=batch)
-    engine = LLMEngine(
+    return LLMEngine(
         loaded.model,
         num_blocks=pool.num_blocks,
         block_size=pool.block_size,
@@ -103,9 +121,6 @@ def run_ours(
         device=device,
         vocab_size=loaded.spec.vocab_size,
     )
-    stop = StopConditions(max_new_tokens=gen_len)  # no EOS: every run does the same work
-    outputs = engine.generate([row.tolist() for row in prompts], SamplingParams(), stop)
-    return engine, outputs
 
 
 def load_hf(checkpoint: Path, dtype: torch.dtype, device: torch.device) -> Any:
@@ -136,21 +151,42 @@ def run_hf(
     logits_to_keep: int | None = None,
 ) -> tuple[float, float]:
     """(prefill seconds, seconds of the ``gen_len - 1`` greedy decode steps) of a manual
-    loop over transformers' model with its own KV cache; ``logits_to_keep=1`` computes only
-    the last position's logits (what ``generate`` does)."""
+    loop over transformers' model with its own KV cache (:func:`time_greedy_loop`);
+    ``logits_to_keep=1`` computes only the last position's logits (what ``generate`` does)."""
     keep = {} if logits_to_keep is None else {"logits_to_keep": logits_to_keep}
     ids = prompts.to(device)
+    past: Any = None
+
+    def forward(**inputs: Any) -> torch.Tensor:
+        nonlocal past
+        out = model(past_key_values=past, use_cache=True, **inputs, **keep)
+        past = out.past_key_values
+        return out.logits[:, -1]
+
+    return time_greedy_loop(
+        lambda: forward(input_ids=ids), lambda token: forward(input_ids=token), gen_len, device
+    )
+
+
+def time_greedy_loop(
+    prefill: Callable[[], torch.Tensor],
+    step: Callable[[torch.Tensor], torch.Tensor],
+    gen_len: int,
+    device: torch.device,
+) -> tuple[float, float]:
+    """(seconds of ``prefill()`` and its greedy pick, seconds of the ``gen_len - 1`` greedy
+    decode steps after it): ``prefill()`` and ``step(tokens [B, 1])`` return the next-token
+    logits ``[B, vocab]``; each step is fed the previous logits' greedy picks, chosen as the
+    engine chooses them (CPU: NumPy's argmax). The one timing loop of ``tttv2 bench``'s
+    transformers baseline and of the benchmarks' bare loops (tools/bench): the caller keeps
+    its model's cache and positions, and sets the grad mode."""
     _sync(device)
     t0 = time.perf_counter()
-    out = model(input_ids=ids, use_cache=True, **keep)
-    token = _greedy(out.logits[:, -1])
+    token = _greedy(prefill())
     _sync(device)
     t1 = time.perf_counter()
-    past = out.past_key_values
     for _ in range(gen_len - 1):
-        out = model(input_ids=token, past_key_values=past, use_cache=True, **keep)
-        past = out.past_key_values
-        token = _greedy(out.logits[:, -1])
+        token = _greedy(step(token))
     _sync(device)
     return t1 - t0, time.perf_counter() - t1
 

@@ -20,6 +20,7 @@ from tttv2.cli.loading import DTYPES, load, resolve_device
 from tttv2.cli.measure import stream_bandwidth
 from tttv2.cli.precision_bench import run_precision_bench
 from tttv2.cli.progress import progress_enabled
+from tttv2.cli.ratios import ratio as ratio_of
 from tttv2.cli.roofline import decode_roofline
 from tttv2.cli.tensor_parallel import add_tp_options, run_tensor_parallel, tp_size
 from tttv2.cli.throughput import bench_hf, bench_ours, bench_prompts, load_hf
@@ -154,16 +155,16 @@ def run(args: argparse.Namespace) -> int:
     hf.load_s = load_s
     del hf_model
     ratio = {
-        "prefill_tokens_per_s": _ratio(ours.prefill_tokens_per_s, hf.prefill_tokens_per_s),
-        "ttft_s": _ratio(ours.ttft_s, hf.ttft_s),
-        "decode_tokens_per_s": _ratio(ours.decode_tokens_per_s, hf.decode_tokens_per_s),
-        "peak_memory_bytes": _ratio(ours.peak_memory_bytes, hf.peak_memory_bytes),
-        "load_s": _ratio(ours.load_s, hf.load_s),
-        "warmup_s": _ratio(ours.warmup_s, hf.warmup_s),
+        "prefill_tokens_per_s": ratio_of(ours.prefill_tokens_per_s, hf.prefill_tokens_per_s),
+        "ttft_s": ratio_of(ours.ttft_s, hf.ttft_s),
+        "decode_tokens_per_s": ratio_of(ours.decode_tokens_per_s, hf.decode_tokens_per_s),
+        "peak_memory_bytes": ratio_of(ours.peak_memory_bytes, hf.peak_memory_bytes),
+        "load_s": ratio_of(ours.load_s, hf.load_s),
+        "warmup_s": ratio_of(ours.warmup_s, hf.warmup_s),
     }
     roofline = roof.to_dict() | {
-        "ours_fraction": _ratio(ours.decode_tokens_per_s, roof.decode_tokens_per_s),
-        "hf_fraction": _ratio(hf.decode_tokens_per_s, roof.decode_tokens_per_s),
+        "ours_fraction": ratio_of(ours.decode_tokens_per_s, roof.decode_tokens_per_s),
+        "hf_fraction": ratio_of(hf.decode_tokens_per_s, roof.decode_tokens_per_s),
     }
     config = {
         "checkpoint": str(checkpoint),
@@ -208,7 +209,7 @@ def run(args: argparse.Namespace) -> int:
         ("warm-up: first run s", ours.warmup_s, hf.warmup_s, "{:.2f}"),
     ]
     for label, a, b, fmt in rows:
-        r = _ratio(a, b)
+        r = ratio_of(a, b)
         print(f"{label:<24}{_fmt(a, fmt):>14}{_fmt(b, fmt):>14}{_fmt(r, '{:.2f}x'):>9}")
     print(
         f"roofline: {roof.bytes_per_decode_step / 1e6:.2f} MB per decode step "
@@ -233,10 +234,6 @@ def _decode_path(model: object) -> dict[str, object] | None:
         if path.fused
         else None,
     }
-
-
-def _ratio(a: float | None, b: float | None) -> float | None:
-    return a / b if a is not None and b else None
 
 
 def _mib(n: int | None) -> float | None:
