@@ -98,7 +98,11 @@ def gpt2_spec() -> ModelSpec:
             hidden_dim=HIDDEN, num_heads=HEADS, qkv_bias=True, out_bias=True, max_seq_len=MAX_LEN
         ),
         ffn=FeedForwardSpec(
-            hidden_dim=HIDDEN, intermediate_dim=INTER, activation="gelu_tanh", gated=False, bias=True
+            hidden_dim=HIDDEN,
+            intermediate_dim=INTER,
+            activation="gelu_tanh",
+            gated=False,
+            bias=True,
         ),
         attn_norm=norm,
         ffn_norm=norm,

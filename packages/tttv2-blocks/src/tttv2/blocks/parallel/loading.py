@@ -125,9 +125,7 @@ def load_shard(
     return ShardLoadReport(len(loaded), bytes_read, checkpoint_bytes)
 
 
-def _regions(
-    key: str, placements: Sequence[Placement]
-) -> list[tuple[str, StoredRegion | None]]:
+def _regions(key: str, placements: Sequence[Placement]) -> list[tuple[str, StoredRegion | None]]:
     """Each placement's target and region; an opaque derivation is refused by name."""
     out = []
     for p in placements:

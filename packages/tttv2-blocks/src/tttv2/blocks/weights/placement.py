@@ -101,7 +101,9 @@ class StoredRegion:
 
     def take(self, stored: Any, cut: tuple[int, int, int] | None = None) -> torch.Tensor:
         """The region (or its ``cut``) of ``stored`` as the target receives it."""
-        shape = tuple(stored.shape) if isinstance(stored, torch.Tensor) else tuple(stored.get_shape())
+        shape = (
+            tuple(stored.shape) if isinstance(stored, torch.Tensor) else tuple(stored.get_shape())
+        )
         value = stored[self.stored_index(shape, cut)]
         return value.transpose(-2, -1) if self.transposed else value
 
