@@ -14,7 +14,7 @@ from __future__ import annotations
 import importlib.metadata
 
 import pytest
-from families import PLUGIN_GROUP, project
+from families import PLUGIN_GROUP, TINY_BASE, TINY_EXTRA, project
 
 from tttv2.testing.model_kit import (
     check_fp32_parity,
@@ -23,16 +23,6 @@ from tttv2.testing.model_kit import (
 )
 
 ARCHITECTURES = sorted({ep.name for ep in importlib.metadata.entry_points(group=PLUGIN_GROUP)})
-#: Peaked logits (initializer_range 0.3) so greedy tokens are not near-ties; no padding id
-#: (some configs default it past the tiny vocabulary, e.g. Phi-3's 32000).
-BASE = {"initializer_range": 0.3, "max_position_embeddings": 256, "pad_token_id": None}
-#: Sizes the tiny-checkpoint builder does not shrink (transformers' defaults: a 5632-wide
-#: shared expert on a 64-wide model, whose fp32 sums differ from transformers' by accumulation
-#: order alone beyond 1e-4).
-TINY_EXTRA = {
-    "Qwen2MoeForCausalLM": {"moe_intermediate_size": 48, "shared_expert_intermediate_size": 80},
-    "Qwen3MoeForCausalLM": {"moe_intermediate_size": 48},
-}
 
 
 def test_the_workspace_has_the_model_projects() -> None:
@@ -45,7 +35,7 @@ def test_the_workspace_has_the_model_projects() -> None:
 def test_family_matches_transformers_on_the_workspace_packages(
     architecture: str, tmp_path_factory
 ) -> None:
-    base = BASE | TINY_EXTRA.get(architecture, {})
+    base = TINY_BASE | TINY_EXTRA.get(architecture, {})
     build = checkpoint_builder(shared_cache_dir(tmp_path_factory, "families"), architecture, base)
     checkpoint = build()
     check_fp32_parity(project(architecture).load, checkpoint, greedy_steps=16)

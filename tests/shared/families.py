@@ -18,6 +18,17 @@ import torch
 from tttv2.core import ModelSpec
 
 PLUGIN_GROUP = "tttv2.models"
+#: Tiny checkpoints of every family (on top of tttv2.testing's small defaults): peaked
+#: logits (initializer_range 0.3) so greedy tokens are not near-ties; no padding id (some
+#: configs default it past the tiny vocabulary, e.g. Phi-3's 32000).
+TINY_BASE = {"initializer_range": 0.3, "max_position_embeddings": 256, "pad_token_id": None}
+#: Sizes the tiny-checkpoint builder does not shrink (transformers' defaults: a 5632-wide
+#: shared expert on a 64-wide model, whose fp32 sums differ from transformers' by accumulation
+#: order alone beyond 1e-4).
+TINY_EXTRA = {
+    "Qwen2MoeForCausalLM": {"moe_intermediate_size": 48, "shared_expert_intermediate_size": 80},
+    "Qwen3MoeForCausalLM": {"moe_intermediate_size": 48},
+}
 
 
 def project(architecture: str):

@@ -32,7 +32,7 @@ from tttv2.blocks.weights.loading import (
     plan_load,
 )
 from tttv2.blocks.weights.packing import pack_weights
-from tttv2.blocks.weights.placement import Placement
+from tttv2.blocks.weights.placement import Placement, StoredRegion
 from tttv2.blocks.weights.precision import apply_precision_policy
 from tttv2.blocks.weights.renaming import RenameRules, Split, transpose
 from tttv2.blocks.weights.safetensors_header import TensorInfo, read_header
@@ -53,6 +53,7 @@ __all__ = [
     "RenameRules",
     "SafetensorsCheckpoint",
     "Split",
+    "StoredRegion",
     "TensorInfo",
     "WeightDtypeError",
     "WeightMismatchError",

@@ -11,7 +11,7 @@ from typing import Any
 import torch
 
 from tttv2.blocks.weights.errors import RenameRuleError
-from tttv2.blocks.weights.placement import Derive, Placement
+from tttv2.blocks.weights.placement import Derive, Placement, StoredRegion
 
 Rename = Callable[[str], str | None]
 Transform = Callable[[torch.Tensor], torch.Tensor]
@@ -93,7 +93,11 @@ class RenameRules:
 
     ``rules(name)`` is the target name (a tuple of names for a split, ``None`` to skip);
     :meth:`placements` also says how each target's tensor is derived, which is what
-    :func:`~tttv2.blocks.weights.load_weights` uses.
+    :func:`~tttv2.blocks.weights.load_weights` uses. A rule whose transform is this
+    module's :func:`transpose` (or none), with or without a :class:`Split`, is also said
+    structurally (:attr:`Placement.region <tttv2.blocks.weights.Placement.region>`: a range
+    of the stored tensor, maybe transposed), which a sharded loader reads a slice of; any
+    other transform is opaque to it.
     """
 
     def __init__(self, rules: Sequence[tuple[Any, ...]] | Mapping[str, Any]) -> None:
@@ -151,6 +155,8 @@ class RenameRules:
             if replacement is None:
                 return None
             how = _name_of(transform) if transform is not None else ""
+            structural = transform is None or transform is transpose
+            transposed = transform is transpose
             if isinstance(replacement, Split):
                 n, dim = len(replacement.targets), replacement.dim
                 return tuple(
@@ -158,10 +164,14 @@ class RenameRules:
                         m.expand(target),
                         replacement.part(i, transform),
                         ", ".join(filter(None, (how, f"part {i + 1} of {n} along dim {dim}"))),
+                        StoredRegion(transposed, dim, i, n, replacement.sizes)
+                        if structural
+                        else None,
                     )
                     for i, target in enumerate(replacement.targets)
                 )
-            return (Placement(m.expand(replacement), transform, how),)
+            region = StoredRegion(transposed=True) if transposed else None
+            return (Placement(m.expand(replacement), transform, how, region),)
         return (Placement(name),)
 
     def __repr__(self) -> str:

@@ -5,10 +5,13 @@ rename rules: what :func:`~tttv2.blocks.weights.load_hf_checkpoint` does when it
 The model's :class:`~tttv2.blocks.weights.RenameRules` (the same rules its plugin uses for
 the whole model) become the name mapping of :func:`~tttv2.blocks.parallel.load_shard`: a
 rule that renames a tensor maps it; a rule that skips a tensor skips it. A rule that
-transposes or splits a stored tensor (fused q/k/v or gate/up, GPT-2's ``Conv1D``) cannot
-be read as one slice of the stored tensor yet and is refused by name, before any weight is
-read. So any model project whose plugin is built on ``load_hf_checkpoint`` loads sharded
-without code of its own.
+splits a stored tensor (fused q/k/v or gate/up, a :class:`~tttv2.blocks.weights.Split`)
+and/or transposes it (GPT-2's ``Conv1D``, the library's
+:func:`~tttv2.blocks.weights.transpose`) says where each part lies in the stored tensor
+(:class:`~tttv2.blocks.weights.StoredRegion`), so each rank reads only its rows of each
+part. A rule with any other transform (an opaque function of the tensor) is refused by
+name when its tensor is met, before it is read. So any model project whose plugin is built
+on ``load_hf_checkpoint`` loads sharded without code of its own.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import torch
 
 from tttv2.blocks.parallel import ShardedTransformerStack, ShardLoadError, load_shard
 from tttv2.blocks.weights.construction import default_dtype, no_init_weights
+from tttv2.blocks.weights.placement import Placement
 from tttv2.blocks.weights.renaming import RenameRules
 from tttv2.core.specs import ModelSpec
 
@@ -28,7 +32,8 @@ from tttv2.core.specs import ModelSpec
 def shard_rename(rules: RenameRules) -> Callable[[str], str | None]:
     """``rules`` as ``load_shard``'s mapping: checkpoint name -> module name, or None to skip.
     Raises :class:`~tttv2.blocks.parallel.ShardLoadError` for a tensor its rule transforms or
-    splits (tensor parallelism reads stored tensors as they are)."""
+    splits (a single name cannot say which part of the stored tensor a target is: use
+    :func:`shard_placements`, which reads those)."""
 
     def rename(name: str) -> str | None:
         placements = rules.placements(name)
@@ -43,6 +48,30 @@ def shard_rename(rules: RenameRules) -> Callable[[str], str | None]:
         return placements[0].target
 
     return rename
+
+
+def shard_placements(rules: RenameRules) -> Callable[[str], tuple[Placement, ...] | None]:
+    """``rules`` as ``load_shard``'s mapping: checkpoint name -> its placements (a rename,
+    or the parts of a split and/or transposed tensor, each a range of the stored tensor),
+    or None to skip. Raises :class:`~tttv2.blocks.parallel.ShardLoadError` for a tensor
+    whose rule derives it opaquely (a transform other than
+    :func:`~tttv2.blocks.weights.transpose`)."""
+
+    def placements(name: str) -> tuple[Placement, ...] | None:
+        found = rules.placements(name)
+        if found is None:
+            return None
+        opaque = [p for p in found if not p.is_structural]
+        if opaque:
+            how = "; ".join(dict.fromkeys(p.how for p in opaque if p.how)) or "a function"
+            raise ShardLoadError(
+                f"tensor parallel: checkpoint tensor {name!r} is loaded through a rule that "
+                f"derives it by {how}, which is not a range of the stored tensor; sharded "
+                "loading reads ranges only (renames, Split parts, transpose)"
+            )
+        return found
+
+    return placements
 
 
 def load_sharded_stack(
@@ -60,5 +89,5 @@ def load_sharded_stack(
     of ``files`` into it."""
     with default_dtype(dtype), no_init_weights():
         model = ShardedTransformerStack(spec, mesh, device, execution_strategy)
-    load_shard(model, files, model.plan.tensors(), shard_rename(rules))
+    load_shard(model, files, model.plan.tensors(), shard_placements(rules))
     return model.eval()
