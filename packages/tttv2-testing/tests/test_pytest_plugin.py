@@ -200,3 +200,59 @@ def test_the_session_runs_under_one_named_device_profile(run, monkeypatch, args,
         result.stdout.fnmatch_lines([f"*{line}*"])
     result.stdout.fnmatch_lines(["*device profile*--tttv2-device-profile*"])
     assert os.environ["TTTV2_DEVICE_PROFILE"] == "cpu:amx"  # restored after the inner session
+
+
+@pytest.mark.parametrize(
+    ("option", "env", "cores", "expected"),
+    [
+        ("auto", {"PYTEST_XDIST_WORKER": "gw0", "PYTEST_XDIST_WORKER_COUNT": "2"}, 2, 1),
+        ("auto", {"PYTEST_XDIST_WORKER": "gw1", "PYTEST_XDIST_WORKER_COUNT": "4"}, 16, 4),
+        ("auto", {"PYTEST_XDIST_WORKER": "gw0", "PYTEST_XDIST_WORKER_COUNT": "8"}, 2, 1),
+        ("auto", {}, 2, None),  # no xdist: torch's own default stands
+        ("auto", {"PYTEST_XDIST_WORKER": "gw0", "PYTEST_XDIST_WORKER_COUNT": "2",
+                  "OMP_NUM_THREADS": "2"}, 2, None),  # the user's choice stands
+        ("3", {}, 2, 3),
+    ],
+)  # fmt: skip
+def test_worker_threads_share_the_cores_between_xdist_workers(option, env, cores, expected):
+    from tttv2.testing.pytest_plugin import worker_threads
+
+    assert worker_threads(option, env, cores) == expected
+
+
+@pytest.mark.parametrize("option", ["0", "many", "-1"])
+def test_worker_threads_refuses_what_is_not_a_count(option):
+    from tttv2.testing.pytest_plugin import worker_threads
+
+    with pytest.raises(pytest.UsageError, match="--tttv2-threads"):
+        worker_threads(option, {}, 2)
+
+
+def test_xdist_workers_run_torch_with_their_share_of_the_cores(pytester):
+    import os
+    import sys
+
+    pytester.makepyfile(
+        test_inner="""
+import os, subprocess, sys, torch
+
+def test_threads():
+    child = subprocess.run([sys.executable, "-c", "import torch; print(torch.get_num_threads())"],
+                           capture_output=True, text=True, check=True).stdout.strip()
+    with open("threads.txt", "w") as out:  # an xdist worker's stdout is not shown
+        out.write(f"{torch.get_num_threads()} {os.environ['OMP_NUM_THREADS']} {child}")
+"""
+    )
+    env_before = os.environ.pop("OMP_NUM_THREADS", None)
+    try:
+        result = pytester.runpytest_subprocess(
+            "-p", "no:cacheprovider", "-p", "no:hypothesispytest", "-n", "2"
+        )
+    finally:
+        if env_before is not None:
+            os.environ["OMP_NUM_THREADS"] = env_before
+    result.assert_outcomes(passed=1)
+    # torch in the worker, the variable, and a subprocess of the worker: all the worker's share
+    share = max(1, len(os.sched_getaffinity(0)) // 2) if sys.platform == "linux" else None
+    written = (pytester.path / "threads.txt").read_text()
+    assert written == f"{share} {share} {share}" if share else len(set(written.split())) == 1

@@ -24,6 +24,13 @@ same on an AVX2-only laptop, an AVX-512-BF16 server and an Arm machine; run the 
 another profile's selection, or ``host`` to use the detected device. A test may still
 set or remove the variable itself (``monkeypatch``) to test detection.
 
+Threads: under pytest-xdist each worker runs torch (and the native kernels' OpenMP) with
+``--tttv2-threads`` intra-op threads, by default the cores this process may use divided by the
+number of workers (at least 1), set as ``OMP_NUM_THREADS`` for the worker and every subprocess
+it starts. Without it, ``-n auto`` on two cores runs two workers of two spinning OpenMP threads
+each, and waits at every barrier for a descheduled thread: the blocks suite took 203 s instead
+of 112 s that way. A user's own ``OMP_NUM_THREADS`` is left as it is.
+
 Markers: ``slow`` (informational: slow tests run by default; deselect with
 ``-m "not slow"``) and ``gpu`` (skipped with a reason when CUDA is not available).
 
@@ -36,8 +43,9 @@ from __future__ import annotations
 import importlib.util
 import os
 import random
+import sys
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import pytest
@@ -51,6 +59,10 @@ PROFILE_ENV = "TTTV2_DEVICE_PROFILE"
 DEFAULT_TEST_PROFILE = "cpu:avx2"
 #: --tttv2-device-profile value that leaves detection to the host.
 HOST_PROFILE = "host"
+#: The variable OpenMP (torch's intra-op pool, the native kernels) reads its thread count from.
+THREADS_ENV = "OMP_NUM_THREADS"
+#: --tttv2-threads value that divides the cores between the xdist workers.
+AUTO_THREADS = "auto"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -72,9 +84,56 @@ def pytest_addoption(parser: pytest.Parser) -> None:
             "uses the detected device"
         ),
     )
+    group.addoption(
+        "--tttv2-threads",
+        default=AUTO_THREADS,
+        metavar="N",
+        help=(
+            "intra-op threads of each pytest-xdist worker (sets OMP_NUM_THREADS for it and its "
+            "subprocesses, and torch.set_num_threads): a number, or 'auto' (default: the usable "
+            "cores divided by the workers, at least 1; nothing is set without xdist or when "
+            "OMP_NUM_THREADS is already set)"
+        ),
+    )
+
+
+def worker_threads(option: str, env: Mapping[str, str], cores: int) -> int | None:
+    """The intra-op threads a test process should use, or None to leave them alone: the
+    number ``option`` names; for ``auto``, ``cores`` shared by the xdist workers
+    (``PYTEST_XDIST_WORKER_COUNT``), unless this is no xdist worker or the user set
+    ``OMP_NUM_THREADS``."""
+    if option != AUTO_THREADS:
+        try:
+            threads = int(option)
+        except ValueError:
+            threads = 0
+        if threads < 1:
+            raise pytest.UsageError(f"--tttv2-threads {option}: expected a number >= 1 or 'auto'")
+        return threads
+    if env.get(THREADS_ENV) or "PYTEST_XDIST_WORKER" not in env:
+        return None
+    workers = max(1, int(env.get("PYTEST_XDIST_WORKER_COUNT", "1")))
+    return max(1, cores // workers)
+
+
+def _usable_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def _apply_threads(threads: int) -> None:
+    os.environ[THREADS_ENV] = str(threads)
+    torch = sys.modules.get("torch")  # imported already (by a conftest): tell it directly
+    if torch is not None:
+        torch.set_num_threads(threads)
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    threads = worker_threads(config.getoption("--tttv2-threads"), os.environ, _usable_cores())
+    if threads is not None:
+        _apply_threads(threads)
     profile = config.getoption("--tttv2-device-profile")
     config.stash[_previous_profile] = os.environ.get(PROFILE_ENV)
     if profile == HOST_PROFILE:
