@@ -116,7 +116,9 @@ def test_bf16_block_equals_transformers_bit_for_bit(arch: str, norm_topk_prob: b
     theirs = hf(x[None])[0]
     # grad recording on: the eager expert loop, the op-by-op path transformers runs too
     assert torch.equal(ours(x), theirs)
-    other = dataclasses.replace(ours.spec, round_routing_weights=not ours.spec.round_routing_weights)
+    other = dataclasses.replace(
+        ours.spec, round_routing_weights=not ours.spec.round_routing_weights
+    )
     ours.spec = other
     differs = (ours(x) != theirs).sum().item()
     assert differs > 0, "the case cannot tell rounded from float32 routing weights apart"
