@@ -147,3 +147,19 @@ def test_round_routing_weights_defaults_off_and_is_validated() -> None:
     assert MoESpec.from_dict(rounded.to_dict()) == rounded
     with pytest.raises(Exception, match="round_routing_weights"):
         dataclasses.replace(spec, round_routing_weights=1)
+
+
+@pytest.mark.parametrize("rounded", [True, False])
+def test_sharded_moe_rounds_routing_weights_as_the_spec_says(rounded: bool) -> None:
+    """The tensor-parallel block (one rank holding every expert) routes as MoE does."""
+    from tttv2.blocks.parallel.moe import ShardedMoE
+    from tttv2.blocks.parallel.plan import MoEShard
+    from tttv2.hw.mesh import DeviceMesh
+
+    ours, hf = _blocks("qwen2_moe", True)
+    ours.spec = dataclasses.replace(ours.spec, round_routing_weights=rounded)
+    sharded = ShardedMoE(MoEShard(ours.spec, 1, 0), DeviceMesh.single()).bfloat16()
+    sharded.load_state_dict(ours.state_dict())
+    x = _dyadic((64, HIDDEN), 0.25, torch.Generator().manual_seed(1)).bfloat16()
+    assert torch.equal(sharded(x), ours(x))
+    assert torch.equal(sharded(x), hf(x[None])[0]) == rounded
