@@ -62,11 +62,12 @@ class Shape:
     experts: int
     top_k: int
     renormalize: bool
+    round_routing_weights: bool  # transformers' Qwen routers round the top-k weights to bf16
 
 
 SHAPES = {
-    "mixtral": Shape("Mixtral-8x7B", 4096, 14336, 8, 2, True),
-    "qwen3": Shape("Qwen3-30B-A3B", 2048, 768, 128, 8, True),
+    "mixtral": Shape("Mixtral-8x7B", 4096, 14336, 8, 2, True, False),
+    "qwen3": Shape("Qwen3-30B-A3B", 2048, 768, 128, 8, True, True),
 }
 
 
@@ -117,6 +118,7 @@ def build(
         num_experts=e,
         top_k=shape.top_k,
         renormalize=shape.renormalize,
+        round_routing_weights=shape.round_routing_weights,
         expert=FeedForwardSpec(hidden_dim=h, intermediate_dim=i),
     )
     with torch.device("meta"):

@@ -12,7 +12,7 @@ import torch
 from test_fused_decode import PROMPTS, _generate, _spec, _stack
 
 from tttv2.blocks import TransformerStack
-from tttv2.core import NormSpec
+from tttv2.core import MoESpec, NormSpec
 from tttv2.hw.kernels import (
     DecodeLayer,
     DecodeLayersUnsupported,
@@ -121,3 +121,18 @@ def test_decode_weights_says_why_a_layer_cannot_be_fused() -> None:
     assert parallel.layers[0].decode_fusion_blocker() == (
         "parallel attention and feed-forward (the kernel computes sequential layers)"
     )
+
+
+def test_a_moe_layer_says_it_decodes_op_by_op_because_it_is_moe() -> None:
+    spec = _spec()
+    ffn = spec.layers[0].ffn
+    moe = MoESpec(hidden_dim=ffn.hidden_dim, num_experts=4, top_k=2, expert=ffn)
+    stack = TransformerStack(
+        replace(spec, layers=tuple(replace(lay, ffn=moe) for lay in spec.layers))
+    )
+    for layer in stack.layers:
+        layer.attention.fuse_qkv()
+    stack.set_mode("decode")
+    reason = stack.layers[0].decode_weights()
+    assert isinstance(reason, str) and reason.startswith("feed-forward is a mixture of experts")
+    assert reason == stack.layers[0].decode_fusion_blocker()

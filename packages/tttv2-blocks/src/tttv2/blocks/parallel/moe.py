@@ -52,7 +52,9 @@ class ShardedMoE(MoE):
             raise ValueError(
                 f"MoE(hidden_dim={self.spec.hidden_dim}) expects [T, hidden], got {tuple(x.shape)}"
             )
-        weights, experts = route(self.gate(x), self.spec.top_k, self.spec.renormalize)
+        weights, experts = route(
+            self.gate(x), self.spec.top_k, self.spec.renormalize, self.spec.round_routing_weights
+        )
         out = self._own_experts(x, weights, experts)
         scale = None
         if self.shared_expert is not None:

@@ -89,6 +89,11 @@ class DecoderLayer(BaseModule):
             (type(None), type(None)),
         ):
             return "QK-norm that is not a per-head RMSNorm of both q and k"
+        if isinstance(ffn, MoE):
+            return (
+                "feed-forward is a mixture of experts (the kernel has no router or routed-experts"
+                " step; the layer decodes op by op, its chosen experts in one routed_experts call)"
+            )
         if type(ffn) is not FeedForward or not ffn.spec.gated or ffn.gate_up_proj is None:
             return "feed-forward is not a fused gated FeedForward"
         kinds: set[type] = {

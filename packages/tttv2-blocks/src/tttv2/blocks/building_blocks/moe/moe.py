@@ -55,7 +55,9 @@ class MoE(torch.nn.Module):
             raise ValueError(
                 f"MoE(hidden_dim={self.spec.hidden_dim}) expects [T, hidden], got {tuple(x.shape)}"
             )
-        weights, experts = route(self.gate(x), self.spec.top_k, self.spec.renormalize)
+        weights, experts = route(
+            self.gate(x), self.spec.top_k, self.spec.renormalize, self.spec.round_routing_weights
+        )
         out = self._run_experts(x, weights, experts)
         if self.shared_expert is not None:
             shared = self.shared_expert(x)
