@@ -1,46 +1,18 @@
-"""This project runs the released tttv2 wheels it pins, never the workspace sources."""
+"""This project runs the released tttv2 wheels it pins, never the workspace sources
+(one test per pin: tttv2.testing.model_kit.ReleasedPinsTests)."""
 
-import importlib.metadata as md
-import sys
-import tomllib
 from pathlib import Path
 
-import pytest
-from packaging.requirements import Requirement
+from tttv2.testing.model_kit import ReleasedPinsTests
 
-PROJECT = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())["project"]
-PINS = {
-    req.name: req
-    for req in map(Requirement, PROJECT["dependencies"])
-    if req.name.startswith("tttv2-")
-}
-ENV = Path(sys.prefix).resolve()
+
+class TestReleasedPins(ReleasedPinsTests):
+    project_dir = Path(__file__).parents[1]
+    package = "tttv2_model_gemma3"
+    architectures = ("Gemma3ForCausalLM",)
 
 
 def test_package_imports():
     import tttv2_model_gemma3
 
     assert tttv2_model_gemma3.ARCHITECTURE == "Gemma3ForCausalLM"
-
-
-@pytest.mark.parametrize("dist_name", sorted(PINS))
-def test_pinned_release_is_installed_from_a_wheel(dist_name):
-    dist = md.distribution(dist_name)
-    assert dist.version in PINS[dist_name].specifier, (dist_name, dist.version)
-    # Editable/workspace (and other direct-URL) installs record direct_url.json; wheels from
-    # the wheelhouse (a find-links registry) do not.
-    assert dist.read_text("direct_url.json") is None, dist.read_text("direct_url.json")
-    assert Path(dist.locate_file("")).resolve().is_relative_to(ENV)
-
-
-def test_tttv2_core_code_comes_from_this_environment():
-    import tttv2.core
-
-    assert Path(tttv2.core.__file__).resolve().is_relative_to(ENV), tttv2.core.__file__
-
-
-def test_architecture_entry_point():
-    (ep,) = [ep for ep in md.entry_points(group="tttv2.models") if ep.name == "Gemma3ForCausalLM"]
-    import tttv2_model_gemma3.plugin
-
-    assert ep.load() is tttv2_model_gemma3.plugin

@@ -7,7 +7,7 @@ from __future__ import annotations
 import torch
 from tttv2_llama3 import load
 
-from tttv2.core.runtime import SamplingParams, StopConditions
+from tttv2.serve.runtime import SamplingParams, StopConditions
 from tttv2.testing.harness.speed import compare_speed
 from tttv2.testing.model_kit import engine_for, prompt
 

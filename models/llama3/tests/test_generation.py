@@ -1,4 +1,4 @@
-"""Generation through tttv2.core.runtime with our Llama (tttv2.testing.model_kit): seeded
+"""Generation through tttv2.serve.runtime with our Llama (tttv2.testing.model_kit): seeded
 sampling is reproducible and draws only tokens transformers ranks in the top k; EOS,
 length and context limits stop generation where they should; streamed text is the
 tokenizer's decoding."""

@@ -1,4 +1,4 @@
-"""Generation through tttv2.core.runtime's engine with "Phi3ForCausalLM" (tttv2.testing.model_kit):
+"""Generation through tttv2.serve.runtime's engine with "Phi3ForCausalLM" (tttv2.testing.model_kit):
 seeded sampling, top-k membership under transformers, stop conditions, streamed text, and
 continuous batching against transformers run on each prompt alone."""
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import torch
 from tttv2_model_qwen3 import load
 
-from tttv2.core.runtime import LLMEngine, SamplingParams, StopConditions
+from tttv2.serve.runtime import LLMEngine, SamplingParams, StopConditions
 from tttv2.testing.hf import reference_outputs
 from tttv2.testing.model_kit import check_continuous_batching, prompt
 

@@ -1,4 +1,4 @@
-"""Generation through tttv2.core.runtime's engine with Qwen3 (tttv2.testing.model_kit):
+"""Generation through tttv2.serve.runtime's engine with Qwen3 (tttv2.testing.model_kit):
 the entry point, seeded sampling, top-k membership under transformers, stop conditions and
 streamed text."""
 
