@@ -57,14 +57,6 @@ ARCH_ONLY = {
     "tests/test_against_transformers.py.tmpl",
     "tests/test_generation.py.tmpl",
 }
-ARCH_TEST = """
-
-def test_architecture_entry_point():
-    (ep,) = [ep for ep in md.entry_points(group="tttv2.models") if ep.name == $architecture]
-    import $module.plugin
-
-    assert ep.load() is $module.plugin
-"""
 
 
 def render(dest: Path, values: dict[str, str], with_kit: bool) -> None:
@@ -128,9 +120,7 @@ def scaffold(repo_root: Path, name: str, architecture: str | None) -> Path:
             if architecture
             else ""
         ),
-        "architecture_test": Template(ARCH_TEST).substitute(module=module, architecture=arch)
-        if architecture
-        else "",
+        "architectures": f"({arch},)" if architecture else "()",
     }
     if architecture:
         values |= kit_values(architecture, series["tttv2-testing"])

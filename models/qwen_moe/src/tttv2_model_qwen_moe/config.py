@@ -133,6 +133,7 @@ def build(
             hidden_dim=hidden, num_experts=num_experts, top_k=top_k,
             expert=ffn("moe_intermediate_size", default_moe_intermediate),
             renormalize=cfg.bool("norm_topk_prob", False), shared_expert=shared, shared_expert_gate=shared_expert,
+            round_routing_weights=True,  # transformers' Qwen routers: router_top_value.to(logits dtype)
         )  # fmt: skip
 
     def layer(window: int | None, is_sparse: bool) -> DecoderLayerSpec:
