@@ -125,6 +125,8 @@ FAMILIES = {
                    sliding_window=8, attn_logit_softcapping=50.0, final_logit_softcapping=30.0),
     "phi3": dict(TINY, model_type="phi3", tie_word_embeddings=False, num_key_value_heads=4,
                  original_max_position_embeddings=128, pad_token_id=0),
+    "gpt2": dict(model_type="gpt2", n_embd=64, n_layer=2, n_head=4, n_positions=128, vocab_size=97,
+                 bos_token_id=0, eos_token_id=0),
 }  # fmt: skip
 
 
@@ -150,11 +152,11 @@ def test_other_families_match_their_save_pretrained_and_our_loader(
     written = load_file(ours / "model.safetensors")
     expected = load_file(tmp_path / "reference" / "model.safetensors")
     assert {k: v.shape for k, v in written.items()} == {k: v.shape for k, v in expected.items()}
-    norms = [k for k in written if k.endswith("norm.weight")]
+    norms = [k for k in written if k.endswith(make_checkpoint.NORM_SUFFIXES)]
     biases = [k for k in written if k.endswith(".bias")]
     assert norms and all(bool((written[k] == config.get("norm_weight", 1.0)).all()) for k in norms)
     assert all(bool((written[k] == 0).all()) for k in biases)
-    assert bool(biases) == (family == "qwen2")  # Qwen2's q/k/v biases
+    assert bool(biases) == (family in ("qwen2", "gpt2"))  # Qwen2's q/k/v biases, GPT-2's all
 
     if architecture not in list_model_plugins():
         pytest.skip(f"the {architecture} model plugin is not installed here")

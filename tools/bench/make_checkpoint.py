@@ -82,9 +82,29 @@ SHAPES: dict[str, dict[str, Any]] = {
         max_position_embeddings=4096, original_max_position_embeddings=4096, sliding_window=2047,
         hidden_act="silu",
     ),
+    # (Qwen/Qwen3-0.6B, google/gemma-3-1b-pt, openai-community/gpt2): the README's speed column
+    "qwen3-0.6b": dict(
+        model_type="qwen3", hidden_size=1024, intermediate_size=3072, num_hidden_layers=28,
+        num_attention_heads=16, num_key_value_heads=8, head_dim=128, vocab_size=151936,
+        tie_word_embeddings=True, rope_theta=1000000.0, rms_norm_eps=1e-6,
+        max_position_embeddings=40960,
+    ),
+    "gemma-3-1b": dict(
+        model_type="gemma3_text", norm_weight=0.0, hidden_size=1152, intermediate_size=6912,
+        num_hidden_layers=26, num_attention_heads=4, num_key_value_heads=1, head_dim=256,
+        vocab_size=262144, tie_word_embeddings=True, rope_theta=1000000.0,
+        rope_local_base_freq=10000.0, rms_norm_eps=1e-6, max_position_embeddings=32768,
+        query_pre_attn_scalar=256, sliding_window=512, sliding_window_pattern=6,
+        final_logit_softcapping=None, attn_logit_softcapping=None,
+    ),
+    "gpt2-124m": dict(
+        model_type="gpt2", n_embd=768, n_layer=12, n_head=12, n_positions=1024, vocab_size=50257,
+    ),
 }  # fmt: skip
 DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
 INDEX = "model.safetensors.index.json"
+#: Tensor names of norm weights (RMSNorm, LayerNorm; GPT-2 names them ``ln_1``, ``ln_2``, ``ln_f``).
+NORM_SUFFIXES = ("norm.weight", ".ln_1.weight", ".ln_2.weight", ".ln_f.weight")
 
 
 def write_checkpoint(folder: Path, config: dict[str, Any], dtype: torch.dtype = torch.bfloat16,
@@ -133,7 +153,7 @@ def write_checkpoint(folder: Path, config: dict[str, Any], dtype: torch.dtype = 
         if shard and size + nbytes > shard_bytes:
             flush()
             size = 0
-        if name.endswith("norm.weight"):
+        if name.endswith(NORM_SUFFIXES):
             shard[name] = torch.full(shape, norm_weight, dtype=dtype)
         elif name.endswith(".bias"):
             shard[name] = torch.zeros(shape, dtype=dtype)
