@@ -71,6 +71,7 @@ def moes(draw: st.DrawFn, hidden: int | None = None) -> MoESpec:
         renormalize=draw(st.booleans()),
         shared_expert=shared,
         shared_expert_gate=draw(st.booleans()) if shared is not None else False,
+        round_routing_weights=draw(st.booleans()),
     )
 
 
@@ -264,6 +265,7 @@ INVALID: dict[type, dict[str, st.SearchStrategy]] = {
         "renormalize": not_bool,
         "shared_expert": not_spec.filter(lambda v: v is not None),
         "shared_expert_gate": not_bool,
+        "round_routing_weights": not_bool,
     },
     EmbeddingSpec: {
         "vocab_size": not_positive_int_required,
