@@ -54,7 +54,7 @@ def test_scaffold_is_picked_up_by_ci_and_its_job_passes(workspace_clone: Path) -
     proc = sh(["uv", "run", "python", "ci/run.py", "model:tiny-llama"], repo, check=False)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     assert proc.stdout.rstrip().splitlines()[-1] == "1 passed, 0 failed"
-    assert "test_architecture_entry_point" not in proc.stdout  # quiet on success ...
+    assert "test_architecture_entry_points" not in proc.stdout  # quiet on success ...
     assert (model / ".venv").is_dir()
 
 
