@@ -94,3 +94,34 @@ def test_registry_serves_routed_experts_per_device():
     assert get_kernel("routed_experts", "meta") is no_routed_experts
     x, rows, route, counts, experts = _case(2, 2, torch.float32)
     assert no_routed_experts(x, rows, route, counts, experts, "silu") is None
+
+
+@pytest.fixture
+def omp_threads():
+    """Sets the kernel's thread count (torch's OpenMP threads) for one test, then restores it."""
+    before = torch.get_num_threads()
+    yield torch.set_num_threads
+    torch.set_num_threads(before)
+
+
+@needs_kernel
+@pytest.mark.parametrize("threads", [1, 2, 3])
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float32])
+@pytest.mark.parametrize(
+    ("tokens", "top_k"),
+    [(1, EXPERTS), (16, EXPERTS), (13, 3)],  # every expert chosen; 16 rows on every expert
+)
+def test_native_routed_experts_any_thread_count(omp_threads, threads, dtype, tokens, top_k):
+    """One parallel region splits gate/up by (expert, row chunk) and down by hidden-row chunk
+    over every expert: with 2-3 threads the chunks (multiples of 12 rows) cut the 44 and 72
+    rows mid-vector, and the experts share tokens; the sums match the reference and, bit
+    for bit, the single-thread result (each output summed in one order whatever the split)."""
+    case = _case(tokens, top_k, dtype, seed=tokens)
+    omp_threads(1)
+    single = native_routed_experts(*case, "silu")
+    omp_threads(threads)
+    out = native_routed_experts(*case, "silu")
+    assert out is not None and single is not None
+    atol, rtol = TOLERANCE[dtype]
+    assert_close(out, _reference(*case, "silu"), atol=atol, rtol=rtol)
+    assert torch.equal(out, single)

@@ -98,6 +98,17 @@ INLINE void block16(const float *x, const void *w, int wt, const float *scale, c
 #define BLOCK block
 #endif
 
+/* Weight rows per chunk for y[M, N] = x @ w[N, K]^T: chunks small enough to stay in L2
+ * while all row blocks pass over them, at least one per thread and a multiple of the
+ * thread count (balance), each a whole number of register blocks of 3 and of 4 rows. */
+static int64_t skinny_chunk_rows(int64_t N, int64_t K, int64_t wbytes, int threads, int64_t l2_bytes) {
+    int64_t chunks = (N * K * wbytes + l2_bytes - 1) / (l2_bytes > 0 ? l2_bytes : 1);
+    if (chunks < threads) chunks = threads;
+    chunks = (chunks + threads - 1) / threads * threads;
+    int64_t rows = (N + chunks - 1) / chunks;
+    return (rows + 11) / 12 * 12;
+}
+
 /* Rows [m0, m0+MR) against weight rows [lo, hi), NR at a time, then the tail one by one. */
 #define SWEEP(MR, NR)                                                                   \
     do {                                                                                \
@@ -168,13 +179,8 @@ static void rows_against_chunk_dp(const uint16_t *x, const uint16_t *w, const vo
 /* y = x @ w^T (+ bias) for bf16 x and w: no fp32 copy of x, chunks as in the general entry. */
 static int skinny_linear_dp(const uint16_t *x, const uint16_t *w, const void *bias, int bt, void *y, int yt,
                             int64_t M, int64_t N, int64_t K, int64_t l2_bytes) {
-    const int threads = omp_get_max_threads();
-    int64_t chunks = (N * K * 2 + l2_bytes - 1) / (l2_bytes > 0 ? l2_bytes : 1);
-    if (chunks < threads) chunks = threads;
-    chunks = (chunks + threads - 1) / threads * threads;
-    int64_t rows = (N + chunks - 1) / chunks;
-    rows = (rows + 11) / 12 * 12;
-    chunks = (N + rows - 1) / rows;
+    const int64_t rows = skinny_chunk_rows(N, K, 2, omp_get_max_threads(), l2_bytes);
+    const int64_t chunks = (N + rows - 1) / rows;
 #pragma omp parallel for schedule(static)
     for (int64_t c = 0; c < chunks; c++) {
         int64_t lo = c * rows, hi = lo + rows < N ? lo + rows : N;
@@ -204,16 +210,8 @@ int tttv2_skinny_linear_scaled(const void *x, int xt, const void *w, int wt, con
         for (int64_t i = 0; i < M * K; i++) owned[i] = load1(x, i, xt);
         xf = owned;
     }
-    /* Chunks of weight rows small enough to stay in L2 while all row blocks pass over
-     * them, at least one per thread and a multiple of the thread count (balance). */
-    const int64_t wbytes = weight_bytes(wt);
-    const int threads = omp_get_max_threads();
-    int64_t chunks = (N * K * wbytes + l2_bytes - 1) / (l2_bytes > 0 ? l2_bytes : 1);
-    if (chunks < threads) chunks = threads;
-    chunks = (chunks + threads - 1) / threads * threads;
-    int64_t rows = (N + chunks - 1) / chunks;
-    rows = (rows + 11) / 12 * 12; /* whole register blocks of 3 and of 4 rows */
-    chunks = (N + rows - 1) / rows;
+    const int64_t rows = skinny_chunk_rows(N, K, weight_bytes(wt), omp_get_max_threads(), l2_bytes);
+    const int64_t chunks = (N + rows - 1) / rows;
 #pragma omp parallel for schedule(static)
     for (int64_t c = 0; c < chunks; c++) {
         int64_t lo = c * rows, hi = lo + rows < N ? lo + rows : N;
