@@ -20,6 +20,21 @@ TINY = dict(
 )  # fmt: skip
 
 
+def assert_last_logits_match_transformers(folder: Path, ids: list[int]) -> None:
+    """Our loader's fp32 prefill of ``ids`` gives transformers' last logits (within 1e-4)."""
+    from tttv2.core.model_plugins import load_model
+    from tttv2.core.modes import ExecutionMode
+    from tttv2.serve.runtime import Chunk, ModelRunner
+
+    loaded = load_model(folder, dtype=torch.float32, device="cpu")
+    hf = transformers.AutoModelForCausalLM.from_pretrained(folder).eval()
+    runner = ModelRunner(loaded.model, 4, 16, loaded.max_context, device="cpu")
+    with torch.no_grad():
+        ref = hf(torch.tensor([ids])).logits[0, -1]
+        got = runner.forward([Chunk(0, ids)], ExecutionMode.PREFILL)[0][-1]
+    assert (got.float() - ref).abs().max().item() < 1e-4
+
+
 @pytest.mark.parametrize("tied", [False, True])
 def test_names_shapes_and_shards_match_save_pretrained(tmp_path: Path, tied: bool) -> None:
     config = {**TINY, "tie_word_embeddings": tied}
@@ -59,23 +74,14 @@ def test_names_shapes_and_shards_match_save_pretrained(tmp_path: Path, tied: boo
 
 
 def test_our_loader_reads_it_and_matches_transformers(tmp_path: Path) -> None:
-    from tttv2.core.model_plugins import list_model_plugins, load_model
-    from tttv2.core.modes import ExecutionMode
-    from tttv2.serve.runtime import Chunk, ModelRunner
+    from tttv2.core.model_plugins import list_model_plugins
 
     if "LlamaForCausalLM" not in list_model_plugins():
         pytest.skip("the LlamaForCausalLM model plugin (models/llama3) is not installed here")
     folder = make_checkpoint.write_checkpoint(
         tmp_path / "ckpt", TINY, torch.float32, shard_bytes=60_000
     )
-    loaded = load_model(folder, dtype=torch.float32, device="cpu")
-    hf = transformers.LlamaForCausalLM.from_pretrained(folder).eval()
-    ids = [5, 17, 42, 8, 91]
-    runner = ModelRunner(loaded.model, 4, 16, loaded.max_context, device="cpu")
-    with torch.no_grad():
-        ref = hf(torch.tensor([ids])).logits[0, -1]
-        got = runner.forward([Chunk(0, ids)], ExecutionMode.PREFILL)[0][-1]
-    assert (got.float() - ref).abs().max().item() < 1e-4
+    assert_last_logits_match_transformers(folder, [5, 17, 42, 8, 91])
 
 
 def test_an_existing_folder_is_refused_and_a_complete_one_reused(
@@ -136,9 +142,7 @@ def test_other_families_match_their_save_pretrained_and_our_loader(
 ) -> None:
     from safetensors.torch import load_file
 
-    from tttv2.core.model_plugins import list_model_plugins, load_model
-    from tttv2.core.modes import ExecutionMode
-    from tttv2.serve.runtime import Chunk, ModelRunner
+    from tttv2.core.model_plugins import list_model_plugins
 
     config = FAMILIES[family]
     ours = make_checkpoint.write_checkpoint(tmp_path / "ours", config, torch.float32)
@@ -160,11 +164,5 @@ def test_other_families_match_their_save_pretrained_and_our_loader(
 
     if architecture not in list_model_plugins():
         pytest.skip(f"the {architecture} model plugin is not installed here")
-    loaded = load_model(ours, dtype=torch.float32, device="cpu")
-    hf = transformers.AutoModelForCausalLM.from_pretrained(ours).eval()
-    ids = [5, 17, 42, 8, 91, 3, 60, 12, 33, 7]  # longer than Gemma 2's window of 8
-    runner = ModelRunner(loaded.model, 4, 16, loaded.max_context, device="cpu")
-    with torch.no_grad():
-        ref = hf(torch.tensor([ids])).logits[0, -1]
-        got = runner.forward([Chunk(0, ids)], ExecutionMode.PREFILL)[0][-1]
-    assert (got.float() - ref).abs().max().item() < 1e-4
+    # longer than Gemma 2's window of 8
+    assert_last_logits_match_transformers(ours, [5, 17, 42, 8, 91, 3, 60, 12, 33, 7])
