@@ -1,0 +1,263 @@
+"""Per-step decode time of two checkouts of this repository, step by step in one run.
+
+Answers "is this change slower?" for the whole decode step users run (``LLMEngine.step``:
+scheduling, the model pass, sampling) when a change moves code around rather than changing a
+kernel, and whole-run numbers are too noisy to tell a few percent.
+
+Each checkout (``--before DIR``, ``--after DIR``: a clone or worktree whose ``.venv`` was
+made by ``uv sync`` in it) runs this file as a child process under its own interpreter: it
+loads ``--checkpoint`` with tttv2-cli's loader (``tttv2.cli.loading.load``, decode captured as
+``tttv2 bench`` does), prefills ``--batch`` prompts of ``--prompt-len`` random tokens in an
+``LLMEngine`` over a paged KV cache planned by tttv2-hw, runs ``--warmup`` decode steps, then
+waits. The parent asks the two children for one decode step each, in turn, ``--steps`` times
+(which goes first alternates every step), with ``--gap-ms`` of idle time before each step so
+the other process's OpenMP threads have stopped spinning. Each child times its own step
+(``time.perf_counter`` around ``engine.step()``). Both sequences grow by one token per step,
+so step ``i`` of both sides has the same context length.
+
+Printed: median ms per step of each side, tokens/s at that median, and the median of the
+per-step ratios after/before with a bootstrap 95% interval (1000 resamples of the paired
+steps, fixed seed). A ratio above 1 means the after checkout is slower. Nothing here asserts
+a time. Both children must fit in memory at once (two copies of the weights).
+
+    git worktree add /tmp/before <commit> && (cd /tmp/before && uv sync --all-packages)
+    uv run python tools/bench/bench_commits.py --before /tmp/before --after . \\
+        --checkpoint /tmp/tttv2-bench-checkpoints/smollm2-135m --steps 300
+
+The child side uses only what both checkouts have (``tttv2.cli.loading.load``,
+``tttv2.cli.kv_pool.loaded_kv_pool`` and ``LLMEngine`` from ``tttv2.serve.runtime``, or from
+``tttv2.core.runtime`` before the runtime moved), so checkouts from before that move work too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import IO, Any
+
+
+def _child(args: argparse.Namespace) -> int:
+    """Load, prefill, warm up, then answer ``step`` lines with one timed decode step each."""
+    protocol = os.fdopen(os.dup(sys.stdout.fileno()), "w", buffering=1)
+    sys.stdout = sys.stderr  # anything the library prints stays off the protocol stream
+    import torch
+
+    from tttv2.cli.kv_pool import loaded_kv_pool
+    from tttv2.cli.loading import load
+
+    try:
+        from tttv2.serve.runtime import LLMEngine, SamplingParams, StopConditions
+    except ImportError:  # checkouts from before the runtime moved out of tttv2-core
+        from tttv2.core.runtime import (  # type: ignore[no-redef]
+            LLMEngine,
+            SamplingParams,
+            StopConditions,
+        )
+
+    torch.set_num_threads(args.threads)
+    device = torch.device("cpu")
+    loaded = load(Path(args.checkpoint), args.dtype, device, capture_decode=True)
+    total = args.prompt_len + args.warmup + args.steps + 2
+    pool = loaded_kv_pool(loaded, device, seq_len=total, num_seqs=args.batch)
+    engine = LLMEngine(
+        loaded.model,
+        num_blocks=pool.num_blocks,
+        block_size=pool.block_size,
+        max_seq_len=loaded.max_context,
+        max_num_batched_tokens=args.batch * args.prompt_len,
+        max_num_seqs=args.batch,
+        device=device,
+        vocab_size=loaded.spec.vocab_size,
+    )
+    g = torch.Generator().manual_seed(0)
+    prompts = torch.randint(0, loaded.spec.vocab_size, (args.batch, args.prompt_len), generator=g)
+    stop = StopConditions(max_new_tokens=args.warmup + args.steps + 1)  # never ends early
+    for row in prompts:
+        engine.add_request(row.tolist(), SamplingParams(), stop)
+    engine.step()  # prefill
+    for _ in range(args.warmup):
+        engine.step()
+    path = getattr(getattr(loaded.model, "decode_path", None), "kind", None)
+    forward: list[float] = []  # the model's forward inside the step (hooks on the stack module)
+    loaded.model.register_forward_pre_hook(lambda *_: forward.append(time.perf_counter()))
+    loaded.model.register_forward_hook(
+        lambda *_: forward.append(time.perf_counter() - forward.pop())
+    )
+    protocol.write(json.dumps({"ready": True, "decode_path": path}) + "\n")
+    for line in sys.stdin:
+        if line.strip() != "step":
+            break
+        start = time.perf_counter()
+        forward.clear()
+        events = engine.step()
+        elapsed = time.perf_counter() - start
+        reply = {"s": elapsed, "forward_s": sum(forward), "tokens": len(events)}
+        protocol.write(json.dumps(reply) + "\n")
+    return 0
+
+
+class _Side:
+    def __init__(self, name: str, checkout: Path, args: argparse.Namespace) -> None:
+        python = checkout / ".venv" / "bin" / "python"
+        if not python.exists():
+            raise SystemExit(
+                f"{name}: {python} not found (run `uv sync --all-packages` in {checkout})"
+            )
+        cmd = [str(python), str(Path(__file__).resolve()), "--child", *_child_argv(args)]
+        self.name = name
+        self.proc = subprocess.Popen(
+            cmd, cwd=checkout, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1
+        )
+        self.info = self._read()
+        self.times: list[float] = []
+        self.forward: list[float] = []
+
+    def _read(self) -> dict[str, Any]:
+        out: IO[str] = self.proc.stdout  # type: ignore[assignment]
+        line = out.readline()
+        if not line:
+            raise SystemExit(
+                f"{self.name}: the child exited (status {self.proc.wait()}); see its stderr above"
+            )
+        return json.loads(line)
+
+    def step(self) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write("step\n")
+        self.proc.stdin.flush()
+        reply = self._read()
+        self.times.append(reply["s"])
+        self.forward.append(reply["forward_s"])
+
+    def close(self) -> None:
+        if self.proc.stdin is not None:
+            self.proc.stdin.close()
+        self.proc.wait(timeout=60)
+
+
+def _child_argv(args: argparse.Namespace) -> list[str]:
+    return [
+        "--checkpoint", str(Path(args.checkpoint).resolve()),
+        "--dtype", args.dtype,
+        "--batch", str(args.batch),
+        "--prompt-len", str(args.prompt_len),
+        "--steps", str(args.steps),
+        "--warmup", str(args.warmup),
+        "--threads", str(args.threads),
+    ]  # fmt: skip
+
+
+def _bootstrap_median_ci(ratios: list[float], rounds: int = 1000) -> tuple[float, float]:
+    rng = random.Random(0)
+    medians = sorted(statistics.median(rng.choices(ratios, k=len(ratios))) for _ in range(rounds))
+    return medians[int(0.025 * rounds)], medians[int(0.975 * rounds) - 1]
+
+
+def _host_line(threads: int) -> str:
+    from tttv2.hw.device.cpu import detect_cpu
+
+    cpu = detect_cpu()
+    return (
+        f"host: {cpu.model_name or 'unknown CPU'}, {cpu.usable_cores} usable cores, "
+        f"ISA {'/'.join(cpu.isa)}, {threads} threads per side, "
+        f"load average {os.getloadavg()[0]:.1f}"
+    )
+
+
+def _parent(args: argparse.Namespace) -> int:
+    before = _Side("before", Path(args.before).resolve(), args)
+    after = _Side("after", Path(args.after).resolve(), args)
+    print(_host_line(args.threads))
+    print(f"before: {args.before} (decode path {before.info['decode_path']})")
+    print(f"after:  {args.after} (decode path {after.info['decode_path']})")
+    try:
+        for i in range(args.steps):
+            for side in (before, after) if i % 2 == 0 else (after, before):
+                time.sleep(args.gap_ms / 1000)
+                side.step()
+            if (i + 1) % 50 == 0:
+                print(f"  {i + 1}/{args.steps} steps", file=sys.stderr)
+    finally:
+        before.close()
+        after.close()
+    ratios = [a / b for a, b in zip(after.times, before.times, strict=True)]
+    lo, hi = _bootstrap_median_ci(ratios)
+    for side in (before, after):
+        med = statistics.median(side.times)
+        fwd = statistics.median(side.forward)
+        print(
+            f"{side.name:<7} median {med * 1e3:7.2f} ms/step  {args.batch / med:8.1f} tok/s  "
+            f"(model forward {fwd * 1e3:.2f} ms, the rest of the engine step {(med - fwd) * 1e3:.2f} ms)"
+        )
+    print(
+        f"after/before per-step time: median ratio {statistics.median(ratios):.3f} "
+        f"(95% bootstrap interval {lo:.3f}-{hi:.3f}; above 1 = after is slower), "
+        f"{args.steps} paired steps, batch {args.batch}, prompt {args.prompt_len}, {args.dtype}"
+    )
+    if args.json:
+        Path(args.json).write_text(
+            json.dumps(
+                {
+                    "before": before.times,
+                    "after": after.times,
+                    "before_forward": before.forward,
+                    "after_forward": after.forward,
+                    "args": vars(args),
+                },
+                indent=1,
+            )
+        )
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--before", help="checkout measured as the baseline (has .venv)")
+    parser.add_argument("--after", help="checkout measured against it (has .venv)")
+    parser.add_argument("--checkpoint", required=True, help="Hugging Face checkpoint folder")
+    parser.add_argument(
+        "--dtype", default="bfloat16", help="as tttv2 bench --dtype (default: bfloat16)"
+    )
+    parser.add_argument(
+        "--batch", type=int, default=1, help="sequences decoded per step (default: 1)"
+    )
+    parser.add_argument("--prompt-len", type=int, default=128, help="prompt tokens (default: 128)")
+    parser.add_argument("--steps", type=int, default=200, help="paired decode steps (default: 200)")
+    parser.add_argument("--warmup", type=int, default=8, help="untimed decode steps (default: 8)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=len(os.sched_getaffinity(0)),
+        help="torch threads of each side (default: the cores this process may use)",
+    )
+    parser.add_argument(
+        "--gap-ms", type=float, default=20.0, help="idle time before each step (default: 20)"
+    )
+    parser.add_argument("--json", help="also write every step's seconds to this file")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        return _child(args)
+    if not (args.before and args.after):
+        parser.error("--before and --after are required")
+    for flag, value in (
+        ("--batch", args.batch),
+        ("--prompt-len", args.prompt_len),
+        ("--steps", args.steps),
+    ):
+        if value < 1:
+            parser.error(f"{flag} must be at least 1, got {value}")
+    return _parent(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
