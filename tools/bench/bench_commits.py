@@ -15,14 +15,17 @@ the other process's OpenMP threads have stopped spinning. Each child times its o
 (``time.perf_counter`` around ``engine.step()``). Both sequences grow by one token per step,
 so step ``i`` of both sides has the same context length.
 
-Printed: median ms per step of each side, tokens/s at that median, and the median of the
-per-step ratios after/before with a bootstrap 95% interval (1000 resamples of the paired
-steps, fixed seed). A ratio above 1 means the after checkout is slower. Nothing here asserts
+All of that is one round; ``--rounds`` rounds start both children afresh each time (which
+starts first alternates), because two processes' memory placement differs from run to run
+by a few percent, more than the steps of one pair vary. Printed: each round's median of the
+per-step ratios after/before, the median of those (above 1: the after checkout is slower) and
+their spread, and per side the median ms per step split into the model's forward (hooks on
+the stack module) and the rest of the engine step. Nothing here asserts
 a time. Both children must fit in memory at once (two copies of the weights).
 
-    git worktree add /tmp/before <commit> && (cd /tmp/before && uv sync --all-packages)
+    git worktree add /tmp/before <commit> && (cd /tmp/before && uv sync)
     uv run python tools/bench/bench_commits.py --before /tmp/before --after . \\
-        --checkpoint /tmp/tttv2-bench-checkpoints/smollm2-135m --steps 300
+        --checkpoint /tmp/tttv2-bench-checkpoints/smollm2-135m --rounds 4
 
 The child side uses only what both checkouts have (``tttv2.cli.loading.load``,
 ``tttv2.cli.kv_pool.loaded_kv_pool`` and ``LLMEngine`` from ``tttv2.serve.runtime``, or from
@@ -34,7 +37,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import random
 import statistics
 import subprocess
 import sys
@@ -108,7 +110,7 @@ class _Side:
         python = checkout / ".venv" / "bin" / "python"
         if not python.exists():
             raise SystemExit(
-                f"{name}: {python} not found (run `uv sync --all-packages` in {checkout})"
+                f"{name}: {python} not found (run `uv sync` in {checkout})"
             )
         cmd = [str(python), str(Path(__file__).resolve()), "--child", *_child_argv(args)]
         self.name = name
@@ -154,12 +156,6 @@ def _child_argv(args: argparse.Namespace) -> list[str]:
     ]  # fmt: skip
 
 
-def _bootstrap_median_ci(ratios: list[float], rounds: int = 1000) -> tuple[float, float]:
-    rng = random.Random(0)
-    medians = sorted(statistics.median(rng.choices(ratios, k=len(ratios))) for _ in range(rounds))
-    return medians[int(0.025 * rounds)], medians[int(0.975 * rounds) - 1]
-
-
 def _host_line(threads: int) -> str:
     from tttv2.hw.device.cpu import detect_cpu
 
@@ -171,48 +167,64 @@ def _host_line(threads: int) -> str:
     )
 
 
-def _parent(args: argparse.Namespace) -> int:
-    before = _Side("before", Path(args.before).resolve(), args)
-    after = _Side("after", Path(args.after).resolve(), args)
-    print(_host_line(args.threads))
-    print(f"before: {args.before} (decode path {before.info['decode_path']})")
-    print(f"after:  {args.after} (decode path {after.info['decode_path']})")
+def _round(args: argparse.Namespace, r: int) -> tuple[_Side, _Side]:
+    """One round: both children started afresh (their own weights and cache memory), then
+    ``--steps`` paired steps; which child starts and which steps first alternate."""
+    order = [("before", args.before), ("after", args.after)]
+    started = {
+        name: _Side(name, Path(path).resolve(), args) for name, path in order[:: 1 - 2 * (r % 2)]
+    }
+    before, after = started["before"], started["after"]
+    if r == 0:
+        print(f"before: {args.before} (decode path {before.info['decode_path']})")
+        print(f"after:  {args.after} (decode path {after.info['decode_path']})")
     try:
         for i in range(args.steps):
             for side in (before, after) if i % 2 == 0 else (after, before):
                 time.sleep(args.gap_ms / 1000)
                 side.step()
-            if (i + 1) % 50 == 0:
-                print(f"  {i + 1}/{args.steps} steps", file=sys.stderr)
     finally:
         before.close()
         after.close()
-    ratios = [a / b for a, b in zip(after.times, before.times, strict=True)]
-    lo, hi = _bootstrap_median_ci(ratios)
-    for side in (before, after):
-        med = statistics.median(side.times)
-        fwd = statistics.median(side.forward)
+    return before, after
+
+
+def _parent(args: argparse.Namespace) -> int:
+    print(_host_line(args.threads))
+    times: dict[str, list[float]] = {
+        "before": [],
+        "after": [],
+        "before_forward": [],
+        "after_forward": [],
+    }
+    round_ratios = []
+    for r in range(args.rounds):
+        before, after = _round(args, r)
+        ratios = [a / b for a, b in zip(after.times, before.times, strict=True)]
+        round_ratios.append(statistics.median(ratios))
         print(
-            f"{side.name:<7} median {med * 1e3:7.2f} ms/step  {args.batch / med:8.1f} tok/s  "
+            f"  round {r + 1}/{args.rounds}: median ratio {round_ratios[-1]:.3f} "
+            f"(before {statistics.median(before.times) * 1e3:.2f}, after {statistics.median(after.times) * 1e3:.2f} ms/step)"
+        )
+        for side in (before, after):
+            times[side.name] += side.times
+            times[side.name + "_forward"] += side.forward
+    for name in ("before", "after"):
+        med = statistics.median(times[name])
+        fwd = statistics.median(times[name + "_forward"])
+        print(
+            f"{name:<7} median {med * 1e3:7.2f} ms/step  {args.batch / med:8.1f} tok/s  "
             f"(model forward {fwd * 1e3:.2f} ms, the rest of the engine step {(med - fwd) * 1e3:.2f} ms)"
         )
+    spread = f"{min(round_ratios):.3f}-{max(round_ratios):.3f}"
     print(
-        f"after/before per-step time: median ratio {statistics.median(ratios):.3f} "
-        f"(95% bootstrap interval {lo:.3f}-{hi:.3f}; above 1 = after is slower), "
-        f"{args.steps} paired steps, batch {args.batch}, prompt {args.prompt_len}, {args.dtype}"
+        f"after/before per-step time: median of the rounds' ratios {statistics.median(round_ratios):.3f} "
+        f"(rounds {spread}; above 1 = after is slower), {args.rounds} rounds x {args.steps} paired steps, "
+        f"batch {args.batch}, prompt {args.prompt_len}, {args.dtype}"
     )
     if args.json:
         Path(args.json).write_text(
-            json.dumps(
-                {
-                    "before": before.times,
-                    "after": after.times,
-                    "before_forward": before.forward,
-                    "after_forward": after.forward,
-                    "args": vars(args),
-                },
-                indent=1,
-            )
+            json.dumps({**times, "round_ratios": round_ratios, "args": vars(args)}, indent=1)
         )
     return 0
 
@@ -231,7 +243,16 @@ def main(argv: list[str] | None = None) -> int:
         "--batch", type=int, default=1, help="sequences decoded per step (default: 1)"
     )
     parser.add_argument("--prompt-len", type=int, default=128, help="prompt tokens (default: 128)")
-    parser.add_argument("--steps", type=int, default=200, help="paired decode steps (default: 200)")
+    parser.add_argument(
+        "--steps", type=int, default=150, help="paired decode steps per round (default: 150)"
+    )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=4,
+        help="rounds, each with both children started afresh: the spread between rounds is the "
+        "run-to-run noise that one pair of processes cannot show (default: 4)",
+    )
     parser.add_argument("--warmup", type=int, default=8, help="untimed decode steps (default: 8)")
     parser.add_argument(
         "--threads",
