@@ -109,9 +109,7 @@ class _Side:
     def __init__(self, name: str, checkout: Path, args: argparse.Namespace) -> None:
         python = checkout / ".venv" / "bin" / "python"
         if not python.exists():
-            raise SystemExit(
-                f"{name}: {python} not found (run `uv sync` in {checkout})"
-            )
+            raise SystemExit(f"{name}: {python} not found (run `uv sync` in {checkout})")
         cmd = [str(python), str(Path(__file__).resolve()), "--child", *_child_argv(args)]
         self.name = name
         self.proc = subprocess.Popen(
@@ -274,6 +272,7 @@ def main(argv: list[str] | None = None) -> int:
         ("--batch", args.batch),
         ("--prompt-len", args.prompt_len),
         ("--steps", args.steps),
+        ("--rounds", args.rounds),
     ):
         if value < 1:
             parser.error(f"{flag} must be at least 1, got {value}")

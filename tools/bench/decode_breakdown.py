@@ -33,6 +33,7 @@ bandwidth one core can draw. Medians of ``--steps``; nothing asserts a time.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import sys
@@ -159,7 +160,8 @@ def median_time(fn: Callable[[], None], reps: int) -> float:
     return statistics.median(times)
 
 
-def report(label: str, args: argparse.Namespace, threads: int) -> None:
+def report(label: str, args: argparse.Namespace, threads: int) -> dict[str, Any]:
+    """Measure and print one pass at ``threads``; returns what was printed, as numbers."""
     torch.set_num_threads(threads)
     device = torch.device("cpu")
     with torch.inference_mode():
@@ -223,6 +225,19 @@ def report(label: str, args: argparse.Namespace, threads: int) -> None:
         row("lm head product", head_s, head_b)
     else:
         print("kernel alone: not measured (the native product does not serve these weights here)")
+    return {
+        "threads": threads,
+        "bandwidth_bytes_per_s": bandwidth,
+        "decode_path": path.kind,
+        "fused_decode_reason": model.fused_decode_reason,
+        "seconds": {name: statistics.median(parts[name]) for name in ("step", *PARTS)},
+        "bytes": bytes_of,
+        "products": None
+        if kernel_only is None
+        else dict(
+            zip(("all_s", "lm_head_s", "all_bytes", "lm_head_bytes"), kernel_only, strict=True)
+        ),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -254,6 +269,7 @@ def main(argv: list[str] | None = None) -> int:
         default=len(os.sched_getaffinity(0)),
         help="torch threads (default: the usable cores)",
     )
+    parser.add_argument("--json", type=Path, help="also write the numbers to this file")
     parser.add_argument("--no-single-thread", action="store_true", help="skip the one-thread pass")
     args = parser.parse_args(argv)
     for flag, value in (
@@ -272,9 +288,13 @@ def main(argv: list[str] | None = None) -> int:
         f"torch {torch.__version__}, load average {os.getloadavg()[0]:.1f}; checkpoint {args.folder}, {args.dtype}, "
         f"prompt {args.prompt_len}, {args.steps} steps"
     )
-    report("all threads", args, args.threads)
+    results = [report("all threads", args, args.threads)]
     if not args.no_single_thread and args.threads > 1:
-        report("one thread", args, 1)
+        results.append(report("one thread", args, 1))
+    if args.json:
+        args.json.write_text(
+            json.dumps({"checkpoint": str(args.folder), "results": results}, indent=1)
+        )
     return 0
 
 
