@@ -133,6 +133,11 @@ FAMILIES = {
                  original_max_position_embeddings=128, pad_token_id=0),
     "gpt2": dict(model_type="gpt2", n_embd=64, n_layer=2, n_head=4, n_positions=128, vocab_size=97,
                  bos_token_id=0, eos_token_id=0),
+    # experts stacked in memory, one tensor per expert on disk: the file must have the disk layout
+    "mixtral": dict(TINY, model_type="mixtral", tie_word_embeddings=False, sliding_window=None,
+                    num_local_experts=4, num_experts_per_tok=2),
+    "qwen3_moe": dict(TINY, model_type="qwen3_moe", tie_word_embeddings=False, head_dim=16,
+                      moe_intermediate_size=24, num_experts=4, num_experts_per_tok=2, norm_topk_prob=True),
 }  # fmt: skip
 
 

@@ -100,6 +100,22 @@ SHAPES: dict[str, dict[str, Any]] = {
     "gpt2-124m": dict(
         model_type="gpt2", n_embd=768, n_layer=12, n_head=12, n_positions=1024, vocab_size=50257,
     ),
+    # Mixture-of-experts models at their published per-layer sizes, cut to a few layers so the
+    # checkpoint fits beside transformers' copy in 24 GB (mistralai/Mixtral-8x7B-v0.1: 32 layers;
+    # Qwen/Qwen3-30B-A3B: 48): issue 25's benchmarks.
+    "mixtral-8x7b-2l": dict(
+        model_type="mixtral", hidden_size=4096, intermediate_size=14336, num_hidden_layers=2,
+        num_attention_heads=32, num_key_value_heads=8, vocab_size=32000, tie_word_embeddings=False,
+        rope_theta=1000000.0, rms_norm_eps=1e-5, max_position_embeddings=32768, sliding_window=None,
+        num_local_experts=8, num_experts_per_tok=2,
+    ),
+    "qwen3-30b-a3b-4l": dict(
+        model_type="qwen3_moe", hidden_size=2048, intermediate_size=6144, moe_intermediate_size=768,
+        num_hidden_layers=4, num_attention_heads=32, num_key_value_heads=4, head_dim=128,
+        vocab_size=151936, tie_word_embeddings=False, rope_theta=1000000.0, rms_norm_eps=1e-6,
+        max_position_embeddings=40960, num_experts=128, num_experts_per_tok=8, norm_topk_prob=True,
+        decoder_sparse_step=1, mlp_only_layers=[],
+    ),
 }  # fmt: skip
 DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
 INDEX = "model.safetensors.index.json"
@@ -127,7 +143,7 @@ def write_checkpoint(folder: Path, config: dict[str, Any], dtype: torch.dtype = 
         model = transformers.AutoModelForCausalLM.from_config(cfg)
     # save_pretrained records the model class; loaders read it
     cfg.architectures = [type(model).__name__]
-    shapes = {name: tuple(t.shape) for name, t in model.state_dict().items()}
+    shapes = {name: tuple(t.shape) for name, t in _saved_layout(model).items()}
     del model
     if cfg.tie_word_embeddings:
         shapes.pop("lm_head.weight", None)  # save_pretrained stores a tied head once
@@ -180,6 +196,19 @@ def write_checkpoint(folder: Path, config: dict[str, Any], dtype: torch.dtype = 
         )
     tmp.rename(folder)
     return folder
+
+
+def _saved_layout(model: Any) -> dict[str, torch.Tensor]:
+    """The model's tensors under the names and shapes ``save_pretrained`` writes (meta tensors:
+    nothing is materialised). transformers 5 keeps some weights in another layout in memory
+    than on disk (mixture-of-experts experts stacked into one tensor, saved one per expert) and
+    reverts them on saving; checkpoints on the hub have the saved layout."""
+    state = model.state_dict()
+    try:
+        from transformers.core_model_loading import revert_weight_conversion
+    except ImportError:  # a transformers without load-time conversions: memory is the saved layout
+        return dict(state)
+    return dict(revert_weight_conversion(model, state))
 
 
 def _name_shards(folder: Path, shards: list[list[str]], total: int) -> None:
