@@ -353,6 +353,29 @@ def test_bench_reports_ours_hf_ratio_and_roofline(capsys, tiny_llama):
     assert "warm-up: load s" in out and "warm-up: first run s" in out
 
 
+def test_bench_roofline_uses_the_copy_bandwidth_around_our_run(capsys, tiny_llama, monkeypatch):
+    from tttv2.cli.commands import bench as bench_command
+
+    samples = iter([10e9, 30e9])  # before our run, after it
+    monkeypatch.setattr(bench_command, "stream_bandwidth", lambda *a, **k: next(samples))
+    code, out, err = run(
+        capsys,
+        "bench",
+        "--checkpoint",
+        str(tiny_llama.path),
+        "--prompt-len",
+        "8",
+        "--gen-len",
+        "2",
+        "--json",
+    )
+    assert code == 0, err
+    roof = json.loads(out)["roofline"]
+    assert roof["bandwidth_samples_bytes_per_s"] == [10e9, 30e9]
+    assert roof["bandwidth_bytes_per_s"] == pytest.approx(20e9)
+    assert roof["decode_tokens_per_s"] == pytest.approx(20e9 / roof["bytes_per_decode_step"])
+
+
 # -- bad input ---------------------------------------------------------------------------
 
 

@@ -37,7 +37,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "with their ratios (ours / transformers), and the memory-bandwidth roofline of decoding: "
         "bytes read per decode step (weights + KV cache; of a mixture-of-experts layer only the "
         "router, shared expert and routed experts: top_k per token) over the bandwidth of a torch "
-        "copy measured in this run. Warm-up is reported apart from the rates: loading (reading the "
+        "copy measured right before and right after our timed run (their mean; both are printed). Warm-up "
+        "is reported apart from the rates: loading (reading the "
         "checkpoint, preparing the weights; for transformers also importing its model code on "
         "first use) and the first, untimed run. Our decode runs captured, as in tttv2 generate: "
         "the fused decode binding is made once, not re-checked every step. Numbers are noisy on "
@@ -138,10 +139,14 @@ def run(args: argparse.Namespace) -> int:
     )
     prompts = bench_prompts(args.batch, args.prompt_len, loaded.spec.vocab_size)
     _note(show, "timing tttv2")
+    # the copy bandwidth right before and right after our run: on shared machines it moves
+    # between minutes, and the roofline is only as good as its denominator
+    bandwidth_before = stream_bandwidth(device, args.bandwidth_mib * 1024**2)
     ours = bench_ours(loaded, prompts, args.gen_len, device, full_warmup=args.compile, pool=pool)
     ours.load_s = load_s
     decode_path = _decode_path(loaded.model)
-    bandwidth = stream_bandwidth(device, args.bandwidth_mib * 1024**2)
+    bandwidth_after = stream_bandwidth(device, args.bandwidth_mib * 1024**2)
+    bandwidth = (bandwidth_before + bandwidth_after) / 2
     roof = decode_roofline(
         loaded.model, loaded.spec, args.batch, args.prompt_len, args.gen_len, bandwidth
     )
@@ -163,6 +168,7 @@ def run(args: argparse.Namespace) -> int:
         "warmup_s": ratio_of(ours.warmup_s, hf.warmup_s),
     }
     roofline = roof.to_dict() | {
+        "bandwidth_samples_bytes_per_s": [bandwidth_before, bandwidth_after],
         "ours_fraction": ratio_of(ours.decode_tokens_per_s, roof.decode_tokens_per_s),
         "hf_fraction": ratio_of(hf.decode_tokens_per_s, roof.decode_tokens_per_s),
     }
@@ -214,7 +220,8 @@ def run(args: argparse.Namespace) -> int:
     print(
         f"roofline: {roof.bytes_per_decode_step / 1e6:.2f} MB per decode step "
         f"(weights {roof.weight_bytes / 1e6:.2f} MB + KV {roof.kv_bytes_per_step / 1e6:.2f} MB) at "
-        f"{bandwidth / 1e9:.1f} GB/s -> {roof.decode_tokens_per_s:.1f} tokens/s; "
+        f"{bandwidth / 1e9:.1f} GB/s (a torch copy right before and after our run: "
+        f"{bandwidth_before / 1e9:.1f} and {bandwidth_after / 1e9:.1f}) -> {roof.decode_tokens_per_s:.1f} tokens/s; "
         f"tttv2 reaches {_fmt(roofline['ours_fraction'], '{:.1%}')}, "
         f"transformers {_fmt(roofline['hf_fraction'], '{:.1%}')}"
     )
