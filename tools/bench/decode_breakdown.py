@@ -65,6 +65,7 @@ class Stamps:
 
     def __init__(self) -> None:
         self.t: dict[str, float] = {}
+        self.handles: list[Any] = []
 
     def hook(self, module: torch.nn.Module, name: str) -> None:
         def pre(*_: Any) -> None:
@@ -73,8 +74,12 @@ class Stamps:
         def post(*_: Any) -> None:
             self.t[name + ":out"] = time.perf_counter()
 
-        module.register_forward_pre_hook(pre)
-        module.register_forward_hook(post)
+        self.handles += [module.register_forward_pre_hook(pre), module.register_forward_hook(post)]
+
+    def remove(self) -> None:
+        for handle in self.handles:
+            handle.remove()
+        self.handles.clear()
 
 
 def nbytes(module: torch.nn.Module) -> int:
@@ -92,24 +97,27 @@ def timed_steps(engine: Any, model: Any, steps: int) -> dict[str, list[float]]:
     ):
         stamps.hook(module, name)
     out: dict[str, list[float]] = {p: [] for p in ("step", *PARTS)}
-    for _ in range(steps):
-        stamps.t.clear()
-        start = time.perf_counter()
-        engine.step()
-        step = time.perf_counter() - start
-        t = stamps.t
-        forward = t["model:out"] - t["model:in"]
-        parts = {
-            "embedding": t["embedding:out"] - t["embedding:in"],
-            "layers": t["norm:in"] - t["embedding:out"],
-            "final norm": t["norm:out"] - t["norm:in"],
-            "lm head": t["lm:out"] - t["lm:in"],
-        }
-        parts["forward glue"] = forward - sum(parts.values())
-        parts["engine"] = step - forward
-        out["step"].append(step)
-        for name, seconds in parts.items():
-            out[name].append(seconds)
+    try:
+        for _ in range(steps):
+            stamps.t.clear()
+            start = time.perf_counter()
+            engine.step()
+            step = time.perf_counter() - start
+            t = stamps.t
+            forward = t["model:out"] - t["model:in"]
+            parts = {
+                "embedding": t["embedding:out"] - t["embedding:in"],
+                "layers": t["norm:in"] - t["embedding:out"],
+                "final norm": t["norm:out"] - t["norm:in"],
+                "lm head": t["lm:out"] - t["lm:in"],
+            }
+            parts["forward glue"] = forward - sum(parts.values())
+            parts["engine"] = step - forward
+            out["step"].append(step)
+            for name, seconds in parts.items():
+                out[name].append(seconds)
+    finally:
+        stamps.remove()  # the next pass times the same model
     return out
 
 
@@ -160,14 +168,14 @@ def median_time(fn: Callable[[], None], reps: int) -> float:
     return statistics.median(times)
 
 
-def report(label: str, args: argparse.Namespace, threads: int) -> dict[str, Any]:
-    """Measure and print one pass at ``threads``; returns what was printed, as numbers."""
+def report(label: str, args: argparse.Namespace, loaded: Any, threads: int) -> dict[str, Any]:
+    """Measure and print one pass of ``loaded`` at ``threads`` (a fresh engine and cache);
+    returns what was printed, as numbers."""
     torch.set_num_threads(threads)
     device = torch.device("cpu")
+    model = loaded.model
     with torch.inference_mode():
         bandwidth_before = stream_bandwidth(device)
-        loaded = load(args.folder, args.dtype, device, capture_decode=True)
-        model = loaded.model
         engine = bench_engine(loaded, 1, args.prompt_len, args.steps + args.warmup + 1, device)
         prompt = torch.randint(
             0,
@@ -185,17 +193,16 @@ def report(label: str, args: argparse.Namespace, threads: int) -> dict[str, Any]
         parts = timed_steps(engine, model, args.steps)
         kernel_only = products(model, max(3, args.steps // 8))
         bandwidth_after = stream_bandwidth(device)
-    bandwidth = statistics.median([bandwidth_before, bandwidth_after])
+    bandwidth = (bandwidth_before + bandwidth_after) / 2
     path = model.decode_path
     itemsize = next(model.parameters()).element_size()
     kv = kv_bytes_read_per_step(
         loaded.spec, 1, args.prompt_len + args.warmup + args.steps / 2, itemsize
     )
-    head_bytes = nbytes(model.lm_head) or nbytes(model.embedding)  # tied: the embedding's table
     bytes_of = {
         "layers": nbytes(model.layers) + kv,
         "final norm": nbytes(model.final_norm),
-        "lm head": head_bytes,
+        "lm head": nbytes(model.lm_head),  # a tied head's weight is the embedding table
         "embedding": model.embedding.weight.shape[1] * itemsize,  # one row
     }
     total_bytes = sum(bytes_of.values())
@@ -288,9 +295,10 @@ def main(argv: list[str] | None = None) -> int:
         f"torch {torch.__version__}, load average {os.getloadavg()[0]:.1f}; checkpoint {args.folder}, {args.dtype}, "
         f"prompt {args.prompt_len}, {args.steps} steps"
     )
-    results = [report("all threads", args, args.threads)]
+    loaded = load(args.folder, args.dtype, torch.device("cpu"), capture_decode=True)
+    results = [report("all threads", args, loaded, args.threads)]
     if not args.no_single_thread and args.threads > 1:
-        results.append(report("one thread", args, 1))
+        results.append(report("one thread", args, loaded, 1))
     if args.json:
         args.json.write_text(
             json.dumps({"checkpoint": str(args.folder), "results": results}, indent=1)

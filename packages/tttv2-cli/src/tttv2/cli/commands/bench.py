@@ -141,11 +141,12 @@ def run(args: argparse.Namespace) -> int:
     _note(show, "timing tttv2")
     # the copy bandwidth right before and right after our run: on shared machines it moves
     # between minutes, and the roofline is only as good as its denominator
-    bandwidth_before = stream_bandwidth(device, args.bandwidth_mib * 1024**2)
+    copy_bytes = args.bandwidth_mib * 1024**2
+    bandwidth_before = stream_bandwidth(device, copy_bytes)
     ours = bench_ours(loaded, prompts, args.gen_len, device, full_warmup=args.compile, pool=pool)
     ours.load_s = load_s
     decode_path = _decode_path(loaded.model)
-    bandwidth_after = stream_bandwidth(device, args.bandwidth_mib * 1024**2)
+    bandwidth_after = stream_bandwidth(device, copy_bytes)
     bandwidth = (bandwidth_before + bandwidth_after) / 2
     roof = decode_roofline(
         loaded.model, loaded.spec, args.batch, args.prompt_len, args.gen_len, bandwidth
