@@ -36,7 +36,12 @@ from tttv2.blocks.building_blocks.moe import MoE
 from tttv2.blocks.building_blocks.normalization import RMSNorm, make_norm
 from tttv2.core import BaseModule, BatchMetadata, ExecutionStrategy
 from tttv2.core.specs import DecoderLayerSpec, MoESpec, NormSpec
-from tttv2.hw.kernels.decode_layers import DecodeLayer, DecodeLayerShape, DecodeLayerWeights
+from tttv2.hw.kernels.decode_layers import (
+    DecodeLayer,
+    DecodeLayerShape,
+    DecodeLayerWeights,
+    DecodeMoE,
+)
 
 
 def _optional_norm(spec: NormSpec | None, device: torch.device) -> torch.nn.Module | None:
@@ -72,8 +77,9 @@ class DecoderLayer(BaseModule):
     def decode_fusion_blocker(self) -> str | None:
         """Why this layer is not the sequential pre-norm kind tttv2-hw's ``decode_layers`` op
         computes (None: it is): RMSNorms (the optional sandwich norms included), fused q/k/v
-        (optionally with QK-norm), a fused gated :class:`FeedForward` and plain ``nn.Linear``
-        projections. Decided by the structure alone; the kernel may still refuse the dtypes
+        (optionally with QK-norm), a fused gated :class:`FeedForward` or a :class:`MoE` of
+        gated experts (its shared expert, if any, a fused gated FeedForward) and plain
+        ``nn.Linear`` projections (or all Int8Linear, in a dense layer). Decided by the structure alone; the kernel may still refuse the dtypes
         or the activation."""
         attn, ffn = self.attention, self.ffn
         if self.spec.parallel:
@@ -89,16 +95,25 @@ class DecoderLayer(BaseModule):
             (type(None), type(None)),
         ):
             return "QK-norm that is not a per-head RMSNorm of both q and k"
+        dense: MoE | FeedForward | None = ffn
         if isinstance(ffn, MoE):
-            return (
-                "feed-forward is a mixture of experts (the kernel has no router or routed-experts"
-                " step; the layer decodes op by op, its chosen experts in one routed_experts call)"
-            )
-        if type(ffn) is not FeedForward or not ffn.spec.gated or ffn.gate_up_proj is None:
-            return "feed-forward is not a fused gated FeedForward"
-        kinds: set[type] = {
-            type(m) for m in (attn.qkv_proj, attn.o_proj, ffn.gate_up_proj, ffn.down_proj)
-        }
+            if ffn.expert_weights() is None:
+                return (
+                    "a mixture of experts whose experts are not gated, bias-free, plain nn.Linear"
+                    " projections without hooks"
+                )
+            dense = ffn.shared_expert
+        if dense is not None and (
+            type(dense) is not FeedForward or not dense.spec.gated or dense.gate_up_proj is None
+        ):
+            shared = " (the shared expert)" if isinstance(ffn, MoE) else ""
+            return f"feed-forward{shared} is not a fused gated FeedForward"
+        projections: list[nn.Module | None] = [attn.qkv_proj, attn.o_proj]
+        if isinstance(dense, FeedForward):
+            projections += [dense.gate_up_proj, dense.down_proj]
+        kinds: set[type] = {type(m) for m in projections}
+        if isinstance(ffn, MoE) and kinds != {nn.Linear}:
+            return "a projection of a mixture-of-experts layer is not a plain nn.Linear"
         if kinds != {nn.Linear} and kinds != {Int8Linear}:
             return (
                 "a projection is not a plain nn.Linear (or the projections are not all Int8Linear)"
@@ -115,24 +130,26 @@ class DecoderLayer(BaseModule):
         attn, ffn = self.attention, self.ffn
         if type(attn.active_implementation) is not DecodeAttention:
             return "attention is not running the paged DECODE implementation"
-        assert (
-            attn.qkv_proj is not None
-            and isinstance(ffn, FeedForward)
-            and ffn.gate_up_proj is not None
-        )
+        assert attn.qkv_proj is not None
         assert isinstance(self.attn_norm, RMSNorm) and isinstance(self.ffn_norm, RMSNorm)
-        s, qkv, o, gate_up, down = (
-            attn.spec,
-            attn.qkv_proj,
-            attn.o_proj,
-            ffn.gate_up_proj,
-            ffn.down_proj,
-        )
+        moe: DecodeMoE | None = None
+        dense: MoE | FeedForward | None = ffn
+        if isinstance(ffn, MoE):
+            experts = ffn.expert_weights()
+            assert experts is not None  # decode_fusion_blocker
+            moe = DecodeMoE(experts, ffn.decode_routing, ffn.spec.expert.activation)
+            dense = ffn.shared_expert
+        assert dense is None or (isinstance(dense, FeedForward) and dense.gate_up_proj is not None)
+        s, qkv, o = attn.spec, attn.qkv_proj, attn.o_proj
+        gate_up = dense.gate_up_proj if dense is not None else None
+        down = dense.down_proj if dense is not None else None
+        activation = dense.spec.activation if dense is not None else moe.activation  # type: ignore[union-attr]
         # AttentionSpec.validate() / RopeSpec.validate() set these
         rotary_dim = s.rope.rotary_dim if s.rope is not None else 0
         assert s.num_kv_heads is not None and s.head_dim is not None and rotary_dim is not None
         scales: dict[str, torch.Tensor] = {}
-        if isinstance(qkv, Int8Linear):  # all four are (decode_fusion_blocker)
+        if isinstance(qkv, Int8Linear):  # all four are, in a dense layer (decode_fusion_blocker)
+            assert isinstance(gate_up, Int8Linear) and isinstance(down, Int8Linear)
             scales = {"qkv_scale": qkv.scale, "o_scale": o.scale, "gate_up_scale": gate_up.scale,
                       "down_scale": down.scale}  # fmt: skip
         post_attn, post_ffn, q_norm, k_norm = (
@@ -144,13 +161,13 @@ class DecoderLayer(BaseModule):
         return DecodeLayer(
             DecodeLayerWeights(
                 self.attn_norm.weight, qkv.weight, qkv.bias, o.weight, o.bias, self.ffn_norm.weight,
-                gate_up.weight, gate_up.bias, down.weight, down.bias, **scales,
+                _weight(gate_up), _bias(gate_up), _weight(down), _bias(down), **scales,
                 post_attn_norm=_norm_weight(post_attn), post_ffn_norm=_norm_weight(post_ffn),
                 q_norm=_norm_weight(q_norm), k_norm=_norm_weight(k_norm),
             ),
             DecodeLayerShape(
                 s.num_heads, s.num_kv_heads, s.head_dim, rotary_dim,
-                s.rope.interleaved if s.rope is not None else False, ffn.spec.activation,
+                s.rope.interleaved if s.rope is not None else False, activation,
                 self.attn_norm.eps, self.ffn_norm.eps, self.attn_norm.unit_offset, self.ffn_norm.unit_offset,
                 s.softmax_scale, s.logit_softcap, s.sliding_window,
                 _norm_eps(post_attn), _norm_eps(post_ffn), _norm_unit_offset(post_attn), _norm_unit_offset(post_ffn),
@@ -158,6 +175,7 @@ class DecoderLayer(BaseModule):
             ),
             # RotaryRows declares a mutable ``spec: Hashable``; RotaryEmbedding's is a RopeSpec
             attn.rotary,  # type: ignore[arg-type]
+            moe,
         )  # fmt: skip
 
     def forward(self, x: torch.Tensor, meta: BatchMetadata, cache: LayerKVCache) -> torch.Tensor:
@@ -179,6 +197,15 @@ class DecoderLayer(BaseModule):
         attn = self.attention(normed, meta, cache)
         ffn = self.ffn(normed if self.ffn_norm is None else self.ffn_norm(x))
         return attn + ffn + x
+
+
+def _weight(linear: nn.Module | None) -> torch.Tensor | None:
+    """An optional projection's weight (a MoE layer without a shared expert has none)."""
+    return None if linear is None else linear.weight  # type: ignore[return-value]  # nn.Linear / Int8Linear
+
+
+def _bias(linear: nn.Module | None) -> torch.Tensor | None:
+    return None if linear is None else linear.bias  # type: ignore[return-value]
 
 
 def _norm_weight(norm: nn.Module | None) -> torch.Tensor | None:

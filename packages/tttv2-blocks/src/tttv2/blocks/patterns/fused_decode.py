@@ -10,8 +10,10 @@ them gone.
 
 A layer qualifies when :meth:`DecoderLayer.decode_weights` says so (sequential pre-norm
 with RMSNorms, sandwich norms included, fused q/k/v with or without QK-norm in the paged
-DECODE implementation, a fused gated feed-forward, plain ``nn.Linear`` projections) and the kernel takes its dtypes and
-activation. Everything else, and any pass that is not plain inference (autograd
+DECODE implementation, a fused gated feed-forward or a mixture of gated experts, plain
+``nn.Linear`` projections) and the kernel takes its dtypes and activation (and, for a
+mixture of experts, says it takes those: ``takes_moe``; its router then runs in Python
+between the kernel's calls). Everything else, and any pass that is not plain inference (autograd
 recording, torch.compile tracing, forward hooks on any module of a layer, more rows than
 the kernel serves), runs eagerly, so behaviour never depends on whether the fast path was
 taken. A binding is made once; before each pass it is checked against the model (every
@@ -44,6 +46,7 @@ from torch import nn
 
 from tttv2.blocks.building_blocks.embedding import TokenEmbedding
 from tttv2.blocks.building_blocks.kv_cache import PagedKVCache
+from tttv2.blocks.building_blocks.moe import MoE
 from tttv2.core import BatchMetadata
 from tttv2.core.torch_internals import (
     child_slots,
@@ -56,6 +59,7 @@ from tttv2.hw.kernels.decode_layers import (
     DecodeLayersKernel,
     DecodeLayersProgram,
     DecodeLayersUnsupported,
+    takes_moe_layers,
 )
 
 if TYPE_CHECKING:
@@ -76,14 +80,13 @@ class DecodeStackParts(Protocol):
 def _watch(layer: DecoderLayer) -> list[tuple[dict[str, Any], str, object]]:
     """(live dict, key, bound value) for every module and parameter the binding of
     ``layer`` depends on, re-checked before every pass (see :class:`Bindings`)."""
-    attn, ffn = layer.attention, layer.ffn
-    slots, a, f = child_slots(layer), child_slots(attn), child_slots(ffn)
+    attn = layer.attention
+    slots, a = child_slots(layer), child_slots(attn)
     tree: list[tuple[dict[str, Any], str, object]] = [
         *((slots, n, getattr(layer, n)) for n in ("attn_norm", "attention", "ffn_norm", "ffn")),
         *((slots, n, getattr(layer, n)) for n in ("post_attn_norm", "post_ffn_norm")),
         (a, "qkv_proj", attn.qkv_proj), (a, "o_proj", attn.o_proj),
         (a, "q_norm", attn.q_norm), (a, "k_norm", attn.k_norm),
-        (f, "gate_up_proj", ffn.gate_up_proj), (f, "down_proj", ffn.down_proj),
     ]  # fmt: skip
     norms = (
         layer.attn_norm,
@@ -95,10 +98,30 @@ def _watch(layer: DecoderLayer) -> list[tuple[dict[str, Any], str, object]]:
     )
     for norm in (m for m in norms if m is not None):
         tree.append((parameter_slots(norm), "weight", parameter_slots(norm)["weight"]))
-    for module in (attn.qkv_proj, attn.o_proj, ffn.gate_up_proj, ffn.down_proj):
-        params = parameter_slots(module)  # type: ignore[arg-type]
+    projections: list[nn.Module] = [attn.qkv_proj, attn.o_proj]  # type: ignore[list-item]
+    for ffn in _feed_forwards(layer.ffn, tree):
+        f = child_slots(ffn)
+        names = ("gate_up_proj", "gate_proj", "up_proj", "down_proj")
+        tree += [(f, n, f.get(n)) for n in names]
+        projections += [f[n] for n in names if f.get(n) is not None]
+    for module in projections:
+        params = parameter_slots(module)
         tree += [(params, n, params.get(n)) for n in ("weight", "bias")]
     return tree
+
+
+def _feed_forwards(
+    ffn: nn.Module, tree: list[tuple[dict[str, Any], str, object]]
+) -> list[nn.Module]:
+    """The layer's feed-forward, or a mixture of experts' experts and shared expert (their
+    slots added to ``tree``): the modules whose projections the binding reads."""
+    if not isinstance(ffn, MoE):
+        return [ffn]
+    f, experts = child_slots(ffn), child_slots(ffn.experts)
+    tree += [(f, n, f.get(n)) for n in ("experts", "shared_expert")]
+    tree += [(experts, n, m) for n, m in experts.items()]
+    shared = [ffn.shared_expert] if ffn.shared_expert is not None else []
+    return [*experts.values(), *shared]
 
 
 class Bindings:
@@ -239,6 +262,14 @@ class FusedDecode:
         layers = []
         for i, layer in enumerate(modules):
             described = layer.decode_weights()
+            if (
+                isinstance(described, DecodeLayer)
+                and described.moe
+                and not takes_moe_layers(self.kernel)
+            ):
+                described = (
+                    "a mixture of experts, which the device's decode_layers kernel does not take"
+                )
             if isinstance(described, str):
                 self.layers = None
                 return self._eager(f"layer {i}: {described}")

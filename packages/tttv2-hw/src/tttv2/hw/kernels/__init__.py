@@ -8,7 +8,10 @@ from tttv2.hw.kernels.decode_layers import (
     DecodeLayersProgram,
     DecodeLayersUnsupported,
     DecodeLayerWeights,
+    DecodeMoE,
+    DecodeRouting,
     RotaryRows,
+    takes_moe_layers,
 )
 from tttv2.hw.kernels.int8_linear import cpu_int8_linear, int8_decode_unavailable, int8_linear
 from tttv2.hw.kernels.linear import cpu_linear, linear
@@ -51,6 +54,8 @@ __all__ = [
     "DecodeLayersKernel",
     "DecodeLayersProgram",
     "DecodeLayersUnsupported",
+    "DecodeMoE",
+    "DecodeRouting",
     "RotaryRows",
     "KERNEL_OPS",
     "apply_rotary",
@@ -68,5 +73,6 @@ __all__ = [
     "register_kernel",
     "register_torch_backends",
     "rms_norm",
+    "takes_moe_layers",
     "unregister_backend",
 ]

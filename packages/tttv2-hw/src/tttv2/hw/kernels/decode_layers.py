@@ -19,6 +19,14 @@ registers this op and the blocks hand it the layers. The contract, device-indepe
    (autograd recording, torch.compile tracing); ``program.max_rows`` is the most rows a
    call serves.
 
+Mixture-of-experts layers (:class:`DecodeMoE` in ``DecodeLayer.moe``): the feed-forward is
+the chosen routed experts (plus an optional, optionally gated, shared expert in the dense
+feed-forward's place). The router is the block's own code: the kernel hands it the step's
+normed rows between the attention and the experts (``DecodeMoE.route``) and computes what
+it returns, so routing (ties included) is exactly what the op-by-op block computes. Only a
+kernel whose ``takes_moe`` is true gets such layers (:func:`takes_moe_layers`); blocks run
+them op by op on any other.
+
 The generic ``torch`` backend's kernel is :data:`NO_DECODE_LAYERS` (always unavailable:
 blocks run the layers op by op); ``torch-cpu`` registers the native one
 (:mod:`tttv2.hw.kernels.native.decode_layers`). A backend for another device registers
@@ -27,7 +35,7 @@ its own with :func:`~tttv2.hw.kernels.register_kernel` (``"decode_layers"``).
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -50,6 +58,8 @@ class DecodeLayerWeights:
     """One layer's tensors in Hugging Face layout (``weight [out, in]``); biases may be None.
     ``qkv_weight`` rows are ``[q (H*D); k (Hkv*D); v (Hkv*D)]``, ``gate_up_weight`` rows
     ``[gate (I); up (I)]``. Projection weights and biases share one dtype, the norms another.
+    In a mixture-of-experts layer (``DecodeLayer.moe``) ``gate_up_weight`` and
+    ``down_weight`` are the shared expert's, or both None when it has none.
 
     Optional norms (None: absent): ``post_attn_norm`` and ``post_ffn_norm [hidden]`` (the
     sandwich norms of Gemma 2/3, on the attention and feed-forward outputs before their
@@ -67,9 +77,9 @@ class DecodeLayerWeights:
     o_weight: torch.Tensor
     o_bias: torch.Tensor | None
     ffn_norm: torch.Tensor
-    gate_up_weight: torch.Tensor
+    gate_up_weight: torch.Tensor | None
     gate_up_bias: torch.Tensor | None
-    down_weight: torch.Tensor
+    down_weight: torch.Tensor | None
     down_bias: torch.Tensor | None
     qkv_scale: torch.Tensor | None = None
     o_scale: torch.Tensor | None = None
@@ -127,6 +137,44 @@ class RotaryRows(Protocol):
 
 
 @dataclass(frozen=True)
+class DecodeRouting:
+    """One MoE layer's routing of a decode step's rows, as its router decided it:
+    ``rows [A]`` (int64) the row of each (row, expert) assignment and ``weights [A]``
+    (float32) its routing weight, the assignments grouped by expert in ascending expert id
+    (within a group in any order); ``counts [num_experts]`` (int64) the assignments per
+    expert (0: not chosen, not read); ``shared_gate [rows, 1]`` in the activation dtype
+    scales the shared expert's output (``sigmoid(x @ w_g)`` as the block rounds it), None:
+    unscaled (or no shared expert)."""
+
+    rows: torch.Tensor
+    weights: torch.Tensor
+    counts: torch.Tensor
+    shared_gate: torch.Tensor | None = None
+
+
+@dataclass(frozen=True)
+class DecodeMoE:
+    """The routed experts of a mixture-of-experts layer::
+
+        n = ffn_norm(h)
+        routing = route(n)        # the block's router, called by the kernel with n [rows, hidden]
+        y[r] = sum over r's assignments a of weights[a] * down_e(act(gate_e(n[r])) * up_e(n[r]))
+        y += shared_gate * shared_expert(n)       # when the layer has a shared expert
+        h += [post_ffn_norm](y)
+
+    ``experts[e] = (gate [I, hidden], up [I, hidden], down [hidden, I])`` in the
+    projections' dtype, by expert id; ``activation`` the experts' gated activation by its
+    spec name (the shared expert's is ``DecodeLayerShape.activation``). ``route`` must
+    not keep or change the rows it is handed (the kernel's workspace). Each expert's
+    output is rounded to the activation dtype, times its float32 weight rounded again,
+    summed into ``y`` in ascending expert id, as the op-by-op block sums."""
+
+    experts: Sequence[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
+    route: Callable[[torch.Tensor], DecodeRouting]
+    activation: str
+
+
+@dataclass(frozen=True)
 class DecodeLayer:
     """What a pre-norm decoder layer hands the ``decode_layers`` op::
 
@@ -136,11 +184,13 @@ class DecodeLayer:
 
     (bracketed: optional, all RMSNorms; see :class:`DecodeLayerWeights`).
 
-    ``rotary`` is None for a layer without rotation (``shape.rotary_dim == 0``)."""
+    ``rotary`` is None for a layer without rotation (``shape.rotary_dim == 0``); ``moe``
+    makes the feed-forward a mixture of experts (:class:`DecodeMoE`; None: dense)."""
 
     weights: DecodeLayerWeights
     shape: DecodeLayerShape
     rotary: RotaryRows | None
+    moe: DecodeMoE | None = None
 
 
 class DecodeLayersProgram(Protocol):
@@ -172,6 +222,13 @@ class DecodeLayersKernel(Protocol):
         k_pools: Sequence[torch.Tensor],
         v_pools: Sequence[torch.Tensor],
     ) -> DecodeLayersProgram: ...
+
+
+def takes_moe_layers(kernel: DecodeLayersKernel) -> bool:
+    """Whether ``kernel`` computes mixture-of-experts layers (``DecodeLayer.moe``): only a
+    kernel that says so (``takes_moe = True``) gets them; one written before they existed
+    would ignore ``moe`` and compute a dense feed-forward."""
+    return getattr(kernel, "takes_moe", False) is True
 
 
 class NoDecodeLayers:

@@ -11,6 +11,11 @@ assignments are sorted by expert id, each expert runs once on exactly the rows r
 it, and the weighted results are added back with ``index_add_``. Experts nobody chose are
 not run at all.
 
+Fused decode (tttv2-hw's ``decode_layers`` op, :class:`~tttv2.hw.kernels.DecodeMoE`): the
+kernel runs the experts and the shared expert itself and calls :meth:`MoE.decode_routing`,
+this block's router, for the routing, so both paths choose the same experts with the same
+weights (``torch.topk``'s tie order included).
+
 Parameters (Hugging Face names, so a loader maps Mixtral / Qwen-MoE tensors one to one):
 ``gate`` (router, ``nn.Linear(hidden, num_experts, bias=False)``),
 ``experts.{i}.gate_proj/up_proj/down_proj`` (one :class:`FeedForward` per expert),
@@ -28,6 +33,7 @@ from tttv2.blocks.building_blocks.moe.router import route
 from tttv2.core.specs import MoESpec
 from tttv2.core.torch_internals import has_forward_hooks
 from tttv2.hw import get_kernel
+from tttv2.hw.kernels.decode_layers import DecodeRouting
 
 
 class MoE(torch.nn.Module):
@@ -55,10 +61,8 @@ class MoE(torch.nn.Module):
             raise ValueError(
                 f"MoE(hidden_dim={self.spec.hidden_dim}) expects [T, hidden], got {tuple(x.shape)}"
             )
-        weights, experts = route(
-            self.gate(x), self.spec.top_k, self.spec.renormalize, self.spec.round_routing_weights
-        )
-        out = self._run_experts(x, weights, experts)
+        rows, weights, counts = self.assignments(x)
+        out = self._run_experts(x, rows, weights, counts.tolist())
         if self.shared_expert is not None:
             shared = self.shared_expert(x)
             if self.shared_expert_gate is not None:
@@ -66,15 +70,32 @@ class MoE(torch.nn.Module):
             out = out + shared
         return out
 
-    def _run_experts(
-        self, x: torch.Tensor, weights: torch.Tensor, experts: torch.Tensor
-    ) -> torch.Tensor:
+    def assignments(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The router's decision for ``x [T, hidden]``: ``(rows [T*k] int64, weights [T*k]
+        float32, counts [num_experts] int64)``, one (token, expert) assignment per entry,
+        grouped by expert in ascending id (stable within a group), ``counts`` per expert."""
         top_k = self.spec.top_k
+        weights, experts = route(
+            self.gate(x), top_k, self.spec.renormalize, self.spec.round_routing_weights
+        )
         flat_experts = experts.reshape(-1)  # assignment a = token * top_k + slot
-        flat_weights = weights.reshape(-1)
         order = torch.argsort(flat_experts, stable=True)  # assignments grouped by expert
-        counts = torch.bincount(flat_experts, minlength=self.spec.num_experts).tolist()
-        fused = self._run_kernel(x, order // top_k, flat_weights[order], counts)
+        counts = torch.bincount(flat_experts, minlength=self.spec.num_experts)
+        return order // top_k, weights.reshape(-1)[order], counts
+
+    def decode_routing(self, x: torch.Tensor) -> DecodeRouting:
+        """The routing of ``x`` for tttv2-hw's ``decode_layers`` op (see the module
+        docstring): :meth:`assignments` and the shared expert's gate as ``forward`` computes
+        them."""
+        rows, weights, counts = self.assignments(x)
+        gate = self.shared_expert_gate
+        shared_gate = torch.sigmoid(gate(x)) if gate is not None else None
+        return DecodeRouting(rows, weights, counts, shared_gate)
+
+    def _run_experts(
+        self, x: torch.Tensor, rows: torch.Tensor, weights: torch.Tensor, counts: list[int]
+    ) -> torch.Tensor:
+        fused = self._run_kernel(x, rows, weights, counts)
         if fused is not None:
             return fused
         out = torch.zeros_like(x)
@@ -82,11 +103,25 @@ class MoE(torch.nn.Module):
         for expert_id, count in enumerate(counts):
             if count == 0:
                 continue
-            assignments = order[start : start + count]
+            tokens = rows[start : start + count]
+            y = self.experts[expert_id](x[tokens]) * weights[start : start + count, None]
             start += count
-            tokens = assignments // top_k
-            y = self.experts[expert_id](x[tokens]) * flat_weights[assignments, None]
             out.index_add_(0, tokens, y.to(out.dtype))
+        return out
+
+    def expert_weights(self) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] | None:
+        """Every expert's ``(gate, up, down)`` weights by expert id, or None unless all are
+        gated, bias-free and plain ``nn.Linear`` projections without hooks (what tttv2-hw's
+        expert kernels compute)."""
+        if not self.spec.expert.gated or self.spec.expert.bias:
+            return None
+        out = []
+        for expert in self.experts:
+            assert isinstance(expert, FeedForward)  # built so in __init__
+            weights_of = _expert_weights(expert)
+            if weights_of is None:
+                return None
+            out.append(weights_of)
         return out
 
     def _run_kernel(

@@ -15,10 +15,18 @@
  * At decode the weights stream from memory in a few milliseconds in total while each eager
  * operation costs a few microseconds of dispatch: one call per layer removes ~20 of them.
  *
+ * A mixture-of-experts layer (moe set; decode_moe.c) has the routed experts, plus an
+ * optional shared expert in the gate_up/down weights (NULL: none), as its feed-forward. Its
+ * router is the caller's: the stack call returns ROUTE after the layer's ffn_norm, the
+ * caller reads n (the first rows * hidden elements of the workspace), writes the routing
+ * and calls again to resume at that layer's feed-forward.
+ *
  * Returns 0; 1 for a bad dtype or shape; 2 when the workspace is too small or memory is
  * missing; 3 for a slot, block index or length outside the cache (nothing is written then
- * for that row, nothing read out of bounds).
+ * for that row, nothing read out of bounds) or a routing outside the experts or rows;
+ * ROUTE (4) from the stack call, see above.
  */
+#include "decode_moe.c"
 #include "paged_decode_attention.c"
 #include "rms_norm.c"
 #include "skinny_linear.c"
@@ -37,6 +45,7 @@ typedef struct {
     float post_attn_eps, post_ffn_eps, qk_eps;
     int32_t post_attn_unit_offset, post_ffn_unit_offset, qk_unit_offset;
     const void *post_attn_norm, *post_ffn_norm, *q_norm, *k_norm;
+    const MoEExperts *moe; /* NULL: a dense feed-forward */
 } DecodeLayer;
 
 /* Per pass, shared by the layers: the hidden rows (updated in place) and the batch. */
@@ -49,6 +58,7 @@ typedef struct {
 } DecodeStep;
 
 enum { ACT_SILU = 0, ACT_GELU_TANH = 1 };
+enum { ROUTE = 4 }; /* the stack call stopped for a mixture-of-experts layer's routing */
 
 static int64_t dsize(int t) { return t == F32 ? 4 : 2; }
 
@@ -62,7 +72,8 @@ static inline float round1(float f, int t) {
 
 int64_t tttv2_decode_layer_workspace(const DecodeLayer *L, int64_t rows, int ht) {
     const int64_t qkv = (L->heads + 2 * L->kv_heads) * L->head_dim, hd = L->heads * L->head_dim;
-    return rows * (2 * L->hidden + qkv + 2 * hd + 3 * L->inter) * dsize(ht);
+    const int64_t moe = L->moe ? L->hidden : 0; /* the routed experts' sum beside the shared expert's */
+    return rows * (2 * L->hidden + qkv + 2 * hd + 3 * L->inter + moe) * dsize(ht);
 }
 
 /* v rounded to dtype t (to nearest even), as floats, in registers. */
@@ -144,8 +155,23 @@ static void add_rows(void *h, const void *d, int ht, int64_t n) {
     for (int64_t i = n8; i < n; i++) store1(h, i, load1(h, i, ht) + load1(d, i, ht), ht);
 }
 
-int tttv2_decode_layer(const DecodeLayer *L, const DecodeStep *S, const void *cos, const void *sin,
-                       void *k_pool, void *v_pool, int kvt, int64_t num_blocks, int64_t block_size) {
+/* The workspace of a step: n [B, hidden], qkv, q, att [B, H*D], o [B, hidden], gu [B, 2I],
+ * act [B, I], then (MoE layers) the routed sum [B, hidden]. */
+typedef struct {
+    void *n, *qkv, *q, *att, *o, *gu, *act, *routed;
+} Work;
+
+static Work work_of(const DecodeLayer *L, const DecodeStep *S) {
+    const int64_t B = S->rows, E = dsize(S->ht), qkvw = (L->heads + 2 * L->kv_heads) * L->head_dim;
+    const int64_t hd = L->heads * L->head_dim;
+    Work w;
+    w.n = S->work, w.qkv = (char *)w.n + B * L->hidden * E, w.q = (char *)w.qkv + B * qkvw * E;
+    w.att = (char *)w.q + B * hd * E, w.o = (char *)w.att + B * hd * E, w.gu = (char *)w.o + B * L->hidden * E;
+    w.act = (char *)w.gu + B * 2 * L->inter * E, w.routed = (char *)w.act + B * L->inter * E;
+    return w;
+}
+
+static int check_layer(const DecodeLayer *L, const DecodeStep *S, const void *cos, const void *sin, int kvt) {
     const int ht = S->ht, wt = L->wt, bt = L->bt;
     if (!valid_dtype(ht) || !valid_weight_dtype(wt) || !valid_dtype(bt) || !valid_dtype(L->nt) || !valid_dtype(kvt))
         return 1;
@@ -154,51 +180,89 @@ int tttv2_decode_layer(const DecodeLayer *L, const DecodeStep *S, const void *co
     if (L->kv_heads <= 0 || L->heads % L->kv_heads || 2 * L->rot_half > L->head_dim) return 1;
     if (L->activation != ACT_SILU && L->activation != ACT_GELU_TANH) return 1;
     if (!L->q_norm != !L->k_norm) return 1; /* QK-norm normalizes both or neither */
+    if (!L->moe && (!L->gu_w || !L->down_w)) return 1; /* only a MoE layer goes without them */
+    if (L->moe && (wt == I8 || !L->gu_w != !L->down_w)) return 1;
+    if (S->work_bytes < tttv2_decode_layer_workspace(L, S->rows, ht)) return 2;
+    return 0;
+}
+
+/* h += [post_attn_norm](attention), then n = ffn_norm(h) into the workspace. */
+static int attention_half(const DecodeLayer *L, const DecodeStep *S, const void *cos, const void *sin,
+                          void *k_pool, void *v_pool, int kvt, int64_t num_blocks, int64_t block_size) {
+    const int ht = S->ht, wt = L->wt, bt = L->bt;
     const int64_t B = S->rows, E = dsize(ht), H = L->heads, D = L->head_dim, hidden = L->hidden;
     const int64_t qkvw = (H + 2 * L->kv_heads) * D, hd = H * D;
-    if (S->work_bytes < tttv2_decode_layer_workspace(L, B, ht)) return 2;
-    char *w = (char *)S->work;
-    void *n = w, *qkv = w + B * hidden * E, *q = (char *)qkv + B * qkvw * E, *att = (char *)q + B * hd * E;
-    void *o = (char *)att + B * hd * E, *gu = (char *)o + B * hidden * E, *act = (char *)gu + B * 2 * L->inter * E;
-
+    const Work w = work_of(L, S);
     for (int64_t b = 0; b < B; b++)
         if (S->slots[b] < 0 || S->slots[b] >= num_blocks * block_size) return 3; /* before any write */
-    int status = tttv2_rms_norm(S->h, ht, L->attn_norm, L->nt, n, ht, B, hidden, L->attn_eps, L->attn_unit_offset);
-    if (!status) status = tttv2_skinny_linear_scaled(n, ht, L->qkv_w, wt, L->qkv_s, L->qkv_b, bt, qkv, ht, B, qkvw, hidden, L->l2_bytes);
+    int status = tttv2_rms_norm(S->h, ht, L->attn_norm, L->nt, w.n, ht, B, hidden, L->attn_eps, L->attn_unit_offset);
+    if (!status) status = tttv2_skinny_linear_scaled(w.n, ht, L->qkv_w, wt, L->qkv_s, L->qkv_b, bt, w.qkv, ht, B, qkvw, hidden, L->l2_bytes);
     if (status) return status;
     for (int64_t b = 0; b < B; b++) {
         if (L->q_norm) { /* per head, in place: the q heads then the k heads of the row */
-            char *row = (char *)qkv + b * qkvw * E;
+            char *row = (char *)w.qkv + b * qkvw * E;
             status = tttv2_rms_norm(row, ht, L->q_norm, L->nt, row, ht, H, D, L->qk_eps, L->qk_unit_offset);
             if (!status)
                 status = tttv2_rms_norm(row + hd * E, ht, L->k_norm, L->nt, row + hd * E, ht, L->kv_heads, D, L->qk_eps,
                                         L->qk_unit_offset);
             if (status) return status;
         }
-        if (L->rot_half > 0) rotate_row(L, qkv, ht, cos, sin, S->ct, b);
-        write_cache(L, qkv, ht, k_pool, v_pool, kvt, S->slots[b], b);
-        memcpy((char *)q + b * hd * E, (char *)qkv + b * qkvw * E, (size_t)(hd * E));
+        if (L->rot_half > 0) rotate_row(L, w.qkv, ht, cos, sin, S->ct, b);
+        write_cache(L, w.qkv, ht, k_pool, v_pool, kvt, S->slots[b], b);
+        memcpy((char *)w.q + b * hd * E, (char *)w.qkv + b * qkvw * E, (size_t)(hd * E));
     }
-    status = tttv2_paged_decode_attention(q, ht, k_pool, v_pool, kvt, S->tables, S->width, S->seq_lens, att, ht, B, H,
-                                          L->kv_heads, D, num_blocks, block_size, L->scale, L->softcap, L->window);
-    if (!status) status = tttv2_skinny_linear_scaled(att, ht, L->o_w, wt, L->o_s, L->o_b, bt, o, ht, B, hidden, hd, L->l2_bytes);
+    status = tttv2_paged_decode_attention(w.q, ht, k_pool, v_pool, kvt, S->tables, S->width, S->seq_lens, w.att, ht, B,
+                                          H, L->kv_heads, D, num_blocks, block_size, L->scale, L->softcap, L->window);
+    if (!status) status = tttv2_skinny_linear_scaled(w.att, ht, L->o_w, wt, L->o_s, L->o_b, bt, w.o, ht, B, hidden, hd, L->l2_bytes);
     if (!status && L->post_attn_norm)
-        status = tttv2_rms_norm(o, ht, L->post_attn_norm, L->nt, o, ht, B, hidden, L->post_attn_eps, L->post_attn_unit_offset);
+        status = tttv2_rms_norm(w.o, ht, L->post_attn_norm, L->nt, w.o, ht, B, hidden, L->post_attn_eps, L->post_attn_unit_offset);
     if (status) return status;
-    add_rows(S->h, o, ht, B * hidden);
+    add_rows(S->h, w.o, ht, B * hidden);
+    return tttv2_rms_norm(S->h, ht, L->ffn_norm, L->nt, w.n, ht, B, hidden, L->ffn_eps, L->ffn_unit_offset);
+}
 
-    status = tttv2_rms_norm(S->h, ht, L->ffn_norm, L->nt, n, ht, B, hidden, L->ffn_eps, L->ffn_unit_offset);
-    if (!status) status = tttv2_skinny_linear_scaled(n, ht, L->gu_w, wt, L->gu_s, L->gu_b, bt, gu, ht, B, 2 * L->inter, hidden,
-                                            L->l2_bytes);
+/* o = down(act(gate) * up) of the gate_up/down weights on n. */
+static int dense_ffn(const DecodeLayer *L, const DecodeStep *S, const Work *w) {
+    const int ht = S->ht, wt = L->wt, bt = L->bt;
+    const int64_t B = S->rows;
+    int status = tttv2_skinny_linear_scaled(w->n, ht, L->gu_w, wt, L->gu_s, L->gu_b, bt, w->gu, ht, B, 2 * L->inter,
+                                            L->hidden, L->l2_bytes);
     if (status) return status;
-    gated_activation(L, gu, act, ht, B);
-    status = tttv2_skinny_linear_scaled(act, ht, L->down_w, wt, L->down_s, L->down_b, bt, o, ht, B, hidden, L->inter,
-                                        L->l2_bytes);
+    gated_activation(L, w->gu, w->act, ht, B);
+    return tttv2_skinny_linear_scaled(w->act, ht, L->down_w, wt, L->down_s, L->down_b, bt, w->o, ht, B, L->hidden,
+                                      L->inter, L->l2_bytes);
+}
+
+/* h += [post_ffn_norm](feed-forward(n)): dense, or the routed experts plus the shared expert. */
+static int ffn_half(const DecodeLayer *L, const DecodeStep *S) {
+    const int ht = S->ht;
+    const int64_t B = S->rows, hidden = L->hidden;
+    const Work w = work_of(L, S);
+    void *y = w.o;
+    int status = 0;
+    if (L->moe) {
+        y = w.routed;
+        status = moe_routed(L->moe, w.n, ht, y, B, hidden, L->wt, L->l2_bytes);
+        if (!status && L->gu_w) {
+            status = dense_ffn(L, S, &w);
+            if (!status) moe_add_shared(y, w.o, L->moe->routing->shared_gate, ht, B, hidden);
+        }
+    } else {
+        status = dense_ffn(L, S, &w);
+    }
     if (!status && L->post_ffn_norm)
-        status = tttv2_rms_norm(o, ht, L->post_ffn_norm, L->nt, o, ht, B, hidden, L->post_ffn_eps, L->post_ffn_unit_offset);
+        status = tttv2_rms_norm(y, ht, L->post_ffn_norm, L->nt, y, ht, B, hidden, L->post_ffn_eps, L->post_ffn_unit_offset);
     if (status) return status;
-    add_rows(S->h, o, ht, B * hidden);
+    add_rows(S->h, y, ht, B * hidden);
     return 0;
+}
+
+/* One dense layer's decode step (a MoE layer needs its routing: tttv2_decode_layers). */
+int tttv2_decode_layer(const DecodeLayer *L, const DecodeStep *S, const void *cos, const void *sin,
+                       void *k_pool, void *v_pool, int kvt, int64_t num_blocks, int64_t block_size) {
+    int status = L->moe ? 1 : check_layer(L, S, cos, sin, kvt);
+    if (!status) status = attention_half(L, S, cos, sin, k_pool, v_pool, kvt, num_blocks, block_size);
+    return status ? status : ffn_half(L, S);
 }
 
 /* One layer of a stack call: the layer, its cos/sin rows and its cache pools. */
@@ -210,15 +274,23 @@ typedef struct {
     int32_t kvt;
 } LayerCall;
 
-/* calls[0..n) in order on the same step: a whole decoder stack's decode step in one call.
- * Stops at the first failing layer, its index in *failed, and returns its status. */
-int tttv2_decode_layers(const LayerCall *calls, int64_t n, const DecodeStep *S, int64_t *failed) {
-    for (int64_t i = 0; i < n; i++) {
+/* calls[*at..n) in order on the same step: a whole decoder stack's decode step in one call.
+ * A mixture-of-experts layer stops the call after its ffn_norm: *at is its index and the
+ * status ROUTE; the caller writes its routing and calls again with resume set, which runs
+ * that layer's feed-forward and goes on. Stops at the first failing layer, its index in
+ * *at, and returns its status. */
+int tttv2_decode_layers(const LayerCall *calls, int64_t n, const DecodeStep *S, int64_t *at, int resume) {
+    for (int64_t i = *at; i < n; i++) {
         const LayerCall *c = &calls[i];
-        int status = tttv2_decode_layer(c->layer, S, c->cos, c->sin, c->k_pool, c->v_pool, c->kvt, c->num_blocks,
-                                        c->block_size);
+        const DecodeLayer *L = c->layer;
+        int status = check_layer(L, S, c->cos, c->sin, c->kvt);
+        if (!status && !(resume && i == *at)) {
+            status = attention_half(L, S, c->cos, c->sin, c->k_pool, c->v_pool, c->kvt, c->num_blocks, c->block_size);
+            if (!status && L->moe) status = ROUTE;
+        }
+        if (!status) status = ffn_half(L, S);
         if (status) {
-            *failed = i;
+            *at = i;
             return status;
         }
     }

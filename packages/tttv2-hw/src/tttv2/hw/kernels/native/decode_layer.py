@@ -33,8 +33,9 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from tttv2.hw.kernels.decode_layers import DecodeLayerShape, DecodeLayerWeights
+from tttv2.hw.kernels.decode_layers import DecodeLayerShape, DecodeLayerWeights, DecodeMoE
 from tttv2.hw.kernels.native.build import NativeKernelUnavailable, native_function
+from tttv2.hw.kernels.native.decode_moe import NativeDecodeMoE
 from tttv2.hw.kernels.native.skinny_linear import CHUNK_BYTES, INT8_CODE, SKINNY_MAX_ROWS
 from tttv2.hw.kernels.native.tensors import DTYPE_CODES, native_allowed
 
@@ -60,6 +61,7 @@ class _Layer(ctypes.Structure):  # DecodeLayer in decode_layer.c
         *((n, ctypes.c_float) for n in ("post_attn_eps", "post_ffn_eps", "qk_eps")),
         *((n, ctypes.c_int32) for n in ("post_attn_unit_offset", "post_ffn_unit_offset", "qk_unit_offset")),
         *((n, _p) for n in ("post_attn_norm", "post_ffn_norm", "q_norm", "k_norm")),
+        ("moe", _p),
     ]  # fmt: skip
 
 
@@ -119,16 +121,24 @@ def native_decode_layer_available() -> bool:
 class NativeDecodeLayer:
     """``layer(step, k_pool, v_pool, cos, sin)`` runs one decode step of the layer on
     ``step.hidden`` in place. Construction checks every tensor (``ValueError`` naming it)
-    and keeps them alive; the layer's weights must not be replaced while it is used."""
+    and keeps them alive; the layer's weights must not be replaced while it is used.
 
-    def __init__(self, weights: DecodeLayerWeights, shape: DecodeLayerShape) -> None:
+    With ``moe`` the feed-forward is a mixture of experts (``self.moe``, a
+    :class:`~tttv2.hw.kernels.native.decode_moe.NativeDecodeMoE`): such a layer runs only
+    in a :class:`~tttv2.hw.kernels.native.decode_stack.NativeDecodeStack`, which stops
+    for its routing."""
+
+    def __init__(
+        self, weights: DecodeLayerWeights, shape: DecodeLayerShape, moe: DecodeMoE | None = None
+    ) -> None:
         fn = decode_layer_kernel()
         if isinstance(fn, NativeKernelUnavailable):
             raise fn
         self._fn = fn
         self.weights, self.shape = weights, shape
-        hidden, inter = _check_layer(weights, shape)
+        hidden, inter = _check_layer(weights, shape, moe is not None)
         w = weights
+        self.moe = None if moe is None else NativeDecodeMoE(moe, w, hidden)
 
         def ptr(t: torch.Tensor | None) -> int | None:
             return t.data_ptr() if t is not None else None
@@ -147,6 +157,7 @@ class NativeDecodeLayer:
             shape.post_attn_norm_eps, shape.post_ffn_norm_eps, shape.qk_norm_eps,
             int(shape.post_attn_norm_unit_offset), int(shape.post_ffn_norm_unit_offset), int(shape.qk_norm_unit_offset),
             ptr(w.post_attn_norm), ptr(w.post_ffn_norm), ptr(w.q_norm), ptr(w.k_norm),
+            self.moe.address if self.moe is not None else None,
         )  # fmt: skip
         self._ref = ctypes.byref(self._args)
         #: the address of the bound layer's argument struct (``DecodeLayer`` in decode_layer.c)
@@ -169,6 +180,11 @@ class NativeDecodeLayer:
         """One step: ``k_pool, v_pool [num_blocks, block_size, Hkv, D]`` (contiguous, one
         dtype), ``cos, sin [rows, rotary_dim/2]`` of the step's positions (contiguous, the
         step's ``cos_dtype``; None without rotation)."""
+        if self.moe is not None:
+            raise ValueError(
+                "NativeDecodeLayer: a mixture-of-experts layer runs in a NativeDecodeStack "
+                "(which stops for its routing), not alone"
+            )
         num_blocks, block_size = k_pool.shape[0], k_pool.shape[1]
         status = self._fn(
             self._ref, step.ref,
@@ -283,6 +299,12 @@ class NativeDecodeStep:
         self.hidden, self.rows, self.cos_dtype = hidden, rows, cos_dtype
         self._keep = (slot_mapping, block_tables, seq_lens)
         self.workspace = torch.empty(max(workspace_bytes, 1), dtype=torch.uint8)
+        #: the workspace's first rows: a layer's ffn_norm output when a stack call stops for routing
+        self.normed = (
+            self.workspace[: rows * hidden.shape[1] * hidden.element_size()]
+            .view(hidden.dtype)
+            .view(rows, hidden.shape[1])
+        )
         self._args = _Step(
             rows, block_tables.shape[1], workspace_bytes, DTYPE_CODES[hidden.dtype], DTYPE_CODES[cos_dtype],
             hidden.data_ptr(), slot_mapping.data_ptr(), block_tables.data_ptr(), seq_lens.data_ptr(),
@@ -307,8 +329,14 @@ _OPTIONAL = frozenset(
 )
 
 
-def _check_layer(w: DecodeLayerWeights, s: DecodeLayerShape) -> tuple[int, int]:
-    """(hidden, intermediate) after checking every tensor and number; ValueError names the bad one."""
+#: The dense feed-forward's weights, which a mixture-of-experts layer without a shared expert lacks.
+_SHARED_EXPERT = frozenset(("gate_up_weight", "down_weight"))
+
+
+def _check_layer(w: DecodeLayerWeights, s: DecodeLayerShape, moe: bool) -> tuple[int, int]:
+    """(hidden, intermediate) after checking every tensor and number; ValueError names the
+    bad one. A ``moe`` layer's dense feed-forward (its shared expert) may be absent
+    (intermediate 0) and its weights may not be int8."""
     if s.activation not in ACTIVATIONS:
         raise ValueError(
             f"NativeDecodeLayer: activation {s.activation!r} is not one of {sorted(ACTIVATIONS)}"
@@ -319,8 +347,15 @@ def _check_layer(w: DecodeLayerWeights, s: DecodeLayerShape) -> tuple[int, int]:
             f"NativeDecodeLayer: heads {H}/{Hkv}, head_dim {D}, rotary_dim {s.rotary_dim} are inconsistent"
         )
     hidden = w.attn_norm.shape[0] if w.attn_norm.dim() == 1 else -1
-    inter = w.down_weight.shape[1] if w.down_weight.dim() == 2 else -1
+    down = w.down_weight
+    inter = (down.shape[1] if down.dim() == 2 else -1) if down is not None else 0
     int8 = w.int8
+    if moe and int8:
+        raise ValueError("NativeDecodeLayer: a mixture-of-experts layer cannot have int8 weights")
+    if moe and (w.gate_up_weight is None) != (down is None):
+        raise ValueError(
+            "NativeDecodeLayer: a shared expert needs both gate_up_weight and down_weight (or neither)"
+        )
     dtype = w.attn_norm.dtype if int8 else w.qkv_weight.dtype  # the activations' and biases'
     scales = {
         "qkv_scale": (w.qkv_scale, (H + 2 * Hkv) * D), "o_scale": (w.o_scale, hidden),
@@ -355,9 +390,10 @@ def _check_layer(w: DecodeLayerWeights, s: DecodeLayerShape) -> tuple[int, int]:
         raise ValueError(
             "NativeDecodeLayer: q_norm and k_norm must both be given (QK-norm) or both be None"
         )
+    optional = _OPTIONAL | _SHARED_EXPERT if moe else _OPTIONAL
     for name, (t, shape) in shapes.items():
         if t is None:
-            if name not in _OPTIONAL:
+            if name not in optional:
                 raise ValueError(f"NativeDecodeLayer: {name} is missing")
             continue
         norm = name.endswith("norm")
@@ -390,7 +426,8 @@ def status_error(status: int, step: NativeDecodeStep, k_pool: torch.Tensor) -> E
     if status == 3:
         return ValueError(
             f"NativeDecodeLayer: a slot, block table entry or sequence length is outside the cache "
-            f"({k_pool.shape[0]} blocks of {k_pool.shape[1]}, {step.rows} rows)"
+            f"({k_pool.shape[0]} blocks of {k_pool.shape[1]}, {step.rows} rows), or a routing count is "
+            f"negative or a routed row outside the step"
         )
     if status == 2:
         return ValueError("NativeDecodeLayer: the step's workspace is too small for this layer")

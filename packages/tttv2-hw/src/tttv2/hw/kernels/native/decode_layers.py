@@ -44,7 +44,7 @@ class NativeDecodeLayersProgram:
         if not layers:
             raise DecodeLayersUnsupported("decode_layers: no layers to bind")
         try:
-            kernels = [NativeDecodeLayer(layer.weights, layer.shape) for layer in layers]
+            kernels = [NativeDecodeLayer(layer.weights, layer.shape, layer.moe) for layer in layers]
         except (
             ValueError
         ) as reason:  # dtypes, devices, layouts, activations the kernel does not take
@@ -104,7 +104,10 @@ class NativeDecodeLayersProgram:
 
 
 class NativeDecodeLayers:
-    """The ``torch-cpu`` backend's ``decode_layers`` kernel."""
+    """The ``torch-cpu`` backend's ``decode_layers`` kernel (mixture-of-experts layers
+    included)."""
+
+    takes_moe = True
 
     def unavailable(self) -> str | None:
         built = decode_layer_kernel()

@@ -10,6 +10,11 @@ the layers in order on the step's rows (the same kernel, so the same results bit
 The caller owns the cos/sin buffers (``[rows_max, rotary_dim / 2]``, contiguous) and
 writes the step's rows into their first ``rows`` rows before each call; layers that rotate
 alike share one pair.
+
+A mixture-of-experts layer (``NativeDecodeLayer.moe``) has its router in Python: the call
+stops after that layer's ``ffn_norm``, the layer's router routes the normed rows (a view
+of the step's workspace) and a second call resumes at the layer's experts; a step makes
+one call plus one per MoE layer.
 """
 
 from __future__ import annotations
@@ -36,6 +41,10 @@ if TYPE_CHECKING:
 _p = ctypes.c_void_p
 
 
+#: The stack call's status when it stops for a mixture-of-experts layer's routing.
+_ROUTE = 4
+
+
 class _LayerCall(ctypes.Structure):  # LayerCall in decode_layer.c
     _fields_ = [
         ("layer", _p), ("cos", _p), ("sin", _p), ("k_pool", _p), ("v_pool", _p),
@@ -52,7 +61,13 @@ def decode_stack_kernel() -> CFuncPtr | NativeKernelUnavailable:
     return native_function(
         "decode_layer",
         "tttv2_decode_layers",
-        (ctypes.POINTER(_LayerCall), ctypes.c_int64, _p, ctypes.POINTER(ctypes.c_int64)),
+        (
+            ctypes.POINTER(_LayerCall),
+            ctypes.c_int64,
+            _p,
+            ctypes.POINTER(ctypes.c_int64),
+            ctypes.c_int,
+        ),
     )
 
 
@@ -115,8 +130,9 @@ class NativeDecodeStack:
             for i, (layer, k, v) in enumerate(zip(layers, k_pools, v_pools, strict=True))
         ))  # fmt: skip
         self._n = n
-        self._failed = ctypes.c_int64(-1)
-        self._failed_ref = ctypes.byref(self._failed)
+        self._at = ctypes.c_int64(0)
+        self._at_ref = ctypes.byref(self._at)
+        self._moe = [layer.moe for layer in layers]
 
     def check_step(self, step: NativeDecodeStep) -> None:
         """Raise ``ValueError`` unless ``step`` fits the stack (its rows' width and dtype,
@@ -138,8 +154,14 @@ class NativeDecodeStack:
         """One decode step of every layer (``check_step`` first; the cos/sin buffers must
         hold the step's rows)."""
         self.check_step(step)
-        status = self._fn(self._calls, self._n, step.ref, self._failed_ref)
+        self._at.value = 0
+        status = self._fn(self._calls, self._n, step.ref, self._at_ref, 0)
+        while status == _ROUTE:  # a mixture-of-experts layer's router, then on from its experts
+            moe = self._moe[self._at.value]
+            assert moe is not None  # only those stop
+            moe.route(step.normed)
+            status = self._fn(self._calls, self._n, step.ref, self._at_ref, 1)
         if status != 0:
-            i = self._failed.value
+            i = self._at.value
             error = status_error(status, step, self._k_pools[i])
             raise type(error)(f"layer {i}: {error}")

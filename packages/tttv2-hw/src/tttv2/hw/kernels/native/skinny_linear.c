@@ -29,6 +29,8 @@
  *     altogether: vdpbf16ps multiplies 32 bf16 pairs per instruction into 16 fp32 sums
  *     (block_dp; denormal inputs and sums flush to zero there). Other dtypes use block16.
  */
+#ifndef TTTV2_SKINNY_LINEAR_C /* included by several kernels' sources, some of them twice */
+#define TTTV2_SKINNY_LINEAR_C
 #include <stdlib.h>
 #include <omp.h>
 
@@ -240,3 +242,4 @@ int tttv2_skinny_linear(const void *x, int xt, const void *w, int wt, const void
                         int yt, int64_t M, int64_t N, int64_t K, int64_t l2_bytes) {
     return tttv2_skinny_linear_scaled(x, xt, w, wt, NULL, bias, bt, y, yt, M, N, K, l2_bytes);
 }
+#endif /* TTTV2_SKINNY_LINEAR_C */
