@@ -123,9 +123,9 @@ def test_decode_weights_says_why_a_layer_cannot_be_fused() -> None:
     )
 
 
-def test_a_moe_layer_says_it_decodes_op_by_op_because_it_is_moe() -> None:
+def _moe_stack(expert_bias: bool = False) -> TransformerStack:
     spec = _spec()
-    ffn = spec.layers[0].ffn
+    ffn = replace(spec.layers[0].ffn, bias=expert_bias)
     moe = MoESpec(hidden_dim=ffn.hidden_dim, num_experts=4, top_k=2, expert=ffn)
     stack = TransformerStack(
         replace(spec, layers=tuple(replace(lay, ffn=moe) for lay in spec.layers))
@@ -133,6 +133,24 @@ def test_a_moe_layer_says_it_decodes_op_by_op_because_it_is_moe() -> None:
     for layer in stack.layers:
         layer.attention.fuse_qkv()
     stack.set_mode("decode")
-    reason = stack.layers[0].decode_weights()
-    assert isinstance(reason, str) and reason.startswith("feed-forward is a mixture of experts")
-    assert reason == stack.layers[0].decode_fusion_blocker()
+    return stack
+
+
+def test_a_moe_layer_describes_its_experts_and_router() -> None:
+    layer = _moe_stack().layers[0]
+    described = layer.decode_weights()
+    assert not isinstance(described, str) and described.moe is not None
+    experts = layer.ffn.experts
+    assert [tuple(map(torch.Tensor.data_ptr, e)) for e in described.moe.experts] == [
+        (e.gate_proj.weight.data_ptr(), e.up_proj.weight.data_ptr(), e.down_proj.weight.data_ptr())
+        for e in experts
+    ]
+    assert described.moe.route == layer.ffn.decode_routing
+    assert described.weights.gate_up_weight is None and described.weights.down_weight is None
+
+
+def test_a_moe_layer_with_experts_the_kernel_does_not_compute_says_why() -> None:
+    layer = _moe_stack(expert_bias=True).layers[0]
+    reason = layer.decode_weights()
+    assert isinstance(reason, str) and reason.startswith("a mixture of experts whose experts")
+    assert reason == layer.decode_fusion_blocker()

@@ -299,12 +299,6 @@ class NativeDecodeStep:
         self.hidden, self.rows, self.cos_dtype = hidden, rows, cos_dtype
         self._keep = (slot_mapping, block_tables, seq_lens)
         self.workspace = torch.empty(max(workspace_bytes, 1), dtype=torch.uint8)
-        #: the workspace's first rows: a layer's ffn_norm output when a stack call stops for routing
-        self.normed = (
-            self.workspace[: rows * hidden.shape[1] * hidden.element_size()]
-            .view(hidden.dtype)
-            .view(rows, hidden.shape[1])
-        )
         self._args = _Step(
             rows, block_tables.shape[1], workspace_bytes, DTYPE_CODES[hidden.dtype], DTYPE_CODES[cos_dtype],
             hidden.data_ptr(), slot_mapping.data_ptr(), block_tables.data_ptr(), seq_lens.data_ptr(),
@@ -312,6 +306,13 @@ class NativeDecodeStep:
         )  # fmt: skip
         #: the step's argument struct, by reference (``DecodeStep`` in decode_layer.c)
         self.ref = ctypes.byref(self._args)
+
+    def normed_rows(self) -> torch.Tensor:
+        """The workspace's first ``[rows, width]`` values: a layer's ``ffn_norm`` output
+        while a stack call is stopped for that (mixture-of-experts) layer's routing."""
+        rows, width = self.hidden.shape
+        size = rows * width * self.hidden.element_size()
+        return self.workspace[:size].view(self.hidden.dtype).view(rows, width)
 
 
 #: The tensors of :class:`DecodeLayerWeights` that may be None.

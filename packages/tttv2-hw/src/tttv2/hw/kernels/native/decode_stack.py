@@ -159,7 +159,7 @@ class NativeDecodeStack:
         while status == _ROUTE:  # a mixture-of-experts layer's router, then on from its experts
             moe = self._moe[self._at.value]
             assert moe is not None  # only those stop
-            moe.route(step.normed)
+            moe.route(step.normed_rows())
             status = self._fn(self._calls, self._n, step.ref, self._at_ref, 1)
         if status != 0:
             i = self._at.value
