@@ -14,8 +14,9 @@ leave the fused decode path on; hooks on a decoder layer would not) timestamp ea
   program over every layer, plus one ``index_select``);
 * ``forward glue``: the rest of the stack's forward (input checks, mode, path choice).
 
-Each part's median time is set against the bytes it must read (its weights; for the layers
-also the KV cache at the mean context) over the copy bandwidth measured in the same run
+Each part's median time is set against the bytes it must read (its weights, of mixture-of-experts
+layers only the ``top_k`` experts a token reads; for the layers also the KV cache at the mean
+context) over the copy bandwidth measured in the same run
 (``tttv2.cli.measure.stream_bandwidth``): ``% of roofline`` = (bytes / bandwidth) / time.
 
 Two more rows isolate the product kernel from the layer program around it, both timed on
@@ -51,8 +52,13 @@ from make_checkpoint import checkpoint as cached_checkpoint  # noqa: E402
 
 from tttv2.cli.loading import load  # noqa: E402
 from tttv2.cli.measure import stream_bandwidth  # noqa: E402
-from tttv2.cli.roofline import kv_bytes_read_per_step  # noqa: E402
+from tttv2.cli.roofline import (  # noqa: E402
+    active_experts,
+    feed_forward_params,
+    kv_bytes_read_per_step,
+)
 from tttv2.cli.throughput import bench_engine  # noqa: E402
+from tttv2.core.specs import ModelSpec, MoESpec  # noqa: E402
 from tttv2.hw.device.cpu import detect_cpu  # noqa: E402
 from tttv2.hw.kernels.native.skinny_linear import skinny_linear, skinny_linear_applies  # noqa: E402
 from tttv2.serve.runtime import SamplingParams, StopConditions  # noqa: E402
@@ -121,13 +127,24 @@ def timed_steps(engine: Any, model: Any, steps: int) -> dict[str, list[float]]:
     return out
 
 
+def idle_expert_bytes(spec: ModelSpec, itemsize: int) -> int:
+    """Bytes of the experts a one-token step does not read (all but ``top_k`` per MoE
+    layer), as ``tttv2 bench``'s roofline leaves them out."""
+    idle = 0.0
+    for layer in spec.layers:
+        if isinstance(layer.ffn, MoESpec):
+            unread = layer.ffn.num_experts - active_experts(layer.ffn, 1)
+            idle += unread * feed_forward_params(layer.ffn.expert) * itemsize
+    return round(idle)
+
+
 def products(model: Any, reps: int) -> tuple[float, float, int, int] | None:
     """Median seconds of every layer's four products in a row, and of the LM head product,
     one activation row each, with their weight bytes; None when the native kernel does not
     serve these weights here."""
     layers = [layer.decode_weights() for layer in model.layers]
-    if any(isinstance(d, str) for d in layers):
-        return None
+    if any(isinstance(d, str) or d.moe is not None for d in layers):
+        return None  # op by op, or mixture-of-experts layers (their products change per step)
     weights = [
         w
         for d in layers
@@ -200,7 +217,7 @@ def report(label: str, args: argparse.Namespace, loaded: Any, threads: int) -> d
         loaded.spec, 1, args.prompt_len + args.warmup + args.steps / 2, itemsize
     )
     bytes_of = {
-        "layers": nbytes(model.layers) + kv,
+        "layers": nbytes(model.layers) - idle_expert_bytes(loaded.spec, itemsize) + kv,
         "final norm": nbytes(model.final_norm),
         "lm head": nbytes(model.lm_head),  # a tied head's weight is the embedding table
         "embedding": model.embedding.weight.shape[1] * itemsize,  # one row
