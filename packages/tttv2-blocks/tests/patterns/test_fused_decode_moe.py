@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import pytest
 import torch
+from test_fused_decode import PROMPTS, _generate
 
 from tttv2.blocks import TransformerStack
+from tttv2.blocks.weights import fuse_projections
 from tttv2.core import (
     AttentionSpec,
     DecoderLayerSpec,
     EmbeddingSpec,
-    ExecutionMode,
     FeedForwardSpec,
     LMHeadSpec,
     ModelSpec,
@@ -64,45 +65,18 @@ def _spec(
 
 
 def _stack(spec: ModelSpec, dtype: torch.dtype, fused: bool, seed: int = 0) -> TransformerStack:
+    """A random stack, q/k/v and every gate/up (experts' and shared expert's) fused as loading does."""
     torch.manual_seed(seed)
     stack = TransformerStack(spec)
     with torch.no_grad():
         for p in stack.parameters():
             p.normal_(0.0, 0.3)
-    for module in stack.modules():
-        for fuse in ("fuse_qkv", "fuse_gate_up"):
-            if callable(getattr(module, fuse, None)) and getattr(module, "spec", None) is not None:
-                if fuse == "fuse_gate_up" and not module.spec.gated:
-                    continue
-                getattr(module, fuse)()
+    fuse_projections(stack)
     stack = stack.to(dtype).eval()
     stack.fuse_decode_layers(fused)
     return stack
 
 
-def _generate(
-    stack: TransformerStack, prompts: list[list[int]], steps: int
-) -> tuple[list[torch.Tensor], list]:
-    """Prefill, then ``steps`` greedy decode passes; the logits and fused-path reason of each."""
-    cache = stack.new_cache(64, 4)
-    blocks = cache.block_manager(128)
-    out, reasons = [], []
-    with torch.inference_mode():
-        meta = blocks.prepare(
-            list(range(len(prompts))), [len(p) for p in prompts], ExecutionMode.PREFILL
-        )
-        logits = stack(torch.tensor([t for p in prompts for t in p]), meta, cache)
-        for _ in range(steps):
-            meta = blocks.prepare(
-                list(range(len(prompts))), [1] * len(prompts), ExecutionMode.DECODE
-            )
-            logits = stack(logits.argmax(-1), meta, cache)
-            out.append(logits.float())
-            reasons.append(stack.fused_decode_reason)
-    return out, reasons
-
-
-PROMPTS = [[3, 14, 15, 9, 26, 5, 35], [8, 9], [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]]
 VARIANTS = {
     "mixtral_like": {},
     "qwen2_moe_like": {"shared": True, "gate": True, "dense_first": True, "top_k": 4, "round_weights": True},
@@ -178,7 +152,8 @@ def test_replaced_expert_weights_are_used_not_the_bound_ones() -> None:
     spec = _spec(shared=True, gate=True)
     stack, reference = _stack(spec, torch.float32, True), _stack(spec, torch.float32, False)
     _generate(stack, PROMPTS, 1)  # binds the layers
-    for s in (stack, reference):  # a new Parameter for every expert of one layer, the shared one's in place
+    # a new Parameter for every expert of one layer, the shared expert's changed in place
+    for s in (stack, reference):
         with torch.no_grad():
             for expert in s.layers[1].ffn.experts:
                 expert.down_proj.weight = torch.nn.Parameter(expert.down_proj.weight * -1.5)
@@ -195,9 +170,8 @@ def test_replaced_expert_weights_are_used_not_the_bound_ones() -> None:
 def test_hooks_on_an_expert_keep_the_pass_op_by_op() -> None:
     stack = _stack(_spec(), torch.float32, True)
     seen: list[int] = []
-    handle = stack.layers[0].ffn.experts[3].register_forward_hook(
-        lambda m, i, o: seen.append(o.shape[0])
-    )
+    expert = stack.layers[0].ffn.experts[3]
+    handle = expert.register_forward_hook(lambda m, i, o: seen.append(o.shape[0]))
     _, reasons = _generate(stack, PROMPTS, 2)
     assert all("hooks" in r for r in reasons)
     handle.remove()
