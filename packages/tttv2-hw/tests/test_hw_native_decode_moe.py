@@ -118,12 +118,13 @@ def test_a_moe_layer_adds_the_experts_its_router_chose(shared: str) -> None:
     ("answer", "match"),
     [
         ("not routing", "not a DecodeRouting"),
-        (DecodeRouting(torch.tensor([0, 1]), torch.ones(2), torch.tensor([1, 0, 0, 0, 0])), "sum to 1 for 2"),
+        (DecodeRouting(torch.tensor([0, 1]), torch.ones(2), torch.tensor([1, 0, 0, 0, 0])), "do not sum to its assignments"),
         (DecodeRouting(torch.tensor([0]), torch.ones(1), torch.tensor([1, 0])), r"expected \(5,\) counts"),
         (DecodeRouting(torch.tensor([3]), torch.ones(1), torch.tensor([0, 1, 0, 0, 0])), "routed row"),
+        (DecodeRouting(torch.tensor([0]), torch.ones(1), torch.tensor([2, -1, 0, 0, 0])), "negative"),
         (DecodeRouting(torch.tensor([0]), torch.ones(1), torch.tensor([0, 1, 0, 0, 0]), torch.ones(2)), "shared_gate"),
     ],
-    ids=["type", "count_sum", "count_shape", "row_outside", "gate_shape"],
+    ids=["type", "count_sum", "count_shape", "row_outside", "negative_count", "gate_shape"],
 )  # fmt: skip
 def test_a_router_answer_that_does_not_fit_is_refused(answer, match: str) -> None:
     moe = NativeDecodeLayer(

@@ -427,8 +427,8 @@ def status_error(status: int, step: NativeDecodeStep, k_pool: torch.Tensor) -> E
     if status == 3:
         return ValueError(
             f"NativeDecodeLayer: a slot, block table entry or sequence length is outside the cache "
-            f"({k_pool.shape[0]} blocks of {k_pool.shape[1]}, {step.rows} rows), or a routing count is "
-            f"negative or a routed row outside the step"
+            f"({k_pool.shape[0]} blocks of {k_pool.shape[1]}, {step.rows} rows), or a routing's counts are "
+            f"negative or do not sum to its assignments, or a routed row is outside the step"
         )
     if status == 2:
         return ValueError("NativeDecodeLayer: the step's workspace is too small for this layer")

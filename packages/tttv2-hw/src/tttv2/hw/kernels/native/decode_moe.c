@@ -19,6 +19,7 @@ typedef struct {
     const int64_t *counts, *rows;
     const float *weights;
     const void *shared_gate;
+    int64_t assigned; /* entries of rows and weights: the counts must sum to it */
 } MoERouting;
 
 /* Per layer, bound once: every expert's weights by id ([experts] pointers each, dtype of
@@ -31,7 +32,8 @@ typedef struct {
 } MoEExperts;
 
 /* y[rows, hidden] (dtype t) = the routed experts on n. Returns 0; 1 for a missing routing;
- * 2 when memory is missing; 3 for a negative count or a row outside [0, rows). */
+ * 2 when memory is missing; 3 for a negative count, counts that do not sum to the
+ * assignments given, or a row outside [0, rows). */
 static int moe_routed(const MoEExperts *M, const void *n, int t, void *y, int64_t rows, int64_t hidden, int wt,
                       int64_t l2_bytes) {
     const MoERouting *R = M->routing;
@@ -41,6 +43,7 @@ static int moe_routed(const MoEExperts *M, const void *n, int t, void *y, int64_
         if (R->counts[e] < 0) return 3;
         groups += R->counts[e] > 0, total += R->counts[e];
     }
+    if (total != R->assigned) return 3; /* before reading rows or weights */
     for (int64_t a = 0; a < total; a++)
         if (R->rows[a] < 0 || R->rows[a] >= rows) return 3;
     if (groups == 0) {

@@ -22,7 +22,9 @@ _p = ctypes.c_void_p
 
 
 class _Routing(ctypes.Structure):  # MoERouting in decode_moe.c
-    _fields_ = [("counts", _p), ("rows", _p), ("weights", _p), ("shared_gate", _p)]
+    _fields_ = [
+        ("counts", _p), ("rows", _p), ("weights", _p), ("shared_gate", _p), ("assigned", ctypes.c_int64),
+    ]  # fmt: skip
 
 
 class _Experts(ctypes.Structure):  # MoEExperts in decode_moe.c
@@ -67,7 +69,9 @@ class NativeDecodeMoE:
         self._pointers = [(_p * n)(*(e[j].data_ptr() for e in experts)) for j in range(3)]
         self._keep = experts
         self._routing = _Routing()
-        self._routed: tuple[torch.Tensor, ...] = ()  # the current routing's tensors, kept alive
+        self._routed: tuple[
+            torch.Tensor | None, ...
+        ] = ()  # the current routing's tensors, kept alive
         self._args = _Experts(
             n, inter, *(ctypes.cast(p, _p) for p in self._pointers), ACTIVATIONS[moe.activation],
             ctypes.pointer(self._routing),
@@ -86,35 +90,38 @@ class NativeDecodeMoE:
         counts, assigned, weights, gate = checked
         r = self._routing
         r.counts, r.rows, r.weights = counts.data_ptr(), assigned.data_ptr(), weights.data_ptr()
-        r.shared_gate = gate.data_ptr() if gate.numel() else None
+        r.shared_gate = gate.data_ptr() if gate is not None else None
+        r.assigned = assigned.shape[0]
+
+
+def _as(t: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """``t`` as a contiguous ``dtype`` tensor, without a torch call when it is one already (a
+    step runs this a few times per MoE layer, each call a dispatch through cold caches)."""
+    return t if t.dtype == dtype and t.is_contiguous() else t.to(dtype).contiguous()
 
 
 def _checked(
     routing: DecodeRouting, rows: int, experts: int, dtype: torch.dtype
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(counts, rows, weights, shared gate or an empty tensor) as the C code reads them."""
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """(counts, rows, weights, shared gate or None) as the C code reads them. That the counts
+    sum to the assignments, are not negative and route rows of the step is checked there."""
     if not isinstance(routing, DecodeRouting):
         raise ValueError(
             f"NativeDecodeMoE: the router returned {type(routing).__name__}, not a DecodeRouting"
         )
-    counts = routing.counts.to(torch.int64).contiguous()
-    assigned = routing.rows.to(torch.int64).contiguous()
-    weights = routing.weights.to(torch.float32).contiguous()
+    counts = _as(routing.counts, torch.int64)
+    assigned = _as(routing.rows, torch.int64)
+    weights = _as(routing.weights, torch.float32)
     gate = routing.shared_gate
     if counts.shape != (experts,) or assigned.dim() != 1 or weights.shape != assigned.shape:
         raise ValueError(
             f"NativeDecodeMoE: routing counts {tuple(counts.shape)}, rows {tuple(assigned.shape)}, weights "
             f"{tuple(weights.shape)}; expected ({experts},) counts and one row and weight per assignment"
         )
-    total = int(counts.sum())  # the C code reads that many; it checks each count and row itself
-    if total != assigned.shape[0]:
-        raise ValueError(
-            f"NativeDecodeMoE: routing counts sum to {total} for {assigned.shape[0]} assignments"
-        )
-    if gate is None:
-        gate = torch.empty(0, dtype=dtype)
-    elif gate.numel() != rows or gate.dtype != dtype:
-        raise ValueError(
-            f"NativeDecodeMoE: shared_gate {tuple(gate.shape)} {gate.dtype}; expected {rows} values in {dtype}"
-        )
-    return counts, assigned, weights, gate.contiguous()
+    if gate is not None:
+        if gate.numel() != rows or gate.dtype != dtype:
+            raise ValueError(
+                f"NativeDecodeMoE: shared_gate {tuple(gate.shape)} {gate.dtype}; expected {rows} values in {dtype}"
+            )
+        gate = _as(gate, dtype)
+    return counts, assigned, weights, gate
