@@ -79,8 +79,8 @@ class DecoderLayer(BaseModule):
         computes (None: it is): RMSNorms (the optional sandwich norms included), fused q/k/v
         (optionally with QK-norm), a fused gated :class:`FeedForward` or a :class:`MoE` of
         gated experts (its shared expert, if any, a fused gated FeedForward) and plain
-        ``nn.Linear`` projections (or all Int8Linear, in a dense layer). Decided by the structure alone; the kernel may still refuse the dtypes
-        or the activation."""
+        ``nn.Linear`` projections (or all Int8Linear, in a dense layer). Decided by the
+        structure alone; the kernel may still refuse the dtypes or the activation."""
         attn, ffn = self.attention, self.ffn
         if self.spec.parallel:
             return "parallel attention and feed-forward (the kernel computes sequential layers)"
@@ -95,14 +95,12 @@ class DecoderLayer(BaseModule):
             (type(None), type(None)),
         ):
             return "QK-norm that is not a per-head RMSNorm of both q and k"
-        dense: MoE | FeedForward | None = ffn
-        if isinstance(ffn, MoE):
-            if ffn.expert_weights() is None:
-                return (
-                    "a mixture of experts whose experts are not gated, bias-free, plain nn.Linear"
-                    " projections without hooks"
-                )
-            dense = ffn.shared_expert
+        if isinstance(ffn, MoE) and ffn.expert_weights() is None:
+            return (
+                "a mixture of experts whose experts are not gated, bias-free, plain nn.Linear"
+                " projections without hooks"
+            )
+        dense = self._dense_ffn()
         if dense is not None and (
             type(dense) is not FeedForward or not dense.spec.gated or dense.gate_up_proj is None
         ):
@@ -120,6 +118,11 @@ class DecoderLayer(BaseModule):
             )
         return None
 
+    def _dense_ffn(self) -> torch.nn.Module | None:
+        """The dense feed-forward the ``decode_layers`` op computes: the layer's own, or a
+        mixture of experts' shared expert (None without one)."""
+        return self.ffn.shared_expert if isinstance(self.ffn, MoE) else self.ffn
+
     def decode_weights(self) -> DecodeLayer | str:
         """This layer as tttv2-hw's ``decode_layers`` op takes it (its current tensors, its
         numbers and its rotary table), or why it cannot be: :meth:`decode_fusion_blocker`,
@@ -133,12 +136,11 @@ class DecoderLayer(BaseModule):
         assert attn.qkv_proj is not None
         assert isinstance(self.attn_norm, RMSNorm) and isinstance(self.ffn_norm, RMSNorm)
         moe: DecodeMoE | None = None
-        dense: MoE | FeedForward | None = ffn
         if isinstance(ffn, MoE):
             experts = ffn.expert_weights()
             assert experts is not None  # decode_fusion_blocker
             moe = DecodeMoE(experts, ffn.decode_routing, ffn.spec.expert.activation)
-            dense = ffn.shared_expert
+        dense = self._dense_ffn()
         assert dense is None or (isinstance(dense, FeedForward) and dense.gate_up_proj is not None)
         s, qkv, o = attn.spec, attn.qkv_proj, attn.o_proj
         gate_up = dense.gate_up_proj if dense is not None else None

@@ -99,7 +99,9 @@ def _watch(layer: DecoderLayer) -> list[tuple[dict[str, Any], str, object]]:
     for norm in (m for m in norms if m is not None):
         tree.append((parameter_slots(norm), "weight", parameter_slots(norm)["weight"]))
     projections: list[nn.Module] = [attn.qkv_proj, attn.o_proj]  # type: ignore[list-item]
-    for ffn in _feed_forwards(layer.ffn, tree):
+    slots_of_moe, feed_forwards = _feed_forwards(layer.ffn)
+    tree += slots_of_moe
+    for ffn in feed_forwards:
         f = child_slots(ffn)
         names = ("gate_up_proj", "gate_proj", "up_proj", "down_proj")
         tree += [(f, n, f.get(n)) for n in names]
@@ -111,17 +113,20 @@ def _watch(layer: DecoderLayer) -> list[tuple[dict[str, Any], str, object]]:
 
 
 def _feed_forwards(
-    ffn: nn.Module, tree: list[tuple[dict[str, Any], str, object]]
-) -> list[nn.Module]:
-    """The layer's feed-forward, or a mixture of experts' experts and shared expert (their
-    slots added to ``tree``): the modules whose projections the binding reads."""
+    ffn: nn.Module,
+) -> tuple[list[tuple[dict[str, Any], str, object]], list[nn.Module]]:
+    """The modules whose projections the binding reads (the layer's feed-forward, or a
+    mixture of experts' experts and shared expert) and, for a mixture of experts, the slots
+    that hold them."""
     if not isinstance(ffn, MoE):
-        return [ffn]
+        return [], [ffn]
     f, experts = child_slots(ffn), child_slots(ffn.experts)
-    tree += [(f, n, f.get(n)) for n in ("experts", "shared_expert")]
+    tree: list[tuple[dict[str, Any], str, object]] = [
+        (f, n, f.get(n)) for n in ("experts", "shared_expert")
+    ]
     tree += [(experts, n, m) for n, m in experts.items()]
     shared = [ffn.shared_expert] if ffn.shared_expert is not None else []
-    return [*experts.values(), *shared]
+    return tree, [*experts.values(), *shared]
 
 
 class Bindings:

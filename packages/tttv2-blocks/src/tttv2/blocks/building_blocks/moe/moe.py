@@ -24,6 +24,7 @@ Parameters (Hugging Face names, so a loader maps Mixtral / Qwen-MoE tensors one 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -109,14 +110,17 @@ class MoE(torch.nn.Module):
             out.index_add_(0, tokens, y.to(out.dtype))
         return out
 
-    def expert_weights(self) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] | None:
-        """Every expert's ``(gate, up, down)`` weights by expert id, or None unless all are
-        gated, bias-free and plain ``nn.Linear`` projections without hooks (what tttv2-hw's
-        expert kernels compute)."""
+    def expert_weights(
+        self, ids: Sequence[int] | None = None
+    ) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] | None:
+        """The ``(gate, up, down)`` weights of the experts ``ids`` (default: all, by expert
+        id), or None unless they are gated, bias-free and plain ``nn.Linear`` projections
+        without hooks (what tttv2-hw's expert kernels compute)."""
         if not self.spec.expert.gated or self.spec.expert.bias:
             return None
         out = []
-        for expert in self.experts:
+        for e in range(len(self.experts)) if ids is None else ids:
+            expert = self.experts[e]
             assert isinstance(expert, FeedForward)  # built so in __init__
             weights_of = _expert_weights(expert)
             if weights_of is None:
@@ -129,20 +133,13 @@ class MoE(torch.nn.Module):
     ) -> torch.Tensor | None:
         """All chosen experts in one ``routed_experts`` kernel call, or None where it does
         not serve (the kernel declines, or an expert is not plain linear projections)."""
-        if not self.spec.expert.gated or self.spec.expert.bias:
+        chosen = [e for e, count in enumerate(counts) if count]
+        experts = self.expert_weights(chosen)
+        if experts is None:
             return None
         kernel = self._routed_kernels.get(x.device.type)
         if kernel is None:
             kernel = self._routed_kernels[x.device.type] = get_kernel("routed_experts", x.device)
-        chosen = [e for e, count in enumerate(counts) if count]
-        experts = []
-        for e in chosen:
-            expert = self.experts[e]
-            assert isinstance(expert, FeedForward)  # built so in __init__
-            weights_of = _expert_weights(expert)
-            if weights_of is None:
-                return None
-            experts.append(weights_of)
         return kernel(
             x, rows, weights, [counts[e] for e in chosen], experts, self.spec.expert.activation
         )
