@@ -21,7 +21,7 @@ again. Callbacks run after the step has committed; an exception from one propaga
 
 from __future__ import annotations
 
-import dataclasses
+import copy
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -241,7 +241,10 @@ class LLMEngine(EngineBase):
     # -- the transaction ----------------------------------------------------------------
     def _snapshot(self) -> StepSnapshot:
         self._snap = StepSnapshot(
-            self.scheduler.snapshot(), dataclasses.replace(self.stats), [], []
+            self.scheduler.snapshot(),
+            copy.copy(self.stats),
+            [],
+            [],  # counters: a flat copy
         )
         return self._snap
 
