@@ -8,15 +8,14 @@ import json
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
+
+import torch
 
 from tttv2.cli.errors import UsageError
 from tttv2.cli.kv_pool import KVPool
 from tttv2.core.model_plugins import LoadedModel
 from tttv2.serve.runtime import LLMEngine, Request, RequestOutput, SamplingParams, StopConditions
-
-if TYPE_CHECKING:
-    import torch
 
 
 @dataclass(frozen=True)
@@ -178,10 +177,11 @@ def generate_many(
         )
     done: dict[Hashable, RequestOutput] = {}
     next_index = 0
-    while next_index < len(prompts):
-        for event in engine.step():
-            if event.finished:
-                done[event.request_id] = engine.pop_output(event.request_id)
-        while next_index in done:
-            on_result(prompts[next_index], done.pop(next_index))
-            next_index += 1
+    with torch.inference_mode():  # held across the steps, not entered by each
+        while next_index < len(prompts):
+            for event in engine.step():
+                if event.finished:
+                    done[event.request_id] = engine.pop_output(event.request_id)
+            while next_index in done:
+                on_result(prompts[next_index], done.pop(next_index))
+                next_index += 1

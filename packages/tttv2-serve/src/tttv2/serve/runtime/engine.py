@@ -216,7 +216,14 @@ class LLMEngine(EngineBase):
         self.scheduler.remove(seq)
 
     def step(self) -> list[TokenEvent]:
-        """One scheduling step, as a transaction (see the module docstring)."""
+        """One scheduling step, as a transaction (see the module docstring), in inference
+        mode: every tensor the engine makes or changes is made or changed in it."""
+        if torch.is_inference_mode_enabled():
+            return self._transaction()
+        with torch.inference_mode():
+            return self._transaction()
+
+    def _transaction(self) -> list[TokenEvent]:
         snap = self._snapshot()
         try:
             events = self._step(isolate=False)

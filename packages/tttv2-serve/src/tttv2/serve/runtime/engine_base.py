@@ -191,8 +191,9 @@ class EngineBase(ABC):
     def run_until_done(self) -> list[RequestOutput]:
         """Step until every request has finished; pop and return every finished output, in
         the order the requests were added."""
-        while self.has_unfinished():
-            self.step()
+        with torch.inference_mode():  # held across the steps, not entered by each
+            while self.has_unfinished():
+                self.step()
         return [self.pop_output(rid) for rid, s in list(self._states.items()) if s.finished]
 
     def generate(
@@ -209,8 +210,9 @@ class EngineBase(ABC):
         ``error``."""
         check_prompt_list(prompts)
         ids = self.add_requests(prompts, sampling, stop)
-        while any(not self._states[rid].finished for rid in ids):
-            self.step()
+        with torch.inference_mode():  # held across the steps, not entered by each
+            while any(not self._states[rid].finished for rid in ids):
+                self.step()
         return [self.pop_output(rid) for rid in ids]
 
     def stream(

@@ -17,6 +17,8 @@ from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import torch
+
 from tttv2.serve.runtime import LLMEngine, Request, TokenEvent
 from tttv2.serve.server.errors import QueueFullError, ShuttingDownError
 from tttv2.serve.server.metrics import ServerMetrics
@@ -145,6 +147,10 @@ class EngineLoop:
 
     # -- the engine thread ----------------------------------------------------------------
     def _run(self) -> None:
+        with torch.inference_mode():  # held by the engine thread, not entered by each step
+            self._loop()
+
+    def _loop(self) -> None:
         while True:
             with self._cond:
                 while not self._commands and not self._stop and not self.engine.has_unfinished():
