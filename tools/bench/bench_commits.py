@@ -12,7 +12,8 @@ loads ``--checkpoint`` with tttv2-cli's loader (``tttv2.cli.loading.load``, deco
 waits. The parent asks the two children for one decode step each, in turn, ``--steps`` times
 (which goes first alternates every step), with ``--gap-ms`` of idle time before each step so
 the other process's OpenMP threads have stopped spinning. Each child times its own step
-(``time.perf_counter`` around ``engine.step()``). Both sequences grow by one token per step,
+(``time.perf_counter`` around ``engine.step()``, in inference mode held across the steps as
+``LLMEngine.generate`` holds it). Both sequences grow by one token per step,
 so step ``i`` of both sides has the same context length.
 
 All of that is one round; ``--rounds`` rounds start both children afresh each time (which
@@ -93,15 +94,17 @@ def _child(args: argparse.Namespace) -> int:
         lambda *_: forward.append(time.perf_counter() - forward.pop())
     )
     protocol.write(json.dumps({"ready": True, "decode_path": path}) + "\n")
-    for line in sys.stdin:
-        if line.strip() != "step":
-            break
-        start = time.perf_counter()
-        forward.clear()
-        events = engine.step()
-        elapsed = time.perf_counter() - start
-        reply = {"s": elapsed, "forward_s": sum(forward), "tokens": len(events)}
-        protocol.write(json.dumps(reply) + "\n")
+    # held across the timed steps, as LLMEngine.generate and the server's engine thread hold it
+    with torch.inference_mode():
+        for line in sys.stdin:
+            if line.strip() != "step":
+                break
+            start = time.perf_counter()
+            forward.clear()
+            events = engine.step()
+            elapsed = time.perf_counter() - start
+            reply = {"s": elapsed, "forward_s": sum(forward), "tokens": len(events)}
+            protocol.write(json.dumps(reply) + "\n")
     return 0
 
 

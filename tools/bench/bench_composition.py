@@ -142,7 +142,8 @@ def measure(folder: Path, dtype: torch.dtype, batches: Sequence[int], prompt_len
     hand = Hand(folder, dtype, prompt_len + steps + 8, compile_decode=False)
     warm = 2  # untimed first steps: lazy binding, caches
     results: dict[str, Any] = {}
-    with torch.no_grad():
+    # inference mode held across the steps, as LLMEngine.generate and the server's loop hold it
+    with torch.inference_mode():
         for batch in batches:
             data = prompts(batch, prompt_len, vocab, seed=batch)
             feed = prompts(batch, warm + steps, vocab, seed=100 + batch)
