@@ -10,22 +10,28 @@ import pytest
 import torch
 from test_fused_decode import PROMPTS, _spec, _stack
 
-from tttv2.blocks import TransformerStack
-from tttv2.core import ExecutionMode
+from tttv2.blocks import PagedKVCache, TransformerStack
+from tttv2.core import ExecutionMode, KVBlockManager
 
 ROWS = len(PROMPTS)
+
+
+def _prefilled(stack: TransformerStack) -> tuple[PagedKVCache, KVBlockManager, torch.Tensor]:
+    """A cache holding PROMPTS, its block manager, and each prompt's greedy next token."""
+    cache = stack.new_cache(64, 4)
+    blocks = cache.block_manager(128)
+    with torch.inference_mode():
+        meta = blocks.prepare(list(range(ROWS)), [len(p) for p in PROMPTS], ExecutionMode.PREFILL)
+        first = stack(torch.tensor([t for p in PROMPTS for t in p]), meta, cache).argmax(-1)
+    return cache, blocks, first
 
 
 def _decode(stack: TransformerStack, logits: list[int]) -> tuple[torch.Tensor, str | None]:
     """Prefill PROMPTS, then one decode pass asking ``logits`` rows: its logits, and why it
     ran op by op (None: fused)."""
-    cache = stack.new_cache(64, 4)
-    blocks = cache.block_manager(128)
-    seqs = list(range(ROWS))
+    cache, blocks, first = _prefilled(stack)
     with torch.inference_mode():
-        meta = blocks.prepare(seqs, [len(p) for p in PROMPTS], ExecutionMode.PREFILL)
-        first = stack(torch.tensor([t for p in PROMPTS for t in p]), meta, cache).argmax(-1)
-        meta = blocks.prepare(seqs, [1] * ROWS, ExecutionMode.DECODE, logits=logits)
+        meta = blocks.prepare(list(range(ROWS)), [1] * ROWS, ExecutionMode.DECODE, logits=logits)
         return stack(first, meta, cache).float(), stack.fused_decode_reason
 
 
@@ -47,13 +53,9 @@ def test_fused_decode_returns_the_rows_asked_for(rows: list[int]) -> None:
 
 def test_a_logits_index_outside_the_pass_is_refused_on_the_fused_path() -> None:
     stack = _stack(_spec(), torch.float32, True)
-    cache = stack.new_cache(64, 4)
-    blocks = cache.block_manager(128)
-    seqs = list(range(ROWS))
+    cache, blocks, first = _prefilled(stack)
     with torch.inference_mode():
-        meta = blocks.prepare(seqs, [len(p) for p in PROMPTS], ExecutionMode.PREFILL)
-        first = stack(torch.tensor([t for p in PROMPTS for t in p]), meta, cache).argmax(-1)
-        meta = blocks.prepare(seqs, [1] * ROWS, ExecutionMode.DECODE)
+        meta = blocks.prepare(list(range(ROWS)), [1] * ROWS, ExecutionMode.DECODE)
         # a hand-made description: one index past the pass's rows
         bad = dataclasses.replace(meta, logits_indices=torch.tensor([0, 1, ROWS]))
         with pytest.raises(IndexError):
