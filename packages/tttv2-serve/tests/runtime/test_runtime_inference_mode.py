@@ -77,3 +77,21 @@ def test_the_model_runs_in_inference_mode_and_generate_holds_it(stack) -> None:
     assert all(len(o.token_ids) == STOP.max_new_tokens for o in outputs)
     assert len(seen) >= STOP.max_new_tokens and all(seen)
     assert entered == 1  # once for the whole generate, not once per step or pass
+
+
+def test_callbacks_run_in_the_callers_mode(stack) -> None:
+    """The step's own inference mode ends before the callbacks: a tensor a callback makes
+    from a step driven outside inference mode is a normal tensor."""
+    engine = _engine(stack, 200)
+    made: list[torch.Tensor] = []
+    engine.add_request(
+        random_prompts(1, 256, 4, 9, seed=2)[0],
+        SamplingParams(),
+        STOP,
+        callback=lambda event: made.append(torch.tensor([event.token_id])),
+    )
+    while engine.has_unfinished():
+        engine.step()
+    assert len(made) == STOP.max_new_tokens
+    assert not any(t.is_inference() for t in made)
+    made[0].add_(1)  # an inference tensor would refuse this outside inference mode

@@ -217,33 +217,34 @@ class LLMEngine(EngineBase):
 
     def step(self) -> list[TokenEvent]:
         """One scheduling step, as a transaction (see the module docstring), in inference
-        mode: every tensor the engine makes or changes is made or changed in it."""
+        mode (entered here unless the caller holds it, as ``generate`` does): every tensor
+        the engine makes or changes is made or changed in it. Callbacks run after it, in
+        the caller's mode."""
         if torch.is_inference_mode_enabled():
-            return self._transaction()
-        with torch.inference_mode():
-            return self._transaction()
+            events = self._transaction()
+        else:
+            with torch.inference_mode():
+                events = self._transaction()
+        self._dispatch(events)
+        return events
 
     def _transaction(self) -> list[TokenEvent]:
+        """The step's events, committed (not yet dispatched)."""
         snap = self._snapshot()
         try:
-            events = self._step(isolate=False)
+            return self._step(isolate=False)
         except Exception:
             self._restore(snap)
         except BaseException:
             self._restore(snap)
             raise
-        else:
-            self._dispatch(events)
-            return events
         # the step failed in a way no single request owns: run it again, each request alone
         snap = self._snapshot()
         try:
-            events = self._step(isolate=True)
+            return self._step(isolate=True)
         except BaseException:
             self._restore(snap)
             raise
-        self._dispatch(events)
-        return events
 
     # -- the transaction ----------------------------------------------------------------
     def _snapshot(self) -> StepSnapshot:
