@@ -131,8 +131,16 @@ VARIANTS = {
 @pytest.mark.parametrize("variant", sorted(VARIANTS))
 def test_fused_decode_equals_op_by_op(variant: str, dtype: torch.dtype) -> None:
     spec = _spec(**VARIANTS[variant])
-    fused, reasons = _generate(_stack(spec, dtype, True), PROMPTS, 6)
-    eager, off = _generate(_stack(spec, dtype, False), PROMPTS, 6)
+    check_fused_decode_equals_op_by_op(_stack(spec, dtype, True), _stack(spec, dtype, False), dtype)
+
+
+def check_fused_decode_equals_op_by_op(
+    fused_stack: TransformerStack, eager_stack: TransformerStack, dtype: torch.dtype
+) -> None:
+    """Six greedy decode passes of each: every pass of ``fused_stack`` ran fused (no eager
+    reason) and gave ``eager_stack``'s op-by-op logits."""
+    fused, reasons = _generate(fused_stack, PROMPTS, 6)
+    eager, off = _generate(eager_stack, PROMPTS, 6)
     assert reasons == [None] * 6  # every pass ran fused
     assert_fused_equals_eager(fused, eager, off, dtype)
 

@@ -33,6 +33,7 @@ from tttv2.core.modes import ExecutionMode
 from tttv2.serve.runtime.detokenizer import Detokenize
 from tttv2.serve.runtime.engine_base import EngineBase, model_attribute
 from tttv2.serve.runtime.errors import InvalidParameterError
+from tttv2.serve.runtime.inference_mode import inference_mode_unless_on
 from tttv2.serve.runtime.interface import check_causal_lm
 from tttv2.serve.runtime.kv_swap import HostKVPool
 from tttv2.serve.runtime.request import TokenEvent
@@ -220,11 +221,8 @@ class LLMEngine(EngineBase):
         mode (entered here unless the caller holds it, as ``generate`` does): every tensor
         the engine makes or changes is made or changed in it. Callbacks run after it, in
         the caller's mode."""
-        if torch.is_inference_mode_enabled():
+        with inference_mode_unless_on():
             events = self._transaction()
-        else:
-            with torch.inference_mode():
-                events = self._transaction()
         self._dispatch(events)
         return events
 
@@ -250,9 +248,9 @@ class LLMEngine(EngineBase):
     def _snapshot(self) -> StepSnapshot:
         self._snap = StepSnapshot(
             self.scheduler.snapshot(),
-            copy.copy(self.stats),
+            copy.copy(self.stats),  # counters: a flat copy
             [],
-            [],  # counters: a flat copy
+            [],
         )
         return self._snap
 

@@ -72,21 +72,24 @@ class TokenEmbedding(torch.nn.Module):
         # entry. Checking first costs a reduction and two reads per pass (~0.08 ms of a
         # decode step whose weights have just streamed through the caches). Elsewhere
         # (a CUDA lookup out of range is a device-side assert) it is checked first.
-        lazy = input_ids.device.type == "cpu" or torch.compiler.is_compiling()
-        if not lazy:
+        compiling = torch.compiler.is_compiling()
+        if input_ids.device.type != "cpu" and not compiling:
             self.check_inputs(input_ids, positions)
         try:
             h = F.embedding(input_ids, self.weight)
-            if self.position_embedding is not None and positions is not None:  # checked above
-                h_pos = F.embedding(positions, self.position_embedding)
+            learned = (
+                F.embedding(positions, self.position_embedding)
+                if self.position_embedding is not None and positions is not None  # checked above
+                else None
+            )
         except IndexError:
-            if lazy and not torch.compiler.is_compiling():
+            if not compiling:
                 self.check_inputs(input_ids, positions)  # raises EmbeddingIndexError
             raise
         if self.spec.scale is not None:
             h = h * torch.tensor(self.spec.scale, dtype=h.dtype, device=h.device)
-        if self.position_embedding is not None and positions is not None:
-            h = h + h_pos
+        if learned is not None:
+            h = h + learned
         return h
 
     def check_inputs(self, input_ids: torch.Tensor, positions: torch.Tensor | None = None) -> None:

@@ -65,13 +65,12 @@ class NativeDecodeMoE:
                         f"expected a contiguous CPU {shape} tensor in the projections' {self.dtype}"
                     )
         self._moe, self.num_experts, self.hidden = moe, len(experts), hidden
-        n = len(experts)
+        n = self.num_experts
         self._pointers = [(_p * n)(*(e[j].data_ptr() for e in experts)) for j in range(3)]
         self._keep = experts
         self._routing = _Routing()
-        self._routed: tuple[
-            torch.Tensor | None, ...
-        ] = ()  # the current routing's tensors, kept alive
+        #: the current routing's tensors, kept alive while the C code reads them
+        self._routed: tuple[torch.Tensor | None, ...] = ()
         self._args = _Experts(
             n, inter, *(ctypes.cast(p, _p) for p in self._pointers), ACTIVATIONS[moe.activation],
             ctypes.pointer(self._routing),
