@@ -23,6 +23,8 @@ from tttv2.hw.device.config import DeviceConfig
 from tttv2.hw.device.profiles import profile_names
 from tttv2.hw.kernels import backend_preference, get_kernel
 from tttv2.hw.kernels.decode_layers import DecodeChoice, DecodeLayersKernel, choose_decode_path
+from tttv2.hw.kernels.half_gemm import HALF_DTYPES, GemmChoice, select_half_gemm
+from tttv2.hw.kernels.linear import UPCAST_MIN_ROWS
 from tttv2.hw.kernels.native import native_status
 from tttv2.hw.memory.planner import MemoryPlan, plan_memory
 from tttv2.hw.params import OPS
@@ -121,6 +123,11 @@ def to_json(
         },
         "memory_plan": plan.to_dict() if plan else None,
         "native_kernels": native_status(config) if config.device_type == "cpu" else None,
+        "half_gemm": (
+            {str(c.dtype).removeprefix("torch."): c.to_dict() for c in half_gemm_choices(config)}
+            if config.device_type == "cpu"
+            else None
+        ),
         "decode_path": _decode_path_json(decode_path(config)),
     }
 
@@ -188,7 +195,11 @@ def format_device(config: DeviceConfig) -> str:
     rows.append(("decode path", f"{choice.kind}: {choice.reason}"))
     width = max(len(k) for k, _ in rows)
     text = "\n".join(f"{k.ljust(width)}  {v}" for k, v in rows)
-    return text + ("\n\n" + format_variants(status) if status is not None else "")
+    if status is not None:
+        text += (
+            "\n\n" + format_variants(status) + "\n\n" + format_half_gemm(half_gemm_choices(config))
+        )
+    return text
 
 
 def format_variants(status: dict[str, dict[str, Any]]) -> str:
@@ -207,6 +218,32 @@ def format_variants(status: dict[str, dict[str, Any]]) -> str:
         f"{r[0].ljust(widths[0])}  {r[1].ljust(widths[1])}  {r[2]}".rstrip()
         for r in [header, ["-" * widths[0], "-" * widths[1], "---"], *cells]
     )
+
+
+def half_gemm_choices(config: DeviceConfig) -> list[GemmChoice]:
+    """Per half-precision dtype, how its many-row products run under ``config``'s profile."""
+    return [
+        select_half_gemm(dtype, profile=config.profile, profile_isa=config.cpu.isa)
+        for dtype in HALF_DTYPES
+    ]
+
+
+def format_half_gemm(choices: Sequence[GemmChoice]) -> str:
+    """Per half-precision dtype, the GEMM variant of products of many rows (prefill,
+    batched decode) and why, then why each better variant was passed over."""
+    header = [f"GEMM, {UPCAST_MIN_ROWS}+ rows", "variant", "runs", "why"]
+    cells = []
+    for c in choices:
+        why = c.reason
+        if c.passed_over:
+            why += " (passed over " + "; ".join(f"{v}: {r}" for v, r in c.passed_over) + ")"
+        cells.append([str(c.dtype).removeprefix("torch."), c.variant.name, c.variant.how, why])
+    widths = [max(len(r[i]) for r in [header, *cells]) for i in range(3)]
+    rule = ["-" * w for w in widths] + ["---"]
+    return "\n".join(
+        "  ".join(cell.ljust(w) for cell, w in zip(r[:3], widths, strict=True)) + "  " + r[3]
+        for r in [header, rule, *cells]
+    ).rstrip()
 
 
 def format_native(status: dict[str, dict[str, Any]]) -> str:

@@ -12,7 +12,9 @@ built (no compiler, another ISA, ``TTTV2_NATIVE_KERNELS=0``), two CPU paths beyo
   at ~9 GFLOP/s where fp32 GEMM reaches ~40, so the product is computed in fp32. The
   weight is converted slice by slice into one reused fp32 buffer small enough to stay in
   cache while its slice is multiplied, so the weight is still read once, in its own
-  dtype: batched decode (8 rows) runs ~2x faster, a 512-token prefill ~4x.
+  dtype: batched decode (8 rows) runs ~2x faster, a 512-token prefill ~4x. Which CPUs take
+  it, and which take torch's own half GEMM (AMX, AVX-512-BF16, Arm BF16), is decided in
+  :mod:`tttv2.hw.kernels.half_gemm` (``tttv2-hw`` shows the choice and why).
 
 The result has ``x``'s dtype; half-precision results are fp32 products rounded once, as
 torch's own half GEMM accumulates in fp32 too.
@@ -23,6 +25,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from tttv2.hw.kernels.half_gemm import HALF_DTYPES, half_gemm_choice
 from tttv2.hw.kernels.native import records_grad
 from tttv2.hw.kernels.native.skinny_linear import (
     SKINNY_MAX_ROWS,
@@ -30,7 +33,6 @@ from tttv2.hw.kernels.native.skinny_linear import (
     skinny_linear_applies,
 )
 
-HALF_DTYPES = (torch.bfloat16, torch.float16)
 #: Rows from which a half-precision product is computed in fp32 on CPUs without native
 #: half arithmetic. Below it the gain is small, and torch's half GEMM gives results
 #: bit-identical to transformers' (one row is a matrix-vector product, converting as it
@@ -98,11 +100,9 @@ def upcast_linear(
 
 
 def native_half_matmul(dtype: torch.dtype) -> bool:
-    """Whether the CPU multiplies ``dtype`` natively: the device tttv2.hw detected, or the
-    profile forced with ``TTTV2_DEVICE_PROFILE`` (so a forced profile selects the same
-    path on every host)."""
-    from tttv2.hw.optimal import default_device
-
-    # fp16 is treated as never native: CPUs with fp16 dot products (AVX-512-FP16,
-    # AMX-FP16) are not told apart by the detection, and the fp32 path is always correct
-    return dtype == torch.bfloat16 and default_device().cpu.bf16_native
+    """Whether many-row products in ``dtype`` run torch's own half-precision GEMM (the CPU
+    multiplies ``dtype`` natively) rather than the fp32 one: the variant
+    :mod:`tttv2.hw.kernels.half_gemm` selects under the detected device's profile, or the
+    one forced with ``TTTV2_DEVICE_PROFILE`` (so a forced profile selects the same path on
+    every host). fp16 is never native there."""
+    return dtype in HALF_DTYPES and half_gemm_choice(dtype).variant.torch_half
