@@ -88,10 +88,16 @@ def test_a_missing_simde_is_named(monkeypatch, tmp_path, emulating):
 
 
 @needs_emulation()
-def test_a_variant_that_cannot_be_emulated_is_refused_by_name(emulating):
+def test_a_variant_that_cannot_be_emulated_is_refused_by_name(emulating, capsys, monkeypatch):
+    monkeypatch.delenv("TTTV2_NATIVE_KERNELS", raising=False)
     emulating("avx2")
     fn = native_function("skinny_linear", "tttv2_skinny_linear", ())
     assert isinstance(fn, NativeKernelUnavailable) and "TTTV2_NATIVE_EMULATE=avx2" in str(fn)
+    assert main(["--profile", "cpu:avx2", "--op", "ffn", "--json"]) == 0
+    skinny = json.loads(capsys.readouterr().out)["native_kernels"]["skinny_linear"]
+    assert not skinny["available"] and skinny["variant"] == "portable"
+    assert "TTTV2_NATIVE_EMULATE=avx2" in skinny["variant_reason"]
+    assert "avx2" not in skinny["passed_over"]  # the AVX2 build was not what failed
 
 
 @needs_emulation()

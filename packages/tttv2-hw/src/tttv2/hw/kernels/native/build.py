@@ -123,7 +123,7 @@ def native_status(device: DeviceConfig | None = None) -> dict[str, dict[str, obj
             build = build_native(name, device=device)
         except NativeKernelUnavailable as reason:
             why = str(reason).splitlines()[0]
-            if choice.variant.native:
+            if choice.variant.native and not _emulation_asked(name):  # else that build failed
                 passed[choice.variant.name] = why
             status[name] = {"available": False, "reason": str(reason), "variant": PORTABLE,
                             "variant_reason": f"PyTorch's kernels: {why}", "passed_over": passed}  # fmt: skip
@@ -375,6 +375,14 @@ def _choose(
             f"CPU lacks {', '.join(missing)} (needed by the {isa} variant)"
         )
     return IsaChoice(name, chosen, "named by the caller"), False
+
+
+def _emulation_asked(name: str) -> bool:
+    """Whether TTTV2_NATIVE_EMULATE asks for an emulated build of ``name`` (or is bad)."""
+    try:
+        return emulated_for(name) is not None
+    except ValueError:
+        return True
 
 
 def _default_device() -> DeviceConfig:
