@@ -86,7 +86,7 @@ def _bf16(w: DecodeLayerWeights) -> DecodeLayerWeights:
 
 def _run_bf16(layers, router_rows: int = 3) -> torch.Tensor:
     """One bf16 decode step of ``layers`` in one stack call (the batch of the layer tests)."""
-    h, cos, sin, k_pool, v_pool, slots, tables, lens = layer_tests._batch(router_rows)
+    h, cos, sin, k_pool, v_pool, slots, tables, lens = layer_tests.layer_batch(router_rows)
     h, cos, sin, k_pool, v_pool = (t.bfloat16() for t in (h, cos, sin, k_pool, v_pool))
     cos_rows, sin_rows = torch.zeros_like(cos), torch.zeros_like(sin)
     cos_rows[:], sin_rows[:] = cos, sin
@@ -105,13 +105,15 @@ def test_decode_layer_bf16_is_close_to_plain_pytorch(emulated: str) -> None:
     """bf16 activations x bf16 weights (vdpbf16ps in the avx512_bf16 build) against the fp32
     reference of the same bf16 numbers: norm-wise within 2% (measured: 0.6%; the layer rounds
     every intermediate to bf16, as the op-by-op blocks do)."""
-    w = _bf16(layer_tests._weights())
-    h, cos, sin, k_pool, v_pool, slots, tables, lens = layer_tests._batch()
+    w = _bf16(layer_tests.layer_weights())
+    h, cos, sin, k_pool, v_pool, slots, tables, lens = layer_tests.layer_batch()
     h, cos, sin, k_pool, v_pool = (t.bfloat16().float() for t in (h, cos, sin, k_pool, v_pool))
     as_fp32 = DecodeLayerWeights(
         **{k: (v.float() if v is not None else None) for k, v in w.__dict__.items()}
     )
-    expected = layer_tests._reference(as_fp32, h, cos, sin, k_pool, v_pool, slots, tables, lens)
+    expected = layer_tests.layer_reference(
+        as_fp32, h, cos, sin, k_pool, v_pool, slots, tables, lens
+    )
     got = _run_bf16([NativeDecodeLayer(w, layer_tests.SHAPE)])
     assert (got - expected.double()).norm() <= 2e-2 * expected.double().norm()
     _ran_emulated("decode_layer", "tttv2_decode_layers", decode_stack_kernel(), emulated)
@@ -121,13 +123,13 @@ def test_decode_moe_layer_bf16(emulated: str) -> None:
     """A bf16 MoE layer whose shared expert is the dense layer's feed-forward: the same layer
     plus the routed experts of the rows its router was handed (float64), within bf16's
     roundings of the sum (3%; measured: 0.7%)."""
-    layer = _bf16(layer_tests._weights(seed=1))
-    experts = [tuple(t.bfloat16() for t in e) for e in moe_tests._experts()]
+    layer = _bf16(layer_tests.layer_weights(seed=1))
+    experts = [tuple(t.bfloat16() for t in e) for e in moe_tests.expert_weights()]
     router = moe_tests.Router()
     moe = NativeDecodeLayer(layer, layer_tests.SHAPE, DecodeMoE(experts, router, "silu"))
     got = _run_bf16([moe])
     dense = _run_bf16([NativeDecodeLayer(layer, layer_tests.SHAPE)])
-    routed = moe_tests._routed_reference(router.seen[0].double(), experts)
+    routed = moe_tests.routed_reference(router.seen[0].double(), experts)
     assert routed.norm() > 0.2 * dense.norm()  # the experts do count
     assert (got - dense - routed).norm() <= 3e-2 * routed.norm()
     _ran_emulated("decode_layer", "tttv2_decode_layers", decode_stack_kernel(), emulated)
