@@ -37,9 +37,9 @@ def test_choose_decode_path() -> None:
 def test_the_native_kernel_refuses_what_it_cannot_take() -> None:
     if NATIVE_DECODE_LAYERS.unavailable() is not None:
         pytest.skip("the native decode layer kernel cannot be built here")
-    from test_hw_native_decode_layer import SHAPE, _weights
+    from test_hw_native_decode_layer import SHAPE, layer_weights
 
-    w = _weights()
+    w = layer_weights()
     bad = replace(w, qkv_weight=w.qkv_weight.double())
     pool = torch.zeros(4, 4, SHAPE.num_kv_heads, SHAPE.head_dim)
     with pytest.raises(DecodeLayersUnsupported, match="qkv_weight"):

@@ -25,7 +25,7 @@ with torch.inference_mode():
 HID, H, HKV, D, INTER, BS = 48, 6, 2, 8, 80, 4
 
 
-def _weights(seed: int = 0, bias: bool = True) -> DecodeLayerWeights:
+def layer_weights(seed: int = 0, bias: bool = True) -> DecodeLayerWeights:
     g = torch.Generator().manual_seed(seed)
     r = lambda *s: torch.randn(*s, generator=g) * 0.3  # noqa: E731
     qkv = (H + 2 * HKV) * D
@@ -40,7 +40,7 @@ SHAPE = DecodeLayerShape(
 )
 
 
-def _reference(
+def layer_reference(
     w: DecodeLayerWeights,
     h,
     cos,
@@ -86,7 +86,7 @@ def _reference(
     return h + opt(ffn, w.post_ffn_norm, s.post_ffn_norm_eps, s.post_ffn_norm_unit_offset)
 
 
-def _batch(rows: int = 3, seed: int = 1):
+def layer_batch(rows: int = 3, seed: int = 1):
     g = torch.Generator().manual_seed(seed)
     k_pool, v_pool = (
         torch.randn(12, BS, HKV, D, generator=g),
@@ -103,9 +103,9 @@ def _batch(rows: int = 3, seed: int = 1):
 
 
 def test_layer_equals_plain_pytorch() -> None:
-    w = _weights()
-    h, cos, sin, k_pool, v_pool, slots, tables, lens = _batch()
-    expected = _reference(
+    w = layer_weights()
+    h, cos, sin, k_pool, v_pool, slots, tables, lens = layer_batch()
+    expected = layer_reference(
         w, h.clone(), cos, sin, k_pool.clone(), v_pool.clone(), slots, tables, lens
     )
     layer = NativeDecodeLayer(w, SHAPE)
@@ -143,15 +143,15 @@ def test_optional_norms_equal_plain_pytorch(variant: str) -> None:
     unit offsets, where the reference puts them."""
     names, numbers = OPTIONAL_NORMS[variant]
     w = DecodeLayerWeights(
-        **{**_weights().__dict__, **{k: v for k, v in _optional_norms().items() if k in names}}
+        **{**layer_weights().__dict__, **{k: v for k, v in _optional_norms().items() if k in names}}
     )
     shape = DecodeLayerShape(**{**SHAPE.__dict__, **numbers})
-    h, cos, sin, k_pool, v_pool, slots, tables, lens = _batch()
-    expected = _reference(
+    h, cos, sin, k_pool, v_pool, slots, tables, lens = layer_batch()
+    expected = layer_reference(
         w, h.clone(), cos, sin, k_pool.clone(), v_pool.clone(), slots, tables, lens, shape
     )
-    without = _reference(
-        _weights(), h.clone(), cos, sin, k_pool.clone(), v_pool.clone(), slots, tables, lens
+    without = layer_reference(
+        layer_weights(), h.clone(), cos, sin, k_pool.clone(), v_pool.clone(), slots, tables, lens
     )
     assert not torch.allclose(expected, without, rtol=1e-3, atol=1e-3)  # the norms matter
     layer = NativeDecodeLayer(w, shape)
@@ -165,7 +165,7 @@ def test_optional_norms_equal_plain_pytorch(variant: str) -> None:
 
 
 def test_bad_optional_norms_are_named() -> None:
-    w, norms = _weights(), _optional_norms()
+    w, norms = layer_weights(), _optional_norms()
     with pytest.raises(ValueError, match="q_norm and k_norm"):
         NativeDecodeLayer(DecodeLayerWeights(**{**w.__dict__, "q_norm": norms["q_norm"]}), SHAPE)
     with pytest.raises(ValueError, match="k_norm"):
@@ -178,7 +178,7 @@ def test_bad_optional_norms_are_named() -> None:
 
 
 def test_bad_tensors_are_named() -> None:
-    w = _weights()
+    w = layer_weights()
     bad = DecodeLayerWeights(**{**w.__dict__, "o_weight": w.o_weight[:, :-1]})
     with pytest.raises(ValueError, match="o_weight"):
         NativeDecodeLayer(bad, SHAPE)
@@ -195,8 +195,8 @@ def test_bad_tensors_are_named() -> None:
 
 
 def test_a_slot_outside_the_cache_is_refused_before_anything_is_written() -> None:
-    layer = NativeDecodeLayer(_weights(), SHAPE)
-    h, cos, sin, k_pool, v_pool, slots, tables, lens = _batch()
+    layer = NativeDecodeLayer(layer_weights(), SHAPE)
+    h, cos, sin, k_pool, v_pool, slots, tables, lens = layer_batch()
     slots[1] = 12 * BS  # one past the pool
     before = (h.clone(), k_pool.clone(), v_pool.clone())
     with torch.inference_mode():
@@ -220,7 +220,7 @@ def test_bf16_rotation_rounds_like_pytorch(kv_dtype: torch.dtype) -> None:
     round every product and sum as PyTorch's bf16 ops do: key and value projections both
     copy the normed input, so the cache holds the rotated key next to its unrotated self."""
     hid, heads, dim = 48, 2, 40
-    w = _weights()
+    w = layer_weights()
     pick = torch.eye(dim, hid)  # rows: the first `dim` normed inputs, exactly
     qkv = torch.cat((torch.randn(heads * dim, hid), pick, pick))
     weights = DecodeLayerWeights(

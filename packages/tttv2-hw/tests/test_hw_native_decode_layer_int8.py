@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from test_hw_native_decode_layer import SHAPE, _batch, _reference, _weights
+from test_hw_native_decode_layer import SHAPE, layer_batch, layer_reference, layer_weights
 
 from tttv2.hw.kernels.native.decode_layer import (
     DecodeLayerWeights,
@@ -35,10 +35,10 @@ def _int8(
 
 @pytest.mark.parametrize("bias", [True, False])
 def test_int8_layer_equals_the_dequantised_layer(bias: bool) -> None:
-    w8, plain = _int8(_weights(bias=bias), torch.float32)
+    w8, plain = _int8(layer_weights(bias=bias), torch.float32)
     assert w8.int8 and not plain.int8
-    h, cos, sin, k_pool, v_pool, slots, tables, lens = _batch()
-    expected = _reference(
+    h, cos, sin, k_pool, v_pool, slots, tables, lens = layer_batch()
+    expected = layer_reference(
         plain, h.clone(), cos, sin, k_pool.clone(), v_pool.clone(), slots, tables, lens
     )
     layer = NativeDecodeLayer(w8, SHAPE)
@@ -56,13 +56,13 @@ def test_bf16_int8_layer_is_close_to_the_bf16_layer_of_its_round_trip() -> None:
     """bf16 activations: int8 codes against the bf16 weights int8_round_trip gives (the
     same numbers up to one bf16 rounding of each weight): the layer outputs agree norm-wise
     to 2% (measured: 0.7%; the layer rounds every intermediate to bf16)."""
-    w8, plain = _int8(_weights(), torch.bfloat16)
+    w8, plain = _int8(layer_weights(), torch.bfloat16)
     rounded = DecodeLayerWeights(
         **{k: (v.bfloat16() if v is not None else None) for k, v in plain.__dict__.items()}
     )
     outs = []
     for w in (w8, rounded):
-        h, cos, sin, k_pool, v_pool, slots, tables, lens = _batch()
+        h, cos, sin, k_pool, v_pool, slots, tables, lens = layer_batch()
         h, cos, sin, k_pool, v_pool = (t.bfloat16() for t in (h, cos, sin, k_pool, v_pool))
         layer = NativeDecodeLayer(w, SHAPE)
         with torch.inference_mode():
@@ -71,12 +71,12 @@ def test_bf16_int8_layer_is_close_to_the_bf16_layer_of_its_round_trip() -> None:
             )
             layer(step, k_pool, v_pool, cos, sin)
         outs.append(h.double())
-    assert not torch.equal(outs[0], _batch()[0].bfloat16().double())  # the layer ran
+    assert not torch.equal(outs[0], layer_batch()[0].bfloat16().double())  # the layer ran
     assert (outs[0] - outs[1]).norm() <= 2e-2 * outs[1].norm()
 
 
 def test_int8_operands_are_checked_by_name() -> None:
-    w8, _ = _int8(_weights(), torch.float32)
+    w8, _ = _int8(layer_weights(), torch.float32)
     with pytest.raises(ValueError, match="o_scale"):
         NativeDecodeLayer(DecodeLayerWeights(**{**w8.__dict__, "o_scale": None}), SHAPE)
     with pytest.raises(ValueError, match="qkv_scale"):
@@ -91,6 +91,6 @@ def test_int8_operands_are_checked_by_name() -> None:
         NativeDecodeLayer(
             DecodeLayerWeights(**{**w8.__dict__, "o_bias": w8.o_bias.bfloat16()}), SHAPE
         )
-    plain = _weights()
+    plain = layer_weights()
     with pytest.raises(ValueError, match="not int8"):
         NativeDecodeLayer(DecodeLayerWeights(**{**plain.__dict__, "o_scale": w8.o_scale}), SHAPE)

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 # the layer kernel's test module skips itself (and so this one) where the kernel cannot be built
-from test_hw_native_decode_layer import HID, SHAPE, _batch, _weights
+from test_hw_native_decode_layer import HID, SHAPE, layer_batch, layer_weights
 
 from tttv2.hw.kernels.decode_layers import (
     NO_DECODE_LAYERS,
@@ -27,7 +27,7 @@ from tttv2.hw.kernels.native.decode_stack import NativeDecodeStack
 EXPERTS, EXPERT_INTER = 5, 24
 
 
-def _experts(seed: int = 7) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+def expert_weights(seed: int = 7) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
     g = torch.Generator().manual_seed(seed)
     r = lambda *s: torch.randn(*s, generator=g) * 0.3  # noqa: E731
     return [
@@ -54,7 +54,7 @@ class Router:
         return DecodeRouting(rows, weights, counts, self.gate)
 
 
-def _routed_reference(n: torch.Tensor, experts) -> torch.Tensor:
+def routed_reference(n: torch.Tensor, experts) -> torch.Tensor:
     out = torch.zeros_like(n, dtype=torch.float64)
     for row, e, w in ((0, 1, 0.6), (2, 1, 0.3), (2, 2, 0.7), (0, 4, 0.4), (1, 4, 1.0)):
         gate, up, down = (t.double() for t in experts[e])
@@ -64,7 +64,7 @@ def _routed_reference(n: torch.Tensor, experts) -> torch.Tensor:
 
 
 def _run(layers, rows: int = 3) -> torch.Tensor:
-    h, cos, sin, k_pool, v_pool, slots, tables, lens = _batch(rows)
+    h, cos, sin, k_pool, v_pool, slots, tables, lens = layer_batch(rows)
     cos_rows, sin_rows = torch.zeros(8, cos.shape[1]), torch.zeros(8, sin.shape[1])
     cos_rows[:rows], sin_rows[:rows] = cos, sin
     n = len(layers)
@@ -90,21 +90,21 @@ def test_a_moe_layer_adds_the_experts_its_router_chose(shared: str) -> None:
     """[dense, moe] against [dense, the same layer with its shared expert as a dense
     feed-forward]: the MoE layer's output is h1 + routed(n) (+ gate * shared(n)), with n
     the rows its router was handed, h1 the residual after attention."""
-    dense, layer = _weights(seed=0), _weights(seed=1)
+    dense, layer = layer_weights(seed=0), layer_weights(seed=1)
     gate = torch.tensor([[0.25], [1.5], [-0.5]]) if shared == "gated" else None
     router = Router(gate)
     moe_weights = layer
     if shared == "none":
         moe_weights = dataclasses.replace(layer, gate_up_weight=None, gate_up_bias=None,
                                           down_weight=None, down_bias=None)  # fmt: skip
-    moe = NativeDecodeLayer(moe_weights, SHAPE, DecodeMoE(_experts(), router, "silu"))
+    moe = NativeDecodeLayer(moe_weights, SHAPE, DecodeMoE(expert_weights(), router, "silu"))
     got = _run([NativeDecodeLayer(dense, SHAPE), moe]).double()
     as_dense = _run([NativeDecodeLayer(dense, SHAPE), NativeDecodeLayer(layer, SHAPE)]).double()
     assert len(router.seen) == 1  # one stop for one MoE layer in one step
     n = router.seen[0].double()
     shared_out = _shared_reference(n, layer)
     h1 = as_dense - shared_out
-    expected = h1 + _routed_reference(n, _experts())
+    expected = h1 + routed_reference(n, expert_weights())
     if shared == "ungated":
         expected += shared_out
     elif shared == "gated":
@@ -128,24 +128,24 @@ def test_a_moe_layer_adds_the_experts_its_router_chose(shared: str) -> None:
 )  # fmt: skip
 def test_a_router_answer_that_does_not_fit_is_refused(answer, match: str) -> None:
     moe = NativeDecodeLayer(
-        _weights(seed=1), SHAPE, DecodeMoE(_experts(), Router(answer=answer), "silu")
+        layer_weights(seed=1), SHAPE, DecodeMoE(expert_weights(), Router(answer=answer), "silu")
     )
     with pytest.raises(ValueError, match=match):
-        _run([NativeDecodeLayer(_weights(seed=0), SHAPE), moe])
+        _run([NativeDecodeLayer(layer_weights(seed=0), SHAPE), moe])
 
 
 def test_bad_experts_are_named() -> None:
-    experts = _experts()
+    experts = expert_weights()
     experts[3] = (experts[3][0], experts[3][1][:, :-1].contiguous(), experts[3][2])
     with pytest.raises(ValueError, match="expert 3's up weight"):
-        NativeDecodeLayer(_weights(), SHAPE, DecodeMoE(experts, Router(), "silu"))
+        NativeDecodeLayer(layer_weights(), SHAPE, DecodeMoE(experts, Router(), "silu"))
     with pytest.raises(ValueError, match="activation 'relu'"):
-        NativeDecodeLayer(_weights(), SHAPE, DecodeMoE(_experts(), Router(), "relu"))
+        NativeDecodeLayer(layer_weights(), SHAPE, DecodeMoE(expert_weights(), Router(), "relu"))
 
 
 def test_a_moe_layer_runs_only_in_a_stack() -> None:
-    layer = NativeDecodeLayer(_weights(), SHAPE, DecodeMoE(_experts(), Router(), "silu"))
-    h, cos, sin, k_pool, v_pool, slots, tables, lens = _batch()
+    layer = NativeDecodeLayer(layer_weights(), SHAPE, DecodeMoE(expert_weights(), Router(), "silu"))
+    h, cos, sin, k_pool, v_pool, slots, tables, lens = layer_batch()
     step = NativeDecodeStep(
         h, slots, tables, lens, torch.float32, layer.workspace_bytes(3, torch.float32)
     )

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 # the layer kernel's test module skips itself (and so this one) where the kernel cannot be built
-from test_hw_native_decode_layer import BS, SHAPE, _batch, _weights
+from test_hw_native_decode_layer import BS, SHAPE, layer_batch, layer_weights
 
 from tttv2.hw.kernels.native.decode_layer import NativeDecodeLayer, NativeDecodeStep
 from tttv2.hw.kernels.native.decode_stack import NativeDecodeStack
@@ -16,8 +16,8 @@ LAYERS = 3
 
 
 def _setup(rows: int = 3):
-    layers = [NativeDecodeLayer(_weights(seed=i), SHAPE) for i in range(LAYERS)]
-    h, cos, sin, k_pool, v_pool, slots, tables, lens = _batch(rows)
+    layers = [NativeDecodeLayer(layer_weights(seed=i), SHAPE) for i in range(LAYERS)]
+    h, cos, sin, k_pool, v_pool, slots, tables, lens = layer_batch(rows)
     k_pools = [k_pool.clone() for _ in layers]
     v_pools = [v_pool.clone() + i for i, _ in enumerate(layers)]
     return layers, h, cos, sin, k_pools, v_pools, slots, tables, lens

@@ -4,8 +4,11 @@
   CPUs and from forced device profiles (pure Python: the host does not matter);
 * every variant compiles on any x86-64 host with a C compiler (compile only: a host without
   AVX-512 cannot load that code), and the AVX-512 code paths are really in those builds;
-* every variant the host CAN run is checked against the same float64 reference; the others
-  are skipped with the reason (on an AVX-512-BF16 host all four run).
+* every variant is checked against the same float64 reference: natively where the host
+  runs it, else emulated (its code paths by SIMDe on AVX2: ``tttv2.hw.kernels.native.emulate``;
+  the test id and the build say which). On an AVX2 host all four run, two of them emulated;
+  on an AVX-512-BF16 host all four run natively. Without ``simde-py`` the emulated ones are
+  skipped with the reason, except under CI=true, where they fail.
 """
 
 from __future__ import annotations
@@ -20,10 +23,12 @@ from pathlib import Path
 import pytest
 import torch
 from hw_close import assert_close
+from hw_emulation import why_not_emulated
 
 from tttv2.hw.device.cpu import parse_cpuinfo
 from tttv2.hw.kernels.native import NativeKernelUnavailable, build_native
 from tttv2.hw.kernels.native.build import compile_native
+from tttv2.hw.kernels.native.emulate import emulable
 from tttv2.hw.kernels.native.isa import (
     KERNEL_VARIANTS,
     VARIANT_NAMES,
@@ -175,18 +180,29 @@ TOLERANCE = {torch.float32: (1e-4, 1e-5), torch.bfloat16: (5e-2, 8e-3), torch.fl
 
 
 def _runnable(isa: str):
+    """``isa`` run natively where the host can (id ``<isa>-native``), else emulated where
+    it has an emulated build (``<isa>-emulated``), else skipped with the reason."""
     v = variant(isa)
     missing = sorted(v.cpu_flags - HOST_FLAGS)
-    reason = ""
+    reason, how = "", "native" if v.native else "pytorch"
     if v.native and not X86:
         reason = f"{isa}: x86-64 code, this host is {platform.machine()}"
+    elif v.native and not COMPILER:
+        reason = f"{isa}: no C compiler here"
+    elif v.native and missing and emulable(isa):
+        how = "emulated"  # this CPU lacks it: its code paths by SIMDe on AVX2
+        why = why_not_emulated()
+        reason = (
+            f"{isa}: this CPU lacks {', '.join(missing)} and cannot emulate it: {why}"
+            if why
+            else ""
+        )
     elif v.native and missing:
         reason = (
             f"{isa}: this host's CPU lacks {', '.join(missing)} (compiled above, cannot run here)"
         )
-    elif v.native and not COMPILER:
-        reason = f"{isa}: no C compiler here"
-    return pytest.param(isa, marks=pytest.mark.skipif(bool(reason), reason=reason or "runs"))
+    mark = pytest.mark.skipif(bool(reason), reason=reason or "runs")
+    return pytest.param((isa, how == "emulated"), marks=mark, id=f"{isa}-{how}")
 
 
 def _case(rows, n, k, dtype, seed):
@@ -197,13 +213,14 @@ def _case(rows, n, k, dtype, seed):
     return x, w, b
 
 
-def _run(isa: str, x, w, scale, b, monkeypatch) -> torch.Tensor:
+def _run(isa: str, emulated: bool, x, w, scale, b, monkeypatch) -> torch.Tensor:
     if isa == "portable":  # what callers run when no native variant applies: PyTorch's path
         monkeypatch.setattr(linear_module, "skinny_linear_applies", lambda *a: False)
         assert scale is None  # int8 weights: native variants only
         return linear_module.cpu_linear(x, w, b)
-    build = build_native("skinny_linear", isa=isa)  # cached per variant across test runs
-    assert build.variant == isa
+    # cached per variant (and emulated apart) across test runs
+    build = build_native("skinny_linear", isa=isa, emulate=emulated)
+    assert build.variant == isa and build.emulated == emulated
     fn = build.library.tttv2_skinny_linear_scaled
     fn.argtypes, fn.restype = list(_SCALED), ctypes.c_int
     y = torch.empty(x.shape[0], w.shape[0], dtype=x.dtype)
@@ -217,33 +234,33 @@ def _run(isa: str, x, w, scale, b, monkeypatch) -> torch.Tensor:
     return y
 
 
-@pytest.mark.parametrize("isa", [_runnable(v.name) for v in VARIANTS])
+@pytest.mark.parametrize("build", [_runnable(v.name) for v in VARIANTS])
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16, torch.float32])
 @pytest.mark.parametrize(
     ("rows", "n", "k"), [(1, 77, 203), (3, 37, 256), (4, 24, 96), (8, 77, 300)]
 )
-def test_runnable_variant_matches_the_reference(isa, dtype, rows, n, k, monkeypatch):
+def test_every_variant_matches_the_reference(build, dtype, rows, n, k, monkeypatch):
     # K with and without tails of 8, 16 and 32; N with tails of the 3- and 4-row blocks
     monkeypatch.setenv("TTTV2_DEVICE_PROFILE", "cpu")  # the host's own: the CPU decides
     x, w, b = _case(rows, n, k, dtype, seed=rows * 1000 + k)
     with torch.inference_mode():
-        y = _run(isa, x, w, None, b, monkeypatch)
+        y = _run(*build, x, w, None, b, monkeypatch)
     ref = x.double() @ w.double().T + b.double()
     assert y.dtype == dtype
     atol, rtol = TOLERANCE[dtype]
     assert_close(y, ref, atol=atol, rtol=rtol)
 
 
-@pytest.mark.parametrize("isa", [_runnable(v.name) for v in VARIANTS if v.native])
+@pytest.mark.parametrize("build", [_runnable(v.name) for v in VARIANTS if v.native])
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float32])
-def test_runnable_variant_int8_weights_match_the_reference(isa, dtype, monkeypatch):
+def test_every_variant_int8_weights_match_the_reference(build, dtype, monkeypatch):
     monkeypatch.setenv("TTTV2_DEVICE_PROFILE", "cpu")
     g = torch.Generator().manual_seed(7)
     x = torch.randn(5, 200, generator=g).to(dtype)
     q = torch.randint(-127, 128, (45, 200), generator=g, dtype=torch.int8)
     scale = torch.rand(45, generator=g) / 500 + 1e-3
     b = torch.randn(45, generator=g).to(dtype)
-    y = _run(isa, x, q, scale, b, monkeypatch)
+    y = _run(*build, x, q, scale, b, monkeypatch)
     ref = x.double() @ (q.double() * scale.double()[:, None]).T + b.double()
     atol, rtol = TOLERANCE[dtype]
     assert_close(y, ref, atol=atol, rtol=rtol)

@@ -204,7 +204,8 @@ def format_device(config: DeviceConfig) -> str:
 
 def format_variants(status: dict[str, dict[str, Any]]) -> str:
     """Per native kernel, the ISA variant it runs as here and why (``portable``: PyTorch's
-    kernels), then why each better variant was passed over."""
+    kernels; ``(emulated)``: its code paths by SIMDe on AVX2, for tests), then why each
+    better variant was passed over."""
     header = ["native kernel", "ISA variant", "why"]
     cells = []
     for name, s in status.items():
@@ -212,7 +213,8 @@ def format_variants(status: dict[str, dict[str, Any]]) -> str:
         passed = cast(dict[str, str], s.get("passed_over") or {})
         if passed:
             why += " (passed over " + "; ".join(f"{v}: {r}" for v, r in passed.items()) + ")"
-        cells.append([name, str(s.get("variant", "")), why])
+        shown = str(s.get("variant", "")) + (" (emulated)" if s.get("emulated") else "")
+        cells.append([name, shown, why])
     widths = [max(len(r[i]) for r in [header, *cells]) for i in range(2)]
     return "\n".join(
         f"{r[0].ljust(widths[0])}  {r[1].ljust(widths[1])}  {r[2]}".rstrip()

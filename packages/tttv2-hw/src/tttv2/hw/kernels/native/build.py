@@ -15,6 +15,12 @@ compiler flags are part of the cache key. A profile whose ISA list lacks AVX2
 run them, and ``cpu:avx2`` pins the AVX2 build on any x86 host, so a profile's kernel
 selection is the same on every host that can run it.
 
+For tests, a variant's AVX-512 code paths also build *emulated* (:mod:`.emulate`: SIMDe's
+portable intrinsics on the AVX2 instructions, so any AVX2 host runs them): ``emulate=True``
+with a named ``isa``, or ``TTTV2_NATIVE_EMULATE=<variant>`` for every kernel that has that
+variant. Such a build is cached apart (``<kernel>-<variant>-emulated-<hash>.so``) and says
+so (:attr:`NativeBuild.emulated`, :func:`native_status`).
+
 Anything that stops a build (no compiler, a CPU without the ISA, a compile error) raises
 :class:`NativeKernelUnavailable` with the reason; callers fall back to PyTorch's kernels.
 """
@@ -30,15 +36,25 @@ import shutil
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import torch  # noqa: F401  loads the OpenMP runtime (libgomp) the kernels link to and share
 
 from tttv2.hw.cache import cache_dir
+from tttv2.hw.kernels.native.emulate import (
+    EMULATE_ENV,
+    emulable,
+    emulated_cflags,
+    emulated_for,
+    missing_simde,
+    simde_include,
+    simde_version,
+)
 from tttv2.hw.kernels.native.isa import (
     BASELINE,
     PORTABLE,
@@ -80,6 +96,7 @@ class NativeBuild:
     seconds: float
     variant: str = BASELINE  # the ISA variant (tttv2.hw.kernels.native.isa) it was built as
     reason: str = ""  # why that variant
+    emulated: bool = False  # the variant's code paths by SIMDe on AVX2 (tests: logic, not speed)
 
 
 #: The kernels of this package (``native/<name>.c``).
@@ -95,8 +112,9 @@ NATIVE_KERNELS = (
 def native_status(device: DeviceConfig | None = None) -> dict[str, dict[str, object]]:
     """Per kernel: built or loaded from the cache, in how many seconds, or why not (what
     ``tttv2-hw`` reports; building here is the warm-up a first decode would pay), and the
-    ISA variant it runs as (``portable``: PyTorch's kernels), why, and why not the better
-    ones, under ``device``'s profile (default: :func:`~tttv2.hw.optimal.default_device`)."""
+    ISA variant it runs as (``portable``: PyTorch's kernels), whether it is emulated (and why),
+    why, and why not the better ones, under ``device``'s profile (default:
+    :func:`~tttv2.hw.optimal.default_device`)."""
     status: dict[str, dict[str, object]] = {}
     for name in NATIVE_KERNELS:
         choice = choose_variant(name, device=device)
@@ -105,13 +123,13 @@ def native_status(device: DeviceConfig | None = None) -> dict[str, dict[str, obj
             build = build_native(name, device=device)
         except NativeKernelUnavailable as reason:
             why = str(reason).splitlines()[0]
-            if choice.variant.native:
+            if choice.variant.native and not _emulation_asked(name):  # else that build failed
                 passed[choice.variant.name] = why
             status[name] = {"available": False, "reason": str(reason), "variant": PORTABLE,
                             "variant_reason": f"PyTorch's kernels: {why}", "passed_over": passed}  # fmt: skip
         else:
             status[name] = {"available": True, "compiled": build.compiled, "seconds": round(build.seconds, 3),
-                            "path": str(build.path), "variant": build.variant,
+                            "path": str(build.path), "variant": build.variant, "emulated": build.emulated,
                             "variant_reason": build.reason, "passed_over": passed}  # fmt: skip
     return status
 
@@ -155,11 +173,18 @@ def build_native(
     out_dir: Path | None = None,
     isa: str | None = None,
     device: DeviceConfig | None = None,
+    emulate: bool = False,
 ) -> NativeBuild:
     """Compile (or load from the cache) the kernel ``native/<name>.c`` of this package, in
     the ISA variant selected for it here (:func:`choose_variant`) or the one named by
     ``isa`` (refused when the CPU lacks its flags: such a library would not run). The
-    device profile is ``device``'s, by default :func:`~tttv2.hw.optimal.default_device`'s."""
+    device profile is ``device``'s, by default :func:`~tttv2.hw.optimal.default_device`'s.
+
+    ``emulate=True`` (with ``isa`` ``avx512f`` or ``avx512_bf16``) builds that variant's code
+    paths emulated (:mod:`tttv2.hw.kernels.native.emulate`), which any AVX2 host runs. With
+    no ``isa``, ``TTTV2_NATIVE_EMULATE=<variant>`` does so for a kernel that has that variant."""
+    if emulate and isa is None:
+        raise ValueError("emulate=True needs the variant to emulate (isa=)")
     started = time.perf_counter()
     if native_disabled():
         raise NativeKernelUnavailable(f"turned off by {DISABLE_ENV}={os.environ[DISABLE_ENV]}")
@@ -167,36 +192,34 @@ def build_native(
         flags = _cpu_flags()
     check_cpu(flags, platform.machine())
     _check_device_profile(device)
-    if isa is None:
-        choice = choose_variant(name, flags=flags, device=device)
-    else:
-        chosen = variant(isa)
-        missing = sorted(chosen.cpu_flags - flags)
-        if missing:
-            raise NativeKernelUnavailable(
-                f"CPU lacks {', '.join(missing)} (needed by the {isa} variant)"
-            )
-        choice = IsaChoice(name, chosen, "named by the caller")
+    choice, emulate = _choose(name, flags, isa, device, emulate)
     if not choice.variant.native:
         raise NativeKernelUnavailable(f"{name}: {choice.reason}")
-    target, compiled = compile_native(name, choice.variant.name, out_dir=out_dir)
+    target, compiled = compile_native(name, choice.variant.name, out_dir=out_dir, emulate=emulate)
     try:
         library = ctypes.CDLL(str(target))
     except OSError as error:
         raise NativeKernelUnavailable(f"cannot load {target}: {error}") from error
     seconds = time.perf_counter() - started
-    return NativeBuild(name, target, library, compiled, seconds, choice.variant.name, choice.reason)
+    return NativeBuild(
+        name, target, library, compiled, seconds, choice.variant.name, choice.reason, emulate
+    )
 
 
 def compile_native(
-    name: str, isa: str = BASELINE, *, out_dir: Path | None = None
+    name: str, isa: str = BASELINE, *, out_dir: Path | None = None, emulate: bool = False
 ) -> tuple[Path, bool]:
     """The shared library of kernel ``name`` built as variant ``isa``, compiled unless the
     cache has it, and whether it was compiled now. Nothing is loaded, and the host's CPU is
-    not consulted: any variant compiles on any x86-64 host with a C compiler."""
+    not consulted: any variant compiles on any x86-64 host with a C compiler.
+
+    ``emulate=True``: the variant's code paths emulated (``avx512f`` and ``avx512_bf16``
+    only; needs the ``simde-py`` package), cached as ``<name>-<isa>-emulated-<hash>.so``."""
     chosen = variant(isa)
     if not chosen.native:
         raise NativeKernelUnavailable(f"the {isa} variant is PyTorch's kernels: nothing to compile")
+    if emulate and not emulable(isa):
+        raise NativeKernelUnavailable(f"the {isa} variant has no emulated build")
     package = resources.files(__package__)
     # a kernel may include headers and other kernels' sources: all of them are its source
     sources = {f.name: f.read_bytes() for f in package.iterdir() if f.name.endswith((".c", ".h"))}
@@ -206,7 +229,7 @@ def compile_native(
         )
     compiler = find_compiler()
     version = _compiler_version(compiler)
-    cflags = variant_cflags(chosen)
+    cflags = variant_cflags(chosen, emulate=emulate)
     parts = [
         name.encode(),
         *(sources[f] for f in sorted(sources)),
@@ -214,20 +237,30 @@ def compile_native(
         compiler.encode(),
         version,
     ]
+    if emulate:  # SIMDe's headers are part of the source
+        parts.append(simde_version().encode())
     key = hashlib.sha256(b"\0".join(parts)).hexdigest()
     out_dir = out_dir or cache_dir() / "native"
     suffix = "" if chosen.name == BASELINE else f"-{chosen.name}"
+    suffix += "-emulated" if emulate else ""
     target = out_dir / f"{name}{suffix}-{key[:16]}.so"
     compiled = not target.is_file()
     if compiled:
-        log.info("compiling native kernel %s (%s) into %s (first use)", name, isa, target)
+        shown = f"{isa}, emulated" if emulate else isa
+        log.info("compiling native kernel %s (%s) into %s (first use)", name, shown, target)
         _compile(compiler, sources, target, name, cflags)
     return target, compiled
 
 
-def variant_cflags(v: IsaVariant) -> tuple[str, ...]:
-    """The full compiler command-line flags of variant ``v`` (``-O3``, its ``-m`` flags, ...)."""
-    return (COMMON_CFLAGS[0], *v.cflags, *COMMON_CFLAGS[1:])
+def variant_cflags(v: IsaVariant, *, emulate: bool = False) -> tuple[str, ...]:
+    """The full compiler command-line flags of variant ``v`` (``-O3``, its ``-m`` flags, ...);
+    ``emulate``: of its emulated build (the AVX2 flags, SIMDe's include directory, ...)."""
+    if not emulate:
+        return (COMMON_CFLAGS[0], *v.cflags, *COMMON_CFLAGS[1:])
+    include = simde_include()
+    if include is None:
+        raise NativeKernelUnavailable(missing_simde())
+    return (COMMON_CFLAGS[0], *emulated_cflags(v, include), *COMMON_CFLAGS[1:])
 
 
 def choose_variant(
@@ -286,11 +319,70 @@ def native_function(
     return fn
 
 
+_T = TypeVar("_T")
+#: The kernels' own cached lookups (:func:`native_lookup`), forgotten with native_function's.
+_LOOKUPS: list[Callable[[], None]] = []
+
+
+def native_lookup(lookup: Callable[[], _T]) -> Callable[[], _T]:
+    """``functools.cache`` for a kernel module's lookup of its C function (one lookup per
+    process, without hashing the argument types on every call), forgotten with the others
+    by :func:`forget_native_functions`."""
+    cached = cache(lookup)
+    _LOOKUPS.append(cached.cache_clear)
+    return cached
+
+
+def forget_native_functions() -> None:
+    """Forget every native function looked up in this process (:func:`native_function`'s
+    and the kernels' :func:`native_lookup` caches): the next call looks it up, and builds it,
+    again under the environment then (``TTTV2_NATIVE_KERNELS``, ``TTTV2_NATIVE_EMULATE``,
+    ``TTTV2_DEVICE_PROFILE``). Libraries already loaded stay loaded. For tests."""
+    native_function.cache_clear()
+    for clear in _LOOKUPS:
+        clear()
+
+
 def _compiler_version(compiler: str) -> bytes:
     try:
         return subprocess.run([compiler, "--version"], capture_output=True, check=False).stdout
     except OSError as error:
         raise NativeKernelUnavailable(f"cannot run {compiler}: {error}") from error
+
+
+def _choose(
+    name: str, flags: frozenset[str], isa: str | None, device: DeviceConfig | None, emulate: bool
+) -> tuple[IsaChoice, bool]:
+    """build_native's variant and whether it is emulated: the caller's ``isa`` (refused when
+    the CPU lacks it, unless emulated), else TTTV2_NATIVE_EMULATE's, else choose_variant's."""
+    if isa is None:
+        try:
+            requested = emulated_for(name)
+        except ValueError as error:  # a variant that cannot be emulated: say so, build nothing
+            raise NativeKernelUnavailable(str(error)) from error
+        if requested is None:
+            return choose_variant(name, flags=flags, device=device), False
+        why = (
+            f"emulated by SIMDe on AVX2 ({EMULATE_ENV}={requested}): tests its code, not its speed"
+        )
+        return IsaChoice(name, variant(requested), why), True
+    chosen = variant(isa)
+    if emulate:
+        return IsaChoice(name, chosen, "named by the caller, emulated by SIMDe on AVX2"), True
+    missing = sorted(chosen.cpu_flags - flags)
+    if missing:
+        raise NativeKernelUnavailable(
+            f"CPU lacks {', '.join(missing)} (needed by the {isa} variant)"
+        )
+    return IsaChoice(name, chosen, "named by the caller"), False
+
+
+def _emulation_asked(name: str) -> bool:
+    """Whether TTTV2_NATIVE_EMULATE asks for an emulated build of ``name`` (or is bad)."""
+    try:
+        return emulated_for(name) is not None
+    except ValueError:
+        return True
 
 
 def _default_device() -> DeviceConfig:

@@ -28,13 +28,16 @@ Inference only, CPU tensors, 1-16 rows (:data:`MAX_ROWS`).
 from __future__ import annotations
 
 import ctypes
-from functools import cache
 from typing import TYPE_CHECKING
 
 import torch
 
 from tttv2.hw.kernels.decode_layers import DecodeLayerShape, DecodeLayerWeights, DecodeMoE
-from tttv2.hw.kernels.native.build import NativeKernelUnavailable, native_function
+from tttv2.hw.kernels.native.build import (
+    NativeKernelUnavailable,
+    native_function,
+    native_lookup,
+)
 from tttv2.hw.kernels.native.decode_moe import NativeDecodeMoE
 from tttv2.hw.kernels.native.skinny_linear import CHUNK_BYTES, INT8_CODE, SKINNY_MAX_ROWS
 from tttv2.hw.kernels.native.tensors import DTYPE_CODES, native_allowed
@@ -86,13 +89,13 @@ _ARGTYPES = (
 )
 
 
-@cache  # one lookup without hashing the argument types on every call
+@native_lookup
 def decode_layer_kernel() -> CFuncPtr | NativeKernelUnavailable:
     """The C function, or why there is none (built once per process, cached on disk)."""
     return native_function("decode_layer", "tttv2_decode_layer", _ARGTYPES)
 
 
-@cache
+@native_lookup
 def _workspace_fn() -> CFuncPtr:
     build = decode_layer_kernel()
     if isinstance(build, NativeKernelUnavailable):

@@ -21,12 +21,15 @@ from __future__ import annotations
 
 import ctypes
 from collections.abc import Sequence
-from functools import cache
 from typing import TYPE_CHECKING
 
 import torch
 
-from tttv2.hw.kernels.native.build import NativeKernelUnavailable, native_function
+from tttv2.hw.kernels.native.build import (
+    NativeKernelUnavailable,
+    native_function,
+    native_lookup,
+)
 from tttv2.hw.kernels.native.decode_layer import (
     NativeDecodeLayer,
     NativeDecodeStep,
@@ -52,7 +55,7 @@ class _LayerCall(ctypes.Structure):  # LayerCall in decode_layer.c
     ]  # fmt: skip
 
 
-@cache
+@native_lookup
 def decode_stack_kernel() -> CFuncPtr | NativeKernelUnavailable:
     """The C function, or why there is none (the library of the one-layer kernel)."""
     layer = decode_layer_kernel()

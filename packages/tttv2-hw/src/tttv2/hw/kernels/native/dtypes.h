@@ -1,13 +1,51 @@
 /* Shared by the native kernels: dtype codes, 8-wide loads to fp32, rounding stores. */
 #ifndef TTTV2_NATIVE_DTYPES_H
 #define TTTV2_NATIVE_DTYPES_H
-#include <immintrin.h>
 #include <stdint.h>
 #include <string.h>
 
-enum { F32 = 0, BF16 = 1, F16 = 2, I8 = 3 }; /* I8: weights only (int8 codes, a scale per row) */
-
 #define INLINE static inline __attribute__((always_inline))
+
+/* The wider code paths the kernels compile, decided here and nowhere else:
+ * TTTV2_AVX512F (16-wide loads and FMAs) and TTTV2_AVX512BF16 (vdpbf16ps). Real builds take
+ * them from the compiler's target (-mavx512f, -mavx512bf16: the variants of
+ * tttv2.hw.kernels.native.isa). Emulated builds (tests, on hosts without AVX-512) define
+ * TTTV2_SIMDE_ISA (1: the avx512f paths, 2: the avx512_bf16 ones too) and are compiled with
+ * the AVX2 flags: the AVX-512 intrinsics are SIMDe's portable definitions, the AVX2 ones
+ * stay native. That checks the paths' logic, not their speed nor vdpbf16ps's rounding. */
+#if defined(TTTV2_SIMDE_ISA)
+#define SIMDE_ENABLE_NATIVE_ALIASES
+#include <simde/x86/avx512.h>
+#undef I /* complex.h, which SIMDe includes: the kernels name variables I */
+#define TTTV2_AVX512F 1
+#if TTTV2_SIMDE_ISA >= 2
+#define TTTV2_AVX512BF16 1
+#endif
+/* Two intrinsics SIMDe 0.8.2 lacks, from ones it has (named apart: the compiler's own
+ * declarations of these names need -mavx512f). Sign-extending 16 int8 to int32: exact. */
+INLINE __m512i tttv2_mm512_cvtepi8_epi32(__m128i a) { return _mm512_cvtepi16_epi32(_mm256_cvtepi8_epi16(a)); }
+#define _mm512_cvtepi8_epi32 tttv2_mm512_cvtepi8_epi32
+/* The sum of 16 lanes in GCC's order (avx512fintrin.h, __MM512_REDUCE_OP): the two 256-bit
+ * halves added, then the 128-bit halves, then lanes (0+2) + (1+3). */
+INLINE float tttv2_mm512_reduce_add_ps(__m512 a) {
+    float v[16], h[8];
+    _mm512_storeu_ps(v, a);
+    for (int i = 0; i < 8; i++) h[i] = v[i] + v[i + 8];
+    for (int i = 0; i < 4; i++) h[i] = h[i] + h[i + 4];
+    return (h[0] + h[2]) + (h[1] + h[3]);
+}
+#define _mm512_reduce_add_ps tttv2_mm512_reduce_add_ps
+#else
+#include <immintrin.h>
+#if defined(__AVX512F__)
+#define TTTV2_AVX512F 1
+#endif
+#if defined(__AVX512BF16__)
+#define TTTV2_AVX512BF16 1
+#endif
+#endif
+
+enum { F32 = 0, BF16 = 1, F16 = 2, I8 = 3 }; /* I8: weights only (int8 codes, a scale per row) */
 
 INLINE __m256 load8(const void *base, int64_t i, int dtype) {
     if (dtype == I8) /* 8 int8 codes widened to int32, then to float (exact) */
@@ -108,7 +146,7 @@ INLINE int valid_dtype(int t) { return t >= F32 && t <= F16; }
 INLINE int valid_weight_dtype(int t) { return valid_dtype(t) || t == I8; }
 INLINE int64_t weight_bytes(int t) { return t == F32 ? 4 : t == I8 ? 1 : 2; }
 
-#if defined(__AVX512F__)
+#if defined(TTTV2_AVX512F)
 /* AVX-512 builds (the avx512f and avx512_bf16 variants) only: load8 16 wide. */
 INLINE __m512 load16(const void *base, int64_t i, int dtype) {
     if (dtype == I8)
@@ -123,7 +161,7 @@ INLINE __m512 load16(const void *base, int64_t i, int dtype) {
 }
 #endif
 
-#if defined(__AVX512BF16__)
+#if defined(TTTV2_AVX512BF16)
 /* 32 bf16 values (a, b: at least 32 readable) as the operand vdpbf16ps takes. */
 INLINE __m512bh load32_bf16(const uint16_t *a) { return (__m512bh)_mm512_loadu_si512((const void *)a); }
 

@@ -1,8 +1,10 @@
 """Which instruction-set variant of each native kernel runs here: one table, one rule.
 
 A variant is the kernels' C source compiled with one set of ``-m`` flags; the source picks
-its code paths with ``#if defined(__AVX512F__)`` / ``__AVX512BF16__``, so the variants
-differ only where a kernel has code for a wider ISA. :data:`VARIANTS` lists them, best
+its code paths with ``#if defined(TTTV2_AVX512F)`` / ``TTTV2_AVX512BF16``, which ``dtypes.h``
+sets from the compiler's ``__AVX512F__`` / ``__AVX512BF16__`` (or, in the emulated builds of
+:mod:`tttv2.hw.kernels.native.emulate`, from ``TTTV2_SIMDE_ISA``), so the variants differ
+only where a kernel has code for a wider ISA. :data:`VARIANTS` lists them, best
 first, each with the ISA names (:data:`tttv2.hw.device.cpu.ISA_FLAGS`, the same names the
 device profiles use) it needs, the ``/proc/cpuinfo`` flags those names stand for, and the
 compiler flags:

@@ -10,7 +10,6 @@ cache to the query's dtype first), so results are as close to exact as torch's o
 from __future__ import annotations
 
 import ctypes
-from functools import cache
 from typing import TYPE_CHECKING
 
 import torch
@@ -20,6 +19,7 @@ from tttv2.hw.kernels.native import (
     NativeKernelUnavailable,
     native_allowed,
     native_function,
+    native_lookup,
     records_grad,
 )
 
@@ -34,7 +34,7 @@ _ARGTYPES = (
 )
 
 
-@cache  # one lookup without hashing the argument types on every call
+@native_lookup
 def _kernel() -> CFuncPtr | NativeKernelUnavailable:
     return native_function("paged_decode_attention", "tttv2_paged_decode_attention", _ARGTYPES)
 

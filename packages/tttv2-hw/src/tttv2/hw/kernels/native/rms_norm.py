@@ -8,7 +8,6 @@ so results may differ from torch's in the last bit."""
 from __future__ import annotations
 
 import ctypes
-from functools import cache
 from typing import TYPE_CHECKING
 
 import torch
@@ -18,6 +17,7 @@ from tttv2.hw.kernels.native import (
     NativeKernelUnavailable,
     native_allowed,
     native_function,
+    native_lookup,
     records_grad,
 )
 
@@ -29,7 +29,7 @@ _ARGTYPES = (
 )
 
 
-@cache  # one lookup without hashing the argument types on every call
+@native_lookup
 def _kernel() -> CFuncPtr | NativeKernelUnavailable:
     return native_function("rms_norm", "tttv2_rms_norm", _ARGTYPES)
 

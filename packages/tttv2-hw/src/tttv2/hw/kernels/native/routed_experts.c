@@ -68,7 +68,7 @@ static void moe_gated_span(const void *g, const void *u, void *a, float *af, int
 }
 
 /* Whether the products take skinny_linear's bf16 x bf16 path (vdpbf16ps, bf16 inputs). */
-#if defined(__AVX512BF16__)
+#if defined(TTTV2_AVX512BF16)
 #define MOE_DP(xt, wt) ((xt) == BF16 && (wt) == BF16)
 #else
 #define MOE_DP(xt, wt) 0
@@ -78,7 +78,7 @@ static void moe_gated_span(const void *g, const void *u, void *a, float *af, int
  * the bf16 x bf16 one, as tttv2_skinny_linear picks them. */
 static void moe_rows(int dp, const float *xf, const void *xh, const void *w, int wt, void *y, int yt, int64_t c,
                      int64_t N, int64_t K, int64_t lo, int64_t hi) {
-#if defined(__AVX512BF16__)
+#if defined(TTTV2_AVX512BF16)
     if (dp) {
         rows_against_chunk_dp((const uint16_t *)xh, (const uint16_t *)w, NULL, 0, y, yt, c, N, K, lo, hi);
         return;

@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import ctypes
 from collections.abc import Sequence
-from functools import cache
 from typing import TYPE_CHECKING
 
 import torch
 
-from tttv2.hw.kernels.native.build import NativeKernelUnavailable, native_function
+from tttv2.hw.kernels.native.build import (
+    NativeKernelUnavailable,
+    native_function,
+    native_lookup,
+)
 from tttv2.hw.kernels.native.skinny_linear import CHUNK_BYTES, SKINNY_MAX_ROWS
 from tttv2.hw.kernels.native.tensors import DTYPE_CODES, native_allowed, records_grad
 
@@ -48,7 +51,7 @@ _ARGTYPES = (
 )
 
 
-@cache
+@native_lookup
 def routed_experts_kernel() -> CFuncPtr | NativeKernelUnavailable:
     """The C function, or why there is none (built once per process, cached on disk)."""
     return native_function("routed_experts", "tttv2_routed_experts", _ARGTYPES)

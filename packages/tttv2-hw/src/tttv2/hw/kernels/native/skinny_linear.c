@@ -67,7 +67,7 @@ INLINE void block(const float *x, const void *w, int wt, const float *scale, con
         }
 }
 
-#if defined(__AVX512F__)
+#if defined(TTTV2_AVX512F)
 /* block() 16 wide: the same products, summed in 16 lanes instead of 8. */
 INLINE void block16(const float *x, const void *w, int wt, const float *scale, const void *bias, int bt, void *y,
                     int yt, int64_t m0, int64_t n0, int64_t N, int64_t K, const int MR, const int NR) {
@@ -144,7 +144,7 @@ static void rows_against_chunk(const float *xf, const void *w, int wt, const flo
     }
 }
 
-#if defined(__AVX512BF16__)
+#if defined(TTTV2_AVX512BF16)
 /* bf16 rows x (MR of them, stride K) against NR bf16 weight rows by vdpbf16ps, 32 pairs
  * per instruction; fp32 sums rounded once to the output dtype, as block(). */
 INLINE void block_dp(const uint16_t *x, const uint16_t *w, const void *bias, int bt, void *y, int yt, int64_t m0,
@@ -213,7 +213,7 @@ int tttv2_skinny_linear_scaled(const void *x, int xt, const void *w, int wt, con
     if (!valid_dtype(xt) || !valid_weight_dtype(wt) || !valid_dtype(yt) || (bias && !valid_dtype(bt))) return 1;
     if (wt == I8 && !scale) return 1;
     if (M <= 0 || N <= 0) return 0;
-#if defined(__AVX512BF16__)
+#if defined(TTTV2_AVX512BF16)
     if (xt == BF16 && wt == BF16 && !scale)
         return skinny_linear_dp((const uint16_t *)x, (const uint16_t *)w, bias, bt, y, yt, M, N, K, l2_bytes);
 #endif

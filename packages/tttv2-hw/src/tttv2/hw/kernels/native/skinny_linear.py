@@ -19,7 +19,6 @@ callers use PyTorch.
 from __future__ import annotations
 
 import ctypes
-from functools import cache
 from typing import TYPE_CHECKING
 
 import torch
@@ -29,6 +28,7 @@ from tttv2.hw.kernels.native import (
     NativeKernelUnavailable,
     native_allowed,
     native_function,
+    native_lookup,
     records_grad,
 )
 
@@ -52,7 +52,7 @@ _SCALED_ARGTYPES = (
 INT8_CODE = 3
 
 
-@cache  # one lookup without hashing the argument types on every call
+@native_lookup
 def skinny_kernel() -> CFuncPtr | NativeKernelUnavailable:
     """The C function, or why there is none (built once per process, cached on disk)."""
     return native_function("skinny_linear", "tttv2_skinny_linear", _ARGTYPES)
@@ -102,7 +102,7 @@ def skinny_linear(
     return y if flat else y.view(*x.shape[:-1], out_features)
 
 
-@cache
+@native_lookup
 def skinny_int8_kernel() -> CFuncPtr | NativeKernelUnavailable:
     """The C function for int8 weights with per-row scales, or why there is none."""
     return native_function("skinny_linear", "tttv2_skinny_linear_scaled", _SCALED_ARGTYPES)
