@@ -23,6 +23,7 @@ from typing import Any
 import torch
 
 from tttv2.cli.errors import UsageError
+from tttv2.cli.host import format_host, host_facts
 from tttv2.cli.kv_pool import plan_kv_pool
 from tttv2.cli.loading import DTYPES, load
 from tttv2.cli.measure import stream_bandwidth
@@ -111,6 +112,7 @@ def run_precision_bench(
         "repeats": args.repeats, "torch_threads": torch.get_num_threads(),
         "kv_cache": {"block_size": pool.block_size, "num_blocks": pool.num_blocks},
         "decode_path": {c.name: decode_path(c.loaded.model) for c in contenders},
+        "host": host_facts(hw, DTYPES[args.dtype]),
     }  # fmt: skip
     if args.json:
         out = {
@@ -126,6 +128,7 @@ def run_precision_bench(
     print(f"checkpoint {checkpoint}  dtype {args.dtype}  precision {args.precision} against {args.dtype}  "
           f"device {device}  batch {args.batch}  prompt {args.prompt_len}  generate {args.gen_len}  "
           f"repeats {args.repeats} (alternating)")  # fmt: skip
+    print(format_host(config["host"]))
     for c in contenders:
         path = config["decode_path"][c.name]
         if path is not None:

@@ -15,6 +15,7 @@ from tttv2.cli import options
 from tttv2.cli.default_checkpoint import DEFAULT_CHECKPOINT_NOTE, default_checkpoint
 from tttv2.cli.errors import UsageError
 from tttv2.cli.hardware import apply_num_threads, device_config
+from tttv2.cli.host import format_host, host_facts
 from tttv2.cli.kv_pool import plan_kv_pool
 from tttv2.cli.loading import DTYPES, load, resolve_device
 from tttv2.cli.measure import stream_bandwidth
@@ -185,6 +186,7 @@ def run(args: argparse.Namespace) -> int:
         "torch_threads": torch.get_num_threads(),
         "kv_cache": {"block_size": pool.block_size, "num_blocks": pool.num_blocks},
         "decode_path": decode_path,
+        "host": host_facts(hw, DTYPES[args.dtype]),
     }
     if args.json:
         print(
@@ -202,6 +204,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"checkpoint {checkpoint}  dtype {args.dtype}  device {device}  batch {args.batch}  "
           f"prompt {args.prompt_len}  generate {args.gen_len}"
           f"{'  decode compiled (torch.compile)' if args.compile else ''}")  # fmt: skip
+    print(format_host(config["host"]))
     if decode_path is not None:
         last = decode_path["last_pass_eager_because"]
         print(f"decode path: {decode_path['kind']} ({decode_path['reason']})"
