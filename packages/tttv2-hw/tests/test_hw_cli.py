@@ -70,7 +70,11 @@ def test_list_profiles_and_help(capsys):
     assert "tt:P150x4" in capsys.readouterr().out.split()
     with pytest.raises(SystemExit) as exc:
         main(["--help"])
-    assert exc.value.code == 0 and "--profile" in capsys.readouterr().out
+    shown = " ".join(capsys.readouterr().out.split())  # argparse wraps the epilog
+    assert exc.value.code == 0 and "--profile" in shown
+    # the help names the variant tables and the environment that changes them
+    assert "fp32_upcast" in shown and "avx512_bf16" in shown
+    assert "TTTV2_NATIVE_EMULATE=avx512f|avx512_bf16" in shown and "TTTV2_NATIVE_KERNELS=0" in shown
 
 
 def test_spec_file_gives_a_memory_plan(tmp_path, capsys):

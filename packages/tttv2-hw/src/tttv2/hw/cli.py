@@ -60,6 +60,12 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     parser = _Parser(
         prog=prog,
         description="Show the device TTTv2 detects and the parameters it picks per operation and mode.",
+        epilog="On a CPU it also lists, with the reasons, the instruction-set variant each native "
+        "kernel runs as (avx512_bf16, avx512f, avx2, portable) and the GEMM variant of products of "
+        "8+ half-precision rows (amx, avx512_bf16, neon_bf16, fp32_upcast). Environment: "
+        "TTTV2_DEVICE_PROFILE forces a profile (as --profile does for this command), "
+        "TTTV2_NATIVE_KERNELS=0 turns the native kernels off, TTTV2_NATIVE_EMULATE=avx512f|avx512_bf16 "
+        "builds those variants emulated on AVX2 (for tests: their logic, not their speed).",
     )
     parser.add_argument(
         "--profile", metavar="NAME", help="force a device profile (see --list-profiles)"
