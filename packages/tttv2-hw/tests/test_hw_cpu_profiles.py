@@ -16,7 +16,7 @@ from tttv2.hw.device.profiles import CPU_ISA_PROFILES
 from tttv2.hw.kernels.linear import cpu_linear, native_half_matmul
 from tttv2.hw.kernels.native import NativeKernelUnavailable, build_native
 from tttv2.hw.kernels.native.build import REQUIRED_CPU_FLAGS
-from tttv2.hw.kernels.skinny_linear import SKINNY_MAX_ROWS
+from tttv2.hw.kernels.native.skinny_linear import SKINNY_MAX_ROWS
 
 build_module = importlib.import_module("tttv2.hw.kernels.native.build")
 linear_module = importlib.import_module("tttv2.hw.kernels.linear")

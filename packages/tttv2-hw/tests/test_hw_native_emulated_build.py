@@ -83,7 +83,9 @@ def test_a_missing_simde_is_named(monkeypatch, tmp_path, emulating):
     with pytest.raises(NativeKernelUnavailable, match="simde-py"):
         build_native("skinny_linear", isa="avx512f", emulate=True, out_dir=tmp_path)
     emulating("avx512f")
-    fn = native_function("skinny_linear", "tttv2_skinny_linear", ())
+    # asked for, not possible: said out loud, then PyTorch's kernels as for any other reason
+    with pytest.warns(RuntimeWarning, match="TTTV2_NATIVE_EMULATE=avx512f: skinny_linear runs PyTorch's kernels, not the emulated build: .*simde-py"):  # fmt: skip
+        fn = native_function("skinny_linear", "tttv2_skinny_linear", ())
     assert isinstance(fn, NativeKernelUnavailable) and "simde-py" in str(fn)
 
 
@@ -91,9 +93,13 @@ def test_a_missing_simde_is_named(monkeypatch, tmp_path, emulating):
 def test_a_variant_that_cannot_be_emulated_is_refused_by_name(emulating, capsys, monkeypatch):
     monkeypatch.delenv("TTTV2_NATIVE_KERNELS", raising=False)
     emulating("avx2")
-    fn = native_function("skinny_linear", "tttv2_skinny_linear", ())
+    with pytest.warns(
+        RuntimeWarning, match="TTTV2_NATIVE_EMULATE=avx2: skinny_linear runs PyTorch's"
+    ):
+        fn = native_function("skinny_linear", "tttv2_skinny_linear", ())
     assert isinstance(fn, NativeKernelUnavailable) and "TTTV2_NATIVE_EMULATE=avx2" in str(fn)
-    assert main(["--profile", "cpu:avx2", "--op", "ffn", "--json"]) == 0
+    with pytest.warns(RuntimeWarning, match="decode_layer runs PyTorch's kernels"):  # its path
+        assert main(["--profile", "cpu:avx2", "--op", "ffn", "--json"]) == 0
     skinny = json.loads(capsys.readouterr().out)["native_kernels"]["skinny_linear"]
     assert not skinny["available"] and skinny["variant"] == "portable"
     assert "TTTV2_NATIVE_EMULATE=avx2" in skinny["variant_reason"]

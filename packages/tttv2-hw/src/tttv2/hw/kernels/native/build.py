@@ -36,6 +36,7 @@ import shutil
 import subprocess
 import tempfile
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
@@ -309,10 +310,20 @@ def native_function(
 ) -> CFuncPtr | NativeKernelUnavailable:
     """One C function (returning int) of kernel ``name``, built on the first call of the
     process (see :func:`build_native`), or the reason it cannot be: callers test for
-    :class:`NativeKernelUnavailable` and use PyTorch instead."""
+    :class:`NativeKernelUnavailable` and use PyTorch instead. When ``TTTV2_NATIVE_EMULATE``
+    asked for this kernel emulated and that build cannot be made, a :class:`RuntimeWarning`
+    says so: a run meant to check the emulated code must not pass quietly on PyTorch's."""
     try:
         build = build_native(name)
     except NativeKernelUnavailable as reason:
+        if _emulation_asked(name):
+            first = str(reason).splitlines()[0]
+            warnings.warn(
+                f"{EMULATE_ENV}={os.environ.get(EMULATE_ENV, '')}: {name} runs PyTorch's kernels, "
+                f"not the emulated build: {first}",
+                RuntimeWarning,
+                stacklevel=2,
+            )
         return reason
     fn = getattr(build.library, symbol)
     fn.argtypes, fn.restype = list(argtypes), ctypes.c_int
