@@ -12,7 +12,7 @@ import dataclasses
 import json
 import math
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn, cast
 
@@ -212,20 +212,14 @@ def format_variants(status: dict[str, dict[str, Any]]) -> str:
     """Per native kernel, the ISA variant it runs as here and why (``portable``: PyTorch's
     kernels; ``(emulated)``: its code paths by SIMDe on AVX2, for tests), then why each
     better variant was passed over."""
-    header = ["native kernel", "ISA variant", "why"]
     cells = []
     for name, s in status.items():
-        why = str(s.get("variant_reason", ""))
         passed = cast(dict[str, str], s.get("passed_over") or {})
-        if passed:
-            why += " (passed over " + "; ".join(f"{v}: {r}" for v, r in passed.items()) + ")"
         shown = str(s.get("variant", "")) + (" (emulated)" if s.get("emulated") else "")
-        cells.append([name, shown, why])
-    widths = [max(len(r[i]) for r in [header, *cells]) for i in range(2)]
-    return "\n".join(
-        f"{r[0].ljust(widths[0])}  {r[1].ljust(widths[1])}  {r[2]}".rstrip()
-        for r in [header, ["-" * widths[0], "-" * widths[1], "---"], *cells]
-    )
+        cells.append(
+            [name, shown, _with_passed_over(str(s.get("variant_reason", "")), passed.items())]
+        )
+    return _aligned(["native kernel", "ISA variant", "why"], cells)
 
 
 def half_gemm_choices(config: DeviceConfig) -> list[GemmChoice]:
@@ -239,19 +233,29 @@ def half_gemm_choices(config: DeviceConfig) -> list[GemmChoice]:
 def format_half_gemm(choices: Sequence[GemmChoice]) -> str:
     """Per half-precision dtype, the GEMM variant of products of many rows (prefill,
     batched decode) and why, then why each better variant was passed over."""
-    header = [f"GEMM, {UPCAST_MIN_ROWS}+ rows", "variant", "runs", "why"]
-    cells = []
-    for c in choices:
-        why = c.reason
-        if c.passed_over:
-            why += " (passed over " + "; ".join(f"{v}: {r}" for v, r in c.passed_over) + ")"
-        cells.append([str(c.dtype).removeprefix("torch."), c.variant.name, c.variant.how, why])
-    widths = [max(len(r[i]) for r in [header, *cells]) for i in range(3)]
+    cells = [
+        [str(c.dtype).removeprefix("torch."), c.variant.name, c.variant.how,
+         _with_passed_over(c.reason, c.passed_over)]
+        for c in choices
+    ]  # fmt: skip
+    return _aligned([f"GEMM, {UPCAST_MIN_ROWS}+ rows", "variant", "runs", "why"], cells)
+
+
+def _with_passed_over(why: str, passed: Iterable[tuple[str, str]]) -> str:
+    """``why (passed over v1: r1; v2: r2)``, or ``why`` when nothing was passed over."""
+    shown = "; ".join(f"{v}: {r}" for v, r in passed)
+    return f"{why} (passed over {shown})" if shown else why
+
+
+def _aligned(header: list[str], cells: list[list[str]]) -> str:
+    """A text table: every column but the last padded to its widest cell, a rule of dashes
+    under the header (``---`` over the last column)."""
+    widths = [max(len(r[i]) for r in [header, *cells]) for i in range(len(header) - 1)]
     rule = ["-" * w for w in widths] + ["---"]
     return "\n".join(
-        "  ".join(cell.ljust(w) for cell, w in zip(r[:3], widths, strict=True)) + "  " + r[3]
+        "  ".join([*(cell.ljust(w) for cell, w in zip(r, widths, strict=False)), r[-1]]).rstrip()
         for r in [header, rule, *cells]
-    ).rstrip()
+    )
 
 
 def format_native(status: dict[str, dict[str, Any]]) -> str:
