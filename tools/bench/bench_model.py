@@ -618,21 +618,15 @@ def print_targets(rows: list[dict[str, Any]]) -> None:
 
 
 def machine() -> dict[str, Any]:
-    """The host, as `tttv2 bench` names it (CPU, ISA, threads, each native kernel's ISA
-    variant, the bf16 many-row GEMM's variant), plus versions and the load."""
+    """The host, as `tttv2 bench` names it (tttv2.cli.host: CPU, ISA, cores, threads, each
+    native kernel's ISA variant, the bf16 many-row GEMM's variant), plus versions and the load."""
     from tttv2.cli.host import host_facts
     from tttv2.hw import DeviceConfig
 
     device = DeviceConfig.auto_detect()
-    host = host_facts(device, torch.bfloat16)
     return {
-        "cpu": device.cpu.model_name,
-        "isa": list(device.cpu.isa),
+        **host_facts(device, torch.bfloat16),
         "bf16_native": device.cpu.bf16_native,
-        "usable_cores": device.cpu.usable_cores,
-        "torch_threads": torch.get_num_threads(),
-        "native_kernels": host.get("native_kernels"),
-        "bf16_gemm_many_rows": host.get("gemm_many_rows"),
         "torch": torch.__version__,
         "python": platform.python_version(),
         "load_average_at_start": os.getloadavg(),
